@@ -1,0 +1,1 @@
+//! The function model of faas.

@@ -1,0 +1,1 @@
+//! faas on Kubernetes.

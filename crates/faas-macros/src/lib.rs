@@ -1,0 +1,1 @@
+//! The `#[function]` attribute of faas.

@@ -1,0 +1,1 @@
+//! Runnable examples of faas; see the `examples/` targets of this package.

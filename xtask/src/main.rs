@@ -1,0 +1,2 @@
+//! The automation of the faas workspace.
+fn main() {}
