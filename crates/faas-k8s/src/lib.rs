@@ -1,1 +1,3 @@
 //! faas on Kubernetes.
+
+pub mod node;

@@ -1,0 +1,433 @@
+//! The boundary between the virtual node and what actually runs pods.
+//!
+//! The node resolves everything that is Kubernetes-specific (environment from ConfigMaps, Secrets and
+//! the downward API, `$(VAR)` expansion, restart policy and back-off, probes, deletion grace) and hands
+//! a [`PodBackend`] a plain, resolved [`PodLaunch`]. The backend only runs things and reports what it
+//! sees as [`PodRuntimeStatus`], announcing every change on its [`PodEvents`] stream.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::IpAddr;
+use std::time::{Duration, SystemTime};
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use futures::stream::BoxStream;
+use serde::{Deserialize, Serialize};
+
+/// Identifies one pod instance on the node (the uid distinguishes a re-created pod of the same name).
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct PodKey {
+    /// The pod's namespace.
+    pub namespace: String,
+    /// The pod's name.
+    pub name: String,
+    /// The pod's `metadata.uid`.
+    pub uid: String,
+}
+
+impl PodKey {
+    /// A key from its three parts.
+    pub fn new(
+        namespace: impl Into<String>,
+        name: impl Into<String>,
+        uid: impl Into<String>,
+    ) -> Self {
+        Self {
+            namespace: namespace.into(),
+            name: name.into(),
+            uid: uid.into(),
+        }
+    }
+}
+
+impl fmt::Display for PodKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{} ({})", self.namespace, self.name, self.uid)
+    }
+}
+
+/// Everything a backend needs to start a pod, already resolved by the node.
+#[non_exhaustive]
+#[derive(Clone, Debug)]
+pub struct PodLaunch {
+    /// Which pod this is.
+    pub key: PodKey,
+    /// Its containers, in spec order.
+    pub containers: Vec<ContainerLaunch>,
+    /// The pod's labels.
+    pub labels: BTreeMap<String, String>,
+    /// The pod's annotations.
+    pub annotations: BTreeMap<String, String>,
+}
+
+impl PodLaunch {
+    /// A launch description with no labels and no annotations.
+    pub fn new(key: PodKey, containers: Vec<ContainerLaunch>) -> Self {
+        Self {
+            key,
+            containers,
+            labels: BTreeMap::new(),
+            annotations: BTreeMap::new(),
+        }
+    }
+
+    /// Sets the labels.
+    #[must_use]
+    pub fn with_labels(mut self, labels: BTreeMap<String, String>) -> Self {
+        self.labels = labels;
+        self
+    }
+
+    /// Sets the annotations.
+    #[must_use]
+    pub fn with_annotations(mut self, annotations: BTreeMap<String, String>) -> Self {
+        self.annotations = annotations;
+        self
+    }
+}
+
+/// One container of a [`PodLaunch`].
+#[non_exhaustive]
+#[derive(Clone, Debug)]
+pub struct ContainerLaunch {
+    /// The container's name.
+    pub name: String,
+    /// The image, as written in the pod spec (the backend maps it to something it can run).
+    pub image: String,
+    /// The command, already `$(VAR)`-expanded; empty means the image's default.
+    pub command: Vec<String>,
+    /// The arguments, already `$(VAR)`-expanded.
+    pub args: Vec<String>,
+    /// The environment, fully resolved, in kubelet order; the backend adds `POD_IP`.
+    pub env: Vec<(String, String)>,
+    /// The working directory, if the spec sets one.
+    pub working_dir: Option<String>,
+    /// The container ports the spec declares.
+    pub ports: Vec<u16>,
+}
+
+impl ContainerLaunch {
+    /// A container with the given name and image and nothing else set.
+    pub fn new(name: impl Into<String>, image: impl Into<String>) -> Self {
+        Self {
+            name: name.into(),
+            image: image.into(),
+            command: Vec::new(),
+            args: Vec::new(),
+            env: Vec::new(),
+            working_dir: None,
+            ports: Vec::new(),
+        }
+    }
+
+    /// Sets the command.
+    #[must_use]
+    pub fn with_command(mut self, command: Vec<String>) -> Self {
+        self.command = command;
+        self
+    }
+
+    /// Sets the arguments.
+    #[must_use]
+    pub fn with_args(mut self, args: Vec<String>) -> Self {
+        self.args = args;
+        self
+    }
+
+    /// Sets the environment.
+    #[must_use]
+    pub fn with_env(mut self, env: Vec<(String, String)>) -> Self {
+        self.env = env;
+        self
+    }
+
+    /// Sets the working directory.
+    #[must_use]
+    pub fn with_working_dir(mut self, dir: Option<String>) -> Self {
+        self.working_dir = dir;
+        self
+    }
+
+    /// Sets the declared ports.
+    #[must_use]
+    pub fn with_ports(mut self, ports: Vec<u16>) -> Self {
+        self.ports = ports;
+        self
+    }
+}
+
+/// What the backend observes about a pod.
+#[non_exhaustive]
+#[derive(Clone, Debug)]
+pub struct PodRuntimeStatus {
+    /// Which pod this is.
+    pub key: PodKey,
+    /// The address the pod's processes are reachable on.
+    pub pod_ip: Option<IpAddr>,
+    /// One entry per container.
+    pub containers: Vec<ContainerRuntimeStatus>,
+}
+
+impl PodRuntimeStatus {
+    /// A status from its parts.
+    pub fn new(
+        key: PodKey,
+        pod_ip: Option<IpAddr>,
+        containers: Vec<ContainerRuntimeStatus>,
+    ) -> Self {
+        Self {
+            key,
+            pod_ip,
+            containers,
+        }
+    }
+
+    /// The status of the named container.
+    pub fn container(&self, name: &str) -> Option<&ContainerRuntimeStatus> {
+        self.containers.iter().find(|c| c.name == name)
+    }
+}
+
+/// What the backend observes about one container.
+#[non_exhaustive]
+#[derive(Clone, Debug)]
+pub struct ContainerRuntimeStatus {
+    /// The container's name.
+    pub name: String,
+    /// Its current state.
+    pub state: ContainerState,
+    /// How many times the backend (re)started it beyond the first start.
+    pub restart_count: u32,
+    /// How its previous run ended, if it ran before.
+    pub last_termination: Option<Terminated>,
+}
+
+impl ContainerRuntimeStatus {
+    /// A status from its parts.
+    pub fn new(
+        name: impl Into<String>,
+        state: ContainerState,
+        restart_count: u32,
+        last_termination: Option<Terminated>,
+    ) -> Self {
+        Self {
+            name: name.into(),
+            state,
+            restart_count,
+            last_termination,
+        }
+    }
+}
+
+/// The state of one container, as a kubelet reports it.
+#[derive(Clone, Debug, PartialEq)]
+pub enum ContainerState {
+    /// Not running yet (or not any more, waiting to be restarted).
+    Waiting {
+        /// A short CamelCase reason (`ContainerCreating`, `CrashLoopBackOff`, ...).
+        reason: String,
+        /// A human-readable message.
+        message: Option<String>,
+    },
+    /// Running since `started_at`.
+    Running {
+        /// When the process started.
+        started_at: SystemTime,
+    },
+    /// Exited.
+    Terminated(Terminated),
+}
+
+/// How a container's run ended.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Terminated {
+    /// The exit code (128 + signal when killed by a signal, as a shell reports it).
+    pub exit_code: i32,
+    /// The signal that ended it, if any.
+    pub signal: Option<i32>,
+    /// `Completed` (exit 0), `Error` (non-zero), `OOMKilled` or `Signal`.
+    pub reason: String,
+    /// When the run started.
+    pub started_at: SystemTime,
+    /// When it ended.
+    pub finished_at: SystemTime,
+}
+
+/// What the node advertises as its capacity and allocatable resources.
+#[non_exhaustive]
+#[derive(Clone, Debug, Default)]
+pub struct Capacity {
+    /// CPU as a Kubernetes quantity (`"8"`, `"500m"`).
+    pub cpu: String,
+    /// Memory as a Kubernetes quantity (`"32Gi"`).
+    pub memory: String,
+    /// How many pods the node accepts.
+    pub pods: u32,
+}
+
+impl Capacity {
+    /// A capacity from its parts.
+    pub fn new(cpu: impl Into<String>, memory: impl Into<String>, pods: u32) -> Self {
+        Self {
+            cpu: cpu.into(),
+            memory: memory.into(),
+            pods,
+        }
+    }
+}
+
+/// Which part of a container's log to return, as the kubelet's `containerLogs` query asks.
+#[non_exhaustive]
+#[derive(Clone, Debug, Default)]
+pub struct LogOptions {
+    /// Only the last this many lines.
+    pub tail_lines: Option<usize>,
+    /// Only lines written at or after this instant.
+    pub since: Option<SystemTime>,
+    /// Prefix each line with its RFC 3339 timestamp.
+    pub timestamps: bool,
+    /// Keep streaming what is written after the call.
+    pub follow: bool,
+    /// Stop after this many bytes.
+    pub limit_bytes: Option<usize>,
+}
+
+/// Change notifications: the key of a pod whose runtime status changed (notify, not poll).
+pub type PodEvents = BoxStream<'static, PodKey>;
+
+/// A container's log as a stream of byte chunks.
+pub type LogStream = BoxStream<'static, std::io::Result<Bytes>>;
+
+/// Why a backend could not do what the node asked.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum BackendError {
+    /// The backend runs no pod with this key (or no such container in it).
+    #[error("no pod {0} on this backend")]
+    NotFound(PodKey),
+    /// The image names nothing this backend can run.
+    #[error("image {image:?} cannot be run: {reason}")]
+    InvalidImage {
+        /// The image as written in the pod spec.
+        image: String,
+        /// Why it cannot be run.
+        reason: String,
+    },
+    /// A container's process could not be started.
+    #[error("container {container:?} could not be started")]
+    Start {
+        /// The container's name.
+        container: String,
+        /// What the operating system said.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The backend has no room left (addresses, slots).
+    #[error("the backend has no capacity left")]
+    CapacityExhausted,
+    /// An I/O operation failed.
+    #[error("I/O error")]
+    Io(#[from] std::io::Error),
+    /// Anything else.
+    #[error(transparent)]
+    Other(Box<dyn std::error::Error + Send + Sync>),
+}
+
+/// Runs the pods bound to a virtual node.
+///
+/// Implementations are given fully resolved launch descriptions and only run things and report what
+/// they see; the node decides when to start, restart and stop. Every method may be called concurrently
+/// for different pods.
+///
+/// # Example
+///
+/// A backend that refuses every pod, to show the shape of an implementation:
+///
+/// ```
+/// use std::time::Duration;
+/// use async_trait::async_trait;
+/// use faas_k8s::node::backend::*;
+///
+/// struct Refuse;
+///
+/// #[async_trait]
+/// impl PodBackend for Refuse {
+///     fn name(&self) -> &str { "refuse" }
+///     fn capacity(&self) -> Capacity { Capacity::new("1", "1Gi", 0) }
+///     async fn create(&self, _pod: PodLaunch) -> Result<PodRuntimeStatus, BackendError> {
+///         Err(BackendError::CapacityExhausted)
+///     }
+///     async fn update(&self, pod: PodLaunch) -> Result<(), BackendError> {
+///         Err(BackendError::NotFound(pod.key))
+///     }
+///     async fn restart_container(&self, key: &PodKey, _c: &str) -> Result<(), BackendError> {
+///         Err(BackendError::NotFound(key.clone()))
+///     }
+///     async fn delete(&self, _key: &PodKey, _grace: Duration) -> Result<(), BackendError> {
+///         Ok(())
+///     }
+///     async fn status(&self, _key: &PodKey) -> Result<Option<PodRuntimeStatus>, BackendError> {
+///         Ok(None)
+///     }
+///     async fn list(&self) -> Result<Vec<PodRuntimeStatus>, BackendError> { Ok(Vec::new()) }
+///     async fn logs(&self, key: &PodKey, _c: &str, _o: LogOptions) -> Result<LogStream, BackendError> {
+///         Err(BackendError::NotFound(key.clone()))
+///     }
+///     async fn exec(&self, key: &PodKey, _c: &str, _cmd: Vec<String>) -> Result<i32, BackendError> {
+///         Err(BackendError::NotFound(key.clone()))
+///     }
+///     fn events(&self) -> PodEvents { Box::pin(futures::stream::pending()) }
+/// }
+/// ```
+#[async_trait]
+pub trait PodBackend: Send + Sync + 'static {
+    /// Name for the provider taint and logs (`"process"`, `"function"`, ...).
+    fn name(&self) -> &str;
+
+    /// What the node advertises as capacity and allocatable.
+    fn capacity(&self) -> Capacity;
+
+    /// Starts every container of the pod. Idempotent for an existing key (adoption): it then returns
+    /// the status of what already runs.
+    async fn create(&self, pod: PodLaunch) -> Result<PodRuntimeStatus, BackendError>;
+
+    /// The pod's spec changed in a way the backend may care about (labels, annotations; containers
+    /// are immutable).
+    async fn update(&self, pod: PodLaunch) -> Result<(), BackendError>;
+
+    /// (Re)starts one container that has terminated; the node decides when, per restart policy and
+    /// back-off.
+    async fn restart_container(&self, key: &PodKey, container: &str) -> Result<(), BackendError>;
+
+    /// Stops the pod: SIGTERM (or equivalent), waits up to `grace`, then SIGKILL; returns when
+    /// nothing of it is left running. Deleting an unknown key succeeds.
+    async fn delete(&self, key: &PodKey, grace: Duration) -> Result<(), BackendError>;
+
+    /// The current runtime status, `None` if the backend has no such pod.
+    async fn status(&self, key: &PodKey) -> Result<Option<PodRuntimeStatus>, BackendError>;
+
+    /// Every pod the backend runs (for adoption after a restart of the node).
+    async fn list(&self) -> Result<Vec<PodRuntimeStatus>, BackendError>;
+
+    /// A container's log (stdout and stderr interleaved) as a byte stream; with `follow` the stream
+    /// keeps going with what is written later.
+    async fn logs(
+        &self,
+        key: &PodKey,
+        container: &str,
+        opts: LogOptions,
+    ) -> Result<LogStream, BackendError>;
+
+    /// Runs a command inside the container's environment (exec probes) and returns its exit code.
+    async fn exec(
+        &self,
+        key: &PodKey,
+        container: &str,
+        command: Vec<String>,
+    ) -> Result<i32, BackendError>;
+
+    /// Status change notifications: the key of every pod whose runtime status changed (a container
+    /// exited, started, ...). The node calls it once when it starts.
+    fn events(&self) -> PodEvents;
+}
