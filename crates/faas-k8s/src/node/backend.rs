@@ -397,8 +397,20 @@ pub trait PodBackend: Send + Sync + 'static {
     async fn update(&self, pod: PodLaunch) -> Result<(), BackendError>;
 
     /// (Re)starts one container that has terminated; the node decides when, per restart policy and
-    /// back-off.
+    /// back-off. If the container is still running (its liveness probe failed), the backend first
+    /// stops it as [`delete`](Self::delete) would, SIGTERM then SIGKILL after a short grace, so the
+    /// new run never overlaps the old one.
     async fn restart_container(&self, key: &PodKey, container: &str) -> Result<(), BackendError>;
+
+    /// Reserves the address the pod will get, before [`create`](Self::create), so the node can
+    /// resolve `status.podIP` in the environment and in `$(VAR)` references as a kubelet does.
+    /// `create` for the same key must then use this address; `delete` releases it. Calling it again
+    /// for the same key returns the same address. Backends without per-pod addresses keep the
+    /// default, which reserves nothing.
+    async fn reserve_ip(&self, key: &PodKey) -> Result<Option<IpAddr>, BackendError> {
+        let _ = key;
+        Ok(None)
+    }
 
     /// Stops the pod: SIGTERM (or equivalent), waits up to `grace`, then SIGKILL; returns when
     /// nothing of it is left running. Deleting an unknown key succeeds.
