@@ -4,6 +4,7 @@
 //! them on a [`PodBackend`](backend::PodBackend).
 
 pub mod backend;
+pub mod process;
 
 pub use backend::{
     BackendError, Capacity, ContainerLaunch, ContainerRuntimeStatus, ContainerState, LogOptions,

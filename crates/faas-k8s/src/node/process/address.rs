@@ -1,0 +1,285 @@
+//! Pod addresses: one loopback address per pod, handed out from a CIDR range.
+//!
+//! Every pod gets an address of its own, so many pods can listen on the same port as they would on
+//! a real node. On Linux the whole of `127.0.0.0/8` answers on the loopback interface without any
+//! set-up, which is why the default range is `127.1.0.0/16`.
+
+use std::collections::HashSet;
+use std::fmt;
+use std::net::Ipv4Addr;
+use std::str::FromStr;
+use std::sync::{Arc, Mutex};
+
+use super::lock;
+
+/// The range pods get their addresses from by default: 65 024 usable loopback addresses.
+pub const DEFAULT_POD_CIDR: &str = "127.1.0.0/16";
+
+/// An IPv4 network in CIDR notation (`127.1.0.0/16`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Ipv4Cidr {
+    network: Ipv4Addr,
+    prefix: u8,
+}
+
+impl Ipv4Cidr {
+    /// The network that holds `addr` with a prefix of `prefix` bits (host bits are cleared);
+    /// `None` when `prefix` is greater than 32.
+    pub fn new(addr: Ipv4Addr, prefix: u8) -> Option<Self> {
+        if prefix > 32 {
+            return None;
+        }
+        let mask = Self::mask_of(prefix);
+        Some(Self {
+            network: Ipv4Addr::from(u32::from(addr) & mask),
+            prefix,
+        })
+    }
+
+    /// The first address of the network.
+    pub fn network(&self) -> Ipv4Addr {
+        self.network
+    }
+
+    /// The prefix length in bits.
+    pub fn prefix(&self) -> u8 {
+        self.prefix
+    }
+
+    /// How many addresses the network spans (including the ones a pool skips).
+    pub fn size(&self) -> u64 {
+        1u64 << (32 - u32::from(self.prefix))
+    }
+
+    /// Whether `addr` lies inside the network.
+    pub fn contains(&self, addr: Ipv4Addr) -> bool {
+        u32::from(addr) & Self::mask_of(self.prefix) == u32::from(self.network)
+    }
+
+    fn mask_of(prefix: u8) -> u32 {
+        if prefix == 0 {
+            0
+        } else {
+            u32::MAX << (32 - u32::from(prefix))
+        }
+    }
+}
+
+impl fmt::Display for Ipv4Cidr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.network, self.prefix)
+    }
+}
+
+/// The text given to [`Ipv4Cidr::from_str`] is not an IPv4 network in CIDR notation.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ParseCidrError {
+    input: String,
+}
+
+impl fmt::Display for ParseCidrError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{:?} is not an IPv4 network in CIDR notation (expected e.g. \"127.1.0.0/16\")",
+            self.input
+        )
+    }
+}
+
+impl std::error::Error for ParseCidrError {}
+
+impl FromStr for Ipv4Cidr {
+    type Err = ParseCidrError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let err = || ParseCidrError {
+            input: s.to_owned(),
+        };
+        let (addr, prefix) = s.trim().split_once('/').ok_or_else(err)?;
+        let addr: Ipv4Addr = addr.parse().map_err(|_| err())?;
+        let prefix: u8 = prefix.parse().map_err(|_| err())?;
+        Self::new(addr, prefix).ok_or_else(err)
+    }
+}
+
+impl Default for Ipv4Cidr {
+    fn default() -> Self {
+        DEFAULT_POD_CIDR.parse().expect("the default pod CIDR parses")
+    }
+}
+
+/// Hands out pod addresses from an [`Ipv4Cidr`], never one that is still in use.
+///
+/// Addresses are given round-robin, so an address just released is the last to be given again
+/// (a client that still holds a connection to a deleted pod does not reach its successor). The
+/// network's own address and every address ending in `.0` or `.255` are skipped.
+///
+/// The pool is cheap to clone and every clone shares the same addresses, so two backends of one
+/// node can draw from one range without ever handing out the same address twice.
+///
+/// ```
+/// use faas_k8s::node::process::AddressPool;
+///
+/// let pool = AddressPool::new("127.1.0.0/16".parse().unwrap());
+/// let a = pool.allocate().unwrap();
+/// let b = pool.allocate().unwrap();
+/// assert_ne!(a, b);
+/// pool.release(a);
+/// ```
+#[derive(Clone)]
+pub struct AddressPool {
+    cidr: Ipv4Cidr,
+    state: Arc<Mutex<PoolState>>,
+}
+
+struct PoolState {
+    /// Offset (from the network address) of the next candidate.
+    cursor: u64,
+    in_use: HashSet<Ipv4Addr>,
+}
+
+impl AddressPool {
+    /// A pool over `cidr` with nothing in use.
+    pub fn new(cidr: Ipv4Cidr) -> Self {
+        Self {
+            cidr,
+            state: Arc::new(Mutex::new(PoolState {
+                cursor: 0,
+                in_use: HashSet::new(),
+            })),
+        }
+    }
+
+    /// The range this pool hands addresses out of.
+    pub fn cidr(&self) -> Ipv4Cidr {
+        self.cidr
+    }
+
+    /// The next free address, `None` when every usable address is in use.
+    pub fn allocate(&self) -> Option<Ipv4Addr> {
+        let mut state = lock(&self.state);
+        let size = self.cidr.size();
+        for step in 0..size {
+            let offset = (state.cursor + step) % size;
+            let candidate = self.address_at(offset);
+            if self.usable(candidate) && !state.in_use.contains(&candidate) {
+                state.cursor = (offset + 1) % size;
+                state.in_use.insert(candidate);
+                return Some(candidate);
+            }
+        }
+        None
+    }
+
+    /// Marks `addr` as in use (a pod adopted after a restart keeps its address). Returns `false`
+    /// when the address is outside the range, not usable, or already in use.
+    pub fn reserve(&self, addr: Ipv4Addr) -> bool {
+        if !self.cidr.contains(addr) || !self.usable(addr) {
+            return false;
+        }
+        lock(&self.state).in_use.insert(addr)
+    }
+
+    /// Gives `addr` back to the pool; releasing an address that is not in use does nothing.
+    pub fn release(&self, addr: Ipv4Addr) {
+        lock(&self.state).in_use.remove(&addr);
+    }
+
+    /// Whether `addr` is currently handed out.
+    pub fn is_in_use(&self, addr: Ipv4Addr) -> bool {
+        lock(&self.state).in_use.contains(&addr)
+    }
+
+    /// How many addresses are handed out.
+    pub fn in_use(&self) -> usize {
+        lock(&self.state).in_use.len()
+    }
+
+    /// How many addresses the pool can hand out at most.
+    pub fn capacity(&self) -> u64 {
+        (0..self.cidr.size())
+            .filter(|offset| self.usable(self.address_at(*offset)))
+            .count() as u64
+    }
+
+    fn address_at(&self, offset: u64) -> Ipv4Addr {
+        // `offset` is below the network size, which fits the 32-bit address space.
+        Ipv4Addr::from(u32::from(self.cidr.network).wrapping_add(offset as u32))
+    }
+
+    fn usable(&self, addr: Ipv4Addr) -> bool {
+        let last = addr.octets()[3];
+        let is_network = addr == self.cidr.network && self.cidr.prefix < 32;
+        !is_network && last != 0 && last != 255
+    }
+}
+
+impl fmt::Debug for AddressPool {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AddressPool")
+            .field("cidr", &self.cidr)
+            .field("in_use", &self.in_use())
+            .finish()
+    }
+}
+
+impl Default for AddressPool {
+    fn default() -> Self {
+        Self::new(Ipv4Cidr::default())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_and_prints_cidr() {
+        let cidr: Ipv4Cidr = "127.1.2.3/16".parse().unwrap();
+        assert_eq!(cidr.network(), Ipv4Addr::new(127, 1, 0, 0));
+        assert_eq!(cidr.to_string(), "127.1.0.0/16");
+        assert!(cidr.contains(Ipv4Addr::new(127, 1, 200, 7)));
+        assert!(!cidr.contains(Ipv4Addr::new(127, 2, 0, 1)));
+        for bad in ["127.1.0.0", "127.1.0.0/33", "x/8", "127.1.0.0/"] {
+            let err = bad.parse::<Ipv4Cidr>().unwrap_err();
+            assert!(err.to_string().contains("CIDR"), "{err}");
+        }
+    }
+
+    #[test]
+    fn skips_network_and_broadcast_octets() {
+        let pool = AddressPool::new("127.1.0.0/23".parse().unwrap());
+        let all: Vec<_> = std::iter::from_fn(|| pool.allocate()).collect();
+        assert_eq!(all.len() as u64, pool.capacity());
+        assert_eq!(all.len(), 2 * 254);
+        assert!(all.iter().all(|a| a.octets()[3] != 0 && a.octets()[3] != 255));
+        assert_eq!(all[0], Ipv4Addr::new(127, 1, 0, 1));
+        assert_eq!(pool.allocate(), None);
+    }
+
+    #[test]
+    fn never_hands_out_an_address_in_use_and_reuses_released_ones_last() {
+        let pool = AddressPool::new("127.9.0.0/29".parse().unwrap());
+        let a = pool.allocate().unwrap();
+        let b = pool.allocate().unwrap();
+        assert_ne!(a, b);
+        pool.release(a);
+        let c = pool.allocate().unwrap();
+        assert_ne!(c, a, "a released address is given again only after the others");
+        assert_ne!(c, b);
+        assert!(pool.is_in_use(b));
+    }
+
+    #[test]
+    fn reserve_marks_an_adopted_address() {
+        let pool = AddressPool::new("127.9.0.0/30".parse().unwrap());
+        assert!(pool.reserve(Ipv4Addr::new(127, 9, 0, 1)));
+        assert!(!pool.reserve(Ipv4Addr::new(127, 9, 0, 1)));
+        assert!(!pool.reserve(Ipv4Addr::new(127, 10, 0, 1)));
+        let next = pool.allocate().unwrap();
+        assert_eq!(next, Ipv4Addr::new(127, 9, 0, 2));
+        let shared = pool.clone();
+        assert!(shared.is_in_use(next));
+    }
+}
