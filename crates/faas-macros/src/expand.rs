@@ -317,7 +317,7 @@ mod tests {
             ),
         );
         for expected in [
-            "pub async fn hello (Json (req) : Json < In > , ctx : Context)",
+            "pub async fn hello (Json (req) : Json < In > , ctx : Context",
             "pub struct __faas_function_hello ;",
             "impl __faas_function_hello",
             "pub fn definition () -> :: faas_core :: FunctionDefinition",
