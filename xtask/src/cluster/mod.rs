@@ -1,0 +1,179 @@
+//! `cargo xtask cluster build|up|down|status|env`: the real Kubernetes
+//! control plane of the end-to-end tier, built from source and run on
+//! loopback.
+
+mod build;
+mod components;
+mod control_plane;
+mod gomod;
+mod identity;
+mod layout;
+mod pki;
+mod probe;
+
+use anyhow::Result;
+use clap::Subcommand;
+use serde::{Deserialize, Serialize};
+
+pub(crate) use control_plane::ControlPlane;
+
+use crate::workspace::Workspace;
+
+/// The Kubernetes release the project tests against.
+pub(crate) const DEFAULT_KUBERNETES_VERSION: &str = "v1.37.2";
+
+/// `cargo xtask cluster`.
+#[derive(Debug, clap::Args)]
+pub(crate) struct Args {
+    #[command(subcommand)]
+    command: ClusterCommand,
+    #[command(flatten)]
+    options: Options,
+}
+
+#[derive(Debug, Subcommand)]
+enum ClusterCommand {
+    /// Build (or find in the cache) etcd, kube-apiserver,
+    /// kube-controller-manager and kube-scheduler; start nothing.
+    Build {
+        /// Rebuild even when the cache has the binaries.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Start the control plane (building it first if needed) and wait until
+    /// it is usable; writes target/cluster/kubeconfig.
+    Up,
+    /// Stop the processes `up` started and remove the cluster's state.
+    Down,
+    /// Show each component's process and health.
+    Status,
+    /// Print `export` lines for the running cluster (`eval "$(cargo xtask cluster env)"`).
+    Env,
+}
+
+/// How the control plane is built and run. Every option has an environment
+/// variable, so `cargo xtask test` and CI can set them too.
+#[derive(Clone, Debug, clap::Args, Serialize, Deserialize)]
+pub(crate) struct Options {
+    /// Kubernetes release to build and run.
+    #[arg(long, global = true, env = "FAAS_K8S_VERSION", default_value = DEFAULT_KUBERNETES_VERSION)]
+    pub(crate) kubernetes_version: String,
+    /// etcd release to build (default: the one the Kubernetes release pins).
+    #[arg(long, global = true, env = "FAAS_ETCD_VERSION")]
+    pub(crate) etcd_version: Option<String>,
+    /// etcd client port.
+    #[arg(long, global = true, env = "FAAS_ETCD_PORT", default_value_t = 2379)]
+    pub(crate) etcd_port: u16,
+    /// etcd peer port.
+    #[arg(
+        long,
+        global = true,
+        env = "FAAS_ETCD_PEER_PORT",
+        default_value_t = 2380
+    )]
+    pub(crate) etcd_peer_port: u16,
+    /// kube-apiserver's secure port.
+    #[arg(
+        long,
+        global = true,
+        env = "FAAS_APISERVER_PORT",
+        default_value_t = 6443
+    )]
+    pub(crate) apiserver_port: u16,
+    /// kube-controller-manager's secure port.
+    #[arg(
+        long,
+        global = true,
+        env = "FAAS_CONTROLLER_MANAGER_PORT",
+        default_value_t = 10257
+    )]
+    pub(crate) controller_manager_port: u16,
+    /// kube-scheduler's secure port.
+    #[arg(
+        long,
+        global = true,
+        env = "FAAS_SCHEDULER_PORT",
+        default_value_t = 10259
+    )]
+    pub(crate) scheduler_port: u16,
+    /// How long a node may go without renewing its Lease before the node
+    /// lifecycle controller marks it not ready.
+    #[arg(
+        long,
+        global = true,
+        env = "FAAS_NODE_MONITOR_GRACE_PERIOD",
+        default_value = "20s"
+    )]
+    pub(crate) node_monitor_grace_period: String,
+    /// Seconds pods tolerate a not-ready or unreachable node before eviction.
+    #[arg(
+        long,
+        global = true,
+        env = "FAAS_NOT_READY_TOLERATION_SECONDS",
+        default_value_t = 30
+    )]
+    pub(crate) not_ready_toleration_seconds: u32,
+    /// Seconds the whole start may take before `up` gives up.
+    #[arg(
+        long = "start-timeout",
+        global = true,
+        env = "FAAS_CLUSTER_START_TIMEOUT",
+        default_value_t = 300
+    )]
+    pub(crate) start_timeout_secs: u64,
+}
+
+impl Options {
+    /// Every port with what it is for and the flag that changes it.
+    pub(crate) fn ports(&self) -> [(u16, &'static str, &'static str); 5] {
+        [
+            (self.etcd_port, "etcd clients", "etcd-port"),
+            (self.etcd_peer_port, "etcd peers", "etcd-peer-port"),
+            (self.apiserver_port, "kube-apiserver", "apiserver-port"),
+            (
+                self.controller_manager_port,
+                "kube-controller-manager",
+                "controller-manager-port",
+            ),
+            (self.scheduler_port, "kube-scheduler", "scheduler-port"),
+        ]
+    }
+}
+
+/// Runs `cargo xtask cluster ...`.
+pub(crate) fn run(ws: &Workspace, args: Args) -> Result<()> {
+    let control_plane = ControlPlane::new(ws, args.options);
+    match args.command {
+        ClusterCommand::Build { force } => {
+            build::ensure(ws, &control_plane.build_spec(), force).map(|_| ())
+        }
+        ClusterCommand::Up => control_plane.up(),
+        ClusterCommand::Down => control_plane.down(),
+        ClusterCommand::Status => control_plane.status(),
+        ClusterCommand::Env => control_plane.print_env(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Debug, Parser)]
+    struct Cli {
+        #[command(flatten)]
+        args: Args,
+    }
+
+    #[test]
+    fn options_go_before_or_after_the_subcommand() {
+        let before = Cli::parse_from(["x", "--apiserver-port", "7443", "up"]);
+        assert_eq!(before.args.options.apiserver_port, 7443);
+        let after = Cli::parse_from(["x", "up", "--apiserver-port", "7443"]);
+        assert_eq!(after.args.options.apiserver_port, 7443);
+        assert_eq!(
+            after.args.options.kubernetes_version,
+            DEFAULT_KUBERNETES_VERSION
+        );
+    }
+}
