@@ -1,0 +1,366 @@
+//! The [`Context`] of one call: who it is, how long it may take, and how to learn
+//! that it was cancelled.
+
+use std::fmt;
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use crate::error::Error;
+
+/// The header that carries a call's id between hosts (`x-call-id`).
+pub const CALL_ID_HEADER: &str = "x-call-id";
+
+/// The W3C trace context header (`traceparent`).
+pub const TRACEPARENT_HEADER: &str = "traceparent";
+
+/// The longest call id accepted from outside.
+const MAX_CALL_ID_LEN: usize = 128;
+
+/// The id of one call, unique per call and kept across its retries.
+///
+/// [`CallId::new`] makes a UUID v7 (time-ordered); ids read from a request header
+/// with [`FromStr`] must be 1 to 128 visible ASCII characters.
+///
+/// ```
+/// use faas_core::CallId;
+///
+/// let id = CallId::new();
+/// assert_eq!(id.as_str().len(), 36);
+/// let parsed: CallId = "req-42".parse().unwrap();
+/// assert_eq!(parsed.to_string(), "req-42");
+/// assert!("".parse::<CallId>().is_err());
+/// ```
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct CallId(Arc<str>);
+
+impl Serialize for CallId {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for CallId {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        String::deserialize(deserializer).map(CallId::from)
+    }
+}
+
+impl CallId {
+    /// A fresh id (UUID v7).
+    pub fn new() -> Self {
+        CallId(uuid::Uuid::now_v7().to_string().into())
+    }
+
+    /// The id as text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl Default for CallId {
+    /// A fresh id, as [`CallId::new`].
+    fn default() -> Self {
+        CallId::new()
+    }
+}
+
+impl fmt::Display for CallId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl fmt::Debug for CallId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&*self.0, f)
+    }
+}
+
+impl FromStr for CallId {
+    type Err = Error;
+
+    fn from_str(value: &str) -> Result<Self, Self::Err> {
+        let reason = if value.is_empty() {
+            Some("it is empty")
+        } else if value.len() > MAX_CALL_ID_LEN {
+            Some("it is longer than 128 characters")
+        } else if !value.bytes().all(|b| b.is_ascii_graphic()) {
+            Some("it holds characters other than visible ASCII")
+        } else {
+            None
+        };
+        match reason {
+            Some(reason) => Err(Error::InvalidCallId {
+                value: value.chars().take(MAX_CALL_ID_LEN).collect(),
+                reason,
+            }),
+            None => Ok(CallId(value.into())),
+        }
+    }
+}
+
+impl From<&str> for CallId {
+    /// Takes the text as is, unchecked; use [`str::parse`] for text from outside.
+    fn from(value: &str) -> Self {
+        CallId(value.into())
+    }
+}
+
+impl From<String> for CallId {
+    /// Takes the text as is, unchecked; use [`str::parse`] for text from outside.
+    fn from(value: String) -> Self {
+        CallId(value.into())
+    }
+}
+
+impl From<CallId> for String {
+    fn from(id: CallId) -> Self {
+        id.0.to_string()
+    }
+}
+
+impl AsRef<str> for CallId {
+    fn as_ref(&self) -> &str {
+        &self.0
+    }
+}
+
+/// Everything a function may want to know about the call it is serving.
+///
+/// The host fills it in: the call id, the function's name, the deadline, the
+/// attempt number and a cancellation token that is cancelled when the call's
+/// deadline passes or the host shuts down. `Context::default()` is a valid context
+/// with a fresh call id, attempt 1, no deadline and a token nobody cancels, so a
+/// handler can be called directly in a test:
+///
+/// ```
+/// use faas_core::{Context, Json};
+/// use serde::{Deserialize, Serialize};
+///
+/// #[derive(Deserialize)]
+/// struct Greet { name: String }
+/// #[derive(Serialize)]
+/// struct Greeting { message: String }
+///
+/// async fn hello(Json(req): Json<Greet>, ctx: Context) -> Json<Greeting> {
+///     assert_eq!(ctx.attempt(), 1);
+///     Json(Greeting { message: format!("hello, {}", req.name) })
+/// }
+///
+/// # tokio_test_block_on(async {
+/// let Json(out) = hello(Json(Greet { name: "ada".into() }), Context::default()).await;
+/// assert_eq!(out.message, "hello, ada");
+/// # });
+/// # fn tokio_test_block_on<F: std::future::Future>(f: F) -> F::Output {
+/// #     tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(f)
+/// # }
+/// ```
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct Context {
+    call_id: CallId,
+    function_name: Arc<str>,
+    deadline: Option<Instant>,
+    attempt: u32,
+    trace_parent: Option<String>,
+    cancellation: CancellationToken,
+}
+
+impl Default for Context {
+    fn default() -> Self {
+        Context {
+            call_id: CallId::new(),
+            function_name: Arc::from(""),
+            deadline: None,
+            attempt: 1,
+            trace_parent: None,
+            cancellation: CancellationToken::new(),
+        }
+    }
+}
+
+impl Context {
+    /// A context for a call of `function_name`, otherwise as [`Context::default`].
+    pub fn new(function_name: impl Into<String>) -> Self {
+        Context {
+            function_name: Arc::from(function_name.into()),
+            ..Context::default()
+        }
+    }
+
+    /// The call's id.
+    pub fn call_id(&self) -> &CallId {
+        &self.call_id
+    }
+
+    /// The name of the function being called (empty when unknown).
+    pub fn function_name(&self) -> &str {
+        &self.function_name
+    }
+
+    /// When the call must be finished, if it has a deadline.
+    pub fn deadline(&self) -> Option<Instant> {
+        self.deadline
+    }
+
+    /// How long until the deadline (zero once it passed), if there is one.
+    pub fn remaining(&self) -> Option<Duration> {
+        self.deadline
+            .map(|deadline| deadline.saturating_duration_since(Instant::now()))
+    }
+
+    /// Which attempt this is, starting at 1.
+    pub fn attempt(&self) -> u32 {
+        self.attempt
+    }
+
+    /// The W3C `traceparent` of the caller, if it sent one.
+    pub fn trace_parent(&self) -> Option<&str> {
+        self.trace_parent.as_deref()
+    }
+
+    /// The token cancelled when the call must stop (deadline passed, host shutting down).
+    ///
+    /// Long-running work should `select!` on `cancellation().cancelled()` and stop early.
+    pub fn cancellation(&self) -> &CancellationToken {
+        &self.cancellation
+    }
+
+    /// Whether the call was cancelled.
+    pub fn is_cancelled(&self) -> bool {
+        self.cancellation.is_cancelled()
+    }
+
+    /// Sets the call id.
+    #[must_use]
+    pub fn with_call_id(mut self, call_id: CallId) -> Self {
+        self.call_id = call_id;
+        self
+    }
+
+    /// Sets the function's name.
+    #[must_use]
+    pub fn with_function_name(mut self, function_name: impl Into<String>) -> Self {
+        self.function_name = Arc::from(function_name.into());
+        self
+    }
+
+    /// Sets the deadline.
+    #[must_use]
+    pub fn with_deadline(mut self, deadline: Instant) -> Self {
+        self.deadline = Some(deadline);
+        self
+    }
+
+    /// Sets the deadline to `timeout` from now.
+    #[must_use]
+    pub fn with_timeout(self, timeout: Duration) -> Self {
+        self.with_deadline(Instant::now() + timeout)
+    }
+
+    /// Sets the attempt number (1-based; 0 is taken as 1).
+    #[must_use]
+    pub fn with_attempt(mut self, attempt: u32) -> Self {
+        self.attempt = attempt.max(1);
+        self
+    }
+
+    /// Sets the W3C `traceparent`.
+    #[must_use]
+    pub fn with_trace_parent(mut self, trace_parent: String) -> Self {
+        self.trace_parent = Some(trace_parent);
+        self
+    }
+
+    /// Sets the cancellation token.
+    #[must_use]
+    pub fn with_cancellation(mut self, cancellation: CancellationToken) -> Self {
+        self.cancellation = cancellation;
+        self
+    }
+
+    pub(crate) fn set_function_name(&mut self, function_name: &str) {
+        if &*self.function_name != function_name {
+            self.function_name = Arc::from(function_name);
+        }
+    }
+
+    pub(crate) fn set_deadline(&mut self, deadline: Option<Instant>) {
+        self.deadline = deadline;
+    }
+
+    pub(crate) fn set_attempt(&mut self, attempt: u32) {
+        self.attempt = attempt.max(1);
+    }
+
+    pub(crate) fn set_cancellation(&mut self, cancellation: CancellationToken) {
+        self.cancellation = cancellation;
+    }
+
+    pub(crate) fn set_call_id(&mut self, call_id: CallId) {
+        self.call_id = call_id;
+    }
+
+    pub(crate) fn set_trace_parent(&mut self, trace_parent: Option<String>) {
+        self.trace_parent = trace_parent;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_is_usable() {
+        let ctx = Context::default();
+        assert_eq!(ctx.attempt(), 1);
+        assert_eq!(ctx.function_name(), "");
+        assert!(ctx.deadline().is_none());
+        assert!(ctx.remaining().is_none());
+        assert!(!ctx.is_cancelled());
+        assert_ne!(Context::default().call_id(), ctx.call_id());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn remaining_counts_down() {
+        let ctx = Context::new("f").with_timeout(Duration::from_secs(10));
+        assert_eq!(ctx.remaining(), Some(Duration::from_secs(10)));
+        tokio::time::advance(Duration::from_secs(4)).await;
+        assert_eq!(ctx.remaining(), Some(Duration::from_secs(6)));
+        tokio::time::advance(Duration::from_secs(60)).await;
+        assert_eq!(ctx.remaining(), Some(Duration::ZERO));
+    }
+
+    #[test]
+    fn call_ids_are_checked() {
+        assert!("abc-123".parse::<CallId>().is_ok());
+        assert!("".parse::<CallId>().is_err());
+        assert!("a b".parse::<CallId>().is_err());
+        assert!("é".parse::<CallId>().is_err());
+        assert!("x".repeat(129).parse::<CallId>().is_err());
+        let id = CallId::new();
+        assert_eq!(id.as_str().parse::<CallId>().unwrap(), id);
+        assert_eq!(serde_json::to_string(&CallId::from("q")).unwrap(), "\"q\"");
+    }
+
+    #[test]
+    fn builders_set_fields() {
+        let token = CancellationToken::new();
+        let ctx = Context::new("fn")
+            .with_call_id(CallId::from("id"))
+            .with_attempt(0)
+            .with_trace_parent("00-abc-def-01".into())
+            .with_cancellation(token.clone());
+        assert_eq!(ctx.function_name(), "fn");
+        assert_eq!(ctx.call_id().as_str(), "id");
+        assert_eq!(ctx.attempt(), 1);
+        assert_eq!(ctx.trace_parent(), Some("00-abc-def-01"));
+        token.cancel();
+        assert!(ctx.is_cancelled());
+    }
+}

@@ -1,0 +1,145 @@
+//! [`ConcurrencyLimitLayer`]: at most N calls at once; one more is refused at
+//! once with `Overloaded`, never queued.
+
+use std::sync::Arc;
+use std::task::{Context as TaskContext, Poll};
+
+use tokio::sync::{Semaphore, TryAcquireError};
+use tower::{Layer, Service};
+
+use super::LayerFuture;
+use crate::error::FunctionError;
+use crate::invocation::Invocation;
+use crate::output::Response;
+
+/// Limits calls in flight. A call over the limit fails at once with
+/// [`Overloaded`](crate::ErrorKind::Overloaded) (429): the caller, or the
+/// trigger's source, decides whether to try again; nothing waits in a queue.
+///
+/// Clones of the layer and of its services share one semaphore.
+#[derive(Debug, Clone)]
+pub struct ConcurrencyLimitLayer {
+    semaphore: Arc<Semaphore>,
+    max: usize,
+}
+
+impl ConcurrencyLimitLayer {
+    /// At most `max` calls at once.
+    pub fn new(max: usize) -> Self {
+        let max = max.min(Semaphore::MAX_PERMITS);
+        ConcurrencyLimitLayer {
+            semaphore: Arc::new(Semaphore::new(max)),
+            max,
+        }
+    }
+
+    /// A limit sharing `semaphore` with other holders (e.g. a registered function's
+    /// limiter); `max` is only reported in error messages.
+    pub fn with_semaphore(semaphore: Arc<Semaphore>, max: usize) -> Self {
+        ConcurrencyLimitLayer { semaphore, max }
+    }
+}
+
+impl<S> Layer<S> for ConcurrencyLimitLayer {
+    type Service = ConcurrencyLimit<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        ConcurrencyLimit {
+            inner,
+            semaphore: Arc::clone(&self.semaphore),
+            max: self.max,
+        }
+    }
+}
+
+/// The service of [`ConcurrencyLimitLayer`].
+#[derive(Debug, Clone)]
+pub struct ConcurrencyLimit<S> {
+    inner: S,
+    semaphore: Arc<Semaphore>,
+    max: usize,
+}
+
+impl<S> Service<Invocation> for ConcurrencyLimit<S>
+where
+    S: Service<Invocation, Response = Response, Error = FunctionError>,
+    S::Future: Send + 'static,
+{
+    type Response = Response;
+    type Error = FunctionError;
+    type Future = LayerFuture;
+
+    fn poll_ready(&mut self, cx: &mut TaskContext<'_>) -> Poll<Result<(), FunctionError>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, invocation: Invocation) -> Self::Future {
+        match Arc::clone(&self.semaphore).try_acquire_owned() {
+            Ok(permit) => {
+                let future = self.inner.call(invocation);
+                Box::pin(async move {
+                    let result = future.await;
+                    drop(permit);
+                    result
+                })
+            }
+            Err(TryAcquireError::NoPermits) => {
+                let error = FunctionError::overloaded(format!(
+                    "function `{}` is at its limit of {} calls in flight; try again later",
+                    invocation.context().function_name(),
+                    self.max
+                ));
+                Box::pin(std::future::ready(Err(error)))
+            }
+            Err(TryAcquireError::Closed) => {
+                let error = FunctionError::unavailable(format!(
+                    "function `{}` no longer accepts calls",
+                    invocation.context().function_name()
+                ));
+                Box::pin(std::future::ready(Err(error)))
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use tower::ServiceExt;
+
+    use super::*;
+    use crate::{ErrorKind, Function, handler_fn};
+
+    #[tokio::test]
+    async fn over_the_limit_is_refused_at_once() {
+        let gate = Arc::new(tokio::sync::Notify::new());
+        let wait = Arc::clone(&gate);
+        let f = handler_fn(move || {
+            let wait = Arc::clone(&wait);
+            async move { wait.notified().await }
+        });
+        let layer = ConcurrencyLimitLayer::new(1);
+        let first = tokio::spawn(layer.layer(f.clone().into_service()).oneshot(Invocation::new("")));
+        // Wait until the first call holds the permit.
+        while layer.semaphore.available_permits() > 0 {
+            tokio::task::yield_now().await;
+        }
+        let err = layer.layer(f.into_service()).oneshot(Invocation::new("")).await.unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Overloaded);
+        assert!(err.message().contains("limit of 1"));
+        gate.notify_one();
+        first.await.unwrap().unwrap();
+        assert_eq!(layer.semaphore.available_permits(), 1);
+    }
+
+    #[tokio::test]
+    async fn closed_semaphore_is_unavailable() {
+        let semaphore = Arc::new(Semaphore::new(1));
+        semaphore.close();
+        let err = ConcurrencyLimitLayer::with_semaphore(semaphore, 1)
+            .layer(handler_fn(|| async {}).into_service())
+            .oneshot(Invocation::new(""))
+            .await
+            .unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Unavailable);
+    }
+}

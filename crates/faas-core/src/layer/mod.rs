@@ -1,0 +1,43 @@
+//! The pieces of an [`InvocationPolicy`](crate::InvocationPolicy) as
+//! [`tower`] layers over `Service<Invocation, Response = Response, Error = FunctionError>`.
+//!
+//! The executor stacks them, outermost first: [`ConcurrencyLimitLayer`] (refuse
+//! at once when full), [`TimeoutLayer`] (deadline and cancellation),
+//! [`CatchPanicLayer`] (a panic becomes an error), around a
+//! [`FunctionService`](crate::FunctionService); event deliveries add
+//! [`RetryLayer`] on the outside.
+//!
+//! ```
+//! use std::time::Duration;
+//! use faas_core::layer::{CatchPanicLayer, ConcurrencyLimitLayer, TimeoutLayer};
+//! use faas_core::{handler_fn, Function, Invocation};
+//! use tower::{ServiceBuilder, ServiceExt};
+//!
+//! # tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap().block_on(async {
+//! let service = ServiceBuilder::new()
+//!     .layer(ConcurrencyLimitLayer::new(10))
+//!     .layer(TimeoutLayer::new(Some(Duration::from_secs(1))))
+//!     .layer(CatchPanicLayer::new())
+//!     .service(handler_fn(|| async { "ok" }).into_service());
+//! let response = service.oneshot(Invocation::new("")).await.unwrap();
+//! assert_eq!(response.body(), "ok");
+//! # });
+//! ```
+
+mod catch_panic;
+mod concurrency;
+mod retry;
+mod timeout;
+
+pub use catch_panic::{CatchPanic, CatchPanicLayer};
+pub use concurrency::{ConcurrencyLimit, ConcurrencyLimitLayer};
+pub use retry::{Retry, RetryLayer, RetryOutcome};
+pub use timeout::{Timeout, TimeoutLayer};
+
+use futures::future::BoxFuture;
+
+use crate::error::FunctionError;
+use crate::output::Response;
+
+/// The future every layer here returns.
+pub type LayerFuture = BoxFuture<'static, Result<Response, FunctionError>>;

@@ -1,0 +1,291 @@
+//! Function logs: [`LogLine`], [`LogOptions`], and [`InvocationLog`], the ring
+//! buffer of log lines an in-process host keeps per function.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex};
+use std::time::SystemTime;
+
+use futures::StreamExt as _;
+use futures::stream::{self, BoxStream};
+use serde::{Deserialize, Serialize};
+use tokio::sync::broadcast;
+
+use crate::error::{Error, Result};
+
+/// One line of a function's log.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct LogLine {
+    /// When it was written.
+    pub timestamp: SystemTime,
+    /// Which instance wrote it (a pod, a process, `local`).
+    pub instance: String,
+    /// The text, without a trailing newline.
+    pub text: String,
+}
+
+impl LogLine {
+    /// A line written now.
+    pub fn new(instance: impl Into<String>, text: impl Into<String>) -> Self {
+        LogLine {
+            timestamp: SystemTime::now(),
+            instance: instance.into(),
+            text: text.into(),
+        }
+    }
+
+    /// Sets the time it was written.
+    #[must_use]
+    pub fn with_timestamp(mut self, timestamp: SystemTime) -> Self {
+        self.timestamp = timestamp;
+        self
+    }
+}
+
+/// Which log lines to read.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct LogOptions {
+    /// Only the last `tail` lines (of those kept).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tail: Option<usize>,
+    /// Only lines written at or after `since`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub since: Option<SystemTime>,
+    /// Keep the stream open and send new lines as they are written.
+    #[serde(default)]
+    pub follow: bool,
+}
+
+impl LogOptions {
+    /// All kept lines, then the stream ends.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Only the last `tail` lines.
+    #[must_use]
+    pub fn with_tail(mut self, tail: usize) -> Self {
+        self.tail = Some(tail);
+        self
+    }
+
+    /// Only lines written at or after `since`.
+    #[must_use]
+    pub fn with_since(mut self, since: SystemTime) -> Self {
+        self.since = Some(since);
+        self
+    }
+
+    /// Whether to keep following new lines.
+    #[must_use]
+    pub fn with_follow(mut self, follow: bool) -> Self {
+        self.follow = follow;
+        self
+    }
+}
+
+/// The default number of lines kept per function.
+pub const DEFAULT_LOG_CAPACITY: usize = 1000;
+
+/// A ring buffer of log lines per function, with live followers.
+///
+/// The local executor writes one line per finished call (call id, attempt,
+/// status, duration, and the error if any); providers read it back with
+/// [`stream`](Self::stream). Clones share the same buffers.
+///
+/// ```
+/// use faas_core::{InvocationLog, LogOptions};
+///
+/// let log = InvocationLog::new(2);
+/// for n in 1..=3 {
+///     log.push("hello", format!("line {n}"));
+/// }
+/// let lines = log.lines("hello", &LogOptions::new());
+/// assert_eq!(lines.iter().map(|l| l.text.as_str()).collect::<Vec<_>>(), ["line 2", "line 3"]);
+/// ```
+#[derive(Clone)]
+pub struct InvocationLog {
+    inner: Arc<LogInner>,
+}
+
+struct LogInner {
+    capacity: usize,
+    instance: String,
+    buffers: Mutex<Buffers>,
+    live: broadcast::Sender<(Arc<str>, u64, LogLine)>,
+}
+
+#[derive(Default)]
+struct Buffers {
+    next_seq: u64,
+    lines: HashMap<String, VecDeque<(u64, LogLine)>>,
+}
+
+impl Default for InvocationLog {
+    fn default() -> Self {
+        InvocationLog::new(DEFAULT_LOG_CAPACITY)
+    }
+}
+
+impl std::fmt::Debug for InvocationLog {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("InvocationLog")
+            .field("capacity", &self.inner.capacity)
+            .finish_non_exhaustive()
+    }
+}
+
+impl InvocationLog {
+    /// A log keeping the last `capacity` lines of each function.
+    pub fn new(capacity: usize) -> Self {
+        let (live, _) = broadcast::channel(1024);
+        InvocationLog {
+            inner: Arc::new(LogInner {
+                capacity: capacity.max(1),
+                instance: format!("local-{}", std::process::id()),
+                buffers: Mutex::new(Buffers::default()),
+                live,
+            }),
+        }
+    }
+
+    /// Appends a line to `function`'s log.
+    pub fn push(&self, function: &str, text: impl Into<String>) {
+        let line = LogLine::new(self.inner.instance.clone(), text);
+        let mut buffers = self.lock();
+        let seq = buffers.next_seq;
+        buffers.next_seq += 1;
+        let buffer = buffers.lines.entry(function.to_owned()).or_default();
+        if buffer.len() == self.inner.capacity {
+            buffer.pop_front();
+        }
+        buffer.push_back((seq, line.clone()));
+        // Sent under the lock, so followers see lines in sequence order.
+        // No follower is not an error.
+        let _ = self.inner.live.send((Arc::from(function), seq, line));
+    }
+
+    /// The kept lines of `function` that match `options` (`follow` is ignored).
+    pub fn lines(&self, function: &str, options: &LogOptions) -> Vec<LogLine> {
+        self.sequenced_lines(function, options)
+            .1
+            .into_iter()
+            .map(|(_, line)| line)
+            .collect()
+    }
+
+    /// The matching lines with their sequence numbers, and the next sequence number.
+    fn sequenced_lines(&self, function: &str, options: &LogOptions) -> (u64, Vec<(u64, LogLine)>) {
+        let buffers = self.lock();
+        let Some(buffer) = buffers.lines.get(function) else {
+            return (buffers.next_seq, Vec::new());
+        };
+        let matching: Vec<(u64, LogLine)> = buffer
+            .iter()
+            .filter(|(_, line)| options.since.is_none_or(|since| line.timestamp >= since))
+            .cloned()
+            .collect();
+        let skip = options
+            .tail
+            .map_or(0, |tail| matching.len().saturating_sub(tail));
+        (buffers.next_seq, matching.into_iter().skip(skip).collect())
+    }
+
+    /// Forgets `function`'s lines.
+    pub fn clear(&self, function: &str) {
+        self.lock().lines.remove(function);
+    }
+
+    /// The lines of `function` as a stream: the kept lines matching `options`,
+    /// then, with `follow`, each new line until the log is dropped.
+    ///
+    /// A follower too slow to keep up gets an [`Error::Provider`] item saying how
+    /// many lines it missed, then continues.
+    pub fn stream(&self, function: &str, options: &LogOptions) -> BoxStream<'static, Result<LogLine>> {
+        // Subscribe before reading the buffer so no line falls between the two.
+        let receiver = options.follow.then(|| self.inner.live.subscribe());
+        let (next_seq, kept) = self.sequenced_lines(function, options);
+        let backlog = stream::iter(kept.into_iter().map(|(_, line)| Ok(line)));
+        let Some(receiver) = receiver else {
+            return backlog.boxed();
+        };
+        let function: Arc<str> = Arc::from(function);
+        let since = options.since;
+        let live = stream::unfold(receiver, move |mut receiver| {
+            let function = Arc::clone(&function);
+            async move {
+                loop {
+                    match receiver.recv().await {
+                        Ok((name, seq, line)) => {
+                            let wanted = seq >= next_seq
+                                && name == function
+                                && since.is_none_or(|since| line.timestamp >= since);
+                            if wanted {
+                                return Some((Ok(line), receiver));
+                            }
+                        }
+                        Err(broadcast::error::RecvError::Lagged(missed)) => {
+                            let error = Error::provider_message(format!(
+                                "log follower fell behind and missed {missed} lines"
+                            ));
+                            return Some((Err(error), receiver));
+                        }
+                        Err(broadcast::error::RecvError::Closed) => return None,
+                    }
+                }
+            }
+        });
+        backlog.chain(live).boxed()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Buffers> {
+        self.inner
+            .buffers
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    #[test]
+    fn tail_and_since() {
+        let log = InvocationLog::new(10);
+        for n in 0..5 {
+            log.push("f", format!("{n}"));
+        }
+        log.push("g", "other");
+        let tail = log.lines("f", &LogOptions::new().with_tail(2));
+        assert_eq!(tail.iter().map(|l| l.text.as_str()).collect::<Vec<_>>(), ["3", "4"]);
+        let future = SystemTime::now() + Duration::from_secs(3600);
+        assert!(log.lines("f", &LogOptions::new().with_since(future)).is_empty());
+        assert!(log.lines("nobody", &LogOptions::new()).is_empty());
+        log.clear("f");
+        assert!(log.lines("f", &LogOptions::new()).is_empty());
+        assert_eq!(log.lines("g", &LogOptions::new()).len(), 1);
+    }
+
+    #[tokio::test]
+    async fn follow_streams_new_lines() {
+        let log = InvocationLog::new(10);
+        log.push("f", "old");
+        let mut stream = log.stream("f", &LogOptions::new().with_follow(true));
+        assert_eq!(stream.next().await.unwrap().unwrap().text, "old");
+        log.push("g", "not mine");
+        log.push("f", "new");
+        assert_eq!(stream.next().await.unwrap().unwrap().text, "new");
+    }
+
+    #[tokio::test]
+    async fn without_follow_the_stream_ends() {
+        let log = InvocationLog::new(10);
+        log.push("f", "a");
+        let lines: Vec<_> = log.stream("f", &LogOptions::new()).collect().await;
+        assert_eq!(lines.len(), 1);
+    }
+}

@@ -1,0 +1,219 @@
+//! [`Metrics`]: Prometheus metrics of function calls.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::{Registry as PromRegistry, Unit};
+
+use crate::error::ErrorKind;
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct OutcomeLabels {
+    function: String,
+    outcome: &'static str,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct KindLabels {
+    function: String,
+    kind: &'static str,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct FunctionLabels {
+    function: String,
+}
+
+fn duration_histogram() -> Histogram {
+    // 0.5 ms .. about 65 s.
+    Histogram::new(exponential_buckets(0.0005, 2.0, 18))
+}
+
+/// Prometheus metrics of function calls, in the text exposition format.
+///
+/// | metric | type | labels |
+/// |---|---|---|
+/// | `faas_invocations_total` | counter | `function`, `outcome` (`success` or `error`) |
+/// | `faas_errors_total` | counter | `function`, `kind` (an [`ErrorKind`] name) |
+/// | `faas_invocation_duration_seconds` | histogram | `function` |
+/// | `faas_in_flight` | gauge | `function` |
+///
+/// Every attempt of a retried delivery counts as one invocation. Calls of an
+/// unknown function are not recorded (their names come from outside). Clones
+/// share the same metrics.
+///
+/// ```
+/// let metrics = faas_core::Metrics::new();
+/// let text = metrics.encode();
+/// assert!(text.contains("# TYPE faas_invocations counter"));
+/// assert!(text.ends_with("# EOF\n"));
+/// ```
+#[derive(Clone)]
+pub struct Metrics {
+    inner: Arc<MetricsInner>,
+}
+
+struct MetricsInner {
+    registry: PromRegistry,
+    invocations: Family<OutcomeLabels, Counter>,
+    errors: Family<KindLabels, Counter>,
+    duration: Family<FunctionLabels, Histogram, fn() -> Histogram>,
+    in_flight: Family<FunctionLabels, Gauge>,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Metrics::new()
+    }
+}
+
+impl fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Metrics").finish_non_exhaustive()
+    }
+}
+
+impl Metrics {
+    /// A fresh set of metrics in its own registry.
+    pub fn new() -> Self {
+        let invocations = Family::<OutcomeLabels, Counter>::default();
+        let errors = Family::<KindLabels, Counter>::default();
+        let duration = Family::<FunctionLabels, Histogram, fn() -> Histogram>::new_with_constructor(
+            duration_histogram as fn() -> Histogram,
+        );
+        let in_flight = Family::<FunctionLabels, Gauge>::default();
+        let mut registry = PromRegistry::default();
+        register(&mut registry, &invocations, &errors, &duration, &in_flight);
+        Metrics {
+            inner: Arc::new(MetricsInner {
+                registry,
+                invocations,
+                errors,
+                duration,
+                in_flight,
+            }),
+        }
+    }
+
+    /// Also exposes these metrics through another registry (e.g. an application's).
+    pub fn register(&self, registry: &mut PromRegistry) {
+        let inner = &self.inner;
+        register(registry, &inner.invocations, &inner.errors, &inner.duration, &inner.in_flight);
+    }
+
+    /// The metrics in the Prometheus/OpenMetrics text format.
+    pub fn encode(&self) -> String {
+        let mut text = String::new();
+        prometheus_client::encoding::text::encode(&mut text, &self.inner.registry)
+            .expect("writing to a String cannot fail");
+        text
+    }
+
+    /// Counts a call as started; it stays in the in-flight gauge until the guard drops.
+    pub(crate) fn start(&self, function: &str) -> InFlightGuard {
+        let gauge = self
+            .inner
+            .in_flight
+            .get_or_create(&FunctionLabels {
+                function: function.to_owned(),
+            })
+            .clone();
+        gauge.inc();
+        InFlightGuard { gauge }
+    }
+
+    /// Records a finished call.
+    pub(crate) fn record(&self, function: &str, error: Option<ErrorKind>, elapsed: Duration) {
+        let inner = &self.inner;
+        let outcome = if error.is_some() { "error" } else { "success" };
+        inner
+            .invocations
+            .get_or_create(&OutcomeLabels {
+                function: function.to_owned(),
+                outcome,
+            })
+            .inc();
+        if let Some(kind) = error {
+            inner
+                .errors
+                .get_or_create(&KindLabels {
+                    function: function.to_owned(),
+                    kind: kind.as_str(),
+                })
+                .inc();
+        }
+        inner
+            .duration
+            .get_or_create(&FunctionLabels {
+                function: function.to_owned(),
+            })
+            .observe(elapsed.as_secs_f64());
+    }
+}
+
+fn register(
+    registry: &mut PromRegistry,
+    invocations: &Family<OutcomeLabels, Counter>,
+    errors: &Family<KindLabels, Counter>,
+    duration: &Family<FunctionLabels, Histogram, fn() -> Histogram>,
+    in_flight: &Family<FunctionLabels, Gauge>,
+) {
+    registry.register("faas_invocations", "Function calls, by outcome", invocations.clone());
+    registry.register("faas_errors", "Failed function calls, by error kind", errors.clone());
+    registry.register_with_unit(
+        "faas_invocation_duration",
+        "Duration of function calls",
+        Unit::Seconds,
+        duration.clone(),
+    );
+    registry.register("faas_in_flight", "Function calls running now", in_flight.clone());
+}
+
+/// Keeps a call in the in-flight gauge.
+pub(crate) struct InFlightGuard {
+    gauge: Gauge,
+}
+
+impl Drop for InFlightGuard {
+    fn drop(&mut self) {
+        self.gauge.dec();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn records_and_encodes() {
+        let metrics = Metrics::new();
+        let guard = metrics.start("hello");
+        assert!(metrics.encode().contains("faas_in_flight{function=\"hello\"} 1"));
+        drop(guard);
+        metrics.record("hello", None, Duration::from_millis(3));
+        metrics.record("hello", Some(ErrorKind::Timeout), Duration::from_secs(1));
+        let text = metrics.encode();
+        assert!(text.contains("faas_invocations_total{function=\"hello\",outcome=\"success\"} 1"), "{text}");
+        assert!(text.contains("faas_invocations_total{function=\"hello\",outcome=\"error\"} 1"), "{text}");
+        assert!(text.contains("faas_errors_total{function=\"hello\",kind=\"timeout\"} 1"), "{text}");
+        assert!(text.contains("faas_invocation_duration_seconds_count{function=\"hello\"} 2"), "{text}");
+        assert!(text.contains("faas_in_flight{function=\"hello\"} 0"), "{text}");
+    }
+
+    #[test]
+    fn registers_into_another_registry() {
+        let metrics = Metrics::new();
+        metrics.record("f", None, Duration::ZERO);
+        let mut registry = PromRegistry::default();
+        metrics.register(&mut registry);
+        let mut text = String::new();
+        prometheus_client::encoding::text::encode(&mut text, &registry).unwrap();
+        assert!(text.contains("faas_invocations_total{function=\"f\",outcome=\"success\"} 1"));
+    }
+}

@@ -1,0 +1,431 @@
+//! [`Registry`]: the functions a host serves, by name, with their live state.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, RwLock};
+
+use tokio::sync::Semaphore;
+
+use crate::definition::{FunctionDefinition, FunctionMeta};
+use crate::error::{Error, Result};
+use crate::function::BoxFunction;
+use crate::policy::InvocationPolicy;
+
+/// The longest function name accepted.
+const MAX_NAME_LEN: usize = 253;
+
+/// The functions a host serves. Cheap to clone: clones share the same set.
+///
+/// Names are unique: registering a second function under a name in use is an
+/// error ([`Error::DuplicateFunction`]). A name is 1 to 253 characters of ASCII
+/// letters, digits, `-`, `_` and `.`.
+///
+/// ```
+/// use faas_core::{FunctionDefinition, Registry};
+///
+/// async fn ping() -> &'static str { "pong" }
+///
+/// let registry = Registry::new();
+/// registry.register(FunctionDefinition::from_handler("ping", ping)).unwrap();
+/// assert!(registry.register(FunctionDefinition::from_handler("ping", ping)).is_err());
+/// assert_eq!(registry.names(), ["ping"]);
+/// ```
+#[derive(Clone, Default)]
+pub struct Registry {
+    functions: Arc<RwLock<BTreeMap<String, RegisteredFunction>>>,
+}
+
+impl Registry {
+    /// An empty registry.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds a function.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::DuplicateFunction`] when the name is in use,
+    /// [`Error::InvalidDefinition`] when the name is not valid.
+    pub fn register(&self, definition: FunctionDefinition) -> Result<()> {
+        validate_name(definition.name())?;
+        let mut functions = self.write();
+        if functions.contains_key(definition.name()) {
+            return Err(Error::DuplicateFunction {
+                name: definition.name().to_owned(),
+            });
+        }
+        let registered = RegisteredFunction::new(definition);
+        functions.insert(registered.name().to_owned(), registered);
+        Ok(())
+    }
+
+    /// Adds a function and returns the registry, for chaining.
+    ///
+    /// # Errors
+    ///
+    /// As [`register`](Self::register).
+    pub fn try_with(self, definition: FunctionDefinition) -> Result<Self> {
+        self.register(definition)?;
+        Ok(self)
+    }
+
+    /// A registry of `definitions`.
+    ///
+    /// # Errors
+    ///
+    /// As [`register`](Self::register), for the first definition that fails.
+    pub fn try_from_iter(definitions: impl IntoIterator<Item = FunctionDefinition>) -> Result<Self> {
+        let registry = Registry::new();
+        for definition in definitions {
+            registry.register(definition)?;
+        }
+        Ok(registry)
+    }
+
+    /// Adds a function or replaces the one of the same name; returns the replaced one.
+    ///
+    /// Calls already running on the replaced function finish on it; new calls go
+    /// to the new one, with fresh in-flight limits and counters.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidDefinition`] when the name is not valid.
+    pub fn replace(&self, definition: FunctionDefinition) -> Result<Option<RegisteredFunction>> {
+        validate_name(definition.name())?;
+        let registered = RegisteredFunction::new(definition);
+        Ok(self.write().insert(registered.name().to_owned(), registered))
+    }
+
+    /// Removes a function; returns it if it was there.
+    pub fn remove(&self, name: &str) -> Option<RegisteredFunction> {
+        self.write().remove(name)
+    }
+
+    /// The function named `name`.
+    pub fn get(&self, name: &str) -> Option<RegisteredFunction> {
+        self.read().get(name).cloned()
+    }
+
+    /// Whether a function is named `name`.
+    pub fn contains(&self, name: &str) -> bool {
+        self.read().contains_key(name)
+    }
+
+    /// The names, sorted.
+    pub fn names(&self) -> Vec<String> {
+        self.read().keys().cloned().collect()
+    }
+
+    /// The functions, sorted by name (a snapshot).
+    pub fn iter(&self) -> impl Iterator<Item = RegisteredFunction> + use<> {
+        self.read().values().cloned().collect::<Vec<_>>().into_iter()
+    }
+
+    /// How many functions there are.
+    pub fn len(&self) -> usize {
+        self.read().len()
+    }
+
+    /// Whether there is none.
+    pub fn is_empty(&self) -> bool {
+        self.read().is_empty()
+    }
+
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, BTreeMap<String, RegisteredFunction>> {
+        self.functions
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, BTreeMap<String, RegisteredFunction>> {
+        self.functions
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+impl fmt::Debug for Registry {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Registry")
+            .field("functions", &self.names())
+            .finish()
+    }
+}
+
+impl FromIterator<FunctionDefinition> for Registry {
+    /// # Panics
+    ///
+    /// When two definitions share a name or a name is invalid: that is a mistake
+    /// in the program, found at start-up. Use [`Registry::try_from_iter`] to handle it.
+    fn from_iter<I: IntoIterator<Item = FunctionDefinition>>(definitions: I) -> Self {
+        match Registry::try_from_iter(definitions) {
+            Ok(registry) => registry,
+            Err(error) => panic!("cannot build the function registry: {error}"),
+        }
+    }
+}
+
+impl From<Vec<FunctionDefinition>> for Registry {
+    /// # Panics
+    ///
+    /// As [`FromIterator`]: on a duplicate or invalid name.
+    fn from(definitions: Vec<FunctionDefinition>) -> Self {
+        definitions.into_iter().collect()
+    }
+}
+
+impl<const N: usize> From<[FunctionDefinition; N]> for Registry {
+    /// # Panics
+    ///
+    /// As [`FromIterator`]: on a duplicate or invalid name.
+    fn from(definitions: [FunctionDefinition; N]) -> Self {
+        definitions.into_iter().collect()
+    }
+}
+
+fn validate_name(name: &str) -> Result<()> {
+    let reason = if name.is_empty() {
+        Some("the name is empty")
+    } else if name.len() > MAX_NAME_LEN {
+        Some("the name is longer than 253 characters")
+    } else if !name
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+    {
+        Some("the name may hold only ASCII letters, digits, `-`, `_` and `.`")
+    } else {
+        None
+    };
+    match reason {
+        Some(reason) => Err(Error::InvalidDefinition {
+            name: name.to_owned(),
+            reason: reason.to_owned(),
+        }),
+        None => Ok(()),
+    }
+}
+
+/// A function in a [`Registry`], with its live state: in-flight limit, counters,
+/// and whether it is serving. Cheap to clone.
+#[derive(Clone)]
+pub struct RegisteredFunction {
+    inner: Arc<RegisteredInner>,
+}
+
+struct RegisteredInner {
+    definition: FunctionDefinition,
+    limiter: Arc<Semaphore>,
+    serving: AtomicBool,
+    replicas: AtomicU32,
+    in_flight: AtomicUsize,
+    invocations: AtomicU64,
+    failures: AtomicU64,
+}
+
+impl RegisteredFunction {
+    fn new(definition: FunctionDefinition) -> Self {
+        let max = definition
+            .policy()
+            .max_in_flight()
+            .unwrap_or(Semaphore::MAX_PERMITS);
+        let limiter = Arc::new(Semaphore::new(max.min(Semaphore::MAX_PERMITS)));
+        let replicas = definition.meta().scaling.min_replicas.max(1);
+        RegisteredFunction {
+            inner: Arc::new(RegisteredInner {
+                definition,
+                limiter,
+                serving: AtomicBool::new(true),
+                replicas: AtomicU32::new(replicas),
+                in_flight: AtomicUsize::new(0),
+                invocations: AtomicU64::new(0),
+                failures: AtomicU64::new(0),
+            }),
+        }
+    }
+
+    /// The function's name.
+    pub fn name(&self) -> &str {
+        self.inner.definition.name()
+    }
+
+    /// The definition it was registered with.
+    pub fn definition(&self) -> &FunctionDefinition {
+        &self.inner.definition
+    }
+
+    /// The function's metadata.
+    pub fn meta(&self) -> &FunctionMeta {
+        self.inner.definition.meta()
+    }
+
+    /// The function itself.
+    pub fn function(&self) -> &BoxFunction {
+        self.inner.definition.function()
+    }
+
+    /// How it is called.
+    pub fn policy(&self) -> &InvocationPolicy {
+        self.inner.definition.policy()
+    }
+
+    /// The semaphore of its in-flight limit (with [`Semaphore::MAX_PERMITS`]
+    /// permits when the policy sets no limit).
+    pub fn limiter(&self) -> &Arc<Semaphore> {
+        &self.inner.limiter
+    }
+
+    /// Whether it accepts calls (false once scaled to zero).
+    pub fn is_serving(&self) -> bool {
+        self.inner.serving.load(Ordering::Acquire)
+    }
+
+    /// The replicas it was scaled to (in-process, all share one process).
+    pub fn replicas(&self) -> u32 {
+        if self.is_serving() {
+            self.inner.replicas.load(Ordering::Acquire)
+        } else {
+            0
+        }
+    }
+
+    /// Scales it: 0 stops accepting calls (they fail with
+    /// [`Unavailable`](crate::ErrorKind::Unavailable)), more starts again.
+    pub fn set_replicas(&self, replicas: u32) {
+        if replicas > 0 {
+            self.inner.replicas.store(replicas, Ordering::Release);
+        }
+        self.inner.serving.store(replicas > 0, Ordering::Release);
+    }
+
+    /// Calls running now.
+    pub fn in_flight(&self) -> usize {
+        self.inner.in_flight.load(Ordering::Acquire)
+    }
+
+    /// Calls finished since registration (attempts, each retry counted).
+    pub fn invocation_count(&self) -> u64 {
+        self.inner.invocations.load(Ordering::Acquire)
+    }
+
+    /// Calls finished with an error since registration.
+    pub fn failure_count(&self) -> u64 {
+        self.inner.failures.load(Ordering::Acquire)
+    }
+
+    /// Counts a call as running until the guard drops.
+    pub(crate) fn start_call(&self) -> CallGuard {
+        self.inner.in_flight.fetch_add(1, Ordering::AcqRel);
+        CallGuard {
+            function: self.clone(),
+        }
+    }
+
+    pub(crate) fn record_finished(&self, failed: bool) {
+        self.inner.invocations.fetch_add(1, Ordering::AcqRel);
+        if failed {
+            self.inner.failures.fetch_add(1, Ordering::AcqRel);
+        }
+    }
+}
+
+impl fmt::Debug for RegisteredFunction {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RegisteredFunction")
+            .field("name", &self.name())
+            .field("serving", &self.is_serving())
+            .field("in_flight", &self.in_flight())
+            .field("invocations", &self.invocation_count())
+            .finish()
+    }
+}
+
+/// Keeps a call counted as in flight.
+pub(crate) struct CallGuard {
+    function: RegisteredFunction,
+}
+
+impl Drop for CallGuard {
+    fn drop(&mut self) {
+        self.function.inner.in_flight.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::InvocationPolicy;
+
+    fn def(name: &str) -> FunctionDefinition {
+        FunctionDefinition::from_handler(name, || async { "ok" })
+    }
+
+    #[test]
+    fn duplicates_are_refused() {
+        let registry = Registry::new();
+        registry.register(def("a")).unwrap();
+        let err = registry.register(def("a")).unwrap_err();
+        assert!(matches!(err, Error::DuplicateFunction { ref name } if name == "a"));
+        assert_eq!(registry.len(), 1);
+        assert!(Registry::try_from_iter([def("x"), def("x")]).is_err());
+        assert!(Registry::new().try_with(def("y")).unwrap().try_with(def("y")).is_err());
+    }
+
+    #[test]
+    #[should_panic(expected = "already registered")]
+    fn from_iter_panics_on_duplicates() {
+        let _ = Registry::from_iter([def("d"), def("d")]);
+    }
+
+    #[test]
+    fn names_are_checked() {
+        for bad in ["", "a b", "a/b", "é"] {
+            assert!(matches!(Registry::new().register(def(bad)), Err(Error::InvalidDefinition { .. })), "{bad:?}");
+        }
+        Registry::new().register(def("hello_world-2.v1")).unwrap();
+    }
+
+    #[test]
+    fn lookup_remove_replace() {
+        let registry: Registry = vec![def("b"), def("a")].into();
+        assert_eq!(registry.names(), ["a", "b"]);
+        assert_eq!(registry.iter().map(|f| f.name().to_owned()).collect::<Vec<_>>(), ["a", "b"]);
+        assert!(registry.contains("a"));
+        let clone = registry.clone();
+        assert!(clone.remove("a").is_some());
+        assert!(!registry.contains("a"));
+        let old = registry
+            .replace(def("b").with_policy(InvocationPolicy::default().with_max_in_flight(3)))
+            .unwrap();
+        assert!(old.is_some());
+        assert_eq!(registry.get("b").unwrap().limiter().available_permits(), 3);
+        assert!(registry.get("nope").is_none());
+    }
+
+    #[test]
+    fn scaling_to_zero_stops_serving() {
+        let registry = Registry::from([def("s")]);
+        let f = registry.get("s").unwrap();
+        assert!(f.is_serving());
+        assert_eq!(f.replicas(), 1);
+        f.set_replicas(0);
+        assert!(!f.is_serving());
+        assert_eq!(f.replicas(), 0);
+        f.set_replicas(3);
+        assert_eq!(registry.get("s").unwrap().replicas(), 3);
+    }
+
+    #[test]
+    fn in_flight_guard_counts() {
+        let registry = Registry::from([def("g")]);
+        let f = registry.get("g").unwrap();
+        let guard = f.start_call();
+        assert_eq!(f.in_flight(), 1);
+        drop(guard);
+        assert_eq!(f.in_flight(), 0);
+        f.record_finished(true);
+        assert_eq!(f.invocation_count(), 1);
+        assert_eq!(f.failure_count(), 1);
+    }
+}

@@ -1,0 +1,389 @@
+//! [`Dispatcher`]: the handle triggers call functions through; it applies each
+//! function's [`InvocationPolicy`](crate::InvocationPolicy).
+
+use std::fmt;
+use std::future::Future;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::task::{Context as TaskContext, Poll};
+
+use http::HeaderValue;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tower::{Layer, Service, ServiceExt};
+
+use super::Delivery;
+use crate::context::CALL_ID_HEADER;
+use crate::error::FunctionError;
+use crate::function::FunctionService;
+use crate::invocation::Invocation;
+use crate::layer::{
+    CatchPanic, CatchPanicLayer, ConcurrencyLimit, ConcurrencyLimitLayer, LayerFuture, RetryLayer,
+    RetryOutcome, Timeout, TimeoutLayer,
+};
+use crate::logs::InvocationLog;
+use crate::metrics::Metrics;
+use crate::output::Response;
+use crate::policy::DeadLetterEntry;
+use crate::registry::{RegisteredFunction, Registry};
+
+/// Calls functions by name under their policies. Cheap to clone.
+///
+/// Every call is admitted first: the host must be accepting work, the function
+/// must exist and be serving, and the body must fit the policy's limit. Then one
+/// attempt runs under the in-flight limit (over it: `Overloaded`, nothing
+/// queues), the deadline (past it: `Timeout`, the handler is dropped and its
+/// context's token cancelled) and panic isolation (`Panicked`). Each attempt is
+/// counted in the [`Metrics`] and written to the [`InvocationLog`].
+///
+/// A host usually gets its dispatcher from
+/// [`LocalExecutor::dispatcher`](crate::LocalExecutor::dispatcher); a standalone
+/// one ([`Dispatcher::new`]) serves a registry without triggers or shutdown.
+///
+/// ```
+/// use faas_core::{Dispatcher, FunctionDefinition, Invocation, Registry};
+///
+/// async fn shout(text: String) -> String { text.to_uppercase() }
+///
+/// # tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap().block_on(async {
+/// let dispatcher = Dispatcher::new(Registry::from([FunctionDefinition::from_handler("shout", shout)]));
+/// let response = dispatcher.dispatch("shout", Invocation::new("hi")).await.unwrap();
+/// assert_eq!(response.body(), "HI");
+///
+/// let missing = dispatcher.dispatch_to_response("nope", Invocation::new("")).await;
+/// assert_eq!(missing.status(), 404);
+/// # });
+/// ```
+#[derive(Clone)]
+pub struct Dispatcher {
+    shared: Arc<Shared>,
+}
+
+struct Shared {
+    registry: Registry,
+    metrics: Metrics,
+    log: InvocationLog,
+    accepting: AtomicBool,
+    hard_stop: CancellationToken,
+    tracker: TaskTracker,
+}
+
+impl fmt::Debug for Dispatcher {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Dispatcher")
+            .field("registry", &self.shared.registry)
+            .field("accepting", &self.is_accepting())
+            .field("in_flight", &self.in_flight())
+            .finish()
+    }
+}
+
+/// One attempt: in-flight limit, deadline, panic isolation, counted.
+type AttemptService = Instrument<ConcurrencyLimit<Timeout<CatchPanic<FunctionService>>>>;
+
+impl Dispatcher {
+    /// A dispatcher for `registry` with fresh metrics and log.
+    pub fn new(registry: Registry) -> Self {
+        Dispatcher::with_parts(registry, Metrics::new(), InvocationLog::default())
+    }
+
+    /// A dispatcher with the given metrics and log.
+    pub fn with_parts(registry: Registry, metrics: Metrics, log: InvocationLog) -> Self {
+        Dispatcher {
+            shared: Arc::new(Shared {
+                registry,
+                metrics,
+                log,
+                accepting: AtomicBool::new(true),
+                hard_stop: CancellationToken::new(),
+                tracker: TaskTracker::new(),
+            }),
+        }
+    }
+
+    /// The functions it calls.
+    pub fn registry(&self) -> &Registry {
+        &self.shared.registry
+    }
+
+    /// The metrics it records.
+    pub fn metrics(&self) -> &Metrics {
+        &self.shared.metrics
+    }
+
+    /// The log it writes a line to per attempt.
+    pub fn invocation_log(&self) -> &InvocationLog {
+        &self.shared.log
+    }
+
+    /// Whether it accepts new calls (false once its host began shutting down).
+    pub fn is_accepting(&self) -> bool {
+        self.shared.accepting.load(Ordering::Acquire)
+    }
+
+    /// Calls (and deliveries, retries included) running now.
+    pub fn in_flight(&self) -> usize {
+        self.shared.tracker.len()
+    }
+
+    /// Calls `function` once and returns its answer.
+    ///
+    /// # Errors
+    ///
+    /// `NotFound` for an unknown function, `Unavailable` when it is scaled to zero
+    /// or the host is shutting down, `PayloadTooLarge`, `Overloaded`, `Timeout`,
+    /// `Panicked`, or the function's own error.
+    pub async fn dispatch(&self, function: &str, invocation: Invocation) -> Result<Response, FunctionError> {
+        let (registered, invocation) = self.admit(function, invocation)?;
+        check_body(&registered, &invocation)?;
+        let token = invocation.context().cancellation().clone();
+        let call = self.attempt_service(&registered).oneshot(invocation);
+        self.guarded(token, call, |error| Err(error)).await
+    }
+
+    /// Calls `function` and turns an error into its JSON answer
+    /// ([`FunctionError::to_response`]); the response carries `x-call-id`.
+    pub async fn dispatch_to_response(&self, function: &str, invocation: Invocation) -> Response {
+        let call_id = invocation.context().call_id().clone();
+        match self.dispatch(function, invocation).await {
+            Ok(mut response) => {
+                if let Ok(value) = HeaderValue::from_str(call_id.as_str()) {
+                    response.headers_mut().entry(CALL_ID_HEADER).or_insert(value);
+                }
+                response
+            }
+            Err(error) => error.to_response(&call_id),
+        }
+    }
+
+    /// Delivers an event to `function`: retries per its [`RetryPolicy`](crate::RetryPolicy)
+    /// with backoff, and after the last failed attempt stores it in the policy's
+    /// dead letter, if any.
+    ///
+    /// See [`Delivery::should_ack`] for what the trigger does next. An event that
+    /// failed for good without a dead letter is not acknowledged: the source keeps it.
+    /// A delivery interrupted by shutdown is not dead-lettered either.
+    pub async fn deliver(&self, function: &str, invocation: Invocation) -> Delivery {
+        let call_id = invocation.context().call_id().clone();
+        let (registered, invocation) = match self.admit(function, invocation) {
+            Ok(admitted) => admitted,
+            Err(error) => return Delivery::new(call_id, Err(error), 0, false),
+        };
+        if let Err(error) = check_body(&registered, &invocation) {
+            let dead_lettered = self.dead_letter(&registered, &invocation, &error, 0).await;
+            return Delivery::new(call_id, Err(error), 0, dead_lettered);
+        }
+        let token = invocation.context().cancellation().clone();
+        let retry = RetryLayer::new(registered.policy().retry().clone()).layer(self.attempt_service(&registered));
+        let outcome = self
+            .guarded(token, retry.call_with_outcome(invocation.clone()), |error| RetryOutcome {
+                result: Err(error),
+                attempts: 0,
+                cancelled: true,
+            })
+            .await;
+        match outcome.result {
+            Ok(response) => Delivery::new(call_id, Ok(response), outcome.attempts, false),
+            Err(error) if outcome.cancelled => Delivery::new(call_id, Err(error), outcome.attempts, false),
+            Err(error) => {
+                let dead_lettered = self
+                    .dead_letter(&registered, &invocation, &error, outcome.attempts)
+                    .await;
+                Delivery::new(call_id, Err(error), outcome.attempts, dead_lettered)
+            }
+        }
+    }
+
+    /// Checks that the call may start and prepares its context: the function's
+    /// name, and a cancellation token of its own (a child of the caller's).
+    fn admit(
+        &self,
+        function: &str,
+        mut invocation: Invocation,
+    ) -> Result<(RegisteredFunction, Invocation), FunctionError> {
+        if !self.is_accepting() {
+            return Err(FunctionError::unavailable(
+                "the host is shutting down and accepts no new calls",
+            ));
+        }
+        let registered = self
+            .shared
+            .registry
+            .get(function)
+            .ok_or_else(|| FunctionError::not_found(format!("no function named `{function}`")))?;
+        if !registered.is_serving() {
+            return Err(FunctionError::unavailable(format!(
+                "function `{function}` is scaled to zero"
+            )));
+        }
+        let context = invocation.context_mut();
+        context.set_function_name(function);
+        let token = context.cancellation().child_token();
+        context.set_cancellation(token);
+        Ok((registered, invocation))
+    }
+
+    fn attempt_service(&self, registered: &RegisteredFunction) -> AttemptService {
+        let policy = registered.policy();
+        let max = policy.max_in_flight().unwrap_or(usize::MAX);
+        let service = FunctionService::new(Arc::clone(registered.function()));
+        let service = CatchPanicLayer::new().layer(service);
+        let service = TimeoutLayer::new(policy.timeout()).layer(service);
+        let service = ConcurrencyLimitLayer::with_semaphore(Arc::clone(registered.limiter()), max).layer(service);
+        Instrument {
+            inner: service,
+            registered: registered.clone(),
+            metrics: self.shared.metrics.clone(),
+            log: self.shared.log.clone(),
+        }
+    }
+
+    /// Runs `call` as tracked work that a hard stop cancels: then the call's token
+    /// is cancelled, the call dropped, and `on_stop` makes the result.
+    async fn guarded<T>(
+        &self,
+        token: CancellationToken,
+        call: impl Future<Output = T>,
+        on_stop: impl FnOnce(FunctionError) -> T,
+    ) -> T {
+        let hard_stop = self.shared.hard_stop.clone();
+        self.shared
+            .tracker
+            .track_future(async move {
+                tokio::select! {
+                    result = call => result,
+                    () = hard_stop.cancelled() => {
+                        token.cancel();
+                        on_stop(FunctionError::unavailable(
+                            "the host shut down before the call finished",
+                        ))
+                    }
+                }
+            })
+            .await
+    }
+
+    async fn dead_letter(
+        &self,
+        registered: &RegisteredFunction,
+        invocation: &Invocation,
+        error: &FunctionError,
+        attempts: u32,
+    ) -> bool {
+        let Some(dead_letter) = registered.policy().dead_letter() else {
+            return false;
+        };
+        let entry = DeadLetterEntry::new(
+            registered.name(),
+            invocation.context().call_id().clone(),
+            invocation.to_request(),
+            error.clone(),
+            attempts,
+        );
+        match dead_letter.try_dead_letter(entry).await {
+            Ok(()) => {
+                self.shared.log.push(
+                    registered.name(),
+                    format!(
+                        "call_id={} dead-lettered after {attempts} attempts: {error}",
+                        invocation.context().call_id()
+                    ),
+                );
+                true
+            }
+            Err(failure) => {
+                tracing::error!(
+                    function = registered.name(),
+                    call_id = %invocation.context().call_id(),
+                    error = %failure,
+                    "could not store a failed delivery in the dead letter; it will not be acknowledged"
+                );
+                false
+            }
+        }
+    }
+
+    /// Stops admitting calls.
+    pub(crate) fn stop_accepting(&self) {
+        self.shared.accepting.store(false, Ordering::Release);
+        self.shared.tracker.close();
+    }
+
+    /// Waits until every admitted call finished (once no longer accepting).
+    pub(crate) async fn wait_drained(&self) {
+        self.shared.tracker.wait().await;
+    }
+
+    /// Cancels every call still running and waits for them to unwind.
+    pub(crate) async fn cancel_all(&self) {
+        self.shared.hard_stop.cancel();
+        self.shared.tracker.wait().await;
+    }
+}
+
+fn check_body(registered: &RegisteredFunction, invocation: &Invocation) -> Result<(), FunctionError> {
+    match registered.policy().max_body_bytes() {
+        Some(max) if invocation.body().len() > max => Err(FunctionError::payload_too_large(format!(
+            "the body of {} bytes is larger than the {max} bytes function `{}` accepts",
+            invocation.body().len(),
+            registered.name()
+        ))),
+        _ => Ok(()),
+    }
+}
+
+/// Counts an attempt in the function's counters, the metrics and the log.
+#[derive(Clone)]
+struct Instrument<S> {
+    inner: S,
+    registered: RegisteredFunction,
+    metrics: Metrics,
+    log: InvocationLog,
+}
+
+impl<S> Service<Invocation> for Instrument<S>
+where
+    S: Service<Invocation, Response = Response, Error = FunctionError>,
+    S::Future: Send + 'static,
+{
+    type Response = Response;
+    type Error = FunctionError;
+    type Future = LayerFuture;
+
+    fn poll_ready(&mut self, cx: &mut TaskContext<'_>) -> Poll<Result<(), FunctionError>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, invocation: Invocation) -> Self::Future {
+        let registered = self.registered.clone();
+        let metrics = self.metrics.clone();
+        let log = self.log.clone();
+        let call_id = invocation.context().call_id().clone();
+        let attempt = invocation.context().attempt();
+        let counted = registered.start_call();
+        let gauge = metrics.start(registered.name());
+        let start = Instant::now();
+        let future = self.inner.call(invocation);
+        Box::pin(async move {
+            let result = future.await;
+            let elapsed = start.elapsed();
+            drop((counted, gauge));
+            let name = registered.name();
+            registered.record_finished(result.is_err());
+            metrics.record(name, result.as_ref().err().map(FunctionError::kind), elapsed);
+            let line = match &result {
+                Ok(response) => format!(
+                    "call_id={call_id} attempt={attempt} status={} duration={elapsed:?}",
+                    response.status().as_u16()
+                ),
+                Err(error) => format!(
+                    "call_id={call_id} attempt={attempt} status={} duration={elapsed:?} error=\"{error}\"",
+                    error.status().as_u16()
+                ),
+            };
+            log.push(name, line);
+            result
+        })
+    }
+}
