@@ -142,14 +142,8 @@ fn trigger_spec(trigger: &Trigger, name: &str, krate: &syn::Path) -> TokenStream
         TriggerKind::Http { path, methods } => {
             let path = path.clone().unwrap_or_else(|| format!("/{name}"));
             let path = string(&path);
-            let methods = if methods.is_empty() {
-                DEFAULT_HTTP_METHODS
-                    .iter()
-                    .map(|method| string(method))
-                    .collect::<Vec<_>>()
-            } else {
-                methods.iter().map(|method| string(method)).collect()
-            };
+            // No methods means any method.
+            let methods = methods.iter().map(|method| string(method));
             quote! {
                 #krate::TriggerSpec::Http {
                     path: #path,
@@ -175,9 +169,6 @@ fn trigger_spec(trigger: &Trigger, name: &str, krate: &syn::Path) -> TokenStream
         }
     }
 }
-
-/// The methods of an HTTP trigger that lists none.
-pub(crate) const DEFAULT_HTTP_METHODS: &[&str] = &["POST"];
 
 /// An `InvocationPolicy` expression, if any policy option was given.
 fn policy(options: &FunctionOptions, krate: &syn::Path) -> Option<TokenStream> {
@@ -354,10 +345,7 @@ mod tests {
             "{out}"
         );
         assert!(out.contains("String :: from (\"/say_hello\")"), "{out}");
-        assert!(
-            out.contains("vec ! [:: std :: string :: String :: from (\"POST\")]"),
-            "{out}"
-        );
+        assert!(out.contains("methods : :: std :: vec ! [] ,"), "{out}");
         assert!(
             out.contains("timezone : :: core :: option :: Option :: None"),
             "{out}"

@@ -34,7 +34,7 @@ pub(crate) enum TriggerKind {
     Http {
         /// The path; `None` means the default, `/<function name>`.
         path: Option<String>,
-        /// The methods; empty means the default set.
+        /// The methods; empty means any method.
         methods: Vec<String>,
     },
     /// A cron schedule.
@@ -204,7 +204,7 @@ fn parse_methods(input: ParseStream<'_>) -> syn::Result<Vec<String>> {
     if methods.is_empty() {
         return Err(syn::Error::new(
             input.span(),
-            "`methods` is empty: list at least one method, or leave `methods` out for the default",
+            "`methods` is empty: list at least one method, or leave `methods` out to accept any method",
         ));
     }
     Ok(methods)
