@@ -90,6 +90,7 @@ pub mod logs;
 pub mod metrics;
 pub mod output;
 pub mod policy;
+pub mod provider;
 pub mod registry;
 pub mod trigger;
 
@@ -107,6 +108,7 @@ pub use logs::{InvocationLog, LogLine, LogOptions};
 pub use metrics::Metrics;
 pub use output::{IntoOutput, Response};
 pub use policy::{DeadLetter, DeadLetterEntry, InMemoryDeadLetter, InvocationPolicy, RetryPolicy};
+pub use provider::{FunctionDeployment, FunctionStatus, LocalProvider, Provider};
 pub use registry::{RegisteredFunction, Registry};
 pub use trigger::{Delivery, Dispatcher, Trigger};
 

@@ -106,7 +106,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn slow_call_times_out_and_is_cancelled() {
         let (tx, rx) = tokio::sync::oneshot::channel();
-        let tx = std::sync::Mutex::new(Some(tx));
+        let tx = std::sync::Arc::new(std::sync::Mutex::new(Some(tx)));
         let slow = handler_fn(move |ctx: Context| {
             let token = ctx.cancellation().clone();
             if let Some(tx) = tx.lock().unwrap().take() {
