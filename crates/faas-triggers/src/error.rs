@@ -73,7 +73,9 @@ pub enum Error {
         registered: String,
     },
 
-    // CORE-PENDING: Core(#[from] faas_core::Error),
+    /// An error from the function model (registry, executor).
+    #[error(transparent)]
+    Core(#[from] faas_core::Error),
 }
 
 /// The result type of this crate.

@@ -1,0 +1,235 @@
+//! The connection side of the HTTP trigger: accept, serve HTTP/1.1 and h2c,
+//! answer each request, drain at shutdown.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use bytes::Bytes;
+use faas_core::{CallId, Dispatcher};
+use http::header::{self, HeaderValue};
+use http::{Request, StatusCode, Version};
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::GracefulShutdown;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use super::body::read_limited;
+use super::config::HttpTriggerConfig;
+use super::decode::{Endpoint, RequestDecoder};
+use super::headers::{X_CALL_ID, text};
+use super::queue::AsyncQueue;
+use super::respond::{Reply, encode_response, into_reply, rejection_response};
+
+/// The content type of `/metrics` (OpenMetrics text).
+const METRICS_CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
+/// Everything a request needs, shared by every connection.
+struct Server {
+    decoder: RequestDecoder,
+    dispatcher: Dispatcher,
+    queue: AsyncQueue,
+    draining: AtomicBool,
+}
+
+/// Serves `listener` until `shutdown` is cancelled, then stops accepting,
+/// lets open connections finish their requests (and queued async calls run)
+/// for up to the drain timeout, and returns.
+pub(crate) async fn serve(
+    listener: TcpListener,
+    config: &HttpTriggerConfig,
+    decoder: RequestDecoder,
+    dispatcher: Dispatcher,
+    shutdown: CancellationToken,
+) {
+    let queue_stop = CancellationToken::new();
+    let (queue, queue_worker) = AsyncQueue::start(
+        config.async_queue_capacity(),
+        config.async_concurrency(),
+        config.callback_attempts(),
+        dispatcher.clone(),
+        queue_stop.clone(),
+    );
+    let server = Arc::new(Server {
+        decoder,
+        dispatcher,
+        queue,
+        draining: AtomicBool::new(false),
+    });
+    let builder = connection_builder(config);
+    let graceful = GracefulShutdown::new();
+    let local = listener.local_addr().ok();
+    tracing::info!(addr = ?local, "HTTP trigger listening");
+
+    loop {
+        let accepted = tokio::select! {
+            biased;
+            () = shutdown.cancelled() => break,
+            accepted = listener.accept() => accepted,
+        };
+        let stream = match accepted {
+            Ok((stream, _peer)) => stream,
+            Err(error) => {
+                // Out of file descriptors and the like: pause rather than spin.
+                tracing::warn!(%error, "could not accept a connection");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let _ = stream.set_nodelay(true);
+        let server = Arc::clone(&server);
+        let service = service_fn(move |request| {
+            let server = Arc::clone(&server);
+            async move { Ok::<_, Infallible>(server.handle(request).await) }
+        });
+        let connection = builder
+            .serve_connection(TokioIo::new(stream), service)
+            .into_owned();
+        let connection = graceful.watch(connection);
+        tokio::spawn(async move {
+            if let Err(error) = connection.await {
+                tracing::debug!(%error, "connection ended with an error");
+            }
+        });
+    }
+
+    drop(listener);
+    server.draining.store(true, Ordering::Release);
+    queue_stop.cancel();
+    let connections = graceful.count();
+    tracing::info!(addr = ?local, connections, "HTTP trigger draining");
+    let drained = tokio::time::timeout(config.drain_timeout(), async {
+        graceful.shutdown().await;
+        let _ = queue_worker.await;
+    })
+    .await
+    .is_ok();
+    if drained {
+        tracing::info!(addr = ?local, "HTTP trigger stopped");
+    } else {
+        tracing::warn!(
+            addr = ?local,
+            timeout = ?config.drain_timeout(),
+            "HTTP trigger stopped before every request finished"
+        );
+    }
+}
+
+fn connection_builder(config: &HttpTriggerConfig) -> auto::Builder<TokioExecutor> {
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(config.header_read_timeout())
+        .keep_alive(true);
+    builder.http2().timer(TokioTimer::new());
+    if config.http2() {
+        builder
+    } else {
+        builder.http1_only()
+    }
+}
+
+impl Server {
+    async fn handle(&self, request: Request<Incoming>) -> Reply {
+        let (parts, body) = request.into_parts();
+        let (call_id, call_id_header) = call_id_of(&parts.headers);
+        let version = parts.version;
+        let uri = parts.uri.clone();
+        let target = match self.decoder.endpoint(&parts.method, uri.path()) {
+            Ok(Endpoint::Function(target)) => target,
+            Ok(Endpoint::Health) => {
+                return self.plain(StatusCode::OK, r#"{"status":"ok"}"#, call_id_header);
+            }
+            Ok(Endpoint::Ready) => {
+                return if self.draining.load(Ordering::Acquire) || !self.dispatcher.is_accepting() {
+                    self.plain(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        r#"{"status":"draining"}"#,
+                        call_id_header,
+                    )
+                } else {
+                    self.plain(StatusCode::OK, r#"{"status":"ready"}"#, call_id_header)
+                };
+            }
+            Ok(Endpoint::Metrics) => {
+                let mut reply = into_reply(http::Response::new(Bytes::from(
+                    self.dispatcher.metrics().encode(),
+                )));
+                reply.headers_mut().insert(
+                    header::CONTENT_TYPE,
+                    HeaderValue::from_static(METRICS_CONTENT_TYPE),
+                );
+                reply.headers_mut().insert(X_CALL_ID, call_id_header);
+                return reply;
+            }
+            Err(rejection) => return into_reply(rejection_response(rejection, &call_id)),
+        };
+        let body = match read_limited(body, target.body_limit).await {
+            Ok(body) => body,
+            Err(error) => {
+                let close = error.close();
+                let mut reply = into_reply(error.into_error().to_response(&call_id));
+                if close && version < Version::HTTP_2 {
+                    reply
+                        .headers_mut()
+                        .insert(header::CONNECTION, HeaderValue::from_static("close"));
+                }
+                return reply;
+            }
+        };
+        let call = match self.decoder.call(target, parts, body, call_id.clone()) {
+            Ok(call) => call,
+            Err(rejection) => return into_reply(rejection_response(rejection, &call_id)),
+        };
+        if call.asynchronous {
+            return match self.queue.enqueue(call) {
+                Ok(()) => {
+                    let mut reply = into_reply(http::Response::new(Bytes::new()));
+                    *reply.status_mut() = StatusCode::ACCEPTED;
+                    reply.headers_mut().insert(X_CALL_ID, call_id_header);
+                    reply
+                }
+                Err(error) => into_reply(error.to_response(&call_id)),
+            };
+        }
+        let reply_mode = call.reply;
+        match self
+            .dispatcher
+            .dispatch(call.function.name(), call.invocation)
+            .await
+        {
+            Ok(response) => into_reply(encode_response(response, call_id_header, reply_mode)),
+            Err(error) => into_reply(error.to_response(&call_id)),
+        }
+    }
+
+    fn plain(&self, status: StatusCode, body: &'static str, call_id: HeaderValue) -> Reply {
+        let mut reply = into_reply(http::Response::new(Bytes::from_static(body.as_bytes())));
+        *reply.status_mut() = status;
+        let headers = reply.headers_mut();
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+        headers.insert(X_CALL_ID, call_id);
+        reply
+    }
+}
+
+/// The request's valid `x-call-id` (reusing its header value), else a fresh id.
+fn call_id_of(headers: &http::HeaderMap) -> (CallId, HeaderValue) {
+    if let Some(value) = headers.get(X_CALL_ID)
+        && let Some(id) = text(value).and_then(|text| text.parse::<CallId>().ok())
+    {
+        return (id, value.clone());
+    }
+    let id = CallId::new();
+    let value =
+        HeaderValue::from_str(id.as_str()).expect("a generated call id is a valid header value");
+    (id, value)
+}
