@@ -105,7 +105,9 @@ impl FromStr for Ipv4Cidr {
 
 impl Default for Ipv4Cidr {
     fn default() -> Self {
-        DEFAULT_POD_CIDR.parse().expect("the default pod CIDR parses")
+        DEFAULT_POD_CIDR
+            .parse()
+            .expect("the default pod CIDR parses")
     }
 }
 
@@ -253,7 +255,10 @@ mod tests {
         let all: Vec<_> = std::iter::from_fn(|| pool.allocate()).collect();
         assert_eq!(all.len() as u64, pool.capacity());
         assert_eq!(all.len(), 2 * 254);
-        assert!(all.iter().all(|a| a.octets()[3] != 0 && a.octets()[3] != 255));
+        assert!(
+            all.iter()
+                .all(|a| a.octets()[3] != 0 && a.octets()[3] != 255)
+        );
         assert_eq!(all[0], Ipv4Addr::new(127, 1, 0, 1));
         assert_eq!(pool.allocate(), None);
     }
@@ -266,7 +271,10 @@ mod tests {
         assert_ne!(a, b);
         pool.release(a);
         let c = pool.allocate().unwrap();
-        assert_ne!(c, a, "a released address is given again only after the others");
+        assert_ne!(
+            c, a,
+            "a released address is given again only after the others"
+        );
         assert_ne!(c, b);
         assert!(pool.is_in_use(b));
     }

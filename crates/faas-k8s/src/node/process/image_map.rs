@@ -147,9 +147,8 @@ impl ImageMap {
                 format!("cannot read image map {}: {err}", path.display()),
             )
         })?;
-        Self::parse(&text).map_err(|err| {
-            io::Error::new(err.kind(), format!("{}: {err}", path.display()))
-        })
+        Self::parse(&text)
+            .map_err(|err| io::Error::new(err.kind(), format!("{}: {err}", path.display())))
     }
 
     /// Whether the map has no rule at all.
@@ -173,8 +172,7 @@ impl ImageMap {
         if full.is_empty() {
             return Err(invalid("the image name is empty".to_owned()));
         }
-        let path = if let Some(path) = self.exact.get(full).or_else(|| self.exact.get(repository))
-        {
+        let path = if let Some(path) = self.exact.get(full).or_else(|| self.exact.get(repository)) {
             path.clone()
         } else if let Some((prefix, dir)) = self
             .prefixes
@@ -257,7 +255,10 @@ mod tests {
             .with_image("sh", "/bin/sh")
             .with_image("sh:dash", "/bin/dash");
         assert_eq!(map.resolve("sh:dash").unwrap(), Path::new("/bin/dash"));
-        assert_eq!(map.resolve("docker.io/library/sh:5").unwrap(), Path::new("/bin/sh"));
+        assert_eq!(
+            map.resolve("docker.io/library/sh:5").unwrap(),
+            Path::new("/bin/sh")
+        );
     }
 
     #[test]
@@ -266,10 +267,16 @@ mod tests {
             .with_prefix("local/", "/bin")
             .with_prefix("local/deep/", "/usr/bin");
         assert_eq!(map.resolve("local/sh:1.0").unwrap(), Path::new("/bin/sh"));
-        assert_eq!(map.resolve("local/deep/env").unwrap(), Path::new("/usr/bin/env"));
+        assert_eq!(
+            map.resolve("local/deep/env").unwrap(),
+            Path::new("/usr/bin/env")
+        );
         for bad in ["local/../bin/sh", "local/"] {
             let err = map.resolve(bad).unwrap_err();
-            assert!(matches!(err, BackendError::InvalidImage { .. }), "{bad}: {err}");
+            assert!(
+                matches!(err, BackendError::InvalidImage { .. }),
+                "{bad}: {err}"
+            );
         }
     }
 
@@ -283,7 +290,9 @@ mod tests {
             panic!("expected InvalidImage");
         };
         assert_eq!(image, "nginx:1.27");
-        assert!(reason.contains("no rule") && reason.contains("ghost") && reason.contains("local/*"));
+        assert!(
+            reason.contains("no rule") && reason.contains("ghost") && reason.contains("local/*")
+        );
         let missing = map.resolve("ghost").unwrap_err().to_string();
         assert!(missing.contains("/nonexistent/ghost"), "{missing}");
         let empty = ImageMap::new().resolve("x").unwrap_err().to_string();
@@ -295,7 +304,9 @@ mod tests {
         let map = ImageMap::parse("# c\n\n sh = /bin/sh \nlocal/* = /bin\n").unwrap();
         assert_eq!(
             map,
-            ImageMap::new().with_image("sh", "/bin/sh").with_prefix("local/", "/bin")
+            ImageMap::new()
+                .with_image("sh", "/bin/sh")
+                .with_prefix("local/", "/bin")
         );
         for (text, needle) in [
             ("sh /bin/sh", "line 1"),

@@ -93,7 +93,11 @@ pub(crate) fn group_members(pgid: i32) -> io::Result<Vec<i32>> {
     let mut members = Vec::new();
     for entry in std::fs::read_dir("/proc")? {
         let Ok(entry) = entry else { continue };
-        let Some(pid) = entry.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|s| s.parse::<i32>().ok())
+        else {
             continue;
         };
         if let Ok(Some(stat)) = read_stat(pid)
@@ -120,9 +124,8 @@ pub(crate) fn decode_wait_status(status: i32) -> (i32, Option<i32>) {
 /// Total memory of the machine in bytes (`MemTotal` of `/proc/meminfo`).
 pub(crate) fn memory_total_bytes() -> io::Result<u64> {
     let text = std::fs::read_to_string("/proc/meminfo")?;
-    parse_meminfo_total(&text).ok_or_else(|| {
-        io::Error::new(io::ErrorKind::InvalidData, "no MemTotal in /proc/meminfo")
-    })
+    parse_meminfo_total(&text)
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "no MemTotal in /proc/meminfo"))
 }
 
 fn parse_meminfo_total(text: &str) -> Option<u64> {

@@ -138,8 +138,14 @@ mod tests {
     fn reopening_appends() {
         let dir = test_dir("log-file-reopen");
         let paths = LogPaths::new(&dir, "c");
-        LogFile::open(paths.clone(), 100).unwrap().append(b"1\n").unwrap();
-        LogFile::open(paths.clone(), 100).unwrap().append(b"2\n").unwrap();
+        LogFile::open(paths.clone(), 100)
+            .unwrap()
+            .append(b"1\n")
+            .unwrap();
+        LogFile::open(paths.clone(), 100)
+            .unwrap()
+            .append(b"2\n")
+            .unwrap();
         assert_eq!(std::fs::read(&paths.current).unwrap(), b"1\n2\n");
     }
 }

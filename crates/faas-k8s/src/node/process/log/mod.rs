@@ -69,6 +69,9 @@ mod tests {
         let (ts, text) = split_line(&out[..out.len() - 1]);
         assert_eq!(ts, b"2023-11-14T22:13:20.000000000Z");
         assert_eq!(text, b"hello world");
-        assert_eq!(split_line(b"no timestamp"), (&b""[..], &b"no timestamp"[..]));
+        assert_eq!(
+            split_line(b"no timestamp"),
+            (&b""[..], &b"no timestamp"[..])
+        );
     }
 }

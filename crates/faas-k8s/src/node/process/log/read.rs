@@ -214,9 +214,11 @@ mod tests {
         }
         let all = collect(read_log(paths.clone(), None, LogOptions::default())).await;
         assert_eq!(all, "line 1\nline 2\nline 3\nline 4\n");
-        let mut opts = LogOptions::default();
-        opts.tail_lines = Some(3);
-        opts.timestamps = true;
+        let opts = LogOptions {
+            tail_lines: Some(3),
+            timestamps: true,
+            ..LogOptions::default()
+        };
         let tail = collect(read_log(paths, None, opts)).await;
         assert_eq!(tail.lines().count(), 3);
         assert!(tail.starts_with("2024-01-01T00:00:02.000000000Z line 2\n"));
@@ -228,8 +230,10 @@ mod tests {
         let paths = LogPaths::new(&dir, "c");
         let mut log = LogFile::open(paths.clone(), 100).unwrap();
         log.append(&line(1)).unwrap();
-        let mut opts = LogOptions::default();
-        opts.follow = true;
+        let opts = LogOptions {
+            follow: true,
+            ..LogOptions::default()
+        };
         let mut stream = read_log(paths, Some(log.subscribe()), opts);
         let mut seen = String::new();
         while !seen.contains("line 1\n") {
@@ -247,7 +251,11 @@ mod tests {
     #[tokio::test]
     async fn a_missing_log_is_empty() {
         let dir = test_dir("log-read-missing");
-        let out = collect(read_log(LogPaths::new(&dir, "none"), None, LogOptions::default()));
+        let out = collect(read_log(
+            LogPaths::new(&dir, "none"),
+            None,
+            LogOptions::default(),
+        ));
         assert_eq!(out.await, "");
     }
 }

@@ -1,0 +1,228 @@
+//! Running containers: starting a run, adopting one from an earlier node process, watching for
+//! its end, stopping it.
+//!
+//! Every run has a watcher task that learns how it ended: by waiting for the child (exit code and
+//! signal known), or, for a process adopted from an earlier node process (not our child, so it
+//! cannot be waited for), by checking `/proc` every
+//! [`adopted_poll_interval`](super::ProcessBackendConfig::adopted_poll_interval). An adopted
+//! process's exit status is known only if it is still a zombie when checked (its `/proc` entry
+//! holds the status until its new parent reaps it); otherwise the run ends as
+//! `ContainerStatusUnknown` with exit code 137, as the kubelet reports a container it lost.
+//!
+//! When a run's leading process exits, whatever it left in its process group is killed.
+
+use std::io;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use nix::sys::signal::Signal;
+use tokio::process::Child;
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+
+use super::events::EventHub;
+use super::group::{kill_remaining, signal_group, wait_group_gone};
+use super::lock;
+use super::log::file::LogFile;
+use super::log::pump;
+use super::pod::{Container, Pod};
+use super::procfs::{self, Liveness};
+use super::spawn::spawn;
+use super::state::{ProcessIdentity, StateDir};
+use super::status::Exit;
+
+/// How long a process group gets to vanish after `SIGKILL` before stopping reports a failure.
+const KILL_LIMIT: Duration = Duration::from_secs(30);
+
+/// What the tasks of the backend share.
+#[derive(Clone, Debug)]
+pub(crate) struct Runner {
+    pub(crate) state: StateDir,
+    pub(crate) events: EventHub,
+    /// Cancelled when the backend goes away: tasks stop, processes stay.
+    pub(crate) cancel: CancellationToken,
+    pub(crate) log_max_bytes: u64,
+    pub(crate) adopted_poll_interval: Duration,
+}
+
+/// How the end of a run is learned.
+enum Watched {
+    Child(Child),
+    Adopted,
+}
+
+impl Runner {
+    /// Writes the pod's record, unless the pod is gone.
+    pub(crate) fn persist(&self, pod: &Pod) {
+        let removed = lock(&pod.record_removed);
+        if *removed {
+            return;
+        }
+        if let Err(err) = self.state.save(&pod.record()) {
+            tracing::warn!(pod = %pod.key, error = %err, "cannot write the pod record");
+        }
+    }
+
+    /// Removes the pod's record and files for good.
+    pub(crate) fn forget(&self, pod: &Pod) -> io::Result<()> {
+        let mut removed = lock(&pod.record_removed);
+        *removed = true;
+        self.state.remove(&pod.key)
+    }
+
+    /// Starts a new run of `container` (its restart count numbers the run's log).
+    pub(crate) fn start(&self, pod: &Arc<Pod>, container: &Arc<Container>) -> io::Result<()> {
+        let run = lock(&container.runtime).status.restart_count;
+        if let Some(older) = run.checked_sub(2) {
+            self.state
+                .log_paths(&pod.key, &container.name, older)
+                .remove()?;
+        }
+        let log_dir = self.state.log_dir(&pod.key, &container.name);
+        std::fs::create_dir_all(&log_dir)?;
+        let log = LogFile::open(
+            self.state.log_paths(&pod.key, &container.name, run),
+            self.log_max_bytes,
+        )?;
+        let fifo = self.state.fifo_path(&pod.key, &container.name);
+        let spawned = spawn(&container.spec, &fifo)?;
+        tracing::debug!(pod = %pod.key, container = %container.name, pid = spawned.identity.pid, "started");
+        self.watch(
+            pod,
+            container,
+            spawned.identity,
+            Watched::Child(spawned.child),
+            log,
+            spawned.output,
+        );
+        Ok(())
+    }
+
+    /// Takes over a process started by an earlier node process: its output pipe, its log and the
+    /// watch for its end.
+    pub(crate) fn adopt(
+        &self,
+        pod: &Arc<Pod>,
+        container: &Arc<Container>,
+        identity: ProcessIdentity,
+    ) -> io::Result<()> {
+        let run = lock(&container.runtime).status.restart_count;
+        let log = LogFile::open(
+            self.state.log_paths(&pod.key, &container.name, run),
+            self.log_max_bytes,
+        )?;
+        let fifo = self.state.fifo_path(&pod.key, &container.name);
+        pump::ensure_fifo(&fifo)?;
+        let output = pump::open_reader(&fifo)?;
+        tracing::debug!(pod = %pod.key, container = %container.name, pid = identity.pid, "adopted");
+        self.watch(pod, container, identity, Watched::Adopted, log, output);
+        Ok(())
+    }
+
+    fn watch(
+        &self,
+        pod: &Arc<Pod>,
+        container: &Arc<Container>,
+        identity: ProcessIdentity,
+        watched: Watched,
+        log: LogFile,
+        output: tokio::net::unix::pipe::Receiver,
+    ) {
+        let (exited_tx, exited_rx) = watch::channel(false);
+        {
+            let mut runtime = lock(&container.runtime);
+            runtime.status.started(identity.started_at);
+            runtime.process = Some(identity);
+            runtime.exited = Some(exited_rx);
+            runtime.log = Some(log.subscribe());
+        }
+        tokio::spawn(pump::pump(output, log, self.cancel.clone()));
+        let runner = self.clone();
+        let (pod, container) = (Arc::clone(pod), Arc::clone(container));
+        tokio::spawn(async move {
+            let outcome = tokio::select! {
+                biased;
+                () = runner.cancel.cancelled() => return,
+                outcome = runner.wait(watched, identity) => outcome,
+            };
+            let finished_at = SystemTime::now();
+            kill_remaining(identity.pgid);
+            let exit = match outcome {
+                Ok(Some((code, signal))) => {
+                    Exit::new(code, signal, identity.started_at, finished_at)
+                }
+                Ok(None) => Exit::unknown(identity.started_at, finished_at),
+                Err(err) => {
+                    tracing::warn!(pod = %pod.key, container = %container.name, error = %err, "lost track of a container process");
+                    Exit::unknown(identity.started_at, finished_at)
+                }
+            };
+            tracing::debug!(pod = %pod.key, container = %container.name, code = exit.exit_code, "exited");
+            {
+                let mut runtime = lock(&container.runtime);
+                if runtime.process == Some(identity) {
+                    runtime.status.exited(exit);
+                    runtime.process = None;
+                }
+            }
+            runner.persist(&pod);
+            exited_tx.send_replace(true);
+            runner.events.notify(&pod.key);
+        });
+    }
+
+    /// Waits for the end of a run: `Some((exit code, signal))`, or `None` when unknown.
+    async fn wait(
+        &self,
+        watched: Watched,
+        identity: ProcessIdentity,
+    ) -> io::Result<Option<(i32, Option<i32>)>> {
+        match watched {
+            Watched::Child(mut child) => {
+                use std::os::unix::process::ExitStatusExt;
+                let status = child.wait().await?;
+                Ok(Some(match (status.code(), status.signal()) {
+                    (Some(code), _) => (code, None),
+                    (None, Some(signal)) => (128 + signal, Some(signal)),
+                    (None, None) => return Ok(None),
+                }))
+            }
+            Watched::Adopted => {
+                let mut interval = tokio::time::interval(self.adopted_poll_interval);
+                interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                loop {
+                    interval.tick().await;
+                    match procfs::liveness(identity.pid, identity.start_ticks)? {
+                        Liveness::Alive => {}
+                        Liveness::Exited(status) => {
+                            return Ok(status.map(procfs::decode_wait_status));
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Stops the current run of `container`: `SIGTERM` to its process group, up to `grace` for
+    /// the run to end, then `SIGKILL`; returns once no process of the group is left and the exit
+    /// is recorded.
+    pub(crate) async fn stop(&self, container: &Container, grace: Duration) -> io::Result<()> {
+        let (identity, exited) = {
+            let runtime = lock(&container.runtime);
+            (runtime.process, runtime.exited.clone())
+        };
+        let (Some(identity), Some(mut exited)) = (identity, exited) else {
+            return Ok(());
+        };
+        signal_group(identity.pgid, Signal::SIGTERM)?;
+        let ended = tokio::time::timeout(grace, exited.wait_for(|done| *done))
+            .await
+            .is_ok_and(|waited| waited.is_ok());
+        if !ended {
+            signal_group(identity.pgid, Signal::SIGKILL)?;
+            // The watcher records the exit; it only stops early when the backend goes away.
+            let _ = tokio::time::timeout(KILL_LIMIT, exited.wait_for(|done| *done)).await;
+        }
+        wait_group_gone(identity.pgid, KILL_LIMIT).await
+    }
+}

@@ -1,0 +1,155 @@
+//! Starting a container's process.
+//!
+//! The process gets a process group of its own (so that stopping it reaches everything it
+//! started), a clean environment (the backend's base environment, the container's, then
+//! `POD_IP` and `HOSTNAME`), `/dev/null` as stdin, and the named pipe its log pump reads as stdout
+//! and stderr.
+
+use std::io;
+use std::net::Ipv4Addr;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::SystemTime;
+
+use tokio::net::unix::pipe;
+use tokio::process::{Child, Command};
+
+use super::log::pump;
+use super::procfs;
+use super::state::{ProcessIdentity, ProcessSpec};
+use crate::node::backend::{ContainerLaunch, PodKey};
+
+/// Resolves what a container runs: the image's executable unless `command` overrides it, then
+/// `args`; the environment in the order the container gets it.
+pub(crate) fn resolve_spec(
+    launch: &ContainerLaunch,
+    image_executable: PathBuf,
+    key: &PodKey,
+    ip: Ipv4Addr,
+    base_env: &[(String, String)],
+    default_working_dir: &Path,
+) -> ProcessSpec {
+    let (program, mut args) = match launch.command.split_first() {
+        Some((program, rest)) => (PathBuf::from(program), rest.to_vec()),
+        None => (image_executable, Vec::new()),
+    };
+    args.extend(launch.args.iter().cloned());
+    let mut env: Vec<(String, String)> = Vec::new();
+    let mut set = |name: &str, value: &str| {
+        env.retain(|(n, _)| n != name);
+        env.push((name.to_owned(), value.to_owned()));
+    };
+    for (name, value) in base_env {
+        set(name, value);
+    }
+    set("HOSTNAME", &key.name);
+    for (name, value) in &launch.env {
+        set(name, value);
+    }
+    set("POD_IP", &ip.to_string());
+    ProcessSpec {
+        image: launch.image.clone(),
+        program,
+        args,
+        env,
+        working_dir: launch
+            .working_dir
+            .as_ref()
+            .map_or_else(|| default_working_dir.to_owned(), PathBuf::from),
+    }
+}
+
+/// A command with the container's program, arguments, environment and working directory.
+pub(crate) fn command(spec: &ProcessSpec, program: &Path, args: &[String]) -> Command {
+    let mut command = Command::new(program);
+    command
+        .args(args)
+        .env_clear()
+        .envs(spec.env.iter().map(|(k, v)| (k, v)))
+        .current_dir(&spec.working_dir)
+        .stdin(Stdio::null());
+    command
+}
+
+/// A container process just started.
+#[derive(Debug)]
+pub(crate) struct Spawned {
+    pub(crate) identity: ProcessIdentity,
+    pub(crate) child: Child,
+    /// The read end of the output pipe.
+    pub(crate) output: pipe::Receiver,
+}
+
+/// Starts the container's process with its output going to the named pipe at `fifo`.
+pub(crate) fn spawn(spec: &ProcessSpec, fifo: &Path) -> io::Result<Spawned> {
+    pump::ensure_fifo(fifo)?;
+    // Opened for reading and writing: the process then always holds a reader of its own output
+    // pipe and never gets SIGPIPE while no node reads it (see `log::pump`).
+    let output_end = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(fifo)?;
+    let output = pump::open_reader(fifo)?;
+    let mut command = command(spec, &spec.program, &spec.args);
+    command
+        .stdout(Stdio::from(output_end.try_clone()?))
+        .stderr(Stdio::from(output_end))
+        .process_group(0)
+        .kill_on_drop(false);
+    let started_at = SystemTime::now();
+    let child = command.spawn()?;
+    let pid = child
+        .id()
+        .and_then(|id| i32::try_from(id).ok())
+        .ok_or_else(|| io::Error::other("the started process has no pid"))?;
+    // The child is not reaped before it is waited for, so its /proc entry is there.
+    let start_ticks = procfs::read_stat(pid)?.map_or(0, |stat| stat.start_ticks);
+    Ok(Spawned {
+        identity: ProcessIdentity {
+            pid,
+            pgid: pid,
+            start_ticks,
+            started_at,
+        },
+        child,
+        output,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn command_overrides_the_image_and_args_follow() {
+        let key = PodKey::new("ns", "web", "u");
+        let ip = Ipv4Addr::new(127, 1, 0, 7);
+        let base = vec![("PATH".into(), "/bin".into()), ("HOME".into(), "/".into())];
+        let launch = ContainerLaunch::new("c", "img")
+            .with_args(vec!["a".into()])
+            .with_env(vec![
+                ("PATH".into(), "/x".into()),
+                ("POD_IP".into(), "bogus".into()),
+            ]);
+        let spec = resolve_spec(&launch, "/img/exe".into(), &key, ip, &base, Path::new("/w"));
+        assert_eq!(spec.program, Path::new("/img/exe"));
+        assert_eq!(spec.args, ["a"]);
+        assert_eq!(spec.working_dir, Path::new("/w"));
+        assert_eq!(
+            spec.env,
+            [
+                ("HOME".into(), "/".into()),
+                ("HOSTNAME".into(), "web".into()),
+                ("PATH".into(), "/x".into()),
+                ("POD_IP".into(), "127.1.0.7".into()),
+            ]
+        );
+        let launch = launch
+            .with_command(vec!["/bin/sh".into(), "-c".into()])
+            .with_working_dir(Some("/tmp".into()));
+        let spec = resolve_spec(&launch, "/img/exe".into(), &key, ip, &base, Path::new("/w"));
+        assert_eq!(spec.program, Path::new("/bin/sh"));
+        assert_eq!(spec.args, ["-c", "a"]);
+        assert_eq!(spec.working_dir, Path::new("/tmp"));
+    }
+}

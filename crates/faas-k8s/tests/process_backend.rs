@@ -1,0 +1,578 @@
+//! The process backend against real processes on loopback addresses.
+//!
+//! Every test uses its own address range and state directory, so the tests run in parallel.
+
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
+
+use faas_k8s::node::process::{AddressPool, ImageMap, ProcessBackend, ProcessBackendConfig};
+use faas_k8s::node::{
+    BackendError, ContainerLaunch, ContainerState, LogOptions, PodBackend, PodKey, PodLaunch,
+    PodRuntimeStatus,
+};
+use futures::StreamExt;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+/// Generous: the machine is shared. Only ever a bound on waiting for an event, never asserted.
+const PATIENCE: Duration = Duration::from_secs(60);
+
+fn test_dir(name: &str) -> PathBuf {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join("process-backend")
+        .join(name);
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn config(name: &str, range: u8) -> ProcessBackendConfig {
+    ProcessBackendConfig::new(test_dir(name).join("state"))
+        .with_images(
+            ImageMap::new()
+                .with_image("shell", "/bin/sh")
+                .with_image("python", "/usr/bin/python3"),
+        )
+        .with_addresses(AddressPool::new(
+            format!("127.77.{range}.0/24").parse().unwrap(),
+        ))
+}
+
+fn key(name: &str) -> PodKey {
+    PodKey::new("default", name, format!("uid-{name}"))
+}
+
+/// A pod with one `/bin/sh -c <script>` container named `main`.
+fn shell_pod(name: &str, script: &str, env: &[(&str, &str)]) -> PodLaunch {
+    PodLaunch::new(key(name), vec![shell("main", script, env)])
+}
+
+fn shell(container: &str, script: &str, env: &[(&str, &str)]) -> ContainerLaunch {
+    ContainerLaunch::new(container, "shell")
+        .with_args(vec!["-c".into(), script.into()])
+        .with_env(
+            env.iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        )
+}
+
+/// Waits (on the backend's events) until the pod's status satisfies `done`.
+async fn wait_for(
+    backend: &ProcessBackend,
+    key: &PodKey,
+    what: &str,
+    done: impl Fn(&PodRuntimeStatus) -> bool,
+) -> PodRuntimeStatus {
+    let mut events = backend.events();
+    let wait = async {
+        loop {
+            if let Some(status) = backend.status(key).await.unwrap()
+                && done(&status)
+            {
+                return status;
+            }
+            events.next().await.expect("the event stream ended");
+        }
+    };
+    match tokio::time::timeout(PATIENCE, wait).await {
+        Ok(status) => status,
+        Err(_) => panic!(
+            "{key}: never {what}; last status: {:?}",
+            backend.status(key).await
+        ),
+    }
+}
+
+/// Retries `attempt` until it gives `Some`.
+async fn eventually<T, F: Future<Output = Option<T>>>(what: &str, attempt: impl Fn() -> F) -> T {
+    let wait = async {
+        loop {
+            if let Some(value) = attempt().await {
+                return value;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    };
+    tokio::time::timeout(PATIENCE, wait)
+        .await
+        .unwrap_or_else(|_| panic!("never {what}"))
+}
+
+fn terminated(status: &PodRuntimeStatus, container: &str) -> Option<faas_k8s::node::Terminated> {
+    match &status.container(container)?.state {
+        ContainerState::Terminated(t) => Some(t.clone()),
+        _ => None,
+    }
+}
+
+fn running(status: &PodRuntimeStatus) -> bool {
+    status
+        .containers
+        .iter()
+        .all(|c| matches!(c.state, ContainerState::Running { .. }))
+}
+
+async fn http_get(ip: IpAddr, port: u16) -> std::io::Result<String> {
+    let mut stream = tokio::net::TcpStream::connect((ip, port)).await?;
+    stream.write_all(b"GET / HTTP/1.0\r\n\r\n").await?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response).await?;
+    Ok(response)
+}
+
+async fn read_logs(backend: &ProcessBackend, key: &PodKey, opts: LogOptions) -> String {
+    let stream = backend.logs(key, "main", opts).await.unwrap();
+    let chunks: Vec<_> = stream.map(|c| c.unwrap()).collect().await;
+    String::from_utf8(chunks.concat()).unwrap()
+}
+
+/// Live (not zombie) processes of a process group, read from /proc.
+fn group_members(pgid: i32) -> Vec<i32> {
+    let mut members = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+            continue;
+        };
+        let fields: Vec<&str> = stat[stat.rfind(')').unwrap() + 2..].split(' ').collect();
+        if fields[2] == pgid.to_string() && !matches!(fields[0], "Z" | "X") {
+            members.push(pid);
+        }
+    }
+    members
+}
+
+async fn read_pid(path: &Path) -> i32 {
+    eventually("wrote its pid", || async {
+        let text = std::fs::read_to_string(path).ok()?;
+        text.lines().next()?.trim().parse().ok()
+    })
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_pods_listen_on_the_same_port_on_their_own_addresses() {
+    let backend = ProcessBackend::new(config("same-port", 1)).await.unwrap();
+    let server = "exec /usr/bin/python3 -m http.server --bind \"$POD_IP\" 8080";
+    let a = backend.create(shell_pod("a", server, &[])).await.unwrap();
+    let b = backend.create(shell_pod("b", server, &[])).await.unwrap();
+    let (ip_a, ip_b) = (a.pod_ip.unwrap(), b.pod_ip.unwrap());
+    assert_ne!(ip_a, ip_b);
+    assert!(ip_a.to_string().starts_with("127.77.1."), "{ip_a}");
+    for ip in [ip_a, ip_b] {
+        let response = eventually(
+            "answered HTTP",
+            || async move { http_get(ip, 8080).await.ok() },
+        )
+        .await;
+        assert!(response.starts_with("HTTP/1.0 200"), "{response}");
+    }
+    assert!(running(&backend.status(&key("a")).await.unwrap().unwrap()));
+
+    backend
+        .delete(&key("a"), Duration::from_secs(10))
+        .await
+        .unwrap();
+    assert!(backend.status(&key("a")).await.unwrap().is_none());
+    assert!(
+        http_get(ip_a, 8080).await.is_err(),
+        "a deleted pod stops serving"
+    );
+    assert!(
+        http_get(ip_b, 8080)
+            .await
+            .unwrap()
+            .starts_with("HTTP/1.0 200")
+    );
+    backend
+        .delete(&key("b"), Duration::from_secs(10))
+        .await
+        .unwrap();
+    assert_eq!(backend.config().addresses.in_use(), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exit_codes_and_signals_become_terminated_states() {
+    let backend = ProcessBackend::new(config("exit-codes", 2)).await.unwrap();
+    let pod = PodLaunch::new(
+        key("exits"),
+        vec![
+            shell("ok", "exit 0", &[]),
+            shell("fails", "exit 3", &[]),
+            shell("killed", "kill -KILL $$", &[]),
+        ],
+    );
+    backend.create(pod).await.unwrap();
+    let status = wait_for(&backend, &key("exits"), "all exited", |s| {
+        ["ok", "fails", "killed"]
+            .iter()
+            .all(|c| terminated(s, c).is_some())
+    })
+    .await;
+    let ok = terminated(&status, "ok").unwrap();
+    assert_eq!(
+        (ok.exit_code, ok.signal, ok.reason.as_str()),
+        (0, None, "Completed")
+    );
+    let fails = terminated(&status, "fails").unwrap();
+    assert_eq!(
+        (fails.exit_code, fails.signal, fails.reason.as_str()),
+        (3, None, "Error")
+    );
+    let killed = terminated(&status, "killed").unwrap();
+    assert_eq!(
+        (killed.exit_code, killed.signal, killed.reason.as_str()),
+        (137, Some(9), "Error")
+    );
+    assert!(killed.finished_at >= killed.started_at);
+
+    backend
+        .restart_container(&key("exits"), "fails")
+        .await
+        .unwrap();
+    let status = wait_for(&backend, &key("exits"), "failed again", |s| {
+        s.container("fails").unwrap().restart_count == 1 && terminated(s, "fails").is_some()
+    })
+    .await;
+    let fails = status.container("fails").unwrap();
+    assert_eq!(fails.last_termination.as_ref().unwrap().exit_code, 3);
+    backend
+        .delete(&key("exits"), Duration::from_secs(5))
+        .await
+        .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stopping_honours_sigterm_and_kills_after_the_grace() {
+    let dir = test_dir("grace-files");
+    let marker = dir.join("polite-got-term");
+    let backend =
+        ProcessBackend::new(config("grace", 3).with_restart_grace(Duration::from_millis(500)))
+            .await
+            .unwrap();
+    let polite = "trap 'touch \"$MARKER\"; exit 0' TERM; while :; do sleep 1 & wait $!; done";
+    let stubborn = "trap '' TERM; echo $$ > \"$PIDFILE\"; while :; do sleep 1; done";
+    let pidfile = dir.join("stubborn.pid");
+    let pod = PodLaunch::new(
+        key("grace"),
+        vec![
+            shell("polite", polite, &[("MARKER", marker.to_str().unwrap())]),
+            shell(
+                "stubborn",
+                stubborn,
+                &[("PIDFILE", pidfile.to_str().unwrap())],
+            ),
+        ],
+    );
+    backend.create(pod).await.unwrap();
+    let stubborn_pid = read_pid(&pidfile).await;
+
+    // A restart of a running container stops it first: its previous run shows how it ended.
+    backend
+        .restart_container(&key("grace"), "polite")
+        .await
+        .unwrap();
+    backend
+        .restart_container(&key("grace"), "stubborn")
+        .await
+        .unwrap();
+    let status = backend.status(&key("grace")).await.unwrap().unwrap();
+    let polite_end = status
+        .container("polite")
+        .unwrap()
+        .last_termination
+        .clone()
+        .unwrap();
+    assert_eq!((polite_end.exit_code, polite_end.signal), (0, None));
+    assert!(marker.exists(), "the polite container ran its SIGTERM trap");
+    let stubborn_end = status
+        .container("stubborn")
+        .unwrap()
+        .last_termination
+        .clone()
+        .unwrap();
+    assert_eq!(
+        (stubborn_end.exit_code, stubborn_end.signal),
+        (137, Some(9))
+    );
+    assert!(group_members(stubborn_pid).is_empty());
+    assert!(running(&status));
+
+    std::fs::remove_file(&marker).unwrap();
+    let second_pid = eventually("restarted stubborn wrote its pid", || async {
+        let pid: i32 = std::fs::read_to_string(&pidfile)
+            .ok()?
+            .trim()
+            .parse()
+            .ok()?;
+        (pid != stubborn_pid).then_some(pid)
+    })
+    .await;
+    backend
+        .delete(&key("grace"), Duration::from_millis(500))
+        .await
+        .unwrap();
+    assert!(marker.exists(), "delete sent SIGTERM first");
+    assert!(
+        group_members(second_pid).is_empty(),
+        "the stubborn one was killed"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nothing_outlives_its_container() {
+    let dir = test_dir("orphans-files");
+    let backend = ProcessBackend::new(config("orphans", 4)).await.unwrap();
+    // Background children that would outlive a naive kill of the main process.
+    let forks = "sleep 1000 & sleep 1000 & (sleep 1000 &); echo $$ > \"$PIDFILE\"; wait";
+    let pidfile = dir.join("forks.pid");
+    backend
+        .create(shell_pod(
+            "forks",
+            forks,
+            &[("PIDFILE", pidfile.to_str().unwrap())],
+        ))
+        .await
+        .unwrap();
+    let pgid = read_pid(&pidfile).await;
+    eventually("all children started", || async {
+        (group_members(pgid).len() >= 4).then_some(())
+    })
+    .await;
+    backend
+        .delete(&key("forks"), Duration::from_secs(5))
+        .await
+        .unwrap();
+    assert_eq!(group_members(pgid), Vec::<i32>::new());
+
+    // A main process that exits on its own takes its leftovers with it.
+    let leaves = "(sleep 1000 &); sleep 1000 & echo $$ > \"$PIDFILE\"; exit 0";
+    let pidfile = dir.join("leaves.pid");
+    backend
+        .create(shell_pod(
+            "leaves",
+            leaves,
+            &[("PIDFILE", pidfile.to_str().unwrap())],
+        ))
+        .await
+        .unwrap();
+    let pgid = read_pid(&pidfile).await;
+    wait_for(&backend, &key("leaves"), "exited", |s| {
+        terminated(s, "main").is_some()
+    })
+    .await;
+    assert_eq!(group_members(pgid), Vec::<i32>::new());
+    backend
+        .delete(&key("leaves"), Duration::from_secs(5))
+        .await
+        .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn logs_honour_tail_since_timestamps_limit_and_follow() {
+    let dir = test_dir("logs-files");
+    let go = dir.join("go");
+    let backend = ProcessBackend::new(config("logs", 5)).await.unwrap();
+    let script = "for i in 1 2 3 4 5; do echo line $i; done; echo oops >&2; \
+                  while [ ! -e \"$GO\" ]; do sleep 0.05; done; echo last; exit 0";
+    backend
+        .create(shell_pod("logs", script, &[("GO", go.to_str().unwrap())]))
+        .await
+        .unwrap();
+    let k = key("logs");
+    let all = eventually("logged six lines", || async {
+        let text = read_logs(&backend, &k, LogOptions::default()).await;
+        text.contains("oops").then_some(text)
+    })
+    .await;
+    assert_eq!(all, "line 1\nline 2\nline 3\nline 4\nline 5\noops\n");
+
+    let mut tail = LogOptions::default();
+    tail.tail_lines = Some(2);
+    assert_eq!(read_logs(&backend, &k, tail).await, "line 5\noops\n");
+
+    let mut stamped = LogOptions::default();
+    stamped.timestamps = true;
+    let text = read_logs(&backend, &k, stamped).await;
+    for line in text.lines() {
+        let (ts, _) = line.split_once(' ').unwrap();
+        let parsed = chrono::DateTime::parse_from_rfc3339(ts).unwrap();
+        assert!(SystemTime::from(parsed) <= SystemTime::now());
+    }
+
+    let mut future = LogOptions::default();
+    future.since = Some(SystemTime::now() + Duration::from_secs(3600));
+    assert_eq!(read_logs(&backend, &k, future).await, "");
+    let mut past = LogOptions::default();
+    past.since = Some(SystemTime::UNIX_EPOCH);
+    assert_eq!(read_logs(&backend, &k, past).await, all);
+
+    let mut limited = LogOptions::default();
+    limited.limit_bytes = Some(9);
+    assert_eq!(read_logs(&backend, &k, limited).await, "line 1\nli");
+
+    let mut follow = LogOptions::default();
+    follow.follow = true;
+    follow.tail_lines = Some(1);
+    let mut stream = backend.logs(&k, "main", follow).await.unwrap();
+    let first = stream.next().await.unwrap().unwrap();
+    assert_eq!(first, "oops\n");
+    std::fs::write(&go, "").unwrap();
+    // The stream ends by itself once the container has exited.
+    let rest: Vec<_> = stream.map(|c| c.unwrap()).collect().await;
+    assert_eq!(rest.concat(), b"last\n");
+    backend.delete(&k, Duration::from_secs(5)).await.unwrap();
+    assert!(matches!(
+        backend.logs(&k, "main", LogOptions::default()).await,
+        Err(BackendError::NotFound(_))
+    ));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_backend_adopts_running_processes_without_duplicates() {
+    let dir = test_dir("adopt-files");
+    let starts = dir.join("starts");
+    let tick = dir.join("tick");
+    let config = config("adopt", 6).with_adopted_poll_interval(Duration::from_millis(50));
+    let script = "echo $$ >> \"$STARTS\"; echo started; \
+                  while [ ! -e \"$TICK\" ]; do sleep 0.05; done; echo ticked; \
+                  exec /usr/bin/python3 -m http.server --bind \"$POD_IP\" 8080";
+    let launch = shell_pod(
+        "adopt",
+        script,
+        &[
+            ("STARTS", starts.to_str().unwrap()),
+            ("TICK", tick.to_str().unwrap()),
+        ],
+    );
+    let first = ProcessBackend::new(config.clone()).await.unwrap();
+    let created = first.create(launch.clone()).await.unwrap();
+    let pid = read_pid(&starts).await;
+    drop(first);
+
+    // The same node, restarted.
+    let config = config.with_addresses(AddressPool::new("127.77.6.0/24".parse().unwrap()));
+    let second = ProcessBackend::new(config).await.unwrap();
+    let listed = second.list().await.unwrap();
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0].key, key("adopt"));
+    assert_eq!(listed[0].pod_ip, created.pod_ip);
+    assert!(running(&listed[0]), "{listed:?}");
+    let again = second.create(launch).await.unwrap();
+    assert_eq!(again.pod_ip, created.pod_ip);
+    assert!(
+        second
+            .config()
+            .addresses
+            .is_in_use(match created.pod_ip.unwrap() {
+                IpAddr::V4(ip) => ip,
+                IpAddr::V6(_) => unreachable!(),
+            }),
+        "the adopted address is not handed out again"
+    );
+
+    // Output written after the restart reaches the log.
+    std::fs::write(&tick, "").unwrap();
+    let ip = created.pod_ip.unwrap();
+    eventually(
+        "answered HTTP",
+        || async move { http_get(ip, 8080).await.ok() },
+    )
+    .await;
+    let logs = eventually("logged the tick", || async {
+        let text = read_logs(&second, &key("adopt"), LogOptions::default()).await;
+        text.contains("ticked").then_some(text)
+    })
+    .await;
+    assert!(logs.starts_with("started\nticked\n"), "{logs}");
+    assert_eq!(
+        std::fs::read_to_string(&starts).unwrap().lines().count(),
+        1,
+        "started once"
+    );
+
+    // The adopted process is watched: its end is noticed.
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    let status = wait_for(&second, &key("adopt"), "noticed the exit", |s| {
+        terminated(s, "main").is_some()
+    })
+    .await;
+    assert_eq!(terminated(&status, "main").unwrap().exit_code, 137);
+    second
+        .delete(&key("adopt"), Duration::from_secs(5))
+        .await
+        .unwrap();
+    assert!(second.list().await.unwrap().is_empty());
+    let third = ProcessBackend::new(config_for_reopen(&second))
+        .await
+        .unwrap();
+    assert!(
+        third.list().await.unwrap().is_empty(),
+        "a deleted pod leaves no record"
+    );
+}
+
+fn config_for_reopen(backend: &ProcessBackend) -> ProcessBackendConfig {
+    backend
+        .config()
+        .clone()
+        .with_addresses(AddressPool::new("127.77.6.0/24".parse().unwrap()))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unknown_images_are_refused_and_exec_runs_in_the_container() {
+    let backend = ProcessBackend::new(config("images", 7)).await.unwrap();
+    let err = backend
+        .create(PodLaunch::new(
+            key("nginx"),
+            vec![ContainerLaunch::new("web", "nginx:1.27")],
+        ))
+        .await
+        .unwrap_err();
+    match err {
+        BackendError::InvalidImage { image, reason } => {
+            assert_eq!(image, "nginx:1.27");
+            assert!(
+                reason.contains("shell"),
+                "the message lists the known images: {reason}"
+            );
+        }
+        other => panic!("expected InvalidImage, got {other:?}"),
+    }
+    assert_eq!(backend.config().addresses.in_use(), 0);
+    assert!(backend.list().await.unwrap().is_empty());
+
+    let missing = backend
+        .create(PodLaunch::new(
+            key("typo"),
+            vec![
+                ContainerLaunch::new("main", "shell").with_command(vec!["/no/such/binary".into()]),
+            ],
+        ))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(missing, BackendError::Start { ref container, .. } if container == "main"),
+        "{missing:?}"
+    );
+    assert_eq!(backend.config().addresses.in_use(), 0);
+
+    let pod = shell_pod("exec", "while :; do sleep 1; done", &[("GREETING", "hi")]);
+    let status = backend.create(pod).await.unwrap();
+    let ip = status.pod_ip.unwrap().to_string();
+    let k = key("exec");
+    let check =
+        format!("test \"$POD_IP\" = {ip} && test \"$GREETING\" = hi && test \"$HOSTNAME\" = exec");
+    let sh = |script: &str| vec!["/bin/sh".to_owned(), "-c".to_owned(), script.to_owned()];
+    assert_eq!(backend.exec(&k, "main", sh(&check)).await.unwrap(), 0);
+    assert_eq!(backend.exec(&k, "main", sh("exit 4")).await.unwrap(), 4);
+    assert!(backend.exec(&k, "nope", sh("true")).await.is_err());
+    backend.delete(&k, Duration::from_secs(5)).await.unwrap();
+}
