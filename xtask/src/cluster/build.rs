@@ -354,10 +354,23 @@ impl Go {
         let imports: Vec<&str> = packages.iter().map(|(path, _)| path.as_str()).collect();
         let total = self.count_packages(src, &imports)?;
         output::info(format!("{label}: compiling up to {total} packages"));
+        // One package: `-o` names the file (etcd's package is `server/v3`);
+        // several: `-o dir/` and each binary is named after its package.
+        let target = match names.as_slice() {
+            [single] => out.join(single).display().to_string(),
+            _ => format!("{}/", out.display()),
+        };
         let mut build = self.command(src);
         build
-            .args(["build", "-v", "-trimpath", "-ldflags", ldflags, "-o"])
-            .arg(format!("{}/", out.display()))
+            .args([
+                "build",
+                "-v",
+                "-trimpath",
+                "-ldflags",
+                ldflags,
+                "-o",
+                &target,
+            ])
             .args(&imports)
             .stdout(Stdio::null())
             .stderr(Stdio::piped());
