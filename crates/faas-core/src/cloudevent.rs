@@ -169,8 +169,10 @@ impl CloudEvent {
             .as_ref()
             .ok_or_else(|| FunctionError::bad_input("the event has no data"))?;
         serde_json::from_slice(data).map_err(|error| {
-            FunctionError::bad_input(format!("the event data is not valid JSON for this function: {error}"))
-                .with_source(error)
+            FunctionError::bad_input(format!(
+                "the event data is not valid JSON for this function: {error}"
+            ))
+            .with_source(error)
         })
     }
 
@@ -254,8 +256,10 @@ impl CloudEvent {
     /// invalid attribute, or invalid `data_base64`.
     pub fn from_structured(body: &[u8]) -> Result<CloudEvent, FunctionError> {
         let object: Map<String, Value> = serde_json::from_slice(body).map_err(|error| {
-            FunctionError::bad_input(format!("the structured CloudEvent is not a JSON object: {error}"))
-                .with_source(error)
+            FunctionError::bad_input(format!(
+                "the structured CloudEvent is not a JSON object: {error}"
+            ))
+            .with_source(error)
         })?;
         let text = |key: &str| -> Result<Option<String>, FunctionError> {
             match object.get(key) {
@@ -425,8 +429,8 @@ impl CloudEvent {
 
     /// This event as a structured-mode response (200, `application/cloudevents+json`).
     pub fn encode_structured(self) -> Response {
-        let body = serde_json::to_vec(&self.to_structured_json())
-            .expect("a JSON value always serializes");
+        let body =
+            serde_json::to_vec(&self.to_structured_json()).expect("a JSON value always serializes");
         let mut response = http::Response::new(Bytes::from(body));
         response.headers_mut().insert(
             header::CONTENT_TYPE,
@@ -442,7 +446,11 @@ impl CloudEvent {
                 self.specversion
             )));
         }
-        for (name, value) in [("id", &self.id), ("source", &self.source), ("type", &self.ty)] {
+        for (name, value) in [
+            ("id", &self.id),
+            ("source", &self.source),
+            ("type", &self.ty),
+        ] {
             if value.is_empty() {
                 return Err(FunctionError::bad_input(format!(
                     "CloudEvent attribute `{name}` must not be empty"
@@ -508,7 +516,9 @@ fn percent_decode(name: &str, value: &str) -> Result<String, FunctionError> {
                 .and_then(|hex| std::str::from_utf8(hex).ok())
                 .and_then(|hex| u8::from_str_radix(hex, 16).ok())
                 .ok_or_else(|| {
-                    FunctionError::bad_input(format!("header `{name}` has an invalid percent-escape"))
+                    FunctionError::bad_input(format!(
+                        "header `{name}` has an invalid percent-escape"
+                    ))
                 })?;
             out.push(hex);
             i += 3;
@@ -560,7 +570,10 @@ mod tests {
         assert_eq!(json["traceid"], "abc");
         assert_eq!(json["type"], "dev.faas.order.created");
         let back = CloudEvent::decode(response.headers(), response.body()).unwrap();
-        assert_eq!(back.data_json::<Value>().unwrap(), serde_json::json!({"id": 7, "items": ["x"]}));
+        assert_eq!(
+            back.data_json::<Value>().unwrap(),
+            serde_json::json!({"id": 7, "items": ["x"]})
+        );
         assert_eq!(back.extensions, event.extensions);
         assert_eq!(back.subject, event.subject);
         assert_eq!(back.datacontenttype, event.datacontenttype);
@@ -576,16 +589,21 @@ mod tests {
         .unwrap();
         assert_eq!(back, text);
 
-        let raw = CloudEvent::new("2", "s", "t").with_data("application/octet-stream", vec![0u8, 0xff, 0x10]);
+        let raw = CloudEvent::new("2", "s", "t")
+            .with_data("application/octet-stream", vec![0u8, 0xff, 0x10]);
         let response = raw.clone().encode_structured();
         let json: Value = serde_json::from_slice(response.body()).unwrap();
         assert!(json.get("data_base64").is_some());
-        assert_eq!(CloudEvent::decode(response.headers(), response.body()).unwrap(), raw);
+        assert_eq!(
+            CloudEvent::decode(response.headers(), response.body()).unwrap(),
+            raw
+        );
     }
 
     #[test]
     fn binary_round_trip_of_non_ascii_attributes() {
-        let event = CloudEvent::new("1", "/ünïcode source", "t").with_extension("note", "100% \"sure\"");
+        let event =
+            CloudEvent::new("1", "/ünïcode source", "t").with_extension("note", "100% \"sure\"");
         let response = event.clone().encode_binary();
         let back = CloudEvent::decode(response.headers(), response.body()).unwrap();
         assert_eq!(back, event);
@@ -614,7 +632,10 @@ mod tests {
         let err = CloudEvent::decode(&HeaderMap::new(), &Bytes::from_static(b"{}")).unwrap_err();
         assert_eq!(err.kind(), ErrorKind::BadInput);
         let mut headers = HeaderMap::new();
-        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(STRUCTURED_CONTENT_TYPE));
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static(STRUCTURED_CONTENT_TYPE),
+        );
         let err = CloudEvent::decode(&headers, &Bytes::from_static(b"{not json")).unwrap_err();
         assert_eq!(err.kind(), ErrorKind::BadInput);
     }

@@ -291,9 +291,13 @@ mod tests {
             methods: vec!["POST".into()],
         };
         let json = serde_json::to_value(&http).unwrap();
-        assert_eq!(json, serde_json::json!({"kind": "http", "path": "/hello", "methods": ["POST"]}));
+        assert_eq!(
+            json,
+            serde_json::json!({"kind": "http", "path": "/hello", "methods": ["POST"]})
+        );
         assert_eq!(serde_json::from_value::<TriggerSpec>(json).unwrap(), http);
-        let cron: TriggerSpec = serde_json::from_str(r#"{"kind":"cron","schedule":"@hourly"}"#).unwrap();
+        let cron: TriggerSpec =
+            serde_json::from_str(r#"{"kind":"cron","schedule":"@hourly"}"#).unwrap();
         assert_eq!(cron, TriggerSpec::cron("@hourly"));
         assert_eq!(cron.kind(), "cron");
         assert_eq!(TriggerSpec::queue("nats", "orders").kind(), "queue");

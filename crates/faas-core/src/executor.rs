@@ -61,7 +61,10 @@ impl fmt::Debug for LocalExecutor {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("LocalExecutor")
             .field("dispatcher", &self.dispatcher)
-            .field("triggers", &self.triggers.iter().map(|t| t.name()).collect::<Vec<_>>())
+            .field(
+                "triggers",
+                &self.triggers.iter().map(|t| t.name()).collect::<Vec<_>>(),
+            )
             .field("grace", &self.grace)
             .field("on_signal", &self.on_signal)
             .finish()
@@ -174,7 +177,11 @@ impl LocalExecutor {
     /// # Errors
     ///
     /// As [`Dispatcher::dispatch`].
-    pub async fn invoke(&self, function: &str, invocation: Invocation) -> Result<Response, FunctionError> {
+    pub async fn invoke(
+        &self,
+        function: &str,
+        invocation: Invocation,
+    ) -> Result<Response, FunctionError> {
         self.dispatcher.dispatch(function, invocation).await
     }
 

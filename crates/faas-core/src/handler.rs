@@ -93,7 +93,10 @@ impl<Fut> fmt::Debug for HandlerFuture<Fut> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &self.state {
             State::Running { .. } => f.write_str("HandlerFuture::Running"),
-            State::Rejected { error } => f.debug_tuple("HandlerFuture::Rejected").field(error).finish(),
+            State::Rejected { error } => f
+                .debug_tuple("HandlerFuture::Rejected")
+                .field(error)
+                .finish(),
         }
     }
 }
@@ -108,9 +111,9 @@ where
     fn poll(self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<Self::Output> {
         match self.project().state.project() {
             StateProj::Running { future } => future.poll(cx).map(IntoOutput::into_output),
-            StateProj::Rejected { error } => Poll::Ready(Err(error
-                .take()
-                .unwrap_or_else(|| FunctionError::internal("handler future polled after completion")))),
+            StateProj::Rejected { error } => Poll::Ready(Err(error.take().unwrap_or_else(|| {
+                FunctionError::internal("handler future polled after completion")
+            }))),
         }
     }
 }
@@ -221,15 +224,37 @@ mod tests {
     use super::*;
     use crate::{CloudEvent, Context, ErrorKind, Json};
 
-    async fn call<H: Handler<Args>, Args: 'static>(h: H, inv: Invocation) -> Result<Response, FunctionError> {
+    async fn call<H: Handler<Args>, Args: 'static>(
+        h: H,
+        inv: Invocation,
+    ) -> Result<Response, FunctionError> {
         handler_fn(h).call(inv).await
     }
 
     #[tokio::test]
     async fn arities_zero_to_eight() {
-        assert_eq!(call(|| async { "zero" }, Invocation::new("")).await.unwrap().body(), "zero");
-        assert_eq!(call(|s: String| async move { s }, Invocation::new("one")).await.unwrap().body(), "one");
-        let eight = |a: String, b: Bytes, c: Context, d: HeaderMap, e: Method, f: Uri, g: Option<Json<u8>>, h: Invocation| async move {
+        assert_eq!(
+            call(|| async { "zero" }, Invocation::new(""))
+                .await
+                .unwrap()
+                .body(),
+            "zero"
+        );
+        assert_eq!(
+            call(|s: String| async move { s }, Invocation::new("one"))
+                .await
+                .unwrap()
+                .body(),
+            "one"
+        );
+        let eight = |a: String,
+                     b: Bytes,
+                     c: Context,
+                     d: HeaderMap,
+                     e: Method,
+                     f: Uri,
+                     g: Option<Json<u8>>,
+                     h: Invocation| async move {
             assert_eq!(a, "7");
             assert_eq!(b, "7");
             assert_eq!(c.attempt(), 1);
@@ -240,7 +265,10 @@ mod tests {
             assert_eq!(h.body(), "7");
             StatusCode::ACCEPTED
         };
-        assert_eq!(call(eight, Invocation::new("7")).await.unwrap().status(), StatusCode::ACCEPTED);
+        assert_eq!(
+            call(eight, Invocation::new("7")).await.unwrap().status(),
+            StatusCode::ACCEPTED
+        );
     }
 
     #[tokio::test]
@@ -261,7 +289,10 @@ mod tests {
     #[tokio::test]
     async fn user_errors_pass_through() {
         async fn fails(_: Bytes) -> Result<(), FunctionError> {
-            Err(FunctionError::user_with_status(StatusCode::CONFLICT, "taken"))
+            Err(FunctionError::user_with_status(
+                StatusCode::CONFLICT,
+                "taken",
+            ))
         }
         let err = call(fails, Invocation::new("")).await.unwrap_err();
         assert_eq!(err.status(), StatusCode::CONFLICT);

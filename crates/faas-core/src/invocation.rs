@@ -230,7 +230,10 @@ mod tests {
             .method(Method::PUT)
             .uri("/orders/7")
             .header(CALL_ID_HEADER, "call-7")
-            .header(TRACEPARENT_HEADER, "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01")
+            .header(
+                TRACEPARENT_HEADER,
+                "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+            )
             .body(Bytes::from_static(b"{}"))
             .unwrap();
         let inv = Invocation::from_request(request);

@@ -25,7 +25,7 @@ use crate::output::{IntoOutput, Response};
 /// ```
 /// use faas_core::{FromInvocation, Invocation, Json, ErrorKind};
 ///
-/// #[derive(serde::Deserialize)]
+/// #[derive(Debug, serde::Deserialize)]
 /// struct Order { id: u32 }
 ///
 /// let inv = Invocation::new(r#"{"id": 7}"#).with_header("content-type", "application/json");
@@ -75,14 +75,17 @@ pub(crate) fn is_json_content_type(content_type: &str) -> bool {
         .unwrap_or_default()
         .trim()
         .to_ascii_lowercase();
-    essence == "application/json" || (essence.starts_with("application/") && essence.ends_with("+json"))
+    essence == "application/json"
+        || (essence.starts_with("application/") && essence.ends_with("+json"))
 }
 
 impl<T: DeserializeOwned> FromInvocation for Json<T> {
     fn from_invocation(invocation: &Invocation) -> Result<Self, FunctionError> {
         if let Some(value) = invocation.headers().get(header::CONTENT_TYPE) {
             let content_type = value.to_str().map_err(|_| {
-                FunctionError::unsupported_media_type("the content-type header is not readable text")
+                FunctionError::unsupported_media_type(
+                    "the content-type header is not readable text",
+                )
             })?;
             if !is_json_content_type(content_type) {
                 return Err(FunctionError::unsupported_media_type(format!(
@@ -92,11 +95,15 @@ impl<T: DeserializeOwned> FromInvocation for Json<T> {
         }
         let body = invocation.body();
         if body.is_empty() {
-            return Err(FunctionError::bad_input("expected a JSON body, got an empty body"));
+            return Err(FunctionError::bad_input(
+                "expected a JSON body, got an empty body",
+            ));
         }
         serde_json::from_slice(body).map(Json).map_err(|error| {
-            FunctionError::bad_input(format!("the body is not valid JSON for this function: {error}"))
-                .with_source(error)
+            FunctionError::bad_input(format!(
+                "the body is not valid JSON for this function: {error}"
+            ))
+            .with_source(error)
         })
     }
 }
@@ -108,9 +115,10 @@ impl<T: Serialize> IntoOutput for Json<T> {
                 .with_source(error)
         })?;
         let mut response = http::Response::new(Bytes::from(body));
-        response
-            .headers_mut()
-            .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        response.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
         Ok(response)
     }
 }
@@ -130,7 +138,12 @@ mod tests {
 
     #[test]
     fn reads_json_with_or_without_content_type() {
-        for content_type in [None, Some("application/json"), Some("application/json; charset=utf-8"), Some("application/cloudevents+json")] {
+        for content_type in [
+            None,
+            Some("application/json"),
+            Some("application/json; charset=utf-8"),
+            Some("application/cloudevents+json"),
+        ] {
             let mut inv = Invocation::new(r#"{"x":1,"y":2}"#);
             if let Some(ct) = content_type {
                 inv = inv.with_header("content-type", ct);

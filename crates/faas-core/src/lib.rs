@@ -118,9 +118,9 @@ pub use faas_macros::{function, functions};
 /// The items most functions and hosts use: `use faas_core::prelude::*;`.
 pub mod prelude {
     pub use crate::{
-        CloudEvent, Context, ErrorKind, FromInvocation, Function, FunctionDefinition, FunctionError,
-        IntoOutput, Invocation, InvocationPolicy, Json, LocalExecutor, Registry, Response,
-        RetryPolicy, TriggerSpec,
+        CloudEvent, Context, ErrorKind, FromInvocation, Function, FunctionDefinition,
+        FunctionError, IntoOutput, Invocation, InvocationPolicy, Json, LocalExecutor, Registry,
+        Response, RetryPolicy, TriggerSpec,
     };
 
     #[cfg(feature = "macros")]

@@ -202,7 +202,11 @@ impl InvocationLog {
     ///
     /// A follower too slow to keep up gets an [`Error::Provider`] item saying how
     /// many lines it missed, then continues.
-    pub fn stream(&self, function: &str, options: &LogOptions) -> BoxStream<'static, Result<LogLine>> {
+    pub fn stream(
+        &self,
+        function: &str,
+        options: &LogOptions,
+    ) -> BoxStream<'static, Result<LogLine>> {
         // Subscribe before reading the buffer so no line falls between the two.
         let receiver = options.follow.then(|| self.inner.live.subscribe());
         let (next_seq, kept) = self.sequenced_lines(function, options);
@@ -261,9 +265,15 @@ mod tests {
         }
         log.push("g", "other");
         let tail = log.lines("f", &LogOptions::new().with_tail(2));
-        assert_eq!(tail.iter().map(|l| l.text.as_str()).collect::<Vec<_>>(), ["3", "4"]);
+        assert_eq!(
+            tail.iter().map(|l| l.text.as_str()).collect::<Vec<_>>(),
+            ["3", "4"]
+        );
         let future = SystemTime::now() + Duration::from_secs(3600);
-        assert!(log.lines("f", &LogOptions::new().with_since(future)).is_empty());
+        assert!(
+            log.lines("f", &LogOptions::new().with_since(future))
+                .is_empty()
+        );
         assert!(log.lines("nobody", &LogOptions::new()).is_empty());
         log.clear("f");
         assert!(log.lines("f", &LogOptions::new()).is_empty());

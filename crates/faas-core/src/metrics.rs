@@ -49,10 +49,18 @@ fn duration_histogram() -> Histogram {
 /// share the same metrics.
 ///
 /// ```
-/// let metrics = faas_core::Metrics::new();
+/// use faas_core::{FunctionDefinition, Invocation, LocalExecutor, Metrics, Registry};
+///
+/// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+/// let metrics = Metrics::new();
+/// let registry = Registry::from([FunctionDefinition::from_handler("ping", || async { "pong" })]);
+/// let executor = LocalExecutor::builder(registry).metrics(metrics.clone()).build();
+/// executor.invoke("ping", Invocation::new("")).await.unwrap();
+///
 /// let text = metrics.encode();
-/// assert!(text.contains("# TYPE faas_invocations counter"));
+/// assert!(text.contains(r#"faas_invocations_total{function="ping",outcome="success"} 1"#));
 /// assert!(text.ends_with("# EOF\n"));
+/// # });
 /// ```
 #[derive(Clone)]
 pub struct Metrics {
@@ -104,7 +112,13 @@ impl Metrics {
     /// Also exposes these metrics through another registry (e.g. an application's).
     pub fn register(&self, registry: &mut PromRegistry) {
         let inner = &self.inner;
-        register(registry, &inner.invocations, &inner.errors, &inner.duration, &inner.in_flight);
+        register(
+            registry,
+            &inner.invocations,
+            &inner.errors,
+            &inner.duration,
+            &inner.in_flight,
+        );
     }
 
     /// The metrics in the Prometheus/OpenMetrics text format.
@@ -164,15 +178,27 @@ fn register(
     duration: &Family<FunctionLabels, Histogram, fn() -> Histogram>,
     in_flight: &Family<FunctionLabels, Gauge>,
 ) {
-    registry.register("faas_invocations", "Function calls, by outcome", invocations.clone());
-    registry.register("faas_errors", "Failed function calls, by error kind", errors.clone());
+    registry.register(
+        "faas_invocations",
+        "Function calls, by outcome",
+        invocations.clone(),
+    );
+    registry.register(
+        "faas_errors",
+        "Failed function calls, by error kind",
+        errors.clone(),
+    );
     registry.register_with_unit(
         "faas_invocation_duration",
         "Duration of function calls",
         Unit::Seconds,
         duration.clone(),
     );
-    registry.register("faas_in_flight", "Function calls running now", in_flight.clone());
+    registry.register(
+        "faas_in_flight",
+        "Function calls running now",
+        in_flight.clone(),
+    );
 }
 
 /// Keeps a call in the in-flight gauge.
@@ -194,16 +220,35 @@ mod tests {
     fn records_and_encodes() {
         let metrics = Metrics::new();
         let guard = metrics.start("hello");
-        assert!(metrics.encode().contains("faas_in_flight{function=\"hello\"} 1"));
+        assert!(
+            metrics
+                .encode()
+                .contains("faas_in_flight{function=\"hello\"} 1")
+        );
         drop(guard);
         metrics.record("hello", None, Duration::from_millis(3));
         metrics.record("hello", Some(ErrorKind::Timeout), Duration::from_secs(1));
         let text = metrics.encode();
-        assert!(text.contains("faas_invocations_total{function=\"hello\",outcome=\"success\"} 1"), "{text}");
-        assert!(text.contains("faas_invocations_total{function=\"hello\",outcome=\"error\"} 1"), "{text}");
-        assert!(text.contains("faas_errors_total{function=\"hello\",kind=\"timeout\"} 1"), "{text}");
-        assert!(text.contains("faas_invocation_duration_seconds_count{function=\"hello\"} 2"), "{text}");
-        assert!(text.contains("faas_in_flight{function=\"hello\"} 0"), "{text}");
+        assert!(
+            text.contains("faas_invocations_total{function=\"hello\",outcome=\"success\"} 1"),
+            "{text}"
+        );
+        assert!(
+            text.contains("faas_invocations_total{function=\"hello\",outcome=\"error\"} 1"),
+            "{text}"
+        );
+        assert!(
+            text.contains("faas_errors_total{function=\"hello\",kind=\"timeout\"} 1"),
+            "{text}"
+        );
+        assert!(
+            text.contains("faas_invocation_duration_seconds_count{function=\"hello\"} 2"),
+            "{text}"
+        );
+        assert!(
+            text.contains("faas_in_flight{function=\"hello\"} 0"),
+            "{text}"
+        );
     }
 
     #[test]

@@ -148,7 +148,9 @@ mod tests {
         assert_eq!(r.body(), "hi");
         let r = "static".into_output().unwrap();
         assert_eq!(r.body(), "static");
-        let r = Cow::<'static, str>::Owned("cow".into()).into_output().unwrap();
+        let r = Cow::<'static, str>::Owned("cow".into())
+            .into_output()
+            .unwrap();
         assert_eq!(r.body(), "cow");
         let r = vec![1u8, 2].into_output().unwrap();
         assert_eq!(r.headers()["content-type"], OCTETS);

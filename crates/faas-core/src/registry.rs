@@ -76,7 +76,9 @@ impl Registry {
     /// # Errors
     ///
     /// As [`register`](Self::register), for the first definition that fails.
-    pub fn try_from_iter(definitions: impl IntoIterator<Item = FunctionDefinition>) -> Result<Self> {
+    pub fn try_from_iter(
+        definitions: impl IntoIterator<Item = FunctionDefinition>,
+    ) -> Result<Self> {
         let registry = Registry::new();
         for definition in definitions {
             registry.register(definition)?;
@@ -95,7 +97,9 @@ impl Registry {
     pub fn replace(&self, definition: FunctionDefinition) -> Result<Option<RegisteredFunction>> {
         validate_name(definition.name())?;
         let registered = RegisteredFunction::new(definition);
-        Ok(self.write().insert(registered.name().to_owned(), registered))
+        Ok(self
+            .write()
+            .insert(registered.name().to_owned(), registered))
     }
 
     /// Removes a function; returns it if it was there.
@@ -120,7 +124,11 @@ impl Registry {
 
     /// The functions, sorted by name (a snapshot).
     pub fn iter(&self) -> impl Iterator<Item = RegisteredFunction> + use<> {
-        self.read().values().cloned().collect::<Vec<_>>().into_iter()
+        self.read()
+            .values()
+            .cloned()
+            .collect::<Vec<_>>()
+            .into_iter()
     }
 
     /// How many functions there are.
@@ -369,7 +377,13 @@ mod tests {
         assert!(matches!(err, Error::DuplicateFunction { ref name } if name == "a"));
         assert_eq!(registry.len(), 1);
         assert!(Registry::try_from_iter([def("x"), def("x")]).is_err());
-        assert!(Registry::new().try_with(def("y")).unwrap().try_with(def("y")).is_err());
+        assert!(
+            Registry::new()
+                .try_with(def("y"))
+                .unwrap()
+                .try_with(def("y"))
+                .is_err()
+        );
     }
 
     #[test]
@@ -381,7 +395,13 @@ mod tests {
     #[test]
     fn names_are_checked() {
         for bad in ["", "a b", "a/b", "é"] {
-            assert!(matches!(Registry::new().register(def(bad)), Err(Error::InvalidDefinition { .. })), "{bad:?}");
+            assert!(
+                matches!(
+                    Registry::new().register(def(bad)),
+                    Err(Error::InvalidDefinition { .. })
+                ),
+                "{bad:?}"
+            );
         }
         Registry::new().register(def("hello_world-2.v1")).unwrap();
     }
@@ -390,7 +410,13 @@ mod tests {
     fn lookup_remove_replace() {
         let registry: Registry = vec![def("b"), def("a")].into();
         assert_eq!(registry.names(), ["a", "b"]);
-        assert_eq!(registry.iter().map(|f| f.name().to_owned()).collect::<Vec<_>>(), ["a", "b"]);
+        assert_eq!(
+            registry
+                .iter()
+                .map(|f| f.name().to_owned())
+                .collect::<Vec<_>>(),
+            ["a", "b"]
+        );
         assert!(registry.contains("a"));
         let clone = registry.clone();
         assert!(clone.remove("a").is_some());

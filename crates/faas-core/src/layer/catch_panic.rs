@@ -66,12 +66,18 @@ where
             Ok(future) => Box::pin(AssertUnwindSafe(future).catch_unwind().map(move |result| {
                 result.unwrap_or_else(|payload| Err(panicked(&function, &call_id, payload)))
             })),
-            Err(payload) => Box::pin(std::future::ready(Err(panicked(&function, &call_id, payload)))),
+            Err(payload) => Box::pin(std::future::ready(Err(panicked(
+                &function, &call_id, payload,
+            )))),
         }
     }
 }
 
-fn panicked(function: &str, call_id: &crate::CallId, payload: Box<dyn Any + Send>) -> FunctionError {
+fn panicked(
+    function: &str,
+    call_id: &crate::CallId,
+    payload: Box<dyn Any + Send>,
+) -> FunctionError {
     let message = panic_message(payload.as_ref());
     tracing::error!(function, %call_id, panic = %message, "function panicked");
     FunctionError::panicked(format!("function `{function}` panicked: {message}"))
@@ -105,7 +111,11 @@ mod tests {
             body
         });
         let service = CatchPanicLayer::new().layer(f.into_service());
-        let err = service.clone().oneshot(Invocation::new("boom")).await.unwrap_err();
+        let err = service
+            .clone()
+            .oneshot(Invocation::new("boom"))
+            .await
+            .unwrap_err();
         assert_eq!(err.kind(), ErrorKind::Panicked);
         assert!(err.message().contains("kaboom 42"), "{}", err.message());
         let ok = service.oneshot(Invocation::new("fine")).await.unwrap();
@@ -126,7 +136,11 @@ mod tests {
                 panic!("eager")
             }
         }
-        let err = CatchPanicLayer::new().layer(Eager).oneshot(Invocation::new("")).await.unwrap_err();
+        let err = CatchPanicLayer::new()
+            .layer(Eager)
+            .oneshot(Invocation::new(""))
+            .await
+            .unwrap_err();
         assert_eq!(err.kind(), ErrorKind::Panicked);
         assert!(err.message().contains("eager"));
     }
@@ -140,7 +154,11 @@ mod tests {
                 std::panic::panic_any(7_u8)
             }
         }
-        let err = CatchPanicLayer::new().layer(Odd.into_service()).oneshot(Invocation::new("")).await.unwrap_err();
+        let err = CatchPanicLayer::new()
+            .layer(Odd.into_service())
+            .oneshot(Invocation::new(""))
+            .await
+            .unwrap_err();
         assert!(err.message().contains("non-text"));
     }
 }

@@ -118,12 +118,20 @@ mod tests {
             async move { wait.notified().await }
         });
         let layer = ConcurrencyLimitLayer::new(1);
-        let first = tokio::spawn(layer.layer(f.clone().into_service()).oneshot(Invocation::new("")));
+        let first = tokio::spawn(
+            layer
+                .layer(f.clone().into_service())
+                .oneshot(Invocation::new("")),
+        );
         // Wait until the first call holds the permit.
         while layer.semaphore.available_permits() > 0 {
             tokio::task::yield_now().await;
         }
-        let err = layer.layer(f.into_service()).oneshot(Invocation::new("")).await.unwrap_err();
+        let err = layer
+            .layer(f.into_service())
+            .oneshot(Invocation::new(""))
+            .await
+            .unwrap_err();
         assert_eq!(err.kind(), ErrorKind::Overloaded);
         assert!(err.message().contains("limit of 1"));
         gate.notify_one();

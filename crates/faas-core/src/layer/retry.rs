@@ -74,7 +74,10 @@ where
     S::Future: Send + 'static,
 {
     /// Runs the attempts and reports how it ended.
-    pub fn call_with_outcome(&self, invocation: Invocation) -> impl Future<Output = RetryOutcome> + Send + 'static {
+    pub fn call_with_outcome(
+        &self,
+        invocation: Invocation,
+    ) -> impl Future<Output = RetryOutcome> + Send + 'static {
         let inner = self.inner.clone();
         let policy = Arc::clone(&self.policy);
         async move {
@@ -109,7 +112,10 @@ where
                     };
                 }
                 let delay = policy.backoff(attempt);
-                if context.deadline().is_some_and(|deadline| Instant::now() + delay >= deadline) {
+                if context
+                    .deadline()
+                    .is_some_and(|deadline| Instant::now() + delay >= deadline)
+                {
                     return RetryOutcome {
                         result: Err(error),
                         attempts: attempt,
@@ -151,7 +157,10 @@ where
     }
 
     fn call(&mut self, invocation: Invocation) -> Self::Future {
-        Box::pin(self.call_with_outcome(invocation).map(|outcome| outcome.result))
+        Box::pin(
+            self.call_with_outcome(invocation)
+                .map(|outcome| outcome.result),
+        )
     }
 }
 
@@ -210,7 +219,10 @@ mod tests {
             seen.fetch_add(1, Ordering::SeqCst);
             async { Err::<(), _>(FunctionError::bad_input("no")) }
         });
-        let outcome = RetryLayer::new(RetryPolicy::new(5)).layer(f.into_service()).call_with_outcome(Invocation::new("")).await;
+        let outcome = RetryLayer::new(RetryPolicy::new(5))
+            .layer(f.into_service())
+            .call_with_outcome(Invocation::new(""))
+            .await;
         assert_eq!(outcome.attempts, 1);
         assert_eq!(outcome.result.unwrap_err().kind(), ErrorKind::BadInput);
         assert_eq!(calls.load(Ordering::SeqCst), 1);
@@ -220,9 +232,12 @@ mod tests {
     async fn cancellation_stops_retrying() {
         let (f, calls) = flaky(u32::MAX);
         let token = CancellationToken::new();
-        let policy = RetryPolicy::new(10).with_initial_backoff(Duration::from_secs(60)).with_jitter(0.0);
+        let policy = RetryPolicy::new(10)
+            .with_initial_backoff(Duration::from_secs(60))
+            .with_jitter(0.0);
         let retry = RetryLayer::new(policy).layer(f.into_service());
-        let invocation = Invocation::new("").with_context(Context::new("f").with_cancellation(token.clone()));
+        let invocation =
+            Invocation::new("").with_context(Context::new("f").with_cancellation(token.clone()));
         let running = tokio::spawn(retry.call_with_outcome(invocation));
         while calls.load(Ordering::SeqCst) == 0 {
             tokio::task::yield_now().await;
@@ -236,9 +251,15 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn deadline_stops_retrying() {
         let (f, calls) = flaky(u32::MAX);
-        let policy = RetryPolicy::new(10).with_initial_backoff(Duration::from_secs(5)).with_jitter(0.0);
-        let invocation = Invocation::new("").with_context(Context::new("f").with_timeout(Duration::from_secs(12)));
-        let outcome = RetryLayer::new(policy).layer(f.into_service()).call_with_outcome(invocation).await;
+        let policy = RetryPolicy::new(10)
+            .with_initial_backoff(Duration::from_secs(5))
+            .with_jitter(0.0);
+        let invocation = Invocation::new("")
+            .with_context(Context::new("f").with_timeout(Duration::from_secs(12)));
+        let outcome = RetryLayer::new(policy)
+            .layer(f.into_service())
+            .call_with_outcome(invocation)
+            .await;
         // Attempts at t=0 and t=5; the next backoff (10 s) would pass the deadline.
         assert_eq!(outcome.attempts, 2);
         assert!(!outcome.cancelled);

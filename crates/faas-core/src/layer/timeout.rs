@@ -66,7 +66,10 @@ where
     fn call(&mut self, mut invocation: Invocation) -> Self::Future {
         let start = Instant::now();
         let context = invocation.context_mut();
-        let deadline = match (self.timeout.map(|timeout| start + timeout), context.deadline()) {
+        let deadline = match (
+            self.timeout.map(|timeout| start + timeout),
+            context.deadline(),
+        ) {
             (Some(ours), Some(theirs)) => Some(ours.min(theirs)),
             (ours, theirs) => ours.or(theirs),
         };
@@ -117,7 +120,8 @@ mod tests {
             }
         });
         let caller_token = CancellationToken::new();
-        let invocation = Invocation::new("").with_context(Context::new("slow").with_cancellation(caller_token.clone()));
+        let invocation = Invocation::new("")
+            .with_context(Context::new("slow").with_cancellation(caller_token.clone()));
         let err = TimeoutLayer::new(Some(Duration::from_secs(1)))
             .layer(slow.into_service())
             .oneshot(invocation)
@@ -126,15 +130,17 @@ mod tests {
         assert_eq!(err.kind(), ErrorKind::Timeout);
         assert!(err.message().contains("1s"), "{}", err.message());
         assert!(rx.await.unwrap().is_cancelled());
-        assert!(!caller_token.is_cancelled(), "only the call's own token is cancelled");
+        assert!(
+            !caller_token.is_cancelled(),
+            "only the call's own token is cancelled"
+        );
     }
 
     #[tokio::test(start_paused = true)]
     async fn earlier_context_deadline_wins() {
-        let f = handler_fn(|ctx: Context| async move {
-            format!("{:?}", ctx.remaining().unwrap())
-        });
-        let invocation = Invocation::new("").with_context(Context::new("f").with_timeout(Duration::from_secs(2)));
+        let f = handler_fn(|ctx: Context| async move { format!("{:?}", ctx.remaining().unwrap()) });
+        let invocation = Invocation::new("")
+            .with_context(Context::new("f").with_timeout(Duration::from_secs(2)));
         let response = TimeoutLayer::new(Some(Duration::from_secs(30)))
             .layer(f.into_service())
             .oneshot(invocation)
@@ -149,7 +155,11 @@ mod tests {
             tokio::time::sleep(Duration::from_secs(3600)).await;
             "done"
         });
-        let response = TimeoutLayer::new(None).layer(f.into_service()).oneshot(Invocation::new("")).await.unwrap();
+        let response = TimeoutLayer::new(None)
+            .layer(f.into_service())
+            .oneshot(Invocation::new(""))
+            .await
+            .unwrap();
         assert_eq!(response.body(), "done");
     }
 }

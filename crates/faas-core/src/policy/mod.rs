@@ -77,7 +77,10 @@ impl fmt::Debug for InvocationPolicy {
             .field("max_in_flight", &self.max_in_flight)
             .field("max_body_bytes", &self.max_body_bytes)
             .field("retry", &self.retry)
-            .field("dead_letter", &self.dead_letter.as_ref().map(|_| "DeadLetter"))
+            .field(
+                "dead_letter",
+                &self.dead_letter.as_ref().map(|_| "DeadLetter"),
+            )
             .finish()
     }
 }
@@ -177,7 +180,10 @@ mod tests {
         assert_eq!(policy.max_body_bytes(), Some(16 * 1024 * 1024));
         assert_eq!(policy.retry().max_attempts, 3);
         assert!(policy.dead_letter().is_none());
-        let open = policy.without_timeout().without_max_in_flight().without_max_body_bytes();
+        let open = policy
+            .without_timeout()
+            .without_max_in_flight()
+            .without_max_body_bytes();
         assert_eq!(open.timeout(), None);
         assert_eq!(open.max_in_flight(), None);
         assert_eq!(open.max_body_bytes(), None);

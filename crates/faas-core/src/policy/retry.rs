@@ -96,14 +96,22 @@ impl RetryPolicy {
     /// Sets the factor between delays (at least 1.0).
     #[must_use]
     pub fn with_multiplier(mut self, multiplier: f64) -> Self {
-        self.multiplier = if multiplier.is_finite() { multiplier.max(1.0) } else { 1.0 };
+        self.multiplier = if multiplier.is_finite() {
+            multiplier.max(1.0)
+        } else {
+            1.0
+        };
         self
     }
 
     /// Sets the random spread, clamped to `[0, 1]`.
     #[must_use]
     pub fn with_jitter(mut self, jitter: f64) -> Self {
-        self.jitter = if jitter.is_finite() { jitter.clamp(0.0, 1.0) } else { 0.0 };
+        self.jitter = if jitter.is_finite() {
+            jitter.clamp(0.0, 1.0)
+        } else {
+            0.0
+        };
         self
     }
 
@@ -118,9 +126,17 @@ impl RetryPolicy {
     pub fn backoff(&self, attempt: u32) -> Duration {
         let max = self.max_backoff.as_secs_f64();
         let exponent = attempt.saturating_sub(1).min(1024) as i32;
-        let multiplier = if self.multiplier.is_finite() { self.multiplier.max(1.0) } else { 1.0 };
+        let multiplier = if self.multiplier.is_finite() {
+            self.multiplier.max(1.0)
+        } else {
+            1.0
+        };
         let base = (self.initial_backoff.as_secs_f64() * multiplier.powi(exponent)).min(max);
-        let jitter = if self.jitter.is_finite() { self.jitter.clamp(0.0, 1.0) } else { 0.0 };
+        let jitter = if self.jitter.is_finite() {
+            self.jitter.clamp(0.0, 1.0)
+        } else {
+            0.0
+        };
         let factor = 1.0 - jitter + 2.0 * jitter * random_unit();
         let delay = (base * factor).clamp(0.0, max);
         Duration::try_from_secs_f64(delay).unwrap_or(self.max_backoff)
@@ -183,7 +199,10 @@ mod tests {
             let high = Duration::from_secs_f64((base * 1.2).min(10.0) + 1e-9);
             for _ in 0..200 {
                 let delay = retry.backoff(attempt);
-                assert!(delay >= low && delay <= high, "attempt {attempt}: {delay:?} not in {low:?}..={high:?}");
+                assert!(
+                    delay >= low && delay <= high,
+                    "attempt {attempt}: {delay:?} not in {low:?}..={high:?}"
+                );
             }
         }
     }
@@ -214,8 +233,14 @@ mod tests {
         assert!(!retry.should_retry(&FunctionError::user("db down"), 3));
         assert!(!retry.should_retry(&FunctionError::panicked("bug"), 1));
         assert!(!retry.should_retry(&FunctionError::bad_input("x"), 1));
-        assert!(!retry.should_retry(&FunctionError::user_with_status(StatusCode::CONFLICT, "x"), 1));
-        assert!(retry.should_retry(&FunctionError::user_with_status(StatusCode::TOO_MANY_REQUESTS, "x"), 1));
+        assert!(!retry.should_retry(
+            &FunctionError::user_with_status(StatusCode::CONFLICT, "x"),
+            1
+        ));
+        assert!(retry.should_retry(
+            &FunctionError::user_with_status(StatusCode::TOO_MANY_REQUESTS, "x"),
+            1
+        ));
         let only_panics = RetryPolicy::default().with_retryable(vec![ErrorKind::Panicked]);
         assert!(only_panics.should_retry(&FunctionError::panicked("x"), 1));
         assert!(!only_panics.should_retry(&FunctionError::timeout("x"), 1));

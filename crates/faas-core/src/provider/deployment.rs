@@ -62,7 +62,11 @@ pub struct FunctionDeployment {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub scaling: Option<ScalingHints>,
     /// The deadline of one call.
-    #[serde(default, skip_serializing_if = "Option::is_none", with = "duration_text")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "duration_text"
+    )]
     pub timeout: Option<Duration>,
     /// The limit of calls in flight (per replica).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -180,18 +184,25 @@ mod duration_text {
 
     use serde::{Deserialize, Deserializer, Serializer};
 
-    pub(super) fn serialize<S: Serializer>(value: &Option<Duration>, serializer: S) -> Result<S::Ok, S::Error> {
+    pub(super) fn serialize<S: Serializer>(
+        value: &Option<Duration>,
+        serializer: S,
+    ) -> Result<S::Ok, S::Error> {
         match value {
-            Some(duration) => serializer.serialize_str(&humantime::format_duration(*duration).to_string()),
+            Some(duration) => {
+                serializer.serialize_str(&humantime::format_duration(*duration).to_string())
+            }
             None => serializer.serialize_none(),
         }
     }
 
-    pub(super) fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<Duration>, D::Error> {
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(
+        deserializer: D,
+    ) -> Result<Option<Duration>, D::Error> {
         match Option::<String>::deserialize(deserializer)? {
-            Some(text) => humantime::parse_duration(&text)
-                .map(Some)
-                .map_err(|error| serde::de::Error::custom(format!("invalid duration `{text}`: {error}"))),
+            Some(text) => humantime::parse_duration(&text).map(Some).map_err(|error| {
+                serde::de::Error::custom(format!("invalid duration `{text}`: {error}"))
+            }),
             None => Ok(None),
         }
     }
@@ -219,11 +230,14 @@ mod tests {
     fn json_shape() {
         let json = serde_json::to_value(FunctionDeployment::new("f")).unwrap();
         assert_eq!(json, serde_json::json!({"name": "f"}));
-        let parsed: FunctionDeployment =
-            serde_json::from_str(r#"{"name":"g","timeout":"1m 30s","triggers":[{"kind":"cron","schedule":"@daily"}]}"#).unwrap();
+        let parsed: FunctionDeployment = serde_json::from_str(
+            r#"{"name":"g","timeout":"1m 30s","triggers":[{"kind":"cron","schedule":"@daily"}]}"#,
+        )
+        .unwrap();
         assert_eq!(parsed.timeout, Some(Duration::from_secs(90)));
         assert_eq!(parsed.triggers, [TriggerSpec::cron("@daily")]);
-        let bad = serde_json::from_str::<FunctionDeployment>(r#"{"name":"g","timeout":"soon"}"#).unwrap_err();
+        let bad = serde_json::from_str::<FunctionDeployment>(r#"{"name":"g","timeout":"soon"}"#)
+            .unwrap_err();
         assert!(bad.to_string().contains("soon"));
     }
 }

@@ -82,16 +82,21 @@ impl LocalProvider {
         self.dispatcher
             .registry()
             .get(name)
-            .ok_or_else(|| Error::UnknownFunction { name: name.to_owned() })
+            .ok_or_else(|| Error::UnknownFunction {
+                name: name.to_owned(),
+            })
     }
 
     /// The definition to serve for `deployment`: the catalogue entry, renamed,
     /// with the deployment's overrides.
     fn definition_for(&self, deployment: &FunctionDeployment) -> Result<FunctionDefinition> {
         let entry = deployment.image.as_deref().unwrap_or(&deployment.name);
-        let registered = self.catalogue.get(entry).ok_or_else(|| Error::NotInCatalogue {
-            name: entry.to_owned(),
-        })?;
+        let registered = self
+            .catalogue
+            .get(entry)
+            .ok_or_else(|| Error::NotInCatalogue {
+                name: entry.to_owned(),
+            })?;
         let mut definition = registered.definition().clone().with_name(&deployment.name);
         let policy = deployment.apply_to_policy(definition.policy().clone());
         definition = definition.with_policy(policy);
@@ -145,7 +150,9 @@ impl Provider for LocalProvider {
             ),
         );
         state.carried_invocations.remove(&deployment.name);
-        state.deployments.insert(deployment.name.clone(), deployment);
+        state
+            .deployments
+            .insert(deployment.name.clone(), deployment);
         Ok(())
     }
 
@@ -166,7 +173,9 @@ impl Provider for LocalProvider {
         self.dispatcher
             .invocation_log()
             .push(&deployment.name, "updated".to_owned());
-        state.deployments.insert(deployment.name.clone(), deployment);
+        state
+            .deployments
+            .insert(deployment.name.clone(), deployment);
         Ok(())
     }
 
@@ -175,7 +184,9 @@ impl Provider for LocalProvider {
         self.dispatcher
             .registry()
             .remove(name)
-            .ok_or_else(|| Error::UnknownFunction { name: name.to_owned() })?;
+            .ok_or_else(|| Error::UnknownFunction {
+                name: name.to_owned(),
+            })?;
         state.deployments.remove(name);
         state.carried_invocations.remove(name);
         self.dispatcher.invocation_log().clear(name);
@@ -214,7 +225,9 @@ impl Provider for LocalProvider {
 
     async fn logs(&self, name: &str, options: LogOptions) -> BoxStream<'static, Result<LogLine>> {
         if !self.dispatcher.registry().contains(name) {
-            let error = Error::UnknownFunction { name: name.to_owned() };
+            let error = Error::UnknownFunction {
+                name: name.to_owned(),
+            };
             return stream::once(async move { Err(error) }).boxed();
         }
         self.dispatcher.invocation_log().stream(name, &options)
@@ -231,8 +244,11 @@ mod tests {
     fn provider() -> LocalProvider {
         let catalogue = Registry::from([
             FunctionDefinition::from_handler("echo", |body: String| async move { body }),
-            FunctionDefinition::from_handler("upper", |body: String| async move { body.to_uppercase() })
-                .with_trigger(TriggerSpec::http("/upper")),
+            FunctionDefinition::from_handler(
+                "upper",
+                |body: String| async move { body.to_uppercase() },
+            )
+            .with_trigger(TriggerSpec::http("/upper")),
         ]);
         LocalProvider::new(catalogue, Dispatcher::new(Registry::new()))
     }
@@ -240,8 +256,14 @@ mod tests {
     #[tokio::test]
     async fn deploy_invoke_status() {
         let provider = provider();
-        provider.deploy(FunctionDeployment::new("echo").with_label("team", "a")).await.unwrap();
-        let response = provider.invoke("echo", Invocation::new("hi")).await.unwrap();
+        provider
+            .deploy(FunctionDeployment::new("echo").with_label("team", "a"))
+            .await
+            .unwrap();
+        let response = provider
+            .invoke("echo", Invocation::new("hi"))
+            .await
+            .unwrap();
         assert_eq!(response.body(), "hi");
         let status = provider.status("echo").await.unwrap();
         assert_eq!(status.invocation_count, 1);
@@ -265,7 +287,10 @@ mod tests {
             )
             .await
             .unwrap();
-        let response = provider.invoke("shout", Invocation::new("hi")).await.unwrap();
+        let response = provider
+            .invoke("shout", Invocation::new("hi"))
+            .await
+            .unwrap();
         assert_eq!(response.body(), "HI");
         let status = provider.status("shout").await.unwrap();
         assert_eq!(status.replicas, 2);
@@ -277,28 +302,61 @@ mod tests {
     #[tokio::test]
     async fn errors_for_unknown_and_duplicate() {
         let provider = provider();
-        let missing = provider.deploy(FunctionDeployment::new("nope")).await.unwrap_err();
+        let missing = provider
+            .deploy(FunctionDeployment::new("nope"))
+            .await
+            .unwrap_err();
         assert!(matches!(missing, Error::NotInCatalogue { .. }));
-        provider.deploy(FunctionDeployment::new("echo")).await.unwrap();
-        let duplicate = provider.deploy(FunctionDeployment::new("echo")).await.unwrap_err();
+        provider
+            .deploy(FunctionDeployment::new("echo"))
+            .await
+            .unwrap();
+        let duplicate = provider
+            .deploy(FunctionDeployment::new("echo"))
+            .await
+            .unwrap_err();
         assert!(matches!(duplicate, Error::DuplicateFunction { .. }));
-        assert!(matches!(provider.status("ghost").await, Err(Error::UnknownFunction { .. })));
-        assert!(matches!(provider.scale("ghost", 1).await, Err(Error::UnknownFunction { .. })));
-        assert!(matches!(provider.remove("ghost").await, Err(Error::UnknownFunction { .. })));
-        assert!(matches!(provider.update(FunctionDeployment::new("ghost")).await, Err(Error::UnknownFunction { .. })));
-        let err = provider.invoke("ghost", Invocation::new("")).await.unwrap_err();
+        assert!(matches!(
+            provider.status("ghost").await,
+            Err(Error::UnknownFunction { .. })
+        ));
+        assert!(matches!(
+            provider.scale("ghost", 1).await,
+            Err(Error::UnknownFunction { .. })
+        ));
+        assert!(matches!(
+            provider.remove("ghost").await,
+            Err(Error::UnknownFunction { .. })
+        ));
+        assert!(matches!(
+            provider.update(FunctionDeployment::new("ghost")).await,
+            Err(Error::UnknownFunction { .. })
+        ));
+        let err = provider
+            .invoke("ghost", Invocation::new(""))
+            .await
+            .unwrap_err();
         assert_eq!(err.kind(), ErrorKind::NotFound);
         let mut logs = provider.logs("ghost", LogOptions::new()).await;
-        assert!(matches!(logs.next().await, Some(Err(Error::UnknownFunction { .. }))));
+        assert!(matches!(
+            logs.next().await,
+            Some(Err(Error::UnknownFunction { .. }))
+        ));
         assert!(logs.next().await.is_none());
     }
 
     #[tokio::test]
     async fn scale_to_zero_and_back() {
         let provider = provider();
-        provider.deploy(FunctionDeployment::new("echo")).await.unwrap();
+        provider
+            .deploy(FunctionDeployment::new("echo"))
+            .await
+            .unwrap();
         provider.scale("echo", 0).await.unwrap();
-        let err = provider.invoke("echo", Invocation::new("")).await.unwrap_err();
+        let err = provider
+            .invoke("echo", Invocation::new(""))
+            .await
+            .unwrap_err();
         assert_eq!(err.kind(), ErrorKind::Unavailable);
         let status = provider.status("echo").await.unwrap();
         assert_eq!((status.replicas, status.available_replicas), (0, 0));
@@ -311,7 +369,10 @@ mod tests {
     #[tokio::test]
     async fn update_keeps_counts_and_scale() {
         let provider = provider();
-        provider.deploy(FunctionDeployment::new("echo")).await.unwrap();
+        provider
+            .deploy(FunctionDeployment::new("echo"))
+            .await
+            .unwrap();
         provider.invoke("echo", Invocation::new("")).await.unwrap();
         provider.scale("echo", 0).await.unwrap();
         provider
@@ -328,21 +389,45 @@ mod tests {
     #[tokio::test]
     async fn list_and_remove() {
         let provider = provider();
-        provider.deploy(FunctionDeployment::new("upper")).await.unwrap();
-        provider.deploy(FunctionDeployment::new("echo")).await.unwrap();
-        let names: Vec<_> = provider.list().await.unwrap().into_iter().map(|s| s.name).collect();
+        provider
+            .deploy(FunctionDeployment::new("upper"))
+            .await
+            .unwrap();
+        provider
+            .deploy(FunctionDeployment::new("echo"))
+            .await
+            .unwrap();
+        let names: Vec<_> = provider
+            .list()
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|s| s.name)
+            .collect();
         assert_eq!(names, ["echo", "upper"]);
         provider.remove("echo").await.unwrap();
-        let names: Vec<_> = provider.list().await.unwrap().into_iter().map(|s| s.name).collect();
+        let names: Vec<_> = provider
+            .list()
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|s| s.name)
+            .collect();
         assert_eq!(names, ["upper"]);
         // The catalogue still holds it: it can be deployed again.
-        provider.deploy(FunctionDeployment::new("echo")).await.unwrap();
+        provider
+            .deploy(FunctionDeployment::new("echo"))
+            .await
+            .unwrap();
     }
 
     #[tokio::test]
     async fn logs_hold_a_line_per_call() {
         let provider = provider();
-        provider.deploy(FunctionDeployment::new("echo")).await.unwrap();
+        provider
+            .deploy(FunctionDeployment::new("echo"))
+            .await
+            .unwrap();
         provider.invoke("echo", Invocation::new("a")).await.unwrap();
         let err_call = Invocation::new(vec![0xff]);
         provider.invoke("echo", err_call).await.unwrap_err();
@@ -357,7 +442,11 @@ mod tests {
         assert!(lines[1].text.contains("status=200"));
         assert!(lines[2].text.contains("status=400"));
         assert!(lines[2].text.contains("bad_input"));
-        let tail: Vec<_> = provider.logs("echo", LogOptions::new().with_tail(1)).await.collect().await;
+        let tail: Vec<_> = provider
+            .logs("echo", LogOptions::new().with_tail(1))
+            .await
+            .collect()
+            .await;
         assert_eq!(tail.len(), 1);
     }
 }

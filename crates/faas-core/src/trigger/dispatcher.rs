@@ -134,12 +134,16 @@ impl Dispatcher {
     /// `NotFound` for an unknown function, `Unavailable` when it is scaled to zero
     /// or the host is shutting down, `PayloadTooLarge`, `Overloaded`, `Timeout`,
     /// `Panicked`, or the function's own error.
-    pub async fn dispatch(&self, function: &str, invocation: Invocation) -> Result<Response, FunctionError> {
+    pub async fn dispatch(
+        &self,
+        function: &str,
+        invocation: Invocation,
+    ) -> Result<Response, FunctionError> {
         let (registered, invocation) = self.admit(function, invocation)?;
         check_body(&registered, &invocation)?;
         let token = invocation.context().cancellation().clone();
         let call = self.attempt_service(&registered).oneshot(invocation);
-        self.guarded(token, call, |error| Err(error)).await
+        self.guarded(token, call, Err).await
     }
 
     /// Calls `function` and turns an error into its JSON answer
@@ -149,7 +153,10 @@ impl Dispatcher {
         match self.dispatch(function, invocation).await {
             Ok(mut response) => {
                 if let Ok(value) = HeaderValue::from_str(call_id.as_str()) {
-                    response.headers_mut().entry(CALL_ID_HEADER).or_insert(value);
+                    response
+                        .headers_mut()
+                        .entry(CALL_ID_HEADER)
+                        .or_insert(value);
                 }
                 response
             }
@@ -175,17 +182,24 @@ impl Dispatcher {
             return Delivery::new(call_id, Err(error), 0, dead_lettered);
         }
         let token = invocation.context().cancellation().clone();
-        let retry = RetryLayer::new(registered.policy().retry().clone()).layer(self.attempt_service(&registered));
+        let retry = RetryLayer::new(registered.policy().retry().clone())
+            .layer(self.attempt_service(&registered));
         let outcome = self
-            .guarded(token, retry.call_with_outcome(invocation.clone()), |error| RetryOutcome {
-                result: Err(error),
-                attempts: 0,
-                cancelled: true,
-            })
+            .guarded(
+                token,
+                retry.call_with_outcome(invocation.clone()),
+                |error| RetryOutcome {
+                    result: Err(error),
+                    attempts: 0,
+                    cancelled: true,
+                },
+            )
             .await;
         match outcome.result {
             Ok(response) => Delivery::new(call_id, Ok(response), outcome.attempts, false),
-            Err(error) if outcome.cancelled => Delivery::new(call_id, Err(error), outcome.attempts, false),
+            Err(error) if outcome.cancelled => {
+                Delivery::new(call_id, Err(error), outcome.attempts, false)
+            }
             Err(error) => {
                 let dead_lettered = self
                     .dead_letter(&registered, &invocation, &error, outcome.attempts)
@@ -207,11 +221,10 @@ impl Dispatcher {
                 "the host is shutting down and accepts no new calls",
             ));
         }
-        let registered = self
-            .shared
-            .registry
-            .get(function)
-            .ok_or_else(|| FunctionError::not_found(format!("no function named `{function}`")))?;
+        let registered =
+            self.shared.registry.get(function).ok_or_else(|| {
+                FunctionError::not_found(format!("no function named `{function}`"))
+            })?;
         if !registered.is_serving() {
             return Err(FunctionError::unavailable(format!(
                 "function `{function}` is scaled to zero"
@@ -230,7 +243,8 @@ impl Dispatcher {
         let service = FunctionService::new(Arc::clone(registered.function()));
         let service = CatchPanicLayer::new().layer(service);
         let service = TimeoutLayer::new(policy.timeout()).layer(service);
-        let service = ConcurrencyLimitLayer::with_semaphore(Arc::clone(registered.limiter()), max).layer(service);
+        let service = ConcurrencyLimitLayer::with_semaphore(Arc::clone(registered.limiter()), max)
+            .layer(service);
         Instrument {
             inner: service,
             registered: registered.clone(),
@@ -322,13 +336,18 @@ impl Dispatcher {
     }
 }
 
-fn check_body(registered: &RegisteredFunction, invocation: &Invocation) -> Result<(), FunctionError> {
+fn check_body(
+    registered: &RegisteredFunction,
+    invocation: &Invocation,
+) -> Result<(), FunctionError> {
     match registered.policy().max_body_bytes() {
-        Some(max) if invocation.body().len() > max => Err(FunctionError::payload_too_large(format!(
-            "the body of {} bytes is larger than the {max} bytes function `{}` accepts",
-            invocation.body().len(),
-            registered.name()
-        ))),
+        Some(max) if invocation.body().len() > max => {
+            Err(FunctionError::payload_too_large(format!(
+                "the body of {} bytes is larger than the {max} bytes function `{}` accepts",
+                invocation.body().len(),
+                registered.name()
+            )))
+        }
         _ => Ok(()),
     }
 }
@@ -371,7 +390,11 @@ where
             drop((counted, gauge));
             let name = registered.name();
             registered.record_finished(result.is_err());
-            metrics.record(name, result.as_ref().err().map(FunctionError::kind), elapsed);
+            metrics.record(
+                name,
+                result.as_ref().err().map(FunctionError::kind),
+                elapsed,
+            );
             let line = match &result {
                 Ok(response) => format!(
                     "call_id={call_id} attempt={attempt} status={} duration={elapsed:?}",

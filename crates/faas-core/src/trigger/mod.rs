@@ -79,5 +79,9 @@ pub trait Trigger: Send + 'static {
     ///
     /// When the source fails in a way the trigger cannot recover from
     /// (use [`Error::trigger`]).
-    async fn run(self: Box<Self>, dispatcher: Dispatcher, shutdown: CancellationToken) -> Result<(), Error>;
+    async fn run(
+        self: Box<Self>,
+        dispatcher: Dispatcher,
+        shutdown: CancellationToken,
+    ) -> Result<(), Error>;
 }
