@@ -246,13 +246,16 @@ fn value(text: &str, item: &str, field: &Field) -> Result<u32, String> {
             )),
         };
     }
-    let names = if field.names.is_empty() {
-        String::new()
-    } else {
-        format!(" or a name ({})", crate::suggest::list(field.names))
-    };
+    if field.names.is_empty() {
+        return Err(format!(
+            "`{text}` is not a valid {name} in `{item}`: expected a number from {min} to {max}"
+        ));
+    }
+    let suggestion = crate::suggest::did_you_mean(text, field.names, &[]);
     Err(format!(
-        "`{text}` is not a valid {name} in `{item}`: expected a number from {min} to {max}{names}"
+        "`{text}` is not a valid {name} in `{item}`.{suggestion} Expected a number from \
+         {min} to {max} or a name ({})",
+        crate::suggest::list(field.names)
     ))
 }
 
@@ -329,6 +332,7 @@ mod tests {
             ("1,,2 * * * *", "empty list item"),
             ("abc * * * *", "`ABC` is not a valid minute"),
             ("* * * FOO *", "or a name (`JAN`"),
+            ("0 9 * * MON-FRY", "Did you mean `FRI`?"),
             ("* * * * MON#6", "`#1` to `#5`"),
             ("* * * * L", "`L` alone is ambiguous"),
             ("? * * * *", "`?` is only allowed"),

@@ -10,8 +10,9 @@ const HINT: &str = "write a whole number followed by a unit: `ms`, `s`, `m` or `
 
 /// Parses a duration and returns it in milliseconds.
 ///
-/// A duration is one or more `<whole number><unit>` parts, optionally
-/// separated by spaces; the parts add up. The total must be above zero.
+/// A duration is one or more `<whole number><unit>` parts; spaces may
+/// separate the parts and a number from its unit. The parts add up, and the
+/// total must be above zero.
 pub(crate) fn parse_millis(text: &str) -> Result<u64, String> {
     let trimmed = text.trim();
     if trimmed.is_empty() {
@@ -27,6 +28,7 @@ pub(crate) fn parse_millis(text: &str) -> Result<u64, String> {
             ));
         }
         let (number, after_number) = rest.split_at(digits);
+        let after_number = after_number.trim_start();
         let unit_len = after_number.len()
             - after_number
                 .trim_start_matches(|c: char| c.is_ascii_alphabetic())
@@ -102,6 +104,8 @@ mod tests {
         assert_eq!(parse_millis("1h 2m 3s 4ms"), Ok(3_723_004));
         assert_eq!(parse_millis("  10s "), Ok(10_000));
         assert_eq!(parse_millis("0s 5ms"), Ok(5));
+        assert_eq!(parse_millis("30 s"), Ok(30_000));
+        assert_eq!(parse_millis("1 m 30 s"), Ok(90_000));
     }
 
     #[test]
@@ -119,6 +123,11 @@ mod tests {
         assert!(no_unit.contains("`30` has no unit"), "{no_unit}");
         let unknown = parse_millis("10sec").unwrap_err();
         assert!(unknown.contains("Did you mean `s`?"), "{unknown}");
+        let spelt = parse_millis("30 seconds").unwrap_err();
+        assert!(
+            spelt.contains("unknown unit `seconds`. Did you mean `s`?"),
+            "{spelt}"
+        );
         let fraction = parse_millis("1.5s").unwrap_err();
         assert!(fraction.contains("1500ms"), "{fraction}");
         let days = parse_millis("5d").unwrap_err();

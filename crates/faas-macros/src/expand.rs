@@ -70,6 +70,13 @@ pub(crate) fn function(attr: TokenStream, item: TokenStream) -> TokenStream {
         TokenStream::new()
     };
 
+    let errors = errors.to_compile_errors();
+    let signature_errors = signature_errors.to_compile_errors();
+    if function.sig.receiver().is_some() {
+        // A method sits in an `impl` block, where a struct can not go.
+        return quote!(#item #errors #signature_errors);
+    }
+
     let vis = &function.vis;
     let struct_ident = struct_ident(ident);
     let struct_doc = format!("The registration of the function `{name}` (see `definition()`).");
@@ -77,10 +84,12 @@ pub(crate) fn function(attr: TokenStream, item: TokenStream) -> TokenStream {
         "The definition of the function `{name}`: its handler, name, triggers and \
          invocation policy, as declared by `#[function]`; ready to register."
     );
-    let errors = errors.to_compile_errors();
-    let signature_errors = signature_errors.to_compile_errors();
+    // The checks come before the definition so that their precise errors (on
+    // an argument or the return type) are reported first.
     quote! {
         #item
+
+        #checks
 
         #[doc = #struct_doc]
         #[doc(hidden)]
@@ -96,7 +105,6 @@ pub(crate) fn function(attr: TokenStream, item: TokenStream) -> TokenStream {
             }
         }
 
-        #checks
         #errors
         #signature_errors
     }
@@ -391,17 +399,30 @@ mod tests {
         let out = expand(
             quote!(timout = "5s"),
             quote!(
-                fn hello(&self) {}
+                fn hello<T>() {}
             ),
         );
-        assert!(out.starts_with("fn hello (& self) { }"), "{out}");
+        assert!(out.starts_with("fn hello < T > () { }"), "{out}");
         assert!(out.contains("struct __faas_function_hello"), "{out}");
         assert!(out.contains("compile_error"), "{out}");
         assert!(out.contains("Did you mean `timeout`?"), "{out}");
         assert!(out.contains("is not async"), "{out}");
-        assert!(out.contains("not on a method"), "{out}");
+        assert!(out.contains("type parameter `T`"), "{out}");
         assert!(!out.contains("from_handler"), "{out}");
         assert!(!out.contains("__faas_assert"), "{out}");
+    }
+
+    #[test]
+    fn methods_get_no_struct() {
+        let out = expand(
+            quote!(),
+            quote!(
+                async fn hello(&self) {}
+            ),
+        );
+        assert!(out.starts_with("async fn hello (& self) { }"), "{out}");
+        assert!(out.contains("not on a method"), "{out}");
+        assert!(!out.contains("struct"), "{out}");
     }
 
     #[test]

@@ -9,7 +9,7 @@ use syn::{Path, PathArguments, Token};
 use crate::expand::struct_ident;
 
 /// Expands `functions![a, path::to::b]` into
-/// `[__faas_function_a::definition(), path::to::__faas_function_b::definition()]`.
+/// `[<__faas_function_a>::definition(), <path::to::__faas_function_b>::definition()]`.
 pub(crate) fn functions(input: TokenStream) -> TokenStream {
     let paths = match Punctuated::<Path, Token![,]>::parse_terminated.parse2(input) {
         Ok(paths) => paths,
@@ -37,7 +37,10 @@ pub(crate) fn functions(input: TokenStream) -> TokenStream {
                 return None;
             }
             last.ident = struct_ident(&last.ident);
-            Some(quote!(#path::definition()))
+            // `<T>::definition()` rather than `T::definition()`: when `T` is
+            // missing (the fn has no `#[function]`), rustc then reports a
+            // missing type instead of a missing crate.
+            Some(quote!(<#path>::definition()))
         })
         .collect();
     if !errors.is_empty() {
@@ -56,9 +59,9 @@ mod tests {
         assert_eq!(
             functions(quote!(a, path::to::b, ::krate::r#type,)).to_string(),
             quote!([
-                __faas_function_a::definition(),
-                path::to::__faas_function_b::definition(),
-                ::krate::__faas_function_type::definition()
+                <__faas_function_a>::definition(),
+                <path::to::__faas_function_b>::definition(),
+                <::krate::__faas_function_type>::definition()
             ])
             .to_string()
         );

@@ -1,7 +1,6 @@
 //! Checks that the annotated item can be a function: a free, non-generic
 //! `async fn` whose arguments can be extractors.
 
-use syn::spanned::Spanned as _;
 use syn::{FnArg, GenericParam, ReturnType, Signature, Type};
 
 use crate::errors::Errors;
@@ -24,8 +23,7 @@ pub(crate) fn check(signature: &Signature, errors: &mut Errors) {
             signature.fn_token.span,
             format!(
                 "`#[function]` goes on an `async fn`, and `{ident}` is not async; \
-                 write `async fn {ident}(..)` (the function may also just return \
-                 without awaiting anything)"
+                 write `async fn {ident}(..)` (its body need not await anything)"
             ),
         ));
     }
@@ -91,8 +89,8 @@ pub(crate) fn check(signature: &Signature, errors: &mut Errors) {
                     ));
                 }
                 if index == MAX_ARGUMENTS {
-                    errors.push(syn::Error::new(
-                        typed.span(),
+                    errors.push(syn::Error::new_spanned(
+                        typed,
                         format!(
                             "a function takes at most {MAX_ARGUMENTS} extractor arguments \
                              and `{ident}` takes {}; group several of them into one, for \

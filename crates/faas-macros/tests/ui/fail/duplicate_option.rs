@@ -1,0 +1,12 @@
+use faas_macros::function;
+
+#[function(timeout = "5s", retries = 2, timeout = "10s")]
+async fn twice() {}
+
+#[function(trigger = cron("@daily"), trigger = cron("@daily"))]
+async fn same_trigger_twice() {}
+
+#[function(trigger = http(path = "/a", path = "/b"))]
+async fn path_twice() {}
+
+fn main() {}

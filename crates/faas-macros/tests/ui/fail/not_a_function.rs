@@ -1,0 +1,6 @@
+use faas_macros::function;
+
+#[function]
+struct Hello;
+
+fn main() {}
