@@ -564,8 +564,32 @@ async fn unknown_images_are_refused_and_exec_runs_in_the_container() {
     );
     assert_eq!(backend.config().addresses.in_use(), 0);
 
+    // An address reserved before create is the pod's, and survives a failed create.
+    let reserved = backend.reserve_ip(&key("typo")).await.unwrap().unwrap();
+    assert_eq!(
+        backend.reserve_ip(&key("typo")).await.unwrap(),
+        Some(reserved)
+    );
+    let typo = PodLaunch::new(
+        key("typo"),
+        vec![ContainerLaunch::new("main", "shell").with_command(vec!["/no/such/binary".into()])],
+    );
+    backend.create(typo).await.unwrap_err();
+    assert_eq!(
+        backend.reserve_ip(&key("typo")).await.unwrap(),
+        Some(reserved)
+    );
+    backend.delete(&key("typo"), Duration::ZERO).await.unwrap();
+    assert_eq!(
+        backend.config().addresses.in_use(),
+        0,
+        "delete releases a reservation"
+    );
+
+    let reserved = backend.reserve_ip(&key("exec")).await.unwrap().unwrap();
     let pod = shell_pod("exec", "while :; do sleep 1; done", &[("GREETING", "hi")]);
     let status = backend.create(pod).await.unwrap();
+    assert_eq!(status.pod_ip, Some(reserved));
     let ip = status.pod_ip.unwrap().to_string();
     let k = key("exec");
     let check =

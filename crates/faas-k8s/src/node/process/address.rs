@@ -4,13 +4,14 @@
 //! a real node. On Linux the whole of `127.0.0.0/8` answers on the loopback interface without any
 //! set-up, which is why the default range is `127.1.0.0/16`.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::net::Ipv4Addr;
 use std::str::FromStr;
 use std::sync::{Arc, Mutex};
 
 use super::lock;
+use crate::node::backend::PodKey;
 
 /// The range pods get their addresses from by default: 65 024 usable loopback addresses.
 pub const DEFAULT_POD_CIDR: &str = "127.1.0.0/16";
@@ -117,6 +118,10 @@ impl Default for Ipv4Cidr {
 /// (a client that still holds a connection to a deleted pod does not reach its successor). The
 /// network's own address and every address ending in `.0` or `.255` are skipped.
 ///
+/// Addresses are either anonymous ([`allocate`](Self::allocate)) or assigned to a pod
+/// ([`assign`](Self::assign)): asking again for the same pod gives the same address, which lets
+/// the node learn a pod's address before the pod is created.
+///
 /// The pool is cheap to clone and every clone shares the same addresses, so two backends of one
 /// node can draw from one range without ever handing out the same address twice.
 ///
@@ -128,6 +133,11 @@ impl Default for Ipv4Cidr {
 /// let b = pool.allocate().unwrap();
 /// assert_ne!(a, b);
 /// pool.release(a);
+///
+/// let key = faas_k8s::node::PodKey::new("default", "web", "uid-1");
+/// let ip = pool.assign(&key).unwrap();
+/// assert_eq!(pool.assign(&key), Some(ip));
+/// assert_eq!(pool.release_pod(&key), Some(ip));
 /// ```
 #[derive(Clone)]
 pub struct AddressPool {
@@ -139,6 +149,7 @@ struct PoolState {
     /// Offset (from the network address) of the next candidate.
     cursor: u64,
     in_use: HashSet<Ipv4Addr>,
+    by_pod: HashMap<PodKey, Ipv4Addr>,
 }
 
 impl AddressPool {
@@ -149,6 +160,7 @@ impl AddressPool {
             state: Arc::new(Mutex::new(PoolState {
                 cursor: 0,
                 in_use: HashSet::new(),
+                by_pod: HashMap::new(),
             })),
         }
     }
@@ -160,7 +172,53 @@ impl AddressPool {
 
     /// The next free address, `None` when every usable address is in use.
     pub fn allocate(&self) -> Option<Ipv4Addr> {
+        self.allocate_locked(&mut lock(&self.state))
+    }
+
+    /// The address of the pod `key`: the one already assigned to it, or the next free one.
+    /// `None` when it has none and every usable address is in use.
+    pub fn assign(&self, key: &PodKey) -> Option<Ipv4Addr> {
         let mut state = lock(&self.state);
+        if let Some(addr) = state.by_pod.get(key) {
+            return Some(*addr);
+        }
+        let addr = self.allocate_locked(&mut state)?;
+        state.by_pod.insert(key.clone(), addr);
+        Some(addr)
+    }
+
+    /// The address assigned to the pod `key`, if any.
+    pub fn assigned(&self, key: &PodKey) -> Option<Ipv4Addr> {
+        lock(&self.state).by_pod.get(key).copied()
+    }
+
+    /// Assigns `addr` to the pod `key` (a pod adopted after a restart keeps its address). Returns
+    /// `false`, assigning nothing, when the address is outside the range, not usable, or in use by
+    /// anything but that pod.
+    pub fn assign_existing(&self, key: &PodKey, addr: Ipv4Addr) -> bool {
+        if !self.cidr.contains(addr) || !self.usable(addr) {
+            return false;
+        }
+        let mut state = lock(&self.state);
+        match state.by_pod.get(key).copied() {
+            Some(existing) => existing == addr,
+            None if state.in_use.insert(addr) => {
+                state.by_pod.insert(key.clone(), addr);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Gives back the address assigned to the pod `key`, returning it.
+    pub fn release_pod(&self, key: &PodKey) -> Option<Ipv4Addr> {
+        let mut state = lock(&self.state);
+        let addr = state.by_pod.remove(key)?;
+        state.in_use.remove(&addr);
+        Some(addr)
+    }
+
+    fn allocate_locked(&self, state: &mut PoolState) -> Option<Ipv4Addr> {
         let size = self.cidr.size();
         for step in 0..size {
             let offset = (state.cursor + step) % size;
@@ -183,9 +241,12 @@ impl AddressPool {
         lock(&self.state).in_use.insert(addr)
     }
 
-    /// Gives `addr` back to the pool; releasing an address that is not in use does nothing.
+    /// Gives `addr` back to the pool (and takes it from the pod it was assigned to, if any);
+    /// releasing an address that is not in use does nothing.
     pub fn release(&self, addr: Ipv4Addr) {
-        lock(&self.state).in_use.remove(&addr);
+        let mut state = lock(&self.state);
+        state.in_use.remove(&addr);
+        state.by_pod.retain(|_, a| *a != addr);
     }
 
     /// Whether `addr` is currently handed out.
@@ -277,6 +338,30 @@ mod tests {
         );
         assert_ne!(c, b);
         assert!(pool.is_in_use(b));
+    }
+
+    #[test]
+    fn pods_keep_their_address_until_released() {
+        let pool = AddressPool::new("127.9.0.0/29".parse().unwrap());
+        let (a, b) = (PodKey::new("n", "a", "1"), PodKey::new("n", "b", "2"));
+        let ip_a = pool.assign(&a).unwrap();
+        assert_eq!(pool.assign(&a), Some(ip_a));
+        assert_eq!(pool.assigned(&a), Some(ip_a));
+        let ip_b = pool.assign(&b).unwrap();
+        assert_ne!(ip_a, ip_b);
+        assert!(
+            !pool.assign_existing(&PodKey::new("n", "c", "3"), ip_a),
+            "taken by a"
+        );
+        assert!(pool.assign_existing(&a, ip_a), "already a's");
+        assert_eq!(pool.release_pod(&a), Some(ip_a));
+        assert_eq!(pool.release_pod(&a), None);
+        assert!(!pool.is_in_use(ip_a));
+        pool.release(ip_b);
+        assert_eq!(pool.assigned(&b), None);
+        let c = PodKey::new("n", "c", "3");
+        assert!(pool.assign_existing(&c, ip_b));
+        assert_eq!(pool.assigned(&c), Some(ip_b));
     }
 
     #[test]

@@ -2,6 +2,7 @@
 
 use std::collections::HashMap;
 use std::io;
+use std::net::IpAddr;
 use std::os::unix::process::ExitStatusExt;
 use std::process::Stdio;
 use std::sync::atomic::Ordering;
@@ -158,7 +159,11 @@ impl ProcessBackend {
     /// Takes over a pod recorded by an earlier backend.
     fn adopt(&self, record: PodRecord) {
         let inner = &self.inner;
-        if !inner.config.addresses.reserve(record.ip) {
+        if !inner
+            .config
+            .addresses
+            .assign_existing(&record.key, record.ip)
+        {
             tracing::warn!(pod = %record.key, ip = %record.ip, "adopted pod's address is outside the pool or taken twice");
         }
         let processes: Vec<_> = record.containers.iter().map(|c| c.process).collect();
@@ -208,17 +213,17 @@ impl ProcessBackend {
     }
 
     /// Undoes a create that failed half-way.
-    async fn abandon(&self, pod: &Arc<Pod>) {
+    async fn abandon(&self, pod: &Arc<Pod>, release_address: bool) {
         for container in &pod.containers {
             if let Err(err) = self.inner.runner.stop(container, Duration::ZERO).await {
                 tracing::warn!(pod = %pod.key, error = %err, "cannot stop a container of a failed pod");
             }
         }
-        self.remove(pod);
+        self.remove(pod, release_address);
     }
 
-    /// Forgets a pod whose processes are gone.
-    fn remove(&self, pod: &Arc<Pod>) {
+    /// Forgets a pod whose processes are gone, and its address unless told to keep it.
+    fn remove(&self, pod: &Arc<Pod>, release_address: bool) {
         if let Err(err) = self.inner.runner.forget(pod) {
             tracing::warn!(pod = %pod.key, error = %err, "cannot remove the pod's files");
         }
@@ -227,7 +232,9 @@ impl ProcessBackend {
             pods.remove(&pod.key);
         }
         drop(pods);
-        self.inner.config.addresses.release(pod.ip);
+        if release_address {
+            self.inner.config.addresses.release_pod(&pod.key);
+        }
     }
 }
 
@@ -254,14 +261,19 @@ impl PodBackend for ProcessBackend {
             .iter()
             .map(|c| inner.config.images.resolve(&c.image))
             .collect::<Result<Vec<_>, _>>()?;
+        // An address reserved with `reserve_ip` stays reserved if creation fails: the node will
+        // try again with the environment it resolved from it.
+        let reserved = inner.config.addresses.assigned(&launch.key).is_some();
         let ip = inner
             .config
             .addresses
-            .allocate()
+            .assign(&launch.key)
             .ok_or(BackendError::CapacityExhausted)?;
         let run_dir = inner.runner.state.run_dir(&launch.key);
         if let Err(err) = std::fs::create_dir_all(&run_dir) {
-            inner.config.addresses.release(ip);
+            if !reserved {
+                inner.config.addresses.release_pod(&launch.key);
+            }
             return Err(err.into());
         }
         let containers = launch
@@ -280,17 +292,15 @@ impl PodBackend for ProcessBackend {
         {
             let mut pods = lock(&inner.pods);
             if let Some(existing) = pods.get(&launch.key) {
-                let status = existing.status();
-                drop(pods);
-                inner.config.addresses.release(ip);
-                return Ok(status);
+                // Created concurrently under the same key, hence with the same address.
+                return Ok(existing.status());
             }
             pods.insert(launch.key.clone(), Arc::clone(&pod));
         }
         for container in &pod.containers {
             if let Err(source) = inner.runner.start(&pod, container) {
                 tracing::warn!(pod = %pod.key, container = %container.name, error = %source, "cannot start");
-                self.abandon(&pod).await;
+                self.abandon(&pod, !reserved).await;
                 return Err(BackendError::Start {
                     container: container.name.clone(),
                     source,
@@ -301,6 +311,19 @@ impl PodBackend for ProcessBackend {
         inner.runner.events.notify(&pod.key);
         tracing::info!(pod = %pod.key, ip = %pod.ip, "pod started");
         Ok(pod.status())
+    }
+
+    async fn reserve_ip(&self, key: &PodKey) -> Result<Option<IpAddr>, BackendError> {
+        if let Ok(pod) = self.pod(key) {
+            return Ok(Some(IpAddr::V4(pod.ip)));
+        }
+        let ip = self
+            .inner
+            .config
+            .addresses
+            .assign(key)
+            .ok_or(BackendError::CapacityExhausted)?;
+        Ok(Some(IpAddr::V4(ip)))
     }
 
     async fn update(&self, pod: PodLaunch) -> Result<(), BackendError> {
@@ -336,6 +359,8 @@ impl PodBackend for ProcessBackend {
 
     async fn delete(&self, key: &PodKey, grace: Duration) -> Result<(), BackendError> {
         let Ok(pod) = self.pod(key) else {
+            // Perhaps only an address was reserved.
+            self.inner.config.addresses.release_pod(key);
             return Ok(());
         };
         pod.deleting.store(true, Ordering::SeqCst);
@@ -345,7 +370,7 @@ impl PodBackend for ProcessBackend {
         for outcome in futures::future::join_all(stops).await {
             outcome?;
         }
-        self.remove(&pod);
+        self.remove(&pod, true);
         runner.events.notify(key);
         tracing::info!(pod = %key, "pod deleted");
         Ok(())
