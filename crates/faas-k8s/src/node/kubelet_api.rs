@@ -1,0 +1,305 @@
+//! The kubelet API, as far as `kubectl logs` needs it: `GET /containerLogs/{ns}/{pod}/{container}`.
+//!
+//! The API server reaches it at the node's `InternalIP` and `daemonEndpoints.kubeletEndpoint`
+//! port. It is served on TLS and only answers clients that present a certificate signed by the
+//! configured CA (the cluster CA, which signs the API server's kubelet client certificate): a
+//! connection without one, or with one from another CA, fails the handshake.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{Path, Query, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto;
+use hyper_util::service::TowerToHyperService;
+use rustls::RootCertStore;
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use rustls::server::WebPkiClientVerifier;
+use tokio::net::TcpListener;
+use tokio::task::JoinSet;
+use tokio_rustls::TlsAcceptor;
+use tokio_util::sync::CancellationToken;
+
+use super::backend::{BackendError, LogOptions, PodBackend};
+use super::config::KubeletTls;
+use super::pods::PodRegistry;
+use crate::error::{Error, Result};
+
+/// Builds the TLS configuration: the serving certificate, and client certificates required and
+/// verified against `client_ca`.
+pub(crate) fn server_config(tls: &KubeletTls) -> Result<rustls::ServerConfig> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(&tls.cert)
+        .map_err(|e| Error::tls(format!("reading {}", tls.cert.display()), e))?
+        .collect::<Result<_, _>>()
+        .map_err(|e| Error::tls(format!("parsing {}", tls.cert.display()), e))?;
+    if certs.is_empty() {
+        return Err(Error::tls(
+            format!("reading {}", tls.cert.display()),
+            "no certificate in the file",
+        ));
+    }
+    let key = PrivateKeyDer::from_pem_file(&tls.key)
+        .map_err(|e| Error::tls(format!("reading {}", tls.key.display()), e))?;
+    let mut roots = RootCertStore::empty();
+    for ca in CertificateDer::pem_file_iter(&tls.client_ca)
+        .map_err(|e| Error::tls(format!("reading {}", tls.client_ca.display()), e))?
+    {
+        let ca = ca.map_err(|e| Error::tls(format!("parsing {}", tls.client_ca.display()), e))?;
+        roots
+            .add(ca)
+            .map_err(|e| Error::tls(format!("adding {}", tls.client_ca.display()), e))?;
+    }
+    let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone())
+        .build()
+        .map_err(|e| Error::tls("building the client certificate verifier", e))?;
+    let mut config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| Error::tls("choosing TLS versions", e))?
+        .with_client_cert_verifier(verifier)
+        .with_single_cert(certs, key)
+        .map_err(|e| Error::tls("loading the serving certificate", e))?;
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    Ok(config)
+}
+
+#[derive(Clone)]
+struct ApiState {
+    registry: PodRegistry,
+    backend: Arc<dyn PodBackend>,
+}
+
+fn text(status: StatusCode, message: impl Into<String>) -> Response {
+    (
+        status,
+        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+        message.into(),
+    )
+        .into_response()
+}
+
+fn flag(query: &HashMap<String, String>, name: &str) -> bool {
+    query
+        .get(name)
+        .is_some_and(|v| v.is_empty() || v == "true" || v == "1")
+}
+
+fn number(query: &HashMap<String, String>, name: &str) -> Result<Option<i64>, Response> {
+    query
+        .get(name)
+        .map(|v| {
+            v.parse::<i64>().map_err(|_| {
+                text(
+                    StatusCode::BAD_REQUEST,
+                    format!("{name}: {v:?} is not a number"),
+                )
+            })
+        })
+        .transpose()
+}
+
+/// Reads the `containerLogs` query as the kubelet does (`tailLines`, `sinceSeconds`, `sinceTime`,
+/// `timestamps`, `follow`, `limitBytes`).
+pub(crate) fn log_options(
+    query: &HashMap<String, String>,
+    now: SystemTime,
+) -> Result<LogOptions, Response> {
+    let mut opts = LogOptions {
+        timestamps: flag(query, "timestamps"),
+        follow: flag(query, "follow"),
+        ..Default::default()
+    };
+    if let Some(n) = number(query, "tailLines")? {
+        opts.tail_lines = Some(usize::try_from(n.max(0)).unwrap_or(0));
+    }
+    if let Some(n) = number(query, "limitBytes")? {
+        if n <= 0 {
+            return Err(text(StatusCode::BAD_REQUEST, "limitBytes must be positive"));
+        }
+        opts.limit_bytes = usize::try_from(n).ok();
+    }
+    if let Some(n) = number(query, "sinceSeconds")? {
+        if n <= 0 {
+            return Err(text(
+                StatusCode::BAD_REQUEST,
+                "sinceSeconds must be positive",
+            ));
+        }
+        opts.since = now.checked_sub(Duration::from_secs(n.unsigned_abs()));
+    }
+    if let Some(t) = query.get("sinceTime") {
+        let at: k8s_openapi::jiff::Timestamp = t.parse().map_err(|_| {
+            text(
+                StatusCode::BAD_REQUEST,
+                format!("sinceTime: {t:?} is not an RFC 3339 time"),
+            )
+        })?;
+        opts.since = Some(SystemTime::from(at));
+    }
+    Ok(opts)
+}
+
+async fn container_logs(
+    State(state): State<ApiState>,
+    Path((namespace, pod, container)): Path<(String, String, String)>,
+    Query(query): Query<HashMap<String, String>>,
+) -> Response {
+    let opts = match log_options(&query, SystemTime::now()) {
+        Ok(opts) => opts,
+        Err(response) => return response,
+    };
+    let Some(key) = state.registry.lookup(&namespace, &pod) else {
+        return text(
+            StatusCode::NOT_FOUND,
+            format!("pod {namespace}/{pod} is not on this node"),
+        );
+    };
+    match state.backend.logs(&key, &container, opts).await {
+        Ok(stream) => (
+            [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+            Body::from_stream(stream),
+        )
+            .into_response(),
+        Err(BackendError::NotFound(_)) => text(
+            StatusCode::NOT_FOUND,
+            format!("container {container:?} of pod {namespace}/{pod} is not found"),
+        ),
+        Err(e) => text(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("reading the log failed: {e}"),
+        ),
+    }
+}
+
+fn router(state: ApiState) -> Router {
+    Router::new()
+        .route(
+            "/containerLogs/{namespace}/{pod}/{container}",
+            get(container_logs),
+        )
+        .route("/healthz", get(|| async { "ok" }))
+        .with_state(state)
+}
+
+/// A bound kubelet API server; [`serve`](Self::serve) runs it.
+pub(crate) struct KubeletApi {
+    listener: TcpListener,
+    acceptor: TlsAcceptor,
+    router: Router,
+}
+
+impl KubeletApi {
+    /// Loads the TLS material and binds `addr`; errors here are configuration errors.
+    pub(crate) async fn bind(
+        addr: SocketAddr,
+        tls: &KubeletTls,
+        registry: PodRegistry,
+        backend: Arc<dyn PodBackend>,
+    ) -> Result<Self> {
+        let config = server_config(tls)?;
+        let listener = TcpListener::bind(addr)
+            .await
+            .map_err(|e| Error::io(format!("binding the kubelet API on {addr}"), e))?;
+        Ok(Self {
+            listener,
+            acceptor: TlsAcceptor::from(Arc::new(config)),
+            router: router(ApiState { registry, backend }),
+        })
+    }
+
+    /// The address it listens on.
+    pub(crate) fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    /// Serves connections until `shutdown`, then drops them (log streams that follow end there).
+    pub(crate) async fn serve(self, shutdown: CancellationToken) {
+        let mut connections = JoinSet::new();
+        loop {
+            let accepted = tokio::select! {
+                () = shutdown.cancelled() => break,
+                accepted = self.listener.accept() => accepted,
+                Some(_) = connections.join_next(), if !connections.is_empty() => continue,
+            };
+            let (stream, peer) = match accepted {
+                Ok(accepted) => accepted,
+                Err(e) => {
+                    tracing::warn!(error = %e, "accepting a kubelet API connection failed");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            };
+            let acceptor = self.acceptor.clone();
+            let service = TowerToHyperService::new(self.router.clone());
+            connections.spawn(async move {
+                let tls = match acceptor.accept(stream).await {
+                    Ok(tls) => tls,
+                    Err(e) => {
+                        tracing::debug!(%peer, error = %e, "kubelet API TLS handshake refused");
+                        return;
+                    }
+                };
+                if let Err(e) = auto::Builder::new(TokioExecutor::new())
+                    .serve_connection(TokioIo::new(tls), service)
+                    .await
+                {
+                    tracing::debug!(%peer, error = %e, "kubelet API connection ended");
+                }
+            });
+        }
+        connections.abort_all();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn query(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect()
+    }
+
+    #[test]
+    fn log_query_reads_like_a_kubelet() {
+        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000);
+        let opts = log_options(
+            &query(&[
+                ("tailLines", "5"),
+                ("timestamps", "true"),
+                ("follow", "true"),
+                ("sinceSeconds", "10"),
+                ("limitBytes", "100"),
+            ]),
+            now,
+        )
+        .unwrap();
+        assert_eq!(opts.tail_lines, Some(5));
+        assert!(opts.timestamps && opts.follow);
+        assert_eq!(
+            opts.since,
+            Some(SystemTime::UNIX_EPOCH + Duration::from_secs(990))
+        );
+        assert_eq!(opts.limit_bytes, Some(100));
+
+        let opts = log_options(&query(&[("sinceTime", "1970-01-01T00:00:20Z")]), now).unwrap();
+        assert_eq!(
+            opts.since,
+            Some(SystemTime::UNIX_EPOCH + Duration::from_secs(20))
+        );
+        assert!(!opts.follow);
+
+        let bad = log_options(&query(&[("tailLines", "many")]), now).unwrap_err();
+        assert_eq!(bad.status(), StatusCode::BAD_REQUEST);
+    }
+}

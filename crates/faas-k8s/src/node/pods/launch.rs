@@ -1,0 +1,133 @@
+//! Turns a Pod into the resolved [`PodLaunch`] a backend runs.
+
+use std::net::IpAddr;
+
+use k8s_openapi::api::core::v1::Pod;
+
+use super::super::backend::{Capacity, ContainerLaunch, PodKey, PodLaunch};
+use super::super::env::{ConfigError, ConfigSource, EnvContext, resolve_env};
+use super::super::expand::expand_all;
+
+/// The key of a pod object.
+pub(crate) fn pod_key(pod: &Pod) -> PodKey {
+    PodKey::new(
+        pod.metadata.namespace.clone().unwrap_or_default(),
+        pod.metadata.name.clone().unwrap_or_default(),
+        pod.metadata.uid.clone().unwrap_or_default(),
+    )
+}
+
+/// Resolves every container of `pod`: environment, `$(VAR)` in command and args, ports.
+pub(crate) async fn build_launch(
+    pod: &Pod,
+    pod_ip: Option<IpAddr>,
+    host_ip: IpAddr,
+    allocatable: &Capacity,
+    source: &dyn ConfigSource,
+) -> Result<PodLaunch, ConfigError> {
+    let spec = pod
+        .spec
+        .as_ref()
+        .ok_or_else(|| ConfigError("the pod has no spec".to_owned()))?;
+    if spec.init_containers.as_ref().is_some_and(|c| !c.is_empty()) {
+        return Err(ConfigError(
+            "init containers are not supported by this node".to_owned(),
+        ));
+    }
+    let ctx = EnvContext {
+        pod,
+        pod_ip,
+        host_ip,
+        allocatable,
+    };
+    let mut containers = Vec::with_capacity(spec.containers.len());
+    for container in &spec.containers {
+        let env = resolve_env(&ctx, container, source).await?;
+        let command = expand_all(container.command.as_deref().unwrap_or_default(), &env);
+        let args = expand_all(container.args.as_deref().unwrap_or_default(), &env);
+        let ports = container
+            .ports
+            .iter()
+            .flatten()
+            .filter_map(|p| u16::try_from(p.container_port).ok())
+            .collect();
+        containers.push(
+            ContainerLaunch::new(&container.name, container.image.clone().unwrap_or_default())
+                .with_command(command)
+                .with_args(args)
+                .with_env(env)
+                .with_working_dir(container.working_dir.clone())
+                .with_ports(ports),
+        );
+    }
+    Ok(PodLaunch::new(pod_key(pod), containers)
+        .with_labels(pod.metadata.labels.clone().unwrap_or_default())
+        .with_annotations(pod.metadata.annotations.clone().unwrap_or_default()))
+}
+
+#[cfg(test)]
+mod tests {
+    use async_trait::async_trait;
+    use k8s_openapi::api::core::v1::{ConfigMap, Container, EnvVar, PodSpec, Secret};
+    use kube::api::ObjectMeta;
+
+    use super::*;
+
+    struct Empty;
+
+    #[async_trait]
+    impl ConfigSource for Empty {
+        async fn config_map(&self, _: &str, _: &str) -> Result<Option<ConfigMap>, String> {
+            Ok(None)
+        }
+        async fn secret(&self, _: &str, _: &str) -> Result<Option<Secret>, String> {
+            Ok(None)
+        }
+    }
+
+    #[tokio::test]
+    async fn command_and_args_are_expanded_against_the_resolved_env() {
+        let pod = Pod {
+            metadata: ObjectMeta {
+                name: Some("p".into()),
+                namespace: Some("ns".into()),
+                uid: Some("u".into()),
+                ..Default::default()
+            },
+            spec: Some(PodSpec {
+                containers: vec![Container {
+                    name: "app".into(),
+                    image: Some("local/app".into()),
+                    command: Some(vec!["serve".into()]),
+                    args: Some(vec![
+                        "--port=$(PORT)".into(),
+                        "$(UNSET)".into(),
+                        "$$(PORT)".into(),
+                    ]),
+                    env: Some(vec![EnvVar {
+                        name: "PORT".into(),
+                        value: Some("8080".into()),
+                        value_from: None,
+                    }]),
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }),
+            status: None,
+        };
+        let launch = build_launch(
+            &pod,
+            None,
+            "127.0.0.1".parse().unwrap(),
+            &Capacity::default(),
+            &Empty,
+        )
+        .await
+        .unwrap();
+        assert_eq!(launch.key, PodKey::new("ns", "p", "u"));
+        let c = &launch.containers[0];
+        assert_eq!(c.command, ["serve"]);
+        assert_eq!(c.args, ["--port=8080", "$(UNSET)", "$(PORT)"]);
+        assert_eq!(c.env, [("PORT".to_owned(), "8080".to_owned())]);
+    }
+}

@@ -1,0 +1,205 @@
+//! The pods bound to the node: watched, handed to one worker each, reconciled with the backend.
+//!
+//! The controller watches only the Pods whose `spec.nodeName` is this node (kube-runtime's
+//! watcher, which re-lists after a disconnect). Each pod gets a [`worker`] that adopts what the
+//! backend already runs for it or creates it. After every complete listing, pods the API server
+//! no longer has are stopped, and so is every backend pod no Pod owns: after a restart of the node
+//! or of the API server nothing is orphaned and nothing runs twice.
+
+pub(crate) mod launch;
+pub(crate) mod state;
+pub(crate) mod status;
+pub(crate) mod worker;
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use futures::StreamExt;
+use k8s_openapi::api::core::v1::Pod;
+use kube::Api;
+use kube::runtime::WatchStreamExt;
+use kube::runtime::watcher::{self, Event};
+use tokio::sync::mpsc;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use super::backend::PodKey;
+use launch::pod_key;
+use worker::{PodContext, Worker, WorkerMsg};
+
+/// Backend pods no Pod owns get this long to stop.
+const ORPHAN_GRACE: Duration = Duration::from_secs(2);
+/// On shutdown, workers busy with the API server or the backend get this long to finish.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+
+/// The pods the node currently handles, by namespace and name (for the kubelet API).
+#[derive(Clone, Debug, Default)]
+pub(crate) struct PodRegistry(Arc<RwLock<HashMap<(String, String), PodKey>>>);
+
+impl PodRegistry {
+    pub(crate) fn lookup(&self, namespace: &str, name: &str) -> Option<PodKey> {
+        self.0
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(&(namespace.to_owned(), name.to_owned()))
+            .cloned()
+    }
+
+    fn insert(&self, key: &PodKey) {
+        self.0
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert((key.namespace.clone(), key.name.clone()), key.clone());
+    }
+
+    fn remove(&self, key: &PodKey) {
+        let mut map = self
+            .0
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let slot = (key.namespace.clone(), key.name.clone());
+        if map.get(&slot).is_some_and(|k| k.uid == key.uid) {
+            map.remove(&slot);
+        }
+    }
+}
+
+struct WorkerHandle {
+    key: PodKey,
+    tx: mpsc::UnboundedSender<WorkerMsg>,
+}
+
+/// Watches the node's pods and runs one worker per pod until `shutdown`.
+pub(crate) async fn run_pods(
+    ctx: Arc<PodContext>,
+    registry: PodRegistry,
+    shutdown: CancellationToken,
+) {
+    let api: Api<Pod> = Api::all(ctx.client.clone());
+    let selector = format!("spec.nodeName={}", ctx.config.name);
+    let mut pods = watcher::watcher(api, watcher::Config::default().fields(&selector))
+        .default_backoff()
+        .boxed();
+    let mut changes = ctx.backend.events();
+    let mut workers: HashMap<String, WorkerHandle> = HashMap::new();
+    let mut tasks = JoinSet::new();
+    let (done_tx, mut done_rx) = mpsc::unbounded_channel::<PodKey>();
+    let (listed_tx, mut listed_rx) = mpsc::unbounded_channel::<Vec<PodKey>>();
+    let mut listing: Option<HashSet<String>> = None;
+
+    loop {
+        tokio::select! {
+            () = shutdown.cancelled() => break,
+            event = pods.next() => match event {
+                Some(Ok(Event::Init)) => listing = Some(HashSet::new()),
+                Some(Ok(Event::InitApply(pod))) => {
+                    if let Some(seen) = listing.as_mut() {
+                        seen.insert(pod.metadata.uid.clone().unwrap_or_default());
+                    }
+                    dispatch(&ctx, &registry, &mut workers, &mut tasks, &done_tx, pod);
+                }
+                Some(Ok(Event::Apply(pod))) => {
+                    dispatch(&ctx, &registry, &mut workers, &mut tasks, &done_tx, pod);
+                }
+                Some(Ok(Event::Delete(pod))) => {
+                    if let Some(handle) = pod.metadata.uid.as_ref().and_then(|uid| workers.get(uid)) {
+                        let _ = handle.tx.send(WorkerMsg::Gone);
+                    }
+                }
+                Some(Ok(Event::InitDone)) => {
+                    let seen = listing.take().unwrap_or_default();
+                    for (uid, handle) in &workers {
+                        if !seen.contains(uid) {
+                            let _ = handle.tx.send(WorkerMsg::Gone);
+                        }
+                    }
+                    let backend = ctx.backend.clone();
+                    let listed_tx = listed_tx.clone();
+                    tokio::spawn(async move {
+                        match backend.list().await {
+                            Ok(list) => {
+                                let _ = listed_tx.send(list.into_iter().map(|s| s.key).collect());
+                            }
+                            Err(e) => tracing::warn!(error = %e, "listing the backend's pods failed"),
+                        }
+                    });
+                }
+                Some(Err(e)) => tracing::warn!(error = %e, "watching the node's pods failed; retrying"),
+                None => break,
+            },
+            Some(key) = changes.next() => {
+                if let Some(handle) = workers.get(&key.uid) {
+                    let _ = handle.tx.send(WorkerMsg::Runtime);
+                }
+            },
+            Some(key) = done_rx.recv() => {
+                if workers.get(&key.uid).is_some_and(|h| h.tx.is_closed()) {
+                    workers.remove(&key.uid);
+                    registry.remove(&key);
+                }
+            },
+            Some(listed) = listed_rx.recv() => {
+                for key in listed {
+                    if !workers.contains_key(&key.uid) {
+                        tracing::info!(pod = %key, "stopping a backend pod that no Pod owns");
+                        let backend = ctx.backend.clone();
+                        tokio::spawn(async move {
+                            if let Err(e) = backend.delete(&key, ORPHAN_GRACE).await {
+                                tracing::warn!(pod = %key, error = %e, "stopping an orphan failed");
+                            }
+                        });
+                    }
+                }
+            },
+            Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
+        }
+    }
+
+    // Closing the channels tells every worker to stop; running pods are left running.
+    for handle in workers.values() {
+        registry.remove(&handle.key);
+    }
+    drop(workers);
+    let drained = tokio::time::timeout(SHUTDOWN_GRACE, async {
+        while tasks.join_next().await.is_some() {}
+    })
+    .await;
+    if drained.is_err() {
+        tasks.abort_all();
+    }
+}
+
+fn dispatch(
+    ctx: &Arc<PodContext>,
+    registry: &PodRegistry,
+    workers: &mut HashMap<String, WorkerHandle>,
+    tasks: &mut JoinSet<()>,
+    done_tx: &mpsc::UnboundedSender<PodKey>,
+    pod: Pod,
+) {
+    let key = pod_key(&pod);
+    if key.uid.is_empty() {
+        return;
+    }
+    if let Some(handle) = workers.get(&key.uid) {
+        if handle
+            .tx
+            .send(WorkerMsg::Pod(Box::new(pod.clone())))
+            .is_ok()
+        {
+            return;
+        }
+        // The worker has just finished; a new version of its pod gets a new worker.
+    }
+    let (tx, rx) = mpsc::unbounded_channel();
+    registry.insert(&key);
+    let worker = Worker::new(ctx.clone(), pod);
+    let done_tx = done_tx.clone();
+    let done_key = key.clone();
+    tasks.spawn(async move {
+        worker.run(rx).await;
+        let _ = done_tx.send(done_key);
+    });
+    workers.insert(key.uid.clone(), WorkerHandle { key, tx });
+}
