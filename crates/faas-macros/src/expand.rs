@@ -64,8 +64,15 @@ pub(crate) fn function(attr: TokenStream, item: TokenStream) -> TokenStream {
         let message = format!("`#[function]` rejected the signature of `{ident}`");
         quote!(::core::panic!(#message))
     };
+    // `#[cfg]` attributes below `#[function]` apply to the generated items
+    // too, so that a compiled-out fn leaves nothing behind.
+    let cfgs: Vec<&syn::Attribute> = function
+        .attrs
+        .iter()
+        .filter(|attr| attr.path().is_ident("cfg"))
+        .collect();
     let checks = if signature_errors.is_empty() {
-        checks(&function, &krate)
+        checks(&function, &krate, &cfgs)
     } else {
         TokenStream::new()
     };
@@ -91,12 +98,14 @@ pub(crate) fn function(attr: TokenStream, item: TokenStream) -> TokenStream {
 
         #checks
 
+        #(#cfgs)*
         #[doc = #struct_doc]
         #[doc(hidden)]
         #[allow(non_camel_case_types, unreachable_pub)]
         #vis struct #struct_ident;
 
-        #[allow(unreachable_pub)]
+        #(#cfgs)*
+        #[allow(unreachable_pub, deprecated)]
         impl #struct_ident {
             #[doc = #definition_doc]
             #[must_use]
@@ -208,7 +217,7 @@ fn policy(options: &FunctionOptions, krate: &syn::Path) -> Option<TokenStream> {
 }
 
 /// The hidden checks that put type errors on the user's own tokens.
-fn checks(function: &ItemFn, krate: &syn::Path) -> TokenStream {
+fn checks(function: &ItemFn, krate: &syn::Path, cfgs: &[&syn::Attribute]) -> TokenStream {
     let ident = &function.sig.ident;
     let arguments = signature::argument_types(&function.sig);
     let extractor_checks = arguments.iter().map(|ty| {
@@ -229,8 +238,10 @@ fn checks(function: &ItemFn, krate: &syn::Path) -> TokenStream {
         __faas_assert_send(&__faas_future);
     };
     quote! {
+        #(#cfgs)*
         #[allow(
             dead_code,
+            deprecated,
             unreachable_code,
             unused_variables,
             clippy::diverging_sub_expression,

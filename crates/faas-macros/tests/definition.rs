@@ -1,6 +1,9 @@
 //! `#[function]` against the real faas-core: the definitions it builds and
 //! the functions those definitions call.
 
+// The expansion must not add a warning of its own to the user's crate.
+#![deny(warnings)]
+
 use std::time::Duration;
 
 use faas_core::{Context, Function, FunctionError, Invocation, Json, Registry, TriggerSpec};
@@ -54,6 +57,29 @@ mod jobs {
     pub(crate) async fn nightly(body: String) -> String {
         body.to_uppercase()
     }
+}
+
+/// Kept for old callers.
+#[function(name = "hello-v1")]
+#[deprecated(note = "use `hello`")]
+async fn old_hello() -> &'static str {
+    "hello"
+}
+
+// Compiled out: the generated struct and checks must go with the fn, or
+// `NotAType` would fail to resolve.
+#[function]
+#[cfg(any())]
+async fn compiled_out(_: NotAType) {}
+
+#[test]
+fn attributes_of_the_fn_apply_to_the_expansion() {
+    let definition = __faas_function_old_hello::definition();
+    assert_eq!(definition.name(), "hello-v1");
+    assert_eq!(
+        definition.meta().description.as_deref(),
+        Some("Kept for old callers.")
+    );
 }
 
 #[test]
