@@ -55,13 +55,6 @@ impl Error {
         }
     }
 
-    pub(crate) fn backend(context: impl Into<String>, source: BackendError) -> Self {
-        Self::Backend {
-            context: context.into(),
-            source: Box::new(source),
-        }
-    }
-
     pub(crate) fn io(context: impl Into<String>, source: std::io::Error) -> Self {
         Self::Io {
             context: context.into(),

@@ -31,10 +31,10 @@ impl RestartBackoff {
 
     /// How long to wait before restarting a container that crashed at `now`; records the crash.
     pub(crate) fn next_delay(&mut self, now: Instant) -> Duration {
-        if let Some(last) = self.last_update {
-            if now.saturating_duration_since(last) > self.max * 2 {
-                self.current = None;
-            }
+        if let Some(last) = self.last_update
+            && now.saturating_duration_since(last) > self.max * 2
+        {
+            self.current = None;
         }
         let delay = self.current.unwrap_or(Duration::ZERO);
         self.current = Some(match self.current {

@@ -92,16 +92,22 @@ fn flag(query: &HashMap<String, String>, name: &str) -> bool {
         .is_some_and(|v| v.is_empty() || v == "true" || v == "1")
 }
 
-fn number(query: &HashMap<String, String>, name: &str) -> Result<Option<i64>, Response> {
+/// A query parameter the kubelet API cannot use; answered with 400 and the message.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) struct BadQuery(String);
+
+impl IntoResponse for BadQuery {
+    fn into_response(self) -> Response {
+        text(StatusCode::BAD_REQUEST, self.0)
+    }
+}
+
+fn number(query: &HashMap<String, String>, name: &str) -> Result<Option<i64>, BadQuery> {
     query
         .get(name)
         .map(|v| {
-            v.parse::<i64>().map_err(|_| {
-                text(
-                    StatusCode::BAD_REQUEST,
-                    format!("{name}: {v:?} is not a number"),
-                )
-            })
+            v.parse::<i64>()
+                .map_err(|_| BadQuery(format!("{name}: {v:?} is not a number")))
         })
         .transpose()
 }
@@ -111,7 +117,7 @@ fn number(query: &HashMap<String, String>, name: &str) -> Result<Option<i64>, Re
 pub(crate) fn log_options(
     query: &HashMap<String, String>,
     now: SystemTime,
-) -> Result<LogOptions, Response> {
+) -> Result<LogOptions, BadQuery> {
     let mut opts = LogOptions {
         timestamps: flag(query, "timestamps"),
         follow: flag(query, "follow"),
@@ -122,26 +128,20 @@ pub(crate) fn log_options(
     }
     if let Some(n) = number(query, "limitBytes")? {
         if n <= 0 {
-            return Err(text(StatusCode::BAD_REQUEST, "limitBytes must be positive"));
+            return Err(BadQuery("limitBytes must be positive".to_owned()));
         }
         opts.limit_bytes = usize::try_from(n).ok();
     }
     if let Some(n) = number(query, "sinceSeconds")? {
         if n <= 0 {
-            return Err(text(
-                StatusCode::BAD_REQUEST,
-                "sinceSeconds must be positive",
-            ));
+            return Err(BadQuery("sinceSeconds must be positive".to_owned()));
         }
         opts.since = now.checked_sub(Duration::from_secs(n.unsigned_abs()));
     }
     if let Some(t) = query.get("sinceTime") {
-        let at: k8s_openapi::jiff::Timestamp = t.parse().map_err(|_| {
-            text(
-                StatusCode::BAD_REQUEST,
-                format!("sinceTime: {t:?} is not an RFC 3339 time"),
-            )
-        })?;
+        let at: k8s_openapi::jiff::Timestamp = t
+            .parse()
+            .map_err(|_| BadQuery(format!("sinceTime: {t:?} is not an RFC 3339 time")))?;
         opts.since = Some(SystemTime::from(at));
     }
     Ok(opts)
@@ -154,7 +154,7 @@ async fn container_logs(
 ) -> Response {
     let opts = match log_options(&query, SystemTime::now()) {
         Ok(opts) => opts,
-        Err(response) => return response,
+        Err(bad) => return bad.into_response(),
     };
     let Some(key) = state.registry.lookup(&namespace, &pod) else {
         return text(
@@ -300,6 +300,10 @@ mod tests {
         assert!(!opts.follow);
 
         let bad = log_options(&query(&[("tailLines", "many")]), now).unwrap_err();
-        assert_eq!(bad.status(), StatusCode::BAD_REQUEST);
+        assert_eq!(
+            bad,
+            BadQuery("tailLines: \"many\" is not a number".to_owned())
+        );
+        assert_eq!(bad.into_response().status(), StatusCode::BAD_REQUEST);
     }
 }

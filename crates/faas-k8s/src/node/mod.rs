@@ -20,14 +20,17 @@
 //! | `env`, `expand`, `quantity` | environment resolution as a kubelet does it |
 //! | `probe`, `backoff` | probes and restart back-off |
 //! | `kubelet_api` | the TLS kubelet API (container logs) |
+//! | [`network`] | where pods get their addresses: loopback, or a network namespace |
 
 pub mod backend;
 mod backoff;
 mod config;
 mod env;
 mod expand;
+pub mod function;
 mod kubelet_api;
 mod lease;
+pub mod network;
 mod pods;
 mod probe;
 pub mod process;

@@ -182,15 +182,14 @@ fn dispatch(
     if key.uid.is_empty() {
         return;
     }
-    if let Some(handle) = workers.get(&key.uid) {
-        if handle
+    // A worker that has just finished gets a successor for the new version of its pod.
+    if let Some(handle) = workers.get(&key.uid)
+        && handle
             .tx
             .send(WorkerMsg::Pod(Box::new(pod.clone())))
             .is_ok()
-        {
-            return;
-        }
-        // The worker has just finished; a new version of its pod gets a new worker.
+    {
+        return;
     }
     let (tx, rx) = mpsc::unbounded_channel();
     registry.insert(&key);

@@ -418,10 +418,10 @@ impl Worker {
                             }
                         }
                     }
-                    if let Some((at, _)) = track.restart_due {
-                        if at <= now {
-                            restart_now.push(container.name.clone());
-                        }
+                    if let Some((at, _)) = track.restart_due
+                        && at <= now
+                    {
+                        restart_now.push(container.name.clone());
                     }
                 }
                 ContainerState::Running { started_at } => {
