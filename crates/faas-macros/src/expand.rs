@@ -2,16 +2,16 @@
 //! `__faas_function_<ident>` struct with its `definition()`, and the hidden
 //! compile-time checks.
 
-use proc_macro2::{Literal, Span, TokenStream};
-use quote::{format_ident, quote, quote_spanned};
+use proc_macro2::{Span, TokenStream};
+use quote::{format_ident, quote};
 use syn::ext::IdentExt as _;
-use syn::spanned::Spanned as _;
-use syn::{Ident, ItemFn, LitStr};
+use syn::{Ident, ItemFn};
 
+use crate::checks::checks;
+use crate::definition::definition_chain;
 use crate::errors::Errors;
 use crate::options::{self, FunctionOptions};
 use crate::signature;
-use crate::trigger::{Trigger, TriggerKind};
 
 /// The prefix of the hidden struct that carries a function's definition.
 pub(crate) const STRUCT_PREFIX: &str = "__faas_function_";
@@ -118,190 +118,13 @@ pub(crate) fn function(attr: TokenStream, item: TokenStream) -> TokenStream {
         #signature_errors
     }
 }
-
-/// `FunctionDefinition::from_handler(..).with_trigger(..).with_policy(..)...`
-fn definition_chain(
-    function: &ItemFn,
-    options: &FunctionOptions,
-    name: &str,
-    krate: &syn::Path,
-) -> TokenStream {
-    // The handler is named with the attribute's span: when the function can
-    // not be a handler, that error sits on `#[function]`, while the precise
-    // one (from `checks`) sits on the offending argument or return type.
-    let mut handler = function.sig.ident.clone();
-    handler.set_span(Span::call_site());
-    let mut chain = quote! {
-        #krate::FunctionDefinition::from_handler(#name, #handler)
-    };
-    for trigger in &options.triggers {
-        let spec = trigger_spec(trigger, name, krate);
-        chain.extend(quote!(.with_trigger(#spec)));
-    }
-    if let Some(policy) = policy(options, krate) {
-        chain.extend(quote!(.with_policy(#policy)));
-    }
-    let description = options
-        .description
-        .as_ref()
-        .map(LitStr::value)
-        .or_else(|| doc_summary(&function.attrs));
-    if let Some(description) = description {
-        chain.extend(quote!(.with_description(#description)));
-    }
-    chain
-}
-
-/// A `TriggerSpec` expression.
-fn trigger_spec(trigger: &Trigger, name: &str, krate: &syn::Path) -> TokenStream {
-    let string = |value: &str| quote!(::std::string::String::from(#value));
-    match &trigger.kind {
-        TriggerKind::Http { path, methods } => {
-            let path = path.clone().unwrap_or_else(|| format!("/{name}"));
-            let path = string(&path);
-            // No methods means any method.
-            let methods = methods.iter().map(|method| string(method));
-            quote! {
-                #krate::TriggerSpec::Http {
-                    path: #path,
-                    methods: ::std::vec![#(#methods),*],
-                }
-            }
-        }
-        TriggerKind::Cron { schedule, timezone } => {
-            let schedule = string(schedule);
-            let timezone = match timezone {
-                Some(timezone) => {
-                    let timezone = string(timezone);
-                    quote!(::core::option::Option::Some(#timezone))
-                }
-                None => quote!(::core::option::Option::None),
-            };
-            quote! {
-                #krate::TriggerSpec::Cron {
-                    schedule: #schedule,
-                    timezone: #timezone,
-                }
-            }
-        }
-    }
-}
-
-/// An `InvocationPolicy` expression, if any policy option was given.
-fn policy(options: &FunctionOptions, krate: &syn::Path) -> Option<TokenStream> {
-    if options.timeout_millis.is_none()
-        && options.concurrency.is_none()
-        && options.retries.is_none()
-    {
-        return None;
-    }
-    let mut policy = quote!(<#krate::InvocationPolicy as ::core::default::Default>::default());
-    if let Some(millis) = options.timeout_millis {
-        let millis = Literal::u64_unsuffixed(millis);
-        policy.extend(quote!(.with_timeout(::core::time::Duration::from_millis(#millis))));
-    }
-    if let Some(concurrency) = options.concurrency {
-        let concurrency = Literal::u32_unsuffixed(concurrency);
-        policy.extend(quote!(.with_max_in_flight(#concurrency)));
-    }
-    if let Some(retries) = options.retries {
-        let attempts = Literal::u32_unsuffixed(retries + 1);
-        policy.extend(quote! {
-            .with_retry(
-                <#krate::RetryPolicy as ::core::default::Default>::default()
-                    .with_max_attempts(#attempts)
-            )
-        });
-    }
-    Some(policy)
-}
-
-/// The hidden checks that put type errors on the user's own tokens.
-fn checks(function: &ItemFn, krate: &syn::Path, cfgs: &[&syn::Attribute]) -> TokenStream {
-    let ident = &function.sig.ident;
-    let arguments = signature::argument_types(&function.sig);
-    let extractor_checks = arguments.iter().map(|ty| {
-        quote_spanned! {ty.span()=>
-            __faas_assert_extractor::<#ty>();
-        }
-    });
-    let output_check = signature::nameable_return_type(&function.sig).map(|ty| {
-        quote_spanned! {ty.span()=>
-            __faas_assert_output::<#ty>();
-        }
-    });
-    let placeholders = arguments
-        .iter()
-        .map(|ty| quote_spanned!(ty.span()=> ::core::panic!()));
-    let send_check = quote_spanned! {ident.span()=>
-        let __faas_future = #ident(#(#placeholders),*);
-        __faas_assert_send(&__faas_future);
-    };
-    quote! {
-        #(#cfgs)*
-        #[allow(
-            dead_code,
-            deprecated,
-            unreachable_code,
-            unused_variables,
-            clippy::diverging_sub_expression,
-            clippy::let_underscore_future
-        )]
-        const _: () = {
-            fn __faas_assert_extractor<T: #krate::FromInvocation>() {}
-            fn __faas_assert_output<T: #krate::IntoOutput>() {}
-            fn __faas_assert_send<F: ::core::marker::Send>(_: &F) {}
-
-            fn __faas_check_types() {
-                #(#extractor_checks)*
-                #output_check
-            }
-
-            fn __faas_check_future_is_send() {
-                #send_check
-            }
-        };
-    }
-}
-
-/// The first paragraph of the doc comment, on one line.
-fn doc_summary(attrs: &[syn::Attribute]) -> Option<String> {
-    let mut text = String::new();
-    for attr in attrs {
-        if !attr.path().is_ident("doc") {
-            continue;
-        }
-        if let syn::Meta::NameValue(syn::MetaNameValue {
-            value:
-                syn::Expr::Lit(syn::ExprLit {
-                    lit: syn::Lit::Str(doc),
-                    ..
-                }),
-            ..
-        }) = &attr.meta
-        {
-            text.push_str(&doc.value());
-            text.push('\n');
-        }
-    }
-    let summary: Vec<&str> = text
-        .lines()
-        .map(str::trim)
-        .skip_while(|line| line.is_empty())
-        .take_while(|line| !line.is_empty())
-        .collect();
-    (!summary.is_empty()).then(|| summary.join(" "))
-}
-
 /// The ident of the hidden struct for a function ident.
 pub(crate) fn struct_ident(ident: &Ident) -> Ident {
     format_ident!("{}{}", STRUCT_PREFIX, ident.unraw(), span = ident.span())
 }
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use syn::parse_quote;
 
     fn expand(attr: TokenStream, item: TokenStream) -> String {
         function(attr, item).to_string()
@@ -446,22 +269,5 @@ mod tests {
         );
         assert!(out.starts_with("struct Hello ;"), "{out}");
         assert!(out.contains("goes on an `async fn`"), "{out}");
-    }
-
-    #[test]
-    fn summaries() {
-        let attrs: Vec<syn::Attribute> = vec![
-            parse_quote!(#[doc = ""]),
-            parse_quote!(#[doc = " First line"]),
-            parse_quote!(#[doc = " second line."]),
-            parse_quote!(#[doc = ""]),
-            parse_quote!(#[doc = " More."]),
-            parse_quote!(#[inline]),
-        ];
-        assert_eq!(
-            doc_summary(&attrs).as_deref(),
-            Some("First line second line.")
-        );
-        assert_eq!(doc_summary(&[parse_quote!(#[inline])]), None);
     }
 }

@@ -89,7 +89,9 @@
 //! | a malformed duration, cron expression, time zone, HTTP method or path, or name | the string literal |
 //! | `#[function]` on something other than a fn | the attribute |
 
+mod checks;
 mod cron;
+mod definition;
 mod duration;
 mod errors;
 mod expand;

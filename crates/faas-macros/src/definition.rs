@@ -1,0 +1,158 @@
+//! The body of `definition()`: `FunctionDefinition::from_handler(..)` and
+//! the builder calls that record the options.
+
+use proc_macro2::{Literal, Span, TokenStream};
+use quote::quote;
+use syn::{ItemFn, LitStr};
+
+use crate::options::FunctionOptions;
+use crate::trigger::{Trigger, TriggerKind};
+
+/// `FunctionDefinition::from_handler(..).with_trigger(..).with_policy(..)...`
+pub(crate) fn definition_chain(
+    function: &ItemFn,
+    options: &FunctionOptions,
+    name: &str,
+    krate: &syn::Path,
+) -> TokenStream {
+    // The handler is named with the attribute's span: when the function can
+    // not be a handler, that error sits on `#[function]`, while the precise
+    // one (from `checks`) sits on the offending argument or return type.
+    let mut handler = function.sig.ident.clone();
+    handler.set_span(Span::call_site());
+    let mut chain = quote! {
+        #krate::FunctionDefinition::from_handler(#name, #handler)
+    };
+    for trigger in &options.triggers {
+        let spec = trigger_spec(trigger, name, krate);
+        chain.extend(quote!(.with_trigger(#spec)));
+    }
+    if let Some(policy) = policy(options, krate) {
+        chain.extend(quote!(.with_policy(#policy)));
+    }
+    let description = options
+        .description
+        .as_ref()
+        .map(LitStr::value)
+        .or_else(|| doc_summary(&function.attrs));
+    if let Some(description) = description {
+        chain.extend(quote!(.with_description(#description)));
+    }
+    chain
+}
+
+/// A `TriggerSpec` expression.
+fn trigger_spec(trigger: &Trigger, name: &str, krate: &syn::Path) -> TokenStream {
+    let string = |value: &str| quote!(::std::string::String::from(#value));
+    match &trigger.kind {
+        TriggerKind::Http { path, methods } => {
+            let path = path.clone().unwrap_or_else(|| format!("/{name}"));
+            let path = string(&path);
+            // No methods means any method.
+            let methods = methods.iter().map(|method| string(method));
+            quote! {
+                #krate::TriggerSpec::Http {
+                    path: #path,
+                    methods: ::std::vec![#(#methods),*],
+                }
+            }
+        }
+        TriggerKind::Cron { schedule, timezone } => {
+            let schedule = string(schedule);
+            let timezone = match timezone {
+                Some(timezone) => {
+                    let timezone = string(timezone);
+                    quote!(::core::option::Option::Some(#timezone))
+                }
+                None => quote!(::core::option::Option::None),
+            };
+            quote! {
+                #krate::TriggerSpec::Cron {
+                    schedule: #schedule,
+                    timezone: #timezone,
+                }
+            }
+        }
+    }
+}
+
+/// An `InvocationPolicy` expression, if any policy option was given.
+fn policy(options: &FunctionOptions, krate: &syn::Path) -> Option<TokenStream> {
+    if options.timeout_millis.is_none()
+        && options.concurrency.is_none()
+        && options.retries.is_none()
+    {
+        return None;
+    }
+    let mut policy = quote!(<#krate::InvocationPolicy as ::core::default::Default>::default());
+    if let Some(millis) = options.timeout_millis {
+        let millis = Literal::u64_unsuffixed(millis);
+        policy.extend(quote!(.with_timeout(::core::time::Duration::from_millis(#millis))));
+    }
+    if let Some(concurrency) = options.concurrency {
+        let concurrency = Literal::u32_unsuffixed(concurrency);
+        policy.extend(quote!(.with_max_in_flight(#concurrency)));
+    }
+    if let Some(retries) = options.retries {
+        let attempts = Literal::u32_unsuffixed(retries + 1);
+        policy.extend(quote! {
+            .with_retry(
+                <#krate::RetryPolicy as ::core::default::Default>::default()
+                    .with_max_attempts(#attempts)
+            )
+        });
+    }
+    Some(policy)
+}
+
+/// The first paragraph of the doc comment, on one line.
+fn doc_summary(attrs: &[syn::Attribute]) -> Option<String> {
+    let mut text = String::new();
+    for attr in attrs {
+        if !attr.path().is_ident("doc") {
+            continue;
+        }
+        if let syn::Meta::NameValue(syn::MetaNameValue {
+            value:
+                syn::Expr::Lit(syn::ExprLit {
+                    lit: syn::Lit::Str(doc),
+                    ..
+                }),
+            ..
+        }) = &attr.meta
+        {
+            text.push_str(&doc.value());
+            text.push('\n');
+        }
+    }
+    let summary: Vec<&str> = text
+        .lines()
+        .map(str::trim)
+        .skip_while(|line| line.is_empty())
+        .take_while(|line| !line.is_empty())
+        .collect();
+    (!summary.is_empty()).then(|| summary.join(" "))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use syn::parse_quote;
+
+    #[test]
+    fn summaries() {
+        let attrs: Vec<syn::Attribute> = vec![
+            parse_quote!(#[doc = ""]),
+            parse_quote!(#[doc = " First line"]),
+            parse_quote!(#[doc = " second line."]),
+            parse_quote!(#[doc = ""]),
+            parse_quote!(#[doc = " More."]),
+            parse_quote!(#[inline]),
+        ];
+        assert_eq!(
+            doc_summary(&attrs).as_deref(),
+            Some("First line second line.")
+        );
+        assert_eq!(doc_summary(&[parse_quote!(#[inline])]), None);
+    }
+}
