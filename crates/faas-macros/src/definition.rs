@@ -18,10 +18,24 @@ pub(crate) fn definition_chain(
     // The handler is named with the attribute's span: when the function can
     // not be a handler, that error sits on `#[function]`, while the precise
     // one (from `checks`) sits on the offending argument or return type.
+    // `from_handler` is called through a local fn carrying the same bounds,
+    // so that the error's note points at this expansion rather than into
+    // faas-core's sources.
     let mut handler = function.sig.ident.clone();
     handler.set_span(Span::call_site());
     let mut chain = quote! {
-        #krate::FunctionDefinition::from_handler(#name, #handler)
+        fn __faas_from_handler<H, Args>(
+            name: &'static str,
+            handler: H,
+        ) -> #krate::FunctionDefinition
+        where
+            H: #krate::Handler<Args>,
+            Args: 'static,
+        {
+            #krate::FunctionDefinition::from_handler(name, handler)
+        }
+
+        __faas_from_handler(#name, #handler)
     };
     for trigger in &options.triggers {
         let spec = trigger_spec(trigger, name, krate);

@@ -154,7 +154,9 @@ mod tests {
             "pub struct __faas_function_hello ;",
             "impl __faas_function_hello",
             "pub fn definition () -> :: faas_core :: FunctionDefinition",
-            ":: faas_core :: FunctionDefinition :: from_handler (\"hello\" , hello)",
+            ":: faas_core :: FunctionDefinition :: from_handler (name , handler)",
+            "H : :: faas_core :: Handler < Args >",
+            "__faas_from_handler (\"hello\" , hello)",
             ":: faas_core :: TriggerSpec :: Http { path : :: std :: string :: String :: from (\"/hello\") , methods : :: std :: vec ! [:: std :: string :: String :: from (\"POST\")] , }",
             ". with_timeout (:: core :: time :: Duration :: from_millis (5000))",
             ". with_max_in_flight (10)",
@@ -183,7 +185,7 @@ mod tests {
         );
         assert!(out.contains("struct __faas_function_say_hello"), "{out}");
         assert!(
-            out.contains("from_handler (\"say_hello\" , say_hello)"),
+            out.contains("__faas_from_handler (\"say_hello\" , say_hello)"),
             "{out}"
         );
         assert!(out.contains("String :: from (\"/say_hello\")"), "{out}");
@@ -215,9 +217,7 @@ mod tests {
             "{out}"
         );
         assert!(
-            out.contains(
-                "crate :: platform :: FunctionDefinition :: from_handler (\"type\" , r#type)"
-            ),
+            out.contains("__faas_from_handler (\"type\" , r#type)"),
             "{out}"
         );
         assert!(
