@@ -9,93 +9,10 @@
 //! Logs go to stderr through `tracing` (`RUST_LOG` filters, default `info`). SIGINT or SIGTERM stop
 //! the node and leave its pods running for the next `faas-vnode` of the same name to adopt.
 
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::path::PathBuf;
 use std::process::ExitCode;
-use std::time::Duration;
 
-use clap::{Parser, ValueEnum};
-use faas_k8s::node::process::{
-    AddressPool, ImageMap, Ipv4Cidr, ProcessBackend, ProcessBackendConfig,
-};
-use faas_k8s::node::{
-    Capacity, KubeletTls, NodeConfig, NodeTaint, PROVIDER_TAINT_KEY, VirtualNode,
-};
-use kube::config::{KubeConfigOptions, Kubeconfig};
-
-/// Which backend runs the pods.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
-enum Backend {
-    /// Every container is an OS process on the pod's own address.
-    Process,
-}
-
-/// A virtual Kubernetes node whose pods run as local processes.
-#[derive(Debug, Parser)]
-#[command(name = "faas-vnode", version, about)]
-struct Args {
-    /// The kubeconfig to use (default: $KUBECONFIG, ~/.kube/config, or in-cluster).
-    #[arg(long, env = "KUBECONFIG")]
-    kubeconfig: Option<PathBuf>,
-    /// The Node's name.
-    #[arg(long, default_value = "faas-vnode")]
-    node_name: String,
-    /// Which backend runs the pods.
-    #[arg(long, value_enum, default_value = "process")]
-    backend: Backend,
-    /// Where the process backend keeps its pod records and logs (default
-    /// /var/lib/faas-vnode/<node-name>).
-    #[arg(long)]
-    state_dir: Option<PathBuf>,
-    /// The range pod addresses come from (also the Node's spec.podCIDR).
-    #[arg(long)]
-    pod_cidr: Option<String>,
-    /// A file of `image = executable` lines (`local/* = /dir` maps every image under a prefix).
-    #[arg(long)]
-    image_map: Option<PathBuf>,
-    /// Advertised CPU (a Kubernetes quantity; default: the machine's CPU count).
-    #[arg(long)]
-    cpu: Option<String>,
-    /// Advertised memory (a Kubernetes quantity; default: the machine's memory).
-    #[arg(long)]
-    memory: Option<String>,
-    /// Advertised pod capacity.
-    #[arg(long, default_value_t = faas_k8s::node::process::DEFAULT_MAX_PODS)]
-    max_pods: u32,
-    /// The Node's InternalIP (the API server reaches the kubelet API there).
-    #[arg(long, default_value_t = IpAddr::V4(Ipv4Addr::LOCALHOST))]
-    address: IpAddr,
-    /// The kubelet API port advertised in daemonEndpoints.
-    #[arg(long, default_value_t = 10250)]
-    kubelet_port: u16,
-    /// Where the kubelet API listens (default: the address on the kubelet port).
-    #[arg(long)]
-    kubelet_bind: Option<SocketAddr>,
-    /// PEM serving certificate of the kubelet API (without it the API is not served).
-    #[arg(long, requires_all = ["kubelet_key", "client_ca"])]
-    kubelet_cert: Option<PathBuf>,
-    /// PEM private key of the serving certificate.
-    #[arg(long)]
-    kubelet_key: Option<PathBuf>,
-    /// PEM CA whose client certificates the kubelet API accepts (the cluster CA).
-    #[arg(long)]
-    client_ca: Option<PathBuf>,
-    /// The value of the `virtual-kubelet.io/provider` NoSchedule taint; empty for no taint.
-    #[arg(long, default_value = "faas")]
-    provider_taint: String,
-    /// The first restart delay of a crashing container (doubles up to --restart-backoff-max).
-    #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
-    restart_backoff: Duration,
-    /// The longest restart delay.
-    #[arg(long, default_value = "5m", value_parser = humantime::parse_duration)]
-    restart_backoff_max: Duration,
-    /// How long the node's Lease lasts.
-    #[arg(long, default_value = "40s", value_parser = humantime::parse_duration)]
-    lease_duration: Duration,
-    /// How often the Lease is renewed.
-    #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
-    lease_renew: Duration,
-}
+use clap::Parser;
+use faas_k8s::node::cli::{VnodeArgs, run};
 
 #[tokio::main]
 async fn main() -> ExitCode {
@@ -106,7 +23,7 @@ async fn main() -> ExitCode {
         )
         .with_writer(std::io::stderr)
         .init();
-    match run(Args::parse()).await {
+    match run(VnodeArgs::parse()).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             let mut message = e.to_string();
@@ -120,89 +37,4 @@ async fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
-}
-
-async fn client(kubeconfig: Option<&PathBuf>) -> Result<kube::Client, Box<dyn std::error::Error>> {
-    let config = match kubeconfig {
-        Some(path) => {
-            let kubeconfig = Kubeconfig::read_from(path)
-                .map_err(|e| format!("reading kubeconfig {}: {e}", path.display()))?;
-            kube::Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default()).await?
-        }
-        None => kube::Config::infer().await?,
-    };
-    Ok(kube::Client::try_from(config)?)
-}
-
-async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
-    let client = client(args.kubeconfig.as_ref()).await?;
-    let pod_cidr = args
-        .pod_cidr
-        .clone()
-        .unwrap_or_else(|| faas_k8s::node::process::DEFAULT_POD_CIDR.to_owned());
-    let cidr: Ipv4Cidr = pod_cidr
-        .parse()
-        .map_err(|e| format!("--pod-cidr {pod_cidr:?}: {e}"))?;
-
-    let mut config = NodeConfig::builder(&args.node_name)
-        .pod_cidr(&pod_cidr)
-        .address("InternalIP", args.address.to_string())
-        .address("Hostname", &args.node_name)
-        .kubelet_port(args.kubelet_port)
-        .restart_backoff(args.restart_backoff, args.restart_backoff_max)
-        .lease_duration(args.lease_duration)
-        .lease_renew_interval(args.lease_renew)
-        .taints(if args.provider_taint.is_empty() {
-            Vec::new()
-        } else {
-            vec![NodeTaint::new(
-                PROVIDER_TAINT_KEY,
-                &args.provider_taint,
-                "NoSchedule",
-            )]
-        });
-    if let Some(bind) = args.kubelet_bind {
-        config = config.kubelet_bind(bind);
-    }
-    if let (Some(cert), Some(key), Some(client_ca)) =
-        (args.kubelet_cert, args.kubelet_key, args.client_ca)
-    {
-        config = config.kubelet_tls(KubeletTls {
-            cert,
-            key,
-            client_ca,
-        });
-    }
-    let config = config.build()?;
-
-    match args.backend {
-        Backend::Process => {
-            let machine = faas_k8s::node::process::machine_capacity();
-            let capacity = Capacity::new(
-                args.cpu.unwrap_or(machine.cpu),
-                args.memory.unwrap_or(machine.memory),
-                args.max_pods,
-            );
-            let images = match &args.image_map {
-                Some(path) => ImageMap::load(path)
-                    .map_err(|e| format!("reading --image-map {}: {e}", path.display()))?,
-                None => ImageMap::new(),
-            };
-            let state_dir = args
-                .state_dir
-                .unwrap_or_else(|| PathBuf::from("/var/lib/faas-vnode").join(&args.node_name));
-            let backend = ProcessBackend::new(
-                ProcessBackendConfig::new(state_dir)
-                    .with_images(images)
-                    .with_addresses(AddressPool::new(cidr))
-                    .with_capacity(capacity),
-            )
-            .await?;
-            VirtualNode::new(client, config, backend)
-                .shutdown_on_signal()
-                .run()
-                .await?;
-        }
-    }
-    Ok(())
 }

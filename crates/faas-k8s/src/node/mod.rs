@@ -24,6 +24,8 @@
 
 pub mod backend;
 mod backoff;
+#[cfg(feature = "cli")]
+pub mod cli;
 mod config;
 mod env;
 mod expand;

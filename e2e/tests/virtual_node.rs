@@ -1,0 +1,879 @@
+//! The virtual node against the real control plane: registration and lease, pods scheduled by
+//! kube-scheduler and run as processes, status, restarts, probes, env, logs through the API
+//! server, and adoption after the node is killed.
+//!
+//! Needs `cargo xtask cluster up`; without it every test fails saying so.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::time::Duration;
+
+use faas_e2e::wait::{self, Poll};
+use faas_e2e::{TestCluster, TestNamespace};
+use faas_k8s::node::process::{
+    AddressPool, ImageMap, ProcessBackend, ProcessBackendConfig, ShutdownPolicy,
+};
+use faas_k8s::node::{
+    Capacity, KubeletTls, NodeConfig, PodBackend, ShutdownHandle, VirtualNode,
+};
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::coordination::v1::Lease;
+use k8s_openapi::api::core::v1::{ConfigMap, Node, Pod, Secret, Service};
+use k8s_openapi::api::discovery::v1::EndpointSlice;
+use kube::Api;
+use kube::api::{DeleteParams, ListParams, LogParams, Patch, PatchParams, PostParams};
+use serde_json::json;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+const SERVER_IMAGE: &str = "local/faas-test-server";
+static NEXT_RANGE: AtomicU8 = AtomicU8::new(0);
+
+type TestResult = Result<(), Box<dyn std::error::Error>>;
+
+fn state_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("virtual-node")
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port on loopback")
+}
+
+/// A pod range of its own for each node of this run: 127.<40+n>.0.0/16.
+fn next_cidr() -> String {
+    let n = NEXT_RANGE.fetch_add(1, Ordering::SeqCst);
+    format!("127.{}.0.0/16", 40 + u32::from(n))
+}
+
+fn unique(prefix: &str) -> String {
+    format!("{prefix}-{}", &uuid::Uuid::new_v4().simple().to_string()[..8])
+}
+
+/// A virtual node run in-process for one test.
+struct TestNode {
+    name: String,
+    client: kube::Client,
+    backend: Arc<dyn PodBackend>,
+    shutdown: ShutdownHandle,
+    task: tokio::task::JoinHandle<faas_k8s::Result<()>>,
+}
+
+impl TestNode {
+    async fn start(cluster: &TestCluster, prefix: &str) -> Self {
+        let name = unique(prefix);
+        let pki = &cluster.paths().pki;
+        let backend = ProcessBackend::new(
+            ProcessBackendConfig::new(state_root().join(&name))
+                .with_images(
+                    ImageMap::new().with_image(SERVER_IMAGE, env!("CARGO_BIN_EXE_faas-test-server")),
+                )
+                .with_addresses(AddressPool::new(next_cidr().parse().expect("a CIDR")))
+                .with_capacity(Capacity::new("4", "8Gi", 50))
+                .with_on_drop(ShutdownPolicy::StopAll {
+                    grace: Duration::from_secs(1),
+                }),
+        )
+        .await
+        .expect("the process backend starts");
+        let backend: Arc<dyn PodBackend> = Arc::new(backend);
+        let config = NodeConfig::builder(&name)
+            .kubelet_port(free_port())
+            .kubelet_tls(KubeletTls {
+                cert: pki.kubelet_cert.clone(),
+                key: pki.kubelet_key.clone(),
+                client_ca: pki.ca_cert.clone(),
+            })
+            .restart_backoff(Duration::from_millis(200), Duration::from_secs(2))
+            .config_retry_interval(Duration::from_millis(500))
+            .build()
+            .expect("a valid node configuration");
+        let node =
+            VirtualNode::with_shared_backend(cluster.client(), config, backend.clone());
+        let shutdown = node.shutdown_handle();
+        let task = tokio::spawn(node.run());
+        let this = Self {
+            name,
+            client: cluster.client(),
+            backend,
+            shutdown,
+            task,
+        };
+        wait_node_ready(&this.client, &this.name, true).await;
+        this
+    }
+
+    /// Stops the node and removes its Node object.
+    async fn stop(self) {
+        self.shutdown.shutdown();
+        let result = self.task.await.expect("the node task does not panic");
+        assert!(result.is_ok(), "the node ended with {result:?}");
+        let nodes: Api<Node> = Api::all(self.client.clone());
+        let _ = nodes.delete(&self.name, &DeleteParams::default()).await;
+    }
+}
+
+fn ready_condition(node: &Node) -> Option<String> {
+    node.status
+        .as_ref()?
+        .conditions
+        .as_ref()?
+        .iter()
+        .find(|c| c.type_ == "Ready")
+        .map(|c| c.status.clone())
+}
+
+async fn wait_node_ready(client: &kube::Client, name: &str, ready: bool) {
+    let nodes: Api<Node> = Api::all(client.clone());
+    let want = if ready { "True" } else { "not True" };
+    wait::until(format!("node {name} Ready={want}"), || {
+        let nodes = nodes.clone();
+        async move {
+            let node = nodes.get_opt(name).await?;
+            let status = node.as_ref().and_then(ready_condition);
+            let is_ready = status.as_deref() == Some("True");
+            Ok(if node.is_some() && is_ready == ready {
+                Poll::Ready(())
+            } else {
+                Poll::Pending(format!("Ready={status:?}"))
+            })
+        }
+    })
+    .await
+    .expect("the node reaches the expected readiness");
+}
+
+fn server_container(args: &[&str], readiness: bool) -> serde_json::Value {
+    let mut container = json!({
+        "name": "server",
+        "image": SERVER_IMAGE,
+        "args": args,
+        "env": [
+            {"name": "PORT", "value": "8080"},
+            {"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
+        ],
+        "ports": [{"name": "http", "containerPort": 8080}],
+    });
+    if readiness {
+        container["readinessProbe"] = json!({
+            "httpGet": {"path": "/ready", "port": "http"},
+            "periodSeconds": 1,
+            "failureThreshold": 1,
+        });
+    }
+    container
+}
+
+fn pod_spec(node: &str, containers: serde_json::Value, restart_policy: &str) -> serde_json::Value {
+    json!({
+        "nodeSelector": {"kubernetes.io/hostname": node},
+        "tolerations": [
+            {"key": "virtual-kubelet.io/provider", "operator": "Exists", "effect": "NoSchedule"},
+            {"key": "node.kubernetes.io/not-ready", "operator": "Exists", "effect": "NoExecute", "tolerationSeconds": 600},
+            {"key": "node.kubernetes.io/unreachable", "operator": "Exists", "effect": "NoExecute", "tolerationSeconds": 600},
+        ],
+        "terminationGracePeriodSeconds": 5,
+        "restartPolicy": restart_policy,
+        "containers": containers,
+    })
+}
+
+async fn create_deployment(ns: &TestNamespace, name: &str, node: &str, replicas: i32, args: &[&str]) {
+    let deployment: Deployment = serde_json::from_value(json!({
+        "metadata": {"name": name},
+        "spec": {
+            "replicas": replicas,
+            "selector": {"matchLabels": {"app": name}},
+            "template": {
+                "metadata": {"labels": {"app": name}},
+                "spec": pod_spec(node, json!([server_container(args, true)]), "Always"),
+            },
+        },
+    }))
+    .expect("a valid Deployment");
+    ns.api::<Deployment>()
+        .create(&PostParams::default(), &deployment)
+        .await
+        .expect("the Deployment is created");
+}
+
+async fn create_pod(ns: &TestNamespace, name: &str, spec: serde_json::Value) -> Pod {
+    let pod: Pod = serde_json::from_value(json!({"metadata": {"name": name}, "spec": spec}))
+        .expect("a valid Pod");
+    ns.api::<Pod>()
+        .create(&PostParams::default(), &pod)
+        .await
+        .expect("the Pod is created")
+}
+
+async fn scale(ns: &TestNamespace, name: &str, replicas: i32) {
+    ns.api::<Deployment>()
+        .patch(
+            name,
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"replicas": replicas}})),
+        )
+        .await
+        .expect("the Deployment scales");
+}
+
+fn pod_ready(pod: &Pod) -> bool {
+    pod.status
+        .as_ref()
+        .and_then(|s| s.conditions.as_ref())
+        .is_some_and(|cs| cs.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
+}
+
+fn phase(pod: &Pod) -> &str {
+    pod.status
+        .as_ref()
+        .and_then(|s| s.phase.as_deref())
+        .unwrap_or("")
+}
+
+fn describe(pods: &[Pod]) -> String {
+    pods.iter()
+        .map(|p| {
+            format!(
+                "{} {} ready={} ip={:?} deleting={}",
+                p.metadata.name.as_deref().unwrap_or(""),
+                phase(p),
+                pod_ready(p),
+                p.status.as_ref().and_then(|s| s.pod_ip.clone()),
+                p.metadata.deletion_timestamp.is_some()
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Waits until exactly `count` pods match `selector` and all are Running and Ready.
+async fn wait_running_ready(ns: &TestNamespace, selector: &str, count: usize) -> Vec<Pod> {
+    let pods = ns.api::<Pod>();
+    wait::until(format!("{count} Running and Ready pods {selector}"), || {
+        let pods = pods.clone();
+        async move {
+            let list = pods.list(&ListParams::default().labels(selector)).await?;
+            let done = list.items.len() == count
+                && list.items.iter().all(|p| {
+                    phase(p) == "Running" && pod_ready(p) && p.metadata.deletion_timestamp.is_none()
+                });
+            Ok(if done {
+                Poll::Ready(list.items)
+            } else {
+                Poll::Pending(describe(&list.items))
+            })
+        }
+    })
+    .await
+    .expect("the pods run and are ready")
+}
+
+async fn wait_pod(
+    ns: &TestNamespace,
+    name: &str,
+    what: &str,
+    check: impl Fn(&Pod) -> bool + Clone,
+) -> Pod {
+    let pods = ns.api::<Pod>();
+    wait::until(format!("pod {name}: {what}"), || {
+        let pods = pods.clone();
+        let check = check.clone();
+        async move {
+            let pod = pods.get_opt(name).await?;
+            Ok(match pod {
+                Some(p) if check(&p) => Poll::Ready(p),
+                Some(p) => Poll::Pending(format!(
+                    "{}; containers {:?}",
+                    describe(std::slice::from_ref(&p)),
+                    p.status.as_ref().and_then(|s| s.container_statuses.clone())
+                )),
+                None => Poll::Pending("no such pod".to_owned()),
+            })
+        }
+    })
+    .await
+    .expect("the pod reaches the expected state")
+}
+
+async fn http_get(ip: &str, port: u16, path: &str) -> std::io::Result<(u16, String)> {
+    let mut stream = tokio::net::TcpStream::connect((ip, port)).await?;
+    stream
+        .write_all(format!("GET {path} HTTP/1.0\r\nHost: {ip}\r\n\r\n").as_bytes())
+        .await?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response).await?;
+    let status = response
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let body = response
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_owned())
+        .unwrap_or_default();
+    Ok((status, body))
+}
+
+async fn http_post(ip: &str, port: u16, path: &str) -> std::io::Result<()> {
+    let mut stream = tokio::net::TcpStream::connect((ip, port)).await?;
+    stream
+        .write_all(format!("POST {path} HTTP/1.0\r\nHost: {ip}\r\ncontent-length: 0\r\n\r\n").as_bytes())
+        .await?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response).await?;
+    Ok(())
+}
+
+fn pod_ip(pod: &Pod) -> String {
+    pod.status
+        .as_ref()
+        .and_then(|s| s.pod_ip.clone())
+        .expect("a running pod has an IP")
+}
+
+/// The pids of the processes whose command line carries `--tag=<tag>`.
+fn tagged_processes(tag: &str) -> BTreeSet<u32> {
+    let marker = format!("--tag={tag}");
+    let mut pids = BTreeSet::new();
+    for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        if let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) {
+            if cmdline
+                .split(|b| *b == 0)
+                .any(|arg| arg == marker.as_bytes())
+            {
+                pids.insert(pid);
+            }
+        }
+    }
+    pids
+}
+
+async fn wait_tagged_processes(tag: &str, count: usize) -> BTreeSet<u32> {
+    wait::until(format!("{count} processes tagged {tag}"), || async move {
+        let pids = tagged_processes(tag);
+        Ok(if pids.len() == count {
+            Poll::Ready(pids)
+        } else {
+            Poll::Pending(format!("pids {pids:?}"))
+        })
+    })
+    .await
+    .expect("the expected processes run")
+}
+
+async fn wait_backend_pods(backend: &Arc<dyn PodBackend>, count: usize) {
+    wait::until(format!("{count} pods in the backend"), || {
+        let backend = backend.clone();
+        async move {
+            Ok(match backend.list().await {
+                Ok(list) if list.len() == count => Poll::Ready(()),
+                Ok(list) => Poll::Pending(format!("{} pods", list.len())),
+                Err(e) => Poll::Pending(format!("listing failed: {e}")),
+            })
+        }
+    })
+    .await
+    .expect("the backend runs the expected pods");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn node_registers_with_lease_capacity_and_taint() -> TestResult {
+    let cluster = TestCluster::require().await;
+    let node = TestNode::start(&cluster, "vn-reg").await;
+    let nodes: Api<Node> = Api::all(cluster.client());
+    let object = nodes.get(&node.name).await?;
+    let labels = object.metadata.labels.clone().unwrap_or_default();
+    assert_eq!(labels.get("type").map(String::as_str), Some("virtual-kubelet"));
+    assert_eq!(labels.get("kubernetes.io/role").map(String::as_str), Some("agent"));
+    let taints = object.spec.as_ref().and_then(|s| s.taints.clone()).unwrap_or_default();
+    assert!(
+        taints.iter().any(|t| t.key == "virtual-kubelet.io/provider"
+            && t.value.as_deref() == Some("faas")
+            && t.effect == "NoSchedule"),
+        "{taints:?}"
+    );
+    let status = object.status.clone().unwrap_or_default();
+    assert_eq!(status.capacity.as_ref().map(|c| c["pods"].0.as_str()), Some("50"));
+    assert_eq!(status.allocatable.as_ref().map(|c| c["cpu"].0.as_str()), Some("4"));
+    let kinds: BTreeSet<_> = status
+        .conditions
+        .unwrap_or_default()
+        .into_iter()
+        .map(|c| c.type_)
+        .collect();
+    for kind in ["Ready", "MemoryPressure", "DiskPressure", "PIDPressure", "NetworkUnavailable"] {
+        assert!(kinds.contains(kind), "condition {kind} missing: {kinds:?}");
+    }
+    let leases: Api<Lease> = Api::namespaced(cluster.client(), "kube-node-lease");
+    let lease = leases.get(&node.name).await?;
+    let spec = lease.spec.unwrap_or_default();
+    assert_eq!(spec.holder_identity.as_deref(), Some(node.name.as_str()));
+    assert_eq!(spec.lease_duration_seconds, Some(40));
+    let first = spec.renew_time.expect("a renew time");
+    wait::until("the lease to be renewed", || {
+        let leases = leases.clone();
+        let name = node.name.clone();
+        let first = first.clone();
+        async move {
+            let renewed = leases.get(&name).await?.spec.and_then(|s| s.renew_time);
+            Ok(match renewed {
+                Some(t) if t.0 > first.0 => Poll::Ready(()),
+                other => Poll::Pending(format!("renewTime {other:?}")),
+            })
+        }
+    })
+    .await?;
+    node.stop().await;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deployment_runs_ready_pods_that_answer_and_scales_down() -> TestResult {
+    let cluster = TestCluster::require().await;
+    let node = TestNode::start(&cluster, "vn-deploy").await;
+    let ns = cluster.namespace("vn-deploy").await?;
+    let tag = unique("deploy");
+    create_deployment(&ns, "web", &node.name, 3, &[&format!("--tag={tag}")]).await;
+    let pods = wait_running_ready(&ns, "app=web", 3).await;
+    let mut ips = BTreeSet::new();
+    for pod in &pods {
+        let name = pod.metadata.name.clone().unwrap_or_default();
+        let ip = pod_ip(pod);
+        assert!(ips.insert(ip.clone()), "pod IPs are distinct");
+        let status = pod.status.as_ref().expect("a status");
+        assert_eq!(status.host_ip.as_deref(), Some("127.0.0.1"));
+        assert!(status.start_time.is_some());
+        let kinds: BTreeSet<_> = status
+            .conditions
+            .iter()
+            .flatten()
+            .filter(|c| c.status == "True")
+            .map(|c| c.type_.as_str())
+            .collect();
+        for kind in ["PodScheduled", "Initialized", "ContainersReady", "Ready"] {
+            assert!(kinds.contains(kind), "{name}: {kind} not True in {kinds:?}");
+        }
+        let container = &status.container_statuses.as_ref().expect("container statuses")[0];
+        assert!(container.ready && container.started == Some(true));
+        assert!(container.state.as_ref().and_then(|s| s.running.as_ref()).is_some());
+        let (code, body) = http_get(&ip, 8080, "/").await?;
+        assert_eq!((code, body.trim()), (200, name.as_str()));
+    }
+    assert_eq!(wait_tagged_processes(&tag, 3).await.len(), 3);
+
+    scale(&ns, "web", 1).await;
+    wait_running_ready(&ns, "app=web", 1).await;
+    let pods = ns.api::<Pod>();
+    wait::until("the two scaled-down pods to be deleted", || {
+        let pods = pods.clone();
+        async move {
+            let list = pods.list(&ListParams::default().labels("app=web")).await?;
+            Ok(if list.items.len() == 1 {
+                Poll::Ready(())
+            } else {
+                Poll::Pending(describe(&list.items))
+            })
+        }
+    })
+    .await?;
+    wait_tagged_processes(&tag, 1).await;
+    wait_backend_pods(&node.backend, 1).await;
+
+    scale(&ns, "web", 0).await;
+    wait_tagged_processes(&tag, 0).await;
+    wait_backend_pods(&node.backend, 0).await;
+    ns.delete().await?;
+    node.stop().await;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn service_endpoint_slice_lists_only_ready_pods() -> TestResult {
+    let cluster = TestCluster::require().await;
+    let node = TestNode::start(&cluster, "vn-eps").await;
+    let ns = cluster.namespace("vn-eps").await?;
+    create_deployment(&ns, "web", &node.name, 3, &[]).await;
+    let service: Service = serde_json::from_value(json!({
+        "metadata": {"name": "web"},
+        "spec": {"selector": {"app": "web"}, "ports": [{"port": 80, "targetPort": "http"}]},
+    }))?;
+    ns.api::<Service>().create(&PostParams::default(), &service).await?;
+    let pods = wait_running_ready(&ns, "app=web", 3).await;
+    let all: BTreeSet<String> = pods.iter().map(pod_ip).collect();
+    let slices = ns.api::<EndpointSlice>();
+    let ready_addresses = move |slices: Api<EndpointSlice>| async move {
+        let list = slices
+            .list(&ListParams::default().labels("kubernetes.io/service-name=web"))
+            .await?;
+        let ready: BTreeSet<String> = list
+            .items
+            .iter()
+            .flat_map(|s| s.endpoints.iter().flatten())
+            .filter(|e| e.conditions.as_ref().and_then(|c| c.ready) == Some(true))
+            .flat_map(|e| e.addresses.iter().cloned())
+            .collect();
+        Ok::<_, kube::Error>(ready)
+    };
+    let expected = all.clone();
+    wait::until("the EndpointSlice to list the three ready pods", || {
+        let slices = slices.clone();
+        let expected = expected.clone();
+        async move {
+            let ready = ready_addresses(slices).await?;
+            Ok(if ready == expected {
+                Poll::Ready(())
+            } else {
+                Poll::Pending(format!("ready addresses {ready:?}"))
+            })
+        }
+    })
+    .await?;
+
+    // One pod turns unready: it stays Running, loses Ready, and leaves the ready endpoints.
+    let unready = pods[0].clone();
+    let unready_name = unready.metadata.name.clone().unwrap_or_default();
+    let unready_ip = pod_ip(&unready);
+    http_post(&unready_ip, 8080, "/ready/off").await?;
+    wait_pod(&ns, &unready_name, "Running but not Ready", |p| {
+        phase(p) == "Running" && !pod_ready(p)
+    })
+    .await;
+    let mut expected = all.clone();
+    expected.remove(&unready_ip);
+    wait::until("the EndpointSlice to drop the unready pod", || {
+        let slices = slices.clone();
+        let expected = expected.clone();
+        async move {
+            let ready = ready_addresses(slices).await?;
+            Ok(if ready == expected {
+                Poll::Ready(())
+            } else {
+                Poll::Pending(format!("ready addresses {ready:?}"))
+            })
+        }
+    })
+    .await?;
+    ns.delete().await?;
+    node.stop().await;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failing_readiness_probe_keeps_a_running_pod_unready() -> TestResult {
+    let cluster = TestCluster::require().await;
+    let node = TestNode::start(&cluster, "vn-probe").await;
+    let ns = cluster.namespace("vn-probe").await?;
+    create_pod(
+        &ns,
+        "shy",
+        pod_spec(&node.name, json!([server_container(&["--not-ready"], true)]), "Always"),
+    )
+    .await;
+    let pod = wait_pod(&ns, "shy", "Running and started", |p| {
+        phase(p) == "Running"
+            && p.status
+                .as_ref()
+                .and_then(|s| s.container_statuses.as_ref())
+                .is_some_and(|cs| cs.iter().all(|c| c.started == Some(true)))
+    })
+    .await;
+    assert!(!pod_ready(&pod), "a pod whose readiness probe fails is not Ready");
+    let ready = pod
+        .status
+        .as_ref()
+        .and_then(|s| s.conditions.as_ref())
+        .and_then(|cs| cs.iter().find(|c| c.type_ == "ContainersReady").cloned())
+        .expect("a ContainersReady condition");
+    assert_eq!(ready.status, "False");
+    assert_eq!(ready.reason.as_deref(), Some("ContainersNotReady"));
+    // It answers: it is alive, only not ready.
+    let (code, _) = http_get(&pod_ip(&pod), 8080, "/ready").await?;
+    assert_eq!(code, 503);
+    // Turning ready makes the pod Ready.
+    http_post(&pod_ip(&pod), 8080, "/ready/on").await?;
+    wait_pod(&ns, "shy", "Ready", pod_ready).await;
+    ns.delete().await?;
+    node.stop().await;
+    Ok(())
+}
+
+fn waiting_reason(pod: &Pod) -> Option<String> {
+    pod.status
+        .as_ref()?
+        .container_statuses
+        .as_ref()?
+        .first()?
+        .state
+        .as_ref()?
+        .waiting
+        .as_ref()?
+        .reason
+        .clone()
+}
+
+fn restart_count(pod: &Pod) -> i32 {
+    pod.status
+        .as_ref()
+        .and_then(|s| s.container_statuses.as_ref())
+        .and_then(|cs| cs.first())
+        .map_or(0, |c| c.restart_count)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn crashing_container_restarts_and_never_policy_fails_with_its_code() -> TestResult {
+    let cluster = TestCluster::require().await;
+    let node = TestNode::start(&cluster, "vn-crash").await;
+    let ns = cluster.namespace("vn-crash").await?;
+    create_pod(
+        &ns,
+        "crasher",
+        pod_spec(&node.name, json!([server_container(&["--exit-code", "3"], false)]), "Always"),
+    )
+    .await;
+    let pod = wait_pod(&ns, "crasher", "restarted at least twice", |p| restart_count(p) >= 2).await;
+    assert_eq!(phase(&pod), "Running", "a crash-looping pod stays Running");
+    let last = pod.status.as_ref().and_then(|s| s.container_statuses.as_ref()).and_then(|cs| {
+        cs[0].last_state.as_ref()?.terminated.clone()
+    });
+    assert_eq!(last.map(|t| t.exit_code), Some(3), "lastState carries the exit code");
+    wait_pod(&ns, "crasher", "in CrashLoopBackOff", |p| {
+        waiting_reason(p).as_deref() == Some("CrashLoopBackOff")
+    })
+    .await;
+    let later = wait_pod(&ns, "crasher", "restarted again", move |p| {
+        restart_count(p) > restart_count(&pod)
+    })
+    .await;
+    assert!(restart_count(&later) >= 3);
+
+    create_pod(
+        &ns,
+        "once",
+        pod_spec(&node.name, json!([server_container(&["--exit-code", "7"], false)]), "Never"),
+    )
+    .await;
+    let pod = wait_pod(&ns, "once", "Failed", |p| phase(p) == "Failed").await;
+    let container = &pod.status.as_ref().and_then(|s| s.container_statuses.clone()).expect("statuses")[0];
+    let terminated = container
+        .state
+        .as_ref()
+        .and_then(|s| s.terminated.clone())
+        .expect("a terminated state");
+    assert_eq!(terminated.exit_code, 7);
+    assert_eq!(terminated.reason.as_deref(), Some("Error"));
+    assert_eq!(container.restart_count, 0);
+    ns.delete().await?;
+    node.stop().await;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn env_from_configmap_secret_and_downward_api_reaches_the_process() -> TestResult {
+    let cluster = TestCluster::require().await;
+    let node = TestNode::start(&cluster, "vn-env").await;
+    let ns = cluster.namespace("vn-env").await?;
+    let cm: ConfigMap = serde_json::from_value(json!({
+        "metadata": {"name": "settings"},
+        "data": {"GREETING": "hello", "LEVEL": "debug"},
+    }))?;
+    ns.api::<ConfigMap>().create(&PostParams::default(), &cm).await?;
+    let secret: Secret = serde_json::from_value(json!({
+        "metadata": {"name": "creds"},
+        "stringData": {"password": "s3cret"},
+    }))?;
+    ns.api::<Secret>().create(&PostParams::default(), &secret).await?;
+
+    let mut container = server_container(&["--tag=$(POD_NAMESPACE)"], false);
+    container["envFrom"] = json!([{"configMapRef": {"name": "settings"}, "prefix": "CFG_"}]);
+    container["env"].as_array_mut().expect("env").extend([
+        json!({"name": "PASSWORD", "valueFrom": {"secretKeyRef": {"name": "creds", "key": "password"}}}),
+        json!({"name": "POD_NAMESPACE", "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}}),
+        json!({"name": "MY_IP", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}}),
+        json!({"name": "NODE", "valueFrom": {"fieldRef": {"fieldPath": "spec.nodeName"}}}),
+        json!({"name": "URL", "value": "http://$(MY_IP):$(PORT)/$(CFG_GREETING)"}),
+    ]);
+    create_pod(&ns, "env", pod_spec(&node.name, json!([container]), "Always")).await;
+    let pod = wait_pod(&ns, "env", "Running", |p| phase(p) == "Running" && pod_ready(p)).await;
+    let ip = pod_ip(&pod);
+    let get = |name: &'static str| {
+        let ip = ip.clone();
+        async move { http_get(&ip, 8080, &format!("/env/{name}")).await }
+    };
+    assert_eq!(get("CFG_GREETING").await?, (200, "hello".to_owned()));
+    assert_eq!(get("CFG_LEVEL").await?, (200, "debug".to_owned()));
+    assert_eq!(get("PASSWORD").await?, (200, "s3cret".to_owned()));
+    assert_eq!(get("POD_NAME").await?, (200, "env".to_owned()));
+    assert_eq!(get("POD_NAMESPACE").await?, (200, ns.name().to_owned()));
+    assert_eq!(get("NODE").await?, (200, node.name.clone()));
+    assert_eq!(get("MY_IP").await?, (200, ip.clone()));
+    assert_eq!(get("URL").await?, (200, format!("http://{ip}:8080/hello")));
+    // $(VAR) in args was expanded before the process started.
+    assert_eq!(tagged_processes(ns.name()).len(), 1);
+
+    // A missing Secret: a clear waiting reason, and the pod starts once the Secret exists.
+    let mut container = server_container(&[], false);
+    container["env"].as_array_mut().expect("env").push(
+        json!({"name": "TOKEN", "valueFrom": {"secretKeyRef": {"name": "later", "key": "token"}}}),
+    );
+    create_pod(&ns, "waits", pod_spec(&node.name, json!([container]), "Always")).await;
+    let pod = wait_pod(&ns, "waits", "CreateContainerConfigError", |p| {
+        waiting_reason(p).as_deref() == Some("CreateContainerConfigError")
+    })
+    .await;
+    assert_eq!(phase(&pod), "Pending");
+    let message = pod.status.as_ref().and_then(|s| s.container_statuses.as_ref()).and_then(|cs| {
+        cs[0].state.as_ref()?.waiting.as_ref()?.message.clone()
+    });
+    assert_eq!(message.as_deref(), Some("secret \"later\" not found"));
+    let secret: Secret = serde_json::from_value(json!({
+        "metadata": {"name": "later"},
+        "stringData": {"token": "t0k3n"},
+    }))?;
+    ns.api::<Secret>().create(&PostParams::default(), &secret).await?;
+    let pod = wait_pod(&ns, "waits", "Running", |p| phase(p) == "Running" && pod_ready(p)).await;
+    assert_eq!(http_get(&pod_ip(&pod), 8080, "/env/TOKEN").await?, (200, "t0k3n".to_owned()));
+    ns.delete().await?;
+    node.stop().await;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn logs_through_the_api_server_return_what_the_process_printed() -> TestResult {
+    let cluster = TestCluster::require().await;
+    let node = TestNode::start(&cluster, "vn-logs").await;
+    let ns = cluster.namespace("vn-logs").await?;
+    create_pod(&ns, "talker", pod_spec(&node.name, json!([server_container(&[], false)]), "Always")).await;
+    let pod = wait_pod(&ns, "talker", "Running", |p| phase(p) == "Running" && pod_ready(p)).await;
+    let ip = pod_ip(&pod);
+    assert_eq!(http_get(&ip, 8080, "/").await?.0, 200);
+    let pods = ns.api::<Pod>();
+    let params = LogParams {
+        container: Some("server".to_owned()),
+        ..Default::default()
+    };
+    let text = wait::until("the log to show the request", || {
+        let pods = pods.clone();
+        let params = params.clone();
+        async move {
+            let text = pods.logs("talker", &params).await?;
+            Ok(if text.contains("GET / -> 200") {
+                Poll::Ready(text)
+            } else {
+                Poll::Pending(text)
+            })
+        }
+    })
+    .await?;
+    assert!(text.contains(&format!("talker listening on {ip}:8080")), "{text}");
+    let tail = pods
+        .logs(
+            "talker",
+            &LogParams {
+                container: Some("server".to_owned()),
+                tail_lines: Some(1),
+                timestamps: true,
+                ..Default::default()
+            },
+        )
+        .await?;
+    assert_eq!(tail.lines().count(), 1, "{tail}");
+    assert!(tail.trim_end().ends_with("GET / -> 200"), "{tail}");
+    assert!(tail.starts_with("20"), "a timestamp first: {tail}");
+    ns.delete().await?;
+    node.stop().await;
+    Ok(())
+}
+
+/// A `faas-test-vnode` child process (the `faas-vnode` command line), to be killed.
+struct NodeProcess {
+    child: tokio::process::Child,
+}
+
+impl NodeProcess {
+    fn spawn(cluster: &TestCluster, name: &str, cidr: &str, port: u16) -> Self {
+        let pki = &cluster.paths().pki;
+        let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_faas-test-vnode"))
+            .arg("--kubeconfig")
+            .arg(&cluster.paths().kubeconfig)
+            .args(["--node-name", name, "--pod-cidr", cidr])
+            .arg("--state-dir")
+            .arg(state_root().join(name))
+            .arg("--image")
+            .arg(format!("{SERVER_IMAGE}={}", env!("CARGO_BIN_EXE_faas-test-server")))
+            .args(["--cpu", "2", "--memory", "4Gi", "--max-pods", "20"])
+            .args(["--kubelet-port", &port.to_string()])
+            .arg("--kubelet-cert")
+            .arg(&pki.kubelet_cert)
+            .arg("--kubelet-key")
+            .arg(&pki.kubelet_key)
+            .arg("--client-ca")
+            .arg(&pki.ca_cert)
+            .args(["--restart-backoff", "200ms", "--restart-backoff-max", "2s"])
+            .stdin(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("the node program starts");
+        Self { child }
+    }
+
+    async fn kill(mut self) {
+        self.child.kill().await.expect("SIGKILL the node");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killed_node_goes_not_ready_and_adopts_its_pods_when_back() -> TestResult {
+    let cluster = TestCluster::require().await;
+    let name = unique("vn-kill");
+    let cidr = next_cidr();
+    let port = free_port();
+    let node = NodeProcess::spawn(&cluster, &name, &cidr, port);
+    wait_node_ready(&cluster.client(), &name, true).await;
+    let ns = cluster.namespace("vn-kill").await?;
+    let tag = unique("kill");
+    create_deployment(&ns, "web", &name, 2, &[&format!("--tag={tag}")]).await;
+    let before = wait_running_ready(&ns, "app=web", 2).await;
+    let pids = wait_tagged_processes(&tag, 2).await;
+    let names: BTreeMap<String, String> = before
+        .iter()
+        .map(|p| (p.metadata.name.clone().unwrap_or_default(), pod_ip(p)))
+        .collect();
+
+    node.kill().await;
+    // The lease is no longer renewed: the node-lifecycle controller marks the node not ready.
+    wait_node_ready(&cluster.client(), &name, false).await;
+    // The pods' processes outlive the node.
+    assert_eq!(tagged_processes(&tag), pids);
+
+    let node = NodeProcess::spawn(&cluster, &name, &cidr, port);
+    wait_node_ready(&cluster.client(), &name, true).await;
+    let after = wait_running_ready(&ns, "app=web", 2).await;
+    let after_names: BTreeMap<String, String> = after
+        .iter()
+        .map(|p| (p.metadata.name.clone().unwrap_or_default(), pod_ip(p)))
+        .collect();
+    assert_eq!(after_names, names, "the same pods with the same addresses");
+    assert_eq!(tagged_processes(&tag), pids, "adopted, not started again");
+    for (pod, ip) in &after_names {
+        let ip: IpAddr = ip.parse()?;
+        let (code, body) = http_get(&ip.to_string(), 8080, "/").await?;
+        assert_eq!((code, body.trim()), (200, pod.as_str()));
+    }
+
+    ns.api::<Deployment>().delete("web", &DeleteParams::default()).await?;
+    wait_tagged_processes(&tag, 0).await;
+    ns.delete().await?;
+    node.kill().await;
+    let nodes: Api<Node> = Api::all(cluster.client());
+    let _ = nodes.delete(&name, &DeleteParams::default()).await;
+    Ok(())
+}
