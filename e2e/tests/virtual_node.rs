@@ -17,9 +17,7 @@ use faas_e2e::{TestCluster, TestNamespace};
 use faas_k8s::node::process::{
     AddressPool, ImageMap, ProcessBackend, ProcessBackendConfig, ShutdownPolicy,
 };
-use faas_k8s::node::{
-    Capacity, KubeletTls, NodeConfig, PodBackend, ShutdownHandle, VirtualNode,
-};
+use faas_k8s::node::{Capacity, KubeletTls, NodeConfig, PodBackend, ShutdownHandle, VirtualNode};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{ConfigMap, Node, Pod, Secret, Service};
@@ -52,13 +50,18 @@ fn next_cidr() -> String {
 }
 
 fn unique(prefix: &str) -> String {
-    format!("{prefix}-{}", &uuid::Uuid::new_v4().simple().to_string()[..8])
+    format!(
+        "{prefix}-{}",
+        &uuid::Uuid::new_v4().simple().to_string()[..8]
+    )
 }
 
 /// A virtual node run in-process for one test.
 struct TestNode {
     name: String,
     client: kube::Client,
+    config: kube::Config,
+    stopped: bool,
     backend: Arc<dyn PodBackend>,
     shutdown: ShutdownHandle,
     task: tokio::task::JoinHandle<faas_k8s::Result<()>>,
@@ -71,7 +74,8 @@ impl TestNode {
         let backend = ProcessBackend::new(
             ProcessBackendConfig::new(state_root().join(&name))
                 .with_images(
-                    ImageMap::new().with_image(SERVER_IMAGE, env!("CARGO_BIN_EXE_faas-test-server")),
+                    ImageMap::new()
+                        .with_image(SERVER_IMAGE, env!("CARGO_BIN_EXE_faas-test-server")),
                 )
                 .with_addresses(AddressPool::new(next_cidr().parse().expect("a CIDR")))
                 .with_capacity(Capacity::new("4", "8Gi", 50))
@@ -93,13 +97,14 @@ impl TestNode {
             .config_retry_interval(Duration::from_millis(500))
             .build()
             .expect("a valid node configuration");
-        let node =
-            VirtualNode::with_shared_backend(cluster.client(), config, backend.clone());
+        let node = VirtualNode::with_shared_backend(cluster.client(), config, backend.clone());
         let shutdown = node.shutdown_handle();
         let task = tokio::spawn(node.run());
         let this = Self {
             name,
             client: cluster.client(),
+            config: cluster.config().clone(),
+            stopped: false,
             backend,
             shutdown,
             task,
@@ -109,12 +114,43 @@ impl TestNode {
     }
 
     /// Stops the node and removes its Node object.
-    async fn stop(self) {
+    async fn stop(mut self) {
+        self.stopped = true;
         self.shutdown.shutdown();
-        let result = self.task.await.expect("the node task does not panic");
+        let result = (&mut self.task)
+            .await
+            .expect("the node task does not panic");
         assert!(result.is_ok(), "the node ended with {result:?}");
         let nodes: Api<Node> = Api::all(self.client.clone());
         let _ = nodes.delete(&self.name, &DeleteParams::default()).await;
+    }
+}
+
+impl Drop for TestNode {
+    /// A test that failed half-way still removes its Node, so the pod garbage collector deletes
+    /// the pods that were bound to it and the test namespace can go.
+    fn drop(&mut self) {
+        if self.stopped {
+            return;
+        }
+        self.shutdown.shutdown();
+        let name = self.name.clone();
+        let config = self.config.clone();
+        let _ = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?;
+            runtime.block_on(async move {
+                let client = kube::Client::try_from(config).map_err(std::io::Error::other)?;
+                let nodes: Api<Node> = Api::all(client);
+                nodes
+                    .delete(&name, &DeleteParams::default())
+                    .await
+                    .map(|_| ())
+                    .map_err(std::io::Error::other)
+            })
+        })
+        .join();
     }
 }
 
@@ -183,7 +219,13 @@ fn pod_spec(node: &str, containers: serde_json::Value, restart_policy: &str) -> 
     })
 }
 
-async fn create_deployment(ns: &TestNamespace, name: &str, node: &str, replicas: i32, args: &[&str]) {
+async fn create_deployment(
+    ns: &TestNamespace,
+    name: &str,
+    node: &str,
+    replicas: i32,
+    args: &[&str],
+) {
     let deployment: Deployment = serde_json::from_value(json!({
         "metadata": {"name": name},
         "spec": {
@@ -323,7 +365,9 @@ async fn http_get(ip: &str, port: u16, path: &str) -> std::io::Result<(u16, Stri
 async fn http_post(ip: &str, port: u16, path: &str) -> std::io::Result<()> {
     let mut stream = tokio::net::TcpStream::connect((ip, port)).await?;
     stream
-        .write_all(format!("POST {path} HTTP/1.0\r\nHost: {ip}\r\ncontent-length: 0\r\n\r\n").as_bytes())
+        .write_all(
+            format!("POST {path} HTTP/1.0\r\nHost: {ip}\r\ncontent-length: 0\r\n\r\n").as_bytes(),
+        )
         .await?;
     let mut response = String::new();
     stream.read_to_string(&mut response).await?;
@@ -345,13 +389,12 @@ fn tagged_processes(tag: &str) -> BTreeSet<u32> {
         let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
             continue;
         };
-        if let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) {
-            if cmdline
+        if let Ok(cmdline) = std::fs::read(entry.path().join("cmdline"))
+            && cmdline
                 .split(|b| *b == 0)
                 .any(|arg| arg == marker.as_bytes())
-            {
-                pids.insert(pid);
-            }
+        {
+            pids.insert(pid);
         }
     }
     pids
@@ -392,9 +435,19 @@ async fn node_registers_with_lease_capacity_and_taint() -> TestResult {
     let nodes: Api<Node> = Api::all(cluster.client());
     let object = nodes.get(&node.name).await?;
     let labels = object.metadata.labels.clone().unwrap_or_default();
-    assert_eq!(labels.get("type").map(String::as_str), Some("virtual-kubelet"));
-    assert_eq!(labels.get("kubernetes.io/role").map(String::as_str), Some("agent"));
-    let taints = object.spec.as_ref().and_then(|s| s.taints.clone()).unwrap_or_default();
+    assert_eq!(
+        labels.get("type").map(String::as_str),
+        Some("virtual-kubelet")
+    );
+    assert_eq!(
+        labels.get("kubernetes.io/role").map(String::as_str),
+        Some("agent")
+    );
+    let taints = object
+        .spec
+        .as_ref()
+        .and_then(|s| s.taints.clone())
+        .unwrap_or_default();
     assert!(
         taints.iter().any(|t| t.key == "virtual-kubelet.io/provider"
             && t.value.as_deref() == Some("faas")
@@ -402,15 +455,27 @@ async fn node_registers_with_lease_capacity_and_taint() -> TestResult {
         "{taints:?}"
     );
     let status = object.status.clone().unwrap_or_default();
-    assert_eq!(status.capacity.as_ref().map(|c| c["pods"].0.as_str()), Some("50"));
-    assert_eq!(status.allocatable.as_ref().map(|c| c["cpu"].0.as_str()), Some("4"));
+    assert_eq!(
+        status.capacity.as_ref().map(|c| c["pods"].0.as_str()),
+        Some("50")
+    );
+    assert_eq!(
+        status.allocatable.as_ref().map(|c| c["cpu"].0.as_str()),
+        Some("4")
+    );
     let kinds: BTreeSet<_> = status
         .conditions
         .unwrap_or_default()
         .into_iter()
         .map(|c| c.type_)
         .collect();
-    for kind in ["Ready", "MemoryPressure", "DiskPressure", "PIDPressure", "NetworkUnavailable"] {
+    for kind in [
+        "Ready",
+        "MemoryPressure",
+        "DiskPressure",
+        "PIDPressure",
+        "NetworkUnavailable",
+    ] {
         assert!(kinds.contains(kind), "condition {kind} missing: {kinds:?}");
     }
     let leases: Api<Lease> = Api::namespaced(cluster.client(), "kube-node-lease");
@@ -462,9 +527,18 @@ async fn deployment_runs_ready_pods_that_answer_and_scales_down() -> TestResult 
         for kind in ["PodScheduled", "Initialized", "ContainersReady", "Ready"] {
             assert!(kinds.contains(kind), "{name}: {kind} not True in {kinds:?}");
         }
-        let container = &status.container_statuses.as_ref().expect("container statuses")[0];
+        let container = &status
+            .container_statuses
+            .as_ref()
+            .expect("container statuses")[0];
         assert!(container.ready && container.started == Some(true));
-        assert!(container.state.as_ref().and_then(|s| s.running.as_ref()).is_some());
+        assert!(
+            container
+                .state
+                .as_ref()
+                .and_then(|s| s.running.as_ref())
+                .is_some()
+        );
         let (code, body) = http_get(&ip, 8080, "/").await?;
         assert_eq!((code, body.trim()), (200, name.as_str()));
     }
@@ -506,7 +580,9 @@ async fn service_endpoint_slice_lists_only_ready_pods() -> TestResult {
         "metadata": {"name": "web"},
         "spec": {"selector": {"app": "web"}, "ports": [{"port": 80, "targetPort": "http"}]},
     }))?;
-    ns.api::<Service>().create(&PostParams::default(), &service).await?;
+    ns.api::<Service>()
+        .create(&PostParams::default(), &service)
+        .await?;
     let pods = wait_running_ready(&ns, "app=web", 3).await;
     let all: BTreeSet<String> = pods.iter().map(pod_ip).collect();
     let slices = ns.api::<EndpointSlice>();
@@ -575,7 +651,11 @@ async fn failing_readiness_probe_keeps_a_running_pod_unready() -> TestResult {
     create_pod(
         &ns,
         "shy",
-        pod_spec(&node.name, json!([server_container(&["--not-ready"], true)]), "Always"),
+        pod_spec(
+            &node.name,
+            json!([server_container(&["--not-ready"], true)]),
+            "Always",
+        ),
     )
     .await;
     let pod = wait_pod(&ns, "shy", "Running and started", |p| {
@@ -586,7 +666,10 @@ async fn failing_readiness_probe_keeps_a_running_pod_unready() -> TestResult {
                 .is_some_and(|cs| cs.iter().all(|c| c.started == Some(true)))
     })
     .await;
-    assert!(!pod_ready(&pod), "a pod whose readiness probe fails is not Ready");
+    assert!(
+        !pod_ready(&pod),
+        "a pod whose readiness probe fails is not Ready"
+    );
     let ready = pod
         .status
         .as_ref()
@@ -636,15 +719,28 @@ async fn crashing_container_restarts_and_never_policy_fails_with_its_code() -> T
     create_pod(
         &ns,
         "crasher",
-        pod_spec(&node.name, json!([server_container(&["--exit-code", "3"], false)]), "Always"),
+        pod_spec(
+            &node.name,
+            json!([server_container(&["--exit-code", "3"], false)]),
+            "Always",
+        ),
     )
     .await;
-    let pod = wait_pod(&ns, "crasher", "restarted at least twice", |p| restart_count(p) >= 2).await;
+    let pod = wait_pod(&ns, "crasher", "restarted at least twice", |p| {
+        restart_count(p) >= 2
+    })
+    .await;
     assert_eq!(phase(&pod), "Running", "a crash-looping pod stays Running");
-    let last = pod.status.as_ref().and_then(|s| s.container_statuses.as_ref()).and_then(|cs| {
-        cs[0].last_state.as_ref()?.terminated.clone()
-    });
-    assert_eq!(last.map(|t| t.exit_code), Some(3), "lastState carries the exit code");
+    let last = pod
+        .status
+        .as_ref()
+        .and_then(|s| s.container_statuses.as_ref())
+        .and_then(|cs| cs[0].last_state.as_ref()?.terminated.clone());
+    assert_eq!(
+        last.map(|t| t.exit_code),
+        Some(3),
+        "lastState carries the exit code"
+    );
     wait_pod(&ns, "crasher", "in CrashLoopBackOff", |p| {
         waiting_reason(p).as_deref() == Some("CrashLoopBackOff")
     })
@@ -658,11 +754,19 @@ async fn crashing_container_restarts_and_never_policy_fails_with_its_code() -> T
     create_pod(
         &ns,
         "once",
-        pod_spec(&node.name, json!([server_container(&["--exit-code", "7"], false)]), "Never"),
+        pod_spec(
+            &node.name,
+            json!([server_container(&["--exit-code", "7"], false)]),
+            "Never",
+        ),
     )
     .await;
     let pod = wait_pod(&ns, "once", "Failed", |p| phase(p) == "Failed").await;
-    let container = &pod.status.as_ref().and_then(|s| s.container_statuses.clone()).expect("statuses")[0];
+    let container = &pod
+        .status
+        .as_ref()
+        .and_then(|s| s.container_statuses.clone())
+        .expect("statuses")[0];
     let terminated = container
         .state
         .as_ref()
@@ -685,12 +789,16 @@ async fn env_from_configmap_secret_and_downward_api_reaches_the_process() -> Tes
         "metadata": {"name": "settings"},
         "data": {"GREETING": "hello", "LEVEL": "debug"},
     }))?;
-    ns.api::<ConfigMap>().create(&PostParams::default(), &cm).await?;
+    ns.api::<ConfigMap>()
+        .create(&PostParams::default(), &cm)
+        .await?;
     let secret: Secret = serde_json::from_value(json!({
         "metadata": {"name": "creds"},
         "stringData": {"password": "s3cret"},
     }))?;
-    ns.api::<Secret>().create(&PostParams::default(), &secret).await?;
+    ns.api::<Secret>()
+        .create(&PostParams::default(), &secret)
+        .await?;
 
     let mut container = server_container(&["--tag=$(POD_NAMESPACE)"], false);
     container["envFrom"] = json!([{"configMapRef": {"name": "settings"}, "prefix": "CFG_"}]);
@@ -701,8 +809,16 @@ async fn env_from_configmap_secret_and_downward_api_reaches_the_process() -> Tes
         json!({"name": "NODE", "valueFrom": {"fieldRef": {"fieldPath": "spec.nodeName"}}}),
         json!({"name": "URL", "value": "http://$(MY_IP):$(PORT)/$(CFG_GREETING)"}),
     ]);
-    create_pod(&ns, "env", pod_spec(&node.name, json!([container]), "Always")).await;
-    let pod = wait_pod(&ns, "env", "Running", |p| phase(p) == "Running" && pod_ready(p)).await;
+    create_pod(
+        &ns,
+        "env",
+        pod_spec(&node.name, json!([container]), "Always"),
+    )
+    .await;
+    let pod = wait_pod(&ns, "env", "Running", |p| {
+        phase(p) == "Running" && pod_ready(p)
+    })
+    .await;
     let ip = pod_ip(&pod);
     let get = |name: &'static str| {
         let ip = ip.clone();
@@ -724,23 +840,38 @@ async fn env_from_configmap_secret_and_downward_api_reaches_the_process() -> Tes
     container["env"].as_array_mut().expect("env").push(
         json!({"name": "TOKEN", "valueFrom": {"secretKeyRef": {"name": "later", "key": "token"}}}),
     );
-    create_pod(&ns, "waits", pod_spec(&node.name, json!([container]), "Always")).await;
+    create_pod(
+        &ns,
+        "waits",
+        pod_spec(&node.name, json!([container]), "Always"),
+    )
+    .await;
     let pod = wait_pod(&ns, "waits", "CreateContainerConfigError", |p| {
         waiting_reason(p).as_deref() == Some("CreateContainerConfigError")
     })
     .await;
     assert_eq!(phase(&pod), "Pending");
-    let message = pod.status.as_ref().and_then(|s| s.container_statuses.as_ref()).and_then(|cs| {
-        cs[0].state.as_ref()?.waiting.as_ref()?.message.clone()
-    });
+    let message = pod
+        .status
+        .as_ref()
+        .and_then(|s| s.container_statuses.as_ref())
+        .and_then(|cs| cs[0].state.as_ref()?.waiting.as_ref()?.message.clone());
     assert_eq!(message.as_deref(), Some("secret \"later\" not found"));
     let secret: Secret = serde_json::from_value(json!({
         "metadata": {"name": "later"},
         "stringData": {"token": "t0k3n"},
     }))?;
-    ns.api::<Secret>().create(&PostParams::default(), &secret).await?;
-    let pod = wait_pod(&ns, "waits", "Running", |p| phase(p) == "Running" && pod_ready(p)).await;
-    assert_eq!(http_get(&pod_ip(&pod), 8080, "/env/TOKEN").await?, (200, "t0k3n".to_owned()));
+    ns.api::<Secret>()
+        .create(&PostParams::default(), &secret)
+        .await?;
+    let pod = wait_pod(&ns, "waits", "Running", |p| {
+        phase(p) == "Running" && pod_ready(p)
+    })
+    .await;
+    assert_eq!(
+        http_get(&pod_ip(&pod), 8080, "/env/TOKEN").await?,
+        (200, "t0k3n".to_owned())
+    );
     ns.delete().await?;
     node.stop().await;
     Ok(())
@@ -751,8 +882,16 @@ async fn logs_through_the_api_server_return_what_the_process_printed() -> TestRe
     let cluster = TestCluster::require().await;
     let node = TestNode::start(&cluster, "vn-logs").await;
     let ns = cluster.namespace("vn-logs").await?;
-    create_pod(&ns, "talker", pod_spec(&node.name, json!([server_container(&[], false)]), "Always")).await;
-    let pod = wait_pod(&ns, "talker", "Running", |p| phase(p) == "Running" && pod_ready(p)).await;
+    create_pod(
+        &ns,
+        "talker",
+        pod_spec(&node.name, json!([server_container(&[], false)]), "Always"),
+    )
+    .await;
+    let pod = wait_pod(&ns, "talker", "Running", |p| {
+        phase(p) == "Running" && pod_ready(p)
+    })
+    .await;
     let ip = pod_ip(&pod);
     assert_eq!(http_get(&ip, 8080, "/").await?.0, 200);
     let pods = ns.api::<Pod>();
@@ -773,7 +912,10 @@ async fn logs_through_the_api_server_return_what_the_process_printed() -> TestRe
         }
     })
     .await?;
-    assert!(text.contains(&format!("talker listening on {ip}:8080")), "{text}");
+    assert!(
+        text.contains(&format!("talker listening on {ip}:8080")),
+        "{text}"
+    );
     let tail = pods
         .logs(
             "talker",
@@ -801,6 +943,12 @@ struct NodeProcess {
 impl NodeProcess {
     fn spawn(cluster: &TestCluster, name: &str, cidr: &str, port: u16) -> Self {
         let pki = &cluster.paths().pki;
+        std::fs::create_dir_all(state_root()).expect("a state directory");
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(state_root().join(format!("{name}.log")))
+            .expect("a log file for the node");
         let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_faas-test-vnode"))
             .arg("--kubeconfig")
             .arg(&cluster.paths().kubeconfig)
@@ -808,7 +956,10 @@ impl NodeProcess {
             .arg("--state-dir")
             .arg(state_root().join(name))
             .arg("--image")
-            .arg(format!("{SERVER_IMAGE}={}", env!("CARGO_BIN_EXE_faas-test-server")))
+            .arg(format!(
+                "{SERVER_IMAGE}={}",
+                env!("CARGO_BIN_EXE_faas-test-server")
+            ))
             .args(["--cpu", "2", "--memory", "4Gi", "--max-pods", "20"])
             .args(["--kubelet-port", &port.to_string()])
             .arg("--kubelet-cert")
@@ -819,6 +970,7 @@ impl NodeProcess {
             .arg(&pki.ca_cert)
             .args(["--restart-backoff", "200ms", "--restart-backoff-max", "2s"])
             .stdin(Stdio::null())
+            .stderr(log)
             .kill_on_drop(true)
             .spawn()
             .expect("the node program starts");
@@ -869,7 +1021,9 @@ async fn killed_node_goes_not_ready_and_adopts_its_pods_when_back() -> TestResul
         assert_eq!((code, body.trim()), (200, pod.as_str()));
     }
 
-    ns.api::<Deployment>().delete("web", &DeleteParams::default()).await?;
+    ns.api::<Deployment>()
+        .delete("web", &DeleteParams::default())
+        .await?;
     wait_tagged_processes(&tag, 0).await;
     ns.delete().await?;
     node.kill().await;

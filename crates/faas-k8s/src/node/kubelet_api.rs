@@ -306,4 +306,185 @@ mod tests {
         );
         assert_eq!(bad.into_response().status(), StatusCode::BAD_REQUEST);
     }
+
+    mod tls {
+        use std::path::Path;
+
+        use bytes::Bytes;
+        use http_body_util::{BodyExt, Empty};
+        use rcgen::{
+            BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer,
+            KeyPair,
+        };
+        use rustls::pki_types::ServerName;
+        use tokio_rustls::TlsConnector;
+
+        use super::super::*;
+        use crate::node::backend::PodKey;
+        use crate::node::testing::StaticBackend;
+
+        struct Pki {
+            ca_pem: String,
+            issuer: Issuer<'static, KeyPair>,
+        }
+
+        impl Pki {
+            fn new() -> Self {
+                let key = KeyPair::generate().unwrap();
+                let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+                params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+                params
+                    .distinguished_name
+                    .push(DnType::CommonName, "test cluster CA");
+                let cert = params.self_signed(&key).unwrap();
+                Self {
+                    ca_pem: cert.pem(),
+                    issuer: Issuer::new(params, key),
+                }
+            }
+
+            /// A leaf certificate and its key, as PEM.
+            fn leaf(&self, san: &[&str], client: bool) -> (String, String) {
+                let key = KeyPair::generate().unwrap();
+                let sans: Vec<String> = san.iter().map(|s| (*s).to_owned()).collect();
+                let mut params = CertificateParams::new(sans).unwrap();
+                params.distinguished_name.push(DnType::CommonName, "leaf");
+                if client {
+                    params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+                }
+                let cert = params.signed_by(&key, &self.issuer).unwrap();
+                (cert.pem(), key.serialize_pem())
+            }
+        }
+
+        fn write(dir: &Path, name: &str, pem: &str) -> std::path::PathBuf {
+            let path = dir.join(name);
+            std::fs::write(&path, pem).unwrap();
+            path
+        }
+
+        async fn get(
+            addr: SocketAddr,
+            ca_pem: &str,
+            client: Option<(&str, &str)>,
+            path: &str,
+        ) -> Result<(u16, String), String> {
+            let mut roots = RootCertStore::empty();
+            for cert in CertificateDer::pem_slice_iter(ca_pem.as_bytes()) {
+                roots.add(cert.unwrap()).unwrap();
+            }
+            let provider = Arc::new(rustls::crypto::ring::default_provider());
+            let builder = rustls::ClientConfig::builder_with_provider(provider)
+                .with_safe_default_protocol_versions()
+                .unwrap()
+                .with_root_certificates(roots);
+            let config = match client {
+                Some((cert, key)) => {
+                    let chain = CertificateDer::pem_slice_iter(cert.as_bytes())
+                        .collect::<Result<Vec<_>, _>>()
+                        .unwrap();
+                    let key = PrivateKeyDer::from_pem_slice(key.as_bytes()).unwrap();
+                    builder.with_client_auth_cert(chain, key).unwrap()
+                }
+                None => builder.with_no_client_auth(),
+            };
+            let stream = tokio::net::TcpStream::connect(addr)
+                .await
+                .map_err(|e| e.to_string())?;
+            let tls = TlsConnector::from(Arc::new(config))
+                .connect(ServerName::try_from("127.0.0.1").unwrap(), stream)
+                .await
+                .map_err(|e| e.to_string())?;
+            let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tls))
+                .await
+                .map_err(|e| e.to_string())?;
+            tokio::spawn(conn);
+            let request = http::Request::get(path)
+                .header(http::header::HOST, "127.0.0.1")
+                .body(Empty::<Bytes>::new())
+                .unwrap();
+            let response = sender
+                .send_request(request)
+                .await
+                .map_err(|e| e.to_string())?;
+            let status = response.status().as_u16();
+            let body = response
+                .into_body()
+                .collect()
+                .await
+                .map_err(|e| e.to_string())?;
+            Ok((
+                status,
+                String::from_utf8_lossy(&body.to_bytes()).into_owned(),
+            ))
+        }
+
+        #[tokio::test]
+        async fn only_clients_with_a_certificate_from_the_cluster_ca_are_served() {
+            let dir = std::env::temp_dir().join(format!("faas-kubelet-api-{}", std::process::id()));
+            std::fs::create_dir_all(&dir).unwrap();
+            let pki = Pki::new();
+            let (server_cert, server_key) = pki.leaf(&["127.0.0.1"], false);
+            let tls = KubeletTls {
+                cert: write(&dir, "server.crt", &server_cert),
+                key: write(&dir, "server.key", &server_key),
+                client_ca: write(&dir, "ca.crt", &pki.ca_pem),
+            };
+            let registry = PodRegistry::default();
+            registry.insert(&PodKey::new("shop", "web", "u1"));
+            let backend: Arc<dyn PodBackend> = Arc::new(StaticBackend {
+                log: "listening\nGET / -> 200\n",
+            });
+            let api = KubeletApi::bind("127.0.0.1:0".parse().unwrap(), &tls, registry, backend)
+                .await
+                .unwrap();
+            let addr = api.local_addr().unwrap();
+            let shutdown = CancellationToken::new();
+            let server = tokio::spawn(api.serve(shutdown.clone()));
+
+            let (client_cert, client_key) = pki.leaf(&[], true);
+            let client = Some((client_cert.as_str(), client_key.as_str()));
+            assert_eq!(
+                get(addr, &pki.ca_pem, client, "/containerLogs/shop/web/app").await,
+                Ok((200, "listening\nGET / -> 200\n".to_owned()))
+            );
+            let (status, body) = get(addr, &pki.ca_pem, client, "/containerLogs/shop/nope/app")
+                .await
+                .unwrap();
+            assert_eq!(status, 404, "{body}");
+            assert!(body.contains("shop/nope"), "{body}");
+            let (status, _) = get(addr, &pki.ca_pem, client, "/containerLogs/shop/web/other")
+                .await
+                .unwrap();
+            assert_eq!(status, 404);
+            let (status, _) = get(
+                addr,
+                &pki.ca_pem,
+                client,
+                "/containerLogs/shop/web/app?tailLines=x",
+            )
+            .await
+            .unwrap();
+            assert_eq!(status, 400);
+
+            // No client certificate: refused.
+            assert!(get(addr, &pki.ca_pem, None, "/healthz").await.is_err());
+            // A certificate from another CA: refused.
+            let other = Pki::new();
+            let (rogue_cert, rogue_key) = other.leaf(&[], true);
+            assert!(
+                get(
+                    addr,
+                    &pki.ca_pem,
+                    Some((&rogue_cert, &rogue_key)),
+                    "/healthz"
+                )
+                .await
+                .is_err()
+            );
+            shutdown.cancel();
+            server.await.unwrap();
+            let _ = std::fs::remove_dir_all(&dir);
+        }
+    }
 }

@@ -38,6 +38,8 @@ mod probe;
 pub mod process;
 mod quantity;
 mod registration;
+#[cfg(test)]
+mod testing;
 mod virtual_node;
 
 pub use backend::{

@@ -476,82 +476,8 @@ mod tests {
                 });
             }
         });
-        struct NoBackend;
-        #[async_trait::async_trait]
-        impl PodBackend for NoBackend {
-            fn name(&self) -> &str {
-                "none"
-            }
-            fn capacity(&self) -> super::super::backend::Capacity {
-                Default::default()
-            }
-            async fn create(
-                &self,
-                p: super::super::backend::PodLaunch,
-            ) -> Result<super::super::backend::PodRuntimeStatus, super::super::backend::BackendError>
-            {
-                Err(super::super::backend::BackendError::NotFound(p.key))
-            }
-            async fn update(
-                &self,
-                _p: super::super::backend::PodLaunch,
-            ) -> Result<(), super::super::backend::BackendError> {
-                Ok(())
-            }
-            async fn restart_container(
-                &self,
-                _k: &PodKey,
-                _c: &str,
-            ) -> Result<(), super::super::backend::BackendError> {
-                Ok(())
-            }
-            async fn delete(
-                &self,
-                _k: &PodKey,
-                _g: Duration,
-            ) -> Result<(), super::super::backend::BackendError> {
-                Ok(())
-            }
-            async fn status(
-                &self,
-                _k: &PodKey,
-            ) -> Result<
-                Option<super::super::backend::PodRuntimeStatus>,
-                super::super::backend::BackendError,
-            > {
-                Ok(None)
-            }
-            async fn list(
-                &self,
-            ) -> Result<
-                Vec<super::super::backend::PodRuntimeStatus>,
-                super::super::backend::BackendError,
-            > {
-                Ok(vec![])
-            }
-            async fn logs(
-                &self,
-                k: &PodKey,
-                _c: &str,
-                _o: super::super::backend::LogOptions,
-            ) -> Result<super::super::backend::LogStream, super::super::backend::BackendError>
-            {
-                Err(super::super::backend::BackendError::NotFound(k.clone()))
-            }
-            async fn exec(
-                &self,
-                _k: &PodKey,
-                _c: &str,
-                cmd: Vec<String>,
-            ) -> Result<i32, super::super::backend::BackendError> {
-                Ok(if cmd == ["true"] { 0 } else { 1 })
-            }
-            fn events(&self) -> super::super::backend::PodEvents {
-                Box::pin(futures::stream::pending())
-            }
-        }
         let target = ProbeTarget {
-            backend: Arc::new(NoBackend),
+            backend: Arc::new(super::super::testing::StaticBackend { log: "" }),
             key: PodKey::new("ns", "p", "u"),
             container: Container::default(),
             pod_ip: Some("127.0.0.1".parse().unwrap()),

@@ -46,7 +46,7 @@ impl PodRegistry {
             .cloned()
     }
 
-    fn insert(&self, key: &PodKey) {
+    pub(crate) fn insert(&self, key: &PodKey) {
         self.0
             .write()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
