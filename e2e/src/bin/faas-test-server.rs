@@ -40,7 +40,10 @@ fn options() -> Result<Options, String> {
             "--not-ready" => opts.ready = false,
             "--exit-code" => {
                 let v = value("--exit-code")?;
-                opts.exit_code = Some(v.parse().map_err(|_| format!("--exit-code {v:?}: not a number"))?);
+                opts.exit_code = Some(
+                    v.parse()
+                        .map_err(|_| format!("--exit-code {v:?}: not a number"))?,
+                );
             }
             // Free-form markers (tests use them to find the process); ignored.
             other if other.starts_with("--tag=") => {}
@@ -97,7 +100,10 @@ fn handle(mut stream: TcpStream, name: &str, ready: &AtomicBool) {
         },
         _ => ("404 Not Found", "no such route\n".to_owned()),
     };
-    println!("{method} {path} -> {}", status.split(' ').next().unwrap_or(""));
+    println!(
+        "{method} {path} -> {}",
+        status.split(' ').next().unwrap_or("")
+    );
     respond(&mut stream, status, &body);
 }
 
