@@ -45,6 +45,11 @@ impl Workspace {
         })
     }
 
+    /// The workspace root (where the top `Cargo.toml` is).
+    pub(crate) fn root(&self) -> &Path {
+        &self.root
+    }
+
     /// Cargo's target directory.
     pub(crate) fn target(&self) -> &Path {
         &self.target

@@ -12,6 +12,7 @@ use super::Options;
 use super::build::Binaries;
 use super::identity::Identities;
 use super::layout::Layout;
+use super::pki::FRONT_PROXY_CLIENT;
 
 /// The controllers kube-controller-manager runs: the workload controllers,
 /// service accounts and their tokens, namespaces, garbage collection, node
@@ -79,8 +80,9 @@ pub(crate) fn etcd(bin: &Binaries, layout: &Layout, options: &Options) -> Comman
 }
 
 /// `kube-apiserver`: TLS, token and client-certificate authentication, RBAC,
-/// service-account tokens, and a client certificate for kubelets (the
-/// virtual node's kubelet API on its InternalIP).
+/// service-account tokens, a client certificate for kubelets (the virtual
+/// node's kubelet API on its InternalIP), and the front proxy of the
+/// aggregation layer.
 pub(crate) fn apiserver(bin: &Binaries, layout: &Layout, options: &Options) -> Command {
     let pki = layout.pki();
     let mut cmd = Command::new(bin.path("kube-apiserver"));
@@ -118,6 +120,18 @@ pub(crate) fn apiserver(bin: &Binaries, layout: &Layout, options: &Options) -> C
         ),
         flag("kubelet-certificate-authority", path(&pki.ca.cert)),
         flag("kubelet-preferred-address-types", "InternalIP"),
+        flag(
+            "requestheader-client-ca-file",
+            path(&pki.front_proxy_ca.cert),
+        ),
+        flag("requestheader-allowed-names", FRONT_PROXY_CLIENT),
+        flag("requestheader-username-headers", "X-Remote-User"),
+        flag("requestheader-group-headers", "X-Remote-Group"),
+        flag("requestheader-extra-headers-prefix", "X-Remote-Extra-"),
+        flag("proxy-client-cert-file", path(&pki.front_proxy_client.cert)),
+        flag("proxy-client-key-file", path(&pki.front_proxy_client.key)),
+        // No kube-proxy: aggregated APIs are reached at their endpoints.
+        flag("enable-aggregator-routing", "true"),
         flag("allow-privileged", "true"),
         flag(
             "default-not-ready-toleration-seconds",

@@ -52,8 +52,15 @@ struct State {
 impl ControlPlane {
     /// The control plane of workspace `ws`, configured by `options`.
     pub(crate) fn new(ws: &Workspace, options: Options) -> Self {
+        // A relative directory is relative to the workspace root, as
+        // `target/` is; `target/cluster` follows CARGO_TARGET_DIR.
+        let dir = if options.cluster_dir == Path::new("target/cluster") {
+            ws.target().join("cluster")
+        } else {
+            ws.root().join(&options.cluster_dir)
+        };
         Self {
-            layout: Layout::new(ws.target().join("cluster")),
+            layout: Layout::new(dir),
             ws: ws.clone(),
             options,
         }
@@ -150,11 +157,11 @@ impl ControlPlane {
             options.controller_manager_port
         );
         wait(&mut running, "kube-controller-manager", deadline, || {
-            prober.expect_ok(&cm)
+            prober.expect_ok_anonymous(&cm)
         })?;
         let scheduler = format!("https://127.0.0.1:{}/healthz", options.scheduler_port);
         wait(&mut running, "kube-scheduler", deadline, || {
-            prober.expect_ok(&scheduler)
+            prober.expect_ok_anonymous(&scheduler)
         })?;
 
         let default_sa =
@@ -204,7 +211,8 @@ impl ControlPlane {
             }
         }
         process::stop_recorded(&run_dir, STOP_GRACE)?;
-        for (port, what, flag) in self.options.ports() {
+        // Dependents first: an API server whose etcd is gone is slow to stop.
+        for (port, what, flag) in self.options.ports().into_iter().rev() {
             self.free_port(port, what, flag)?;
         }
         self.remove_state(true)
@@ -520,7 +528,7 @@ fn probe_component(prober: &Prober, state: &State, name: &str) -> (String, Resul
                 options.controller_manager_port
             };
             let url = format!("https://127.0.0.1:{port}/healthz");
-            let probed = prober.expect_ok(&url);
+            let probed = prober.expect_ok_anonymous(&url);
             (url, probed)
         }
     }

@@ -11,6 +11,8 @@ mod layout;
 mod pki;
 mod probe;
 
+use std::path::PathBuf;
+
 use anyhow::Result;
 use clap::Subcommand;
 use serde::{Deserialize, Serialize};
@@ -55,6 +57,14 @@ enum ClusterCommand {
 /// variable, so `cargo xtask test` and CI can set them too.
 #[derive(Clone, Debug, clap::Args, Serialize, Deserialize)]
 pub(crate) struct Options {
+    /// Where the cluster keeps its state, logs and kubeconfigs.
+    #[arg(
+        long,
+        global = true,
+        env = "FAAS_CLUSTER_DIR",
+        default_value = "target/cluster"
+    )]
+    pub(crate) cluster_dir: PathBuf,
     /// Kubernetes release to build and run.
     #[arg(long, global = true, env = "FAAS_K8S_VERSION", default_value = DEFAULT_KUBERNETES_VERSION)]
     pub(crate) kubernetes_version: String,

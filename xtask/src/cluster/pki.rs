@@ -44,6 +44,11 @@ pub(crate) struct Pki {
     pub(crate) controller_manager: CertFiles,
     /// kube-scheduler's serving certificate.
     pub(crate) scheduler: CertFiles,
+    /// The CA of the front proxy (`--requestheader-client-ca-file`): only
+    /// the API server's aggregation proxy may assert users by header.
+    pub(crate) front_proxy_ca: CertFiles,
+    /// The client certificate the API server proxies to aggregated APIs with.
+    pub(crate) front_proxy_client: CertFiles,
     /// The service-account token signing key (private).
     pub(crate) service_account_key: PathBuf,
     /// The service-account token verification key (public).
@@ -64,6 +69,8 @@ impl Pki {
             kubelet: pair("kubelet"),
             controller_manager: pair("controller-manager"),
             scheduler: pair("scheduler"),
+            front_proxy_ca: pair("front-proxy-ca"),
+            front_proxy_client: pair("front-proxy-client"),
             service_account_key: dir.join("sa.key"),
             service_account_pub: dir.join("sa.pub"),
         }
@@ -74,20 +81,8 @@ impl Pki {
         fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
         let pki = Self::at(dir);
 
-        let ca_key = KeyPair::generate()?;
-        let mut ca_params = CertificateParams::new(Vec::<String>::new())?;
-        ca_params
-            .distinguished_name
-            .push(DnType::CommonName, "faas-cluster-ca");
-        ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        ca_params.key_usages = vec![
-            KeyUsagePurpose::KeyCertSign,
-            KeyUsagePurpose::CrlSign,
-            KeyUsagePurpose::DigitalSignature,
-        ];
-        let ca_cert = ca_params.self_signed(&ca_key)?;
-        write(&pki.ca, &ca_cert.pem(), &ca_key)?;
-        let issuer = Issuer::new(ca_params, ca_key);
+        let issuer = new_ca(&pki.ca, "faas-cluster-ca")?;
+        let front_proxy = new_ca(&pki.front_proxy_ca, "faas-front-proxy-ca")?;
 
         let loopback = [
             SanType::DnsName("localhost".try_into()?),
@@ -147,12 +142,42 @@ impl Pki {
             &loopback,
             &server,
         )?;
+        leaf(
+            &front_proxy,
+            &pki.front_proxy_client,
+            FRONT_PROXY_CLIENT,
+            None,
+            &[],
+            &client,
+        )?;
 
         let sa = KeyPair::generate()?;
         fs::write(&pki.service_account_key, sa.serialize_pem())?;
         fs::write(&pki.service_account_pub, sa.public_key_pem())?;
         Ok(pki)
     }
+}
+
+/// The common name of the front proxy's client certificate
+/// (`--requestheader-allowed-names`).
+pub(crate) const FRONT_PROXY_CLIENT: &str = "front-proxy-client";
+
+/// Creates a self-signed CA, writes it to `files` and returns its issuer.
+fn new_ca(files: &CertFiles, common_name: &str) -> Result<Issuer<'static, KeyPair>> {
+    let key = KeyPair::generate()?;
+    let mut params = CertificateParams::new(Vec::<String>::new())?;
+    params
+        .distinguished_name
+        .push(DnType::CommonName, common_name);
+    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    params.key_usages = vec![
+        KeyUsagePurpose::KeyCertSign,
+        KeyUsagePurpose::CrlSign,
+        KeyUsagePurpose::DigitalSignature,
+    ];
+    let cert = params.self_signed(&key)?;
+    write(files, &cert.pem(), &key)?;
+    Ok(Issuer::new(params, key))
 }
 
 fn leaf(

@@ -53,12 +53,15 @@ impl Prober {
 
     /// `GET url` with the bearer token.
     pub(crate) fn get(&self, url: &str) -> Result<Answer> {
-        let response = self
-            .agent
-            .get(url)
-            .header("Authorization", &format!("Bearer {}", self.token))
-            .call()
-            .with_context(|| format!("GET {url}"))?;
+        self.request(url, true)
+    }
+
+    fn request(&self, url: &str, authenticated: bool) -> Result<Answer> {
+        let mut request = self.agent.get(url);
+        if authenticated {
+            request = request.header("Authorization", &format!("Bearer {}", self.token));
+        }
+        let response = request.call().with_context(|| format!("GET {url}"))?;
         let status = response.status().as_u16();
         let body = response
             .into_body()
@@ -69,9 +72,20 @@ impl Prober {
         Ok(Answer { status, body })
     }
 
-    /// `GET url` must answer 200 `ok`.
+    /// `GET url` with the bearer token must answer 200 `ok`.
     pub(crate) fn expect_ok(&self, url: &str) -> Result<()> {
-        let answer = self.get(url)?;
+        self.expect_ok_as(url, true)
+    }
+
+    /// `GET url` without credentials must answer 200 `ok`: the health
+    /// endpoints of the controller-manager and the scheduler, which would
+    /// refuse a token they cannot check while the API server is down.
+    pub(crate) fn expect_ok_anonymous(&self, url: &str) -> Result<()> {
+        self.expect_ok_as(url, false)
+    }
+
+    fn expect_ok_as(&self, url: &str, authenticated: bool) -> Result<()> {
+        let answer = self.request(url, authenticated)?;
         if answer.is_ok() {
             Ok(())
         } else {
@@ -87,7 +101,7 @@ impl Prober {
 /// Whether etcd's `/health` says it is healthy.
 pub(crate) fn etcd_healthy(prober: &Prober, port: u16) -> Result<()> {
     let url = format!("http://127.0.0.1:{port}/health");
-    let answer = prober.get(&url)?;
+    let answer = prober.request(&url, false)?;
     if answer.status == 200 && answer.body.replace(' ', "").contains("\"health\":\"true\"") {
         Ok(())
     } else {
