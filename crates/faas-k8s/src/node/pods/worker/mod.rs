@@ -1,0 +1,494 @@
+//! One task per pod: drives the pod through its [`Stage`]s and writes its status.
+//!
+//! The worker wakes up on a new version of the pod, a change reported by the backend, a probe
+//! result or a timer (a restart back-off or a retry that is due), does what the state machine says,
+//! and writes the pod's status when it differs from what the API server has.
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use k8s_openapi::api::core::v1::Pod;
+use kube::Api;
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+
+use super::super::backend::{
+    BackendError, Capacity, ContainerState, PodBackend, PodKey, PodLaunch, PodRuntimeStatus,
+};
+use super::super::backoff::RestartBackoff;
+use super::super::config::NodeConfig;
+use super::super::probe::{ProbeReport, ProbeTarget, ProbeUpdate, probe_container};
+use super::launch::{build_launch, pod_key};
+mod report;
+mod terminate;
+
+use super::state::{
+    ExitDecision, Phase, RestartPolicy, Stage, decide_exit, deletion_grace, initial_stage,
+};
+
+/// What every worker shares.
+pub(crate) struct PodContext {
+    pub(crate) client: kube::Client,
+    pub(crate) backend: Arc<dyn PodBackend>,
+    pub(crate) config: Arc<NodeConfig>,
+    pub(crate) allocatable: Capacity,
+}
+
+/// What a worker is told.
+#[derive(Debug)]
+pub(crate) enum WorkerMsg {
+    /// A new version of the pod.
+    Pod(Box<Pod>),
+    /// The pod object is gone from the API server.
+    Gone,
+    /// The backend reports a change.
+    Runtime,
+}
+
+/// When the API server cannot be reached, status writes are retried this often.
+const STATUS_RETRY: Duration = Duration::from_secs(2);
+/// A pod deleted from the API server without a grace period still gets this long to stop.
+const MIN_GRACE: Duration = Duration::from_secs(2);
+
+#[derive(Debug)]
+struct ContainerTrack {
+    backoff: RestartBackoff,
+    /// A restart is due at this instant (the container waits in `CrashLoopBackOff`).
+    restart_due: Option<(Instant, Duration)>,
+    /// The end of the last run a decision was made about.
+    handled_exit: Option<SystemTime>,
+    ready: bool,
+    started: bool,
+    /// The probing task of the current run, keyed by when the run started.
+    probes: Option<(SystemTime, JoinHandle<()>)>,
+}
+
+impl ContainerTrack {
+    fn stop_probes(&mut self) {
+        if let Some((_, task)) = self.probes.take() {
+            task.abort();
+        }
+        self.ready = false;
+        self.started = false;
+    }
+}
+
+pub(crate) struct Worker {
+    ctx: Arc<PodContext>,
+    key: PodKey,
+    pod: Pod,
+    stage: Stage,
+    policy: RestartPolicy,
+    runtime: Option<PodRuntimeStatus>,
+    runtime_dirty: bool,
+    tracks: BTreeMap<String, ContainerTrack>,
+    /// Why the pod cannot start (waiting reason and message), when it cannot.
+    blocked: Option<(String, String)>,
+    retry_at: Option<Instant>,
+    status_retry_at: Option<Instant>,
+    launch_backoff: RestartBackoff,
+    gone: bool,
+    finished: bool,
+    probe_tx: mpsc::UnboundedSender<ProbeReport>,
+    probe_rx: mpsc::UnboundedReceiver<ProbeReport>,
+}
+
+impl Worker {
+    pub(crate) fn new(ctx: Arc<PodContext>, pod: Pod) -> Self {
+        let key = pod_key(&pod);
+        let phase = Phase::parse(pod.status.as_ref().and_then(|s| s.phase.as_deref()));
+        let stage = initial_stage(phase, pod.metadata.deletion_timestamp.is_some());
+        let policy =
+            RestartPolicy::parse(pod.spec.as_ref().and_then(|s| s.restart_policy.as_deref()));
+        let (base, max) = (ctx.config.backoff_base, ctx.config.backoff_max);
+        let tracks = pod
+            .spec
+            .iter()
+            .flat_map(|s| s.containers.iter())
+            .map(|c| {
+                (
+                    c.name.clone(),
+                    ContainerTrack {
+                        backoff: RestartBackoff::new(base, max),
+                        restart_due: None,
+                        handled_exit: None,
+                        ready: false,
+                        started: false,
+                        probes: None,
+                    },
+                )
+            })
+            .collect();
+        let (probe_tx, probe_rx) = mpsc::unbounded_channel();
+        let retry = ctx.config.config_retry_interval;
+        Self {
+            ctx,
+            key,
+            pod,
+            stage,
+            policy,
+            runtime: None,
+            runtime_dirty: true,
+            tracks,
+            blocked: None,
+            retry_at: None,
+            status_retry_at: None,
+            launch_backoff: RestartBackoff::new(retry, retry.max(max)),
+            gone: false,
+            finished: false,
+            probe_tx,
+            probe_rx,
+        }
+    }
+
+    fn api(&self) -> Api<Pod> {
+        Api::namespaced(self.ctx.client.clone(), &self.key.namespace)
+    }
+
+    /// Runs until the pod is gone and stopped, or until the node shuts down (`rx` closes).
+    pub(crate) async fn run(mut self, mut rx: mpsc::UnboundedReceiver<WorkerMsg>) {
+        loop {
+            self.step().await;
+            if self.finished {
+                break;
+            }
+            let deadline = self.next_deadline();
+            tokio::select! {
+                msg = rx.recv() => match msg {
+                    Some(msg) => self.handle(msg),
+                    None => break,
+                },
+                Some(report) = self.probe_rx.recv() => self.handle_probe(report).await,
+                () = sleep_until(deadline) => {}
+            }
+            while let Ok(msg) = rx.try_recv() {
+                self.handle(msg);
+            }
+        }
+        for track in self.tracks.values_mut() {
+            track.stop_probes();
+        }
+    }
+
+    fn handle(&mut self, msg: WorkerMsg) {
+        match msg {
+            WorkerMsg::Pod(pod) => {
+                if pod.metadata.uid.as_deref() == Some(self.key.uid.as_str()) {
+                    let labels_changed = pod.metadata.labels != self.pod.metadata.labels
+                        || pod.metadata.annotations != self.pod.metadata.annotations;
+                    self.pod = *pod;
+                    if labels_changed && self.stage == Stage::Running {
+                        let backend = self.ctx.backend.clone();
+                        let launch = PodLaunch::new(self.key.clone(), Vec::new())
+                            .with_labels(self.pod.metadata.labels.clone().unwrap_or_default())
+                            .with_annotations(
+                                self.pod.metadata.annotations.clone().unwrap_or_default(),
+                            );
+                        let key = self.key.clone();
+                        tokio::spawn(async move {
+                            if let Err(e) = backend.update(launch).await {
+                                tracing::debug!(pod = %key, error = %e, "backend update failed");
+                            }
+                        });
+                    }
+                }
+            }
+            WorkerMsg::Gone => self.gone = true,
+            WorkerMsg::Runtime => self.runtime_dirty = true,
+        }
+    }
+
+    async fn handle_probe(&mut self, report: ProbeReport) {
+        let Some(track) = self.tracks.get_mut(&report.container) else {
+            return;
+        };
+        if track.probes.as_ref().map(|(run, _)| *run) != Some(report.run) {
+            return; // about an earlier run
+        }
+        match report.update {
+            ProbeUpdate::Started => track.started = true,
+            ProbeUpdate::Ready(ready) => track.ready = ready,
+            ProbeUpdate::LivenessFailed(message) | ProbeUpdate::StartupFailed(message) => {
+                tracing::info!(pod = %self.key, container = %report.container, %message,
+                    "probe failed, restarting the container");
+                track.stop_probes();
+                if self.policy == RestartPolicy::Never {
+                    self.stop_for_good().await;
+                } else if let Err(e) = self
+                    .ctx
+                    .backend
+                    .restart_container(&self.key, &report.container)
+                    .await
+                {
+                    tracing::warn!(pod = %self.key, error = %e, "restart after a failed probe");
+                }
+                self.runtime_dirty = true;
+            }
+        }
+    }
+
+    fn spec_grace(&self) -> Duration {
+        deletion_grace(
+            None,
+            self.pod
+                .spec
+                .as_ref()
+                .and_then(|s| s.termination_grace_period_seconds),
+        )
+    }
+
+    fn next_deadline(&self) -> Option<Instant> {
+        let restarts = self
+            .tracks
+            .values()
+            .filter_map(|t| t.restart_due.map(|(at, _)| at));
+        restarts
+            .chain(self.retry_at)
+            .chain(self.status_retry_at)
+            .min()
+    }
+
+    async fn step(&mut self) {
+        if self.pod.metadata.deletion_timestamp.is_some() || self.gone {
+            self.terminate().await;
+            return;
+        }
+        match self.stage {
+            Stage::Pending | Stage::Creating => self.start().await,
+            Stage::Running => self.supervise().await,
+            Stage::Terminating | Stage::Terminated => {}
+        }
+        self.write_status().await;
+    }
+
+    async fn start(&mut self) {
+        if self.retry_at.is_some_and(|at| at > Instant::now()) {
+            return;
+        }
+        self.retry_at = None;
+        // Adoption: a backend that already runs this pod (the node restarted) keeps it.
+        match self.ctx.backend.status(&self.key).await {
+            Ok(Some(status)) => {
+                tracing::info!(pod = %self.key, "adopted a running pod");
+                self.runtime = Some(status);
+                self.runtime_dirty = false;
+                self.blocked = None;
+                self.stage = Stage::Running;
+                self.supervise().await;
+                return;
+            }
+            Ok(None) => {}
+            Err(e) => {
+                tracing::warn!(pod = %self.key, error = %e, "backend status failed");
+            }
+        }
+        let pod_ip = match self.ctx.backend.reserve_ip(&self.key).await {
+            Ok(ip) => ip.or_else(|| self.recorded_pod_ip()),
+            Err(e) => {
+                self.block("CreateContainerError", e.to_string());
+                return;
+            }
+        };
+        let launch = build_launch(
+            &self.pod,
+            pod_ip,
+            self.ctx.config.host_ip(),
+            &self.ctx.allocatable,
+            &self.ctx.client,
+        )
+        .await;
+        let launch = match launch {
+            Ok(launch) => launch,
+            Err(e) => {
+                tracing::info!(pod = %self.key, error = %e.0, "container configuration unresolved");
+                self.blocked = Some(("CreateContainerConfigError".to_owned(), e.0));
+                self.retry_at = Some(Instant::now() + self.ctx.config.config_retry_interval);
+                return;
+            }
+        };
+        self.stage = Stage::Creating;
+        match self.ctx.backend.create(launch).await {
+            Ok(status) => {
+                tracing::info!(pod = %self.key, ip = ?status.pod_ip, "pod started");
+                self.runtime = Some(status);
+                self.runtime_dirty = true;
+                self.blocked = None;
+                self.stage = Stage::Running;
+                self.supervise().await;
+            }
+            Err(e) => {
+                let reason = match &e {
+                    BackendError::InvalidImage { .. } => "ErrImagePull",
+                    BackendError::CapacityExhausted => "OutOfCapacity",
+                    _ => "CreateContainerError",
+                };
+                tracing::warn!(pod = %self.key, error = %e, "pod could not be started");
+                self.stage = Stage::Pending;
+                self.block(reason, error_chain(&e));
+            }
+        }
+    }
+
+    fn block(&mut self, reason: &str, message: String) {
+        self.blocked = Some((reason.to_owned(), message));
+        let delay = self.launch_backoff.next_delay(Instant::now());
+        self.retry_at = Some(Instant::now() + delay.max(self.ctx.config.backoff_base));
+    }
+
+    fn recorded_pod_ip(&self) -> Option<IpAddr> {
+        self.pod
+            .status
+            .as_ref()
+            .and_then(|s| s.pod_ip.as_deref())
+            .and_then(|ip| ip.parse().ok())
+    }
+
+    async fn refresh_runtime(&mut self) {
+        if !self.runtime_dirty {
+            return;
+        }
+        match self.ctx.backend.status(&self.key).await {
+            Ok(Some(status)) => {
+                self.runtime = Some(status);
+                self.runtime_dirty = false;
+            }
+            Ok(None) => {
+                // The backend lost the pod (its processes and records are gone): start it again.
+                tracing::warn!(pod = %self.key, "the backend no longer runs the pod; starting it again");
+                self.runtime = None;
+                self.runtime_dirty = false;
+                for track in self.tracks.values_mut() {
+                    track.stop_probes();
+                    track.restart_due = None;
+                }
+                self.stage = Stage::Pending;
+            }
+            Err(e) => {
+                tracing::warn!(pod = %self.key, error = %e, "backend status failed");
+                self.status_retry_at = Some(Instant::now() + STATUS_RETRY);
+            }
+        }
+    }
+
+    /// The Running stage: decide about exits, restart what is due, keep probes in step with runs.
+    async fn supervise(&mut self) {
+        self.refresh_runtime().await;
+        if self.stage != Stage::Running {
+            return;
+        }
+        let now = Instant::now();
+        let Some(runtime) = self.runtime.clone() else {
+            return;
+        };
+        let mut restart_now = Vec::new();
+        for container in &runtime.containers {
+            let Some(track) = self.tracks.get_mut(&container.name) else {
+                continue;
+            };
+            match &container.state {
+                ContainerState::Terminated(t) => {
+                    track.stop_probes();
+                    if track.handled_exit != Some(t.finished_at) {
+                        track.handled_exit = Some(t.finished_at);
+                        let backoff = &mut track.backoff;
+                        match decide_exit(self.policy, t, || backoff.next_delay(now)) {
+                            ExitDecision::RestartAfter(delay) => {
+                                tracing::info!(pod = %self.key, container = %container.name,
+                                    exit_code = t.exit_code, ?delay, "container exited; restarting after back-off");
+                                track.restart_due = Some((now + delay, delay));
+                            }
+                            ExitDecision::Stay => {
+                                tracing::info!(pod = %self.key, container = %container.name,
+                                    exit_code = t.exit_code, "container exited; not restarting");
+                            }
+                        }
+                    }
+                    if let Some((at, _)) = track.restart_due
+                        && at <= now
+                    {
+                        restart_now.push(container.name.clone());
+                    }
+                }
+                ContainerState::Running { started_at } => {
+                    track.restart_due = None;
+                    let current = track.probes.as_ref().map(|(run, _)| *run);
+                    if current != Some(*started_at) {
+                        track.stop_probes();
+                        let spec = self
+                            .pod
+                            .spec
+                            .iter()
+                            .flat_map(|s| s.containers.iter())
+                            .find(|c| c.name == container.name)
+                            .cloned()
+                            .unwrap_or_default();
+                        let target = ProbeTarget {
+                            backend: self.ctx.backend.clone(),
+                            key: self.key.clone(),
+                            container: spec,
+                            pod_ip: runtime.pod_ip,
+                        };
+                        let task = tokio::spawn(probe_container(
+                            target,
+                            *started_at,
+                            self.probe_tx.clone(),
+                        ));
+                        track.probes = Some((*started_at, task));
+                    }
+                }
+                ContainerState::Waiting { .. } => track.stop_probes(),
+            }
+        }
+        for name in restart_now {
+            if let Some(track) = self.tracks.get_mut(&name) {
+                track.restart_due = None;
+            }
+            if let Err(e) = self.ctx.backend.restart_container(&self.key, &name).await {
+                tracing::warn!(pod = %self.key, container = %name, error = %e, "restart failed");
+                if let Some(track) = self.tracks.get_mut(&name) {
+                    let delay = track.backoff.next_delay(now);
+                    let delay = delay.max(self.ctx.config.backoff_base);
+                    track.restart_due = Some((now + delay, delay));
+                }
+            }
+            self.runtime_dirty = true;
+        }
+        if self.runtime_dirty {
+            self.refresh_runtime().await;
+        }
+        let all_done = self.runtime.as_ref().is_some_and(|r| {
+            r.containers.iter().all(|c| {
+                matches!(c.state, ContainerState::Terminated(_))
+                    && self
+                        .tracks
+                        .get(&c.name)
+                        .is_none_or(|t| t.restart_due.is_none())
+            })
+        });
+        if all_done {
+            tracing::info!(pod = %self.key, "every container finished; the pod is done");
+            self.stage = Stage::Terminated;
+        }
+    }
+}
+
+async fn sleep_until(deadline: Option<Instant>) {
+    match deadline {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => futures::future::pending().await,
+    }
+}
+
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    text
+}
