@@ -51,9 +51,20 @@ impl<'de> Deserialize<'de> for CallId {
 }
 
 impl CallId {
-    /// A fresh id (UUID v7).
+    /// A fresh id: a UUID v7 (a millisecond timestamp, then random bits).
+    ///
+    /// The random bits come from a fast per-thread generator: ids are unique,
+    /// not secret.
     pub fn new() -> Self {
-        CallId(uuid::Uuid::now_v7().to_string().into())
+        let millis = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |elapsed| elapsed.as_millis() as u64);
+        let mut random = [0u8; 10];
+        random[..8].copy_from_slice(&crate::rand::next_u64().to_le_bytes());
+        random[8..].copy_from_slice(&crate::rand::next_u64().to_le_bytes()[..2]);
+        let uuid = uuid::Builder::from_unix_timestamp_millis(millis, &random).into_uuid();
+        let mut text = [0u8; uuid::fmt::Hyphenated::LENGTH];
+        CallId(Arc::from(&*uuid.hyphenated().encode_lower(&mut text)))
     }
 
     /// The id as text.
@@ -345,6 +356,9 @@ mod tests {
         assert!("x".repeat(129).parse::<CallId>().is_err());
         let id = CallId::new();
         assert_eq!(id.as_str().parse::<CallId>().unwrap(), id);
+        let uuid = uuid::Uuid::parse_str(id.as_str()).unwrap();
+        assert_eq!(uuid.get_version_num(), 7);
+        assert_ne!(CallId::new(), id);
         assert_eq!(serde_json::to_string(&CallId::from("q")).unwrap(), "\"q\"");
     }
 

@@ -91,6 +91,7 @@ pub mod metrics;
 pub mod output;
 pub mod policy;
 pub mod provider;
+mod rand;
 pub mod registry;
 pub mod trigger;
 

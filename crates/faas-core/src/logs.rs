@@ -3,13 +3,14 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use futures::StreamExt as _;
 use futures::stream::{self, BoxStream};
 use serde::{Deserialize, Serialize};
 use tokio::sync::broadcast;
 
+use crate::context::CallId;
 use crate::error::{Error, Result};
 
 /// One line of a function's log.
@@ -119,7 +120,49 @@ struct LogInner {
 #[derive(Default)]
 struct Buffers {
     next_seq: u64,
-    lines: HashMap<String, VecDeque<(u64, LogLine)>>,
+    lines: HashMap<String, VecDeque<Record>>,
+}
+
+/// A kept line; a call's line is only formatted when read.
+#[derive(Clone)]
+struct Record {
+    seq: u64,
+    timestamp: SystemTime,
+    text: RecordText,
+}
+
+#[derive(Clone)]
+enum RecordText {
+    Text(String),
+    Call(CallRecord),
+}
+
+/// What the dispatcher records about one finished attempt.
+#[derive(Clone)]
+pub(crate) struct CallRecord {
+    pub(crate) call_id: CallId,
+    pub(crate) attempt: u32,
+    pub(crate) status: u16,
+    pub(crate) elapsed: Duration,
+    pub(crate) error: Option<String>,
+}
+
+impl RecordText {
+    fn render(&self) -> String {
+        match self {
+            RecordText::Text(text) => text.clone(),
+            RecordText::Call(call) => {
+                let mut text = format!(
+                    "call_id={} attempt={} status={} duration={:?}",
+                    call.call_id, call.attempt, call.status, call.elapsed
+                );
+                if let Some(error) = &call.error {
+                    text.push_str(&format!(" error=\"{error}\""));
+                }
+                text
+            }
+        }
+    }
 }
 
 impl Default for InvocationLog {
@@ -152,18 +195,47 @@ impl InvocationLog {
 
     /// Appends a line to `function`'s log.
     pub fn push(&self, function: &str, text: impl Into<String>) {
-        let line = LogLine::new(self.inner.instance.clone(), text);
+        self.push_record(function, RecordText::Text(text.into()));
+    }
+
+    /// Appends the line of a finished call.
+    pub(crate) fn push_call(&self, function: &str, call: CallRecord) {
+        self.push_record(function, RecordText::Call(call));
+    }
+
+    fn push_record(&self, function: &str, text: RecordText) {
         let mut buffers = self.lock();
         let seq = buffers.next_seq;
         buffers.next_seq += 1;
-        let buffer = buffers.lines.entry(function.to_owned()).or_default();
+        let record = Record {
+            seq,
+            timestamp: SystemTime::now(),
+            text,
+        };
+        // Sent under the lock, so followers see lines in sequence order.
+        if self.inner.live.receiver_count() > 0 {
+            // A follower that left meanwhile is not an error.
+            let _ = self
+                .inner
+                .live
+                .send((Arc::from(function), seq, self.to_line(&record)));
+        }
+        let buffer = match buffers.lines.get_mut(function) {
+            Some(buffer) => buffer,
+            None => buffers.lines.entry(function.to_owned()).or_default(),
+        };
         if buffer.len() == self.inner.capacity {
             buffer.pop_front();
         }
-        buffer.push_back((seq, line.clone()));
-        // Sent under the lock, so followers see lines in sequence order.
-        // No follower is not an error.
-        let _ = self.inner.live.send((Arc::from(function), seq, line));
+        buffer.push_back(record);
+    }
+
+    fn to_line(&self, record: &Record) -> LogLine {
+        LogLine {
+            timestamp: record.timestamp,
+            instance: self.inner.instance.clone(),
+            text: record.text.render(),
+        }
     }
 
     /// The kept lines of `function` that match `options` (`follow` is ignored).
@@ -178,18 +250,23 @@ impl InvocationLog {
     /// The matching lines with their sequence numbers, and the next sequence number.
     fn sequenced_lines(&self, function: &str, options: &LogOptions) -> (u64, Vec<(u64, LogLine)>) {
         let buffers = self.lock();
+        let next_seq = buffers.next_seq;
         let Some(buffer) = buffers.lines.get(function) else {
-            return (buffers.next_seq, Vec::new());
+            return (next_seq, Vec::new());
         };
-        let matching: Vec<(u64, LogLine)> = buffer
+        let matching: Vec<&Record> = buffer
             .iter()
-            .filter(|(_, line)| options.since.is_none_or(|since| line.timestamp >= since))
-            .cloned()
+            .filter(|record| options.since.is_none_or(|since| record.timestamp >= since))
             .collect();
         let skip = options
             .tail
             .map_or(0, |tail| matching.len().saturating_sub(tail));
-        (buffers.next_seq, matching.into_iter().skip(skip).collect())
+        let lines = matching
+            .into_iter()
+            .skip(skip)
+            .map(|record| (record.seq, self.to_line(record)))
+            .collect();
+        (next_seq, lines)
     }
 
     /// Forgets `function`'s lines.

@@ -1,7 +1,8 @@
 //! [`Metrics`]: Prometheus metrics of function calls.
 
+use std::collections::HashMap;
 use std::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, PoisonError, RwLock};
 use std::time::Duration;
 
 use prometheus_client::encoding::EncodeLabelSet;
@@ -69,6 +70,8 @@ pub struct Metrics {
 
 struct MetricsInner {
     registry: PromRegistry,
+    /// The metrics of each function, looked up without building label sets.
+    handles: RwLock<HashMap<Box<str>, FunctionHandles>>,
     invocations: Family<OutcomeLabels, Counter>,
     errors: Family<KindLabels, Counter>,
     duration: Family<FunctionLabels, Histogram, fn() -> Histogram>,
@@ -101,6 +104,7 @@ impl Metrics {
         Metrics {
             inner: Arc::new(MetricsInner {
                 registry,
+                handles: RwLock::new(HashMap::new()),
                 invocations,
                 errors,
                 duration,
@@ -131,30 +135,26 @@ impl Metrics {
 
     /// Counts a call as started; it stays in the in-flight gauge until the guard drops.
     pub(crate) fn start(&self, function: &str) -> InFlightGuard {
-        let gauge = self
-            .inner
-            .in_flight
-            .get_or_create(&FunctionLabels {
-                function: function.to_owned(),
-            })
-            .clone();
-        gauge.inc();
-        InFlightGuard { gauge }
+        self.with_handles(function, |handles| {
+            handles.in_flight.inc();
+            InFlightGuard {
+                gauge: handles.in_flight.clone(),
+            }
+        })
     }
 
     /// Records a finished call.
     pub(crate) fn record(&self, function: &str, error: Option<ErrorKind>, elapsed: Duration) {
-        let inner = &self.inner;
-        let outcome = if error.is_some() { "error" } else { "success" };
-        inner
-            .invocations
-            .get_or_create(&OutcomeLabels {
-                function: function.to_owned(),
-                outcome,
-            })
-            .inc();
+        self.with_handles(function, |handles| {
+            if error.is_some() {
+                handles.error.inc();
+            } else {
+                handles.success.inc();
+            }
+            handles.duration.observe(elapsed.as_secs_f64());
+        });
         if let Some(kind) = error {
-            inner
+            self.inner
                 .errors
                 .get_or_create(&KindLabels {
                     function: function.to_owned(),
@@ -162,13 +162,54 @@ impl Metrics {
                 })
                 .inc();
         }
-        inner
-            .duration
-            .get_or_create(&FunctionLabels {
-                function: function.to_owned(),
-            })
-            .observe(elapsed.as_secs_f64());
     }
+
+    fn with_handles<R>(&self, function: &str, use_them: impl FnOnce(&FunctionHandles) -> R) -> R {
+        let handles = self
+            .inner
+            .handles
+            .read()
+            .unwrap_or_else(PoisonError::into_inner);
+        if let Some(found) = handles.get(function) {
+            return use_them(found);
+        }
+        drop(handles);
+        let inner = &self.inner;
+        let mut handles = inner
+            .handles
+            .write()
+            .unwrap_or_else(PoisonError::into_inner);
+        let found = handles.entry(Box::from(function)).or_insert_with(|| {
+            let outcome = |outcome| OutcomeLabels {
+                function: function.to_owned(),
+                outcome,
+            };
+            let labels = FunctionLabels {
+                function: function.to_owned(),
+            };
+            // One statement each: a family's guard must be gone before the next
+            // lookup in the same family, which may take its write lock.
+            let success = inner.invocations.get_or_create(&outcome("success")).clone();
+            let error = inner.invocations.get_or_create(&outcome("error")).clone();
+            let duration = inner.duration.get_or_create(&labels).clone();
+            let in_flight = inner.in_flight.get_or_create(&labels).clone();
+            FunctionHandles {
+                success,
+                error,
+                duration,
+                in_flight,
+            }
+        });
+        use_them(found)
+    }
+}
+
+/// The metrics of one function.
+struct FunctionHandles {
+    success: Counter,
+    error: Counter,
+    duration: Histogram,
+    in_flight: Gauge,
 }
 
 fn register(

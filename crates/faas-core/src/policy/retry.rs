@@ -1,8 +1,5 @@
 //! [`RetryPolicy`]: how many attempts, how long between them, which errors.
 
-use std::cell::Cell;
-use std::collections::hash_map::RandomState;
-use std::hash::BuildHasher;
 use std::time::Duration;
 
 use crate::error::{ErrorKind, FunctionError};
@@ -137,7 +134,7 @@ impl RetryPolicy {
         } else {
             0.0
         };
-        let factor = 1.0 - jitter + 2.0 * jitter * random_unit();
+        let factor = 1.0 - jitter + 2.0 * jitter * crate::rand::unit();
         let delay = (base * factor).clamp(0.0, max);
         Duration::try_from_secs_f64(delay).unwrap_or(self.max_backoff)
     }
@@ -157,22 +154,6 @@ impl RetryPolicy {
             && status != http::StatusCode::REQUEST_TIMEOUT
             && status != http::StatusCode::TOO_MANY_REQUESTS)
     }
-}
-
-/// A uniformly distributed number in `[0, 1)`, from a per-thread xorshift seeded
-/// by the standard library's random hasher keys.
-fn random_unit() -> f64 {
-    thread_local! {
-        static STATE: Cell<u64> = Cell::new(RandomState::new().hash_one(0x5eed_u64) | 1);
-    }
-    STATE.with(|state| {
-        let mut x = state.get();
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        state.set(x);
-        (x >> 11) as f64 / (1u64 << 53) as f64
-    })
 }
 
 #[cfg(test)]

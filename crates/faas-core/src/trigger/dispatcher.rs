@@ -22,7 +22,7 @@ use crate::layer::{
     CatchPanic, CatchPanicLayer, ConcurrencyLimit, ConcurrencyLimitLayer, LayerFuture, RetryLayer,
     RetryOutcome, Timeout, TimeoutLayer,
 };
-use crate::logs::InvocationLog;
+use crate::logs::{CallRecord, InvocationLog};
 use crate::metrics::Metrics;
 use crate::output::Response;
 use crate::policy::DeadLetterEntry;
@@ -395,17 +395,19 @@ where
                 result.as_ref().err().map(FunctionError::kind),
                 elapsed,
             );
-            let line = match &result {
-                Ok(response) => format!(
-                    "call_id={call_id} attempt={attempt} status={} duration={elapsed:?}",
-                    response.status().as_u16()
-                ),
-                Err(error) => format!(
-                    "call_id={call_id} attempt={attempt} status={} duration={elapsed:?} error=\"{error}\"",
-                    error.status().as_u16()
-                ),
-            };
-            log.push(name, line);
+            log.push_call(
+                name,
+                CallRecord {
+                    call_id,
+                    attempt,
+                    status: match &result {
+                        Ok(response) => response.status().as_u16(),
+                        Err(error) => error.status().as_u16(),
+                    },
+                    elapsed,
+                    error: result.as_ref().err().map(ToString::to_string),
+                },
+            );
             result
         })
     }
