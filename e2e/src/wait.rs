@@ -5,7 +5,9 @@
 
 use std::fmt::{Debug, Display};
 use std::future::Future;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use tokio::time::Instant;
 
 use kube::Api;
 use kube::Resource;
@@ -80,7 +82,7 @@ where
     let mut delay = FIRST_DELAY;
     let mut last = None;
     loop {
-        match tokio::time::timeout_at(deadline.into(), check()).await {
+        match tokio::time::timeout_at(deadline, check()).await {
             Ok(Ok(Poll::Ready(value))) => return Ok(value),
             Ok(Ok(Poll::Pending(seen))) => last = Some(seen),
             Ok(Err(err)) => last = Some(error_chain(&err)),

@@ -90,7 +90,9 @@ impl Run<'_> {
         cmd
     }
 
-    fn summary(&self) -> Result<()> {
+    /// Lists every step's outcome; `complete` is false when the run
+    /// stopped early, and then no verdict is drawn here.
+    fn summary(&self, complete: bool) -> Result<()> {
         output::step("summary");
         for outcome in &self.outcomes {
             output::info(format!(
@@ -106,7 +108,9 @@ impl Run<'_> {
             .filter(|o| !o.passed)
             .map(|o| o.name.as_str())
             .collect();
-        if failed.is_empty() {
+        if !complete {
+            Ok(())
+        } else if failed.is_empty() {
             output::step(format!("all {} steps passed", self.outcomes.len()));
             Ok(())
         } else {
@@ -128,13 +132,11 @@ pub(crate) fn run(ws: &Workspace, args: Args) -> Result<()> {
         outcomes: Vec::new(),
     };
     let result = steps(&mut run, &args);
-    if !run.outcomes.is_empty() {
-        let summary = run.summary();
-        result?;
-        summary
-    } else {
-        result
+    if run.outcomes.is_empty() {
+        return result;
     }
+    let summary = run.summary(result.is_ok());
+    result.and(summary)
 }
 
 fn steps(run: &mut Run<'_>, args: &Args) -> Result<()> {
