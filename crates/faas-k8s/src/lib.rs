@@ -17,7 +17,7 @@
 //!
 //! # async fn example() -> Result<(), Box<dyn std::error::Error>> {
 //! let client = kube::Client::try_default().await?;
-//! let backend = ProcessBackend::new(ProcessBackendConfig::new("/var/lib/faas-vnode/vnode-1"))?;
+//! let backend = ProcessBackend::new(ProcessBackendConfig::new("/var/lib/faas-vnode/vnode-1")).await?;
 //! let config = NodeConfig::builder("vnode-1").pod_cidr("127.1.0.0/16").build()?;
 //! VirtualNode::new(client, config, backend)
 //!     .shutdown_on_signal()

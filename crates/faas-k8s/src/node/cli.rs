@@ -44,7 +44,7 @@ pub struct VnodeArgs {
     #[arg(long, value_enum, default_value = "process")]
     pub backend: Backend,
     /// Where the process backend keeps its pod records and logs (default
-    /// /var/lib/faas-vnode/<node-name>).
+    /// /var/lib/faas-vnode/NODE-NAME).
     #[arg(long)]
     pub state_dir: Option<PathBuf>,
     /// The range pod addresses come from (also the Node's spec.podCIDR).
