@@ -12,7 +12,10 @@ use k8s_openapi::api::core::v1::{ConfigMap, Container, Namespace, Pod, PodSpec, 
 use k8s_openapi::api::rbac::v1::{PolicyRule, Role, RoleBinding, RoleRef, Subject};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
-use kube::api::{DeleteParams, ListParams, ObjectMeta, Patch, PatchParams, PostParams};
+use kube::api::{
+    ApiResource, DeleteParams, DynamicObject, GroupVersionKind, ListParams, ObjectMeta, Patch,
+    PatchParams, PostParams,
+};
 use kube::{Api, CustomResource, CustomResourceExt, Resource, ResourceExt};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -226,14 +229,15 @@ async fn a_deployment_gets_a_replicaset_and_pods_that_stay_pending_without_a_nod
     Ok(())
 }
 
-/// A custom resource defined only for this test.
+/// A custom resource defined only for this test. Its schema comes from the
+/// derive; the test serves it under an API group of its own, so runs that
+/// share a cluster never step on each other's definition.
 #[derive(CustomResource, Clone, Debug, Default, Deserialize, Serialize, JsonSchema, PartialEq)]
 #[kube(
     group = "harness.e2e.faas.dev",
     version = "v1",
     kind = "Widget",
-    namespaced,
-    shortname = "wdg"
+    namespaced
 )]
 struct WidgetSpec {
     size: u32,
@@ -251,13 +255,20 @@ fn established(crd: &CustomResourceDefinition) -> bool {
         .any(|c| c.type_ == "Established" && c.status == "True")
 }
 
+fn widget_spec(object: &DynamicObject) -> WidgetSpec {
+    serde_json::from_value(object.data["spec"].clone()).expect("a Widget's spec")
+}
+
 #[tokio::test]
 async fn a_custom_resource_round_trips_with_server_side_apply() -> Result<()> {
     let cluster = TestCluster::require().await;
     let ns = cluster.namespace("crd").await?;
-    let crds: Api<CustomResourceDefinition> = Api::all(cluster.client());
-    let crd = Widget::crd();
+    let group = format!("{}.e2e.faas.dev", ns.name());
+    let mut crd = Widget::crd();
+    crd.spec.group.clone_from(&group);
+    crd.metadata.name = Some(format!("{}.{group}", crd.spec.names.plural));
     let crd_name = crd.name_any();
+    let crds: Api<CustomResourceDefinition> = Api::all(cluster.client());
     let manager = PatchParams::apply("faas-e2e").force();
     crds.patch(&crd_name, &manager, &Patch::Apply(&crd)).await?;
     wait::for_object(
@@ -268,27 +279,38 @@ async fn a_custom_resource_round_trips_with_server_side_apply() -> Result<()> {
     )
     .await?;
 
-    let widgets = ns.api::<Widget>();
-    let desired = Widget::new(
-        "first",
-        WidgetSpec {
-            size: 3,
-            color: "blue".into(),
-            note: None,
-        },
+    let resource = ApiResource::from_gvk_with_plural(
+        &GroupVersionKind::gvk(&group, "v1", "Widget"),
+        "widgets",
     );
+    let widgets: Api<DynamicObject> = Api::namespaced_with(cluster.client(), ns.name(), &resource);
+    let api_version = resource.api_version.clone();
+    let apply = |spec: serde_json::Value| {
+        serde_json::json!({
+            "apiVersion": api_version,
+            "kind": "Widget",
+            "metadata": { "name": "first" },
+            "spec": spec,
+        })
+    };
+    let desired = WidgetSpec {
+        size: 3,
+        color: "blue".into(),
+        note: None,
+    };
+    let first = apply(serde_json::to_value(&desired).expect("a spec serializes"));
     // The new resource may be established a moment before it is served.
     let applied = wait::until("the first server-side apply of a Widget", || async {
         Ok(Poll::Ready(
             widgets
-                .patch("first", &manager, &Patch::Apply(&desired))
+                .patch("first", &manager, &Patch::Apply(&first))
                 .await?,
         ))
     })
     .await?;
-    assert_eq!(applied.spec, desired.spec);
+    assert_eq!(widget_spec(&applied), desired);
     let fetched = widgets.get("first").await?;
-    assert_eq!(fetched.spec, desired.spec);
+    assert_eq!(widget_spec(&fetched), desired);
     assert!(
         fetched
             .managed_fields()
@@ -301,27 +323,18 @@ async fn a_custom_resource_round_trips_with_server_side_apply() -> Result<()> {
 
     // A second manager applies only the field it owns; the rest stays.
     let other = PatchParams::apply("faas-e2e-other");
-    let note = serde_json::json!({
-        "apiVersion": "harness.e2e.faas.dev/v1",
-        "kind": "Widget",
-        "metadata": { "name": "first" },
-        "spec": { "note": "owned by another manager" },
-    });
-    let merged = widgets.patch("first", &other, &Patch::Apply(&note)).await?;
-    assert_eq!(merged.spec.size, 3);
-    assert_eq!(merged.spec.color, "blue");
+    let note = apply(serde_json::json!({ "note": "owned by another manager" }));
+    let merged = widget_spec(&widgets.patch("first", &other, &Patch::Apply(&note)).await?);
     assert_eq!(
-        merged.spec.note.as_deref(),
-        Some("owned by another manager")
+        merged,
+        WidgetSpec {
+            note: Some("owned by another manager".into()),
+            ..desired
+        }
     );
 
     // Taking over a field another manager owns is a conflict unless forced.
-    let takeover = serde_json::json!({
-        "apiVersion": "harness.e2e.faas.dev/v1",
-        "kind": "Widget",
-        "metadata": { "name": "first" },
-        "spec": { "size": 5 },
-    });
+    let takeover = apply(serde_json::json!({ "size": 5 }));
     match widgets
         .patch("first", &other, &Patch::Apply(&takeover))
         .await
@@ -333,12 +346,13 @@ async fn a_custom_resource_round_trips_with_server_side_apply() -> Result<()> {
     let taken = widgets
         .patch("first", &forced, &Patch::Apply(&takeover))
         .await?;
-    assert_eq!(taken.spec.size, 5);
+    assert_eq!(widget_spec(&taken).size, 5);
     assert!(taken.metadata.generation > fetched.metadata.generation);
 
     widgets.delete("first", &DeleteParams::default()).await?;
     wait::for_deletion(&widgets, "first").await?;
     crds.delete(&crd_name, &DeleteParams::default()).await?;
+    wait::for_deletion(&crds, &crd_name).await?;
     Ok(())
 }
 
