@@ -10,8 +10,7 @@ use std::hint::black_box;
 use bytes::Bytes;
 use criterion::{Criterion, criterion_group, criterion_main};
 use faas_core::{
-    Function, FunctionDefinition, Invocation, InvocationPolicy, LocalExecutor, Registry,
-    handler_fn,
+    Function, FunctionDefinition, Invocation, InvocationPolicy, LocalExecutor, Registry, handler_fn,
 };
 
 async fn echo(body: Bytes) -> Bytes {

@@ -95,7 +95,13 @@ pub async fn run(addr: SocketAddr, config: &LoadConfig) -> io::Result<LoadResult
             .await
             .map_err(io::Error::other)?;
         tokio::spawn(connection);
-        workers.push(tokio::spawn(drive(sender, config.clone(), addr, start, end)));
+        workers.push(tokio::spawn(drive(
+            sender,
+            config.clone(),
+            addr,
+            start,
+            end,
+        )));
     }
     let mut total = LoadResult {
         requests: 0,

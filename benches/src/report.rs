@@ -29,7 +29,11 @@ impl Measurement {
         baseline: f64,
         detail: impl Into<String>,
     ) -> Self {
-        let ratio = if baseline == 0.0 { 0.0 } else { value / baseline };
+        let ratio = if baseline == 0.0 {
+            0.0
+        } else {
+            value / baseline
+        };
         Self {
             id,
             metric: metric.into(),
