@@ -121,3 +121,76 @@ impl Drop for Services {
         let _ = self.stop();
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::cell::RefCell;
+    use std::rc::Rc;
+
+    use super::*;
+
+    /// Records what was done to it; `running` says whether it already ran.
+    struct Recorder {
+        name: &'static str,
+        running: bool,
+        log: Rc<RefCell<Vec<String>>>,
+    }
+
+    impl Service for Recorder {
+        fn name(&self) -> &str {
+            self.name
+        }
+        fn is_running(&self) -> bool {
+            self.running
+        }
+        fn start(&self) -> Result<()> {
+            self.log.borrow_mut().push(format!("start {}", self.name));
+            Ok(())
+        }
+        fn stop(&self) -> Result<()> {
+            self.log.borrow_mut().push(format!("stop {}", self.name));
+            Ok(())
+        }
+        fn env(&self) -> Vec<(String, String)> {
+            vec![(self.name.to_uppercase(), "1".into())]
+        }
+    }
+
+    fn recorder(
+        name: &'static str,
+        running: bool,
+        log: &Rc<RefCell<Vec<String>>>,
+    ) -> Box<Recorder> {
+        Box::new(Recorder {
+            name,
+            running,
+            log: Rc::clone(log),
+        })
+    }
+
+    #[test]
+    fn only_services_this_run_started_are_stopped_newest_first() {
+        let log = Rc::new(RefCell::new(Vec::new()));
+        {
+            let mut services = Services::default();
+            services.start(recorder("cluster", false, &log)).unwrap();
+            services.start(recorder("shared", true, &log)).unwrap();
+            services.start(recorder("nats", false, &log)).unwrap();
+            assert_eq!(services.env().len(), 3, "a reused service's env counts too");
+        }
+        assert_eq!(
+            *log.borrow(),
+            ["start cluster", "start nats", "stop nats", "stop cluster"]
+        );
+    }
+
+    #[test]
+    fn kept_services_are_left_running() {
+        let log = Rc::new(RefCell::new(Vec::new()));
+        let mut services = Services::default();
+        services.keep_running(true);
+        services.start(recorder("cluster", false, &log)).unwrap();
+        services.stop().unwrap();
+        assert_eq!(*log.borrow(), ["start cluster"]);
+    }
+}
