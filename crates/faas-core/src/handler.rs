@@ -39,6 +39,18 @@ use crate::output::{IntoOutput, Response};
 /// assert_eq!(response.body(), "5");
 /// # });
 /// ```
+///
+/// An argument that is not an extractor is refused at compile time, with a
+/// message that lists the extractors:
+///
+/// ```compile_fail
+/// use faas_core::handler_fn;
+///
+/// struct Order;
+/// async fn place(order: Order) {}
+///
+/// let f = handler_fn(place); // error: `fn(Order) -> ... {place}` is not a faas handler
+/// ```
 #[diagnostic::on_unimplemented(
     message = "`{Self}` is not a faas handler",
     label = "not a handler",
