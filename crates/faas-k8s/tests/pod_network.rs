@@ -1,0 +1,72 @@
+//! The pod network namespace, set up for real: needs root (or CAP_NET_ADMIN and CAP_SYS_ADMIN) and
+//! the `ip` and `nsenter` programs; without them the test fails saying so.
+
+use std::net::{IpAddr, SocketAddr};
+
+use faas_k8s::node::network::PodNetwork;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+#[tokio::test]
+async fn namespace_addresses_are_reachable_from_the_host() {
+    let net = PodNetwork::namespace("faastest", "10.245.0.0/16");
+    if let Err(e) = net.prepare().await {
+        panic!(
+            "setting up a network namespace needs root and the ip and nsenter programs \
+             (apt-get install iproute2 util-linux): {e}"
+        );
+    }
+    // Twice: set-up is idempotent.
+    net.prepare().await.expect("prepare again");
+    let addr: IpAddr = "10.245.3.7".parse().unwrap();
+    net.add_address(addr).await.expect("add a pod address");
+    net.add_address(addr)
+        .await
+        .expect("adding it again is fine");
+
+    // A listener bound inside the namespace answers a client on the host.
+    let listener = net
+        .bind_tcp(SocketAddr::new(addr, 0))
+        .await
+        .expect("bind inside the namespace");
+    let port = listener.local_addr().unwrap().port();
+    let server = tokio::spawn(async move {
+        let (mut stream, peer) = listener.accept().await.expect("accept");
+        stream.write_all(b"hello").await.expect("write");
+        peer
+    });
+    let mut client = tokio::net::TcpStream::connect((addr, port))
+        .await
+        .expect("the host reaches the pod address");
+    let mut text = String::new();
+    client.read_to_string(&mut text).await.expect("read");
+    assert_eq!(text, "hello");
+    let peer = server.await.unwrap();
+    assert_eq!(
+        Some(peer.ip()),
+        net.reserved_address(),
+        "the host end talks to pods"
+    );
+
+    // Programs started through the network run inside the namespace and see the address.
+    let output = net
+        .command("ip")
+        .args(["-o", "addr", "show"])
+        .output()
+        .await
+        .expect("run ip inside the namespace");
+    let listing = String::from_utf8_lossy(&output.stdout);
+    assert!(listing.contains("10.245.3.7/32"), "{listing}");
+
+    net.remove_address(addr).await.expect("remove the address");
+    net.remove_address(addr)
+        .await
+        .expect("removing it again is fine");
+    let output = net
+        .command("ip")
+        .args(["-o", "addr", "show"])
+        .output()
+        .await
+        .expect("run ip inside the namespace");
+    let listing = String::from_utf8_lossy(&output.stdout);
+    assert!(!listing.contains("10.245.3.7/32"), "{listing}");
+}
