@@ -179,20 +179,18 @@ impl PodNetwork {
     /// Puts a pod address on the namespace end (nothing to do on loopback).
     pub async fn add_address(&self, addr: IpAddr) -> Result<(), NetworkError> {
         if let Self::Namespace {
-            netns, pod_link, ..
+            netns,
+            pod_link,
+            host_link,
+            ..
         } = self
         {
             let prefix = if addr.is_ipv4() { 32 } else { 128 };
-            ip(&[
-                "-n",
-                netns,
-                "addr",
-                "replace",
-                &format!("{addr}/{prefix}"),
-                "dev",
-                pod_link,
-            ])
-            .await?;
+            let spec = format!("{addr}/{prefix}");
+            ip(&["-n", netns, "addr", "replace", &spec, "dev", pod_link]).await?;
+            // A failed neighbour entry left by an earlier pod on this address would make the
+            // host refuse to reach the new one for a while.
+            ip(&["neigh", "flush", "to", &addr.to_string(), "dev", host_link]).await?;
         }
         Ok(())
     }
