@@ -21,7 +21,7 @@ use clap::{Parser, Subcommand};
 
 /// `cargo xtask`: the project's own automation.
 #[derive(Debug, Parser)]
-#[command(name = "cargo xtask", version, about, long_about = None)]
+#[command(name = "cargo xtask", bin_name = "cargo xtask", version, about, long_about = None)]
 struct Cli {
     #[command(subcommand)]
     command: Command,

@@ -33,10 +33,15 @@ impl Workspace {
             PathBuf::from(dir)
         } else if let Some(dir) = std::env::var_os("XDG_CACHE_HOME") {
             PathBuf::from(dir).join("faas")
-        } else {
-            let home = std::env::var_os("HOME")
-                .context("HOME is not set: set FAAS_CACHE_DIR to say where to cache builds")?;
+        } else if let Some(home) = std::env::var_os("HOME") {
             PathBuf::from(home).join(".cache").join("faas")
+        } else {
+            let fallback = std::env::temp_dir().join("faas-cache");
+            crate::output::warn(format!(
+                "HOME is not set: caching builds in {} (set FAAS_CACHE_DIR to choose)",
+                fallback.display()
+            ));
+            fallback
         };
         Ok(Self {
             root,
