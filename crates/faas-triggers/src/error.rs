@@ -64,6 +64,18 @@ pub enum Error {
         reason: String,
     },
 
+    /// A trigger a function declares (a `TriggerSpec`) is not usable.
+    #[error("the {trigger} trigger of function {function:?} is not usable")]
+    InvalidTrigger {
+        /// The function that declares it.
+        function: String,
+        /// The kind of trigger (`cron`, `http`, ...).
+        trigger: &'static str,
+        /// What is wrong with it.
+        #[source]
+        source: Box<Error>,
+    },
+
     /// A trigger names a function that is not in the registry.
     #[error("no function named {name:?} is registered (registered: {registered})")]
     UnknownFunction {

@@ -24,6 +24,7 @@ pub const DEFAULT_MAX_BODY: usize = faas_core::policy::DEFAULT_MAX_BODY_BYTES;
 /// | [`async_concurrency`](Self::with_async_concurrency) | 16 | async calls running at once |
 /// | [`callback_attempts`](Self::with_callback_attempts) | 3 | tries to POST a result to `x-callback-url` |
 /// | [`http2`](Self::with_http2) | on | also serve HTTP/2 with prior knowledge (h2c) |
+/// | [`max_timeout`](Self::with_max_timeout) | none | caps every call's deadline |
 ///
 /// ```
 /// use std::time::Duration;
@@ -50,6 +51,7 @@ pub struct HttpTriggerConfig {
     async_concurrency: usize,
     callback_attempts: u32,
     http2: bool,
+    max_timeout: Option<Duration>,
 }
 
 impl Default for HttpTriggerConfig {
@@ -65,6 +67,7 @@ impl Default for HttpTriggerConfig {
             async_concurrency: 16,
             callback_attempts: 3,
             http2: true,
+            max_timeout: None,
         }
     }
 }
@@ -137,6 +140,13 @@ impl HttpTriggerConfig {
         self
     }
 
+    /// Caps every call's deadline at `timeout`, below what the functions'
+    /// policies and `x-timeout` allow (the runtime's `FAAS_TIMEOUT`).
+    pub fn with_max_timeout(mut self, timeout: Duration) -> Self {
+        self.max_timeout = Some(timeout);
+        self
+    }
+
     /// Where to listen.
     pub fn addr(&self) -> SocketAddr {
         self.addr
@@ -185,5 +195,10 @@ impl HttpTriggerConfig {
     /// Whether h2c is served.
     pub fn http2(&self) -> bool {
         self.http2
+    }
+
+    /// The cap on every call's deadline, if set.
+    pub fn max_timeout(&self) -> Option<Duration> {
+        self.max_timeout
     }
 }

@@ -128,6 +128,7 @@ pub struct RequestDecoder {
     registry: Registry,
     router: Router,
     max_body: usize,
+    max_timeout: Option<Duration>,
 }
 
 impl RequestDecoder {
@@ -139,7 +140,16 @@ impl RequestDecoder {
             registry,
             router,
             max_body,
+            max_timeout: None,
         }
+    }
+
+    /// Caps every call's deadline at `timeout`, whatever the request asks
+    /// and the function's policy allows (the platform's limit for a pod).
+    #[must_use]
+    pub fn with_max_timeout(mut self, timeout: Option<Duration>) -> Self {
+        self.max_timeout = timeout;
+        self
     }
 
     /// The registry calls are looked up in.
@@ -249,21 +259,29 @@ impl RequestDecoder {
             ..
         } = target;
         let mut context = Context::new(function.name()).with_call_id(call_id);
-        let mut timeout = None;
-        if let Some(value) = parts.headers.get(X_TIMEOUT) {
-            let requested = text(value).and_then(parse_timeout).ok_or_else(|| {
+        let requested = match parts.headers.get(X_TIMEOUT) {
+            None => None,
+            Some(value) => Some(text(value).and_then(parse_timeout).ok_or_else(|| {
                 FunctionError::bad_input(
                     "x-timeout must be a positive duration such as `1500ms`, `2s` or a number of seconds",
                 )
-            })?;
-            let capped = function
-                .policy()
-                .timeout()
-                .map_or(requested, |cap| requested.min(cap));
-            if !asynchronous {
-                context = context.with_deadline(deadline_in(capped));
-            }
-            timeout = Some(capped);
+            })?),
+        };
+        // The shortest of what the caller asks, the server's cap and the policy.
+        let timeout = [requested, self.max_timeout]
+            .into_iter()
+            .flatten()
+            .min()
+            .map(|timeout| {
+                function
+                    .policy()
+                    .timeout()
+                    .map_or(timeout, |own| timeout.min(own))
+            });
+        if let Some(timeout) = timeout
+            && !asynchronous
+        {
+            context = context.with_deadline(deadline_in(timeout));
         }
         if let Some(trace_parent) = parts
             .headers
