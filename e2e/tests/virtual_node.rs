@@ -14,6 +14,7 @@ use std::time::Duration;
 
 use faas_e2e::wait::{self, Poll};
 use faas_e2e::{TestCluster, TestNamespace};
+use faas_k8s::node::network::PodNetwork;
 use faas_k8s::node::process::{
     AddressPool, ImageMap, ProcessBackend, ProcessBackendConfig, ShutdownPolicy,
 };
@@ -67,17 +68,46 @@ struct TestNode {
     task: tokio::task::JoinHandle<faas_k8s::Result<()>>,
 }
 
+/// The network namespace of the tests that need pod addresses an EndpointSlice accepts.
+const NETNS: &str = "faase2e";
+const NETNS_CIDR: &str = "10.246.0.0/16";
+
+/// Environment that makes `faas-netns-exec` start the test server inside [`NETNS`].
+fn netns_env() -> serde_json::Value {
+    json!([
+        {"name": "FAAS_NETNS", "value": NETNS},
+        {"name": "FAAS_NETNS_CIDR", "value": NETNS_CIDR},
+        {"name": "FAAS_NETNS_EXEC", "value": env!("CARGO_BIN_EXE_faas-test-server")},
+    ])
+}
+
 impl TestNode {
     async fn start(cluster: &TestCluster, prefix: &str) -> Self {
+        Self::start_with(cluster, prefix, false).await
+    }
+
+    /// With `in_netns`, pods get addresses from a range routed into [`NETNS`] and their
+    /// processes run there (through `faas-netns-exec`; pods need [`netns_env`]).
+    async fn start_with(cluster: &TestCluster, prefix: &str, in_netns: bool) -> Self {
         let name = unique(prefix);
         let pki = &cluster.paths().pki;
+        let (executable, cidr) = if in_netns {
+            PodNetwork::namespace(NETNS, NETNS_CIDR)
+                .prepare()
+                .await
+                .expect("the pod network namespace (needs root, ip and nsenter)");
+            let n = NEXT_RANGE.fetch_add(1, Ordering::SeqCst);
+            (
+                env!("CARGO_BIN_EXE_faas-netns-exec"),
+                format!("10.246.{}.0/24", 1 + u32::from(n)),
+            )
+        } else {
+            (env!("CARGO_BIN_EXE_faas-test-server"), next_cidr())
+        };
         let backend = ProcessBackend::new(
             ProcessBackendConfig::new(state_root().join(&name))
-                .with_images(
-                    ImageMap::new()
-                        .with_image(SERVER_IMAGE, env!("CARGO_BIN_EXE_faas-test-server")),
-                )
-                .with_addresses(AddressPool::new(next_cidr().parse().expect("a CIDR")))
+                .with_images(ImageMap::new().with_image(SERVER_IMAGE, executable))
+                .with_addresses(AddressPool::new(cidr.parse().expect("a CIDR")))
                 .with_capacity(Capacity::new("4", "8Gi", 50))
                 .with_on_drop(ShutdownPolicy::StopAll {
                     grace: Duration::from_secs(1),
@@ -226,6 +256,16 @@ async fn create_deployment(
     replicas: i32,
     args: &[&str],
 ) {
+    create_deployment_of(ns, name, node, replicas, server_container(args, true)).await;
+}
+
+async fn create_deployment_of(
+    ns: &TestNamespace,
+    name: &str,
+    node: &str,
+    replicas: i32,
+    container: serde_json::Value,
+) {
     let deployment: Deployment = serde_json::from_value(json!({
         "metadata": {"name": name},
         "spec": {
@@ -233,7 +273,7 @@ async fn create_deployment(
             "selector": {"matchLabels": {"app": name}},
             "template": {
                 "metadata": {"labels": {"app": name}},
-                "spec": pod_spec(node, json!([server_container(args, true)]), "Always"),
+                "spec": pod_spec(node, json!([container]), "Always"),
             },
         },
     }))
@@ -573,9 +613,12 @@ async fn deployment_runs_ready_pods_that_answer_and_scales_down() -> TestResult 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn service_endpoint_slice_lists_only_ready_pods() -> TestResult {
     let cluster = TestCluster::require().await;
-    let node = TestNode::start(&cluster, "vn-eps").await;
+    let node = TestNode::start_with(&cluster, "vn-eps", true).await;
     let ns = cluster.namespace("vn-eps").await?;
-    create_deployment(&ns, "web", &node.name, 3, &[]).await;
+    let mut container = server_container(&[], true);
+    let env = container["env"].as_array_mut().expect("env");
+    env.extend(netns_env().as_array().cloned().unwrap_or_default());
+    create_deployment_of(&ns, "web", &node.name, 3, container).await;
     let service: Service = serde_json::from_value(json!({
         "metadata": {"name": "web"},
         "spec": {"selector": {"app": "web"}, "ports": [{"port": 80, "targetPort": "http"}]},
