@@ -148,7 +148,8 @@ impl HttpTrigger {
             dispatcher.registry().clone(),
             router,
             self.config.max_body(),
-        );
+        )
+        .with_max_timeout(self.config.max_timeout());
         server::serve(listener, &self.config, decoder, dispatcher, shutdown).await;
         Ok(())
     }
