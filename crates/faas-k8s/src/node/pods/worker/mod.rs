@@ -24,6 +24,8 @@ use super::super::probe::{ProbeReport, ProbeTarget, ProbeUpdate, probe_container
 use super::launch::{build_launch, pod_key};
 mod report;
 mod terminate;
+#[cfg(test)]
+mod tests;
 
 use super::state::{
     ExitDecision, Phase, RestartPolicy, Stage, decide_exit, deletion_grace, initial_stage,
