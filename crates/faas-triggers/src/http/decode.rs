@@ -318,6 +318,16 @@ impl RequestDecoder {
             Some(STRUCTURED_CONTENT_TYPE) => {
                 let event = CloudEvent::from_structured(&body)?;
                 let (event_headers, data) = event.into_binary_parts();
+                // The event is the body's: `ce-*` headers beside it are not part of it.
+                let stray: Vec<HeaderName> = parts
+                    .headers
+                    .keys()
+                    .filter(|name| name.as_str().starts_with("ce-"))
+                    .cloned()
+                    .collect();
+                for name in stray {
+                    parts.headers.remove(name);
+                }
                 parts.headers.remove(header::CONTENT_TYPE);
                 parts.headers.remove(header::CONTENT_LENGTH);
                 for (name, value) in &event_headers {
