@@ -29,7 +29,6 @@ pub mod cli;
 mod config;
 mod env;
 mod expand;
-pub mod function;
 mod kubelet_api;
 mod lease;
 pub mod network;
