@@ -12,8 +12,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::time::Duration;
 
+use faas_core::{FunctionDefinition, Registry};
 use faas_e2e::wait::{self, Poll};
 use faas_e2e::{TestCluster, TestNamespace};
+use faas_k8s::node::function::{FunctionBackend, FunctionBackendConfig, function_image};
 use faas_k8s::node::network::PodNetwork;
 use faas_k8s::node::process::{
     AddressPool, ImageMap, ProcessBackend, ProcessBackendConfig, ShutdownPolicy,
@@ -90,7 +92,6 @@ impl TestNode {
     /// processes run there (through `faas-netns-exec`; pods need [`netns_env`]).
     async fn start_with(cluster: &TestCluster, prefix: &str, in_netns: bool) -> Self {
         let name = unique(prefix);
-        let pki = &cluster.paths().pki;
         let (executable, cidr) = if in_netns {
             PodNetwork::namespace(NETNS, NETNS_CIDR)
                 .prepare()
@@ -115,7 +116,12 @@ impl TestNode {
         )
         .await
         .expect("the process backend starts");
-        let backend: Arc<dyn PodBackend> = Arc::new(backend);
+        Self::start_on(cluster, name, Arc::new(backend)).await
+    }
+
+    /// Runs a node called `name` on `backend`.
+    async fn start_on(cluster: &TestCluster, name: String, backend: Arc<dyn PodBackend>) -> Self {
+        let pki = &cluster.paths().pki;
         let config = NodeConfig::builder(&name)
             .kubelet_port(free_port())
             .kubelet_tls(KubeletTls {
@@ -1072,5 +1078,64 @@ async fn killed_node_goes_not_ready_and_adopts_its_pods_when_back() -> TestResul
     node.kill().await;
     let nodes: Api<Node> = Api::all(cluster.client());
     let _ = nodes.delete(&name, &DeleteParams::default()).await;
+    Ok(())
+}
+
+async fn hello(name: String) -> String {
+    format!("hello, {name}")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn function_backend_serves_a_registered_function_on_the_pod_address() -> TestResult {
+    let cluster = TestCluster::require().await;
+    let registry = Registry::from([FunctionDefinition::from_handler("hello", hello)]);
+    let backend = FunctionBackend::new(
+        FunctionBackendConfig::new(registry)
+            .with_addresses(AddressPool::new(next_cidr().parse()?))
+            .with_capacity(Capacity::new("2", "1Gi", 100)),
+    );
+    let node = TestNode::start_on(&cluster, unique("vn-fn"), Arc::new(backend)).await;
+    let ns = cluster.namespace("vn-fn").await?;
+    let container = json!({
+        "name": "hello",
+        "image": function_image("hello"),
+        "ports": [{"name": "http", "containerPort": 8080}],
+        "readinessProbe": {"httpGet": {"path": "/_/ready", "port": "http"}, "periodSeconds": 1},
+    });
+    create_deployment_of(&ns, "hello", &node.name, 2, container).await;
+    let pods = wait_running_ready(&ns, "app=hello", 2).await;
+    for pod in &pods {
+        let ip = pod_ip(pod);
+        let mut stream = tokio::net::TcpStream::connect((ip.as_str(), 8080)).await?;
+        stream
+            .write_all(
+                b"POST / HTTP/1.1\r\nhost: pod\r\ncontent-type: text/plain\r\n\
+                  content-length: 5\r\nconnection: close\r\n\r\nworld",
+            )
+            .await?;
+        let mut response = String::new();
+        stream.read_to_string(&mut response).await?;
+        assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+        assert!(response.ends_with("hello, world"), "{response}");
+    }
+    let name = pods[0].metadata.name.clone().unwrap_or_default();
+    let logs = ns
+        .api::<Pod>()
+        .logs(
+            &name,
+            &LogParams {
+                container: Some("hello".to_owned()),
+                ..Default::default()
+            },
+        )
+        .await?;
+    assert!(
+        !logs.is_empty(),
+        "the function pod's log is served through the API server"
+    );
+    scale(&ns, "hello", 0).await;
+    wait_backend_pods(&node.backend, 0).await;
+    ns.delete().await?;
+    node.stop().await;
     Ok(())
 }

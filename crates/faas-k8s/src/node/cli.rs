@@ -19,7 +19,10 @@ use std::time::Duration;
 use crate::node::process::{AddressPool, ImageMap, Ipv4Cidr, ProcessBackend, ProcessBackendConfig};
 use crate::node::{Capacity, KubeletTls, NodeConfig, NodeTaint, PROVIDER_TAINT_KEY, VirtualNode};
 use clap::{Parser, ValueEnum};
+use faas_core::Registry;
 use kube::config::{KubeConfigOptions, Kubeconfig};
+
+use crate::node::function::{FunctionBackend, FunctionBackendConfig};
 
 /// Which backend runs the pods.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -27,6 +30,9 @@ use kube::config::{KubeConfigOptions, Kubeconfig};
 pub enum Backend {
     /// Every container is an OS process on the pod's own address.
     Process,
+    /// Every container serves a function the program registered, in-process (see
+    /// [`run_with_functions`]).
+    Function,
 }
 
 /// A virtual Kubernetes node whose pods run as local processes.
@@ -119,6 +125,19 @@ async fn client(kubeconfig: Option<&PathBuf>) -> Result<kube::Client, Box<dyn st
 /// The kubeconfig, the image map, the TLS files or the configuration are unusable, or the node
 /// could not register.
 pub async fn run(args: VnodeArgs) -> Result<(), Box<dyn std::error::Error>> {
+    run_with_functions(args, Registry::new()).await
+}
+
+/// [`run`] for a program that registers functions: with `--backend function`, pods whose image
+/// names one of them (`faas.dev/function/<name>`) serve it in-process.
+///
+/// # Errors
+///
+/// As [`run`]; and `--backend function` with no function registered.
+pub async fn run_with_functions(
+    args: VnodeArgs,
+    functions: Registry,
+) -> Result<(), Box<dyn std::error::Error>> {
     let client = client(args.kubeconfig.as_ref()).await?;
     let pod_cidr = args
         .pod_cidr
@@ -159,14 +178,32 @@ pub async fn run(args: VnodeArgs) -> Result<(), Box<dyn std::error::Error>> {
     }
     let config = config.build()?;
 
+    let machine = crate::node::process::machine_capacity();
+    let capacity = Capacity::new(
+        args.cpu.unwrap_or(machine.cpu),
+        args.memory.unwrap_or(machine.memory),
+        args.max_pods,
+    );
     match args.backend {
-        Backend::Process => {
-            let machine = crate::node::process::machine_capacity();
-            let capacity = Capacity::new(
-                args.cpu.unwrap_or(machine.cpu),
-                args.memory.unwrap_or(machine.memory),
-                args.max_pods,
+        Backend::Function => {
+            if functions.is_empty() {
+                return Err(
+                    "--backend function: this program registers no function; embed the \
+                            node with faas_k8s::node::cli::run_with_functions"
+                        .into(),
+                );
+            }
+            let backend = FunctionBackend::new(
+                FunctionBackendConfig::new(functions)
+                    .with_addresses(AddressPool::new(cidr))
+                    .with_capacity(capacity),
             );
+            VirtualNode::new(client, config, backend)
+                .shutdown_on_signal()
+                .run()
+                .await?;
+        }
+        Backend::Process => {
             let images = match &args.image_map {
                 Some(path) => ImageMap::load(path)
                     .map_err(|e| format!("reading --image-map {}: {e}", path.display()))?,

@@ -29,6 +29,7 @@ pub mod cli;
 mod config;
 mod env;
 mod expand;
+pub mod function;
 mod kubelet_api;
 mod lease;
 pub mod network;
