@@ -1,0 +1,220 @@
+//! The function backend serving registered functions on pod addresses, over real sockets.
+
+use std::net::IpAddr;
+use std::time::Duration;
+
+use faas_core::{FunctionDefinition, Registry};
+use faas_k8s::node::function::{FunctionBackend, FunctionBackendConfig, function_image};
+use faas_k8s::node::process::AddressPool;
+use faas_k8s::node::{
+    BackendError, ContainerLaunch, ContainerState, LogOptions, PodBackend, PodKey, PodLaunch,
+};
+use futures::StreamExt;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+async fn hello(name: String) -> String {
+    format!("hello, {name}")
+}
+
+async fn shout(text: String) -> String {
+    text.to_uppercase()
+}
+
+fn backend(range: u8) -> FunctionBackend {
+    let registry = Registry::from([
+        FunctionDefinition::from_handler("hello", hello),
+        FunctionDefinition::from_handler("shout", shout),
+    ]);
+    FunctionBackend::new(
+        FunctionBackendConfig::new(registry).with_addresses(AddressPool::new(
+            format!("127.78.{range}.0/24").parse().unwrap(),
+        )),
+    )
+}
+
+fn key(name: &str) -> PodKey {
+    PodKey::new("default", name, format!("uid-{name}"))
+}
+
+fn function_pod(name: &str, function: &str) -> PodLaunch {
+    PodLaunch::new(
+        key(name),
+        vec![ContainerLaunch::new("function", function_image(function))],
+    )
+}
+
+/// Sends one request and returns (status code, body).
+async fn request(
+    ip: IpAddr,
+    port: u16,
+    method: &str,
+    path: &str,
+    body: &str,
+) -> std::io::Result<(u16, String)> {
+    let mut stream = tokio::net::TcpStream::connect((ip, port)).await?;
+    let head = format!(
+        "{method} {path} HTTP/1.1\r\nhost: pod\r\ncontent-type: text/plain\r\n\
+         content-length: {}\r\nconnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    stream.write_all(head.as_bytes()).await?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response).await?;
+    let status = response[9..12].parse().unwrap();
+    let body = response
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_owned())
+        .unwrap();
+    Ok((status, body))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_function_pod_answers_on_its_own_address() {
+    let backend = backend(1);
+    let status = backend
+        .create(function_pod("hello", "hello"))
+        .await
+        .unwrap();
+    let ip = status.pod_ip.unwrap();
+    assert!(ip.to_string().starts_with("127.78.1."), "{ip}");
+    assert!(matches!(
+        status.container("function").unwrap().state,
+        ContainerState::Running { .. }
+    ));
+
+    // As the OpenFaaS watchdog: the pod's root calls the function; so does /function/<name>.
+    assert_eq!(
+        request(ip, 8080, "POST", "/", "pod").await.unwrap(),
+        (200, "hello, pod".to_owned())
+    );
+    assert_eq!(
+        request(ip, 8080, "POST", "/function/hello", "path")
+            .await
+            .unwrap(),
+        (200, "hello, path".to_owned())
+    );
+    let (code, _) = request(ip, 8080, "POST", "/function/shout", "x")
+        .await
+        .unwrap();
+    assert_eq!(code, 404, "a pod serves only its own function");
+    assert_eq!(
+        request(ip, 8080, "GET", "/_/health", "").await.unwrap().0,
+        200
+    );
+
+    let logs = backend
+        .logs(&key("hello"), "function", LogOptions::default())
+        .await
+        .unwrap();
+    let chunks: Vec<_> = logs.map(|c| c.unwrap()).collect().await;
+    let text = String::from_utf8(chunks.concat()).unwrap();
+    assert!(text.contains("serving hello"), "{text}");
+    assert!(text.lines().count() >= 3, "a line per call: {text}");
+
+    backend
+        .restart_container(&key("hello"), "function")
+        .await
+        .unwrap();
+    let status = backend.status(&key("hello")).await.unwrap().unwrap();
+    let container = status.container("function").unwrap();
+    assert_eq!(container.restart_count, 1);
+    assert_eq!(container.last_termination.as_ref().unwrap().exit_code, 0);
+    assert_eq!(
+        request(ip, 8080, "POST", "/", "again").await.unwrap(),
+        (200, "hello, again".to_owned())
+    );
+    assert!(matches!(
+        backend
+            .exec(&key("hello"), "function", vec!["true".into()])
+            .await,
+        Err(BackendError::Io(_))
+    ));
+    backend
+        .delete(&key("hello"), Duration::from_secs(5))
+        .await
+        .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_function_pods_share_a_port_and_delete_stops_serving() {
+    let backend = backend(2);
+    let mut events = backend.events();
+    let a = backend.create(function_pod("a", "hello")).await.unwrap();
+    let b = backend.create(function_pod("b", "shout")).await.unwrap();
+    let (ip_a, ip_b) = (a.pod_ip.unwrap(), b.pod_ip.unwrap());
+    assert_ne!(ip_a, ip_b);
+    assert_eq!(events.next().await, Some(key("a")));
+    assert_eq!(events.next().await, Some(key("b")));
+    assert_eq!(
+        request(ip_a, 8080, "POST", "/", "a").await.unwrap().1,
+        "hello, a"
+    );
+    assert_eq!(request(ip_b, 8080, "POST", "/", "b").await.unwrap().1, "B");
+
+    backend
+        .delete(&key("a"), Duration::from_secs(5))
+        .await
+        .unwrap();
+    assert!(
+        request(ip_a, 8080, "POST", "/", "a").await.is_err(),
+        "a deleted pod no longer listens"
+    );
+    assert!(backend.status(&key("a")).await.unwrap().is_none());
+    assert_eq!(request(ip_b, 8080, "POST", "/", "b").await.unwrap().1, "B");
+    assert_eq!(backend.list().await.unwrap().len(), 1);
+    backend
+        .delete(&key("b"), Duration::from_secs(5))
+        .await
+        .unwrap();
+    assert_eq!(backend.config().addresses.in_use(), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn images_that_name_no_function_are_refused() {
+    let backend = backend(3);
+    for (image, needle) in [
+        (function_image("missing"), "hello, shout"),
+        ("nginx:1.27".to_owned(), "faas.dev/function/"),
+    ] {
+        let pod = PodLaunch::new(key("bad"), vec![ContainerLaunch::new("c", image.clone())]);
+        match backend.create(pod).await.unwrap_err() {
+            BackendError::InvalidImage { image: got, reason } => {
+                assert_eq!(got, image);
+                assert!(reason.contains(needle), "{reason}");
+            }
+            other => panic!("expected InvalidImage, got {other:?}"),
+        }
+    }
+    // Two containers on one port of one address: the second cannot listen.
+    let clash = PodLaunch::new(
+        key("clash"),
+        vec![
+            ContainerLaunch::new("one", function_image("hello")),
+            ContainerLaunch::new("two", function_image("shout")),
+        ],
+    );
+    let err = backend.create(clash).await.unwrap_err();
+    assert!(
+        matches!(err, BackendError::Start { ref container, .. } if container == "two"),
+        "{err:?}"
+    );
+    assert!(backend.list().await.unwrap().is_empty());
+    assert_eq!(backend.config().addresses.in_use(), 0);
+
+    // Declared ports are honoured.
+    let ports = PodLaunch::new(
+        key("ports"),
+        vec![
+            ContainerLaunch::new("one", function_image("hello")).with_ports(vec![9001]),
+            ContainerLaunch::new("two", function_image("shout")).with_ports(vec![9002]),
+        ],
+    );
+    let ip = backend.create(ports).await.unwrap().pod_ip.unwrap();
+    assert_eq!(
+        request(ip, 9001, "POST", "/", "x").await.unwrap().1,
+        "hello, x"
+    );
+    assert_eq!(request(ip, 9002, "POST", "/", "x").await.unwrap().1, "X");
+    backend.shutdown(Duration::from_secs(5)).await;
+    assert!(request(ip, 9001, "POST", "/", "x").await.is_err());
+}
