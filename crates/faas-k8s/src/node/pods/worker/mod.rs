@@ -377,13 +377,40 @@ impl Worker {
 
     /// The Running stage: decide about exits, restart what is due, keep probes in step with runs.
     async fn supervise(&mut self) {
-        self.refresh_runtime().await;
+        // A restarted container can have exited again by the time the backend is asked how it
+        // is: decide about that exit too before judging whether the pod is done.
+        for _ in 0..3 {
+            self.refresh_runtime().await;
+            if self.stage != Stage::Running || !self.decide_and_restart().await {
+                break;
+            }
+        }
         if self.stage != Stage::Running {
             return;
         }
+        if self.runtime_dirty {
+            self.refresh_runtime().await;
+        }
+        let all_done = self.runtime.as_ref().is_some_and(|r| {
+            r.containers.iter().all(|c| match &c.state {
+                ContainerState::Terminated(t) => self.tracks.get(&c.name).is_none_or(|track| {
+                    track.handled_exit == Some(t.finished_at) && track.restart_due.is_none()
+                }),
+                _ => false,
+            })
+        });
+        if all_done {
+            tracing::info!(pod = %self.key, "every container finished; the pod is done");
+            self.stage = Stage::Terminated;
+        }
+    }
+
+    /// Decides about every exit not yet decided about, keeps probes in step with runs, and
+    /// restarts the containers whose back-off is over; returns whether it restarted any.
+    async fn decide_and_restart(&mut self) -> bool {
         let now = Instant::now();
         let Some(runtime) = self.runtime.clone() else {
-            return;
+            return false;
         };
         let mut restart_now = Vec::new();
         for container in &runtime.containers {
@@ -444,6 +471,7 @@ impl Worker {
                 ContainerState::Waiting { .. } => track.stop_probes(),
             }
         }
+        let restarted = !restart_now.is_empty();
         for name in restart_now {
             if let Some(track) = self.tracks.get_mut(&name) {
                 track.restart_due = None;
@@ -458,22 +486,7 @@ impl Worker {
             }
             self.runtime_dirty = true;
         }
-        if self.runtime_dirty {
-            self.refresh_runtime().await;
-        }
-        let all_done = self.runtime.as_ref().is_some_and(|r| {
-            r.containers.iter().all(|c| {
-                matches!(c.state, ContainerState::Terminated(_))
-                    && self
-                        .tracks
-                        .get(&c.name)
-                        .is_none_or(|t| t.restart_due.is_none())
-            })
-        });
-        if all_done {
-            tracing::info!(pod = %self.key, "every container finished; the pod is done");
-            self.stage = Stage::Terminated;
-        }
+        restarted
     }
 }
 

@@ -1,8 +1,9 @@
-//! A single decision against a mock API server: a status write that conflicts re-reads the pod and
-//! writes again on top of the fresh version, keeping what others wrote.
+//! Single decisions of the worker: against a mock API server, a status write that conflicts
+//! re-reads the pod and writes again on top of the fresh version, keeping what others wrote; and
+//! against a scripted backend, a container that crashes again right after its restart.
 
 use std::sync::Arc;
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use http::{Method, Request, Response};
 use http_body_util::BodyExt;
@@ -11,7 +12,8 @@ use kube::client::Body;
 use serde_json::json;
 
 use super::super::super::backend::{
-    Capacity, ContainerRuntimeStatus, ContainerState, PodRuntimeStatus,
+    BackendError, Capacity, ContainerRuntimeStatus, ContainerState, LogOptions, LogStream,
+    PodBackend, PodEvents, PodKey, PodLaunch, PodRuntimeStatus, Terminated,
 };
 use super::super::super::config::NodeConfig;
 use super::super::super::testing::StaticBackend;
@@ -106,4 +108,95 @@ async fn a_conflicting_status_write_is_retried_on_the_fresh_pod() {
     let worker = task.await.unwrap();
     assert_eq!(worker.pod.metadata.resource_version.as_deref(), Some("3"));
     assert!(!worker.gone);
+}
+
+/// A container that exits as soon as it starts; every restart is one more run.
+struct CrashingBackend {
+    runs: std::sync::Mutex<u32>,
+}
+
+#[async_trait::async_trait]
+impl PodBackend for CrashingBackend {
+    fn name(&self) -> &str {
+        "crashing"
+    }
+    fn capacity(&self) -> Capacity {
+        Capacity::new("1", "1Gi", 1)
+    }
+    async fn create(&self, pod: PodLaunch) -> Result<PodRuntimeStatus, BackendError> {
+        Err(BackendError::NotFound(pod.key))
+    }
+    async fn update(&self, _pod: PodLaunch) -> Result<(), BackendError> {
+        Ok(())
+    }
+    async fn restart_container(&self, _key: &PodKey, _c: &str) -> Result<(), BackendError> {
+        *self.runs.lock().unwrap() += 1;
+        Ok(())
+    }
+    async fn delete(&self, _key: &PodKey, _grace: Duration) -> Result<(), BackendError> {
+        Ok(())
+    }
+    async fn status(&self, key: &PodKey) -> Result<Option<PodRuntimeStatus>, BackendError> {
+        let run = *self.runs.lock().unwrap();
+        let at = SystemTime::UNIX_EPOCH + Duration::from_secs(u64::from(run) + 1);
+        let exit = Terminated {
+            exit_code: 1,
+            signal: None,
+            reason: "Error".into(),
+            started_at: at,
+            finished_at: at,
+        };
+        Ok(Some(PodRuntimeStatus::new(
+            key.clone(),
+            None,
+            vec![ContainerRuntimeStatus::new(
+                "app",
+                ContainerState::Terminated(exit),
+                run,
+                None,
+            )],
+        )))
+    }
+    async fn list(&self) -> Result<Vec<PodRuntimeStatus>, BackendError> {
+        Ok(Vec::new())
+    }
+    async fn logs(
+        &self,
+        key: &PodKey,
+        _c: &str,
+        _o: LogOptions,
+    ) -> Result<LogStream, BackendError> {
+        Err(BackendError::NotFound(key.clone()))
+    }
+    async fn exec(&self, key: &PodKey, _c: &str, _cmd: Vec<String>) -> Result<i32, BackendError> {
+        Err(BackendError::NotFound(key.clone()))
+    }
+    fn events(&self) -> PodEvents {
+        Box::pin(futures::stream::pending())
+    }
+}
+
+#[tokio::test]
+async fn a_container_that_crashes_again_at_once_waits_in_back_off_not_done() {
+    let (service, _handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
+    let backend = Arc::new(CrashingBackend {
+        runs: std::sync::Mutex::new(0),
+    });
+    let ctx = Arc::new(PodContext {
+        client: kube::Client::new(service, "default"),
+        backend: backend.clone(),
+        config: Arc::new(NodeConfig::builder("vn").build().unwrap()),
+        allocatable: Capacity::new("1", "1Gi", 10),
+    });
+    let mut worker = Worker::new(ctx, serde_json::from_value(pod("1", None)).unwrap());
+    worker.stage = Stage::Running;
+    worker.supervise().await;
+    // The first crash restarts at once; the new run's crash is decided about too: back-off.
+    assert_eq!(*backend.runs.lock().unwrap(), 1);
+    assert_eq!(worker.stage, Stage::Running, "an Always pod is never done");
+    let track = &worker.tracks["app"];
+    let (_, delay) = track
+        .restart_due
+        .expect("a restart is due after the back-off");
+    assert_eq!(delay, Duration::from_secs(10));
 }
