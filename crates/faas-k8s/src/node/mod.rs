@@ -8,8 +8,9 @@
 //! grace period when they are deleted, and serves their logs to `kubectl logs` through the kubelet
 //! API. After a restart of the node it adopts what still runs and stops what no Pod owns.
 //!
-//! Backends: [`process::ProcessBackend`] runs each container as an OS process on a loopback
-//! address of its own.
+//! Backends: [`process::ProcessBackend`] runs each container as an OS process on an address of
+//! its own; [`function::FunctionBackend`] serves, in-process, the registered function a pod's image
+//! names.
 //!
 //! | module | concept |
 //! |---|---|
@@ -21,6 +22,8 @@
 //! | `probe`, `backoff` | probes and restart back-off |
 //! | `kubelet_api` | the TLS kubelet API (container logs) |
 //! | [`network`] | where pods get their addresses: loopback, or a network namespace |
+//! | [`process`], [`function`] | the backends |
+//! | `cli` (feature `cli`) | the `faas-vnode` command line, reusable by programs that embed functions |
 
 pub mod backend;
 mod backoff;
