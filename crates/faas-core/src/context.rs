@@ -3,7 +3,7 @@
 
 use std::fmt;
 use std::str::FromStr;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -35,12 +35,23 @@ const MAX_CALL_ID_LEN: usize = 128;
 /// assert_eq!(parsed.to_string(), "req-42");
 /// assert!("".parse::<CallId>().is_err());
 /// ```
-#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct CallId(Arc<str>);
+#[derive(Clone)]
+pub struct CallId(Repr);
+
+/// How a [`CallId`] holds its text. Ids compare, hash and order by their text,
+/// whichever form holds it.
+#[derive(Clone)]
+enum Repr {
+    /// A generated UUID in its hyphenated form, kept inline: every call gets one,
+    /// so making it must not allocate.
+    Uuid([u8; uuid::fmt::Hyphenated::LENGTH]),
+    /// Text from outside, shared between clones.
+    Text(Arc<str>),
+}
 
 impl Serialize for CallId {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.serialize_str(&self.0)
+        serializer.serialize_str(self.as_str())
     }
 }
 
@@ -64,12 +75,42 @@ impl CallId {
         random[8..].copy_from_slice(&crate::rand::next_u64().to_le_bytes()[..2]);
         let uuid = uuid::Builder::from_unix_timestamp_millis(millis, &random).into_uuid();
         let mut text = [0u8; uuid::fmt::Hyphenated::LENGTH];
-        CallId(Arc::from(&*uuid.hyphenated().encode_lower(&mut text)))
+        uuid.hyphenated().encode_lower(&mut text);
+        CallId(Repr::Uuid(text))
     }
 
     /// The id as text.
     pub fn as_str(&self) -> &str {
-        &self.0
+        match &self.0 {
+            Repr::Uuid(text) => std::str::from_utf8(text).expect("a hyphenated UUID is ASCII"),
+            Repr::Text(text) => text,
+        }
+    }
+}
+
+impl PartialEq for CallId {
+    fn eq(&self, other: &Self) -> bool {
+        self.as_str() == other.as_str()
+    }
+}
+
+impl Eq for CallId {}
+
+impl std::hash::Hash for CallId {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.as_str().hash(state);
+    }
+}
+
+impl PartialOrd for CallId {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for CallId {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.as_str().cmp(other.as_str())
     }
 }
 
@@ -82,13 +123,13 @@ impl Default for CallId {
 
 impl fmt::Display for CallId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
+        f.write_str(self.as_str())
     }
 }
 
 impl fmt::Debug for CallId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Debug::fmt(&*self.0, f)
+        fmt::Debug::fmt(self.as_str(), f)
     }
 }
 
@@ -110,7 +151,7 @@ impl FromStr for CallId {
                 value: value.chars().take(MAX_CALL_ID_LEN).collect(),
                 reason,
             }),
-            None => Ok(CallId(value.into())),
+            None => Ok(CallId(Repr::Text(value.into()))),
         }
     }
 }
@@ -118,26 +159,26 @@ impl FromStr for CallId {
 impl From<&str> for CallId {
     /// Takes the text as is, unchecked; use [`str::parse`] for text from outside.
     fn from(value: &str) -> Self {
-        CallId(value.into())
+        CallId(Repr::Text(value.into()))
     }
 }
 
 impl From<String> for CallId {
     /// Takes the text as is, unchecked; use [`str::parse`] for text from outside.
     fn from(value: String) -> Self {
-        CallId(value.into())
+        CallId(Repr::Text(value.into()))
     }
 }
 
 impl From<CallId> for String {
     fn from(id: CallId) -> Self {
-        id.0.to_string()
+        id.as_str().to_owned()
     }
 }
 
 impl AsRef<str> for CallId {
     fn as_ref(&self) -> &str {
-        &self.0
+        self.as_str()
     }
 }
 
@@ -171,26 +212,50 @@ impl AsRef<str> for CallId {
 /// #     tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(f)
 /// # }
 /// ```
-#[derive(Clone, Debug)]
+#[derive(Debug)]
 #[non_exhaustive]
 pub struct Context {
     call_id: CallId,
-    function_name: Arc<str>,
+    /// `None` while unknown; read as "".
+    function_name: Option<Arc<str>>,
     deadline: Option<Instant>,
     attempt: u32,
     trace_parent: Option<String>,
-    cancellation: CancellationToken,
+    /// Made on first use: most calls finish without anyone asking for it.
+    cancellation: OnceLock<CancellationToken>,
 }
 
 impl Default for Context {
     fn default() -> Self {
+        Context::for_call(CallId::new())
+    }
+}
+
+impl Context {
+    /// A context for the call `call_id`, otherwise as [`Context::default`].
+    pub(crate) fn for_call(call_id: CallId) -> Self {
         Context {
-            call_id: CallId::new(),
-            function_name: Arc::from(""),
+            call_id,
+            function_name: None,
             deadline: None,
             attempt: 1,
             trace_parent: None,
-            cancellation: CancellationToken::new(),
+            cancellation: OnceLock::new(),
+        }
+    }
+}
+
+impl Clone for Context {
+    /// A copy sharing the same cancellation token (made now if it was not yet),
+    /// so cancelling the call reaches every copy.
+    fn clone(&self) -> Self {
+        Context {
+            call_id: self.call_id.clone(),
+            function_name: self.function_name.clone(),
+            deadline: self.deadline,
+            attempt: self.attempt,
+            trace_parent: self.trace_parent.clone(),
+            cancellation: OnceLock::from(self.cancellation().clone()),
         }
     }
 }
@@ -199,7 +264,7 @@ impl Context {
     /// A context for a call of `function_name`, otherwise as [`Context::default`].
     pub fn new(function_name: impl Into<String>) -> Self {
         Context {
-            function_name: Arc::from(function_name.into()),
+            function_name: Some(Arc::from(function_name.into())),
             ..Context::default()
         }
     }
@@ -211,7 +276,7 @@ impl Context {
 
     /// The name of the function being called (empty when unknown).
     pub fn function_name(&self) -> &str {
-        &self.function_name
+        self.function_name.as_deref().unwrap_or_default()
     }
 
     /// When the call must be finished, if it has a deadline.
@@ -239,12 +304,15 @@ impl Context {
     ///
     /// Long-running work should `select!` on `cancellation().cancelled()` and stop early.
     pub fn cancellation(&self) -> &CancellationToken {
-        &self.cancellation
+        self.cancellation.get_or_init(CancellationToken::new)
     }
 
     /// Whether the call was cancelled.
     pub fn is_cancelled(&self) -> bool {
-        self.cancellation.is_cancelled()
+        // A token not made yet is held by nobody who could have cancelled it.
+        self.cancellation
+            .get()
+            .is_some_and(CancellationToken::is_cancelled)
     }
 
     /// Sets the call id.
@@ -257,7 +325,7 @@ impl Context {
     /// Sets the function's name.
     #[must_use]
     pub fn with_function_name(mut self, function_name: impl Into<String>) -> Self {
-        self.function_name = Arc::from(function_name.into());
+        self.function_name = Some(Arc::from(function_name.into()));
         self
     }
 
@@ -291,13 +359,22 @@ impl Context {
     /// Sets the cancellation token.
     #[must_use]
     pub fn with_cancellation(mut self, cancellation: CancellationToken) -> Self {
-        self.cancellation = cancellation;
+        self.set_cancellation(cancellation);
         self
     }
 
-    pub(crate) fn set_function_name(&mut self, function_name: &str) {
-        if &*self.function_name != function_name {
-            self.function_name = Arc::from(function_name);
+    /// Sets the function's name, sharing the host's copy of it.
+    pub(crate) fn set_function_name(&mut self, function_name: &Arc<str>) {
+        self.function_name = Some(Arc::clone(function_name));
+    }
+
+    /// A token of the call's own: a child of this context's token, or a fresh
+    /// one when this context's token was never made (nobody holds it, so
+    /// nothing needs to reach the call through it).
+    pub(crate) fn child_cancellation(&self) -> CancellationToken {
+        match self.cancellation.get() {
+            Some(token) => token.child_token(),
+            None => CancellationToken::new(),
         }
     }
 
@@ -310,11 +387,7 @@ impl Context {
     }
 
     pub(crate) fn set_cancellation(&mut self, cancellation: CancellationToken) {
-        self.cancellation = cancellation;
-    }
-
-    pub(crate) fn set_call_id(&mut self, call_id: CallId) {
-        self.call_id = call_id;
+        self.cancellation = OnceLock::from(cancellation);
     }
 
     pub(crate) fn set_trace_parent(&mut self, trace_parent: Option<String>) {
@@ -360,6 +433,28 @@ mod tests {
         assert_eq!(uuid.get_version_num(), 7);
         assert_ne!(CallId::new(), id);
         assert_eq!(serde_json::to_string(&CallId::from("q")).unwrap(), "\"q\"");
+    }
+
+    #[test]
+    fn generated_and_parsed_ids_are_the_same_id() {
+        use std::collections::HashSet;
+        let id = CallId::new();
+        let parsed: CallId = id.as_str().parse().unwrap();
+        assert_eq!(parsed, id);
+        assert_eq!(parsed.cmp(&id), std::cmp::Ordering::Equal);
+        assert_eq!(HashSet::from([id.clone(), parsed]).len(), 1);
+        assert_eq!(format!("{id:?}"), format!("{:?}", id.as_str()));
+        assert_eq!(String::from(id.clone()), id.to_string());
+    }
+
+    #[test]
+    fn copies_share_the_token_made_on_first_use() {
+        let ctx = Context::default();
+        assert!(!ctx.is_cancelled());
+        let copy = ctx.clone();
+        ctx.cancellation().cancel();
+        assert!(copy.is_cancelled());
+        assert!(copy.clone().is_cancelled());
     }
 
     #[test]

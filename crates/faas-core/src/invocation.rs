@@ -49,15 +49,15 @@ impl Invocation {
     /// one) and its trace parent from `traceparent`.
     pub fn from_request(request: http::Request<Bytes>) -> Self {
         let (parts, body) = request.into_parts();
-        let mut context = Context::default();
-        if let Some(id) = parts
+        let mut context = match parts
             .headers
             .get(CALL_ID_HEADER)
             .and_then(|value| value.to_str().ok())
             .and_then(|value| value.parse::<CallId>().ok())
         {
-            context.set_call_id(id);
-        }
+            Some(id) => Context::for_call(id),
+            None => Context::default(),
+        };
         let trace_parent = parts
             .headers
             .get(TRACEPARENT_HEADER)

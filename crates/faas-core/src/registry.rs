@@ -224,6 +224,8 @@ pub struct RegisteredFunction {
 
 struct RegisteredInner {
     definition: FunctionDefinition,
+    /// The name, shared with the context of every call.
+    name: Arc<str>,
     limiter: Arc<Semaphore>,
     serving: AtomicBool,
     replicas: AtomicU32,
@@ -242,6 +244,7 @@ impl RegisteredFunction {
         let replicas = definition.meta().scaling.min_replicas.max(1);
         RegisteredFunction {
             inner: Arc::new(RegisteredInner {
+                name: Arc::from(definition.name()),
                 definition,
                 limiter,
                 serving: AtomicBool::new(true),
@@ -255,7 +258,12 @@ impl RegisteredFunction {
 
     /// The function's name.
     pub fn name(&self) -> &str {
-        self.inner.definition.name()
+        &self.inner.name
+    }
+
+    /// The function's name, to share without copying it.
+    pub(crate) fn shared_name(&self) -> &Arc<str> {
+        &self.inner.name
     }
 
     /// The definition it was registered with.

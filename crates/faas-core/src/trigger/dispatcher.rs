@@ -231,8 +231,8 @@ impl Dispatcher {
             )));
         }
         let context = invocation.context_mut();
-        context.set_function_name(function);
-        let token = context.cancellation().child_token();
+        context.set_function_name(registered.shared_name());
+        let token = context.child_cancellation();
         context.set_cancellation(token);
         Ok((registered, invocation))
     }
