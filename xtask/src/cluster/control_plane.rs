@@ -11,18 +11,18 @@ use serde::{Deserialize, Serialize};
 use super::Options;
 use super::build::{self, Binaries, BuildSpec};
 use super::components;
-use super::identity::{Identities, RESTRICTED_GROUP, RESTRICTED_USER};
+use super::identity::Identities;
 use super::layout::Layout;
 use super::pki::Pki;
 use super::probe::{self, Prober};
-use crate::process::{self, ProcessRecord, Started};
+use crate::process::{self, Started};
 use crate::service::Service;
 use crate::workspace::Workspace;
-use crate::{interrupt, output, ports};
+use crate::{interrupt, output};
 
 /// How long a component gets to exit on SIGTERM before SIGKILL.
-const STOP_GRACE: Duration = Duration::from_secs(15);
-const COMPONENTS: [&str; 4] = [
+pub(super) const STOP_GRACE: Duration = Duration::from_secs(15);
+pub(super) const COMPONENTS: [&str; 4] = [
     "etcd",
     "kube-apiserver",
     "kube-controller-manager",
@@ -33,20 +33,20 @@ const COMPONENTS: [&str; 4] = [
 /// loopback, with their state under `target/cluster/`.
 #[derive(Clone, Debug)]
 pub(crate) struct ControlPlane {
-    ws: Workspace,
-    options: Options,
-    layout: Layout,
+    pub(super) ws: Workspace,
+    pub(super) options: Options,
+    pub(super) layout: Layout,
 }
 
 /// What `up` records in `target/cluster/cluster.json` for `status`, `env`,
 /// `down` and later runs.
 #[derive(Clone, Debug, Serialize, Deserialize)]
-struct State {
-    options: Options,
-    binaries: PathBuf,
-    etcd_version: String,
-    apiserver_url: String,
-    identities: Identities,
+pub(super) struct State {
+    pub(super) options: Options,
+    pub(super) binaries: PathBuf,
+    pub(super) etcd_version: String,
+    pub(super) apiserver_url: String,
+    pub(super) identities: Identities,
 }
 
 impl ControlPlane {
@@ -74,7 +74,7 @@ impl ControlPlane {
         }
     }
 
-    fn state(&self) -> Option<State> {
+    pub(super) fn state(&self) -> Option<State> {
         serde_json::from_slice(&fs::read(self.layout.state_file()).ok()?).ok()
     }
 
@@ -198,80 +198,7 @@ impl ControlPlane {
         process::start(name, cmd, &self.layout.log(name), &self.layout.run_dir())
     }
 
-    /// Stops whatever an earlier `up` left behind (crashed or not), frees
-    /// the ports from leftovers of ours, and removes the old state.
-    fn clean_stale(&self) -> Result<()> {
-        let run_dir = self.layout.run_dir();
-        for record in process::records(&run_dir)? {
-            if record.is_alive() {
-                output::info(format!(
-                    "stopping {} (pid {}) left by an earlier run",
-                    record.name, record.pid
-                ));
-            }
-        }
-        process::stop_recorded(&run_dir, STOP_GRACE)?;
-        // Dependents first: an API server whose etcd is gone is slow to stop.
-        for (port, what, flag) in self.options.ports().into_iter().rev() {
-            self.free_port(port, what, flag)?;
-        }
-        self.remove_state(true)
-    }
-
-    fn free_port(&self, port: u16, what: &str, flag: &str) -> Result<()> {
-        if ports::is_free(port) {
-            return Ok(());
-        }
-        let ours = self.ws.cache().join("k8s");
-        let listeners = ports::listeners(port);
-        if listeners.is_empty() {
-            bail!(
-                "port {port} ({what}) is in use: pick another one with --{flag} \
-                 (or its FAAS_* variable, see `cargo xtask cluster --help`)"
-            );
-        }
-        for listener in listeners {
-            let exe = listener.exe.clone().unwrap_or_default();
-            let Some(stat) = process::proc_stat(listener.pid) else {
-                continue;
-            };
-            if !exe.starts_with(&ours) {
-                bail!(
-                    "port {port} ({what}) is in use by pid {} ({}), which this workspace did not \
-                     start: stop it or pick another port with --{flag}",
-                    listener.pid,
-                    exe.display()
-                );
-            }
-            output::warn(format!(
-                "port {port} is held by {} (pid {}) from an earlier run whose pid file is gone; \
-                 stopping it",
-                exe.display(),
-                listener.pid
-            ));
-            let leftover = ProcessRecord {
-                name: exe
-                    .file_name()
-                    .map(|n| n.to_string_lossy().into_owned())
-                    .unwrap_or_default(),
-                pid: listener.pid,
-                start_ticks: stat.start_ticks,
-                exe,
-                log: PathBuf::new(),
-            };
-            leftover.stop(STOP_GRACE)?;
-        }
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while !ports::is_free(port) {
-            if Instant::now() > deadline {
-                bail!("port {port} ({what}) is still in use");
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        Ok(())
-    }
-
-    fn remove_state(&self, with_logs: bool) -> Result<()> {
+    pub(super) fn remove_state(&self, with_logs: bool) -> Result<()> {
         let layout = &self.layout;
         let mut doomed = vec![
             layout.state_file(),
@@ -341,87 +268,6 @@ impl ControlPlane {
             .expect_ok(&format!("{}/readyz", state.apiserver_url))
             .ok()?;
         Some(state)
-    }
-
-    /// Prints each component's process and health; fails unless all four
-    /// are healthy.
-    pub(crate) fn status(&self) -> Result<()> {
-        let Some(state) = self.state() else {
-            bail!("no control plane is up: run `cargo xtask cluster up`");
-        };
-        let records = process::records(&self.layout.run_dir())?;
-        let prober = Prober::new(&self.layout.pki().ca.cert, &state.identities.admin.token)?;
-        let options = &state.options;
-        let mut healthy = true;
-        println!(
-            "Kubernetes {} (etcd {}) at {}",
-            options.kubernetes_version, state.etcd_version, state.apiserver_url
-        );
-        for name in COMPONENTS {
-            let (url, probed) = probe_component(&prober, &state, name);
-            let record = records.iter().find(|record| record.name == name);
-            let process = match record {
-                Some(record) if record.is_alive() => format!("pid {}", record.pid),
-                Some(record) => format!("pid {} gone", record.pid),
-                None => "not started".to_owned(),
-            };
-            let health = match probed {
-                Ok(()) => "healthy".to_owned(),
-                Err(err) => {
-                    healthy = false;
-                    format!("unhealthy: {err:#}")
-                }
-            };
-            println!("  {name:<24} {process:<14} {url:<40} {health}");
-        }
-        println!("  kubeconfig: {}", self.layout.kubeconfig().display());
-        println!("  logs:       {}", self.layout.logs_dir().display());
-        if healthy {
-            Ok(())
-        } else {
-            bail!("the control plane is not healthy; see the logs above")
-        }
-    }
-
-    /// The environment that points tests (and the virtual node) at the
-    /// running cluster; empty when none is up.
-    pub(crate) fn env_vars(&self) -> Vec<(String, String)> {
-        let Some(state) = self.state() else {
-            return Vec::new();
-        };
-        let pki = self.layout.pki();
-        let path = |p: &Path| p.display().to_string();
-        vec![
-            ("KUBECONFIG".into(), path(&self.layout.kubeconfig())),
-            (
-                "FAAS_RESTRICTED_KUBECONFIG".into(),
-                path(&self.layout.restricted_kubeconfig()),
-            ),
-            ("FAAS_RESTRICTED_USER".into(), RESTRICTED_USER.into()),
-            ("FAAS_RESTRICTED_GROUP".into(), RESTRICTED_GROUP.into()),
-            ("FAAS_APISERVER_URL".into(), state.apiserver_url.clone()),
-            ("FAAS_CLUSTER_DIR".into(), path(self.layout.dir())),
-            ("FAAS_CLUSTER_CA".into(), path(&pki.ca.cert)),
-            ("FAAS_CLUSTER_CA_KEY".into(), path(&pki.ca.key)),
-            ("FAAS_KUBELET_CERT".into(), path(&pki.kubelet.cert)),
-            ("FAAS_KUBELET_KEY".into(), path(&pki.kubelet.key)),
-            (
-                "FAAS_APISERVER_KUBELET_CLIENT_CERT".into(),
-                path(&pki.apiserver_kubelet_client.cert),
-            ),
-        ]
-    }
-
-    /// Prints `export NAME='value'` lines for a shell to `eval`.
-    pub(crate) fn print_env(&self) -> Result<()> {
-        let vars = self.env_vars();
-        if vars.is_empty() {
-            bail!("no control plane is up: run `cargo xtask cluster up`");
-        }
-        for (name, value) in vars {
-            println!("export {name}={}", shell_quote(&value));
-        }
-        Ok(())
     }
 }
 
@@ -508,50 +354,8 @@ fn wait(
     }
 }
 
-/// Probes one component of a recorded cluster: its URL and the answer.
-fn probe_component(prober: &Prober, state: &State, name: &str) -> (String, Result<()>) {
-    let options = &state.options;
-    match name {
-        "etcd" => (
-            format!("http://127.0.0.1:{}", options.etcd_port),
-            probe::etcd_healthy(prober, options.etcd_port),
-        ),
-        "kube-apiserver" => {
-            let url = format!("{}/readyz", state.apiserver_url);
-            let probed = prober.expect_ok(&url);
-            (url, probed)
-        }
-        other => {
-            let port = if other == "kube-scheduler" {
-                options.scheduler_port
-            } else {
-                options.controller_manager_port
-            };
-            let url = format!("https://127.0.0.1:{port}/healthz");
-            let probed = prober.expect_ok_anonymous(&url);
-            (url, probed)
-        }
-    }
-}
-
 fn log_tail(path: &Path, lines: usize) -> String {
     let text = fs::read_to_string(path).unwrap_or_default();
     let all: Vec<&str> = text.lines().collect();
     all[all.len().saturating_sub(lines)..].join("\n")
-}
-
-/// Quotes `value` for a POSIX shell.
-fn shell_quote(value: &str) -> String {
-    format!("'{}'", value.replace('\'', r"'\''"))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn shell_quoting_survives_quotes() {
-        assert_eq!(shell_quote("/a b/c"), "'/a b/c'");
-        assert_eq!(shell_quote("it's"), r"'it'\''s'");
-    }
 }

@@ -3,13 +3,16 @@
 //! loopback.
 
 mod build;
+mod cleanup;
 mod components;
 mod control_plane;
+mod go;
 mod gomod;
 mod identity;
 mod layout;
 mod pki;
 mod probe;
+mod report;
 
 use std::path::PathBuf;
 
