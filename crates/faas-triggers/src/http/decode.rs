@@ -258,7 +258,8 @@ impl RequestDecoder {
             asynchronous,
             ..
         } = target;
-        let mut context = Context::new(function.name()).with_call_id(call_id);
+        // The dispatcher names the function in the context when it admits the call.
+        let mut context = Context::default().with_call_id(call_id);
         let requested = match parts.headers.get(X_TIMEOUT) {
             None => None,
             Some(value) => Some(text(value).and_then(parse_timeout).ok_or_else(|| {

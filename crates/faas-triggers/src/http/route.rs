@@ -222,6 +222,10 @@ impl Router {
 
     /// Routes a request.
     pub fn route<'a>(&'a self, method: &Method, path: &'a str) -> Route<'a> {
+        if !path.starts_with('/') {
+            // `*` (OPTIONS) and authority-form (CONNECT) targets name no function.
+            return Route::NotFound;
+        }
         if path == "/" {
             return match &self.default_function {
                 Some(function) => Route::Call {
@@ -336,6 +340,8 @@ mod tests {
             }
         );
         assert_eq!(router.route(&Method::GET, "/_/nope"), Route::NotFound);
+        assert_eq!(router.route(&Method::OPTIONS, "*"), Route::NotFound);
+        assert_eq!(router.route(&Method::CONNECT, ""), Route::NotFound);
     }
 
     #[test]
