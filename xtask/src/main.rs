@@ -3,11 +3,14 @@
 //! - `cargo xtask test` runs every test tier the way CI does (`.ci/run` calls it).
 //! - `cargo xtask cluster build|up|down|status|env` builds and runs the real
 //!   Kubernetes control plane the end-to-end tier talks to.
+//! - `cargo xtask bench` runs the benchmarks against their baselines and
+//!   writes the results into `BENCHMARKS.md`.
 //!
 //! Each command is one module with an `Args` type (its command line) and a
 //! `run` function; adding a command is adding a module and one variant of
 //! [`Command`].
 
+mod bench;
 mod cluster;
 mod interrupt;
 mod output;
@@ -35,6 +38,8 @@ enum Command {
     Test(test::Args),
     /// Build and run the Kubernetes control plane used by the end-to-end tier.
     Cluster(cluster::Args),
+    /// Run the benchmarks against their baselines and update BENCHMARKS.md.
+    Bench(bench::Args),
 }
 
 fn main() -> std::process::ExitCode {
@@ -49,6 +54,7 @@ fn main() -> std::process::ExitCode {
     let result = match cli.command {
         Command::Test(args) => test::run(&ws, args),
         Command::Cluster(args) => cluster::run(&ws, args),
+        Command::Bench(args) => bench::run(&ws, args),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

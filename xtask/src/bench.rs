@@ -1,0 +1,227 @@
+//! `cargo xtask bench`: every benchmark against its baseline from the same
+//! run, written into `BENCHMARKS.md`.
+//!
+//! Each benchmark of the `faas-benches` package prints its figures as
+//! `BENCH {json}` lines (B1's come from criterion's estimates instead); this
+//! command runs them, starts the services the cluster benchmarks need, and
+//! rewrites the results table of `BENCHMARKS.md` between its markers.
+
+use std::fmt::Write as _;
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+use anyhow::{Context as _, Result, bail};
+use serde::Deserialize;
+
+use crate::cluster::{self, ControlPlane};
+use crate::output;
+use crate::service::Services;
+use crate::workspace::Workspace;
+
+/// `cargo xtask bench`.
+#[derive(Debug, clap::Args)]
+pub(crate) struct Args {
+    /// Run only these benchmarks (e.g. `--only B1 --only B2`).
+    #[arg(long, value_name = "ID")]
+    only: Vec<String>,
+    /// Shorter runs (for a quick look; the published figures use the default).
+    #[arg(long)]
+    quick: bool,
+    /// Print the results without touching BENCHMARKS.md.
+    #[arg(long)]
+    no_write: bool,
+    #[command(flatten)]
+    cluster: cluster::Options,
+}
+
+/// One figure, as the benchmarks print it.
+#[derive(Debug, Deserialize)]
+struct Measurement {
+    id: String,
+    metric: String,
+    value: f64,
+    baseline: f64,
+    ratio: f64,
+    detail: String,
+}
+
+const BEGIN: &str = "<!-- bench:begin -->";
+const END: &str = "<!-- bench:end -->";
+
+pub(crate) fn run(ws: &Workspace, args: Args) -> Result<()> {
+    let wanted =
+        |id: &str| args.only.is_empty() || args.only.iter().any(|o| o.eq_ignore_ascii_case(id));
+    let mut results = Vec::new();
+    if wanted("B1") {
+        results.extend(b1(ws, args.quick)?);
+    }
+    if wanted("B2") {
+        let mut cmd = bench_command(ws, "b2_http");
+        if args.quick {
+            cmd.env("B2_ROUNDS", "1").env("B2_SECONDS", "2");
+        }
+        results.extend(collect("B2", cmd)?);
+    }
+    if wanted("B6") {
+        let mut services = Services::default();
+        services.start(Box::new(ControlPlane::new(ws, args.cluster.clone())))?;
+        let mut cmd = bench_command(ws, "b6_vnode");
+        cmd.envs(services.env());
+        if args.quick {
+            cmd.env("B6_PODS", "200");
+        }
+        let outcome = collect("B6", cmd);
+        services.stop()?;
+        results.extend(outcome?);
+    }
+    if results.is_empty() {
+        bail!("no benchmark matched {:?} (known: B1, B2, B6)", args.only);
+    }
+    let table = table(&results);
+    println!("{table}");
+    if !args.no_write && !args.quick {
+        write_results(&ws.root().join("BENCHMARKS.md"), &table)?;
+        output::step("BENCHMARKS.md updated");
+    }
+    Ok(())
+}
+
+fn bench_command(ws: &Workspace, bench: &str) -> Command {
+    let mut cmd = ws.cargo();
+    cmd.args(["bench", "-p", "faas-benches", "--bench", bench]);
+    cmd
+}
+
+/// Runs a benchmark and keeps its `BENCH` lines, echoing everything else.
+fn collect(id: &str, mut cmd: Command) -> Result<Vec<Measurement>> {
+    output::step(format!("{id}: {cmd:?}"));
+    let out = cmd
+        .stderr(Stdio::inherit())
+        .output()
+        .with_context(|| format!("cannot run {id}"))?;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let mut found = Vec::new();
+    for line in stdout.lines() {
+        match line.strip_prefix("BENCH ") {
+            Some(json) => found
+                .push(serde_json::from_str(json).with_context(|| format!("{id} printed {json}"))?),
+            None => output::info(line),
+        }
+    }
+    if !out.status.success() {
+        bail!("{id} failed ({})", out.status);
+    }
+    if found.is_empty() {
+        bail!("{id} printed no result");
+    }
+    Ok(found)
+}
+
+/// B1 runs under criterion; its per-iteration medians are read back from
+/// `target/criterion/B1/*/new/estimates.json`.
+fn b1(ws: &Workspace, quick: bool) -> Result<Vec<Measurement>> {
+    let mut cmd = bench_command(ws, "b1_executor");
+    let (warm, measure) = if quick { ("1", "2") } else { ("3", "10") };
+    cmd.args(["--", "--warm-up-time", warm, "--measurement-time", measure]);
+    output::step(format!("B1: {cmd:?}"));
+    let status = cmd.status().context("cannot run B1")?;
+    if !status.success() {
+        bail!("B1 failed ({status})");
+    }
+    let median = |name: &str| -> Result<f64> {
+        let path = ws
+            .target()
+            .join("criterion/B1")
+            .join(name)
+            .join("new/estimates.json");
+        let text = std::fs::read_to_string(&path)
+            .with_context(|| format!("cannot read {}", path.display()))?;
+        let json: serde_json::Value = serde_json::from_str(&text)?;
+        json["median"]["point_estimate"]
+            .as_f64()
+            .with_context(|| format!("no median in {}", path.display()))
+    };
+    let direct = median("direct_await")?;
+    let spawn = median("spawn_oneshot")?;
+    let call = median("function_call")?;
+    let invoke = median("executor_invoke")?;
+    let detail = "echo of a 16-byte body on a current-thread runtime; criterion medians in ns";
+    let m = |metric: &str, value: f64, baseline: f64| Measurement {
+        id: "B1".into(),
+        metric: metric.into(),
+        value,
+        baseline,
+        ratio: value / baseline,
+        detail: detail.into(),
+    };
+    Ok(vec![
+        m("executor invoke vs direct await (ns)", invoke, direct),
+        m("executor invoke vs spawn + oneshot (ns)", invoke, spawn),
+        m("Function::call vs direct await (ns)", call, direct),
+        Measurement {
+            id: "B1".into(),
+            metric: "time added by the executor at p50 (ns)".into(),
+            value: invoke - direct,
+            baseline: 1000.0,
+            ratio: (invoke - direct) / 1000.0,
+            detail: "target: at most 1000 ns; ratio is against the target".into(),
+        },
+    ])
+}
+
+fn table(results: &[Measurement]) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "| id | metric | faas | baseline | ratio | conditions |"
+    );
+    let _ = writeln!(out, "|---|---|---:|---:|---:|---|");
+    for r in results {
+        let _ = writeln!(
+            out,
+            "| {} | {} | {:.1} | {:.1} | {:.3} | {} |",
+            r.id, r.metric, r.value, r.baseline, r.ratio, r.detail
+        );
+    }
+    let _ = writeln!(
+        out,
+        "\nMeasured {} on {} ({} cores).",
+        today(),
+        cpu_model(),
+        std::thread::available_parallelism().map_or(0, |n| n.get())
+    );
+    out
+}
+
+fn write_results(path: &Path, table: &str) -> Result<()> {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let block = format!("{BEGIN}\n{table}{END}");
+    let updated = match (text.find(BEGIN), text.find(END)) {
+        (Some(start), Some(end)) if start < end => {
+            format!("{}{}{}", &text[..start], block, &text[end + END.len()..])
+        }
+        _ => format!("{text}\n## Latest results\n\n{block}\n"),
+    };
+    std::fs::write(path, updated).with_context(|| format!("cannot write {}", path.display()))
+}
+
+fn today() -> String {
+    Command::new("date")
+        .arg("+%Y-%m-%d")
+        .output()
+        .ok()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+        .unwrap_or_default()
+}
+
+fn cpu_model() -> String {
+    std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|info| {
+            info.lines()
+                .find(|l| l.starts_with("model name"))
+                .and_then(|l| l.split(':').nth(1))
+                .map(|m| m.trim().to_owned())
+        })
+        .unwrap_or_else(|| "an unknown CPU".to_owned())
+}
