@@ -13,6 +13,18 @@
 //!      -H 'ce-specversion: 1.0' -H 'ce-id: 42' -H 'ce-source: /shop' \
 //!      -H 'ce-type: dev.faas.examples.order.placed' \
 //!      -H 'content-type: application/json' -d '{"order":7,"items":2}'
+//! # HTTP/1.1 200 OK
+//! # ce-specversion: 1.0
+//! # ce-id: 42-confirmed
+//! # ce-source: /faas/examples/confirm
+//! # ce-type: dev.faas.examples.order.confirmed
+//! # ce-subject: orders/7
+//! # content-type: application/json
+//! # x-call-id: 01a213f0-7749-7313-9d54-0be8c70dabfc
+//! # content-length: 42
+//! # date: Wed, 25 Nov 2026 18:20:56 GMT
+//! #
+//! # {"order":7,"items":2,"status":"confirmed"}
 //! ```
 //!
 //! Structured mode: the whole event is the JSON body
@@ -22,6 +34,7 @@
 //! curl -s http://127.0.0.1:8080/function/confirm \
 //!      -H 'content-type: application/cloudevents+json' \
 //!      -d '{"specversion":"1.0","id":"43","source":"/shop","type":"dev.faas.examples.order.placed","data":{"order":8,"items":1}}'
+//! # {"data":{"items":1,"order":8,"status":"confirmed"},"datacontenttype":"application/json","id":"43-confirmed","source":"/faas/examples/confirm","specversion":"1.0","subject":"orders/8","type":"dev.faas.examples.order.confirmed"}
 //! ```
 //!
 //! The function sees the same `CloudEvent` either way; the HTTP trigger reads

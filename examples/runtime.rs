@@ -17,7 +17,8 @@
 //! POD_IP=127.0.0.1 PORT=8081 cargo run --example runtime
 //! curl -s http://127.0.0.1:8081/ -d 'hello'       # POST / calls the function
 //! # HELLO
-//! curl -s http://127.0.0.1:8081/_/ready            # 200 until it drains
+//! curl -s http://127.0.0.1:8081/_/ready            # 200 until it drains, then 503
+//! # {"status":"ready"}
 //! ```
 
 use std::process::ExitCode;
