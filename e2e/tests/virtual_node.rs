@@ -525,7 +525,17 @@ async fn node_registers_with_lease_capacity_and_taint() -> TestResult {
         assert!(kinds.contains(kind), "condition {kind} missing: {kinds:?}");
     }
     let leases: Api<Lease> = Api::namespaced(cluster.client(), "kube-node-lease");
-    let lease = leases.get(&node.name).await?;
+    let lease = wait::until("the node's lease", || {
+        let leases = leases.clone();
+        let name = node.name.clone();
+        async move {
+            Ok(match leases.get_opt(&name).await? {
+                Some(lease) => Poll::Ready(lease),
+                None => Poll::Pending("no lease yet".to_owned()),
+            })
+        }
+    })
+    .await?;
     let spec = lease.spec.unwrap_or_default();
     assert_eq!(spec.holder_identity.as_deref(), Some(node.name.as_str()));
     assert_eq!(spec.lease_duration_seconds, Some(40));
