@@ -420,6 +420,19 @@ async fn http_post(ip: &str, port: u16, path: &str) -> std::io::Result<()> {
     Ok(())
 }
 
+/// Waits until the process on `ip` answers HTTP at all (a pod without a readiness probe is Ready
+/// as soon as its process started, which can be before it listens).
+async fn wait_listening(ip: &str) {
+    wait::until(format!("{ip}:8080 to answer HTTP"), || async move {
+        Ok(match http_get(ip, 8080, "/").await {
+            Ok((code, _)) => Poll::Ready(code),
+            Err(e) => Poll::Pending(e.to_string()),
+        })
+    })
+    .await
+    .expect("the process listens");
+}
+
 fn pod_ip(pod: &Pod) -> String {
     pod.status
         .as_ref()
@@ -738,6 +751,7 @@ async fn failing_readiness_probe_keeps_a_running_pod_unready() -> TestResult {
     assert_eq!(ready.status, "False");
     assert_eq!(ready.reason.as_deref(), Some("ContainersNotReady"));
     // It answers: it is alive, only not ready.
+    wait_listening(&pod_ip(&pod)).await;
     let (code, _) = http_get(&pod_ip(&pod), 8080, "/ready").await?;
     assert_eq!(code, 503);
     // Turning ready makes the pod Ready.
@@ -879,6 +893,7 @@ async fn env_from_configmap_secret_and_downward_api_reaches_the_process() -> Tes
     })
     .await;
     let ip = pod_ip(&pod);
+    wait_listening(&ip).await;
     let get = |name: &'static str| {
         let ip = ip.clone();
         async move { http_get(&ip, 8080, &format!("/env/{name}")).await }
@@ -928,7 +943,10 @@ async fn env_from_configmap_secret_and_downward_api_reaches_the_process() -> Tes
     })
     .await;
     assert_eq!(
-        http_get(&pod_ip(&pod), 8080, "/env/TOKEN").await?,
+        {
+            wait_listening(&pod_ip(&pod)).await;
+            http_get(&pod_ip(&pod), 8080, "/env/TOKEN").await?
+        },
         (200, "t0k3n".to_owned())
     );
     ns.delete().await?;
@@ -952,7 +970,7 @@ async fn logs_through_the_api_server_return_what_the_process_printed() -> TestRe
     })
     .await;
     let ip = pod_ip(&pod);
-    assert_eq!(http_get(&ip, 8080, "/").await?.0, 200);
+    wait_listening(&ip).await;
     let pods = ns.api::<Pod>();
     let params = LogParams {
         container: Some("server".to_owned()),
