@@ -30,14 +30,18 @@ use crate::node::function::{FunctionBackend, FunctionBackendConfig};
 pub enum Backend {
     /// Every container is an OS process on the pod's own address.
     Process,
-    /// Every container serves a function the program registered, in-process (see
-    /// [`run_with_functions`]).
+    /// Every container serves, in-process, a function the program registered (programs that
+    /// embed the node through `run_with_functions`).
     Function,
 }
 
 /// A virtual Kubernetes node whose pods run as local processes.
 #[derive(Debug, Parser)]
-#[command(name = "faas-vnode", version, about)]
+#[command(
+    name = "faas-vnode",
+    version,
+    about = "A virtual Kubernetes node whose pods run as local processes or in-process functions"
+)]
 #[non_exhaustive]
 pub struct VnodeArgs {
     /// The kubeconfig to use (default: $KUBECONFIG, ~/.kube/config, or in-cluster).
