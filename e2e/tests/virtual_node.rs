@@ -1167,3 +1167,41 @@ async fn function_backend_serves_a_registered_function_on_the_pod_address() -> T
     node.stop().await;
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failing_liveness_probe_restarts_the_container() -> TestResult {
+    let cluster = TestCluster::require().await;
+    let node = TestNode::start(&cluster, "vn-live").await;
+    let ns = cluster.namespace("vn-live").await?;
+    let tag = unique("live");
+    let mut container = server_container(&[&format!("--tag={tag}")], true);
+    container["livenessProbe"] = json!({
+        "httpGet": {"path": "/ready", "port": "http"},
+        "periodSeconds": 1,
+        "failureThreshold": 2,
+    });
+    create_pod(
+        &ns,
+        "lively",
+        pod_spec(&node.name, json!([container]), "Always"),
+    )
+    .await;
+    let pod = wait_pod(&ns, "lively", "Running and Ready", |p| {
+        phase(p) == "Running" && pod_ready(p)
+    })
+    .await;
+    let first = wait_tagged_processes(&tag, 1).await;
+    // The process says it is unwell: liveness fails twice, the node restarts the container, and
+    // the new process (ready from the start) brings the pod back to Ready.
+    http_post(&pod_ip(&pod), 8080, "/ready/off").await?;
+    let pod = wait_pod(&ns, "lively", "restarted and Ready again", |p| {
+        restart_count(p) >= 1 && pod_ready(p)
+    })
+    .await;
+    assert_eq!(phase(&pod), "Running");
+    let second = wait_tagged_processes(&tag, 1).await;
+    assert_ne!(first, second, "a new process runs the container");
+    ns.delete().await?;
+    node.stop().await;
+    Ok(())
+}
