@@ -218,3 +218,39 @@ async fn images_that_name_no_function_are_refused() {
     backend.shutdown(Duration::from_secs(5)).await;
     assert!(request(ip, 9001, "POST", "/", "x").await.is_err());
 }
+
+/// Needs root and the `ip` and `nsenter` programs; fails saying so without them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn function_pods_can_live_in_a_network_namespace() {
+    use faas_k8s::node::network::PodNetwork;
+    let registry = Registry::from([FunctionDefinition::from_handler("hello", hello)]);
+    let backend = FunctionBackend::new(
+        FunctionBackendConfig::new(registry)
+            .with_addresses(AddressPool::new("10.248.1.0/24".parse().unwrap()))
+            .with_network(PodNetwork::namespace("faasfnns", "10.248.0.0/16")),
+    );
+    let status = match backend.create(function_pod("ns", "hello")).await {
+        Ok(status) => status,
+        Err(e) => panic!(
+            "a pod network namespace needs root and the ip and nsenter programs \
+             (apt-get install iproute2 util-linux): {e:?}"
+        ),
+    };
+    let ip = status.pod_ip.unwrap();
+    assert!(ip.to_string().starts_with("10.248.1."), "{ip}");
+    assert_eq!(
+        request(ip, 8080, "POST", "/", "ns").await.unwrap(),
+        (200, "hello, ns".to_owned())
+    );
+    backend
+        .delete(&key("ns"), Duration::from_secs(5))
+        .await
+        .unwrap();
+    // A packet for an address the namespace no longer has is dropped, not refused: give up on the
+    // connection after a while rather than wait for TCP to.
+    let after = tokio::time::timeout(Duration::from_secs(3), request(ip, 8080, "POST", "/", "ns"));
+    assert!(
+        !matches!(after.await, Ok(Ok(_))),
+        "a deleted pod stops serving"
+    );
+}

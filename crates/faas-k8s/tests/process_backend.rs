@@ -600,3 +600,50 @@ async fn unknown_images_are_refused_and_exec_runs_in_the_container() {
     assert!(backend.exec(&k, "nope", sh("true")).await.is_err());
     backend.delete(&k, Duration::from_secs(5)).await.unwrap();
 }
+
+/// Needs root and the `ip` and `nsenter` programs; fails saying so without them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pods_can_live_in_a_network_namespace() {
+    use faas_k8s::node::network::PodNetwork;
+    let network = PodNetwork::namespace("faasprocns", "10.247.0.0/16");
+    let config = config("netns", 8)
+        .with_addresses(AddressPool::new("10.247.1.0/24".parse().unwrap()))
+        .with_network(network.clone());
+    let backend = match ProcessBackend::new(config).await {
+        Ok(backend) => backend,
+        Err(e) => panic!(
+            "a pod network namespace needs root and the ip and nsenter programs \
+             (apt-get install iproute2 util-linux): {e:?}"
+        ),
+    };
+    let server = "exec /usr/bin/python3 -m http.server --bind \"$POD_IP\" 8080";
+    let status = backend.create(shell_pod("ns", server, &[])).await.unwrap();
+    let ip = status.pod_ip.unwrap();
+    assert!(ip.to_string().starts_with("10.247.1."), "{ip}");
+    let response = eventually("answered HTTP from the namespace", || async move {
+        http_get(ip, 8080).await.ok()
+    })
+    .await;
+    assert!(response.starts_with("HTTP/1.0 200"), "{response}");
+    let k = key("ns");
+    let inside = "ip -o addr show | grep -q \"$POD_IP/32\"";
+    let sh = vec!["/bin/sh".to_owned(), "-c".to_owned(), inside.to_owned()];
+    assert_eq!(
+        backend.exec(&k, "main", sh).await.unwrap(),
+        0,
+        "exec runs inside"
+    );
+    backend.delete(&k, Duration::from_secs(5)).await.unwrap();
+    // A packet for an address the namespace no longer has is dropped, not refused: give up on the
+    // connection after a while rather than wait for TCP to.
+    let after = tokio::time::timeout(Duration::from_secs(3), http_get(ip, 8080)).await;
+    assert!(!matches!(after, Ok(Ok(_))), "a deleted pod stops serving");
+    let listing = network
+        .command("ip")
+        .args(["-o", "addr", "show"])
+        .output()
+        .await
+        .unwrap();
+    let listing = String::from_utf8_lossy(&listing.stdout);
+    assert!(!listing.contains(&format!("{ip}/32")), "{listing}");
+}

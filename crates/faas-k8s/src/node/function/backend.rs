@@ -68,21 +68,27 @@ struct Inner {
     capacity: Capacity,
     context: ServerContext,
     pods: Mutex<HashMap<PodKey, Arc<FunctionPod>>>,
+    network_ready: tokio::sync::OnceCell<()>,
 }
 
 impl FunctionBackend {
-    /// A backend with no pods yet.
+    /// A backend with no pods yet. The pod network is prepared when the first pod is created.
     pub fn new(config: FunctionBackendConfig) -> Self {
+        if let Some(IpAddr::V4(host)) = config.network.reserved_address() {
+            config.addresses.reserve(host);
+        }
         Self {
             inner: Arc::new(Inner {
                 capacity: config.effective_capacity(),
                 context: ServerContext {
                     http: config.http.clone(),
+                    network: config.network.clone(),
                     events: EventHub::new(),
                     cancel: CancellationToken::new(),
                 },
                 config,
                 pods: Mutex::new(HashMap::new()),
+                network_ready: tokio::sync::OnceCell::new(),
             }),
         }
     }
@@ -125,14 +131,39 @@ impl FunctionBackend {
     async fn remove(&self, pod: &Arc<FunctionPod>, grace: Duration, release_address: bool) {
         let stops = pod.containers.iter().map(|c| c.stop(grace));
         futures::future::join_all(stops).await;
-        let mut pods = lock(&self.inner.pods);
-        if pods.get(&pod.key).is_some_and(|p| Arc::ptr_eq(p, pod)) {
-            pods.remove(&pod.key);
+        {
+            let mut pods = lock(&self.inner.pods);
+            if pods.get(&pod.key).is_some_and(|p| Arc::ptr_eq(p, pod)) {
+                pods.remove(&pod.key);
+            }
         }
-        drop(pods);
         if release_address {
             self.inner.config.addresses.release_pod(&pod.key);
+            if let Err(err) = self
+                .inner
+                .context
+                .network
+                .remove_address(IpAddr::V4(pod.ip))
+                .await
+            {
+                tracing::warn!(pod = %pod.key, error = %err, "cannot take the pod's address off the pod network");
+            }
         }
+    }
+
+    /// Prepares the pod network once, then puts `ip` on it.
+    async fn add_address(&self, ip: std::net::Ipv4Addr) -> Result<(), BackendError> {
+        let network = &self.inner.context.network;
+        let to_backend = |err| BackendError::Other(Box::new(err));
+        self.inner
+            .network_ready
+            .get_or_try_init(|| network.prepare())
+            .await
+            .map_err(to_backend)?;
+        network
+            .add_address(IpAddr::V4(ip))
+            .await
+            .map_err(to_backend)
     }
 }
 
@@ -186,6 +217,12 @@ impl PodBackend for FunctionBackend {
             .addresses
             .assign(&launch.key)
             .ok_or(BackendError::CapacityExhausted)?;
+        if let Err(err) = self.add_address(ip).await {
+            if !reserved {
+                inner.config.addresses.release_pod(&launch.key);
+            }
+            return Err(err);
+        }
         let pod = Arc::new(FunctionPod::new(
             launch.key.clone(),
             ip,

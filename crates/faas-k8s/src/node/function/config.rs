@@ -4,6 +4,7 @@ use faas_core::Registry;
 use faas_triggers::http::HttpTriggerConfig;
 
 use crate::node::backend::Capacity;
+use crate::node::network::PodNetwork;
 use crate::node::process::{AddressPool, machine_capacity};
 
 /// How many function pods a node advertises by default: a pod is a listener and a few
@@ -43,6 +44,10 @@ pub struct FunctionBackendConfig {
     /// How each pod's HTTP server behaves (body limit, drain timeout, h2c, ...); its address and
     /// default function are set per pod.
     pub http: HttpTriggerConfig,
+    /// Where pod addresses live: loopback addresses of the host (the default), or a network
+    /// namespace (then `addresses` must be a range routed into it; the listeners are bound inside
+    /// it while the node stays on the host).
+    pub network: PodNetwork,
 }
 
 impl FunctionBackendConfig {
@@ -55,6 +60,7 @@ impl FunctionBackendConfig {
             log_lines: 256,
             capacity: None,
             http: HttpTriggerConfig::default(),
+            network: PodNetwork::default(),
         }
     }
 
@@ -90,6 +96,13 @@ impl FunctionBackendConfig {
     #[must_use]
     pub fn with_http(mut self, http: HttpTriggerConfig) -> Self {
         self.http = http;
+        self
+    }
+
+    /// Sets the pod network.
+    #[must_use]
+    pub fn with_network(mut self, network: PodNetwork) -> Self {
+        self.network = network;
         self
     }
 

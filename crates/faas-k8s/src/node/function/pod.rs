@@ -25,6 +25,7 @@ use tokio::task::AbortHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::node::backend::{PodKey, PodRuntimeStatus};
+use crate::node::network::PodNetwork;
 use crate::node::process::status::{ContainerStatusCell, Exit};
 use crate::node::process::{EventHub, lock};
 
@@ -69,6 +70,7 @@ struct Serving {
 #[derive(Clone, Debug)]
 pub(crate) struct ServerContext {
     pub(crate) http: HttpTriggerConfig,
+    pub(crate) network: PodNetwork,
     pub(crate) events: EventHub,
     /// Cancelled when the backend goes away: every server stops.
     pub(crate) cancel: CancellationToken,
@@ -146,7 +148,7 @@ impl FunctionContainer {
         context: &ServerContext,
     ) -> io::Result<()> {
         let addr = SocketAddr::new(IpAddr::V4(pod.ip), self.port);
-        let listener = tokio::net::TcpListener::bind(addr).await?;
+        let listener = context.network.bind_tcp(addr).await?;
         let registry = Registry::new();
         registry
             .register(self.definition.clone())

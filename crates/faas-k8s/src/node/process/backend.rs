@@ -45,6 +45,17 @@ use crate::node::backend::{
 ///   the same directory adopts the processes that still run (same pid *and* same start time, so a
 ///   reused pid is never mistaken for a container) and `create` of an adopted pod starts nothing.
 ///   See [`ShutdownPolicy`] for what happens to the processes when the backend goes away.
+///   An adopted process is not a child of the new node process and cannot be waited for: its
+///   exit is noticed by checking `/proc` every
+///   [`adopted_poll_interval`](ProcessBackendConfig::adopted_poll_interval), and its exit code is
+///   known only if the process is still a zombie then; otherwise it is reported as
+///   `ContainerStatusUnknown` with exit code 137, as the kubelet reports a container it lost.
+/// - **State directory**: `pods/<pod>.json` (the record, mode 0600 as it holds the
+///   environment), `run/<pod>/` (the default working directory, and the named pipe each
+///   container writes its output to, which lets output survive a restart of the node),
+///   `logs/<pod>/<container>/<run>.log` (the current and the previous run are kept).
+/// - **Network**: with a [`PodNetwork`](crate::node::network::PodNetwork) namespace, pod
+///   addresses are put on the namespace and processes (and `exec`) run inside it.
 ///
 /// ```no_run
 /// use faas_k8s::node::{ContainerLaunch, PodBackend, PodKey, PodLaunch};
@@ -94,7 +105,12 @@ impl ProcessBackend {
             cancel: CancellationToken::new(),
             log_max_bytes: config.log_max_bytes,
             adopted_poll_interval: config.adopted_poll_interval,
+            network: config.network.clone(),
         };
+        if let Some(IpAddr::V4(host)) = config.network.reserved_address() {
+            config.addresses.reserve(host);
+        }
+        config.network.prepare().await.map_err(network_error)?;
         let backend = Self {
             inner: Arc::new(Inner {
                 capacity: config.effective_capacity(),
@@ -220,6 +236,16 @@ impl ProcessBackend {
             }
         }
         self.remove(pod, release_address);
+        if release_address
+            && let Err(err) = self
+                .inner
+                .runner
+                .network
+                .remove_address(IpAddr::V4(pod.ip))
+                .await
+        {
+            tracing::warn!(pod = %pod.key, error = %err, "cannot take the pod's address off the pod network");
+        }
     }
 
     /// Forgets a pod whose processes are gone, and its address unless told to keep it.
@@ -227,11 +253,12 @@ impl ProcessBackend {
         if let Err(err) = self.inner.runner.forget(pod) {
             tracing::warn!(pod = %pod.key, error = %err, "cannot remove the pod's files");
         }
-        let mut pods = lock(&self.inner.pods);
-        if pods.get(&pod.key).is_some_and(|p| Arc::ptr_eq(p, pod)) {
-            pods.remove(&pod.key);
+        {
+            let mut pods = lock(&self.inner.pods);
+            if pods.get(&pod.key).is_some_and(|p| Arc::ptr_eq(p, pod)) {
+                pods.remove(&pod.key);
+            }
         }
-        drop(pods);
         if release_address {
             self.inner.config.addresses.release_pod(&pod.key);
         }
@@ -270,11 +297,20 @@ impl PodBackend for ProcessBackend {
             .assign(&launch.key)
             .ok_or(BackendError::CapacityExhausted)?;
         let run_dir = inner.runner.state.run_dir(&launch.key);
-        if let Err(err) = std::fs::create_dir_all(&run_dir) {
+        let prepared = match std::fs::create_dir_all(&run_dir) {
+            Ok(()) => inner
+                .runner
+                .network
+                .add_address(IpAddr::V4(ip))
+                .await
+                .map_err(network_error),
+            Err(err) => Err(err.into()),
+        };
+        if let Err(err) = prepared {
             if !reserved {
                 inner.config.addresses.release_pod(&launch.key);
             }
-            return Err(err.into());
+            return Err(err);
         }
         let containers = launch
             .containers
@@ -371,6 +407,9 @@ impl PodBackend for ProcessBackend {
             outcome?;
         }
         self.remove(&pod, true);
+        if let Err(err) = runner.network.remove_address(IpAddr::V4(pod.ip)).await {
+            tracing::warn!(pod = %key, error = %err, "cannot take the pod's address off the pod network");
+        }
         runner.events.notify(key);
         tracing::info!(pod = %key, "pod deleted");
         Ok(())
@@ -412,7 +451,12 @@ impl PodBackend for ProcessBackend {
                 io::Error::other(format!("container {name:?} of {key} is not running")).into(),
             );
         }
-        let mut exec = command(&container.spec, program.as_ref(), args);
+        let mut exec = command(
+            &self.inner.runner.network,
+            &container.spec,
+            program.as_ref(),
+            args,
+        );
         exec.stdout(Stdio::null())
             .stderr(Stdio::null())
             .kill_on_drop(true);
@@ -429,6 +473,10 @@ impl PodBackend for ProcessBackend {
     fn events(&self) -> PodEvents {
         self.inner.runner.events.subscribe()
     }
+}
+
+fn network_error(err: crate::node::network::NetworkError) -> BackendError {
+    BackendError::Other(Box::new(err))
 }
 
 impl Drop for Inner {

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use super::{AddressPool, ImageMap, procfs};
 use crate::node::backend::Capacity;
+use crate::node::network::PodNetwork;
 
 /// The pod capacity a kubelet advertises by default.
 pub const DEFAULT_MAX_PODS: u32 = 110;
@@ -65,6 +66,10 @@ pub struct ProcessBackendConfig {
     /// Environment every container starts with, before its own: by default `PATH` (the node's own)
     /// and `HOME=/`. Processes inherit nothing else from the node.
     pub base_env: Vec<(String, String)>,
+    /// Where pod addresses live and processes run: loopback addresses of the host (the default),
+    /// or a network namespace (then `addresses` must be a range routed into it). The backend
+    /// prepares it when it starts and puts each pod's address on it.
+    pub network: PodNetwork,
 }
 
 impl ProcessBackendConfig {
@@ -83,6 +88,7 @@ impl ProcessBackendConfig {
             restart_grace: Duration::from_secs(10),
             adopted_poll_interval: Duration::from_millis(200),
             base_env: vec![("PATH".into(), path), ("HOME".into(), "/".into())],
+            network: PodNetwork::default(),
         }
     }
 
@@ -139,6 +145,13 @@ impl ProcessBackendConfig {
     #[must_use]
     pub fn with_base_env(mut self, env: Vec<(String, String)>) -> Self {
         self.base_env = env;
+        self
+    }
+
+    /// Sets the pod network.
+    #[must_use]
+    pub fn with_network(mut self, network: PodNetwork) -> Self {
+        self.network = network;
         self
     }
 

@@ -1,33 +1,6 @@
 //! Which executable an image name stands for.
 //!
 //! A process backend has no image store: an [`ImageMap`] tells it what to run for an image.
-//!
-//! # Rules
-//!
-//! - **Exact**: `python = /usr/bin/python3`. An entry without a tag matches every tag and digest
-//!   of that repository (`python`, `python:3.12`, `python@sha256:...`); an entry with a tag
-//!   (`python:3.12 = /usr/bin/python3.12`) matches only that tag and wins over the untagged one.
-//! - **Prefix**: `local/* = /opt/faas/bin`. Every image under `local/` runs the executable of the
-//!   same name in that directory: `local/echo:1.0` runs `/opt/faas/bin/echo`. Deeper names map to
-//!   subdirectories; `..` is refused. The longest matching prefix wins; exact rules win over prefixes.
-//!
-//! `docker.io/library/` and `docker.io/` are ignored on both sides, as a container runtime does
-//! (`docker.io/library/python` is `python`).
-//!
-//! The executable must exist and be executable when the pod is created; otherwise the image is
-//! reported as invalid, which the node shows as the container's waiting reason.
-//!
-//! # File format
-//!
-//! One rule a line, `image = path`; blank lines and lines starting with `#` are ignored:
-//!
-//! ```text
-//! # exact images
-//! python = /usr/bin/python3
-//! busybox:1.36 = /usr/bin/busybox
-//! # everything under local/
-//! local/* = /opt/faas/bin
-//! ```
 
 use std::collections::BTreeMap;
 use std::io;
@@ -36,8 +9,36 @@ use std::path::{Component, Path, PathBuf};
 
 use crate::node::backend::BackendError;
 
-/// Maps image names to executables (see the [module documentation](self) for the rules and the
-/// file format).
+/// Maps image names to executables.
+///
+/// # Rules
+///
+/// - **Exact**: `python = /usr/bin/python3`. An entry without a tag matches every tag and digest
+///   of that repository (`python`, `python:3.12`, `python@sha256:...`); an entry with a tag
+///   (`python:3.12 = /usr/bin/python3.12`) matches only that tag and wins over the untagged one.
+/// - **Prefix**: `local/* = /opt/faas/bin`. Every image under `local/` runs the executable of the
+///   same name in that directory: `local/echo:1.0` runs `/opt/faas/bin/echo`. Deeper names map to
+///   subdirectories; `..` is refused. The longest matching prefix wins; exact rules win over prefixes.
+///
+/// `docker.io/library/` and `docker.io/` are ignored on both sides, as a container runtime does
+/// (`docker.io/library/python` is `python`).
+///
+/// The executable must exist and be executable when the pod is created; otherwise the image is
+/// reported as invalid, which the node shows as the container's waiting reason.
+///
+/// # File format
+///
+/// One rule a line, `image = path`; blank lines and lines starting with `#` are ignored:
+///
+/// ```text
+/// # exact images
+/// python = /usr/bin/python3
+/// busybox:1.36 = /usr/bin/busybox
+/// # everything under local/
+/// local/* = /opt/faas/bin
+/// ```
+///
+/// # Example
 ///
 /// ```
 /// use faas_k8s::node::process::ImageMap;

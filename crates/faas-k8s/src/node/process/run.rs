@@ -30,6 +30,7 @@ use super::procfs::{self, Liveness};
 use super::spawn::spawn;
 use super::state::{ProcessIdentity, StateDir};
 use super::status::Exit;
+use crate::node::network::PodNetwork;
 
 /// How long a process group gets to vanish after `SIGKILL` before stopping reports a failure.
 const KILL_LIMIT: Duration = Duration::from_secs(30);
@@ -43,6 +44,7 @@ pub(crate) struct Runner {
     pub(crate) cancel: CancellationToken,
     pub(crate) log_max_bytes: u64,
     pub(crate) adopted_poll_interval: Duration,
+    pub(crate) network: PodNetwork,
 }
 
 /// How the end of a run is learned.
@@ -85,7 +87,7 @@ impl Runner {
             self.log_max_bytes,
         )?;
         let fifo = self.state.fifo_path(&pod.key, &container.name);
-        let spawned = spawn(&container.spec, &fifo)?;
+        let spawned = spawn(&self.network, &container.spec, &fifo)?;
         tracing::debug!(pod = %pod.key, container = %container.name, pid = spawned.identity.pid, "started");
         self.watch(
             pod,

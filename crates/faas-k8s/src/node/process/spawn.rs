@@ -18,6 +18,7 @@ use super::log::pump;
 use super::procfs;
 use super::state::{ProcessIdentity, ProcessSpec};
 use crate::node::backend::{ContainerLaunch, PodKey};
+use crate::node::network::PodNetwork;
 
 /// Resolves what a container runs: the image's executable unless `command` overrides it, then
 /// `args`; the environment in the order the container gets it.
@@ -59,9 +60,15 @@ pub(crate) fn resolve_spec(
     }
 }
 
-/// A command with the container's program, arguments, environment and working directory.
-pub(crate) fn command(spec: &ProcessSpec, program: &Path, args: &[String]) -> Command {
-    let mut command = Command::new(program);
+/// A command with the container's program, arguments, environment and working directory, run in
+/// the pod network.
+pub(crate) fn command(
+    network: &PodNetwork,
+    spec: &ProcessSpec,
+    program: &Path,
+    args: &[String],
+) -> Command {
+    let mut command = network.command(program);
     command
         .args(args)
         .env_clear()
@@ -81,7 +88,7 @@ pub(crate) struct Spawned {
 }
 
 /// Starts the container's process with its output going to the named pipe at `fifo`.
-pub(crate) fn spawn(spec: &ProcessSpec, fifo: &Path) -> io::Result<Spawned> {
+pub(crate) fn spawn(network: &PodNetwork, spec: &ProcessSpec, fifo: &Path) -> io::Result<Spawned> {
     pump::ensure_fifo(fifo)?;
     // Opened for reading and writing: the process then always holds a reader of its own output
     // pipe and never gets SIGPIPE while no node reads it (see `log::pump`).
@@ -90,7 +97,7 @@ pub(crate) fn spawn(spec: &ProcessSpec, fifo: &Path) -> io::Result<Spawned> {
         .write(true)
         .open(fifo)?;
     let output = pump::open_reader(fifo)?;
-    let mut command = command(spec, &spec.program, &spec.args);
+    let mut command = command(network, spec, &spec.program, &spec.args);
     command
         .stdout(Stdio::from(output_end.try_clone()?))
         .stderr(Stdio::from(output_end))
