@@ -1007,6 +1007,31 @@ async fn logs_through_the_api_server_return_what_the_process_printed() -> TestRe
     assert_eq!(tail.lines().count(), 1, "{tail}");
     assert!(tail.trim_end().ends_with("GET / -> 200"), "{tail}");
     assert!(tail.starts_with("20"), "a timestamp first: {tail}");
+    // Following: what the process prints later arrives on the open stream.
+    let follow = pods
+        .log_stream(
+            "talker",
+            &LogParams {
+                container: Some("server".to_owned()),
+                follow: true,
+                ..Default::default()
+            },
+        )
+        .await?;
+    let mut lines = futures::AsyncBufReadExt::lines(follow);
+    assert_eq!(http_get(&ip, 8080, "/env/NOPE").await?.0, 404);
+    let followed = tokio::time::timeout(wait::timeout(), async {
+        while let Some(line) = futures::StreamExt::next(&mut lines).await {
+            let line = line?;
+            if line.contains("GET /env/NOPE -> 404") {
+                return Ok::<_, std::io::Error>(line);
+            }
+        }
+        Err(std::io::Error::other("the log stream ended"))
+    })
+    .await
+    .map_err(|_| "the followed log never showed the later request")??;
+    assert!(followed.ends_with("GET /env/NOPE -> 404"), "{followed}");
     ns.delete().await?;
     node.stop().await;
     Ok(())
