@@ -1085,7 +1085,7 @@ impl NodeProcess {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn killed_node_goes_not_ready_and_adopts_its_pods_when_back() -> TestResult {
+async fn killed_node_goes_not_ready_then_adopts_its_pods_and_stops_orphans() -> TestResult {
     let cluster = TestCluster::require().await;
     let name = unique("vn-kill");
     let cidr = next_cidr();
@@ -1122,6 +1122,42 @@ async fn killed_node_goes_not_ready_and_adopts_its_pods_when_back() -> TestResul
         let (code, body) = http_get(&ip.to_string(), 8080, "/").await?;
         assert_eq!((code, body.trim()), (200, pod.as_str()));
     }
+
+    // While the node is down again, one pod is force-deleted: when the node is back, its process
+    // (owned by no pod any more) is stopped and the replacement the ReplicaSet made is started.
+    node.kill().await;
+    let (gone, kept) = {
+        let mut names = after_names.keys();
+        (
+            names.next().cloned().unwrap_or_default(),
+            names.next().cloned().unwrap_or_default(),
+        )
+    };
+    ns.api::<Pod>()
+        .delete(
+            &gone,
+            &DeleteParams {
+                grace_period_seconds: Some(0),
+                ..Default::default()
+            },
+        )
+        .await?;
+    let node = NodeProcess::spawn(&cluster, &name, &cidr, port);
+    let again = wait_running_ready(&ns, "app=web", 2).await;
+    let again_names: BTreeSet<String> = again
+        .iter()
+        .map(|p| p.metadata.name.clone().unwrap_or_default())
+        .collect();
+    assert!(
+        again_names.contains(&kept) && !again_names.contains(&gone),
+        "{again_names:?}"
+    );
+    let now = wait_tagged_processes(&tag, 2).await;
+    assert_eq!(
+        now.intersection(&pids).count(),
+        1,
+        "the kept pod's process survives, the orphan is stopped: before {pids:?}, now {now:?}"
+    );
 
     ns.api::<Deployment>()
         .delete("web", &DeleteParams::default())
