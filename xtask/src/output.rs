@@ -1,6 +1,5 @@
 //! What `cargo xtask` prints: progress lines and the final error.
 
-use std::io::Write;
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -23,10 +22,9 @@ pub(crate) fn warn(message: impl std::fmt::Display) {
 
 fn line(args: std::fmt::Arguments<'_>) {
     // Progress goes to stderr so that stdout stays machine-readable
-    // (`eval "$(cargo xtask cluster env)"`).
-    let mut err = std::io::stderr().lock();
-    let _ = writeln!(err, "{args}");
-    let _ = err.flush();
+    // (`eval "$(cargo xtask cluster env)"`); `eprintln!` so that unit tests
+    // capture it.
+    eprintln!("{args}");
 }
 
 /// Prints the error chain and returns the exit code that goes with it
