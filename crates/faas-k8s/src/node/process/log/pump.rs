@@ -10,7 +10,6 @@ use std::io;
 use std::path::Path;
 use std::time::SystemTime;
 
-use tokio::io::AsyncReadExt;
 use tokio::net::unix::pipe;
 use tokio_util::sync::CancellationToken;
 
@@ -33,20 +32,32 @@ pub(crate) fn open_reader(path: &Path) -> io::Result<pipe::Receiver> {
 /// Reads `pipe` until every writer has closed it (the container and everything it started are
 /// gone) or `cancel` fires, appending each line to `log`. The log is closed at the end of the
 /// output, not on cancellation: then the processes still run and another node will read on.
-pub(crate) async fn pump(mut pipe: pipe::Receiver, mut log: LogFile, cancel: CancellationToken) {
-    let mut buf = vec![0u8; 64 * 1024];
+pub(crate) async fn pump(pipe: pipe::Receiver, mut log: LogFile, cancel: CancellationToken) {
+    // An idle container costs no buffer: one is only on the stack while a read is under way.
     let mut carry: Vec<u8> = Vec::new();
     let mut out = Vec::new();
     let ended = loop {
-        let read = tokio::select! {
+        let ready = tokio::select! {
             biased;
             () = cancel.cancelled() => break false,
-            read = pipe.read(&mut buf) => read,
+            ready = pipe.readable() => ready,
         };
-        let n = match read {
+        if let Err(err) = ready {
+            tracing::warn!(error = %err, "waiting for a container's output failed");
+            break true;
+        }
+        let mut buf = [0u8; 8 * 1024];
+        let n = match pipe.try_read(&mut buf) {
             Ok(0) => break true,
             Ok(n) => n,
-            Err(err) if err.kind() == io::ErrorKind::Interrupted => continue,
+            Err(err)
+                if matches!(
+                    err.kind(),
+                    io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted
+                ) =>
+            {
+                continue;
+            }
             Err(err) => {
                 tracing::warn!(error = %err, "reading a container's output failed");
                 break true;
@@ -56,7 +67,13 @@ pub(crate) async fn pump(mut pipe: pipe::Receiver, mut log: LogFile, cancel: Can
         carry.extend_from_slice(&buf[..n]);
         let mut start = 0;
         while let Some(pos) = carry[start..].iter().position(|b| *b == b'\n') {
-            encode_line(&mut out, &timestamp, &carry[start..start + pos]);
+            let line = &carry[start..start + pos];
+            if line.is_empty() {
+                encode_line(&mut out, &timestamp, line);
+            }
+            for piece in line.chunks(MAX_LINE) {
+                encode_line(&mut out, &timestamp, piece);
+            }
             start += pos + 1;
         }
         carry.drain(..start);
@@ -65,6 +82,10 @@ pub(crate) async fn pump(mut pipe: pipe::Receiver, mut log: LogFile, cancel: Can
             carry.drain(..MAX_LINE);
         }
         write(&mut log, &mut out);
+        if carry.is_empty() {
+            carry = Vec::new();
+        }
+        out = Vec::new();
     };
     if !carry.is_empty() {
         encode_line(&mut out, &format_timestamp(SystemTime::now()), &carry);
@@ -82,4 +103,48 @@ fn write(log: &mut LogFile, out: &mut Vec<u8>) {
         tracing::warn!(error = %err, "writing a container log failed; lines dropped");
     }
     out.clear();
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write;
+
+    use super::*;
+    use crate::node::process::log::file::LogPaths;
+    use crate::node::process::log::split_line;
+    use crate::node::process::test_dir;
+
+    #[tokio::test]
+    async fn stamps_every_line_and_closes_at_the_end_of_the_output() {
+        let dir = test_dir("pump-lines");
+        let fifo = dir.join("out");
+        ensure_fifo(&fifo).unwrap();
+        ensure_fifo(&fifo).unwrap();
+        let mut writer = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&fifo)
+            .unwrap();
+        let reader = open_reader(&fifo).unwrap();
+        let paths = LogPaths::new(&dir, "0");
+        let log = LogFile::open(paths.clone(), 1 << 20).unwrap();
+        let mut progress = log.subscribe();
+        let pumping = tokio::spawn(pump(reader, log, CancellationToken::new()));
+        let long = "x".repeat(MAX_LINE + 10);
+        write!(writer, "one\ntwo\n{long}\nno newline").unwrap();
+        drop(writer);
+        pumping.await.unwrap();
+        assert!(progress.borrow_and_update().closed);
+        let text = std::fs::read(&paths.current).unwrap();
+        let lines: Vec<&[u8]> = text
+            .split(|b| *b == b'\n')
+            .filter(|l| !l.is_empty())
+            .collect();
+        let texts: Vec<&[u8]> = lines.iter().map(|l| split_line(l).1).collect();
+        assert_eq!(texts[..2], [&b"one"[..], &b"two"[..]]);
+        assert_eq!(texts[2].len(), MAX_LINE, "long lines are cut");
+        assert_eq!(texts[3], &b"xxxxxxxxxx"[..]);
+        assert_eq!(texts[4], &b"no newline"[..]);
+        assert!(lines.iter().all(|l| split_line(l).0.len() == 30));
+    }
 }
