@@ -118,6 +118,11 @@ pub(crate) fn log_options(
     query: &HashMap<String, String>,
     now: SystemTime,
 ) -> Result<LogOptions, BadQuery> {
+    if flag(query, "previous") {
+        return Err(BadQuery(
+            "previous=true: this node serves the log of a container's current run only".to_owned(),
+        ));
+    }
     let mut opts = LogOptions {
         timestamps: flag(query, "timestamps"),
         follow: flag(query, "follow"),
@@ -299,6 +304,8 @@ mod tests {
         );
         assert!(!opts.follow);
 
+        assert!(log_options(&query(&[("previous", "true")]), now).is_err());
+        assert!(log_options(&query(&[("previous", "false")]), now).is_ok());
         let bad = log_options(&query(&[("tailLines", "many")]), now).unwrap_err();
         assert_eq!(
             bad,
