@@ -32,6 +32,7 @@ pub enum ReplyMode {
 
 /// A request that names a function, ready to dispatch.
 #[derive(Debug)]
+#[non_exhaustive]
 pub struct Call {
     /// The function called.
     pub function: RegisteredFunction,
@@ -67,6 +68,7 @@ pub enum Decoded {
 
 /// A request refused before it reached a function.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct Rejection {
     /// The error answered (its status and JSON body).
     pub error: FunctionError,
@@ -286,7 +288,7 @@ impl RequestDecoder {
         }
         if let Some(trace_parent) = parts
             .headers
-            .get(header_name(super::headers::TRACEPARENT))
+            .get(super::headers::TRACEPARENT)
             .and_then(text)
             && is_valid_traceparent(trace_parent)
         {
@@ -306,9 +308,7 @@ impl RequestDecoder {
                 FunctionError::bad_input("the request path is not valid header text")
             })?;
             parts.uri = rewrite_uri(&parts.uri, rest)?;
-            parts
-                .headers
-                .insert(header_name(X_FORWARDED_PREFIX), prefix);
+            parts.headers.insert(X_FORWARDED_PREFIX, prefix);
         }
         let mut reply = if accepts_structured(&parts.headers) {
             ReplyMode::Structured
@@ -371,12 +371,11 @@ fn deadline_in(timeout: Duration) -> tokio::time::Instant {
         .unwrap_or_else(|| now + Duration::from_secs(86_400 * 365))
 }
 
-fn header_name(name: &'static str) -> HeaderName {
-    HeaderName::from_static(name)
-}
-
 /// `rest` plus the query of `uri`.
 fn rewrite_uri(uri: &Uri, rest: &str) -> Result<Uri, FunctionError> {
+    if rest == "/" && uri.query().is_none() {
+        return Ok(Uri::from_static("/"));
+    }
     let path_and_query = match uri.query() {
         Some(query) => format!("{rest}?{query}"),
         None => rest.to_owned(),

@@ -2,35 +2,35 @@
 
 use std::time::Duration;
 
-use http::HeaderValue;
+use http::{HeaderName, HeaderValue};
 
 /// The call id of a request, read from the caller when valid and always
 /// written on the response (`x-call-id`).
-pub const X_CALL_ID: &str = "x-call-id";
+pub const X_CALL_ID: HeaderName = HeaderName::from_static("x-call-id");
 
 /// The deadline the caller asks for (`x-timeout`), capped by the function's
 /// policy: `1500ms`, `2s`, `1m 30s`, or a plain number of seconds (`2.5`).
-pub const X_TIMEOUT: &str = "x-timeout";
+pub const X_TIMEOUT: HeaderName = HeaderName::from_static("x-timeout");
 
 /// Where an asynchronous call's result is POSTed (`x-callback-url`, an
 /// absolute `http://` URL).
-pub const X_CALLBACK_URL: &str = "x-callback-url";
+pub const X_CALLBACK_URL: HeaderName = HeaderName::from_static("x-callback-url");
 
 /// On a callback: the status the function answered with (`x-function-status`).
-pub const X_FUNCTION_STATUS: &str = "x-function-status";
+pub const X_FUNCTION_STATUS: HeaderName = HeaderName::from_static("x-function-status");
 
 /// On a callback: the name of the function that was called (`x-function-name`).
-pub const X_FUNCTION_NAME: &str = "x-function-name";
+pub const X_FUNCTION_NAME: HeaderName = HeaderName::from_static("x-function-name");
 
 /// On a callback: how many attempts the delivery took (`x-function-attempts`).
-pub const X_FUNCTION_ATTEMPTS: &str = "x-function-attempts";
+pub const X_FUNCTION_ATTEMPTS: HeaderName = HeaderName::from_static("x-function-attempts");
 
 /// On a sub-path call (`/function/{name}/rest`): the prefix that was removed
 /// before the function saw the path (`x-forwarded-prefix`).
-pub const X_FORWARDED_PREFIX: &str = "x-forwarded-prefix";
+pub const X_FORWARDED_PREFIX: HeaderName = HeaderName::from_static("x-forwarded-prefix");
 
 /// The W3C trace context header (`traceparent`).
-pub const TRACEPARENT: &str = "traceparent";
+pub const TRACEPARENT: HeaderName = HeaderName::from_static("traceparent");
 
 pub use faas_core::cloudevent::STRUCTURED_CONTENT_TYPE;
 
