@@ -2,6 +2,7 @@
 //! triggers, and shuts down gracefully.
 
 use std::fmt;
+use std::future::Future;
 use std::time::Duration;
 
 use tokio::task::JoinSet;
@@ -177,12 +178,14 @@ impl LocalExecutor {
     /// # Errors
     ///
     /// As [`Dispatcher::dispatch`].
-    pub async fn invoke(
-        &self,
-        function: &str,
+    pub fn invoke<'a>(
+        &'a self,
+        function: &'a str,
         invocation: Invocation,
-    ) -> Result<Response, FunctionError> {
-        self.dispatcher.dispatch(function, invocation).await
+    ) -> impl Future<Output = Result<Response, FunctionError>> + Send + 'a {
+        // The dispatcher's future itself: wrapping it in another would hold a
+        // second copy of the invocation.
+        self.dispatcher.dispatch(function, invocation)
     }
 
     /// A handle that shuts the executor down from anywhere.

@@ -120,6 +120,8 @@ impl tower::Service<Invocation> for FunctionService {
 
     fn call(&mut self, invocation: Invocation) -> Self::Future {
         let function = Arc::clone(&self.function);
-        Box::pin(async move { function.call(invocation).await })
+        // Through `dyn Function` itself: `Arc<dyn Function>` is a `Function`
+        // too, and calling that would box a second future.
+        Box::pin(async move { function.as_ref().call(invocation).await })
     }
 }

@@ -7,7 +7,7 @@ use std::marker::PhantomData;
 use std::pin::Pin;
 use std::task::{Context as TaskContext, Poll};
 
-use async_trait::async_trait;
+use futures::future::BoxFuture;
 use pin_project_lite::pin_project;
 
 use crate::error::FunctionError;
@@ -217,14 +217,23 @@ where
     }
 }
 
-#[async_trait]
+// Written out rather than with `#[async_trait]`: the handler reads its
+// arguments when called and its future no longer needs the invocation, so the
+// box holds only that future instead of the invocation too.
 impl<H, Args> Function for HandlerFunction<H, Args>
 where
     H: Handler<Args>,
     Args: 'static,
 {
-    async fn call(&self, invocation: Invocation) -> Result<Response, FunctionError> {
-        self.handler.call(invocation).await
+    fn call<'life0, 'async_trait>(
+        &'life0 self,
+        invocation: Invocation,
+    ) -> BoxFuture<'async_trait, Result<Response, FunctionError>>
+    where
+        'life0: 'async_trait,
+        Self: 'async_trait,
+    {
+        Box::pin(self.handler.call(invocation))
     }
 }
 

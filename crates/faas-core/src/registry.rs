@@ -331,11 +331,9 @@ impl RegisteredFunction {
     }
 
     /// Counts a call as running until the guard drops.
-    pub(crate) fn start_call(&self) -> CallGuard {
+    pub(crate) fn start_call(&self) -> CallGuard<'_> {
         self.inner.in_flight.fetch_add(1, Ordering::AcqRel);
-        CallGuard {
-            function: self.clone(),
-        }
+        CallGuard { function: self }
     }
 
     pub(crate) fn record_finished(&self, failed: bool) {
@@ -358,11 +356,11 @@ impl fmt::Debug for RegisteredFunction {
 }
 
 /// Keeps a call counted as in flight.
-pub(crate) struct CallGuard {
-    function: RegisteredFunction,
+pub(crate) struct CallGuard<'a> {
+    function: &'a RegisteredFunction,
 }
 
-impl Drop for CallGuard {
+impl Drop for CallGuard<'_> {
     fn drop(&mut self) {
         self.function.inner.in_flight.fetch_sub(1, Ordering::AcqRel);
     }

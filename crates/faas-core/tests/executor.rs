@@ -581,3 +581,151 @@ async fn error_answers_carry_the_call_id() {
     assert_eq!(ok.status(), 200);
     assert!(ok.headers().contains_key("x-call-id"));
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_delivery_retries_an_attempt_that_timed_out_with_a_fresh_token() {
+    let (tx, mut rx) = mpsc::unbounded_channel::<CancellationToken>();
+    let slow_once = FunctionDefinition::from_handler("slow-once", move |ctx: Context| {
+        let tx = tx.clone();
+        async move {
+            tx.send(ctx.cancellation().clone()).unwrap();
+            if ctx.attempt() == 1 {
+                tokio::time::sleep(Duration::from_secs(3600)).await;
+            }
+            format!("attempt {}", ctx.attempt())
+        }
+    })
+    .with_policy(
+        InvocationPolicy::default()
+            .with_timeout(Duration::from_secs(1))
+            .with_retry(RetryPolicy::new(3)),
+    );
+    let executor = LocalExecutor::new(Registry::from([slow_once]));
+
+    let delivery = executor
+        .dispatcher()
+        .deliver("slow-once", Invocation::new(""))
+        .await;
+    assert!(delivery.is_success(), "{:?}", delivery.error());
+    assert_eq!(delivery.attempts(), 2);
+    assert_eq!(delivery.response().unwrap().body(), "attempt 2");
+    let first = rx.recv().await.unwrap();
+    let second = rx.recv().await.unwrap();
+    assert!(first.is_cancelled(), "the timed-out attempt is cancelled");
+    assert!(!second.is_cancelled(), "the next attempt starts afresh");
+    let registered = executor.registry().get("slow-once").unwrap();
+    assert_eq!(registered.invocation_count(), 2);
+    assert_eq!(registered.failure_count(), 1);
+    assert_eq!(registered.in_flight(), 0);
+}
+
+#[tokio::test]
+async fn cancelling_the_callers_token_reaches_the_running_call() {
+    let started = Arc::new(Semaphore::new(0));
+    let waits = {
+        let started = Arc::clone(&started);
+        FunctionDefinition::from_handler("waits", move |ctx: Context| {
+            let started = Arc::clone(&started);
+            async move {
+                started.add_permits(1);
+                ctx.cancellation().cancelled().await;
+                "stopped"
+            }
+        })
+    };
+    let executor = LocalExecutor::new(Registry::from([waits]));
+    let caller = CancellationToken::new();
+    let call = tokio::spawn({
+        let dispatcher = executor.dispatcher();
+        let invocation =
+            Invocation::new("").with_context(Context::default().with_cancellation(caller.clone()));
+        async move { dispatcher.dispatch("waits", invocation).await }
+    });
+    started.acquire().await.unwrap().forget();
+    caller.cancel();
+    assert_eq!(call.await.unwrap().unwrap().body(), "stopped");
+}
+
+#[tokio::test]
+async fn a_panic_while_the_function_makes_its_future_is_isolated() {
+    struct Eager;
+    impl faas_core::Function for Eager {
+        fn call<'a, 'b>(
+            &'a self,
+            invocation: Invocation,
+        ) -> futures::future::BoxFuture<'b, Result<faas_core::Response, FunctionError>>
+        where
+            'a: 'b,
+            Self: 'b,
+        {
+            if invocation.body() == "boom" {
+                panic!("eager failure");
+            }
+            Box::pin(async { Ok(faas_core::Response::new("fine".into())) })
+        }
+    }
+    let executor = LocalExecutor::new(Registry::from([FunctionDefinition::new("eager", Eager)]));
+    let err = executor
+        .invoke("eager", Invocation::new("boom"))
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Panicked);
+    assert!(err.message().contains("eager failure"), "{}", err.message());
+    let ok = executor
+        .invoke("eager", Invocation::new("calm"))
+        .await
+        .unwrap();
+    assert_eq!(ok.body(), "fine");
+    let registered = executor.registry().get("eager").unwrap();
+    assert_eq!(registered.invocation_count(), 2);
+    assert_eq!(registered.in_flight(), 0);
+    assert_eq!(
+        registered.limiter().available_permits(),
+        faas_core::policy::DEFAULT_MAX_IN_FLIGHT
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_delivery_interrupted_by_shutdown_is_neither_acknowledged_nor_dead_lettered() {
+    let dead = InMemoryDeadLetter::new();
+    let failing = FunctionDefinition::from_handler("failing", || async {
+        Err::<(), _>(FunctionError::internal("not now"))
+    })
+    .with_policy(
+        InvocationPolicy::default()
+            .with_retry(
+                RetryPolicy::new(10)
+                    .with_initial_backoff(Duration::from_secs(3600))
+                    .with_jitter(0.0),
+            )
+            .with_dead_letter(Arc::new(dead.clone())),
+    );
+    let executor = LocalExecutor::builder(Registry::from([failing]))
+        .shutdown_grace(Duration::from_secs(1))
+        .build();
+    let dispatcher = executor.dispatcher();
+    let shutdown = executor.shutdown_handle();
+    let running = tokio::spawn(executor.run());
+
+    let delivery = tokio::spawn({
+        let dispatcher = dispatcher.clone();
+        async move { dispatcher.deliver("failing", Invocation::new("")).await }
+    });
+    eventually("the first attempt failed", || {
+        dispatcher
+            .registry()
+            .get("failing")
+            .is_some_and(|f| f.failure_count() == 1)
+    })
+    .await;
+    shutdown.shutdown();
+    running.await.unwrap().unwrap();
+
+    let delivery = delivery.await.unwrap();
+    assert!(!delivery.is_success());
+    assert!(!delivery.is_dead_lettered());
+    assert!(!delivery.should_ack());
+    assert_eq!(delivery.error().unwrap().kind(), ErrorKind::Unavailable);
+    assert!(dead.is_empty());
+    assert_eq!(dispatcher.in_flight(), 0);
+}

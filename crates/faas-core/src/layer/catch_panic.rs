@@ -73,7 +73,9 @@ where
     }
 }
 
-fn panicked(
+/// The error of a call of `function` that panicked with `payload`; the panic is
+/// logged.
+pub(crate) fn panicked(
     function: &str,
     call_id: &crate::CallId,
     payload: Box<dyn Any + Send>,

@@ -83,21 +83,22 @@ where
                     result
                 })
             }
-            Err(TryAcquireError::NoPermits) => {
-                let error = FunctionError::overloaded(format!(
-                    "function `{}` is at its limit of {} calls in flight; try again later",
-                    invocation.context().function_name(),
-                    self.max
-                ));
+            Err(error) => {
+                let error = refused(error, invocation.context().function_name(), self.max);
                 Box::pin(std::future::ready(Err(error)))
             }
-            Err(TryAcquireError::Closed) => {
-                let error = FunctionError::unavailable(format!(
-                    "function `{}` no longer accepts calls",
-                    invocation.context().function_name()
-                ));
-                Box::pin(std::future::ready(Err(error)))
-            }
+        }
+    }
+}
+
+/// The error of a call of `function` that found no permit under a limit of `max`.
+pub(crate) fn refused(error: TryAcquireError, function: &str, max: usize) -> FunctionError {
+    match error {
+        TryAcquireError::NoPermits => FunctionError::overloaded(format!(
+            "function `{function}` is at its limit of {max} calls in flight; try again later"
+        )),
+        TryAcquireError::Closed => {
+            FunctionError::unavailable(format!("function `{function}` no longer accepts calls"))
         }
     }
 }

@@ -1,11 +1,13 @@
 //! The pieces of an [`InvocationPolicy`](crate::InvocationPolicy) as
 //! [`tower`] layers over `Service<Invocation, Response = Response, Error = FunctionError>`.
 //!
-//! The executor stacks them, outermost first: [`ConcurrencyLimitLayer`] (refuse
-//! at once when full), [`TimeoutLayer`] (deadline and cancellation),
-//! [`CatchPanicLayer`] (a panic becomes an error), around a
-//! [`FunctionService`](crate::FunctionService); event deliveries add
-//! [`RetryLayer`] on the outside.
+//! Stack them, outermost first: [`ConcurrencyLimitLayer`] (refuse at once when
+//! full), [`TimeoutLayer`] (deadline and cancellation), [`CatchPanicLayer`] (a
+//! panic becomes an error), around a [`FunctionService`](crate::FunctionService);
+//! for event deliveries add [`RetryLayer`] on the outside. The
+//! [`Dispatcher`](crate::Dispatcher) applies the same policies in this order,
+//! with the same decisions and errors, but in a single future per call rather
+//! than a boxed future per layer.
 //!
 //! ```
 //! use std::time::Duration;
@@ -24,10 +26,10 @@
 //! # });
 //! ```
 
-mod catch_panic;
-mod concurrency;
-mod retry;
-mod timeout;
+pub(crate) mod catch_panic;
+pub(crate) mod concurrency;
+pub(crate) mod retry;
+pub(crate) mod timeout;
 
 pub use catch_panic::{CatchPanic, CatchPanicLayer};
 pub use concurrency::{ConcurrencyLimit, ConcurrencyLimitLayer};

@@ -80,65 +80,80 @@ where
     ) -> impl Future<Output = RetryOutcome> + Send + 'static {
         let inner = self.inner.clone();
         let policy = Arc::clone(&self.policy);
-        async move {
-            let mut attempt = invocation.context().attempt();
-            loop {
-                let mut this = invocation.clone();
-                this.context_mut().set_attempt(attempt);
-                let result = inner.clone().oneshot(this).await;
-                let error = match result {
-                    Ok(response) => {
-                        return RetryOutcome {
-                            result: Ok(response),
-                            attempts: attempt,
-                            cancelled: false,
-                        };
-                    }
-                    Err(error) => error,
+        async move { retrying(&policy, invocation, move |this| inner.clone().oneshot(this)).await }
+    }
+}
+
+/// Runs `attempt` on copies of `invocation` until one succeeds or `policy` gives
+/// up, as [`Retry`] does; the dispatcher's deliveries use it too.
+///
+/// Each copy carries its attempt number. Between attempts it waits the policy's
+/// backoff, unless the context's deadline would pass meanwhile or its token is
+/// cancelled.
+pub(crate) async fn retrying<F, Fut>(
+    policy: &RetryPolicy,
+    invocation: Invocation,
+    mut attempt_once: F,
+) -> RetryOutcome
+where
+    F: FnMut(Invocation) -> Fut,
+    Fut: Future<Output = Result<Response, FunctionError>>,
+{
+    let mut attempt = invocation.context().attempt();
+    loop {
+        let mut this = invocation.clone();
+        this.context_mut().set_attempt(attempt);
+        let error = match attempt_once(this).await {
+            Ok(response) => {
+                return RetryOutcome {
+                    result: Ok(response),
+                    attempts: attempt,
+                    cancelled: false,
                 };
-                let context = invocation.context();
-                if context.is_cancelled() {
-                    return RetryOutcome {
-                        result: Err(error),
-                        attempts: attempt,
-                        cancelled: true,
-                    };
-                }
-                if !policy.should_retry(&error, attempt) {
-                    return RetryOutcome {
-                        result: Err(error),
-                        attempts: attempt,
-                        cancelled: false,
-                    };
-                }
-                let delay = policy.backoff(attempt);
-                if context
-                    .deadline()
-                    .is_some_and(|deadline| Instant::now() + delay >= deadline)
-                {
-                    return RetryOutcome {
-                        result: Err(error),
-                        attempts: attempt,
-                        cancelled: false,
-                    };
-                }
-                tracing::debug!(
-                    function = context.function_name(),
-                    call_id = %context.call_id(),
-                    attempt,
-                    ?delay,
-                    %error,
-                    "retrying"
-                );
-                tokio::select! {
-                    () = tokio::time::sleep(delay) => {}
-                    () = context.cancellation().cancelled() => {
-                        return RetryOutcome { result: Err(error), attempts: attempt, cancelled: true };
-                    }
-                }
-                attempt += 1;
+            }
+            Err(error) => error,
+        };
+        let context = invocation.context();
+        if context.is_cancelled() {
+            return RetryOutcome {
+                result: Err(error),
+                attempts: attempt,
+                cancelled: true,
+            };
+        }
+        if !policy.should_retry(&error, attempt) {
+            return RetryOutcome {
+                result: Err(error),
+                attempts: attempt,
+                cancelled: false,
+            };
+        }
+        let delay = policy.backoff(attempt);
+        if context
+            .deadline()
+            .is_some_and(|deadline| Instant::now() + delay >= deadline)
+        {
+            return RetryOutcome {
+                result: Err(error),
+                attempts: attempt,
+                cancelled: false,
+            };
+        }
+        tracing::debug!(
+            function = context.function_name(),
+            call_id = %context.call_id(),
+            attempt,
+            ?delay,
+            %error,
+            "retrying"
+        );
+        tokio::select! {
+            () = tokio::time::sleep(delay) => {}
+            () = context.cancellation().cancelled() => {
+                return RetryOutcome { result: Err(error), attempts: attempt, cancelled: true };
             }
         }
+        attempt += 1;
     }
 }
 

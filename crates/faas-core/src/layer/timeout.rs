@@ -66,36 +66,65 @@ where
     fn call(&mut self, mut invocation: Invocation) -> Self::Future {
         let start = Instant::now();
         let context = invocation.context_mut();
-        let deadline = match (
-            self.timeout.map(|timeout| start + timeout),
-            context.deadline(),
-        ) {
-            (Some(ours), Some(theirs)) => Some(ours.min(theirs)),
-            (ours, theirs) => ours.or(theirs),
-        };
-        let token = context.cancellation().child_token();
+        let deadline = effective_deadline(start, self.timeout, context.deadline());
+        let token = context.child_cancellation();
         context.set_cancellation(token.clone());
         context.set_deadline(deadline);
         let function = context.function_name().to_owned();
         let future = self.inner.call(invocation);
         Box::pin(async move {
-            let Some(deadline) = deadline else {
-                return future.await;
-            };
-            let result = tokio::time::timeout_at(deadline, future).await;
-            match result {
-                Ok(result) => result,
-                Err(_) => {
-                    token.cancel();
-                    let allowed = deadline.saturating_duration_since(start);
-                    Err(FunctionError::timeout(format!(
-                        "function `{function}` did not finish within its deadline of {}",
-                        humantime::format_duration(allowed)
-                    )))
-                }
-            }
+            within(deadline, future).await.unwrap_or_else(|deadline| {
+                token.cancel();
+                Err(timed_out(&function, start, deadline))
+            })
         })
     }
+}
+
+/// The deadline of a call starting at `start`: `timeout` after it, or the
+/// context's own deadline when that comes first.
+pub(crate) fn effective_deadline(
+    start: Instant,
+    timeout: Option<Duration>,
+    context_deadline: Option<Instant>,
+) -> Option<Instant> {
+    match (timeout.map(|timeout| start + timeout), context_deadline) {
+        (Some(ours), Some(theirs)) => Some(ours.min(theirs)),
+        (ours, theirs) => ours.or(theirs),
+    }
+}
+
+/// Runs `future` until `deadline`; `Err(deadline)` when the deadline passed
+/// first (the future is dropped then).
+///
+/// The future is polled once before any timer exists: a call that finishes at
+/// once never registers one.
+pub(crate) async fn within<F: Future>(
+    deadline: Option<Instant>,
+    future: F,
+) -> Result<F::Output, Instant> {
+    let mut future = std::pin::pin!(future);
+    if let Poll::Ready(output) =
+        std::future::poll_fn(|cx| Poll::Ready(future.as_mut().poll(cx))).await
+    {
+        return Ok(output);
+    }
+    match deadline {
+        Some(deadline) => tokio::time::timeout_at(deadline, future)
+            .await
+            .map_err(|_| deadline),
+        None => Ok(future.await),
+    }
+}
+
+/// The error of a call of `function` that started at `start` and was still
+/// running at `deadline`.
+pub(crate) fn timed_out(function: &str, start: Instant, deadline: Instant) -> FunctionError {
+    let allowed = deadline.saturating_duration_since(start);
+    FunctionError::timeout(format!(
+        "function `{function}` did not finish within its deadline of {}",
+        humantime::format_duration(allowed)
+    ))
 }
 
 #[cfg(test)]

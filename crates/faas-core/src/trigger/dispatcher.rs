@@ -3,26 +3,22 @@
 
 use std::fmt;
 use std::future::Future;
+use std::pin::{Pin, pin};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::task::{Context as TaskContext, Poll};
 
 use http::HeaderValue;
-use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
-use tower::{Layer, Service, ServiceExt};
 
 use super::Delivery;
+use super::attempt::Attempt;
 use crate::context::CALL_ID_HEADER;
 use crate::error::FunctionError;
-use crate::function::FunctionService;
 use crate::invocation::Invocation;
-use crate::layer::{
-    CatchPanic, CatchPanicLayer, ConcurrencyLimit, ConcurrencyLimitLayer, LayerFuture, RetryLayer,
-    RetryOutcome, Timeout, TimeoutLayer,
-};
-use crate::logs::{CallRecord, InvocationLog};
+use crate::layer::RetryOutcome;
+use crate::layer::retry::retrying;
+use crate::logs::InvocationLog;
 use crate::metrics::Metrics;
 use crate::output::Response;
 use crate::policy::DeadLetterEntry;
@@ -79,9 +75,6 @@ impl fmt::Debug for Dispatcher {
     }
 }
 
-/// One attempt: in-flight limit, deadline, panic isolation, counted.
-type AttemptService = Instrument<ConcurrencyLimit<Timeout<CatchPanic<FunctionService>>>>;
-
 impl Dispatcher {
     /// A dispatcher for `registry` with fresh metrics and log.
     pub fn new(registry: Registry) -> Self {
@@ -137,13 +130,20 @@ impl Dispatcher {
     pub async fn dispatch(
         &self,
         function: &str,
-        invocation: Invocation,
+        mut invocation: Invocation,
     ) -> Result<Response, FunctionError> {
-        let (registered, invocation) = self.admit(function, invocation)?;
+        let registered = self.admit(function, &mut invocation)?;
         check_body(&registered, &invocation)?;
-        let token = invocation.context().cancellation().clone();
-        let call = self.attempt_service(&registered).oneshot(invocation);
-        self.guarded(token, call, Err).await
+        let token = invocation.context().child_cancellation();
+        let shared = &*self.shared;
+        let attempt = Attempt::start(
+            &registered,
+            &shared.metrics,
+            &shared.log,
+            invocation,
+            &token,
+        );
+        self.guarded(&token, pin!(attempt.finish()), Err).await
     }
 
     /// Calls `function` and turns an error into its JSON answer
@@ -171,9 +171,9 @@ impl Dispatcher {
     /// See [`Delivery::should_ack`] for what the trigger does next. An event that
     /// failed for good without a dead letter is not acknowledged: the source keeps it.
     /// A delivery interrupted by shutdown is not dead-lettered either.
-    pub async fn deliver(&self, function: &str, invocation: Invocation) -> Delivery {
+    pub async fn deliver(&self, function: &str, mut invocation: Invocation) -> Delivery {
         let call_id = invocation.context().call_id().clone();
-        let (registered, invocation) = match self.admit(function, invocation) {
+        let registered = match self.admit(function, &mut invocation) {
             Ok(admitted) => admitted,
             Err(error) => return Delivery::new(call_id, Err(error), 0, false),
         };
@@ -181,19 +181,25 @@ impl Dispatcher {
             let dead_lettered = self.dead_letter(&registered, &invocation, &error, 0).await;
             return Delivery::new(call_id, Err(error), 0, dead_lettered);
         }
-        let token = invocation.context().cancellation().clone();
-        let retry = RetryLayer::new(registered.policy().retry().clone())
-            .layer(self.attempt_service(&registered));
+        // The delivery's token; each attempt gets a child of it, so a timed-out
+        // attempt does not stop the retries, and a shutdown stops them all.
+        let token = invocation.context().child_cancellation();
+        invocation.context_mut().set_cancellation(token.clone());
+        let (shared, function) = (&*self.shared, &registered);
+        let attempts = retrying(function.policy().retry(), invocation.clone(), |this| {
+            let token = this.context().child_cancellation();
+            async move {
+                Attempt::start(function, &shared.metrics, &shared.log, this, &token)
+                    .finish()
+                    .await
+            }
+        });
         let outcome = self
-            .guarded(
-                token,
-                retry.call_with_outcome(invocation.clone()),
-                |error| RetryOutcome {
-                    result: Err(error),
-                    attempts: 0,
-                    cancelled: true,
-                },
-            )
+            .guarded(&token, pin!(attempts), |error| RetryOutcome {
+                result: Err(error),
+                attempts: 0,
+                cancelled: true,
+            })
             .await;
         match outcome.result {
             Ok(response) => Delivery::new(call_id, Ok(response), outcome.attempts, false),
@@ -209,13 +215,12 @@ impl Dispatcher {
         }
     }
 
-    /// Checks that the call may start and prepares its context: the function's
-    /// name, and a cancellation token of its own (a child of the caller's).
+    /// Checks that the call may start and gives its context the function's name.
     fn admit(
         &self,
         function: &str,
-        mut invocation: Invocation,
-    ) -> Result<(RegisteredFunction, Invocation), FunctionError> {
+        invocation: &mut Invocation,
+    ) -> Result<RegisteredFunction, FunctionError> {
         if !self.is_accepting() {
             return Err(FunctionError::unavailable(
                 "the host is shutting down and accepts no new calls",
@@ -230,52 +235,34 @@ impl Dispatcher {
                 "function `{function}` is scaled to zero"
             )));
         }
-        let context = invocation.context_mut();
-        context.set_function_name(registered.shared_name());
-        let token = context.child_cancellation();
-        context.set_cancellation(token);
-        Ok((registered, invocation))
+        invocation
+            .context_mut()
+            .set_function_name(registered.shared_name());
+        Ok(registered)
     }
 
-    fn attempt_service(&self, registered: &RegisteredFunction) -> AttemptService {
-        let policy = registered.policy();
-        let max = policy.max_in_flight().unwrap_or(usize::MAX);
-        let service = FunctionService::new(Arc::clone(registered.function()));
-        let service = CatchPanicLayer::new().layer(service);
-        let service = TimeoutLayer::new(policy.timeout()).layer(service);
-        let service = ConcurrencyLimitLayer::with_semaphore(Arc::clone(registered.limiter()), max)
-            .layer(service);
-        Instrument {
-            inner: service,
-            registered: registered.clone(),
-            metrics: self.shared.metrics.clone(),
-            log: self.shared.log.clone(),
-        }
-    }
-
-    /// Runs `call` as tracked work that a hard stop cancels: then the call's token
-    /// is cancelled, the call dropped, and `on_stop` makes the result.
-    async fn guarded<T>(
+    /// Runs `call` as tracked work that a hard stop cancels: then `token` is
+    /// cancelled, the call dropped, and `on_stop` makes the result.
+    ///
+    /// The call comes pinned by the caller, so it is not moved again here.
+    async fn guarded<F: Future>(
         &self,
-        token: CancellationToken,
-        call: impl Future<Output = T>,
-        on_stop: impl FnOnce(FunctionError) -> T,
-    ) -> T {
-        let hard_stop = self.shared.hard_stop.clone();
-        self.shared
-            .tracker
-            .track_future(async move {
-                tokio::select! {
-                    result = call => result,
-                    () = hard_stop.cancelled() => {
-                        token.cancel();
-                        on_stop(FunctionError::unavailable(
-                            "the host shut down before the call finished",
-                        ))
-                    }
-                }
-            })
-            .await
+        token: &CancellationToken,
+        call: Pin<&mut F>,
+        on_stop: impl FnOnce(FunctionError) -> F::Output,
+    ) -> F::Output {
+        let _tracked = self.shared.tracker.token();
+        tokio::select! {
+            // The call first: one that finishes at once never waits on the stop.
+            biased;
+            result = call => result,
+            () = self.shared.hard_stop.cancelled() => {
+                token.cancel();
+                on_stop(FunctionError::unavailable(
+                    "the host shut down before the call finished",
+                ))
+            }
+        }
     }
 
     async fn dead_letter(
@@ -349,66 +336,5 @@ fn check_body(
             )))
         }
         _ => Ok(()),
-    }
-}
-
-/// Counts an attempt in the function's counters, the metrics and the log.
-#[derive(Clone)]
-struct Instrument<S> {
-    inner: S,
-    registered: RegisteredFunction,
-    metrics: Metrics,
-    log: InvocationLog,
-}
-
-impl<S> Service<Invocation> for Instrument<S>
-where
-    S: Service<Invocation, Response = Response, Error = FunctionError>,
-    S::Future: Send + 'static,
-{
-    type Response = Response;
-    type Error = FunctionError;
-    type Future = LayerFuture;
-
-    fn poll_ready(&mut self, cx: &mut TaskContext<'_>) -> Poll<Result<(), FunctionError>> {
-        self.inner.poll_ready(cx)
-    }
-
-    fn call(&mut self, invocation: Invocation) -> Self::Future {
-        let registered = self.registered.clone();
-        let metrics = self.metrics.clone();
-        let log = self.log.clone();
-        let call_id = invocation.context().call_id().clone();
-        let attempt = invocation.context().attempt();
-        let counted = registered.start_call();
-        let gauge = metrics.start(registered.name());
-        let start = Instant::now();
-        let future = self.inner.call(invocation);
-        Box::pin(async move {
-            let result = future.await;
-            let elapsed = start.elapsed();
-            drop((counted, gauge));
-            let name = registered.name();
-            registered.record_finished(result.is_err());
-            metrics.record(
-                name,
-                result.as_ref().err().map(FunctionError::kind),
-                elapsed,
-            );
-            log.push_call(
-                name,
-                CallRecord {
-                    call_id,
-                    attempt,
-                    status: match &result {
-                        Ok(response) => response.status().as_u16(),
-                        Err(error) => error.status().as_u16(),
-                    },
-                    elapsed,
-                    error: result.as_ref().err().map(ToString::to_string),
-                },
-            );
-            result
-        })
     }
 }

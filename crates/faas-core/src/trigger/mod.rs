@@ -1,6 +1,7 @@
 //! [`Trigger`]: a source of invocations (HTTP, a schedule, a queue, ...), driven by
 //! a host, that hands each event to a [`Dispatcher`].
 
+mod attempt;
 mod delivery;
 mod dispatcher;
 

@@ -1,0 +1,172 @@
+//! One attempt of a call under its function's policy: the in-flight limit, the
+//! deadline and panic isolation, counted in the function's counters, the
+//! metrics and the log.
+//!
+//! The same policies exist as tower layers in [`crate::layer`], for services
+//! built by hand. The dispatcher does not stack those: every layer would box
+//! its future and move the invocation once more, which made up most of the
+//! cost of a call. It takes the same steps here and shares with the layers
+//! their decisions (the effective deadline, the first poll without a timer)
+//! and their errors.
+//!
+//! An attempt starts synchronously ([`Attempt::start`]): that moves the
+//! invocation into the function's own future at once, so the futures that
+//! wait for it ([`Attempt::finish`] and the dispatcher's) stay small and
+//! cheap to move.
+
+use std::panic::AssertUnwindSafe;
+
+use futures::FutureExt as _;
+use futures::future::BoxFuture;
+use tokio::sync::SemaphorePermit;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use crate::context::CallId;
+use crate::error::FunctionError;
+use crate::function::Function;
+use crate::invocation::Invocation;
+use crate::layer::catch_panic::panicked;
+use crate::layer::concurrency::refused;
+use crate::layer::timeout::{effective_deadline, timed_out, within};
+use crate::logs::{CallRecord, InvocationLog};
+use crate::metrics::{InFlightGuard, Metrics};
+use crate::output::Response;
+use crate::registry::{CallGuard, RegisteredFunction};
+
+/// An attempt under way.
+pub(super) struct Attempt<'a> {
+    registered: &'a RegisteredFunction,
+    metrics: &'a Metrics,
+    log: &'a InvocationLog,
+    token: &'a CancellationToken,
+    call_id: CallId,
+    attempt: u32,
+    start: Instant,
+    deadline: Option<Instant>,
+    step: Step<'a>,
+    _counted: CallGuard<'a>,
+    _gauge: InFlightGuard,
+}
+
+/// Where an attempt stands once started.
+enum Step<'a> {
+    /// The function runs, holding a permit of its in-flight limit.
+    Running {
+        call: BoxFuture<'a, Result<Response, FunctionError>>,
+        _permit: SemaphorePermit<'a>,
+    },
+    /// It ended before its function ran: refused by the limit, or a panic
+    /// while the function made its future.
+    Ended(Result<Response, FunctionError>),
+}
+
+impl<'a> Attempt<'a> {
+    /// Starts an attempt of `invocation` on `registered`, with `token` as its own
+    /// cancellation token (cancelled when its deadline passes): counts it, takes
+    /// a permit of the in-flight limit and has the function make its future.
+    ///
+    /// Every attempt is counted, those refused for the limit included.
+    pub(super) fn start(
+        registered: &'a RegisteredFunction,
+        metrics: &'a Metrics,
+        log: &'a InvocationLog,
+        mut invocation: Invocation,
+        token: &'a CancellationToken,
+    ) -> Self {
+        let start = Instant::now();
+        let counted = registered.start_call();
+        let gauge = metrics.start(registered.name());
+        let context = invocation.context_mut();
+        let call_id = context.call_id().clone();
+        let attempt = context.attempt();
+        let deadline = effective_deadline(start, registered.policy().timeout(), context.deadline());
+        let step = match registered.limiter().try_acquire() {
+            Ok(permit) => {
+                context.set_deadline(deadline);
+                context.set_cancellation(token.clone());
+                let function: &dyn Function = registered.function().as_ref();
+                match std::panic::catch_unwind(AssertUnwindSafe(|| function.call(invocation))) {
+                    Ok(call) => Step::Running {
+                        call,
+                        _permit: permit,
+                    },
+                    Err(payload) => {
+                        Step::Ended(Err(panicked(registered.name(), &call_id, payload)))
+                    }
+                }
+            }
+            Err(error) => {
+                let max = registered.policy().max_in_flight().unwrap_or(usize::MAX);
+                Step::Ended(Err(refused(error, registered.name(), max)))
+            }
+        };
+        Attempt {
+            registered,
+            metrics,
+            log,
+            token,
+            call_id,
+            attempt,
+            start,
+            deadline,
+            step,
+            _counted: counted,
+            _gauge: gauge,
+        }
+    }
+
+    /// Waits for the function until the deadline, catching a panic, and records
+    /// the attempt.
+    pub(super) async fn finish(self) -> Result<Response, FunctionError> {
+        let Attempt {
+            registered,
+            metrics,
+            log,
+            token,
+            call_id,
+            attempt,
+            start,
+            deadline,
+            step,
+            _counted,
+            _gauge,
+        } = self;
+        let result = match step {
+            Step::Ended(result) => result,
+            Step::Running { call, _permit } => {
+                match within(deadline, AssertUnwindSafe(call).catch_unwind()).await {
+                    Ok(Ok(result)) => result,
+                    Ok(Err(payload)) => Err(panicked(registered.name(), &call_id, payload)),
+                    Err(deadline) => {
+                        token.cancel();
+                        Err(timed_out(registered.name(), start, deadline))
+                    }
+                }
+            }
+        };
+        let elapsed = start.elapsed();
+        drop((_counted, _gauge));
+        let name = registered.name();
+        registered.record_finished(result.is_err());
+        metrics.record(
+            name,
+            result.as_ref().err().map(FunctionError::kind),
+            elapsed,
+        );
+        log.push_call(
+            name,
+            CallRecord {
+                call_id,
+                attempt,
+                status: match &result {
+                    Ok(response) => response.status().as_u16(),
+                    Err(error) => error.status().as_u16(),
+                },
+                elapsed,
+                error: result.as_ref().err().map(ToString::to_string),
+            },
+        );
+        result
+    }
+}
