@@ -147,6 +147,9 @@ impl RuntimeConfig {
                         "0" | "false" | "no" | "off" => false,
                         _ => return Err(invalid("true or false")),
                     };
+                    if config.cron && !cfg!(feature = "cron") {
+                        return Err(invalid("this build of faas-triggers has no `cron` feature"));
+                    }
                 }
                 _ => {}
             }
