@@ -315,8 +315,9 @@ impl RequestDecoder {
         } else {
             ReplyMode::AsIs
         };
-        match content_type_essence(&parts.headers).as_deref() {
-            Some(STRUCTURED_CONTENT_TYPE) => {
+        let essence = content_type_essence(&parts.headers);
+        match essence {
+            Some(essence) if essence.eq_ignore_ascii_case(STRUCTURED_CONTENT_TYPE) => {
                 let event = CloudEvent::from_structured(&body)?;
                 let (event_headers, data) = event.into_binary_parts();
                 // The event is the body's: `ce-*` headers beside it are not part of it.
@@ -337,7 +338,7 @@ impl RequestDecoder {
                 body = data;
                 reply = ReplyMode::Structured;
             }
-            Some("application/cloudevents-batch+json") => {
+            Some(essence) if essence.eq_ignore_ascii_case(BATCH_CONTENT_TYPE) => {
                 return Err(FunctionError::bad_input(
                     "batched CloudEvents are not supported; send one event per request",
                 )
@@ -402,11 +403,14 @@ fn parse_callback(value: &HeaderValue) -> Result<Uri, FunctionError> {
     }
 }
 
-/// The media type of the `content-type` header, lower-case, without parameters.
-pub(crate) fn content_type_essence(headers: &http::HeaderMap) -> Option<String> {
+/// The content type of a batch of structured-mode CloudEvents.
+const BATCH_CONTENT_TYPE: &str = "application/cloudevents-batch+json";
+
+/// The media type of the `content-type` header, without parameters (compare
+/// it ignoring ASCII case).
+fn content_type_essence(headers: &http::HeaderMap) -> Option<&str> {
     let value = headers.get(header::CONTENT_TYPE)?.to_str().ok()?;
-    let essence = value.split(';').next().unwrap_or_default().trim();
-    Some(essence.to_ascii_lowercase())
+    Some(value.split(';').next().unwrap_or_default().trim())
 }
 
 fn accepts_structured(headers: &http::HeaderMap) -> bool {
