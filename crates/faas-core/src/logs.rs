@@ -2,7 +2,8 @@
 //! buffer of log lines an in-process host keeps per function.
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock, Weak};
 use std::time::{Duration, SystemTime};
 
 use futures::StreamExt as _;
@@ -111,16 +112,36 @@ pub struct InvocationLog {
 }
 
 struct LogInner {
-    capacity: usize,
+    shared: Arc<Shared>,
     instance: String,
-    buffers: Mutex<Buffers>,
+    /// The lines of each function; an entry, once made, stays (clearing empties it),
+    /// since the functions' [`FunctionLog`]s write to it directly.
+    functions: RwLock<HashMap<String, Arc<Lines>>>,
     live: broadcast::Sender<(Arc<str>, u64, LogLine)>,
 }
 
-#[derive(Default)]
-struct Buffers {
-    next_seq: u64,
-    lines: HashMap<String, VecDeque<Record>>,
+/// What the functions' buffers share.
+struct Shared {
+    capacity: usize,
+    /// The sequence number of the next line, over all functions.
+    next_seq: AtomicU64,
+    /// Streams following new lines; lines are sent live only when there is one.
+    followers: AtomicUsize,
+}
+
+/// One function's kept lines.
+type Lines = Mutex<VecDeque<Record>>;
+
+/// The log of one function, found once; a registry entry keeps it for the
+/// [`InvocationLog`] its calls are written to. Cheap to clone.
+#[derive(Clone)]
+pub(crate) struct FunctionLog {
+    /// Which log it belongs to; weak, so keeping it does not keep the log's
+    /// followers waiting for lines once the log is gone.
+    log: Weak<LogInner>,
+    shared: Arc<Shared>,
+    function: Arc<str>,
+    lines: Arc<Lines>,
 }
 
 /// A kept line; a call's line is only formatted when read.
@@ -174,7 +195,7 @@ impl Default for InvocationLog {
 impl std::fmt::Debug for InvocationLog {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("InvocationLog")
-            .field("capacity", &self.inner.capacity)
+            .field("capacity", &self.inner.shared.capacity)
             .finish_non_exhaustive()
     }
 }
@@ -185,9 +206,13 @@ impl InvocationLog {
         let (live, _) = broadcast::channel(1024);
         InvocationLog {
             inner: Arc::new(LogInner {
-                capacity: capacity.max(1),
+                shared: Arc::new(Shared {
+                    capacity: capacity.max(1),
+                    next_seq: AtomicU64::new(0),
+                    followers: AtomicUsize::new(0),
+                }),
                 instance: format!("local-{}", std::process::id()),
-                buffers: Mutex::new(Buffers::default()),
+                functions: RwLock::new(HashMap::new()),
                 live,
             }),
         }
@@ -195,47 +220,38 @@ impl InvocationLog {
 
     /// Appends a line to `function`'s log.
     pub fn push(&self, function: &str, text: impl Into<String>) {
-        self.push_record(function, RecordText::Text(text.into()));
+        self.function(function).push(RecordText::Text(text.into()));
     }
 
-    /// Appends the line of a finished call.
-    pub(crate) fn push_call(&self, function: &str, call: CallRecord) {
-        self.push_record(function, RecordText::Call(call));
-    }
-
-    fn push_record(&self, function: &str, text: RecordText) {
-        let mut buffers = self.lock();
-        let seq = buffers.next_seq;
-        buffers.next_seq += 1;
-        let record = Record {
-            seq,
-            timestamp: SystemTime::now(),
-            text,
+    /// The log of `function`, made on first use. Keep it: looking it up again
+    /// costs a hash of the name.
+    pub(crate) fn function(&self, function: &str) -> FunctionLog {
+        let lines = match self.lines_of(function) {
+            Some(lines) => lines,
+            None => Arc::clone(
+                self.inner
+                    .functions
+                    .write()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .entry(function.to_owned())
+                    .or_default(),
+            ),
         };
-        // Sent under the lock, so followers see lines in sequence order.
-        if self.inner.live.receiver_count() > 0 {
-            // A follower that left meanwhile is not an error.
-            let _ = self
-                .inner
-                .live
-                .send((Arc::from(function), seq, self.to_line(&record)));
+        FunctionLog {
+            log: Arc::downgrade(&self.inner),
+            shared: Arc::clone(&self.inner.shared),
+            function: Arc::from(function),
+            lines,
         }
-        let buffer = match buffers.lines.get_mut(function) {
-            Some(buffer) => buffer,
-            None => buffers.lines.entry(function.to_owned()).or_default(),
-        };
-        if buffer.len() == self.inner.capacity {
-            buffer.pop_front();
-        }
-        buffer.push_back(record);
     }
 
-    fn to_line(&self, record: &Record) -> LogLine {
-        LogLine {
-            timestamp: record.timestamp,
-            instance: self.inner.instance.clone(),
-            text: record.text.render(),
-        }
+    fn lines_of(&self, function: &str) -> Option<Arc<Lines>> {
+        self.inner
+            .functions
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(function)
+            .cloned()
     }
 
     /// The kept lines of `function` that match `options` (`follow` is ignored).
@@ -247,14 +263,20 @@ impl InvocationLog {
             .collect()
     }
 
-    /// The matching lines with their sequence numbers, and the next sequence number.
+    /// The matching lines with their sequence numbers, and the sequence number
+    /// from which later lines of `function` are numbered.
     fn sequenced_lines(&self, function: &str, options: &LogOptions) -> (u64, Vec<(u64, LogLine)>) {
-        let buffers = self.lock();
-        let next_seq = buffers.next_seq;
-        let Some(buffer) = buffers.lines.get(function) else {
+        // Read before looking the function up: a first line written after the
+        // lookup found nothing is numbered from here on.
+        let next_seq = self.inner.shared.next_seq.load(Ordering::SeqCst);
+        let Some(lines) = self.lines_of(function) else {
             return (next_seq, Vec::new());
         };
-        let matching: Vec<&Record> = buffer
+        let lines = lock(&lines);
+        // Read again under the function's lock: the lines written before are all
+        // kept, those written after are numbered from here on.
+        let next_seq = self.inner.shared.next_seq.load(Ordering::SeqCst);
+        let matching: Vec<&Record> = lines
             .iter()
             .filter(|record| options.since.is_none_or(|since| record.timestamp >= since))
             .collect();
@@ -264,14 +286,16 @@ impl InvocationLog {
         let lines = matching
             .into_iter()
             .skip(skip)
-            .map(|record| (record.seq, self.to_line(record)))
+            .map(|record| (record.seq, self.inner.to_line(record)))
             .collect();
         (next_seq, lines)
     }
 
     /// Forgets `function`'s lines.
     pub fn clear(&self, function: &str) {
-        self.lock().lines.remove(function);
+        if let Some(lines) = self.lines_of(function) {
+            lock(&lines).clear();
+        }
     }
 
     /// The lines of `function` as a stream: the kept lines matching `options`,
@@ -285,7 +309,11 @@ impl InvocationLog {
         options: &LogOptions,
     ) -> BoxStream<'static, Result<LogLine>> {
         // Subscribe before reading the buffer so no line falls between the two.
-        let receiver = options.follow.then(|| self.inner.live.subscribe());
+        let receiver = options.follow.then(|| {
+            let receiver = self.inner.live.subscribe();
+            let following = Following::new(&self.inner.shared);
+            (receiver, following)
+        });
         let (next_seq, kept) = self.sequenced_lines(function, options);
         let backlog = stream::iter(kept.into_iter().map(|(_, line)| Ok(line)));
         let Some(receiver) = receiver else {
@@ -293,7 +321,7 @@ impl InvocationLog {
         };
         let function: Arc<str> = Arc::from(function);
         let since = options.since;
-        let live = stream::unfold(receiver, move |mut receiver| {
+        let live = stream::unfold(receiver, move |(mut receiver, following)| {
             let function = Arc::clone(&function);
             async move {
                 loop {
@@ -303,14 +331,14 @@ impl InvocationLog {
                                 && name == function
                                 && since.is_none_or(|since| line.timestamp >= since);
                             if wanted {
-                                return Some((Ok(line), receiver));
+                                return Some((Ok(line), (receiver, following)));
                             }
                         }
                         Err(broadcast::error::RecvError::Lagged(missed)) => {
                             let error = Error::provider_message(format!(
                                 "log follower fell behind and missed {missed} lines"
                             ));
-                            return Some((Err(error), receiver));
+                            return Some((Err(error), (receiver, following)));
                         }
                         Err(broadcast::error::RecvError::Closed) => return None,
                     }
@@ -319,13 +347,74 @@ impl InvocationLog {
         });
         backlog.chain(live).boxed()
     }
+}
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, Buffers> {
-        self.inner
-            .buffers
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+impl LogInner {
+    fn to_line(&self, record: &Record) -> LogLine {
+        LogLine {
+            timestamp: record.timestamp,
+            instance: self.instance.clone(),
+            text: record.text.render(),
+        }
     }
+}
+
+impl FunctionLog {
+    /// Whether this is the function's log in `log`.
+    pub(crate) fn belongs_to(&self, log: &InvocationLog) -> bool {
+        std::ptr::eq(self.log.as_ptr(), Arc::as_ptr(&log.inner))
+    }
+
+    /// Appends the line of a finished call.
+    pub(crate) fn push_call(&self, call: CallRecord) {
+        self.push(RecordText::Call(call));
+    }
+
+    fn push(&self, text: RecordText) {
+        let mut lines = lock(&self.lines);
+        let record = Record {
+            seq: self.shared.next_seq.fetch_add(1, Ordering::SeqCst),
+            timestamp: SystemTime::now(),
+            text,
+        };
+        // Sent under the function's lock, so its followers see its lines in order.
+        if self.shared.followers.load(Ordering::SeqCst) > 0
+            && let Some(log) = self.log.upgrade()
+        {
+            // A follower that left meanwhile is not an error.
+            let _ = log
+                .live
+                .send((Arc::clone(&self.function), record.seq, log.to_line(&record)));
+        }
+        if lines.len() == self.shared.capacity {
+            lines.pop_front();
+        }
+        lines.push_back(record);
+    }
+}
+
+/// Counts a stream among the followers while it lives.
+struct Following {
+    shared: Arc<Shared>,
+}
+
+impl Following {
+    fn new(shared: &Arc<Shared>) -> Self {
+        shared.followers.fetch_add(1, Ordering::SeqCst);
+        Following {
+            shared: Arc::clone(shared),
+        }
+    }
+}
+
+impl Drop for Following {
+    fn drop(&mut self) {
+        self.shared.followers.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+fn lock(lines: &Lines) -> MutexGuard<'_, VecDeque<Record>> {
+    lines.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 #[cfg(test)]
@@ -366,6 +455,43 @@ mod tests {
         log.push("g", "not mine");
         log.push("f", "new");
         assert_eq!(stream.next().await.unwrap().unwrap().text, "new");
+    }
+
+    fn texts(lines: Vec<LogLine>) -> Vec<String> {
+        lines.into_iter().map(|line| line.text).collect()
+    }
+
+    #[tokio::test]
+    async fn a_kept_function_log_writes_where_readers_look() {
+        let log = InvocationLog::new(10);
+        let f = log.function("f");
+        assert!(f.belongs_to(&log));
+        assert!(!f.belongs_to(&InvocationLog::new(10)));
+        f.push(RecordText::Text("one".into()));
+        log.clear("f");
+        f.push(RecordText::Text("two".into()));
+        assert_eq!(texts(log.lines("f", &LogOptions::new())), ["two"]);
+
+        let mut stream = log.stream("f", &LogOptions::new().with_follow(true));
+        assert_eq!(stream.next().await.unwrap().unwrap().text, "two");
+        log.push("g", "not mine");
+        f.push(RecordText::Text("three".into()));
+        assert_eq!(stream.next().await.unwrap().unwrap().text, "three");
+        assert_eq!(log.inner.shared.followers.load(Ordering::SeqCst), 1);
+        drop(stream);
+        assert_eq!(log.inner.shared.followers.load(Ordering::SeqCst), 0);
+    }
+
+    #[tokio::test]
+    async fn a_follower_ends_with_the_log_even_while_a_function_log_is_kept() {
+        let log = InvocationLog::new(10);
+        let f = log.function("f");
+        let mut stream = log.stream("f", &LogOptions::new().with_follow(true));
+        f.push(RecordText::Text("last".into()));
+        drop(log);
+        assert_eq!(stream.next().await.unwrap().unwrap().text, "last");
+        assert!(stream.next().await.is_none());
+        f.push(RecordText::Text("after the log".into()));
     }
 
     #[tokio::test]

@@ -2,7 +2,7 @@
 
 use std::collections::HashMap;
 use std::fmt;
-use std::sync::{Arc, PoisonError, RwLock};
+use std::sync::{Arc, OnceLock, PoisonError, RwLock, Weak};
 use std::time::Duration;
 
 use prometheus_client::encoding::EncodeLabelSet;
@@ -71,7 +71,7 @@ pub struct Metrics {
 struct MetricsInner {
     registry: PromRegistry,
     /// The metrics of each function, looked up without building label sets.
-    handles: RwLock<HashMap<Box<str>, FunctionHandles>>,
+    handles: RwLock<HashMap<Box<str>, Arc<FunctionHandles>>>,
     invocations: Family<OutcomeLabels, Counter>,
     errors: Family<KindLabels, Counter>,
     duration: Family<FunctionLabels, Histogram, fn() -> Histogram>,
@@ -133,53 +133,26 @@ impl Metrics {
         text
     }
 
-    /// Counts a call as started; it stays in the in-flight gauge until the guard drops.
-    pub(crate) fn start(&self, function: &str) -> InFlightGuard {
-        self.with_handles(function, |handles| {
-            handles.in_flight.inc();
-            InFlightGuard {
-                gauge: handles.in_flight.clone(),
-            }
-        })
-    }
-
-    /// Records a finished call.
-    pub(crate) fn record(&self, function: &str, error: Option<ErrorKind>, elapsed: Duration) {
-        self.with_handles(function, |handles| {
-            if error.is_some() {
-                handles.error.inc();
-            } else {
-                handles.success.inc();
-            }
-            handles.duration.observe(elapsed.as_secs_f64());
-        });
-        if let Some(kind) = error {
-            self.inner
-                .errors
-                .get_or_create(&KindLabels {
-                    function: function.to_owned(),
-                    kind: kind.as_str(),
-                })
-                .inc();
-        }
-    }
-
-    fn with_handles<R>(&self, function: &str, use_them: impl FnOnce(&FunctionHandles) -> R) -> R {
+    /// The metrics of `function`, made on first use. Keep them: looking them up
+    /// again costs a hash of the name.
+    pub(crate) fn function(&self, function: &str) -> FunctionMetrics {
+        let owner = Arc::downgrade(&self.inner);
         let handles = self
             .inner
             .handles
             .read()
-            .unwrap_or_else(PoisonError::into_inner);
-        if let Some(found) = handles.get(function) {
-            return use_them(found);
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(function)
+            .cloned();
+        if let Some(handles) = handles {
+            return FunctionMetrics { owner, handles };
         }
-        drop(handles);
         let inner = &self.inner;
-        let mut handles = inner
+        let mut all = inner
             .handles
             .write()
             .unwrap_or_else(PoisonError::into_inner);
-        let found = handles.entry(Box::from(function)).or_insert_with(|| {
+        let handles = all.entry(Box::from(function)).or_insert_with(|| {
             let outcome = |outcome| OutcomeLabels {
                 function: function.to_owned(),
                 outcome,
@@ -193,23 +166,81 @@ impl Metrics {
             let error = inner.invocations.get_or_create(&outcome("error")).clone();
             let duration = inner.duration.get_or_create(&labels).clone();
             let in_flight = inner.in_flight.get_or_create(&labels).clone();
-            FunctionHandles {
+            Arc::new(FunctionHandles {
+                function: Box::from(function),
                 success,
                 error,
                 duration,
                 in_flight,
-            }
+                errors: inner.errors.clone(),
+                by_kind: std::array::from_fn(|_| OnceLock::new()),
+            })
         });
-        use_them(found)
+        FunctionMetrics {
+            owner,
+            handles: Arc::clone(handles),
+        }
     }
 }
 
-/// The metrics of one function.
+/// The metrics of one function, found once; a registry entry keeps them for the
+/// [`Metrics`] its calls are counted in. Cheap to clone.
+#[derive(Clone)]
+pub(crate) struct FunctionMetrics {
+    /// Which metrics they belong to; weak, so keeping them keeps nothing else alive.
+    owner: Weak<MetricsInner>,
+    handles: Arc<FunctionHandles>,
+}
+
 struct FunctionHandles {
+    function: Box<str>,
     success: Counter,
     error: Counter,
     duration: Histogram,
     in_flight: Gauge,
+    errors: Family<KindLabels, Counter>,
+    /// The error counters by kind, each made on the first error of its kind.
+    by_kind: [OnceLock<Counter>; ErrorKind::ALL.len()],
+}
+
+impl FunctionMetrics {
+    /// Whether these are the function's handles in `metrics`.
+    pub(crate) fn belongs_to(&self, metrics: &Metrics) -> bool {
+        std::ptr::eq(self.owner.as_ptr(), Arc::as_ptr(&metrics.inner))
+    }
+
+    /// Counts a call as started; it stays in the in-flight gauge until the guard drops.
+    pub(crate) fn start(&self) -> InFlightGuard<'_> {
+        self.handles.in_flight.inc();
+        InFlightGuard {
+            gauge: &self.handles.in_flight,
+        }
+    }
+
+    /// Records a finished call.
+    pub(crate) fn record(&self, error: Option<ErrorKind>, elapsed: Duration) {
+        let handles = &*self.handles;
+        match error {
+            None => handles.success.inc(),
+            Some(kind) => {
+                handles.error.inc();
+                let counter = || {
+                    handles
+                        .errors
+                        .get_or_create(&KindLabels {
+                            function: handles.function.to_string(),
+                            kind: kind.as_str(),
+                        })
+                        .clone()
+                };
+                match ErrorKind::ALL.iter().position(|known| *known == kind) {
+                    Some(index) => handles.by_kind[index].get_or_init(counter).inc(),
+                    None => counter().inc(),
+                }
+            }
+        };
+        handles.duration.observe(elapsed.as_secs_f64());
+    }
 }
 
 fn register(
@@ -243,11 +274,11 @@ fn register(
 }
 
 /// Keeps a call in the in-flight gauge.
-pub(crate) struct InFlightGuard {
-    gauge: Gauge,
+pub(crate) struct InFlightGuard<'a> {
+    gauge: &'a Gauge,
 }
 
-impl Drop for InFlightGuard {
+impl Drop for InFlightGuard<'_> {
     fn drop(&mut self) {
         self.gauge.dec();
     }
@@ -260,30 +291,36 @@ mod tests {
     #[test]
     fn records_and_encodes() {
         let metrics = Metrics::new();
-        let guard = metrics.start("hello");
+        let hello = metrics.function("hello");
+        let guard = hello.start();
         assert!(
             metrics
                 .encode()
                 .contains("faas_in_flight{function=\"hello\"} 1")
         );
         drop(guard);
-        metrics.record("hello", None, Duration::from_millis(3));
-        metrics.record("hello", Some(ErrorKind::Timeout), Duration::from_secs(1));
+        assert!(hello.belongs_to(&metrics));
+        assert!(!hello.belongs_to(&Metrics::new()));
+        hello.record(None, Duration::from_millis(3));
+        hello.record(Some(ErrorKind::Timeout), Duration::from_secs(1));
+        metrics
+            .function("hello")
+            .record(Some(ErrorKind::Timeout), Duration::ZERO);
         let text = metrics.encode();
         assert!(
             text.contains("faas_invocations_total{function=\"hello\",outcome=\"success\"} 1"),
             "{text}"
         );
         assert!(
-            text.contains("faas_invocations_total{function=\"hello\",outcome=\"error\"} 1"),
+            text.contains("faas_invocations_total{function=\"hello\",outcome=\"error\"} 2"),
             "{text}"
         );
         assert!(
-            text.contains("faas_errors_total{function=\"hello\",kind=\"timeout\"} 1"),
+            text.contains("faas_errors_total{function=\"hello\",kind=\"timeout\"} 2"),
             "{text}"
         );
         assert!(
-            text.contains("faas_invocation_duration_seconds_count{function=\"hello\"} 2"),
+            text.contains("faas_invocation_duration_seconds_count{function=\"hello\"} 3"),
             "{text}"
         );
         assert!(
@@ -295,7 +332,7 @@ mod tests {
     #[test]
     fn registers_into_another_registry() {
         let metrics = Metrics::new();
-        metrics.record("f", None, Duration::ZERO);
+        metrics.function("f").record(None, Duration::ZERO);
         let mut registry = PromRegistry::default();
         metrics.register(&mut registry);
         let mut text = String::new();

@@ -1,15 +1,18 @@
 //! [`Registry`]: the functions a host serves, by name, with their live state.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, OnceLock, RwLock};
 
 use tokio::sync::Semaphore;
 
 use crate::definition::{FunctionDefinition, FunctionMeta};
 use crate::error::{Error, Result};
 use crate::function::BoxFunction;
+use crate::logs::{FunctionLog, InvocationLog};
+use crate::metrics::{FunctionMetrics, Metrics};
 use crate::policy::InvocationPolicy;
 
 /// The longest function name accepted.
@@ -226,6 +229,10 @@ struct RegisteredInner {
     definition: FunctionDefinition,
     /// The name, shared with the context of every call.
     name: Arc<str>,
+    /// Its metrics and log, kept from the first call so later calls look
+    /// nothing up by name.
+    metrics: OnceLock<FunctionMetrics>,
+    log: OnceLock<FunctionLog>,
     limiter: Arc<Semaphore>,
     serving: AtomicBool,
     replicas: AtomicU32,
@@ -245,6 +252,8 @@ impl RegisteredFunction {
         RegisteredFunction {
             inner: Arc::new(RegisteredInner {
                 name: Arc::from(definition.name()),
+                metrics: OnceLock::new(),
+                log: OnceLock::new(),
                 definition,
                 limiter,
                 serving: AtomicBool::new(true),
@@ -328,6 +337,31 @@ impl RegisteredFunction {
     /// Calls finished with an error since registration.
     pub fn failure_count(&self) -> u64 {
         self.inner.failures.load(Ordering::Acquire)
+    }
+
+    /// Its handles in `metrics`: those kept from the first call, unless that
+    /// call was counted in other metrics.
+    pub(crate) fn metrics(&self, metrics: &Metrics) -> Cow<'_, FunctionMetrics> {
+        let kept = self
+            .inner
+            .metrics
+            .get_or_init(|| metrics.function(self.name()));
+        if kept.belongs_to(metrics) {
+            Cow::Borrowed(kept)
+        } else {
+            Cow::Owned(metrics.function(self.name()))
+        }
+    }
+
+    /// Its log in `log`: the one kept from the first call, unless that call was
+    /// written to another log.
+    pub(crate) fn log(&self, log: &InvocationLog) -> Cow<'_, FunctionLog> {
+        let kept = self.inner.log.get_or_init(|| log.function(self.name()));
+        if kept.belongs_to(log) {
+            Cow::Borrowed(kept)
+        } else {
+            Cow::Owned(log.function(self.name()))
+        }
     }
 
     /// Counts a call as running until the guard drops.

@@ -729,3 +729,26 @@ async fn a_delivery_interrupted_by_shutdown_is_neither_acknowledged_nor_dead_let
     assert!(dead.is_empty());
     assert_eq!(dispatcher.in_flight(), 0);
 }
+
+#[tokio::test]
+async fn hosts_sharing_a_registry_count_and_log_in_their_own_metrics() {
+    let registry = Registry::from([FunctionDefinition::from_handler("ping", || async {
+        "pong"
+    })]);
+    let first = LocalExecutor::new(registry.clone());
+    let second = LocalExecutor::new(registry);
+    for executor in [&first, &second, &second, &first, &second] {
+        executor.invoke("ping", Invocation::new("")).await.unwrap();
+    }
+    for (executor, calls) in [(&first, 2), (&second, 3)] {
+        let text = executor.metrics().encode();
+        let expected =
+            format!(r#"faas_invocations_total{{function="ping",outcome="success"}} {calls}"#);
+        assert!(text.contains(&expected), "missing {expected} in\n{text}");
+        let lines = executor
+            .dispatcher()
+            .invocation_log()
+            .lines("ping", &faas_core::LogOptions::new());
+        assert_eq!(lines.len(), calls);
+    }
+}

@@ -29,16 +29,16 @@ use crate::invocation::Invocation;
 use crate::layer::catch_panic::panicked;
 use crate::layer::concurrency::refused;
 use crate::layer::timeout::{effective_deadline, timed_out, within};
-use crate::logs::{CallRecord, InvocationLog};
-use crate::metrics::{InFlightGuard, Metrics};
+use crate::logs::{CallRecord, FunctionLog};
+use crate::metrics::{FunctionMetrics, InFlightGuard};
 use crate::output::Response;
 use crate::registry::{CallGuard, RegisteredFunction};
 
 /// An attempt under way.
 pub(super) struct Attempt<'a> {
     registered: &'a RegisteredFunction,
-    metrics: &'a Metrics,
-    log: &'a InvocationLog,
+    metrics: &'a FunctionMetrics,
+    log: &'a FunctionLog,
     token: &'a CancellationToken,
     call_id: CallId,
     attempt: u32,
@@ -46,7 +46,7 @@ pub(super) struct Attempt<'a> {
     deadline: Option<Instant>,
     step: Step<'a>,
     _counted: CallGuard<'a>,
-    _gauge: InFlightGuard,
+    _gauge: InFlightGuard<'a>,
 }
 
 /// Where an attempt stands once started.
@@ -65,18 +65,19 @@ impl<'a> Attempt<'a> {
     /// Starts an attempt of `invocation` on `registered`, with `token` as its own
     /// cancellation token (cancelled when its deadline passes): counts it, takes
     /// a permit of the in-flight limit and has the function make its future.
+    /// It is recorded in the function's `metrics` and `log`.
     ///
     /// Every attempt is counted, those refused for the limit included.
     pub(super) fn start(
         registered: &'a RegisteredFunction,
-        metrics: &'a Metrics,
-        log: &'a InvocationLog,
+        metrics: &'a FunctionMetrics,
+        log: &'a FunctionLog,
         mut invocation: Invocation,
         token: &'a CancellationToken,
     ) -> Self {
         let start = Instant::now();
         let counted = registered.start_call();
-        let gauge = metrics.start(registered.name());
+        let gauge = metrics.start();
         let context = invocation.context_mut();
         let call_id = context.call_id().clone();
         let attempt = context.attempt();
@@ -147,26 +148,18 @@ impl<'a> Attempt<'a> {
         };
         let elapsed = start.elapsed();
         drop((_counted, _gauge));
-        let name = registered.name();
         registered.record_finished(result.is_err());
-        metrics.record(
-            name,
-            result.as_ref().err().map(FunctionError::kind),
-            elapsed,
-        );
-        log.push_call(
-            name,
-            CallRecord {
-                call_id,
-                attempt,
-                status: match &result {
-                    Ok(response) => response.status().as_u16(),
-                    Err(error) => error.status().as_u16(),
-                },
-                elapsed,
-                error: result.as_ref().err().map(ToString::to_string),
+        metrics.record(result.as_ref().err().map(FunctionError::kind), elapsed);
+        log.push_call(CallRecord {
+            call_id,
+            attempt,
+            status: match &result {
+                Ok(response) => response.status().as_u16(),
+                Err(error) => error.status().as_u16(),
             },
-        );
+            elapsed,
+            error: result.as_ref().err().map(ToString::to_string),
+        });
         result
     }
 }

@@ -135,14 +135,9 @@ impl Dispatcher {
         let registered = self.admit(function, &mut invocation)?;
         check_body(&registered, &invocation)?;
         let token = invocation.context().child_cancellation();
-        let shared = &*self.shared;
-        let attempt = Attempt::start(
-            &registered,
-            &shared.metrics,
-            &shared.log,
-            invocation,
-            &token,
-        );
+        let metrics = registered.metrics(&self.shared.metrics);
+        let log = registered.log(&self.shared.log);
+        let attempt = Attempt::start(&registered, &metrics, &log, invocation, &token);
         self.guarded(&token, pin!(attempt.finish()), Err).await
     }
 
@@ -185,11 +180,13 @@ impl Dispatcher {
         // attempt does not stop the retries, and a shutdown stops them all.
         let token = invocation.context().child_cancellation();
         invocation.context_mut().set_cancellation(token.clone());
-        let (shared, function) = (&*self.shared, &registered);
+        let metrics = registered.metrics(&self.shared.metrics);
+        let log = registered.log(&self.shared.log);
+        let (function, metrics, log) = (&registered, &*metrics, &*log);
         let attempts = retrying(function.policy().retry(), invocation.clone(), |this| {
             let token = this.context().child_cancellation();
             async move {
-                Attempt::start(function, &shared.metrics, &shared.log, this, &token)
+                Attempt::start(function, metrics, log, this, &token)
                     .finish()
                     .await
             }
