@@ -10,7 +10,7 @@ use serde::de::DeserializeOwned;
 use crate::error::FunctionError;
 use crate::extract::FromInvocation;
 use crate::invocation::Invocation;
-use crate::output::{IntoOutput, Response};
+use crate::output::{IntoOutput, Response, with_content_type};
 
 /// A JSON body.
 ///
@@ -108,18 +108,15 @@ impl<T: DeserializeOwned> FromInvocation for Json<T> {
     }
 }
 
+static JSON: HeaderValue = HeaderValue::from_static("application/json");
+
 impl<T: Serialize> IntoOutput for Json<T> {
     fn into_output(self) -> Result<Response, FunctionError> {
         let body = serde_json::to_vec(&self.0).map_err(|error| {
             FunctionError::internal(format!("could not write the output as JSON: {error}"))
                 .with_source(error)
         })?;
-        let mut response = http::Response::new(Bytes::from(body));
-        response.headers_mut().insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/json"),
-        );
-        Ok(response)
+        Ok(with_content_type(Bytes::from(body), &JSON))
     }
 }
 

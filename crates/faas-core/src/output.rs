@@ -46,16 +46,20 @@ pub trait IntoOutput {
     fn into_output(self) -> Result<Response, FunctionError>;
 }
 
-fn with_content_type(body: Bytes, content_type: &'static str) -> Response {
+/// A 200 response with `body` and a copy of `content_type` (copying a value
+/// made from a static string copies a pointer).
+pub(crate) fn with_content_type(body: Bytes, content_type: &HeaderValue) -> Response {
     let mut response = http::Response::new(body);
     response
         .headers_mut()
-        .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+        .insert(header::CONTENT_TYPE, content_type.clone());
     response
 }
 
-const TEXT: &str = "text/plain; charset=utf-8";
-const OCTETS: &str = "application/octet-stream";
+// Statics rather than `HeaderValue::from_static` at each call, which checks
+// every byte each time.
+static TEXT: HeaderValue = HeaderValue::from_static("text/plain; charset=utf-8");
+static OCTETS: HeaderValue = HeaderValue::from_static("application/octet-stream");
 
 impl IntoOutput for Response {
     fn into_output(self) -> Result<Response, FunctionError> {
@@ -65,31 +69,31 @@ impl IntoOutput for Response {
 
 impl IntoOutput for Bytes {
     fn into_output(self) -> Result<Response, FunctionError> {
-        Ok(with_content_type(self, OCTETS))
+        Ok(with_content_type(self, &OCTETS))
     }
 }
 
 impl IntoOutput for Vec<u8> {
     fn into_output(self) -> Result<Response, FunctionError> {
-        Ok(with_content_type(Bytes::from(self), OCTETS))
+        Ok(with_content_type(Bytes::from(self), &OCTETS))
     }
 }
 
 impl IntoOutput for &'static [u8] {
     fn into_output(self) -> Result<Response, FunctionError> {
-        Ok(with_content_type(Bytes::from_static(self), OCTETS))
+        Ok(with_content_type(Bytes::from_static(self), &OCTETS))
     }
 }
 
 impl IntoOutput for String {
     fn into_output(self) -> Result<Response, FunctionError> {
-        Ok(with_content_type(Bytes::from(self), TEXT))
+        Ok(with_content_type(Bytes::from(self), &TEXT))
     }
 }
 
 impl IntoOutput for &'static str {
     fn into_output(self) -> Result<Response, FunctionError> {
-        Ok(with_content_type(Bytes::from_static(self.as_bytes()), TEXT))
+        Ok(with_content_type(Bytes::from_static(self.as_bytes()), &TEXT))
     }
 }
 
@@ -144,7 +148,7 @@ mod tests {
     fn text_and_bytes() {
         let r = String::from("hi").into_output().unwrap();
         assert_eq!(r.status(), 200);
-        assert_eq!(r.headers()["content-type"], TEXT);
+        assert_eq!(r.headers()["content-type"], "text/plain; charset=utf-8");
         assert_eq!(r.body(), "hi");
         let r = "static".into_output().unwrap();
         assert_eq!(r.body(), "static");
@@ -153,7 +157,7 @@ mod tests {
             .unwrap();
         assert_eq!(r.body(), "cow");
         let r = vec![1u8, 2].into_output().unwrap();
-        assert_eq!(r.headers()["content-type"], OCTETS);
+        assert_eq!(r.headers()["content-type"], "application/octet-stream");
         assert_eq!(r.body().as_ref(), &[1, 2]);
         let r = Bytes::from_static(b"x").into_output().unwrap();
         assert_eq!(r.body(), "x");
