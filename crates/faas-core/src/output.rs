@@ -93,7 +93,10 @@ impl IntoOutput for String {
 
 impl IntoOutput for &'static str {
     fn into_output(self) -> Result<Response, FunctionError> {
-        Ok(with_content_type(Bytes::from_static(self.as_bytes()), &TEXT))
+        Ok(with_content_type(
+            Bytes::from_static(self.as_bytes()),
+            &TEXT,
+        ))
     }
 }
 
