@@ -179,7 +179,7 @@ impl RequestDecoder {
     /// (400).
     pub fn decode(&self, request: http::Request<Bytes>) -> Result<Decoded, Rejection> {
         let (parts, body) = request.into_parts();
-        let call_id = call_id_of(&parts.headers);
+        let context = context_of(&parts.headers);
         let uri = parts.uri.clone();
         match self.endpoint(&parts.method, uri.path())? {
             Endpoint::Health => Ok(Decoded::Health),
@@ -189,7 +189,7 @@ impl RequestDecoder {
                 if body.len() > target.body_limit {
                     return Err(too_large(target.body_limit).into());
                 }
-                let call = self.call(target, parts, body, call_id)?;
+                let call = self.call(target, parts, body, context)?;
                 Ok(Decoded::Call(Box::new(call)))
             }
         }
@@ -246,13 +246,14 @@ impl RequestDecoder {
         }))
     }
 
-    /// Builds the call once the body is read.
+    /// Builds the call once the body is read; `context` carries the call id
+    /// (see [`context_of`]).
     pub(crate) fn call(
         &self,
         target: Target<'_>,
         mut parts: Parts,
         mut body: Bytes,
-        call_id: CallId,
+        mut context: Context,
     ) -> Result<Call, Rejection> {
         let Target {
             function,
@@ -261,7 +262,6 @@ impl RequestDecoder {
             ..
         } = target;
         // The dispatcher names the function in the context when it admits the call.
-        let mut context = Context::default().with_call_id(call_id);
         let requested = match parts.headers.get(X_TIMEOUT) {
             None => None,
             Some(value) => Some(text(value).and_then(parse_timeout).ok_or_else(|| {
@@ -357,13 +357,18 @@ impl RequestDecoder {
     }
 }
 
-/// The call id of a request: its valid `x-call-id`, else a fresh one.
-pub(crate) fn call_id_of(headers: &http::HeaderMap) -> CallId {
-    headers
+/// A fresh context for a request: its call id is the request's valid
+/// `x-call-id`, else the fresh one the context was made with.
+pub(crate) fn context_of(headers: &http::HeaderMap) -> Context {
+    let context = Context::default();
+    match headers
         .get(super::headers::X_CALL_ID)
         .and_then(text)
-        .and_then(|value| value.parse().ok())
-        .unwrap_or_default()
+        .and_then(|value| value.parse::<CallId>().ok())
+    {
+        Some(id) => context.with_call_id(id),
+        None => context,
+    }
 }
 
 fn deadline_in(timeout: Duration) -> tokio::time::Instant {
@@ -374,8 +379,9 @@ fn deadline_in(timeout: Duration) -> tokio::time::Instant {
 
 /// `rest` plus the query of `uri`.
 fn rewrite_uri(uri: &Uri, rest: &str) -> Result<Uri, FunctionError> {
+    static ROOT: std::sync::LazyLock<Uri> = std::sync::LazyLock::new(|| Uri::from_static("/"));
     if rest == "/" && uri.query().is_none() {
-        return Ok(Uri::from_static("/"));
+        return Ok(ROOT.clone());
     }
     let path_and_query = match uri.query() {
         Some(query) => format!("{rest}?{query}"),

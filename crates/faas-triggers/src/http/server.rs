@@ -20,8 +20,8 @@ use tokio_util::sync::CancellationToken;
 
 use super::body::read_limited;
 use super::config::HttpTriggerConfig;
-use super::decode::{Endpoint, RequestDecoder};
-use super::headers::{X_CALL_ID, text};
+use super::decode::{Endpoint, RequestDecoder, context_of};
+use super::headers::X_CALL_ID;
 use super::queue::AsyncQueue;
 use super::respond::{Reply, encode_response, into_reply, rejection_response};
 
@@ -137,7 +137,9 @@ fn connection_builder(config: &HttpTriggerConfig) -> auto::Builder<TokioExecutor
 impl Server {
     async fn handle(&self, request: Request<Incoming>) -> Reply {
         let (parts, body) = request.into_parts();
-        let (call_id, call_id_header) = call_id_of(&parts.headers);
+        let context = context_of(&parts.headers);
+        let call_id = context.call_id().clone();
+        let call_id_header = call_id_header(&parts.headers, &call_id);
         let version = parts.version;
         let uri = parts.uri.clone();
         let target = match self.decoder.endpoint(&parts.method, uri.path()) {
@@ -182,7 +184,7 @@ impl Server {
                 return reply;
             }
         };
-        let call = match self.decoder.call(target, parts, body, call_id.clone()) {
+        let call = match self.decoder.call(target, parts, body, context) {
             Ok(call) => call,
             Err(rejection) => return into_reply(rejection_response(rejection, &call_id)),
         };
@@ -221,15 +223,14 @@ impl Server {
     }
 }
 
-/// The request's valid `x-call-id` (reusing its header value), else a fresh id.
-fn call_id_of(headers: &http::HeaderMap) -> (CallId, HeaderValue) {
+/// The `x-call-id` of the response: the request's own header value when it
+/// is the call id, else the call id written out.
+fn call_id_header(headers: &http::HeaderMap, call_id: &CallId) -> HeaderValue {
     if let Some(value) = headers.get(X_CALL_ID)
-        && let Some(id) = text(value).and_then(|text| text.parse::<CallId>().ok())
+        && value.as_bytes() == call_id.as_str().as_bytes()
     {
-        return (id, value.clone());
+        return value.clone();
     }
-    let id = CallId::new();
-    let value =
-        HeaderValue::from_str(id.as_str()).expect("a generated call id is a valid header value");
-    (id, value)
+    // Call ids are visible ASCII (generated, or checked when read).
+    HeaderValue::from_str(call_id.as_str()).unwrap_or(HeaderValue::from_static("-"))
 }
