@@ -26,6 +26,8 @@
 //! A function's binary, as it runs in a pod:
 //!
 //! ```no_run
+//! # #[cfg(feature = "http")]
+//! # mod pod {
 //! use faas_core::{FunctionDefinition, Json, Registry, TriggerSpec};
 //! use serde::{Deserialize, Serialize};
 //!
@@ -53,11 +55,15 @@
 //!     // POST / and POST /hello call `hello`; stops gracefully on SIGTERM.
 //!     faas_triggers::serve(registry).await
 //! }
+//! # }
+//! # fn main() {}
 //! ```
 //!
 //! In-process, with both triggers under a [`LocalExecutor`](faas_core::LocalExecutor):
 //!
 //! ```no_run
+//! # #[cfg(all(feature = "http", feature = "cron"))]
+//! # mod host {
 //! use faas_core::{FunctionDefinition, LocalExecutor, Registry, TriggerSpec};
 //! use faas_triggers::cron::CronTrigger;
 //! use faas_triggers::http::{HttpTrigger, HttpTriggerConfig};
@@ -80,6 +86,8 @@
 //!     .run()
 //!     .await?;
 //! # Ok(()) }
+//! # }
+//! # fn main() {}
 //! ```
 //!
 //! # Features
