@@ -253,4 +253,23 @@ async fn function_pods_can_live_in_a_network_namespace() {
         !matches!(after.await, Ok(Ok(_))),
         "a deleted pod stops serving"
     );
+
+    // The namespace lost its last address (and with it its routes): the next pod still answers.
+    let ip = backend
+        .create(function_pod("ns2", "hello"))
+        .await
+        .unwrap()
+        .pod_ip
+        .unwrap();
+    // Bounded so that a lost route fails the test instead of waiting for TCP's own timeout.
+    let answer = tokio::time::timeout(
+        Duration::from_secs(60),
+        request(ip, 8080, "POST", "/", "again"),
+    );
+    let answer = answer.await.expect("the next pod answers").unwrap();
+    assert_eq!(answer.1, "hello, again");
+    backend
+        .delete(&key("ns2"), Duration::from_secs(5))
+        .await
+        .unwrap();
 }

@@ -646,4 +646,19 @@ async fn pods_can_live_in_a_network_namespace() {
         .unwrap();
     let listing = String::from_utf8_lossy(&listing.stdout);
     assert!(!listing.contains(&format!("{ip}/32")), "{listing}");
+
+    // The namespace lost its last address (and with it its routes): the next pod still answers.
+    let next = backend.create(shell_pod("ns2", server, &[])).await.unwrap();
+    let ip = next.pod_ip.unwrap();
+    eventually("the next pod answered HTTP", || async move {
+        tokio::time::timeout(Duration::from_secs(2), http_get(ip, 8080))
+            .await
+            .ok()?
+            .ok()
+    })
+    .await;
+    backend
+        .delete(&key("ns2"), Duration::from_secs(5))
+        .await
+        .unwrap();
 }

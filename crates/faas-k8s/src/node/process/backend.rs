@@ -22,7 +22,7 @@ use super::run::Runner;
 use super::spawn::{command, resolve_spec};
 use super::state::{PodRecord, StateDir};
 use super::status::{ContainerStatusCell, Exit, Phase};
-use super::{EventHub, lock};
+use super::{EventHub, attach, lock};
 use crate::node::backend::{
     BackendError, Capacity, LogOptions, LogStream, PodBackend, PodEvents, PodKey, PodLaunch,
     PodRuntimeStatus,
@@ -298,12 +298,7 @@ impl PodBackend for ProcessBackend {
             .ok_or(BackendError::CapacityExhausted)?;
         let run_dir = inner.runner.state.run_dir(&launch.key);
         let prepared = match std::fs::create_dir_all(&run_dir) {
-            Ok(()) => inner
-                .runner
-                .network
-                .add_address(IpAddr::V4(ip))
-                .await
-                .map_err(network_error),
+            Ok(()) => attach(&inner.runner.network, ip).await,
             Err(err) => Err(err.into()),
         };
         if let Err(err) = prepared {
