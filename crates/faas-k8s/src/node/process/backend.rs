@@ -13,15 +13,15 @@ use async_trait::async_trait;
 use nix::sys::signal::Signal;
 use tokio_util::sync::CancellationToken;
 
+use super::adopt::adopt;
 use super::config::{ProcessBackendConfig, ShutdownPolicy};
-use super::group::{kill_remaining, signal_group};
+use super::group::signal_group;
 use super::log::read::read_log;
 use super::pod::{Container, Pod};
-use super::procfs::{self, Liveness};
 use super::run::Runner;
 use super::spawn::{command, resolve_spec};
-use super::state::{PodRecord, StateDir};
-use super::status::{ContainerStatusCell, Exit, Phase};
+use super::state::StateDir;
+use super::status::{ContainerStatusCell, Phase};
 use super::{EventHub, attach, lock};
 use crate::node::backend::{
     BackendError, Capacity, LogOptions, LogStream, PodBackend, PodEvents, PodKey, PodLaunch,
@@ -120,7 +120,12 @@ impl ProcessBackend {
             }),
         };
         for record in state.load_all()? {
-            backend.adopt(record);
+            let pod = adopt(
+                &backend.inner.runner,
+                &backend.inner.config.addresses,
+                record,
+            );
+            lock(&backend.inner.pods).insert(pod.key.clone(), pod);
         }
         Ok(backend)
     }
@@ -170,62 +175,6 @@ impl ProcessBackend {
             .cloned()
             .ok_or_else(|| BackendError::NotFound(key.clone()))?;
         Ok((pod, container))
-    }
-
-    /// Takes over a pod recorded by an earlier backend.
-    fn adopt(&self, record: PodRecord) {
-        let inner = &self.inner;
-        if !inner
-            .config
-            .addresses
-            .assign_existing(&record.key, record.ip)
-        {
-            tracing::warn!(pod = %record.key, ip = %record.ip, "adopted pod's address is outside the pool or taken twice");
-        }
-        let processes: Vec<_> = record.containers.iter().map(|c| c.process).collect();
-        let containers = record
-            .containers
-            .into_iter()
-            .map(|c| Container::new(c.spec, c.status))
-            .collect();
-        let pod = Arc::new(Pod::new(record.key, record.ip, containers));
-        for (container, process) in pod.containers.iter().zip(processes) {
-            let Some(identity) = process else {
-                let mut runtime = lock(&container.runtime);
-                if let Phase::Running { started_at } = runtime.status.phase {
-                    let exit = Exit::unknown(started_at, std::time::SystemTime::now());
-                    runtime.status.exited(exit);
-                }
-                continue;
-            };
-            let liveness = procfs::liveness(identity.pid, identity.start_ticks);
-            let adopted = match liveness {
-                Ok(Liveness::Alive) => inner.runner.adopt(&pod, container, identity),
-                Ok(Liveness::Exited(status)) => {
-                    kill_remaining(identity.pgid);
-                    let now = std::time::SystemTime::now();
-                    let exit = match status.map(procfs::decode_wait_status) {
-                        Some((code, signal)) => Exit::new(code, signal, identity.started_at, now),
-                        None => Exit::unknown(identity.started_at, now),
-                    };
-                    lock(&container.runtime).status.exited(exit);
-                    Ok(())
-                }
-                Err(err) => Err(err),
-            };
-            if let Err(err) = adopted {
-                tracing::warn!(pod = %pod.key, container = %container.name, error = %err, "cannot adopt a container process");
-                let mut runtime = lock(&container.runtime);
-                runtime.process = None;
-                let now = std::time::SystemTime::now();
-                runtime
-                    .status
-                    .exited(Exit::unknown(identity.started_at, now));
-            }
-        }
-        inner.runner.persist(&pod);
-        tracing::info!(pod = %pod.key, ip = %pod.ip, "adopted pod");
-        lock(&inner.pods).insert(pod.key.clone(), pod);
     }
 
     /// Undoes a create that failed half-way.

@@ -8,6 +8,7 @@
 //! container status bookkeeping and log selection used by the function backend.
 
 mod address;
+mod adopt;
 mod backend;
 mod config;
 mod events;
