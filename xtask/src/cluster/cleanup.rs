@@ -1,6 +1,6 @@
 //! Cleaning up after an earlier `up` that crashed or lost its pid files.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use anyhow::{Result, bail};
@@ -11,7 +11,7 @@ use crate::{output, ports};
 
 impl ControlPlane {
     /// Stops whatever an earlier `up` left behind (crashed or not), frees
-    /// the ports from leftovers of ours, and removes the old state.
+    /// the ports from leftovers of this cluster, and removes the old state.
     pub(super) fn clean_stale(&self) -> Result<()> {
         let run_dir = self.layout.run_dir();
         for record in process::records(&run_dir)? {
@@ -55,6 +55,18 @@ impl ControlPlane {
                     exe.display()
                 );
             }
+            // One of our binaries, but is it this cluster's? Every component
+            // names files of its cluster directory on its command line.
+            if !names_dir(listener.pid, self.layout.dir()) {
+                bail!(
+                    "port {port} ({what}) is in use by pid {} ({}) of another cluster (not \
+                     {}): stop that one with `cargo xtask cluster down --cluster-dir ...`, or \
+                     pick other ports with --{flag} and the other port options",
+                    listener.pid,
+                    exe.display(),
+                    self.layout.dir().display()
+                );
+            }
             output::warn(format!(
                 "port {port} is held by {} (pid {}) from an earlier run whose pid file is gone; \
                  stopping it",
@@ -81,5 +93,49 @@ impl ControlPlane {
             std::thread::sleep(Duration::from_millis(100));
         }
         Ok(())
+    }
+}
+
+/// Whether process `pid`'s command line names a path under `dir`.
+fn names_dir(pid: i32, dir: &Path) -> bool {
+    let Ok(cmdline) = std::fs::read(format!("/proc/{pid}/cmdline")) else {
+        return false;
+    };
+    let dir = dir.to_string_lossy();
+    let prefix = format!("{}/", dir.trim_end_matches('/'));
+    cmdline
+        .split(|byte| *byte == 0)
+        .map(String::from_utf8_lossy)
+        .any(|arg| {
+            let value = arg.split_once('=').map_or(&*arg, |(_, value)| value);
+            value.starts_with(&prefix)
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_process_names_the_directories_on_its_command_line() {
+        let dir = std::env::temp_dir().join(format!("xtask-cleanup-{}", std::process::id()));
+        let mut child = std::process::Command::new("sh")
+            .args(["-c", "sleep 60", "etcd"])
+            .arg(format!("--data-dir={}/etcd", dir.display()))
+            .spawn()
+            .unwrap();
+        let pid = i32::try_from(child.id()).unwrap();
+        // Between fork and exec the child still shows our command line.
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let mut named = names_dir(pid, &dir);
+        while !named && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(10));
+            named = names_dir(pid, &dir);
+        }
+        let other = names_dir(pid, Path::new("/elsewhere"));
+        child.kill().unwrap();
+        child.wait().unwrap();
+        assert!(named);
+        assert!(!other);
     }
 }

@@ -9,6 +9,14 @@ use super::identity::{RESTRICTED_GROUP, RESTRICTED_USER};
 use super::probe::{self, Prober};
 use crate::process;
 
+/// `println!` that stops quietly when stdout is gone (`status | head`).
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout().lock(), $($arg)*);
+    }};
+}
+
 impl ControlPlane {
     /// Prints each component's process and health; fails unless all four
     /// are healthy.
@@ -20,9 +28,11 @@ impl ControlPlane {
         let prober = Prober::new(&self.layout.pki().ca.cert, &state.identities.admin.token)?;
         let options = &state.options;
         let mut healthy = true;
-        println!(
+        say!(
             "Kubernetes {} (etcd {}) at {}",
-            options.kubernetes_version, state.etcd_version, state.apiserver_url
+            options.kubernetes_version,
+            state.etcd_version,
+            state.apiserver_url
         );
         for name in COMPONENTS {
             let (url, probed) = probe_component(&prober, &state, name);
@@ -39,10 +49,10 @@ impl ControlPlane {
                     format!("unhealthy: {err:#}")
                 }
             };
-            println!("  {name:<24} {process:<14} {url:<40} {health}");
+            say!("  {name:<24} {process:<14} {url:<40} {health}");
         }
-        println!("  kubeconfig: {}", self.layout.kubeconfig().display());
-        println!("  logs:       {}", self.layout.logs_dir().display());
+        say!("  kubeconfig: {}", self.layout.kubeconfig().display());
+        say!("  logs:       {}", self.layout.logs_dir().display());
         if healthy {
             Ok(())
         } else {
@@ -86,7 +96,7 @@ impl ControlPlane {
             bail!("no control plane is up: run `cargo xtask cluster up`");
         }
         for (name, value) in vars {
-            println!("export {name}={}", shell_quote(&value));
+            say!("export {name}={}", shell_quote(&value));
         }
         Ok(())
     }
