@@ -57,8 +57,7 @@ impl ClusterPaths {
         let pki = dir.join("pki");
         Self {
             kubeconfig: dir.join("kubeconfig"),
-            restricted_kubeconfig: std::env::var_os("FAAS_RESTRICTED_KUBECONFIG")
-                .map_or_else(|| dir.join("restricted.kubeconfig"), PathBuf::from),
+            restricted_kubeconfig: dir.join("restricted.kubeconfig"),
             pki: ClusterPki {
                 ca_cert: pki.join("ca.crt"),
                 ca_key: pki.join("ca.key"),
@@ -71,7 +70,8 @@ impl ClusterPaths {
     }
 
     /// The paths from the environment: `FAAS_CLUSTER_DIR`, else
-    /// `$CARGO_TARGET_DIR/cluster`, else `target/cluster` of this workspace.
+    /// `$CARGO_TARGET_DIR/cluster`, else `target/cluster` of this workspace;
+    /// `FAAS_RESTRICTED_KUBECONFIG` overrides the restricted kubeconfig.
     pub fn from_env() -> Self {
         let workspace = Path::new(env!("CARGO_MANIFEST_DIR"))
             .parent()
@@ -84,7 +84,11 @@ impl ClusterPaths {
         } else {
             workspace.join("target").join("cluster")
         };
-        Self::in_dir(dir)
+        let mut paths = Self::in_dir(dir);
+        if let Some(restricted) = std::env::var_os("FAAS_RESTRICTED_KUBECONFIG") {
+            paths.restricted_kubeconfig = PathBuf::from(restricted);
+        }
+        paths
     }
 }
 
