@@ -18,7 +18,7 @@ use crate::node::backend::{
     BackendError, Capacity, LogOptions, LogStream, PodBackend, PodEvents, PodKey, PodLaunch,
     PodRuntimeStatus,
 };
-use crate::node::process::{EventHub, attach, lock};
+use crate::node::process::{EventHub, lock};
 
 /// Serves pods whose containers name a registered function, in-process: no process per pod,
 /// only a listener on the pod's own address.
@@ -68,13 +68,17 @@ struct Inner {
     capacity: Capacity,
     context: ServerContext,
     pods: Mutex<HashMap<PodKey, Arc<FunctionPod>>>,
+    network_ready: tokio::sync::OnceCell<()>,
 }
 
 impl FunctionBackend {
-    /// A backend with no pods yet. The pod network is prepared when a pod is created.
+    /// A backend with no pods yet. The pod network is prepared when the first pod is created
+    /// (it keeps its routes from then on, pods or not).
     pub fn new(config: FunctionBackendConfig) -> Self {
-        if let Some(IpAddr::V4(host)) = config.network.reserved_address() {
-            config.addresses.reserve(host);
+        for reserved in config.network.reserved_addresses() {
+            if let IpAddr::V4(reserved) = reserved {
+                config.addresses.reserve(reserved);
+            }
         }
         Self {
             inner: Arc::new(Inner {
@@ -87,6 +91,7 @@ impl FunctionBackend {
                 },
                 config,
                 pods: Mutex::new(HashMap::new()),
+                network_ready: tokio::sync::OnceCell::new(),
             }),
         }
     }
@@ -148,6 +153,21 @@ impl FunctionBackend {
             }
         }
     }
+
+    /// Prepares the pod network once, then puts `ip` on it.
+    async fn add_address(&self, ip: std::net::Ipv4Addr) -> Result<(), BackendError> {
+        let network = &self.inner.context.network;
+        let to_backend = |err| BackendError::Other(Box::new(err));
+        self.inner
+            .network_ready
+            .get_or_try_init(|| network.prepare())
+            .await
+            .map_err(to_backend)?;
+        network
+            .add_address(IpAddr::V4(ip))
+            .await
+            .map_err(to_backend)
+    }
 }
 
 #[async_trait]
@@ -200,7 +220,7 @@ impl PodBackend for FunctionBackend {
             .addresses
             .assign(&launch.key)
             .ok_or(BackendError::CapacityExhausted)?;
-        if let Err(err) = attach(&inner.context.network, ip).await {
+        if let Err(err) = self.add_address(ip).await {
             if !reserved {
                 inner.config.addresses.release_pod(&launch.key);
             }

@@ -112,6 +112,28 @@ impl PodNetwork {
         }
     }
 
+    /// Every address the network keeps for itself and a pod must never get: the host end and
+    /// the namespace's anchor (see [`anchor_address`](Self::anchor_address)).
+    pub fn reserved_addresses(&self) -> Vec<IpAddr> {
+        self.reserved_address()
+            .into_iter()
+            .chain(self.anchor_address().map(IpAddr::V4))
+            .collect()
+    }
+
+    /// The address the namespace end keeps for as long as the namespace exists (the address
+    /// after the host end, `10.244.0.2` for `10.244.0.0/16`).
+    ///
+    /// The kernel drops every route through an interface when its last address goes; with this
+    /// one always there, the routes survive the last pod, and the host routes the whole pod range
+    /// through it, so no address needs a neighbour entry of its own.
+    pub fn anchor_address(&self) -> Option<Ipv4Addr> {
+        match self {
+            Self::Loopback => None,
+            Self::Namespace { host_addr, .. } => Some(Ipv4Addr::from(u32::from(*host_addr) + 1)),
+        }
+    }
+
     /// The namespace's path, when pods live in one.
     pub fn netns_path(&self) -> Option<PathBuf> {
         match self {
@@ -120,7 +142,13 @@ impl PodNetwork {
         }
     }
 
-    /// Creates the namespace, the veth pair and the routes, keeping what already exists.
+    /// Creates the namespace, the veth pair, the anchor address and the routes, keeping what
+    /// already exists.
+    ///
+    /// Inside the namespace the pod range is unreachable except for the addresses of live pods
+    /// (local addresses win over routes) and the namespace forwards, so a connection to a
+    /// deleted pod's address is answered at once with "no route to host" instead of waiting
+    /// for TCP to give up.
     pub async fn prepare(&self) -> Result<(), NetworkError> {
         let Self::Namespace {
             netns,
@@ -132,7 +160,9 @@ impl PodNetwork {
         else {
             return Ok(());
         };
-        if !PathBuf::from("/run/netns").join(netns).exists() {
+        let anchor = Ipv4Addr::from(u32::from(*host_addr) + 1).to_string();
+        let netns_path = PathBuf::from("/run/netns").join(netns);
+        if !netns_path.exists() {
             ip(&["netns", "add", netns]).await?;
         }
         let host_exists = PathBuf::from("/sys/class/net").join(host_link).exists();
@@ -148,18 +178,19 @@ impl PodNetwork {
         let host = format!("{host_addr}/32");
         ip(&["addr", "replace", &host, "dev", host_link]).await?;
         ip(&["link", "set", host_link, "up"]).await?;
-        ip(&[
-            "route",
-            "replace",
-            cidr,
-            "dev",
-            host_link,
-            "src",
-            &host_addr.to_string(),
-        ])
-        .await?;
         ip(&["-n", netns, "link", "set", "lo", "up"]).await?;
         ip(&["-n", netns, "link", "set", pod_link, "up"]).await?;
+        let anchor_spec = format!("{anchor}/32");
+        ip(&[
+            "-n",
+            netns,
+            "addr",
+            "replace",
+            &anchor_spec,
+            "dev",
+            pod_link,
+        ])
+        .await?;
         ip(&["-n", netns, "route", "replace", &host, "dev", pod_link]).await?;
         ip(&[
             "-n",
@@ -173,24 +204,44 @@ impl PodNetwork {
             pod_link,
         ])
         .await?;
+        ip(&["-n", netns, "route", "replace", "unreachable", cidr]).await?;
+        run(
+            "nsenter",
+            &[
+                &format!("--net={}", netns_path.display()),
+                "--",
+                "sysctl",
+                "-qw",
+                "net.ipv4.ip_forward=1",
+            ],
+        )
+        .await?;
+        ip(&[
+            "route",
+            "replace",
+            cidr,
+            "via",
+            &anchor,
+            "dev",
+            host_link,
+            "onlink",
+            "src",
+            &host_addr.to_string(),
+        ])
+        .await?;
         Ok(())
     }
 
-    /// Puts a pod address on the namespace end (nothing to do on loopback).
+    /// Puts a pod address on the namespace end (nothing to do on loopback). The network must
+    /// have been [prepared](Self::prepare).
     pub async fn add_address(&self, addr: IpAddr) -> Result<(), NetworkError> {
         if let Self::Namespace {
-            netns,
-            pod_link,
-            host_link,
-            ..
+            netns, pod_link, ..
         } = self
         {
             let prefix = if addr.is_ipv4() { 32 } else { 128 };
             let spec = format!("{addr}/{prefix}");
             ip(&["-n", netns, "addr", "replace", &spec, "dev", pod_link]).await?;
-            // A failed neighbour entry left by an earlier pod on this address would make the
-            // host refuse to reach the new one for a while.
-            ip(&["neigh", "flush", "to", &addr.to_string(), "dev", host_link]).await?;
         }
         Ok(())
     }
@@ -254,8 +305,12 @@ impl PodNetwork {
 }
 
 async fn ip(args: &[&str]) -> Result<(), NetworkError> {
-    let command = format!("ip {}", args.join(" "));
-    let output = Command::new("ip")
+    run("ip", args).await
+}
+
+async fn run(program: &str, args: &[&str]) -> Result<(), NetworkError> {
+    let command = format!("{program} {}", args.join(" "));
+    let output = Command::new(program)
         .args(args)
         .output()
         .await
@@ -294,6 +349,14 @@ mod tests {
         assert_eq!(pod_link, "faaspods-p");
         assert!(host_link.len() <= 15);
         assert_eq!(net.reserved_address(), Some("10.244.0.1".parse().unwrap()));
+        assert_eq!(net.anchor_address(), Some(Ipv4Addr::new(10, 244, 0, 2)));
+        assert_eq!(
+            net.reserved_addresses(),
+            [
+                "10.244.0.1".parse::<IpAddr>().unwrap(),
+                "10.244.0.2".parse().unwrap()
+            ]
+        );
         let cmd = net.command("/bin/true");
         let std = cmd.as_std();
         assert_eq!(std.get_program(), "nsenter");
@@ -306,6 +369,7 @@ mod tests {
         let net = PodNetwork::loopback();
         net.prepare().await.unwrap();
         net.add_address("127.1.0.3".parse().unwrap()).await.unwrap();
+        assert!(net.reserved_addresses().is_empty());
         assert_eq!(net.command("/bin/true").as_std().get_program(), "/bin/true");
         let listener = net.bind_tcp("127.0.0.1:0".parse().unwrap()).await.unwrap();
         assert!(listener.local_addr().unwrap().ip().is_loopback());

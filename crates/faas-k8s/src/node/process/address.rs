@@ -11,8 +11,7 @@ use std::str::FromStr;
 use std::sync::{Arc, Mutex};
 
 use super::lock;
-use crate::node::backend::{BackendError, PodKey};
-use crate::node::network::PodNetwork;
+use crate::node::backend::PodKey;
 
 /// The range pods get their addresses from by default: 65 024 usable loopback addresses.
 pub const DEFAULT_POD_CIDR: &str = "127.1.0.0/16";
@@ -292,22 +291,6 @@ impl Default for AddressPool {
     fn default() -> Self {
         Self::new(Ipv4Cidr::default())
     }
-}
-
-/// Puts a pod's address on the pod network (nothing to do on loopback).
-///
-/// The network is prepared again first: the kernel drops a namespace's routes when its last
-/// address goes, so after the last pod of a namespace was deleted the routes back to the host
-/// have to be restored before the next pod can answer. Preparing is idempotent.
-pub(crate) async fn attach(network: &PodNetwork, addr: Ipv4Addr) -> Result<(), BackendError> {
-    let failed = |err| BackendError::Other(Box::new(err));
-    if network.netns_path().is_some() {
-        network.prepare().await.map_err(failed)?;
-    }
-    network
-        .add_address(std::net::IpAddr::V4(addr))
-        .await
-        .map_err(failed)
 }
 
 #[cfg(test)]

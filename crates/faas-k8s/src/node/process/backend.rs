@@ -22,7 +22,7 @@ use super::run::Runner;
 use super::spawn::{command, resolve_spec};
 use super::state::StateDir;
 use super::status::{ContainerStatusCell, Phase};
-use super::{EventHub, attach, lock};
+use super::{EventHub, lock};
 use crate::node::backend::{
     BackendError, Capacity, LogOptions, LogStream, PodBackend, PodEvents, PodKey, PodLaunch,
     PodRuntimeStatus,
@@ -107,8 +107,10 @@ impl ProcessBackend {
             adopted_poll_interval: config.adopted_poll_interval,
             network: config.network.clone(),
         };
-        if let Some(IpAddr::V4(host)) = config.network.reserved_address() {
-            config.addresses.reserve(host);
+        for reserved in config.network.reserved_addresses() {
+            if let IpAddr::V4(reserved) = reserved {
+                config.addresses.reserve(reserved);
+            }
         }
         config.network.prepare().await.map_err(network_error)?;
         let backend = Self {
@@ -247,7 +249,12 @@ impl PodBackend for ProcessBackend {
             .ok_or(BackendError::CapacityExhausted)?;
         let run_dir = inner.runner.state.run_dir(&launch.key);
         let prepared = match std::fs::create_dir_all(&run_dir) {
-            Ok(()) => attach(&inner.runner.network, ip).await,
+            Ok(()) => inner
+                .runner
+                .network
+                .add_address(IpAddr::V4(ip))
+                .await
+                .map_err(network_error),
             Err(err) => Err(err.into()),
         };
         if let Err(err) = prepared {

@@ -22,7 +22,6 @@ mod spawn;
 mod state;
 pub(crate) mod status;
 
-pub(crate) use address::attach;
 pub use address::{AddressPool, DEFAULT_POD_CIDR, Ipv4Cidr, ParseCidrError};
 pub use backend::ProcessBackend;
 pub use config::{DEFAULT_MAX_PODS, ProcessBackendConfig, ShutdownPolicy, machine_capacity};
