@@ -74,48 +74,39 @@ struct TestNode {
 const NETNS: &str = "faase2e";
 const NETNS_CIDR: &str = "10.246.0.0/16";
 
-/// Environment that makes `faas-netns-exec` start the test server inside [`NETNS`].
-fn netns_env() -> serde_json::Value {
-    json!([
-        {"name": "FAAS_NETNS", "value": NETNS},
-        {"name": "FAAS_NETNS_CIDR", "value": NETNS_CIDR},
-        {"name": "FAAS_NETNS_EXEC", "value": env!("CARGO_BIN_EXE_faas-test-server")},
-    ])
-}
-
 impl TestNode {
     async fn start(cluster: &TestCluster, prefix: &str) -> Self {
         Self::start_with(cluster, prefix, false).await
     }
 
     /// With `in_netns`, pods get addresses from a range routed into [`NETNS`] and their
-    /// processes run there (through `faas-netns-exec`; pods need [`netns_env`]).
+    /// processes run there.
     async fn start_with(cluster: &TestCluster, prefix: &str, in_netns: bool) -> Self {
         let name = unique(prefix);
-        let (executable, cidr) = if in_netns {
-            PodNetwork::namespace(NETNS, NETNS_CIDR)
-                .prepare()
-                .await
-                .expect("the pod network namespace (needs root, ip and nsenter)");
+        let (network, cidr) = if in_netns {
             let n = NEXT_RANGE.fetch_add(1, Ordering::SeqCst);
             (
-                env!("CARGO_BIN_EXE_faas-netns-exec"),
+                PodNetwork::namespace(NETNS, NETNS_CIDR),
                 format!("10.246.{}.0/24", 1 + u32::from(n)),
             )
         } else {
-            (env!("CARGO_BIN_EXE_faas-test-server"), next_cidr())
+            (PodNetwork::loopback(), next_cidr())
         };
         let backend = ProcessBackend::new(
             ProcessBackendConfig::new(state_root().join(&name))
-                .with_images(ImageMap::new().with_image(SERVER_IMAGE, executable))
+                .with_images(
+                    ImageMap::new()
+                        .with_image(SERVER_IMAGE, env!("CARGO_BIN_EXE_faas-test-server")),
+                )
                 .with_addresses(AddressPool::new(cidr.parse().expect("a CIDR")))
+                .with_network(network)
                 .with_capacity(Capacity::new("4", "8Gi", 50))
                 .with_on_drop(ShutdownPolicy::StopAll {
                     grace: Duration::from_secs(1),
                 }),
         )
         .await
-        .expect("the process backend starts");
+        .expect("the process backend starts (a pod network namespace needs root, ip and nsenter)");
         Self::start_on(cluster, name, Arc::new(backend)).await
     }
 
@@ -644,9 +635,7 @@ async fn service_endpoint_slice_lists_only_ready_pods() -> TestResult {
     let cluster = TestCluster::require().await;
     let node = TestNode::start_with(&cluster, "vn-eps", true).await;
     let ns = cluster.namespace("vn-eps").await?;
-    let mut container = server_container(&[], true);
-    let env = container["env"].as_array_mut().expect("env");
-    env.extend(netns_env().as_array().cloned().unwrap_or_default());
+    let container = server_container(&[], true);
     create_deployment_of(&ns, "web", &node.name, 3, container).await;
     let service: Service = serde_json::from_value(json!({
         "metadata": {"name": "web"},

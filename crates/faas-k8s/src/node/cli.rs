@@ -23,6 +23,7 @@ use faas_core::Registry;
 use kube::config::{KubeConfigOptions, Kubeconfig};
 
 use crate::node::function::{FunctionBackend, FunctionBackendConfig};
+use crate::node::network::PodNetwork;
 
 /// Which backend runs the pods.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -33,6 +34,19 @@ pub enum Backend {
     /// Every container serves, in-process, a function the program registered (programs that
     /// embed the node through `run_with_functions`).
     Function,
+}
+
+/// Where pods get their addresses.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum)]
+#[non_exhaustive]
+pub enum PodNetworkMode {
+    /// Loopback addresses of the host (no privileges; Services list no endpoints, as the API
+    /// server refuses loopback addresses in EndpointSlices).
+    #[default]
+    Loopback,
+    /// A network namespace shared by the pods, routed from the host (needs root, `ip` and
+    /// `nsenter`); pod addresses are ordinary ones that EndpointSlices accept.
+    Netns,
 }
 
 /// A virtual Kubernetes node whose pods run as local processes.
@@ -57,9 +71,20 @@ pub struct VnodeArgs {
     /// /var/lib/faas-vnode/NODE-NAME).
     #[arg(long)]
     pub state_dir: Option<PathBuf>,
-    /// The range pod addresses come from (also the Node's spec.podCIDR).
+    /// The range pod addresses come from (also the Node's spec.podCIDR; default 127.1.0.0/16,
+    /// or --netns-cidr with --pod-network netns, where it must lie inside --netns-cidr).
     #[arg(long)]
     pub pod_cidr: Option<String>,
+    /// Where pods get their addresses.
+    #[arg(long, value_enum, default_value = "loopback")]
+    pub pod_network: PodNetworkMode,
+    /// The network namespace pods share with --pod-network netns (created if missing).
+    #[arg(long, default_value = crate::node::network::DEFAULT_NETNS)]
+    pub netns_name: String,
+    /// The range routed from the host into the namespace with --pod-network netns; its first
+    /// two addresses are the namespace's own, never a pod's.
+    #[arg(long, default_value = crate::node::network::DEFAULT_NAMESPACE_CIDR)]
+    pub netns_cidr: String,
     /// A file of `image = executable` lines (`local/* = /dir` maps every image under a prefix).
     #[arg(long)]
     pub image_map: Option<PathBuf>,
@@ -110,6 +135,39 @@ pub struct VnodeArgs {
     pub lease_renew: Duration,
 }
 
+/// The pod network the arguments ask for, with the pod range (as given and parsed).
+fn pod_network(
+    args: &VnodeArgs,
+) -> Result<(PodNetwork, String, Ipv4Cidr), Box<dyn std::error::Error>> {
+    let parse = |flag: &str, text: &str| -> Result<Ipv4Cidr, String> {
+        text.parse().map_err(|e| format!("{flag} {text:?}: {e}"))
+    };
+    match args.pod_network {
+        PodNetworkMode::Loopback => {
+            let pod_cidr = args
+                .pod_cidr
+                .clone()
+                .unwrap_or_else(|| crate::node::process::DEFAULT_POD_CIDR.to_owned());
+            let cidr = parse("--pod-cidr", &pod_cidr)?;
+            Ok((PodNetwork::loopback(), pod_cidr, cidr))
+        }
+        PodNetworkMode::Netns => {
+            let routed = parse("--netns-cidr", &args.netns_cidr)?;
+            let pod_cidr = args.pod_cidr.clone().unwrap_or_else(|| routed.to_string());
+            let cidr = parse("--pod-cidr", &pod_cidr)?;
+            if !routed.contains(cidr.network()) || cidr.prefix() < routed.prefix() {
+                return Err(format!(
+                    "--pod-cidr {cidr} does not lie inside --netns-cidr {routed}: pods would \
+                     get addresses the host does not route to them"
+                )
+                .into());
+            }
+            let network = PodNetwork::namespace(&args.netns_name, routed.to_string());
+            Ok((network, pod_cidr, cidr))
+        }
+    }
+}
+
 async fn client(kubeconfig: Option<&PathBuf>) -> Result<kube::Client, Box<dyn std::error::Error>> {
     let config = match kubeconfig {
         Some(path) => {
@@ -143,13 +201,7 @@ pub async fn run_with_functions(
     functions: Registry,
 ) -> Result<(), Box<dyn std::error::Error>> {
     let client = client(args.kubeconfig.as_ref()).await?;
-    let pod_cidr = args
-        .pod_cidr
-        .clone()
-        .unwrap_or_else(|| crate::node::process::DEFAULT_POD_CIDR.to_owned());
-    let cidr: Ipv4Cidr = pod_cidr
-        .parse()
-        .map_err(|e| format!("--pod-cidr {pod_cidr:?}: {e}"))?;
+    let (network, pod_cidr, cidr) = pod_network(&args)?;
 
     let mut config = NodeConfig::builder(&args.node_name)
         .pod_cidr(&pod_cidr)
@@ -200,6 +252,7 @@ pub async fn run_with_functions(
             let backend = FunctionBackend::new(
                 FunctionBackendConfig::new(functions)
                     .with_addresses(AddressPool::new(cidr))
+                    .with_network(network)
                     .with_capacity(capacity),
             );
             VirtualNode::new(client, config, backend)
@@ -227,6 +280,7 @@ pub async fn run_with_functions(
                 ProcessBackendConfig::new(state_dir)
                     .with_images(images)
                     .with_addresses(AddressPool::new(cidr))
+                    .with_network(network)
                     .with_capacity(capacity),
             )
             .await?;
@@ -237,4 +291,62 @@ pub async fn run_with_functions(
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(extra: &[&str]) -> VnodeArgs {
+        VnodeArgs::parse_from(["faas-vnode"].iter().chain(extra))
+    }
+
+    #[test]
+    fn loopback_is_the_default_pod_network() {
+        let (network, pod_cidr, cidr) = pod_network(&args(&[])).unwrap();
+        assert_eq!(network, PodNetwork::loopback());
+        assert_eq!(pod_cidr, "127.1.0.0/16");
+        assert_eq!(cidr.to_string(), "127.1.0.0/16");
+    }
+
+    #[test]
+    fn netns_mode_routes_its_range_into_the_named_namespace() {
+        let (network, pod_cidr, _) =
+            pod_network(&args(&["--pod-network", "netns", "--netns-name", "pods"])).unwrap();
+        assert_eq!(network, PodNetwork::namespace("pods", "10.244.0.0/16"));
+        assert_eq!(pod_cidr, "10.244.0.0/16");
+
+        let (network, pod_cidr, _) = pod_network(&args(&[
+            "--pod-network",
+            "netns",
+            "--netns-cidr",
+            "10.50.0.0/16",
+            "--pod-cidr",
+            "10.50.3.0/24",
+        ]))
+        .unwrap();
+        assert_eq!(network, PodNetwork::namespace("faas-pods", "10.50.0.0/16"));
+        assert_eq!(pod_cidr, "10.50.3.0/24");
+    }
+
+    #[test]
+    fn netns_mode_refuses_a_pod_range_outside_the_routed_one() {
+        let outside = pod_network(&args(&[
+            "--pod-network",
+            "netns",
+            "--pod-cidr",
+            "10.9.0.0/24",
+        ]));
+        let message = outside.unwrap_err().to_string();
+        assert!(message.contains("does not lie inside"), "{message}");
+        let wider = pod_network(&args(&[
+            "--pod-network",
+            "netns",
+            "--pod-cidr",
+            "10.0.0.0/8",
+        ]));
+        assert!(wider.is_err());
+        let garbage = pod_network(&args(&["--pod-network", "netns", "--netns-cidr", "nope"]));
+        assert!(garbage.unwrap_err().to_string().contains("--netns-cidr"));
+    }
 }
