@@ -90,70 +90,76 @@ where
 /// Each copy carries its attempt number. Between attempts it waits the policy's
 /// backoff, unless the context's deadline would pass meanwhile or its token is
 /// cancelled.
-pub(crate) async fn retrying<F, Fut>(
-    policy: &RetryPolicy,
+#[allow(
+    clippy::manual_async_fn,
+    reason = "an `async fn` would keep a second copy of the invocation in its future"
+)]
+pub(crate) fn retrying<'a, F, Fut>(
+    policy: &'a RetryPolicy,
     invocation: Invocation,
     mut attempt_once: F,
-) -> RetryOutcome
+) -> impl Future<Output = RetryOutcome> + 'a
 where
-    F: FnMut(Invocation) -> Fut,
+    F: FnMut(Invocation) -> Fut + 'a,
     Fut: Future<Output = Result<Response, FunctionError>>,
 {
-    let mut attempt = invocation.context().attempt();
-    loop {
-        let mut this = invocation.clone();
-        this.context_mut().set_attempt(attempt);
-        let error = match attempt_once(this).await {
-            Ok(response) => {
+    async move {
+        let mut attempt = invocation.context().attempt();
+        loop {
+            let mut this = invocation.clone();
+            this.context_mut().set_attempt(attempt);
+            let error = match attempt_once(this).await {
+                Ok(response) => {
+                    return RetryOutcome {
+                        result: Ok(response),
+                        attempts: attempt,
+                        cancelled: false,
+                    };
+                }
+                Err(error) => error,
+            };
+            let context = invocation.context();
+            if context.is_cancelled() {
                 return RetryOutcome {
-                    result: Ok(response),
+                    result: Err(error),
+                    attempts: attempt,
+                    cancelled: true,
+                };
+            }
+            if !policy.should_retry(&error, attempt) {
+                return RetryOutcome {
+                    result: Err(error),
                     attempts: attempt,
                     cancelled: false,
                 };
             }
-            Err(error) => error,
-        };
-        let context = invocation.context();
-        if context.is_cancelled() {
-            return RetryOutcome {
-                result: Err(error),
-                attempts: attempt,
-                cancelled: true,
-            };
-        }
-        if !policy.should_retry(&error, attempt) {
-            return RetryOutcome {
-                result: Err(error),
-                attempts: attempt,
-                cancelled: false,
-            };
-        }
-        let delay = policy.backoff(attempt);
-        if context
-            .deadline()
-            .is_some_and(|deadline| Instant::now() + delay >= deadline)
-        {
-            return RetryOutcome {
-                result: Err(error),
-                attempts: attempt,
-                cancelled: false,
-            };
-        }
-        tracing::debug!(
-            function = context.function_name(),
-            call_id = %context.call_id(),
-            attempt,
-            ?delay,
-            %error,
-            "retrying"
-        );
-        tokio::select! {
-            () = tokio::time::sleep(delay) => {}
-            () = context.cancellation().cancelled() => {
-                return RetryOutcome { result: Err(error), attempts: attempt, cancelled: true };
+            let delay = policy.backoff(attempt);
+            if context
+                .deadline()
+                .is_some_and(|deadline| Instant::now() + delay >= deadline)
+            {
+                return RetryOutcome {
+                    result: Err(error),
+                    attempts: attempt,
+                    cancelled: false,
+                };
             }
+            tracing::debug!(
+                function = context.function_name(),
+                call_id = %context.call_id(),
+                attempt,
+                ?delay,
+                %error,
+                "retrying"
+            );
+            tokio::select! {
+                () = tokio::time::sleep(delay) => {}
+                () = context.cancellation().cancelled() => {
+                    return RetryOutcome { result: Err(error), attempts: attempt, cancelled: true };
+                }
+            }
+            attempt += 1;
         }
-        attempt += 1;
     }
 }
 

@@ -14,6 +14,7 @@
 //! wait for it ([`Attempt::finish`] and the dispatcher's) stay small and
 //! cheap to move.
 
+use std::future::Future;
 use std::panic::AssertUnwindSafe;
 
 use futures::FutureExt as _;
@@ -119,47 +120,56 @@ impl<'a> Attempt<'a> {
 
     /// Waits for the function until the deadline, catching a panic, and records
     /// the attempt.
-    pub(super) async fn finish(self) -> Result<Response, FunctionError> {
-        let Attempt {
-            registered,
-            metrics,
-            log,
-            token,
-            call_id,
-            attempt,
-            start,
-            deadline,
-            step,
-            _counted,
-            _gauge,
-        } = self;
-        let result = match step {
-            Step::Ended(result) => result,
-            Step::Running { call, _permit } => {
-                match within(deadline, AssertUnwindSafe(call).catch_unwind()).await {
-                    Ok(Ok(result)) => result,
-                    Ok(Err(payload)) => Err(panicked(registered.name(), &call_id, payload)),
-                    Err(deadline) => {
-                        token.cancel();
-                        Err(timed_out(registered.name(), start, deadline))
+    #[allow(
+        clippy::manual_async_fn,
+        reason = "an `async fn` would keep a second copy of `self` in its future"
+    )]
+    pub(super) fn finish(
+        self,
+    ) -> impl Future<Output = Result<Response, FunctionError>> + Send + 'a {
+        async move {
+            let result = match self.step {
+                Step::Ended(result) => result,
+                Step::Running { call, _permit } => {
+                    match within(self.deadline, AssertUnwindSafe(call).catch_unwind()).await {
+                        Ok(Ok(result)) => result,
+                        Ok(Err(payload)) => {
+                            Err(panicked(self.registered.name(), &self.call_id, payload))
+                        }
+                        Err(deadline) => {
+                            self.token.cancel();
+                            Err(timed_out(self.registered.name(), self.start, deadline))
+                        }
                     }
                 }
-            }
-        };
-        let elapsed = start.elapsed();
-        drop((_counted, _gauge));
-        registered.record_finished(result.is_err());
-        metrics.record(result.as_ref().err().map(FunctionError::kind), elapsed);
-        log.push_call(CallRecord {
-            call_id,
-            attempt,
-            status: match &result {
-                Ok(response) => response.status().as_u16(),
-                Err(error) => error.status().as_u16(),
-            },
-            elapsed,
-            error: result.as_ref().err().map(ToString::to_string),
-        });
-        result
+            };
+            let elapsed = self.start.elapsed();
+            // Past the last await, so taking the fields apart copies nothing
+            // the future keeps.
+            let Attempt {
+                registered,
+                metrics,
+                log,
+                call_id,
+                attempt,
+                _counted,
+                _gauge,
+                ..
+            } = self;
+            drop((_counted, _gauge));
+            registered.record_finished(result.is_err());
+            metrics.record(result.as_ref().err().map(FunctionError::kind), elapsed);
+            log.push_call(CallRecord {
+                call_id,
+                attempt,
+                status: match &result {
+                    Ok(response) => response.status().as_u16(),
+                    Err(error) => error.status().as_u16(),
+                },
+                elapsed,
+                error: result.as_ref().err().map(ToString::to_string),
+            });
+            result
+        }
     }
 }

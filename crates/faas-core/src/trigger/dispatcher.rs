@@ -127,35 +127,48 @@ impl Dispatcher {
     /// `NotFound` for an unknown function, `Unavailable` when it is scaled to zero
     /// or the host is shutting down, `PayloadTooLarge`, `Overloaded`, `Timeout`,
     /// `Panicked`, or the function's own error.
-    pub async fn dispatch(
-        &self,
-        function: &str,
+    #[allow(
+        clippy::manual_async_fn,
+        reason = "an `async fn` would keep a second copy of the invocation in its future"
+    )]
+    pub fn dispatch<'a>(
+        &'a self,
+        function: &'a str,
         mut invocation: Invocation,
-    ) -> Result<Response, FunctionError> {
-        let registered = self.admit(function, &mut invocation)?;
-        check_body(&registered, &invocation)?;
-        let token = invocation.context().child_cancellation();
-        let metrics = registered.metrics(&self.shared.metrics);
-        let log = registered.log(&self.shared.log);
-        let attempt = Attempt::start(&registered, &metrics, &log, invocation, &token);
-        self.guarded(&token, pin!(attempt.finish()), Err).await
+    ) -> impl Future<Output = Result<Response, FunctionError>> + Send + 'a {
+        async move {
+            let registered = self.admit(function, &mut invocation)?;
+            check_body(&registered, &invocation)?;
+            let token = invocation.context().child_cancellation();
+            let metrics = registered.metrics(&self.shared.metrics);
+            let log = registered.log(&self.shared.log);
+            let attempt = Attempt::start(&registered, &metrics, &log, invocation, &token);
+            self.guarded(&token, pin!(attempt.finish()), Err).await
+        }
     }
 
     /// Calls `function` and turns an error into its JSON answer
     /// ([`FunctionError::to_response`]); the response carries `x-call-id`.
-    pub async fn dispatch_to_response(&self, function: &str, invocation: Invocation) -> Response {
+    pub fn dispatch_to_response<'a>(
+        &'a self,
+        function: &'a str,
+        invocation: Invocation,
+    ) -> impl Future<Output = Response> + Send + 'a {
         let call_id = invocation.context().call_id().clone();
-        match self.dispatch(function, invocation).await {
-            Ok(mut response) => {
-                if let Ok(value) = HeaderValue::from_str(call_id.as_str()) {
+        let call = self.dispatch(function, invocation);
+        async move {
+            match call.await {
+                Ok(mut response) => {
+                    if let Ok(value) = HeaderValue::from_str(call_id.as_str()) {
+                        response
+                            .headers_mut()
+                            .entry(CALL_ID_HEADER)
+                            .or_insert(value);
+                    }
                     response
-                        .headers_mut()
-                        .entry(CALL_ID_HEADER)
-                        .or_insert(value);
                 }
-                response
+                Err(error) => error.to_response(&call_id),
             }
-            Err(error) => error.to_response(&call_id),
         }
     }
 
@@ -166,48 +179,58 @@ impl Dispatcher {
     /// See [`Delivery::should_ack`] for what the trigger does next. An event that
     /// failed for good without a dead letter is not acknowledged: the source keeps it.
     /// A delivery interrupted by shutdown is not dead-lettered either.
-    pub async fn deliver(&self, function: &str, mut invocation: Invocation) -> Delivery {
-        let call_id = invocation.context().call_id().clone();
-        let registered = match self.admit(function, &mut invocation) {
-            Ok(admitted) => admitted,
-            Err(error) => return Delivery::new(call_id, Err(error), 0, false),
-        };
-        if let Err(error) = check_body(&registered, &invocation) {
-            let dead_lettered = self.dead_letter(&registered, &invocation, &error, 0).await;
-            return Delivery::new(call_id, Err(error), 0, dead_lettered);
-        }
-        // The delivery's token; each attempt gets a child of it, so a timed-out
-        // attempt does not stop the retries, and a shutdown stops them all.
-        let token = invocation.context().child_cancellation();
-        invocation.context_mut().set_cancellation(token.clone());
-        let metrics = registered.metrics(&self.shared.metrics);
-        let log = registered.log(&self.shared.log);
-        let (function, metrics, log) = (&registered, &*metrics, &*log);
-        let attempts = retrying(function.policy().retry(), invocation.clone(), |this| {
-            let token = this.context().child_cancellation();
-            async move {
-                Attempt::start(function, metrics, log, this, &token)
-                    .finish()
-                    .await
+    #[allow(
+        clippy::manual_async_fn,
+        reason = "an `async fn` would keep a second copy of the invocation in its future"
+    )]
+    pub fn deliver<'a>(
+        &'a self,
+        function: &'a str,
+        mut invocation: Invocation,
+    ) -> impl Future<Output = Delivery> + Send + 'a {
+        async move {
+            let call_id = invocation.context().call_id().clone();
+            let registered = match self.admit(function, &mut invocation) {
+                Ok(admitted) => admitted,
+                Err(error) => return Delivery::new(call_id, Err(error), 0, false),
+            };
+            if let Err(error) = check_body(&registered, &invocation) {
+                let dead_lettered = self.dead_letter(&registered, &invocation, &error, 0).await;
+                return Delivery::new(call_id, Err(error), 0, dead_lettered);
             }
-        });
-        let outcome = self
-            .guarded(&token, pin!(attempts), |error| RetryOutcome {
-                result: Err(error),
-                attempts: 0,
-                cancelled: true,
-            })
-            .await;
-        match outcome.result {
-            Ok(response) => Delivery::new(call_id, Ok(response), outcome.attempts, false),
-            Err(error) if outcome.cancelled => {
-                Delivery::new(call_id, Err(error), outcome.attempts, false)
-            }
-            Err(error) => {
-                let dead_lettered = self
-                    .dead_letter(&registered, &invocation, &error, outcome.attempts)
-                    .await;
-                Delivery::new(call_id, Err(error), outcome.attempts, dead_lettered)
+            // The delivery's token; each attempt gets a child of it, so a timed-out
+            // attempt does not stop the retries, and a shutdown stops them all.
+            let token = invocation.context().child_cancellation();
+            invocation.context_mut().set_cancellation(token.clone());
+            let metrics = registered.metrics(&self.shared.metrics);
+            let log = registered.log(&self.shared.log);
+            let (function, metrics, log) = (&registered, &*metrics, &*log);
+            let attempts = retrying(function.policy().retry(), invocation.clone(), |this| {
+                let token = this.context().child_cancellation();
+                async move {
+                    Attempt::start(function, metrics, log, this, &token)
+                        .finish()
+                        .await
+                }
+            });
+            let outcome = self
+                .guarded(&token, pin!(attempts), |error| RetryOutcome {
+                    result: Err(error),
+                    attempts: 0,
+                    cancelled: true,
+                })
+                .await;
+            match outcome.result {
+                Ok(response) => Delivery::new(call_id, Ok(response), outcome.attempts, false),
+                Err(error) if outcome.cancelled => {
+                    Delivery::new(call_id, Err(error), outcome.attempts, false)
+                }
+                Err(error) => {
+                    let dead_lettered = self
+                        .dead_letter(&registered, &invocation, &error, outcome.attempts)
+                        .await;
+                    Delivery::new(call_id, Err(error), outcome.attempts, dead_lettered)
+                }
             }
         }
     }
