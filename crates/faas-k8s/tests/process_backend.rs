@@ -668,3 +668,32 @@ async fn pods_can_live_in_a_network_namespace() {
         .await
         .unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deleting_a_pod_that_was_never_created_releases_its_reserved_address() {
+    let backend = ProcessBackend::new(config("reserved-only", 9))
+        .await
+        .unwrap();
+    // The node reserves the address, then cannot resolve the pod's environment (a missing
+    // ConfigMap, say), so it never calls create before the pod is deleted.
+    let reserved = backend.reserve_ip(&key("stuck")).await.unwrap().unwrap();
+    let other = backend.reserve_ip(&key("other")).await.unwrap().unwrap();
+    assert_ne!(reserved, other);
+    assert_eq!(backend.config().addresses.in_use(), 2);
+
+    backend.delete(&key("stuck"), Duration::ZERO).await.unwrap();
+    let IpAddr::V4(reserved) = reserved else {
+        panic!("IPv4 pod addresses expected");
+    };
+    assert!(!backend.config().addresses.is_in_use(reserved));
+    assert_eq!(
+        backend.config().addresses.in_use(),
+        1,
+        "only the other pod's"
+    );
+    assert!(backend.status(&key("stuck")).await.unwrap().is_none());
+    // Deleting it again is fine, and a pod of the same name gets a fresh reservation.
+    backend.delete(&key("stuck"), Duration::ZERO).await.unwrap();
+    assert!(backend.reserve_ip(&key("stuck")).await.unwrap().is_some());
+    assert_eq!(backend.config().addresses.in_use(), 2);
+}
