@@ -3,13 +3,14 @@
 
 use std::fmt;
 use std::str::FromStr;
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+use crate::cancellation::{CallCancellation, TokenSlot};
 use crate::error::Error;
 
 /// The header that carries a call's id between hosts (`x-call-id`).
@@ -221,8 +222,7 @@ pub struct Context {
     deadline: Option<Instant>,
     attempt: u32,
     trace_parent: Option<String>,
-    /// Made on first use: most calls finish without anyone asking for it.
-    cancellation: OnceLock<CancellationToken>,
+    cancellation: TokenSlot,
 }
 
 impl Default for Context {
@@ -240,14 +240,14 @@ impl Context {
             deadline: None,
             attempt: 1,
             trace_parent: None,
-            cancellation: OnceLock::new(),
+            cancellation: TokenSlot::new(),
         }
     }
 }
 
 impl Clone for Context {
-    /// A copy sharing the same cancellation token (made now if it was not yet),
-    /// so cancelling the call reaches every copy.
+    /// A copy sharing the same cancellation token, so cancelling the call
+    /// reaches every copy.
     fn clone(&self) -> Self {
         Context {
             call_id: self.call_id.clone(),
@@ -255,7 +255,7 @@ impl Clone for Context {
             deadline: self.deadline,
             attempt: self.attempt,
             trace_parent: self.trace_parent.clone(),
-            cancellation: OnceLock::from(self.cancellation().clone()),
+            cancellation: self.cancellation.share(),
         }
     }
 }
@@ -304,15 +304,12 @@ impl Context {
     ///
     /// Long-running work should `select!` on `cancellation().cancelled()` and stop early.
     pub fn cancellation(&self) -> &CancellationToken {
-        self.cancellation.get_or_init(CancellationToken::new)
+        self.cancellation.token()
     }
 
     /// Whether the call was cancelled.
     pub fn is_cancelled(&self) -> bool {
-        // A token not made yet is held by nobody who could have cancelled it.
-        self.cancellation
-            .get()
-            .is_some_and(CancellationToken::is_cancelled)
+        self.cancellation.is_cancelled()
     }
 
     /// Sets the call id.
@@ -359,7 +356,7 @@ impl Context {
     /// Sets the cancellation token.
     #[must_use]
     pub fn with_cancellation(mut self, cancellation: CancellationToken) -> Self {
-        self.set_cancellation(cancellation);
+        self.cancellation = TokenSlot::with(cancellation);
         self
     }
 
@@ -368,14 +365,10 @@ impl Context {
         self.function_name = Some(Arc::clone(function_name));
     }
 
-    /// A token of the call's own: a child of this context's token, or a fresh
-    /// one when this context's token was never made (nobody holds it, so
-    /// nothing needs to reach the call through it).
-    pub(crate) fn child_cancellation(&self) -> CancellationToken {
-        match self.cancellation.get() {
-            Some(token) => token.child_token(),
-            None => CancellationToken::new(),
-        }
+    /// Gives the context a cancellation token of the call's own (see
+    /// [`TokenSlot::start_call`]); the host cancels the call through the handle.
+    pub(crate) fn start_call(&mut self) -> CallCancellation {
+        self.cancellation.start_call()
     }
 
     pub(crate) fn set_deadline(&mut self, deadline: Option<Instant>) {
@@ -384,10 +377,6 @@ impl Context {
 
     pub(crate) fn set_attempt(&mut self, attempt: u32) {
         self.attempt = attempt.max(1);
-    }
-
-    pub(crate) fn set_cancellation(&mut self, cancellation: CancellationToken) {
-        self.cancellation = OnceLock::from(cancellation);
     }
 
     pub(crate) fn set_trace_parent(&mut self, trace_parent: Option<String>) {

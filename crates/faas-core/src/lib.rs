@@ -75,6 +75,7 @@
 //! Everything compiles and works without the macros: they only write the
 //! [`FunctionDefinition`] for you.
 
+mod cancellation;
 pub mod cloudevent;
 pub mod context;
 pub mod definition;

@@ -67,14 +67,13 @@ where
         let start = Instant::now();
         let context = invocation.context_mut();
         let deadline = effective_deadline(start, self.timeout, context.deadline());
-        let token = context.child_cancellation();
-        context.set_cancellation(token.clone());
+        let cancellation = context.start_call();
         context.set_deadline(deadline);
         let function = context.function_name().to_owned();
         let future = self.inner.call(invocation);
         Box::pin(async move {
             within(deadline, future).await.unwrap_or_else(|deadline| {
-                token.cancel();
+                cancellation.cancel();
                 Err(timed_out(&function, start, deadline))
             })
         })

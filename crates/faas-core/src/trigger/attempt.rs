@@ -21,8 +21,8 @@ use futures::FutureExt as _;
 use futures::future::BoxFuture;
 use tokio::sync::SemaphorePermit;
 use tokio::time::Instant;
-use tokio_util::sync::CancellationToken;
 
+use crate::cancellation::CallCancellation;
 use crate::context::CallId;
 use crate::error::FunctionError;
 use crate::function::Function;
@@ -40,7 +40,7 @@ pub(super) struct Attempt<'a> {
     registered: &'a RegisteredFunction,
     metrics: &'a FunctionMetrics,
     log: &'a FunctionLog,
-    token: &'a CancellationToken,
+    cancellation: &'a CallCancellation,
     call_id: CallId,
     attempt: u32,
     start: Instant,
@@ -63,9 +63,10 @@ enum Step<'a> {
 }
 
 impl<'a> Attempt<'a> {
-    /// Starts an attempt of `invocation` on `registered`, with `token` as its own
-    /// cancellation token (cancelled when its deadline passes): counts it, takes
-    /// a permit of the in-flight limit and has the function make its future.
+    /// Starts an attempt of `invocation` on `registered`, whose context already
+    /// has the attempt's own token, cancelled through `cancellation` when the
+    /// deadline passes: counts it, takes a permit of the in-flight limit and has
+    /// the function make its future.
     /// It is recorded in the function's `metrics` and `log`.
     ///
     /// Every attempt is counted, those refused for the limit included.
@@ -74,7 +75,7 @@ impl<'a> Attempt<'a> {
         metrics: &'a FunctionMetrics,
         log: &'a FunctionLog,
         mut invocation: Invocation,
-        token: &'a CancellationToken,
+        cancellation: &'a CallCancellation,
     ) -> Self {
         let start = Instant::now();
         let counted = registered.start_call();
@@ -86,7 +87,6 @@ impl<'a> Attempt<'a> {
         let step = match registered.limiter().try_acquire() {
             Ok(permit) => {
                 context.set_deadline(deadline);
-                context.set_cancellation(token.clone());
                 let function: &dyn Function = registered.function().as_ref();
                 match std::panic::catch_unwind(AssertUnwindSafe(|| function.call(invocation))) {
                     Ok(call) => Step::Running {
@@ -107,7 +107,7 @@ impl<'a> Attempt<'a> {
             registered,
             metrics,
             log,
-            token,
+            cancellation,
             call_id,
             attempt,
             start,
@@ -137,7 +137,7 @@ impl<'a> Attempt<'a> {
                             Err(panicked(self.registered.name(), &self.call_id, payload))
                         }
                         Err(deadline) => {
-                            self.token.cancel();
+                            self.cancellation.cancel();
                             Err(timed_out(self.registered.name(), self.start, deadline))
                         }
                     }

@@ -13,6 +13,7 @@ use tokio_util::task::TaskTracker;
 
 use super::Delivery;
 use super::attempt::Attempt;
+use crate::cancellation::CallCancellation;
 use crate::context::CALL_ID_HEADER;
 use crate::error::FunctionError;
 use crate::invocation::Invocation;
@@ -139,11 +140,12 @@ impl Dispatcher {
         async move {
             let registered = self.admit(function, &mut invocation)?;
             check_body(&registered, &invocation)?;
-            let token = invocation.context().child_cancellation();
+            let cancellation = invocation.context_mut().start_call();
             let metrics = registered.metrics(&self.shared.metrics);
             let log = registered.log(&self.shared.log);
-            let attempt = Attempt::start(&registered, &metrics, &log, invocation, &token);
-            self.guarded(&token, pin!(attempt.finish()), Err).await
+            let attempt = Attempt::start(&registered, &metrics, &log, invocation, &cancellation);
+            self.guarded(&cancellation, pin!(attempt.finish()), Err)
+                .await
         }
     }
 
@@ -200,21 +202,20 @@ impl Dispatcher {
             }
             // The delivery's token; each attempt gets a child of it, so a timed-out
             // attempt does not stop the retries, and a shutdown stops them all.
-            let token = invocation.context().child_cancellation();
-            invocation.context_mut().set_cancellation(token.clone());
+            let cancellation = invocation.context_mut().start_call();
             let metrics = registered.metrics(&self.shared.metrics);
             let log = registered.log(&self.shared.log);
             let (function, metrics, log) = (&registered, &*metrics, &*log);
-            let attempts = retrying(function.policy().retry(), invocation.clone(), |this| {
-                let token = this.context().child_cancellation();
+            let attempts = retrying(function.policy().retry(), invocation.clone(), |mut this| {
+                let cancellation = this.context_mut().start_call();
                 async move {
-                    Attempt::start(function, metrics, log, this, &token)
+                    Attempt::start(function, metrics, log, this, &cancellation)
                         .finish()
                         .await
                 }
             });
             let outcome = self
-                .guarded(&token, pin!(attempts), |error| RetryOutcome {
+                .guarded(&cancellation, pin!(attempts), |error| RetryOutcome {
                     result: Err(error),
                     attempts: 0,
                     cancelled: true,
@@ -261,13 +262,13 @@ impl Dispatcher {
         Ok(registered)
     }
 
-    /// Runs `call` as tracked work that a hard stop cancels: then `token` is
-    /// cancelled, the call dropped, and `on_stop` makes the result.
+    /// Runs `call` as tracked work that a hard stop cancels: then the call's
+    /// token is cancelled, the call dropped, and `on_stop` makes the result.
     ///
     /// The call comes pinned by the caller, so it is not moved again here.
     async fn guarded<F: Future>(
         &self,
-        token: &CancellationToken,
+        cancellation: &CallCancellation,
         call: Pin<&mut F>,
         on_stop: impl FnOnce(FunctionError) -> F::Output,
     ) -> F::Output {
@@ -277,7 +278,7 @@ impl Dispatcher {
             biased;
             result = call => result,
             () = self.shared.hard_stop.cancelled() => {
-                token.cancel();
+                cancellation.cancel();
                 on_stop(FunctionError::unavailable(
                     "the host shut down before the call finished",
                 ))
