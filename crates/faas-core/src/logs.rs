@@ -3,7 +3,7 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock, Weak};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError, RwLock, Weak};
 use std::time::{Duration, SystemTime};
 
 use futures::StreamExt as _;
@@ -90,6 +90,9 @@ impl LogOptions {
 /// The default number of lines kept per function.
 pub const DEFAULT_LOG_CAPACITY: usize = 1000;
 
+/// Lines buffered for live followers before a slow one is told it missed some.
+const LIVE_BUFFER: usize = 1024;
+
 /// A ring buffer of log lines per function, with live followers.
 ///
 /// The local executor writes one line per finished call (call id, attempt,
@@ -117,7 +120,9 @@ struct LogInner {
     /// The lines of each function; an entry, once made, stays (clearing empties it),
     /// since the functions' [`FunctionLog`]s write to it directly.
     functions: RwLock<HashMap<String, Arc<Lines>>>,
-    live: broadcast::Sender<(Arc<str>, u64, LogLine)>,
+    /// Made by the first follower: a channel's buffer costs memory that a
+    /// log nobody follows (one per function pod on a virtual node) should not pay.
+    live: OnceLock<broadcast::Sender<(Arc<str>, u64, LogLine)>>,
 }
 
 /// What the functions' buffers share.
@@ -203,7 +208,6 @@ impl std::fmt::Debug for InvocationLog {
 impl InvocationLog {
     /// A log keeping the last `capacity` lines of each function.
     pub fn new(capacity: usize) -> Self {
-        let (live, _) = broadcast::channel(1024);
         InvocationLog {
             inner: Arc::new(LogInner {
                 shared: Arc::new(Shared {
@@ -213,7 +217,7 @@ impl InvocationLog {
                 }),
                 instance: format!("local-{}", std::process::id()),
                 functions: RwLock::new(HashMap::new()),
-                live,
+                live: OnceLock::new(),
             }),
         }
     }
@@ -310,7 +314,11 @@ impl InvocationLog {
     ) -> BoxStream<'static, Result<LogLine>> {
         // Subscribe before reading the buffer so no line falls between the two.
         let receiver = options.follow.then(|| {
-            let receiver = self.inner.live.subscribe();
+            let receiver = self
+                .inner
+                .live
+                .get_or_init(|| broadcast::channel(LIVE_BUFFER).0)
+                .subscribe();
             let following = Following::new(&self.inner.shared);
             (receiver, following)
         });
@@ -380,11 +388,10 @@ impl FunctionLog {
         // Sent under the function's lock, so its followers see its lines in order.
         if self.shared.followers.load(Ordering::SeqCst) > 0
             && let Some(log) = self.log.upgrade()
+            && let Some(live) = log.live.get()
         {
             // A follower that left meanwhile is not an error.
-            let _ = log
-                .live
-                .send((Arc::clone(&self.function), record.seq, log.to_line(&record)));
+            let _ = live.send((Arc::clone(&self.function), record.seq, log.to_line(&record)));
         }
         if lines.len() == self.shared.capacity {
             lines.pop_front();
