@@ -80,7 +80,9 @@ pub(crate) fn run(ws: &Workspace, args: Args) -> Result<()> {
     let table = table(&results);
     println!("{table}");
     if !args.no_write && !args.quick {
-        write_results(&ws.root().join("BENCHMARKS.md"), &table)?;
+        let path = ws.root().join("BENCHMARKS.md");
+        let kept = kept_rows(&path, &results);
+        write_results(&path, &merge(&table, &kept))?;
         output::step("BENCHMARKS.md updated");
     }
     Ok(())
@@ -190,6 +192,62 @@ fn table(results: &[Measurement]) -> String {
         cpu_model(),
         std::thread::available_parallelism().map_or(0, |n| n.get())
     );
+    out
+}
+
+/// The rows of the current table whose benchmark did not run this time, so
+/// `--only` updates its own rows and keeps the others.
+fn kept_rows(path: &Path, results: &[Measurement]) -> Vec<String> {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let Some(block) = text
+        .find(BEGIN)
+        .and_then(|s| text[s..].find(END).map(|e| &text[s..s + e]))
+    else {
+        return Vec::new();
+    };
+    block
+        .lines()
+        .filter(|line| {
+            let id = line
+                .trim_start_matches('|')
+                .split('|')
+                .next()
+                .unwrap_or("")
+                .trim();
+            id.starts_with('B') && !results.iter().any(|r| r.id == id)
+        })
+        .map(str::to_owned)
+        .collect()
+}
+
+/// `table` with `kept` rows put back in id order.
+fn merge(table: &str, kept: &[String]) -> String {
+    if kept.is_empty() {
+        return table.to_owned();
+    }
+    let mut lines: Vec<&str> = table.lines().collect();
+    let rows_end = lines
+        .iter()
+        .position(|l| l.is_empty())
+        .unwrap_or(lines.len());
+    let mut rows: Vec<&str> = lines.drain(2..rows_end).collect();
+    rows.extend(kept.iter().map(String::as_str));
+    rows.sort_by_key(|row| {
+        row.split('|')
+            .nth(1)
+            .map(str::trim)
+            .unwrap_or("")
+            .to_owned()
+    });
+    let mut out = String::new();
+    for line in lines[..2]
+        .iter()
+        .chain(rows.iter())
+        .chain(lines[2..].iter())
+    {
+        out.push_str(line);
+        out.push('\n');
+    }
     out
 }
 
