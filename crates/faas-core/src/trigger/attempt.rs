@@ -143,7 +143,8 @@ impl<'a> Attempt<'a> {
                     }
                 }
             };
-            let elapsed = self.start.elapsed();
+            let finished = Instant::now();
+            let elapsed = finished.saturating_duration_since(self.start);
             // Past the last await, so taking the fields apart copies nothing
             // the future keeps.
             let Attempt {
@@ -159,16 +160,19 @@ impl<'a> Attempt<'a> {
             drop((_counted, _gauge));
             registered.record_finished(result.is_err());
             metrics.record(result.as_ref().err().map(FunctionError::kind), elapsed);
-            log.push_call(CallRecord {
-                call_id,
-                attempt,
-                status: match &result {
-                    Ok(response) => response.status().as_u16(),
-                    Err(error) => error.status().as_u16(),
+            log.push_call(
+                CallRecord {
+                    call_id,
+                    attempt,
+                    status: match &result {
+                        Ok(response) => response.status().as_u16(),
+                        Err(error) => error.status().as_u16(),
+                    },
+                    elapsed,
+                    error: result.as_ref().err().map(ToString::to_string),
                 },
-                elapsed,
-                error: result.as_ref().err().map(ToString::to_string),
-            });
+                finished,
+            );
             result
         }
     }
