@@ -2,10 +2,11 @@
 //! function's [`InvocationPolicy`](crate::InvocationPolicy).
 
 use std::fmt;
-use std::future::Future;
+use std::future::{Future, poll_fn};
 use std::pin::{Pin, pin};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::task::Poll;
 
 use http::HeaderValue;
 use tokio_util::sync::CancellationToken;
@@ -273,8 +274,12 @@ impl Dispatcher {
         on_stop: impl FnOnce(FunctionError) -> F::Output,
     ) -> F::Output {
         let _tracked = self.shared.tracker.token();
+        let mut call = call;
+        // A call that finishes at once never waits on the stop.
+        if let Poll::Ready(result) = poll_fn(|cx| Poll::Ready(call.as_mut().poll(cx))).await {
+            return result;
+        }
         tokio::select! {
-            // The call first: one that finishes at once never waits on the stop.
             biased;
             result = call => result,
             () = self.shared.hard_stop.cancelled() => {
