@@ -3,8 +3,8 @@
 
 use std::fmt;
 use std::str::FromStr;
-use std::sync::Arc;
-use std::time::Duration;
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
@@ -68,8 +68,13 @@ impl CallId {
     /// The random bits come from a fast per-thread generator: ids are unique,
     /// not secret.
     pub fn new() -> Self {
-        let millis = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
+        CallId::at(SystemTime::now())
+    }
+
+    /// A fresh id made at `time`.
+    pub(crate) fn at(time: SystemTime) -> Self {
+        let millis = time
+            .duration_since(UNIX_EPOCH)
             .map_or(0, |elapsed| elapsed.as_millis() as u64);
         let mut random = [0u8; 10];
         random[..8].copy_from_slice(&crate::rand::next_u64().to_le_bytes());
@@ -216,7 +221,7 @@ impl AsRef<str> for CallId {
 #[derive(Debug)]
 #[non_exhaustive]
 pub struct Context {
-    call_id: CallId,
+    call_id: CallIdCell,
     /// `None` while unknown; read as "".
     function_name: Option<Arc<str>>,
     deadline: Option<Instant>,
@@ -225,15 +230,28 @@ pub struct Context {
     cancellation: TokenSlot,
 }
 
+/// Where a [`Context`] keeps its call id: made on first use, or by the host
+/// that runs the call from the time it read to time it, which saves reading
+/// the system clock.
+#[derive(Debug)]
+enum CallIdCell {
+    Known(CallId),
+    Lazy(OnceLock<CallId>),
+}
+
 impl Default for Context {
     fn default() -> Self {
-        Context::for_call(CallId::new())
+        Context::with_call_id_cell(CallIdCell::Lazy(OnceLock::new()))
     }
 }
 
 impl Context {
     /// A context for the call `call_id`, otherwise as [`Context::default`].
     pub(crate) fn for_call(call_id: CallId) -> Self {
+        Context::with_call_id_cell(CallIdCell::Known(call_id))
+    }
+
+    fn with_call_id_cell(call_id: CallIdCell) -> Self {
         Context {
             call_id,
             function_name: None,
@@ -246,11 +264,11 @@ impl Context {
 }
 
 impl Clone for Context {
-    /// A copy sharing the same cancellation token, so cancelling the call
-    /// reaches every copy.
+    /// A copy with the same call id (made now if it was not yet) sharing the
+    /// same cancellation token, so cancelling the call reaches every copy.
     fn clone(&self) -> Self {
         Context {
-            call_id: self.call_id.clone(),
+            call_id: CallIdCell::Known(self.call_id().clone()),
             function_name: self.function_name.clone(),
             deadline: self.deadline,
             attempt: self.attempt,
@@ -271,7 +289,19 @@ impl Context {
 
     /// The call's id.
     pub fn call_id(&self) -> &CallId {
-        &self.call_id
+        match &self.call_id {
+            CallIdCell::Known(id) => id,
+            CallIdCell::Lazy(cell) => cell.get_or_init(CallId::new),
+        }
+    }
+
+    /// The call's id, made at `time` if it was not yet.
+    pub(crate) fn call_id_made_at(&mut self, time: impl FnOnce() -> SystemTime) -> &CallId {
+        if let CallIdCell::Lazy(cell) = &mut self.call_id {
+            let id = cell.take().unwrap_or_else(|| CallId::at(time()));
+            self.call_id = CallIdCell::Known(id);
+        }
+        self.call_id()
     }
 
     /// The name of the function being called (empty when unknown).
@@ -315,7 +345,7 @@ impl Context {
     /// Sets the call id.
     #[must_use]
     pub fn with_call_id(mut self, call_id: CallId) -> Self {
-        self.call_id = call_id;
+        self.call_id = CallIdCell::Known(call_id);
         self
     }
 
@@ -434,6 +464,25 @@ mod tests {
         assert_eq!(HashSet::from([id.clone(), parsed]).len(), 1);
         assert_eq!(format!("{id:?}"), format!("{:?}", id.as_str()));
         assert_eq!(String::from(id.clone()), id.to_string());
+    }
+
+    #[test]
+    fn a_call_id_is_made_once_and_copies_keep_it() {
+        let ctx = Context::default();
+        let copy = ctx.clone();
+        assert_eq!(copy.call_id(), ctx.call_id());
+
+        let mut ctx = Context::default();
+        let at = UNIX_EPOCH + Duration::from_millis(1_700_000_000_123);
+        let id = ctx.call_id_made_at(|| at).clone();
+        let uuid = uuid::Uuid::parse_str(id.as_str()).unwrap();
+        let made = uuid.get_timestamp().unwrap().to_unix();
+        assert_eq!(made, (1_700_000_000, 123_000_000));
+        assert_eq!(ctx.call_id_made_at(|| UNIX_EPOCH), &id, "made once");
+
+        let mut asked = Context::default();
+        let first = asked.call_id().clone();
+        assert_eq!(asked.call_id_made_at(|| at), &first);
     }
 
     #[test]

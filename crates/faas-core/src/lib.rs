@@ -76,6 +76,7 @@
 //! [`FunctionDefinition`] for you.
 
 mod cancellation;
+mod clock;
 pub mod cloudevent;
 pub mod context;
 pub mod definition;

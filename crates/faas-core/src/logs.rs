@@ -10,7 +10,6 @@ use futures::StreamExt as _;
 use futures::stream::{self, BoxStream};
 use serde::{Deserialize, Serialize};
 use tokio::sync::broadcast;
-use tokio::time::Instant;
 
 use crate::context::CallId;
 use crate::error::{Error, Result};
@@ -100,9 +99,8 @@ const LIVE_BUFFER: usize = 1024;
 /// status, duration, and the error if any); providers read it back with
 /// [`stream`](Self::stream). Clones share the same buffers.
 ///
-/// A call's line is stamped with the time the call finished, taken from the
-/// monotonic clock that timed the call and tied to the system clock at most a
-/// second earlier, so writing it reads no clock of its own.
+/// A call's line is dated when the call finished, as the host's
+/// monotonic clock gives it (tied to the system clock at most a second earlier).
 ///
 /// ```
 /// use faas_core::{InvocationLog, LogOptions};
@@ -140,45 +138,7 @@ struct Shared {
 }
 
 /// One function's kept lines.
-type Lines = Mutex<FunctionLines>;
-
-#[derive(Default)]
-struct FunctionLines {
-    records: VecDeque<Record>,
-    clock: WallClock,
-}
-
-/// How often call lines' timestamps go back to the system clock.
-const WALL_CLOCK_REFRESH: Duration = Duration::from_secs(1);
-
-/// Wall-clock times of the instants calls are timed with: the system clock read
-/// at most once a [`WALL_CLOCK_REFRESH`], plus the monotonic time since. A
-/// call then costs no read of the system clock of its own, and a timestamp is
-/// off by no more than the system clock moves against the monotonic one in a
-/// second.
-#[derive(Default)]
-struct WallClock {
-    anchor: Option<(Instant, SystemTime)>,
-}
-
-impl WallClock {
-    fn time_of(&mut self, at: Instant) -> SystemTime {
-        if let Some((anchor, wall)) = self.anchor {
-            if let Some(after) = at.checked_duration_since(anchor) {
-                if after < WALL_CLOCK_REFRESH {
-                    return wall + after;
-                }
-            } else if let Some(before) = anchor.checked_duration_since(at)
-                && before < WALL_CLOCK_REFRESH
-            {
-                return wall - before;
-            }
-        }
-        let wall = SystemTime::now();
-        self.anchor = Some((at, wall));
-        wall
-    }
-}
+type Lines = Mutex<VecDeque<Record>>;
 
 /// The log of one function, found once; a registry entry keeps it for the
 /// [`InvocationLog`] its calls are written to. Cheap to clone.
@@ -268,7 +228,7 @@ impl InvocationLog {
     /// Appends a line to `function`'s log.
     pub fn push(&self, function: &str, text: impl Into<String>) {
         self.function(function)
-            .push(RecordText::Text(text.into()), None);
+            .push(RecordText::Text(text.into()), SystemTime::now());
     }
 
     /// The log of `function`, made on first use. Keep it: looking it up again
@@ -325,7 +285,6 @@ impl InvocationLog {
         // kept, those written after are numbered from here on.
         let next_seq = self.inner.shared.next_seq.load(Ordering::SeqCst);
         let matching: Vec<&Record> = lines
-            .records
             .iter()
             .filter(|record| options.since.is_none_or(|since| record.timestamp >= since))
             .collect();
@@ -343,7 +302,7 @@ impl InvocationLog {
     /// Forgets `function`'s lines.
     pub fn clear(&self, function: &str) {
         if let Some(lines) = self.lines_of(function) {
-            lock(&lines).records.clear();
+            lock(&lines).clear();
         }
     }
 
@@ -418,18 +377,13 @@ impl FunctionLog {
         std::ptr::eq(self.log.as_ptr(), Arc::as_ptr(&log.inner))
     }
 
-    /// Appends the line of a call that finished at `finished`.
-    pub(crate) fn push_call(&self, call: CallRecord, finished: Instant) {
-        self.push(RecordText::Call(call), Some(finished));
+    /// Appends the line of a finished call, dated `timestamp`.
+    pub(crate) fn push_call(&self, call: CallRecord, timestamp: SystemTime) {
+        self.push(RecordText::Call(call), timestamp);
     }
 
-    /// Appends a line written now, or when the call it tells of finished.
-    fn push(&self, text: RecordText, finished: Option<Instant>) {
+    fn push(&self, text: RecordText, timestamp: SystemTime) {
         let mut lines = lock(&self.lines);
-        let timestamp = match finished {
-            Some(finished) => lines.clock.time_of(finished),
-            None => SystemTime::now(),
-        };
         let record = Record {
             seq: self.shared.next_seq.fetch_add(1, Ordering::SeqCst),
             timestamp,
@@ -443,10 +397,10 @@ impl FunctionLog {
             // A follower that left meanwhile is not an error.
             let _ = live.send((Arc::clone(&self.function), record.seq, log.to_line(&record)));
         }
-        if lines.records.len() == self.shared.capacity {
-            lines.records.pop_front();
+        if lines.len() == self.shared.capacity {
+            lines.pop_front();
         }
-        lines.records.push_back(record);
+        lines.push_back(record);
     }
 }
 
@@ -470,7 +424,7 @@ impl Drop for Following {
     }
 }
 
-fn lock(lines: &Lines) -> MutexGuard<'_, FunctionLines> {
+fn lock(lines: &Lines) -> MutexGuard<'_, VecDeque<Record>> {
     lines.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
@@ -524,15 +478,15 @@ mod tests {
         let f = log.function("f");
         assert!(f.belongs_to(&log));
         assert!(!f.belongs_to(&InvocationLog::new(10)));
-        f.push(RecordText::Text("one".into()), None);
+        f.push(RecordText::Text("one".into()), SystemTime::now());
         log.clear("f");
-        f.push(RecordText::Text("two".into()), None);
+        f.push(RecordText::Text("two".into()), SystemTime::now());
         assert_eq!(texts(log.lines("f", &LogOptions::new())), ["two"]);
 
         let mut stream = log.stream("f", &LogOptions::new().with_follow(true));
         assert_eq!(stream.next().await.unwrap().unwrap().text, "two");
         log.push("g", "not mine");
-        f.push(RecordText::Text("three".into()), None);
+        f.push(RecordText::Text("three".into()), SystemTime::now());
         assert_eq!(stream.next().await.unwrap().unwrap().text, "three");
         assert_eq!(log.inner.shared.followers.load(Ordering::SeqCst), 1);
         drop(stream);
@@ -544,32 +498,11 @@ mod tests {
         let log = InvocationLog::new(10);
         let f = log.function("f");
         let mut stream = log.stream("f", &LogOptions::new().with_follow(true));
-        f.push(RecordText::Text("last".into()), None);
+        f.push(RecordText::Text("last".into()), SystemTime::now());
         drop(log);
         assert_eq!(stream.next().await.unwrap().unwrap().text, "last");
         assert!(stream.next().await.is_none());
-        f.push(RecordText::Text("after the log".into()), None);
-    }
-
-    #[test]
-    fn wall_clock_reads_the_system_clock_once_a_second() {
-        let mut clock = WallClock::default();
-        let start = Instant::now() + Duration::from_secs(10);
-        let first = clock.time_of(start);
-        let ms = Duration::from_millis;
-        assert_eq!(clock.time_of(start + ms(300)), first + ms(300));
-        assert_eq!(clock.time_of(start - ms(200)), first - ms(200));
-        assert_eq!(clock.anchor.map(|(at, _)| at), Some(start));
-        clock.time_of(start + Duration::from_secs(5));
-        assert_eq!(
-            clock.anchor.map(|(at, _)| at),
-            Some(start + Duration::from_secs(5))
-        );
-        clock.time_of(start - Duration::from_secs(3));
-        assert_eq!(
-            clock.anchor.map(|(at, _)| at),
-            Some(start - Duration::from_secs(3))
-        );
+        f.push(RecordText::Text("after the log".into()), SystemTime::now());
     }
 
     #[tokio::test]

@@ -81,7 +81,9 @@ impl<'a> Attempt<'a> {
         let counted = registered.start_call();
         let gauge = metrics.start();
         let context = invocation.context_mut();
-        let call_id = context.call_id().clone();
+        let call_id = context
+            .call_id_made_at(|| registered.wall_time(start))
+            .clone();
         let attempt = context.attempt();
         let deadline = effective_deadline(start, registered.policy().timeout(), context.deadline());
         let step = match registered.limiter().try_acquire() {
@@ -171,7 +173,7 @@ impl<'a> Attempt<'a> {
                     elapsed,
                     error: result.as_ref().err().map(ToString::to_string),
                 },
-                finished,
+                registered.wall_time(finished),
             );
             result
         }

@@ -7,6 +7,7 @@ use std::pin::{Pin, pin};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::Poll;
+use std::time::SystemTime;
 
 use http::HeaderValue;
 use tokio_util::sync::CancellationToken;
@@ -155,9 +156,12 @@ impl Dispatcher {
     pub fn dispatch_to_response<'a>(
         &'a self,
         function: &'a str,
-        invocation: Invocation,
+        mut invocation: Invocation,
     ) -> impl Future<Output = Response> + Send + 'a {
-        let call_id = invocation.context().call_id().clone();
+        let call_id = invocation
+            .context_mut()
+            .call_id_made_at(SystemTime::now)
+            .clone();
         let call = self.dispatch(function, invocation);
         async move {
             match call.await {
@@ -192,7 +196,10 @@ impl Dispatcher {
         mut invocation: Invocation,
     ) -> impl Future<Output = Delivery> + Send + 'a {
         async move {
-            let call_id = invocation.context().call_id().clone();
+            let call_id = invocation
+                .context_mut()
+                .call_id_made_at(SystemTime::now)
+                .clone();
             let registered = match self.admit(function, &mut invocation) {
                 Ok(admitted) => admitted,
                 Err(error) => return Delivery::new(call_id, Err(error), 0, false),
