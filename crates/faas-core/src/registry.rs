@@ -5,12 +5,9 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock, RwLock};
-use std::time::SystemTime;
 
 use tokio::sync::Semaphore;
-use tokio::time::Instant;
 
-use crate::clock::WallClock;
 use crate::definition::{FunctionDefinition, FunctionMeta};
 use crate::error::{Error, Result};
 use crate::function::BoxFunction;
@@ -236,8 +233,6 @@ struct RegisteredInner {
     /// nothing up by name.
     metrics: OnceLock<FunctionMetrics>,
     log: OnceLock<FunctionLog>,
-    /// Dates its calls (their ids and log lines) from the instants that time them.
-    clock: WallClock,
     limiter: Arc<Semaphore>,
     serving: AtomicBool,
     replicas: AtomicU32,
@@ -259,7 +254,6 @@ impl RegisteredFunction {
                 name: Arc::from(definition.name()),
                 metrics: OnceLock::new(),
                 log: OnceLock::new(),
-                clock: WallClock::default(),
                 definition,
                 limiter,
                 serving: AtomicBool::new(true),
@@ -368,11 +362,6 @@ impl RegisteredFunction {
         } else {
             Cow::Owned(log.function(self.name()))
         }
-    }
-
-    /// The wall-clock time of `at`, an instant read to time one of its calls.
-    pub(crate) fn wall_time(&self, at: Instant) -> SystemTime {
-        self.inner.clock.time_of(at)
     }
 
     /// Counts a call as running until the guard drops.

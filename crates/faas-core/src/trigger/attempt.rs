@@ -23,6 +23,7 @@ use tokio::sync::SemaphorePermit;
 use tokio::time::Instant;
 
 use crate::cancellation::CallCancellation;
+use crate::clock::wall_time;
 use crate::context::CallId;
 use crate::error::FunctionError;
 use crate::function::Function;
@@ -81,9 +82,7 @@ impl<'a> Attempt<'a> {
         let counted = registered.start_call();
         let gauge = metrics.start();
         let context = invocation.context_mut();
-        let call_id = context
-            .call_id_made_at(|| registered.wall_time(start))
-            .clone();
+        let call_id = context.call_id_made_at(|| wall_time(start)).clone();
         let attempt = context.attempt();
         let deadline = effective_deadline(start, registered.policy().timeout(), context.deadline());
         let step = match registered.limiter().try_acquire() {
@@ -173,7 +172,7 @@ impl<'a> Attempt<'a> {
                     elapsed,
                     error: result.as_ref().err().map(ToString::to_string),
                 },
-                registered.wall_time(finished),
+                wall_time(finished),
             );
             result
         }
