@@ -26,7 +26,9 @@ use crate::context::{CALL_ID_HEADER, CallId, Context, TRACEPARENT_HEADER};
 /// ```
 #[derive(Debug, Clone)]
 pub struct Invocation {
-    parts: request::Parts,
+    /// The request without its body; kept as a request, not as parts, so that a
+    /// new one is built in place.
+    head: http::Request<()>,
     body: Bytes,
     context: Context,
 }
@@ -34,13 +36,13 @@ pub struct Invocation {
 impl Invocation {
     /// A `POST /` with `body`, no headers and a default [`Context`].
     pub fn new(body: impl Into<Bytes>) -> Self {
-        let (mut parts, ()) = http::Request::new(()).into_parts();
-        parts.method = Method::POST;
-        Invocation {
-            parts,
+        let mut invocation = Invocation {
+            head: http::Request::new(()),
             body: body.into(),
             context: Context::default(),
-        }
+        };
+        *invocation.head.method_mut() = Method::POST;
+        invocation
     }
 
     /// An invocation of an HTTP request.
@@ -64,17 +66,13 @@ impl Invocation {
             .and_then(|value| value.to_str().ok())
             .map(str::to_owned);
         context.set_trace_parent(trace_parent);
-        Invocation {
-            parts,
-            body,
-            context,
-        }
+        Invocation::from_parts(parts, body, context)
     }
 
     /// An invocation from its parts.
     pub fn from_parts(parts: request::Parts, body: Bytes, context: Context) -> Self {
         Invocation {
-            parts,
+            head: http::Request::from_parts(parts, ()),
             body,
             context,
         }
@@ -85,7 +83,7 @@ impl Invocation {
     pub fn from_event(event: CloudEvent) -> Self {
         let (headers, body) = event.into_binary_parts();
         let mut invocation = Invocation::new(body);
-        invocation.parts.headers = headers;
+        *invocation.head.headers_mut() = headers;
         invocation
     }
 
@@ -112,58 +110,58 @@ impl Invocation {
     {
         let name = name.try_into().expect("a valid header name");
         let value = value.try_into().expect("a valid header value");
-        self.parts.headers.append(name, value);
+        self.head.headers_mut().append(name, value);
         self
     }
 
     /// Sets the method.
     #[must_use]
     pub fn with_method(mut self, method: Method) -> Self {
-        self.parts.method = method;
+        *self.head.method_mut() = method;
         self
     }
 
     /// Sets the URI.
     #[must_use]
     pub fn with_uri(mut self, uri: Uri) -> Self {
-        self.parts.uri = uri;
+        *self.head.uri_mut() = uri;
         self
     }
 
     /// The request method.
     pub fn method(&self) -> &Method {
-        &self.parts.method
+        self.head.method()
     }
 
     /// The request URI.
     pub fn uri(&self) -> &Uri {
-        &self.parts.uri
+        self.head.uri()
     }
 
     /// The request headers.
     pub fn headers(&self) -> &HeaderMap {
-        &self.parts.headers
+        self.head.headers()
     }
 
     /// The request headers, to change.
     pub fn headers_mut(&mut self) -> &mut HeaderMap {
-        &mut self.parts.headers
+        self.head.headers_mut()
     }
 
     /// The request extensions (typed values a host attaches to the request).
     pub fn extensions(&self) -> &http::Extensions {
-        &self.parts.extensions
+        self.head.extensions()
     }
 
     /// The request extensions, to change.
     pub fn extensions_mut(&mut self) -> &mut http::Extensions {
-        &mut self.parts.extensions
+        self.head.extensions_mut()
     }
 
     /// The `content-type` header, if present and readable.
     pub fn content_type(&self) -> Option<&str> {
-        self.parts
-            .headers
+        self.head
+            .headers()
             .get(http::header::CONTENT_TYPE)
             .and_then(|value| value.to_str().ok())
     }
@@ -190,17 +188,17 @@ impl Invocation {
 
     /// The request without its context.
     pub fn into_request(self) -> http::Request<Bytes> {
-        http::Request::from_parts(self.parts, self.body)
+        self.head.map(|()| self.body)
     }
 
     /// The request parts, the body and the context.
     pub fn into_parts(self) -> (request::Parts, Bytes, Context) {
-        (self.parts, self.body, self.context)
+        (self.head.into_parts().0, self.body, self.context)
     }
 
     /// A copy of the request (without the context).
     pub fn to_request(&self) -> http::Request<Bytes> {
-        http::Request::from_parts(self.parts.clone(), self.body.clone())
+        self.head.clone().map(|()| self.body.clone())
     }
 }
 

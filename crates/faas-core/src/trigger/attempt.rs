@@ -58,9 +58,10 @@ enum Step<'a> {
         call: BoxFuture<'a, Result<Response, FunctionError>>,
         _permit: SemaphorePermit<'a>,
     },
-    /// It ended before its function ran: refused by the limit, or a panic
-    /// while the function made its future.
-    Ended(Result<Response, FunctionError>),
+    /// It failed before its function ran: refused by the limit, or a panic
+    /// while the function made its future. (Only an error: a response would
+    /// make every attempt as large as one.)
+    Failed(FunctionError),
 }
 
 impl<'a> Attempt<'a> {
@@ -94,14 +95,12 @@ impl<'a> Attempt<'a> {
                         call,
                         _permit: permit,
                     },
-                    Err(payload) => {
-                        Step::Ended(Err(panicked(registered.name(), &call_id, payload)))
-                    }
+                    Err(payload) => Step::Failed(panicked(registered.name(), &call_id, payload)),
                 }
             }
             Err(error) => {
                 let max = registered.policy().max_in_flight().unwrap_or(usize::MAX);
-                Step::Ended(Err(refused(error, registered.name(), max)))
+                Step::Failed(refused(error, registered.name(), max))
             }
         };
         Attempt {
@@ -130,7 +129,7 @@ impl<'a> Attempt<'a> {
     ) -> impl Future<Output = Result<Response, FunctionError>> + Send + 'a {
         async move {
             let result = match self.step {
-                Step::Ended(result) => result,
+                Step::Failed(error) => Err(error),
                 Step::Running { call, _permit } => {
                     match within(self.deadline, AssertUnwindSafe(call).catch_unwind()).await {
                         Ok(Ok(result)) => result,
