@@ -65,13 +65,13 @@ enum Step<'a> {
 }
 
 impl<'a> Attempt<'a> {
-    /// Starts an attempt of `invocation` on `registered`, whose context already
-    /// has the attempt's own token, cancelled through `cancellation` when the
-    /// deadline passes: counts it, takes a permit of the in-flight limit and has
-    /// the function make its future.
-    /// It is recorded in the function's `metrics` and `log`.
+    /// Starts an attempt of `invocation` on `registered`: counts it, takes a
+    /// permit of the in-flight limit and has the function make its future.
     ///
-    /// Every attempt is counted, those refused for the limit included.
+    /// The invocation's context already holds the attempt's own token; the
+    /// attempt cancels it through `cancellation` when its deadline passes. Every
+    /// attempt is recorded in the function's `metrics` and `log`, those refused
+    /// for the limit included.
     pub(super) fn start(
         registered: &'a RegisteredFunction,
         metrics: &'a FunctionMetrics,
