@@ -4,12 +4,14 @@
 mod attempt;
 mod delivery;
 mod dispatcher;
+mod lag;
 
 use async_trait::async_trait;
 use tokio_util::sync::CancellationToken;
 
 pub use delivery::Delivery;
 pub use dispatcher::Dispatcher;
+pub use lag::{Lag, LagSource};
 
 use crate::error::Error;
 
