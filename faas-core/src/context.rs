@@ -295,6 +295,7 @@ impl Context {
         }
     }
 
+    #[cfg_attr(not(feature = "local"), allow(dead_code))]
     /// The call's id, made at `time` if it was not yet.
     pub(crate) fn call_id_made_at(&mut self, time: impl FnOnce() -> SystemTime) -> &CallId {
         if let CallIdCell::Lazy(cell) = &mut self.call_id {
@@ -390,6 +391,7 @@ impl Context {
         self
     }
 
+    #[cfg_attr(not(feature = "local"), allow(dead_code))]
     /// Sets the function's name, sharing the host's copy of it.
     pub(crate) fn set_function_name(&mut self, function_name: &Arc<str>) {
         self.function_name = Some(Arc::clone(function_name));

@@ -71,16 +71,35 @@
 //! | feature | default | what it adds |
 //! |---|---|---|
 //! | `macros` | yes | re-exports [`#[function]`](macro@function) and [`functions!`](functions), which record a function's name, triggers and policy and give readable errors on a wrong signature |
+//! | `local` | yes | the in-process host: [`LocalExecutor`], [`Dispatcher`], [`Trigger`], Prometheus [`Metrics`], the [`InvocationLog`] buffer, shutdown on SIGINT/SIGTERM and [`LocalProvider`] |
 //!
 //! Everything compiles and works without the macros: they only write the
 //! [`FunctionDefinition`] for you.
+//!
+//! ## The model without the host
+//!
+//! A crate that only defines functions (a library of handlers, a crate a
+//! provider or gateway links for the types) needs none of the hosting
+//! machinery. With `default-features = false` (plus `macros` if wanted) it
+//! gets the model alone: [`Function`], [`Handler`], the extractors and
+//! outputs, [`Invocation`], [`Context`], [`FunctionError`],
+//! [`InvocationPolicy`] and its [`layer`]s, [`FunctionDefinition`],
+//! [`Registry`], [`Provider`] and the [`Lag`](trigger::Lag) contract; tokio
+//! comes without its `signal` driver and prometheus-client not at all.
+//!
+//! ```toml
+//! [dependencies]
+//! faas-core = { version = "0.1", default-features = false, features = ["macros"] }
+//! ```
 
 mod cancellation;
+#[cfg(feature = "local")]
 mod clock;
 pub mod cloudevent;
 pub mod context;
 pub mod definition;
 pub mod error;
+#[cfg(feature = "local")]
 pub mod executor;
 pub mod extract;
 pub mod function;
@@ -89,6 +108,7 @@ pub mod invocation;
 pub mod json;
 pub mod layer;
 pub mod logs;
+#[cfg(feature = "local")]
 pub mod metrics;
 pub mod output;
 pub mod policy;
@@ -101,19 +121,27 @@ pub use cloudevent::CloudEvent;
 pub use context::{CALL_ID_HEADER, CallId, Context, TRACEPARENT_HEADER};
 pub use definition::{FunctionDefinition, FunctionMeta, ScalingHints, TriggerSpec};
 pub use error::{BoxError, Error, ErrorBody, ErrorDetail, ErrorKind, FunctionError, Result};
+#[cfg(feature = "local")]
 pub use executor::{LocalExecutor, LocalExecutorBuilder, ShutdownHandle};
 pub use extract::FromInvocation;
 pub use function::{BoxFunction, Function, FunctionService};
 pub use handler::{Handler, HandlerFunction, handler_fn};
 pub use invocation::Invocation;
 pub use json::Json;
-pub use logs::{InvocationLog, LogLine, LogOptions};
+#[cfg(feature = "local")]
+pub use logs::InvocationLog;
+pub use logs::{LogLine, LogOptions};
+#[cfg(feature = "local")]
 pub use metrics::Metrics;
 pub use output::{IntoOutput, Response};
 pub use policy::{DeadLetter, DeadLetterEntry, InMemoryDeadLetter, InvocationPolicy, RetryPolicy};
-pub use provider::{FunctionDeployment, FunctionStatus, LocalProvider, Provider};
+#[cfg(feature = "local")]
+pub use provider::LocalProvider;
+pub use provider::{FunctionDeployment, FunctionStatus, Provider};
 pub use registry::{RegisteredFunction, Registry};
-pub use trigger::{Delivery, Dispatcher, Trigger};
+pub use trigger::Delivery;
+#[cfg(feature = "local")]
+pub use trigger::{Dispatcher, Trigger};
 
 #[cfg(feature = "macros")]
 pub use faas_macros::{function, functions};
@@ -122,9 +150,12 @@ pub use faas_macros::{function, functions};
 pub mod prelude {
     pub use crate::{
         CloudEvent, Context, ErrorKind, FromInvocation, Function, FunctionDefinition,
-        FunctionError, IntoOutput, Invocation, InvocationPolicy, Json, LocalExecutor, Registry,
-        Response, RetryPolicy, TriggerSpec,
+        FunctionError, IntoOutput, Invocation, InvocationPolicy, Json, Registry, Response,
+        RetryPolicy, TriggerSpec,
     };
+
+    #[cfg(feature = "local")]
+    pub use crate::LocalExecutor;
 
     #[cfg(feature = "macros")]
     pub use crate::{function, functions};

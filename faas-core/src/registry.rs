@@ -1,17 +1,22 @@
 //! [`Registry`]: the functions a host serves, by name, with their live state.
 
+#[cfg(feature = "local")]
 use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, OnceLock, RwLock};
+#[cfg(feature = "local")]
+use std::sync::OnceLock;
+use std::sync::{Arc, RwLock};
 
 use tokio::sync::Semaphore;
 
 use crate::definition::{FunctionDefinition, FunctionMeta};
 use crate::error::{Error, Result};
 use crate::function::BoxFunction;
+#[cfg(feature = "local")]
 use crate::logs::{FunctionLog, InvocationLog};
+#[cfg(feature = "local")]
 use crate::metrics::{FunctionMetrics, Metrics};
 use crate::policy::InvocationPolicy;
 
@@ -231,7 +236,9 @@ struct RegisteredInner {
     name: Arc<str>,
     /// Its metrics and log, kept from the first call so later calls look
     /// nothing up by name.
+    #[cfg(feature = "local")]
     metrics: OnceLock<FunctionMetrics>,
+    #[cfg(feature = "local")]
     log: OnceLock<FunctionLog>,
     limiter: Arc<Semaphore>,
     serving: AtomicBool,
@@ -252,7 +259,9 @@ impl RegisteredFunction {
         RegisteredFunction {
             inner: Arc::new(RegisteredInner {
                 name: Arc::from(definition.name()),
+                #[cfg(feature = "local")]
                 metrics: OnceLock::new(),
+                #[cfg(feature = "local")]
                 log: OnceLock::new(),
                 definition,
                 limiter,
@@ -270,6 +279,7 @@ impl RegisteredFunction {
         &self.inner.name
     }
 
+    #[cfg(feature = "local")]
     /// The function's name, to share without copying it.
     pub(crate) fn shared_name(&self) -> &Arc<str> {
         &self.inner.name
@@ -341,6 +351,7 @@ impl RegisteredFunction {
 
     /// Its handles in `metrics`: those kept from the first call, unless that
     /// call was counted in other metrics.
+    #[cfg(feature = "local")]
     pub(crate) fn metrics(&self, metrics: &Metrics) -> Cow<'_, FunctionMetrics> {
         let kept = self
             .inner
@@ -355,6 +366,7 @@ impl RegisteredFunction {
 
     /// Its log in `log`: the one kept from the first call, unless that call was
     /// written to another log.
+    #[cfg(feature = "local")]
     pub(crate) fn log(&self, log: &InvocationLog) -> Cow<'_, FunctionLog> {
         let kept = self.inner.log.get_or_init(|| log.function(self.name()));
         if kept.belongs_to(log) {
@@ -364,12 +376,14 @@ impl RegisteredFunction {
         }
     }
 
+    #[cfg(feature = "local")]
     /// Counts a call as running until the guard drops.
     pub(crate) fn start_call(&self) -> CallGuard<'_> {
         self.inner.in_flight.fetch_add(1, Ordering::AcqRel);
         CallGuard { function: self }
     }
 
+    #[cfg(feature = "local")]
     pub(crate) fn record_finished(&self, failed: bool) {
         self.inner.invocations.fetch_add(1, Ordering::AcqRel);
         if failed {
@@ -389,11 +403,13 @@ impl fmt::Debug for RegisteredFunction {
     }
 }
 
+#[cfg(feature = "local")]
 /// Keeps a call counted as in flight.
 pub(crate) struct CallGuard<'a> {
     function: &'a RegisteredFunction,
 }
 
+#[cfg(feature = "local")]
 impl Drop for CallGuard<'_> {
     fn drop(&mut self) {
         self.function.inner.in_flight.fetch_sub(1, Ordering::AcqRel);

@@ -1,6 +1,7 @@
 //! `cargo xtask test`: every test tier, the way CI runs it.
 //!
-//! 1. checks: `cargo fmt --check`, clippy with `-D warnings`;
+//! 1. checks: `cargo fmt --check`, clippy with `-D warnings`, faas-core
+//!    built without default features (the function model alone);
 //! 2. tests: unit, integration and doc tests of the workspace (all but the
 //!    end-to-end crate);
 //! 3. docs: `cargo doc` with `-D warnings`;
@@ -154,6 +155,11 @@ fn steps(run: &mut Run<'_>, args: &Args) -> Result<()> {
                 "-D",
                 "warnings",
             ]),
+        )?;
+        // The function model alone: no hosting machinery (`local`), no macros.
+        run.step(
+            "faas-core without default features (the model alone)",
+            run.cargo(&["check", "-p", "faas-core", "--no-default-features"]),
         )?;
     }
     if !args.e2e_only {

@@ -5,6 +5,7 @@
 //! providers of `faas-k8s` implement the same trait.
 
 mod deployment;
+#[cfg(feature = "local")]
 mod local;
 mod status;
 
@@ -12,6 +13,7 @@ use async_trait::async_trait;
 use futures::stream::BoxStream;
 
 pub use deployment::FunctionDeployment;
+#[cfg(feature = "local")]
 pub use local::LocalProvider;
 pub use status::FunctionStatus;
 

@@ -17,6 +17,7 @@ pub struct Delivery {
 }
 
 impl Delivery {
+    #[cfg(feature = "local")]
     pub(crate) fn new(
         call_id: CallId,
         result: Result<Response, FunctionError>,

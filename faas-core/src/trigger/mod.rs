@@ -1,18 +1,24 @@
 //! [`Trigger`]: a source of invocations (HTTP, a schedule, a queue, ...), driven by
 //! a host, that hands each event to a [`Dispatcher`].
 
+#[cfg(feature = "local")]
 mod attempt;
 mod delivery;
+#[cfg(feature = "local")]
 mod dispatcher;
 mod lag;
 
+#[cfg(feature = "local")]
 use async_trait::async_trait;
+#[cfg(feature = "local")]
 use tokio_util::sync::CancellationToken;
 
 pub use delivery::Delivery;
+#[cfg(feature = "local")]
 pub use dispatcher::Dispatcher;
 pub use lag::{Lag, LagSource};
 
+#[cfg(feature = "local")]
 use crate::error::Error;
 
 /// A source of invocations.
@@ -71,6 +77,7 @@ use crate::error::Error;
 ///     }
 /// }
 /// ```
+#[cfg(feature = "local")]
 #[async_trait]
 pub trait Trigger: Send + 'static {
     /// The trigger's name, for logs and errors.
