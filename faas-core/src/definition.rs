@@ -7,8 +7,13 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
-use crate::function::{BoxFunction, Function};
+use tower::{Layer, Service};
+
+use crate::error::FunctionError;
+use crate::function::{Function, FunctionService, ServiceFunction, SharedFunction};
 use crate::handler::{Handler, handler_fn};
+use crate::invocation::Invocation;
+use crate::output::Response;
 use crate::policy::InvocationPolicy;
 
 /// What starts a function. Hosts read it to wire the function to its sources.
@@ -172,7 +177,7 @@ impl FunctionMeta {
 #[derive(Clone)]
 pub struct FunctionDefinition {
     meta: FunctionMeta,
-    function: BoxFunction,
+    function: SharedFunction,
 }
 
 impl FunctionDefinition {
@@ -185,7 +190,7 @@ impl FunctionDefinition {
     }
 
     /// A definition of a shared function (no extra indirection).
-    pub fn from_arc(name: impl Into<String>, function: BoxFunction) -> Self {
+    pub fn from_arc(name: impl Into<String>, function: SharedFunction) -> Self {
         FunctionDefinition {
             meta: FunctionMeta::new(name),
             function,
@@ -201,8 +206,70 @@ impl FunctionDefinition {
         FunctionDefinition::new(name, handler_fn(handler))
     }
 
+    /// A definition of any [`tower::Service`] of invocations: a hand-written
+    /// service, or a stack of layers around one.
+    ///
+    /// ```
+    /// use faas_core::{FunctionDefinition, FunctionError, Invocation, Registry, Response};
+    ///
+    /// let upper = tower::service_fn(|invocation: Invocation| async move {
+    ///     let text = String::from_utf8_lossy(invocation.body()).to_uppercase();
+    ///     Ok::<_, FunctionError>(Response::new(text.into()))
+    /// });
+    /// let registry = Registry::from([FunctionDefinition::from_service("upper", upper)]);
+    /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+    /// let f = registry.get("upper").unwrap();
+    /// assert_eq!(f.function().call(Invocation::new("hi")).await.unwrap().body(), "HI");
+    /// # });
+    /// ```
+    pub fn from_service<S>(name: impl Into<String>, service: S) -> Self
+    where
+        S: Service<Invocation, Response = Response, Error = FunctionError>
+            + Clone
+            + Send
+            + Sync
+            + 'static,
+        S::Future: Send + 'static,
+    {
+        FunctionDefinition::new(name, ServiceFunction::new(service))
+    }
+
+    /// Wraps the function in a tower layer; the metadata stays. Layers added
+    /// later wrap those added before (the last is the outermost).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use faas_core::layer::TimeoutLayer;
+    /// use faas_core::{ErrorKind, FunctionDefinition, Invocation};
+    ///
+    /// async fn slow() { tokio::time::sleep(Duration::from_secs(60)).await }
+    ///
+    /// # tokio::runtime::Builder::new_current_thread().enable_time().start_paused(true).build().unwrap().block_on(async {
+    /// let definition = FunctionDefinition::from_handler("slow", slow)
+    ///     .layer(TimeoutLayer::new(Some(Duration::from_secs(1))));
+    /// let error = definition.function().call(Invocation::new("")).await.unwrap_err();
+    /// assert_eq!(error.kind(), ErrorKind::Timeout);
+    /// # });
+    /// ```
+    #[must_use]
+    pub fn layer<L>(mut self, layer: L) -> Self
+    where
+        L: Layer<FunctionService>,
+        L::Service: Service<Invocation, Response = Response, Error = FunctionError>
+            + Clone
+            + Send
+            + Sync
+            + 'static,
+        <L::Service as Service<Invocation>>::Future: Send + 'static,
+    {
+        self.function = Arc::new(ServiceFunction::new(
+            layer.layer(FunctionService::new(self.function)),
+        ));
+        self
+    }
+
     /// A definition with the given metadata.
-    pub fn from_parts(meta: FunctionMeta, function: BoxFunction) -> Self {
+    pub fn from_parts(meta: FunctionMeta, function: SharedFunction) -> Self {
         FunctionDefinition { meta, function }
     }
 
@@ -257,7 +324,7 @@ impl FunctionDefinition {
     }
 
     /// The function itself.
-    pub fn function(&self) -> &BoxFunction {
+    pub fn function(&self) -> &SharedFunction {
         &self.function
     }
 
@@ -267,7 +334,7 @@ impl FunctionDefinition {
     }
 
     /// The metadata and the function.
-    pub fn into_parts(self) -> (FunctionMeta, BoxFunction) {
+    pub fn into_parts(self) -> (FunctionMeta, SharedFunction) {
         (self.meta, self.function)
     }
 }

@@ -9,8 +9,12 @@ use tokio::task::JoinSet;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+use tower::{Layer, Service};
+
 use crate::error::{Error, FunctionError, Result};
+use crate::function::FunctionService;
 use crate::invocation::Invocation;
+use crate::layer::StateLayer;
 use crate::logs::{DEFAULT_LOG_CAPACITY, InvocationLog};
 use crate::metrics::Metrics;
 use crate::output::Response;
@@ -103,6 +107,62 @@ impl LocalExecutorBuilder {
     pub fn boxed_trigger(mut self, trigger: Box<dyn Trigger>) -> Self {
         self.triggers.push(trigger);
         self
+    }
+
+    /// Wraps every call of every function in `layer` (see [`Registry::layer`]):
+    /// authentication, tracing, a shared client as an
+    /// [`Extension`](crate::Extension), any tower layer of invocations.
+    ///
+    /// ```
+    /// use faas_core::{Extension, FunctionDefinition, Invocation, LocalExecutor, Registry};
+    ///
+    /// async fn region(Extension(region): Extension<&'static str>) -> &'static str { region }
+    ///
+    /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+    /// let executor = LocalExecutor::builder(Registry::from([FunctionDefinition::from_handler("region", region)]))
+    ///     .layer(Extension("eu-west"))
+    ///     .build();
+    /// assert_eq!(executor.invoke("region", Invocation::new("")).await.unwrap().body(), "eu-west");
+    /// # });
+    /// ```
+    pub fn layer<L>(self, layer: L) -> Self
+    where
+        L: Layer<FunctionService> + Send + Sync + 'static,
+        L::Service: Service<Invocation, Response = Response, Error = FunctionError>
+            + Clone
+            + Send
+            + Sync
+            + 'static,
+        <L::Service as Service<Invocation>>::Future: Send + 'static,
+    {
+        self.registry.layer(layer);
+        self
+    }
+
+    /// Gives every call a clone of `state`, read by [`State<S>`](crate::State):
+    /// a database pool, an HTTP client, configuration. One state per type;
+    /// give several types for several states.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use faas_core::{FunctionDefinition, Invocation, LocalExecutor, Registry, State};
+    ///
+    /// #[derive(Clone)]
+    /// struct Config { greeting: Arc<str> }
+    ///
+    /// async fn greet(State(config): State<Config>, name: String) -> String {
+    ///     format!("{}, {name}", config.greeting)
+    /// }
+    ///
+    /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+    /// let executor = LocalExecutor::builder(Registry::from([FunctionDefinition::from_handler("greet", greet)]))
+    ///     .state(Config { greeting: "hello".into() })
+    ///     .build();
+    /// assert_eq!(executor.invoke("greet", Invocation::new("ada")).await.unwrap().body(), "hello, ada");
+    /// # });
+    /// ```
+    pub fn state<S: Clone + Send + Sync + 'static>(self, state: S) -> Self {
+        self.layer(StateLayer::new(state))
     }
 
     /// Sets how long calls in flight get to finish on shutdown (default 30 s).

@@ -3,8 +3,12 @@
 //!
 //! - **Functions**: [`Function`] (dyn-compatible), built from an `async fn` whose
 //!   arguments are extractors ([`FromInvocation`]: [`Json`], `Bytes`, `String`,
-//!   [`Context`], [`CloudEvent`], ...) and whose return is an output
-//!   ([`IntoOutput`]); [`FunctionDefinition`] adds a name, triggers, an
+//!   [`Context`], [`CloudEvent`], [`State`], [`Extension`], [`Path`],
+//!   [`Query`], ...; [`AsyncFromInvocation`] for one that waits) and whose
+//!   return is an output ([`IntoOutput`], headers included); any
+//!   [`tower::Service`] of invocations is a function too
+//!   ([`FunctionDefinition::from_service`]), and a function can be wrapped in
+//!   tower [`layer`]s before it is registered; [`FunctionDefinition`] adds a name, triggers, an
 //!   [`InvocationPolicy`] and [`ScalingHints`]; a [`Registry`] holds them.
 //! - **Calls**: an [`Invocation`] is an HTTP-shaped request plus a [`Context`]
 //!   (call id, deadline, attempt, cancellation). A [`FunctionError`] has a kind
@@ -123,9 +127,14 @@ pub use definition::{FunctionDefinition, FunctionMeta, ScalingHints, TriggerSpec
 pub use error::{BoxError, Error, ErrorBody, ErrorDetail, ErrorKind, FunctionError, Result};
 #[cfg(feature = "local")]
 pub use executor::{LocalExecutor, LocalExecutorBuilder, ShutdownHandle};
-pub use extract::FromInvocation;
-pub use function::{BoxFunction, Function, FunctionService};
-pub use handler::{Handler, HandlerFunction, handler_fn};
+pub use extract::{
+    AsyncFromInvocation, Extension, FromInvocation, OptionalFromInvocation, Path, PathParams,
+    Query, State,
+};
+#[allow(deprecated)]
+pub use function::BoxFunction;
+pub use function::{Function, FunctionService, ServiceFunction, SharedFunction};
+pub use handler::{Handler, HandlerFunction, HandlerFuture, handler_fn};
 pub use invocation::Invocation;
 pub use json::Json;
 #[cfg(feature = "local")]
@@ -133,7 +142,7 @@ pub use logs::InvocationLog;
 pub use logs::{LogLine, LogOptions};
 #[cfg(feature = "local")]
 pub use metrics::Metrics;
-pub use output::{IntoOutput, Response};
+pub use output::{IntoOutput, IntoOutputParts, Response};
 pub use policy::{DeadLetter, DeadLetterEntry, InMemoryDeadLetter, InvocationPolicy, RetryPolicy};
 #[cfg(feature = "local")]
 pub use provider::LocalProvider;
@@ -149,9 +158,9 @@ pub use faas_macros::{function, functions};
 /// The items most functions and hosts use: `use faas_core::prelude::*;`.
 pub mod prelude {
     pub use crate::{
-        CloudEvent, Context, ErrorKind, FromInvocation, Function, FunctionDefinition,
-        FunctionError, IntoOutput, Invocation, InvocationPolicy, Json, Registry, Response,
-        RetryPolicy, TriggerSpec,
+        CloudEvent, Context, ErrorKind, Extension, FromInvocation, Function, FunctionDefinition,
+        FunctionError, IntoOutput, Invocation, InvocationPolicy, Json, Path, Query, Registry,
+        Response, RetryPolicy, State, TriggerSpec,
     };
 
     #[cfg(feature = "local")]

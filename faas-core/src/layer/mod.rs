@@ -1,7 +1,7 @@
 //! The pieces of an [`InvocationPolicy`](crate::InvocationPolicy) as
 //! [`tower`] layers over `Service<Invocation, Response = Response, Error = FunctionError>`.
 //!
-//! Stack them, outermost first: [`ConcurrencyLimitLayer`] (refuse at once when
+//! Stack them, outermost first: [`RefuseOverLimitLayer`] (refuse at once when
 //! full), [`TimeoutLayer`] (deadline and cancellation), [`CatchPanicLayer`] (a
 //! panic becomes an error), around a [`FunctionService`](crate::FunctionService);
 //! for event deliveries add [`RetryLayer`] on the outside. The
@@ -11,13 +11,13 @@
 //!
 //! ```
 //! use std::time::Duration;
-//! use faas_core::layer::{CatchPanicLayer, ConcurrencyLimitLayer, TimeoutLayer};
+//! use faas_core::layer::{CatchPanicLayer, RefuseOverLimitLayer, TimeoutLayer};
 //! use faas_core::{handler_fn, Function, Invocation};
 //! use tower::{ServiceBuilder, ServiceExt};
 //!
 //! # tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap().block_on(async {
 //! let service = ServiceBuilder::new()
-//!     .layer(ConcurrencyLimitLayer::new(10))
+//!     .layer(RefuseOverLimitLayer::new(10))
 //!     .layer(TimeoutLayer::new(Some(Duration::from_secs(1))))
 //!     .layer(CatchPanicLayer::new())
 //!     .service(handler_fn(|| async { "ok" }).into_service());
@@ -28,11 +28,20 @@
 
 pub(crate) mod catch_panic;
 pub(crate) mod concurrency;
+mod extension;
 pub(crate) mod retry;
 pub(crate) mod timeout;
 
 pub use catch_panic::{CatchPanic, CatchPanicLayer};
-pub use concurrency::{ConcurrencyLimit, ConcurrencyLimitLayer};
+pub use concurrency::{RefuseOverLimit, RefuseOverLimitLayer};
+
+/// The former name of [`RefuseOverLimitLayer`].
+#[deprecated(
+    note = "renamed `RefuseOverLimitLayer`: it refuses a call over the limit at once, where tower's `ConcurrencyLimitLayer` waits"
+)]
+#[doc(hidden)]
+pub type ConcurrencyLimitLayer = RefuseOverLimitLayer;
+pub use extension::{AddExtension, AddState, StateLayer};
 pub use retry::{Retry, RetryLayer, RetryOutcome};
 pub use timeout::{Timeout, TimeoutLayer};
 

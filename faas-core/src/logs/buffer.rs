@@ -10,8 +10,8 @@ use futures::StreamExt as _;
 use futures::stream::{self, BoxStream};
 use tokio::sync::broadcast;
 
-use crate::context::CallId;
 use super::{LogLine, LogOptions};
+use crate::context::CallId;
 use crate::error::{Error, Result};
 
 /// The default number of lines kept per function.

@@ -10,9 +10,9 @@ use serde::{Deserialize, Serialize};
 mod buffer;
 
 #[cfg(feature = "local")]
-pub use buffer::{DEFAULT_LOG_CAPACITY, InvocationLog};
-#[cfg(feature = "local")]
 pub(crate) use buffer::{CallRecord, FunctionLog};
+#[cfg(feature = "local")]
+pub use buffer::{DEFAULT_LOG_CAPACITY, InvocationLog};
 
 /// One line of a function's log.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -86,4 +86,3 @@ impl LogOptions {
         self
     }
 }
-
