@@ -18,7 +18,7 @@ use crate::invocation::Invocation;
 /// use faas_core::extract::Query;
 /// use faas_core::{ErrorKind, FromInvocation, Invocation};
 ///
-/// #[derive(serde::Deserialize)]
+/// #[derive(Debug, serde::Deserialize)]
 /// struct Page { page: u32, per_page: Option<u32> }
 ///
 /// let call = Invocation::new("").with_uri("/orders?page=2".parse().unwrap());
