@@ -29,7 +29,7 @@ pub const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
 /// It serves the functions of a [`Registry`] to its triggers through a
 /// [`Dispatcher`], and to direct calls with [`invoke`](Self::invoke). The
 /// program drives it with [`run`](Self::run), which returns once it has shut down:
-/// after [`ShutdownHandle::shutdown`], a signal when
+/// after [`HostShutdown::shutdown`], a signal when
 /// [`shutdown_on_signal`](Self::shutdown_on_signal) is set, or a trigger failing.
 ///
 /// Shutdown is graceful: the triggers are told to stop, new calls are refused
@@ -57,7 +57,7 @@ pub const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
 pub struct LocalExecutor {
     dispatcher: Dispatcher,
     triggers: Vec<Box<dyn Trigger>>,
-    shutdown: ShutdownHandle,
+    shutdown: HostShutdown,
     grace: Duration,
     on_signal: bool,
 }
@@ -194,7 +194,7 @@ impl LocalExecutorBuilder {
         LocalExecutor {
             dispatcher,
             triggers: self.triggers,
-            shutdown: ShutdownHandle::new(),
+            shutdown: HostShutdown::new(),
             grace: self.grace,
             on_signal: false,
         }
@@ -249,7 +249,7 @@ impl LocalExecutor {
     }
 
     /// A handle that shuts the executor down from anywhere.
-    pub fn shutdown_handle(&self) -> ShutdownHandle {
+    pub fn shutdown_handle(&self) -> HostShutdown {
         self.shutdown.clone()
     }
 
@@ -365,13 +365,14 @@ fn trigger_ended(joined: Result<(String, Result<()>), tokio::task::JoinError>) -
     }
 }
 
-/// Shuts a [`LocalExecutor`] down. Cheap to clone.
+/// Shuts a host down gracefully: a [`LocalExecutor`], or the function
+/// runtime of `faas-triggers` built on one. Cheap to clone.
 #[derive(Debug, Clone, Default)]
-pub struct ShutdownHandle {
+pub struct HostShutdown {
     token: CancellationToken,
 }
 
-impl ShutdownHandle {
+impl HostShutdown {
     /// A handle not yet triggered.
     pub fn new() -> Self {
         Self::default()

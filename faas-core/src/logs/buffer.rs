@@ -10,7 +10,7 @@ use futures::StreamExt as _;
 use futures::stream::{self, BoxStream};
 use tokio::sync::broadcast;
 
-use super::{LogLine, LogOptions};
+use super::{LogLine, LogQuery};
 use crate::context::CallId;
 use crate::error::{Error, Result};
 
@@ -30,13 +30,13 @@ const LIVE_BUFFER: usize = 1024;
 /// monotonic clock gives it (tied to the system clock at most a second earlier).
 ///
 /// ```
-/// use faas_core::{InvocationLog, LogOptions};
+/// use faas_core::{InvocationLog, LogQuery};
 ///
 /// let log = InvocationLog::new(2);
 /// for n in 1..=3 {
 ///     log.push("hello", format!("line {n}"));
 /// }
-/// let lines = log.lines("hello", &LogOptions::new());
+/// let lines = log.lines("hello", &LogQuery::new());
 /// assert_eq!(lines.iter().map(|l| l.text.as_str()).collect::<Vec<_>>(), ["line 2", "line 3"]);
 /// ```
 #[derive(Clone)]
@@ -190,7 +190,7 @@ impl InvocationLog {
     }
 
     /// The kept lines of `function` that match `options` (`follow` is ignored).
-    pub fn lines(&self, function: &str, options: &LogOptions) -> Vec<LogLine> {
+    pub fn lines(&self, function: &str, options: &LogQuery) -> Vec<LogLine> {
         self.sequenced_lines(function, options)
             .1
             .into_iter()
@@ -200,7 +200,7 @@ impl InvocationLog {
 
     /// The matching lines with their sequence numbers, and the sequence number
     /// from which later lines of `function` are numbered.
-    fn sequenced_lines(&self, function: &str, options: &LogOptions) -> (u64, Vec<(u64, LogLine)>) {
+    fn sequenced_lines(&self, function: &str, options: &LogQuery) -> (u64, Vec<(u64, LogLine)>) {
         // Read before looking the function up: a first line written after the
         // lookup found nothing is numbered from here on.
         let next_seq = self.inner.shared.next_seq.load(Ordering::SeqCst);
@@ -241,7 +241,7 @@ impl InvocationLog {
     pub fn stream(
         &self,
         function: &str,
-        options: &LogOptions,
+        options: &LogQuery,
     ) -> BoxStream<'static, Result<LogLine>> {
         // Subscribe before reading the buffer so no line falls between the two.
         let receiver = options.follow.then(|| {
@@ -368,27 +368,27 @@ mod tests {
             log.push("f", format!("{n}"));
         }
         log.push("g", "other");
-        let tail = log.lines("f", &LogOptions::new().with_tail(2));
+        let tail = log.lines("f", &LogQuery::new().with_tail(2));
         assert_eq!(
             tail.iter().map(|l| l.text.as_str()).collect::<Vec<_>>(),
             ["3", "4"]
         );
         let future = SystemTime::now() + Duration::from_secs(3600);
         assert!(
-            log.lines("f", &LogOptions::new().with_since(future))
+            log.lines("f", &LogQuery::new().with_since(future))
                 .is_empty()
         );
-        assert!(log.lines("nobody", &LogOptions::new()).is_empty());
+        assert!(log.lines("nobody", &LogQuery::new()).is_empty());
         log.clear("f");
-        assert!(log.lines("f", &LogOptions::new()).is_empty());
-        assert_eq!(log.lines("g", &LogOptions::new()).len(), 1);
+        assert!(log.lines("f", &LogQuery::new()).is_empty());
+        assert_eq!(log.lines("g", &LogQuery::new()).len(), 1);
     }
 
     #[tokio::test]
     async fn follow_streams_new_lines() {
         let log = InvocationLog::new(10);
         log.push("f", "old");
-        let mut stream = log.stream("f", &LogOptions::new().with_follow(true));
+        let mut stream = log.stream("f", &LogQuery::new().with_follow(true));
         assert_eq!(stream.next().await.unwrap().unwrap().text, "old");
         log.push("g", "not mine");
         log.push("f", "new");
@@ -408,9 +408,9 @@ mod tests {
         f.push(RecordText::Text("one".into()), SystemTime::now());
         log.clear("f");
         f.push(RecordText::Text("two".into()), SystemTime::now());
-        assert_eq!(texts(log.lines("f", &LogOptions::new())), ["two"]);
+        assert_eq!(texts(log.lines("f", &LogQuery::new())), ["two"]);
 
-        let mut stream = log.stream("f", &LogOptions::new().with_follow(true));
+        let mut stream = log.stream("f", &LogQuery::new().with_follow(true));
         assert_eq!(stream.next().await.unwrap().unwrap().text, "two");
         log.push("g", "not mine");
         f.push(RecordText::Text("three".into()), SystemTime::now());
@@ -424,7 +424,7 @@ mod tests {
     async fn a_follower_ends_with_the_log_even_while_a_function_log_is_kept() {
         let log = InvocationLog::new(10);
         let f = log.function("f");
-        let mut stream = log.stream("f", &LogOptions::new().with_follow(true));
+        let mut stream = log.stream("f", &LogQuery::new().with_follow(true));
         f.push(RecordText::Text("last".into()), SystemTime::now());
         drop(log);
         assert_eq!(stream.next().await.unwrap().unwrap().text, "last");
@@ -436,7 +436,7 @@ mod tests {
     async fn without_follow_the_stream_ends() {
         let log = InvocationLog::new(10);
         log.push("f", "a");
-        let lines: Vec<_> = log.stream("f", &LogOptions::new()).collect().await;
+        let lines: Vec<_> = log.stream("f", &LogQuery::new()).collect().await;
         assert_eq!(lines.len(), 1);
     }
 }

@@ -1,4 +1,4 @@
-//! Function logs: [`LogLine`] and [`LogOptions`], what every provider reads;
+//! Function logs: [`LogLine`] and [`LogQuery`], what every provider reads;
 //! with the `local` feature, [`InvocationLog`], the ring buffer of log lines an
 //! in-process host keeps per function.
 
@@ -47,7 +47,7 @@ impl LogLine {
 /// Which log lines to read.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[non_exhaustive]
-pub struct LogOptions {
+pub struct LogQuery {
     /// Only the last `tail` lines (of those kept).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tail: Option<usize>,
@@ -59,7 +59,7 @@ pub struct LogOptions {
     pub follow: bool,
 }
 
-impl LogOptions {
+impl LogQuery {
     /// All kept lines, then the stream ends.
     pub fn new() -> Self {
         Self::default()

@@ -12,7 +12,7 @@ use super::{FunctionDeployment, FunctionStatus, Provider};
 use crate::definition::FunctionDefinition;
 use crate::error::{Error, FunctionError, Result};
 use crate::invocation::Invocation;
-use crate::logs::{LogLine, LogOptions};
+use crate::logs::{LogLine, LogQuery};
 use crate::output::Response;
 use crate::registry::{RegisteredFunction, Registry};
 use crate::trigger::Dispatcher;
@@ -223,7 +223,7 @@ impl Provider for LocalProvider {
         self.dispatcher.dispatch(name, invocation).await
     }
 
-    async fn logs(&self, name: &str, options: LogOptions) -> BoxStream<'static, Result<LogLine>> {
+    async fn logs(&self, name: &str, options: LogQuery) -> BoxStream<'static, Result<LogLine>> {
         if !self.dispatcher.registry().contains(name) {
             let error = Error::UnknownFunction {
                 name: name.to_owned(),
@@ -337,7 +337,7 @@ mod tests {
             .await
             .unwrap_err();
         assert_eq!(err.kind(), ErrorKind::NotFound);
-        let mut logs = provider.logs("ghost", LogOptions::new()).await;
+        let mut logs = provider.logs("ghost", LogQuery::new()).await;
         assert!(matches!(
             logs.next().await,
             Some(Err(Error::UnknownFunction { .. }))
@@ -432,7 +432,7 @@ mod tests {
         let err_call = Invocation::new(vec![0xff]);
         provider.invoke("echo", err_call).await.unwrap_err();
         let lines: Vec<LogLine> = provider
-            .logs("echo", LogOptions::new())
+            .logs("echo", LogQuery::new())
             .await
             .map(|line| line.unwrap())
             .collect()
@@ -443,7 +443,7 @@ mod tests {
         assert!(lines[2].text.contains("status=400"));
         assert!(lines[2].text.contains("bad_input"));
         let tail: Vec<_> = provider
-            .logs("echo", LogOptions::new().with_tail(1))
+            .logs("echo", LogQuery::new().with_tail(1))
             .await
             .collect()
             .await;

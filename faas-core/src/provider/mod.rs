@@ -19,7 +19,7 @@ pub use status::FunctionStatus;
 
 use crate::error::{FunctionError, Result};
 use crate::invocation::Invocation;
-use crate::logs::{LogLine, LogOptions};
+use crate::logs::{LogLine, LogQuery};
 use crate::output::Response;
 
 /// A platform that deploys, scales, calls and tails functions.
@@ -70,7 +70,7 @@ pub trait Provider: Send + Sync {
     /// Calls a function once and returns its answer.
     async fn invoke(&self, name: &str, invocation: Invocation) -> Result<Response, FunctionError>;
 
-    /// The function's log lines; with [`LogOptions::follow`] the stream stays open
+    /// The function's log lines; with [`LogQuery::follow`] the stream stays open
     /// for new lines. An unknown function gives a stream with one error.
-    async fn logs(&self, name: &str, options: LogOptions) -> BoxStream<'static, Result<LogLine>>;
+    async fn logs(&self, name: &str, options: LogQuery) -> BoxStream<'static, Result<LogLine>>;
 }
