@@ -3,7 +3,7 @@
 
 use std::net::SocketAddr;
 
-use faas_core::{LocalExecutor, HostShutdown};
+use faas_core::{HostShutdown, LocalExecutor};
 
 use crate::Result;
 

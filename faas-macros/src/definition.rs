@@ -94,7 +94,7 @@ fn trigger_spec(trigger: &Trigger, name: &str, krate: &syn::Path) -> TokenStream
 fn policy(options: &FunctionOptions, krate: &syn::Path) -> Option<TokenStream> {
     if options.timeout_millis.is_none()
         && options.concurrency.is_none()
-        && options.retries.is_none()
+        && options.max_attempts.is_none()
     {
         return None;
     }
@@ -107,8 +107,8 @@ fn policy(options: &FunctionOptions, krate: &syn::Path) -> Option<TokenStream> {
         let concurrency = Literal::u32_unsuffixed(concurrency);
         policy.extend(quote!(.with_max_in_flight(#concurrency)));
     }
-    if let Some(retries) = options.retries {
-        let attempts = Literal::u32_unsuffixed(retries + 1);
+    if let Some(max_attempts) = options.max_attempts {
+        let attempts = Literal::u32_unsuffixed(max_attempts);
         policy.extend(quote! {
             .with_retry(
                 <#krate::RetryPolicy as ::core::default::Default>::default()

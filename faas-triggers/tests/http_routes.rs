@@ -58,10 +58,7 @@ struct Paging {
 }
 
 /// Reads a route parameter and the query.
-async fn item(
-    Path((order, item)): Path<(u64, String)>,
-    Query(paging): Query<Paging>,
-) -> String {
+async fn item(Path((order, item)): Path<(u64, String)>, Query(paging): Query<Paging>) -> String {
     format!("order {order}, item {item}, page {:?}", paging.page)
 }
 
@@ -81,14 +78,20 @@ async fn route_templates_give_path_parameters() {
     assert_eq!(answer.text(), "order 42, item tea cup, page Some(2)");
 
     // Behind the gateway's `/function/{name}` prefix the same template matches.
-    let answer = server.client.get("/function/item/orders/7/items/pen/").await;
+    let answer = server
+        .client
+        .get("/function/item/orders/7/items/pen/")
+        .await;
     assert_eq!(answer.text(), "order 7, item pen, page None");
 
     // A parameter that does not parse, a query that does not: 400, JSON body.
     let answer = server.client.get("/orders/forty-two/items/pen").await;
     let body = answer.assert_error(400, "bad_input");
     assert!(
-        body["error"]["message"].as_str().unwrap().contains("`order`"),
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("`order`"),
         "{body}"
     );
     server

@@ -247,12 +247,16 @@ impl Router {
         }
         self.templates
             .insert(normalized, self.routes.len())
-            .map_err(|error| invalid(format!("not a route template this router accepts: {error}")))?;
+            .map_err(|error| {
+                invalid(format!("not a route template this router accepts: {error}"))
+            })?;
         self.by_function
             .entry(Arc::from(function))
             .or_default()
             .insert(normalized, ())
-            .map_err(|error| invalid(format!("not a route template this router accepts: {error}")))?;
+            .map_err(|error| {
+                invalid(format!("not a route template this router accepts: {error}"))
+            })?;
         self.routes.push(PathRoute {
             template: normalized.into(),
             function: function.into(),
@@ -470,7 +474,11 @@ mod tests {
             .with_path("/files/{*path}", "files", &[] as &[&str])
             .unwrap();
         for path in ["/api/orders", "/api/orders/"] {
-            assert_eq!(router.route(&Method::GET, path), call("orders", vec![]), "{path}");
+            assert_eq!(
+                router.route(&Method::GET, path),
+                call("orders", vec![]),
+                "{path}"
+            );
         }
         assert_eq!(
             router.route(&Method::GET, "/api/orders/42/items/tea%20cup/"),
@@ -485,7 +493,10 @@ mod tests {
             Route::MethodNotAllowed { allow: "POST, GET" }
         );
         // No prefix matching: a template serves its own paths only.
-        assert_eq!(router.route(&Method::GET, "/api/orders/42"), Route::NotFound);
+        assert_eq!(
+            router.route(&Method::GET, "/api/orders/42"),
+            Route::NotFound
+        );
         assert_eq!(router.route(&Method::GET, "/api"), Route::NotFound);
         assert_eq!(router.route(&Method::GET, "/api/ordersx"), Route::NotFound);
         // Behind `/function/{name}`, the rest matches the function's own templates.

@@ -8,8 +8,8 @@ use faas_core::layer::StateLayer;
 use faas_core::{
     FunctionError, FunctionService, HostShutdown, Invocation, LocalExecutor, Registry, Response,
 };
-use tower::{Layer, Service};
 use tokio::net::TcpListener;
+use tower::{Layer, Service};
 
 pub use config::{
     DEFAULT_PORT, ENV_CRON, ENV_DRAIN_TIMEOUT, ENV_FUNCTION, ENV_MAX_BODY, ENV_POD_IP, ENV_PORT,

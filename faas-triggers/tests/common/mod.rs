@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use bytes::Bytes;
-use faas_core::{LocalExecutor, Registry, HostShutdown};
+use faas_core::{HostShutdown, LocalExecutor, Registry};
 use faas_triggers::http::{HttpTrigger, HttpTriggerConfig};
 use http::{HeaderMap, Request, StatusCode};
 use http_body_util::{BodyExt, Full};
