@@ -77,8 +77,7 @@ impl CallId {
             .duration_since(UNIX_EPOCH)
             .map_or(0, |elapsed| elapsed.as_millis() as u64);
         let mut random = [0u8; 10];
-        random[..8].copy_from_slice(&crate::rand::next_u64().to_le_bytes());
-        random[8..].copy_from_slice(&crate::rand::next_u64().to_le_bytes()[..2]);
+        fastrand::fill(&mut random);
         let uuid = uuid::Builder::from_unix_timestamp_millis(millis, &random).into_uuid();
         let mut text = [0u8; uuid::fmt::Hyphenated::LENGTH];
         uuid.hyphenated().encode_lower(&mut text);

@@ -93,7 +93,18 @@ impl TriggerSpec {
 }
 
 /// How a hosting platform should scale a function.
+///
+/// Built with its `with_*` methods from [`ScalingHints::new`] (or
+/// `default()`); `#[non_exhaustive]`, so a hint added later breaks no caller.
+///
+/// ```
+/// use faas_core::ScalingHints;
+///
+/// let hints = ScalingHints::new().with_min_replicas(1).with_max_replicas(10);
+/// assert_eq!((hints.min_replicas, hints.max_replicas), (1, Some(10)));
+/// ```
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct ScalingHints {
     /// Replicas kept even without traffic (0 = scale to zero).
     #[serde(default)]
@@ -107,6 +118,11 @@ pub struct ScalingHints {
 }
 
 impl ScalingHints {
+    /// No hints: scale to zero allowed, no maximum, the platform's target.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
     /// Sets the replicas kept without traffic.
     #[must_use]
     pub fn with_min_replicas(mut self, min_replicas: u32) -> Self {

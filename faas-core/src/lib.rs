@@ -117,7 +117,6 @@ pub mod metrics;
 pub mod output;
 pub mod policy;
 pub mod provider;
-mod rand;
 pub mod registry;
 pub mod trigger;
 

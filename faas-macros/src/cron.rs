@@ -6,7 +6,7 @@
 use croner::parser::{CronParser, Seconds};
 
 /// What a field-count mistake is told.
-const LAYOUT: &str = "use 5 fields `minute hour day-of-month month day-of-week` \
+const LAYOUT: &str = "Use 5 fields `minute hour day-of-month month day-of-week` \
      (e.g. \"*/5 * * * *\"), 6 fields with `second` first (e.g. \"0 */5 * * * *\"), \
      or a nickname such as \"@daily\"";
 
@@ -16,7 +16,7 @@ const LAYOUT: &str = "use 5 fields `minute hour day-of-month month day-of-week` 
 pub(crate) fn validate(expression: &str) -> Result<(), String> {
     let trimmed = expression.trim();
     if trimmed.is_empty() {
-        return Err(format!("the cron expression is empty: {LAYOUT}"));
+        return Err(format!("the cron expression is empty. {LAYOUT}"));
     }
     CronParser::builder()
         .seconds(Seconds::Optional)
@@ -25,13 +25,48 @@ pub(crate) fn validate(expression: &str) -> Result<(), String> {
         .map(drop)
         .map_err(|error| {
             let fields = trimmed.split_whitespace().count();
-            let layout = if trimmed.starts_with('@') || !(5..=6).contains(&fields) {
-                format!("; {LAYOUT}")
+            let hint = if trimmed.starts_with('@') {
+                let nickname = trimmed.to_ascii_lowercase();
+                format!(
+                    "{} Valid nicknames are {}",
+                    crate::suggest::did_you_mean(&nickname, NICKNAMES, &[]),
+                    crate::suggest::list(NICKNAMES)
+                )
+            } else if !(5..=6).contains(&fields) {
+                format!(" {LAYOUT}")
             } else {
-                String::new()
+                misspelt_name(trimmed)
             };
-            format!("invalid cron expression \"{trimmed}\": {error}{layout}")
+            format!("invalid cron expression \"{trimmed}\": {error}{hint}")
         })
+}
+
+/// The nicknames croner takes for a whole expression.
+const NICKNAMES: &[&str] = &[
+    "@yearly",
+    "@annually",
+    "@monthly",
+    "@weekly",
+    "@daily",
+    "@hourly",
+];
+
+/// The month and weekday names a field may use.
+const NAMES: &[&str] = &[
+    "JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC", "SUN",
+    "MON", "TUE", "WED", "THU", "FRI", "SAT",
+];
+
+/// ` Did you mean `FRI`?` for the first word of `expression` that is not a
+/// month or weekday name but is close to one; nothing otherwise.
+fn misspelt_name(expression: &str) -> String {
+    expression
+        .split(|c: char| !c.is_ascii_alphabetic())
+        .filter(|word| word.len() > 1)
+        .map(str::to_ascii_uppercase)
+        .find(|word| !NAMES.contains(&word.as_str()) && word != "LW")
+        .map(|word| crate::suggest::did_you_mean(&word, NAMES, &[]))
+        .unwrap_or_default()
 }
 
 /// Checks that `timezone` is an IANA time zone the scheduler knows.
@@ -101,6 +136,16 @@ mod tests {
             assert!(error.contains("cron expression"), "{bad:?}: {error}");
         }
         assert!(validate("* * * *").unwrap_err().contains("5 fields"));
+        assert!(
+            validate("0 9 * * MON-FRY")
+                .unwrap_err()
+                .contains("Did you mean `FRI`?")
+        );
+        assert!(
+            validate("@dayly")
+                .unwrap_err()
+                .contains("Did you mean `@daily`?")
+        );
     }
 
     #[test]

@@ -45,7 +45,7 @@ impl<'de> PathDeserializer<'de> {
         match self.params {
             [(name, value)] => Ok(ValueDeserializer { name, value }),
             params => Err(PathError(format!(
-                "expected 1 path parameter for {wanted}, found {} path parameters",
+                "expected 1 path parameter to read as {wanted}, found {} path parameters",
                 params.len()
             ))),
         }
@@ -62,7 +62,8 @@ macro_rules! single_value {
     ($($method:ident)*) => {
         $(
             fn $method<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, PathError> {
-                self.single(stringify!($method))?.$method(visitor)
+                let wanted = stringify!($method).trim_start_matches("deserialize_");
+                self.single(wanted)?.$method(visitor)
             }
         )*
     };
