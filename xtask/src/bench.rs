@@ -2,7 +2,8 @@
 //! run, written into `BENCHMARKS.md`.
 //!
 //! Each benchmark of the `faas-benches` package prints its figures as
-//! `BENCH {json}` lines (B1's come from criterion's estimates instead); this
+//! `BENCH {json}` lines (B1's come from criterion's estimates instead; B2's
+//! second variant from `wrk`, see [`outside_load`]); this
 //! command runs them, starts the services the cluster benchmarks need, and
 //! rewrites the results table of `BENCHMARKS.md` between its markers.
 
@@ -14,6 +15,7 @@ use anyhow::{Context as _, Result, bail};
 use serde::Deserialize;
 
 use crate::cluster::{self, ControlPlane};
+use crate::outside_load;
 use crate::output;
 use crate::service::Services;
 use crate::workspace::Workspace;
@@ -36,13 +38,27 @@ pub(crate) struct Args {
 
 /// One figure, as the benchmarks print it.
 #[derive(Debug, Deserialize)]
-struct Measurement {
-    id: String,
-    metric: String,
-    value: f64,
-    baseline: f64,
-    ratio: f64,
-    detail: String,
+pub(crate) struct Measurement {
+    pub(crate) id: String,
+    pub(crate) metric: String,
+    pub(crate) value: f64,
+    pub(crate) baseline: f64,
+    pub(crate) ratio: f64,
+    pub(crate) detail: String,
+}
+
+impl Measurement {
+    /// A figure against its baseline; the ratio is `value / baseline`.
+    pub(crate) fn new(id: &str, metric: &str, value: f64, baseline: f64, detail: &str) -> Self {
+        Measurement {
+            id: id.into(),
+            metric: metric.into(),
+            value,
+            baseline,
+            ratio: value / baseline,
+            detail: detail.into(),
+        }
+    }
 }
 
 const BEGIN: &str = "<!-- bench:begin -->";
@@ -61,6 +77,21 @@ pub(crate) fn run(ws: &Workspace, args: Args) -> Result<()> {
             cmd.env("B2_ROUNDS", "1").env("B2_SECONDS", "2");
         }
         results.extend(collect("B2", cmd)?);
+        // The same comparison driven by a standard outside load generator.
+        let settings = if args.quick {
+            outside_load::Settings {
+                rounds: 1,
+                seconds: 2,
+                connections: 16,
+            }
+        } else {
+            outside_load::Settings {
+                rounds: 3,
+                seconds: 8,
+                connections: 16,
+            }
+        };
+        results.extend(outside_load::run(ws, &settings)?);
     }
     if wanted("B6") {
         let mut services = Services::default();

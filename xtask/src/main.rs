@@ -14,6 +14,7 @@ mod bench;
 mod cluster;
 mod interrupt;
 mod output;
+mod outside_load;
 mod ports;
 mod process;
 mod service;
