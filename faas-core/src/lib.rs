@@ -97,8 +97,6 @@
 //! ```
 
 mod cancellation;
-#[cfg(feature = "local")]
-mod clock;
 pub mod cloudevent;
 pub mod context;
 pub mod definition;

@@ -15,8 +15,8 @@ use anyhow::{Context as _, Result, bail};
 use serde::Deserialize;
 
 use crate::cluster::{self, ControlPlane};
-use crate::outside_load;
 use crate::output;
+use crate::outside_load;
 use crate::service::Services;
 use crate::workspace::Workspace;
 
@@ -122,6 +122,10 @@ pub(crate) fn run(ws: &Workspace, args: Args) -> Result<()> {
 fn bench_command(ws: &Workspace, bench: &str) -> Command {
     let mut cmd = ws.cargo();
     cmd.args(["bench", "-p", "faas-benches", "--bench", bench]);
+    // B1 and B2 need none of the cluster side (kube, faas-k8s): skip its build.
+    if bench != "b6_vnode" {
+        cmd.arg("--no-default-features");
+    }
     cmd
 }
 

@@ -38,7 +38,15 @@ pub(crate) fn run(ws: &Workspace, settings: &Settings) -> Result<Vec<Measurement
     output::step("B2 (wrk): building the echo servers");
     let status = ws
         .cargo()
-        .args(["build", "--release", "-p", "faas-benches", "--bin", "b2-echo"])
+        .args([
+            "build",
+            "--release",
+            "-p",
+            "faas-benches",
+            "--no-default-features",
+            "--bin",
+            "b2-echo",
+        ])
         .status()
         .context("cannot run cargo build")?;
     if !status.success() {
@@ -216,7 +224,9 @@ fn ensure_wrk() -> Result<PathBuf> {
             .env("DEBIAN_FRONTEND", "noninteractive")
             .status();
         if !matches!((updated, retried), (Ok(_), Ok(status)) if status.success()) {
-            bail!("wrk is not installed and `apt-get install wrk` failed; install wrk and run again");
+            bail!(
+                "wrk is not installed and `apt-get install wrk` failed; install wrk and run again"
+            );
         }
     }
     which("wrk").context("wrk was installed but is not on PATH")

@@ -56,7 +56,10 @@ async fn main() -> ExitCode {
             let registry = Registry::from([FunctionDefinition::from_handler("echo", echo)
                 .with_policy(InvocationPolicy::default().with_max_in_flight(4096))]);
             let executor = LocalExecutor::builder(registry)
-                .trigger(HttpTrigger::from_listener(listener, HttpTriggerConfig::default()))
+                .trigger(HttpTrigger::from_listener(
+                    listener,
+                    HttpTriggerConfig::default(),
+                ))
                 .build();
             let shutdown = executor.shutdown_handle();
             let running = tokio::spawn(executor.run());

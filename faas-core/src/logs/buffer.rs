@@ -26,8 +26,7 @@ const LIVE_BUFFER: usize = 1024;
 /// status, duration, and the error if any); providers read it back with
 /// [`stream`](Self::stream). Clones share the same buffers.
 ///
-/// A call's line is dated when the call finished, as the host's
-/// monotonic clock gives it (tied to the system clock at most a second earlier).
+/// A call's line is dated by the system clock when the call finished.
 ///
 /// ```
 /// use faas_core::{InvocationLog, LogQuery};
