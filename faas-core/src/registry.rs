@@ -570,6 +570,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg(feature = "local")]
     fn in_flight_guard_counts() {
         let registry = Registry::from([def("g")]);
         let f = registry.get("g").unwrap();
