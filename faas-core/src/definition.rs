@@ -25,7 +25,9 @@ use crate::policy::InvocationPolicy;
 pub enum TriggerSpec {
     /// An HTTP route.
     Http {
-        /// The path, e.g. `/hello`.
+        /// The route template, e.g. `/hello` or `/orders/{id}` (`{name}` is
+        /// one path segment, `{*rest}` the rest of the path), read by
+        /// [`Path`](crate::Path).
         path: String,
         /// The accepted methods; empty means any.
         #[serde(default)]

@@ -1,13 +1,18 @@
-//! The pieces of an [`InvocationPolicy`](crate::InvocationPolicy) as
-//! [`tower`] layers over `Service<Invocation, Response = Response, Error = FunctionError>`.
+//! [`tower`] layers over `Service<Invocation, Response = Response, Error = FunctionError>`:
+//! the pieces of an [`InvocationPolicy`](crate::InvocationPolicy), and the
+//! layers that hand values to every call.
 //!
-//! Stack them, outermost first: [`RefuseOverLimitLayer`] (refuse at once when
-//! full), [`TimeoutLayer`] (deadline and cancellation), [`CatchPanicLayer`] (a
-//! panic becomes an error), around a [`FunctionService`](crate::FunctionService);
-//! for event deliveries add [`RetryLayer`] on the outside. The
-//! [`Dispatcher`](crate::Dispatcher) applies the same policies in this order,
-//! with the same decisions and errors, but in a single future per call rather
-//! than a boxed future per layer.
+//! Policy, outermost first: [`RefuseOverLimitLayer`] (refuse at once when
+//! full; named apart from tower's `ConcurrencyLimitLayer`, which waits),
+//! [`TimeoutLayer`] (deadline and cancellation), [`CatchPanicLayer`] (a panic
+//! becomes an error), around a [`FunctionService`](crate::FunctionService);
+//! for event deliveries add [`RetryLayer`] on the outside. Values:
+//! [`StateLayer`] gives every call the host's [`State`](crate::State), and
+//! [`Extension`](crate::Extension) is itself a layer ([`AddExtension`]).
+//!
+//! Any of these, or any other tower layer of invocations, wraps one function
+//! before it is registered ([`FunctionDefinition::layer`](crate::FunctionDefinition::layer))
+//! or every call of a host (`LocalExecutorBuilder::layer`, [`Registry::layer`](crate::Registry::layer)).
 //!
 //! ```
 //! use std::time::Duration;
