@@ -73,8 +73,24 @@ macro_rules! impl_handler {
             R: IntoOutput,
             $($arg: AsyncFromInvocation + 'static,)*
         {
-            #[allow(non_snake_case, unused_variables, clippy::redundant_clone)]
+            #[allow(non_snake_case, unused_variables, unused_labels, unreachable_code, clippy::redundant_clone)]
             fn call(&self, invocation: Invocation) -> HandlerFuture {
+                // Every argument that reads at once is read now: when all do,
+                // the boxed future holds only the function's own, not the
+                // invocation.
+                'at_once: {
+                    $(
+                        let $arg = match $arg::from_invocation_now(&invocation) {
+                            Some(Ok(value)) => value,
+                            Some(Err(error)) => return Box::pin(std::future::ready(Err(error))),
+                            None => break 'at_once,
+                        };
+                    )*
+                    drop(invocation);
+                    let call = self($($arg),*);
+                    return Box::pin(async move { call.await.into_output() });
+                }
+                // An extractor waits: read the arguments in order inside the future.
                 let handler = self.clone();
                 Box::pin(async move {
                     $(
@@ -261,6 +277,34 @@ mod tests {
         let inv = Invocation::from_event(CloudEvent::new("9", "/s", "t"));
         let response = call(relay, inv).await.unwrap();
         assert_eq!(response.headers()["ce-id"], "9-reply");
+    }
+
+    /// An extractor that waits, beside ones that read at once.
+    struct Slow(u32);
+
+    impl AsyncFromInvocation for Slow {
+        async fn from_invocation_async(invocation: &Invocation) -> Result<Self, FunctionError> {
+            tokio::task::yield_now().await;
+            let text = std::str::from_utf8(invocation.body()).unwrap_or_default();
+            text.parse()
+                .map(Slow)
+                .map_err(|_| FunctionError::bad_input("not a number"))
+        }
+    }
+
+    #[tokio::test]
+    async fn waiting_extractors_mix_with_immediate_ones() {
+        let h = |text: String, Slow(n): Slow, ctx: Context| async move {
+            format!("{text}:{n}:{}", ctx.attempt())
+        };
+        let response = call(h, Invocation::new("42")).await.unwrap();
+        assert_eq!(response.body(), "42:42:1");
+        let err = call(h, Invocation::new("x")).await.unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::BadInput);
+        // An immediate extractor that fails before the waiting one ends the call too.
+        let j = |_: Json<u8>, Slow(_): Slow| async {};
+        let err = call(j, Invocation::new("{")).await.unwrap_err();
+        assert!(err.message().contains("JSON"), "{}", err.message());
     }
 
     #[test]

@@ -23,8 +23,8 @@ use crate::workspace::Workspace;
 /// `cargo xtask bench`.
 #[derive(Debug, clap::Args)]
 pub(crate) struct Args {
-    /// Run only these benchmarks (e.g. `--only B1 --only B2`).
-    #[arg(long, value_name = "ID")]
+    /// Run only these benchmarks (e.g. `--only B1,B2` or `--only B1 --only B2`).
+    #[arg(long, value_name = "ID", value_delimiter = ',')]
     only: Vec<String>,
     /// Shorter runs (for a quick look; the published figures use the default).
     #[arg(long)]

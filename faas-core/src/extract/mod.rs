@@ -124,6 +124,16 @@ pub trait AsyncFromInvocation: Sized + Send {
     fn from_invocation_async(
         invocation: &Invocation,
     ) -> impl Future<Output = Result<Self, FunctionError>> + Send;
+
+    /// The value read at once, when this extractor never waits; `None` for
+    /// one that may (the default). Every [`FromInvocation`] answers here, so
+    /// that a handler whose arguments all do reads them before its future is
+    /// made, and that future does not carry the invocation.
+    #[doc(hidden)]
+    fn from_invocation_now(invocation: &Invocation) -> Option<Result<Self, FunctionError>> {
+        let _ = invocation;
+        None
+    }
 }
 
 impl<T: FromInvocation + Send> AsyncFromInvocation for T {
@@ -131,6 +141,10 @@ impl<T: FromInvocation + Send> AsyncFromInvocation for T {
         invocation: &Invocation,
     ) -> impl Future<Output = Result<Self, FunctionError>> + Send {
         std::future::ready(T::from_invocation(invocation))
+    }
+
+    fn from_invocation_now(invocation: &Invocation) -> Option<Result<Self, FunctionError>> {
+        Some(T::from_invocation(invocation))
     }
 }
 
