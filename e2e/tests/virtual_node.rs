@@ -20,7 +20,11 @@ use faas_k8s::node::network::PodNetwork;
 use faas_k8s::node::process::{
     AddressPool, ImageMap, ProcessBackend, ProcessBackendConfig, ShutdownPolicy,
 };
-use faas_k8s::node::{Capacity, KubeletTls, NodeConfig, PodBackend, ShutdownHandle, VirtualNode};
+use faas_k8s::node::{
+    BackendError, Capacity, KubeletTls, LogOptions, LogStream, NodeConfig, PodBackend, PodEvents,
+    PodKey, PodLaunch, PodRuntimeStatus, ShutdownHandle, VirtualNode,
+};
+use futures::StreamExt;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{ConfigMap, Node, Pod, Secret, Service};
@@ -37,13 +41,6 @@ type TestResult = Result<(), Box<dyn std::error::Error>>;
 
 fn state_root() -> PathBuf {
     PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("virtual-node")
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port on loopback")
 }
 
 /// A pod range of its own for each node of this run: 127.<40+n>.0.0/16.
@@ -114,7 +111,9 @@ impl TestNode {
     async fn start_on(cluster: &TestCluster, name: String, backend: Arc<dyn PodBackend>) -> Self {
         let pki = &cluster.paths().pki;
         let config = NodeConfig::builder(&name)
-            .kubelet_port(free_port())
+            // Any free port, bound by the node itself and advertised as bound: a port the harness
+            // picked and let go of could be taken by someone else before the node binds it.
+            .kubelet_port(0)
             .kubelet_tls(KubeletTls {
                 cert: pki.kubelet_cert.clone(),
                 key: pki.kubelet_key.clone(),
@@ -1032,7 +1031,9 @@ struct NodeProcess {
 }
 
 impl NodeProcess {
-    fn spawn(cluster: &TestCluster, name: &str, cidr: &str, port: u16) -> Self {
+    /// The node binds its kubelet API on any free port and advertises that one (a restarted node
+    /// advertises its new port).
+    fn spawn(cluster: &TestCluster, name: &str, cidr: &str) -> Self {
         let pki = &cluster.paths().pki;
         std::fs::create_dir_all(state_root()).expect("a state directory");
         let log = std::fs::OpenOptions::new()
@@ -1052,7 +1053,7 @@ impl NodeProcess {
                 env!("CARGO_BIN_EXE_faas-test-server")
             ))
             .args(["--cpu", "2", "--memory", "4Gi", "--max-pods", "20"])
-            .args(["--kubelet-port", &port.to_string()])
+            .args(["--kubelet-port", "0"])
             .arg("--kubelet-cert")
             .arg(&pki.kubelet_cert)
             .arg("--kubelet-key")
@@ -1078,8 +1079,7 @@ async fn killed_node_goes_not_ready_then_adopts_its_pods_and_stops_orphans() -> 
     let cluster = TestCluster::require().await;
     let name = unique("vn-kill");
     let cidr = next_cidr();
-    let port = free_port();
-    let node = NodeProcess::spawn(&cluster, &name, &cidr, port);
+    let node = NodeProcess::spawn(&cluster, &name, &cidr);
     wait_node_ready(&cluster.client(), &name, true).await;
     let ns = cluster.namespace("vn-kill").await?;
     let tag = unique("kill");
@@ -1097,7 +1097,7 @@ async fn killed_node_goes_not_ready_then_adopts_its_pods_and_stops_orphans() -> 
     // The pods' processes outlive the node.
     assert_eq!(tagged_processes(&tag), pids);
 
-    let node = NodeProcess::spawn(&cluster, &name, &cidr, port);
+    let node = NodeProcess::spawn(&cluster, &name, &cidr);
     wait_node_ready(&cluster.client(), &name, true).await;
     let after = wait_running_ready(&ns, "app=web", 2).await;
     let after_names: BTreeMap<String, String> = after
@@ -1131,7 +1131,7 @@ async fn killed_node_goes_not_ready_then_adopts_its_pods_and_stops_orphans() -> 
             },
         )
         .await?;
-    let node = NodeProcess::spawn(&cluster, &name, &cidr, port);
+    let node = NodeProcess::spawn(&cluster, &name, &cidr);
     let again = wait_running_ready(&ns, "app=web", 2).await;
     let again_names: BTreeSet<String> = again
         .iter()
@@ -1253,5 +1253,118 @@ async fn failing_liveness_probe_restarts_the_container() -> TestResult {
     assert_ne!(first, second, "a new process runs the container");
     ns.delete().await?;
     node.stop().await;
+    Ok(())
+}
+
+/// A backend that hands every call to another one, but whose change stream panics when told to:
+/// the node's pod task dies with it.
+struct PanickingEvents {
+    inner: Arc<dyn PodBackend>,
+    trigger: Arc<tokio::sync::Notify>,
+}
+
+#[async_trait::async_trait]
+impl PodBackend for PanickingEvents {
+    fn name(&self) -> &str {
+        self.inner.name()
+    }
+    fn capacity(&self) -> Capacity {
+        self.inner.capacity()
+    }
+    async fn create(&self, pod: PodLaunch) -> Result<PodRuntimeStatus, BackendError> {
+        self.inner.create(pod).await
+    }
+    async fn update(&self, pod: PodLaunch) -> Result<(), BackendError> {
+        self.inner.update(pod).await
+    }
+    async fn restart_container(&self, key: &PodKey, container: &str) -> Result<(), BackendError> {
+        self.inner.restart_container(key, container).await
+    }
+    async fn reserve_ip(&self, key: &PodKey) -> Result<Option<IpAddr>, BackendError> {
+        self.inner.reserve_ip(key).await
+    }
+    async fn delete(&self, key: &PodKey, grace: Duration) -> Result<(), BackendError> {
+        self.inner.delete(key, grace).await
+    }
+    async fn status(&self, key: &PodKey) -> Result<Option<PodRuntimeStatus>, BackendError> {
+        self.inner.status(key).await
+    }
+    async fn list(&self) -> Result<Vec<PodRuntimeStatus>, BackendError> {
+        self.inner.list().await
+    }
+    async fn logs(
+        &self,
+        key: &PodKey,
+        container: &str,
+        opts: LogOptions,
+    ) -> Result<LogStream, BackendError> {
+        self.inner.logs(key, container, opts).await
+    }
+    async fn exec(
+        &self,
+        key: &PodKey,
+        container: &str,
+        command: Vec<String>,
+    ) -> Result<i32, BackendError> {
+        self.inner.exec(key, container, command).await
+    }
+    fn events(&self) -> PodEvents {
+        let trigger = self.trigger.clone();
+        let inner = self.inner.events();
+        let doom = futures::stream::once(async move {
+            trigger.notified().await;
+            panic!("the change stream broke");
+        });
+        futures::stream::select(inner, doom).boxed()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn node_whose_pod_task_dies_stops_and_goes_not_ready() -> TestResult {
+    let cluster = TestCluster::require().await;
+    let registry = Registry::from([FunctionDefinition::from_handler("hello", hello)]);
+    let trigger = Arc::new(tokio::sync::Notify::new());
+    let backend = PanickingEvents {
+        inner: Arc::new(FunctionBackend::new(
+            FunctionBackendConfig::new(registry)
+                .with_addresses(AddressPool::new(next_cidr().parse()?))
+                .with_capacity(Capacity::new("2", "1Gi", 10)),
+        )),
+        trigger: trigger.clone(),
+    };
+    let mut node = TestNode::start_on(&cluster, unique("vn-die"), Arc::new(backend)).await;
+
+    trigger.notify_one();
+    let ended = tokio::time::timeout(wait::timeout(), &mut node.task)
+        .await
+        .map_err(|_| "the node kept running after its pod task died")?
+        .expect("the node's own task does not panic");
+    let err = ended.expect_err("a node whose pod task died returns an error");
+    assert!(
+        matches!(&err, faas_k8s::Error::NodeTaskEnded { task, reason } if task == "pods" && reason.contains("the change stream broke")),
+        "{err}"
+    );
+    wait_node_ready(&cluster.client(), &node.name, false).await;
+    let nodes: Api<Node> = Api::all(cluster.client());
+    let ready = nodes
+        .get(&node.name)
+        .await?
+        .status
+        .and_then(|s| s.conditions)
+        .unwrap_or_default()
+        .into_iter()
+        .find(|c| c.type_ == "Ready")
+        .ok_or("no Ready condition")?;
+    assert_eq!(ready.reason.as_deref(), Some("KubeletNotReady"));
+    assert!(
+        ready
+            .message
+            .as_deref()
+            .unwrap_or_default()
+            .contains("pods task ended"),
+        "{ready:?}"
+    );
+    node.stopped = true;
+    let _ = nodes.delete(&node.name, &DeleteParams::default()).await;
     Ok(())
 }

@@ -266,7 +266,8 @@ impl NodeConfigBuilder {
         self
     }
 
-    /// The kubelet API port advertised in `daemonEndpoints` (default 10250).
+    /// The kubelet API port advertised in `daemonEndpoints` (default 10250). With 0 the kubelet API
+    /// binds any free port when the node runs, and that port is the one advertised.
     pub fn kubelet_port(mut self, port: u16) -> Self {
         self.config.kubelet_port = port;
         self
