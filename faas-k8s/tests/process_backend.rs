@@ -14,6 +14,9 @@ use faas_k8s::node::{
 use futures::StreamExt;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
+#[path = "support/root.rs"]
+mod root;
+
 /// Generous: the machine is shared. Only ever a bound on waiting for an event, never asserted.
 const PATIENCE: Duration = Duration::from_secs(60);
 
@@ -245,6 +248,16 @@ async fn exit_codes_and_signals_become_terminated_states() {
         .unwrap();
 }
 
+/// Waits until the polite container has installed its SIGTERM trap (it creates `trapped` right
+/// after), then removes the file for its next run to create again.
+async fn wait_trap(trapped: &Path) {
+    eventually(
+        "the polite container installed its SIGTERM trap",
+        || async { std::fs::remove_file(trapped).ok() },
+    )
+    .await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stopping_honours_sigterm_and_kills_after_the_grace() {
     let dir = test_dir("grace-files");
@@ -253,13 +266,24 @@ async fn stopping_honours_sigterm_and_kills_after_the_grace() {
         ProcessBackend::new(config("grace", 3).with_restart_grace(Duration::from_millis(500)))
             .await
             .unwrap();
-    let polite = "trap 'touch \"$MARKER\"; exit 0' TERM; while :; do sleep 1 & wait $!; done";
+    // The polite container says when its trap is in place: a SIGTERM that came before would end
+    // it by the signal instead of through the trap.
+    let trapped = dir.join("polite-trapped");
+    let polite = "trap 'touch \"$MARKER\"; exit 0' TERM; touch \"$TRAPPED\"; \
+                  while :; do sleep 1 & wait $!; done";
     let stubborn = "trap '' TERM; echo $$ > \"$PIDFILE\"; while :; do sleep 1; done";
     let pidfile = dir.join("stubborn.pid");
     let pod = PodLaunch::new(
         key("grace"),
         vec![
-            shell("polite", polite, &[("MARKER", marker.to_str().unwrap())]),
+            shell(
+                "polite",
+                polite,
+                &[
+                    ("MARKER", marker.to_str().unwrap()),
+                    ("TRAPPED", trapped.to_str().unwrap()),
+                ],
+            ),
             shell(
                 "stubborn",
                 stubborn,
@@ -269,6 +293,7 @@ async fn stopping_honours_sigterm_and_kills_after_the_grace() {
     );
     backend.create(pod).await.unwrap();
     let stubborn_pid = read_pid(&pidfile).await;
+    wait_trap(&trapped).await;
 
     // A restart of a running container stops it first: its previous run shows how it ended.
     backend
@@ -311,6 +336,7 @@ async fn stopping_honours_sigterm_and_kills_after_the_grace() {
         (pid != stubborn_pid).then_some(pid)
     })
     .await;
+    wait_trap(&trapped).await;
     backend
         .delete(&key("grace"), Duration::from_millis(500))
         .await
@@ -601,9 +627,12 @@ async fn unknown_images_are_refused_and_exec_runs_in_the_container() {
     backend.delete(&k, Duration::from_secs(5)).await.unwrap();
 }
 
-/// Needs root and the `ip` and `nsenter` programs; fails saying so without them.
+/// Needs root (see `support/root.rs`).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pods_can_live_in_a_network_namespace() {
+    if !root::may_run("pods_can_live_in_a_network_namespace") {
+        return;
+    }
     use faas_k8s::node::network::PodNetwork;
     let network = PodNetwork::namespace("faasprocns", "10.247.0.0/16");
     let config = config("netns", 8)
