@@ -17,12 +17,10 @@ use faas_e2e::wait::{self, Poll};
 use faas_e2e::{TestCluster, TestNamespace};
 use faas_k8s::node::function::{FunctionBackend, FunctionBackendConfig, function_image};
 use faas_k8s::node::network::PodNetwork;
-use faas_k8s::node::process::{
-    AddressPool, ImageMap, ProcessBackend, ProcessBackendConfig, ShutdownPolicy,
-};
+use faas_k8s::node::process::{ImageMap, ProcessBackend, ProcessBackendConfig, ShutdownPolicy};
 use faas_k8s::node::{
-    BackendError, Capacity, KubeletTls, LogOptions, LogStream, NodeConfig, PodBackend, PodEvents,
-    PodKey, PodLaunch, PodRuntimeStatus, ShutdownHandle, VirtualNode,
+    AddressPool, BackendError, Capacity, KubeletTls, LogOptions, LogStream, NodeConfig, PodBackend,
+    PodEvents, PodKey, PodLaunch, PodRuntimeStatus, ShutdownHandle, VirtualNode,
 };
 use futures::StreamExt;
 use k8s_openapi::api::apps::v1::Deployment;

@@ -5,9 +5,9 @@ use std::time::Duration;
 
 use faas_core::{FunctionDefinition, Registry};
 use faas_k8s::node::function::{FunctionBackend, FunctionBackendConfig, function_image};
-use faas_k8s::node::process::AddressPool;
 use faas_k8s::node::{
-    BackendError, ContainerLaunch, ContainerState, LogOptions, PodBackend, PodKey, PodLaunch,
+    AddressPool, BackendError, ContainerLaunch, ContainerState, LogOptions, PodBackend, PodKey,
+    PodLaunch,
 };
 use futures::StreamExt;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};

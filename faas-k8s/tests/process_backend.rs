@@ -6,10 +6,10 @@ use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
-use faas_k8s::node::process::{AddressPool, ImageMap, ProcessBackend, ProcessBackendConfig};
+use faas_k8s::node::process::{ImageMap, ProcessBackend, ProcessBackendConfig};
 use faas_k8s::node::{
-    BackendError, ContainerLaunch, ContainerState, LogOptions, PodBackend, PodKey, PodLaunch,
-    PodRuntimeStatus,
+    AddressPool, BackendError, ContainerLaunch, ContainerState, LogOptions, PodBackend, PodKey,
+    PodLaunch, PodRuntimeStatus,
 };
 use futures::StreamExt;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};

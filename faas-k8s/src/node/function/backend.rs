@@ -18,7 +18,8 @@ use crate::node::backend::{
     BackendError, Capacity, LogOptions, LogStream, PodBackend, PodEvents, PodKey, PodLaunch,
     PodRuntimeStatus,
 };
-use crate::node::process::{EventHub, lock};
+use crate::node::events::EventHub;
+use crate::node::lock;
 
 /// Serves pods whose containers name a registered function, in-process: no process per pod,
 /// only a listener on the pod's own address.

@@ -25,9 +25,10 @@ use tokio::task::AbortHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::node::backend::{PodKey, PodRuntimeStatus};
+use crate::node::container_status::{ContainerStatusCell, Exit};
+use crate::node::events::EventHub;
+use crate::node::lock;
 use crate::node::network::PodNetwork;
-use crate::node::process::status::{ContainerStatusCell, Exit};
-use crate::node::process::{EventHub, lock};
 
 /// One function pod.
 #[derive(Debug)]

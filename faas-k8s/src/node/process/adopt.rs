@@ -9,12 +9,13 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 use super::group::kill_remaining;
+use super::inspect::{self, Liveness};
 use super::pod::{Container, Pod};
-use super::procfs::{self, Liveness};
 use super::run::Runner;
 use super::state::PodRecord;
-use super::status::{Exit, Phase};
-use super::{AddressPool, lock};
+use crate::node::address::AddressPool;
+use crate::node::container_status::{Exit, Phase};
+use crate::node::lock;
 
 /// Rebuilds the pod of `record`, watching again the processes that still run; its address is
 /// taken from `addresses` again.
@@ -40,12 +41,12 @@ pub(super) fn adopt(runner: &Runner, addresses: &AddressPool, record: PodRecord)
             }
             continue;
         };
-        let adopted = match procfs::liveness(identity.pid, identity.start_ticks) {
+        let adopted = match inspect::liveness(identity.pid, identity.start_ticks) {
             Ok(Liveness::Alive) => runner.adopt(&pod, container, identity),
             Ok(Liveness::Exited(status)) => {
                 kill_remaining(identity.pgid);
                 let now = SystemTime::now();
-                let exit = match status.map(procfs::decode_wait_status) {
+                let exit = match status.map(inspect::decode_wait_status) {
                     Some((code, signal)) => Exit::new(code, signal, identity.started_at, now),
                     None => Exit::unknown(identity.started_at, now),
                 };

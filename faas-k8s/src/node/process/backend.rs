@@ -21,12 +21,13 @@ use super::pod::{Container, Pod};
 use super::run::Runner;
 use super::spawn::{command, resolve_spec};
 use super::state::StateDir;
-use super::status::{ContainerStatusCell, Phase};
-use super::{EventHub, lock};
 use crate::node::backend::{
     BackendError, Capacity, LogOptions, LogStream, PodBackend, PodEvents, PodKey, PodLaunch,
     PodRuntimeStatus,
 };
+use crate::node::container_status::{ContainerStatusCell, Phase};
+use crate::node::events::EventHub;
+use crate::node::lock;
 
 /// Runs every container as an OS process on its pod's own loopback address.
 ///

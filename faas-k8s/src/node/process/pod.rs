@@ -7,11 +7,11 @@ use std::sync::{Arc, Mutex};
 
 use tokio::sync::watch;
 
-use super::lock;
 use super::log::file::LogProgress;
 use super::state::{ContainerRecord, PodRecord, ProcessIdentity, ProcessSpec};
-use super::status::ContainerStatusCell;
 use crate::node::backend::{PodKey, PodRuntimeStatus};
+use crate::node::container_status::ContainerStatusCell;
+use crate::node::lock;
 
 /// One pod.
 #[derive(Debug)]

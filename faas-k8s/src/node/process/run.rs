@@ -20,16 +20,16 @@ use tokio::process::Child;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
-use super::events::EventHub;
 use super::group::{kill_remaining, signal_group, wait_group_gone};
-use super::lock;
+use super::inspect::{self, Liveness};
 use super::log::file::LogFile;
 use super::log::pump;
 use super::pod::{Container, Pod};
-use super::procfs::{self, Liveness};
 use super::spawn::spawn;
 use super::state::{ProcessIdentity, StateDir};
-use super::status::Exit;
+use crate::node::container_status::Exit;
+use crate::node::events::EventHub;
+use crate::node::lock;
 use crate::node::network::PodNetwork;
 
 /// How long a process group gets to vanish after `SIGKILL` before stopping reports a failure.
@@ -194,10 +194,10 @@ impl Runner {
                 interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
                 loop {
                     interval.tick().await;
-                    match procfs::liveness(identity.pid, identity.start_ticks)? {
+                    match inspect::liveness(identity.pid, identity.start_ticks)? {
                         Liveness::Alive => {}
                         Liveness::Exited(status) => {
-                            return Ok(status.map(procfs::decode_wait_status));
+                            return Ok(status.map(inspect::decode_wait_status));
                         }
                     }
                 }

@@ -14,8 +14,8 @@ use std::time::SystemTime;
 use tokio::net::unix::pipe;
 use tokio::process::{Child, Command};
 
+use super::inspect;
 use super::log::pump;
-use super::procfs;
 use super::state::{ProcessIdentity, ProcessSpec};
 use crate::node::backend::{ContainerLaunch, PodKey};
 use crate::node::network::PodNetwork;
@@ -110,7 +110,7 @@ pub(crate) fn spawn(network: &PodNetwork, spec: &ProcessSpec, fifo: &Path) -> io
         .and_then(|id| i32::try_from(id).ok())
         .ok_or_else(|| io::Error::other("the started process has no pid"))?;
     // The child is not reaped before it is waited for, so its /proc entry is there.
-    let start_ticks = procfs::read_stat(pid)?.map_or(0, |stat| stat.start_ticks);
+    let start_ticks = inspect::read_stat(pid)?.map_or(0, |stat| stat.start_ticks);
     Ok(Spawned {
         identity: ProcessIdentity {
             pid,

@@ -22,8 +22,8 @@ use std::time::SystemTime;
 use serde::{Deserialize, Serialize};
 
 use super::log::file::LogPaths;
-use super::status::ContainerStatusCell;
 use crate::node::backend::PodKey;
+use crate::node::container_status::ContainerStatusCell;
 
 /// Bumped when the record format changes incompatibly.
 const RECORD_VERSION: u32 = 1;
