@@ -43,6 +43,7 @@ mod lease;
 mod log;
 mod machine;
 pub mod network;
+mod pod_table;
 mod pods;
 mod probe;
 pub mod process;

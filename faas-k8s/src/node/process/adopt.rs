@@ -10,7 +10,7 @@ use std::time::SystemTime;
 
 use super::group::kill_remaining;
 use super::inspect::{self, Liveness};
-use super::pod::{Container, Pod};
+use super::pod::{Container, Pod, RecordGuard};
 use super::run::Runner;
 use super::state::PodRecord;
 use crate::node::address::AddressPool;
@@ -29,7 +29,12 @@ pub(super) fn adopt(runner: &Runner, addresses: &AddressPool, record: PodRecord)
         .into_iter()
         .map(|c| Container::new(c.spec, c.status))
         .collect();
-    let pod = Arc::new(Pod::new(record.key, record.ip, containers));
+    let pod = Arc::new(Pod::new(
+        record.key,
+        record.ip,
+        containers,
+        RecordGuard::default(),
+    ));
     for (container, process) in pod.containers.iter().zip(processes) {
         let Some(identity) = process else {
             // Recorded as running without a process: cannot happen unless the record was edited.

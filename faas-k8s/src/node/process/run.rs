@@ -45,6 +45,8 @@ pub(crate) struct Runner {
     pub(crate) log_max_bytes: u64,
     pub(crate) adopted_poll_interval: Duration,
     pub(crate) network: PodNetwork,
+    /// How long a running container gets to stop when it is restarted.
+    pub(crate) restart_grace: Duration,
 }
 
 /// How the end of a run is learned.
@@ -56,7 +58,7 @@ enum Watched {
 impl Runner {
     /// Writes the pod's record, unless the pod is gone.
     pub(crate) fn persist(&self, pod: &Pod) {
-        let removed = lock(&pod.record_removed);
+        let removed = lock(&pod.data.0);
         if *removed {
             return;
         }
@@ -67,7 +69,7 @@ impl Runner {
 
     /// Removes the pod's record and files for good.
     pub(crate) fn forget(&self, pod: &Pod) -> io::Result<()> {
-        let mut removed = lock(&pod.record_removed);
+        let mut removed = lock(&pod.data.0);
         *removed = true;
         self.state.remove(&pod.key)
     }
