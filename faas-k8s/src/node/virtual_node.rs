@@ -204,8 +204,10 @@ impl VirtualNode {
         tasks.spawn("pods", run_pods(ctx, registry, shutdown.clone()));
 
         let failure = tokio::select! {
+            biased;
             () = shutdown.cancelled() => None,
-            ended = tasks.next_ended() => Some(ended),
+            // Tasks return when the node is shut down: only an end before that is a failure.
+            ended = tasks.next_ended() => Some(ended).filter(|_| !shutdown.is_cancelled()),
         };
         // Stops the other tasks (a task that ended on its own means the node cannot go on).
         shutdown.cancel();
