@@ -101,7 +101,7 @@ impl TestNode {
                 }),
         )
         .await
-        .expect("the process backend starts (a pod network namespace needs root, ip and nsenter)");
+        .expect("the process backend starts (a pod network namespace needs root)");
         Self::start_on(cluster, name, Arc::new(backend)).await
     }
 

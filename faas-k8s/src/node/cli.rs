@@ -46,8 +46,8 @@ pub enum PodNetworkMode {
     /// server refuses loopback addresses in EndpointSlices).
     #[default]
     Loopback,
-    /// A network namespace shared by the pods, routed from the host (needs root, `ip` and
-    /// `nsenter`); pod addresses are ordinary ones that EndpointSlices accept.
+    /// A network namespace shared by the pods, routed from the host (needs root); pod addresses
+    /// are ordinary ones that EndpointSlices accept.
     Netns,
 }
 

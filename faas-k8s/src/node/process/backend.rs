@@ -169,7 +169,7 @@ impl PodRuntime for Runner {
     }
 
     async fn start(&self, pod: &Arc<Pod>, container: &Arc<Container>) -> io::Result<()> {
-        Runner::start(self, pod, container)
+        Runner::start(self, pod, container).await
     }
 
     async fn stop(&self, container: &Container, grace: Duration) -> io::Result<()> {
@@ -289,16 +289,16 @@ impl PodBackend for ProcessBackend {
                 io::Error::other(format!("container {name:?} of {key} is not running")).into(),
             );
         }
-        let mut exec = command(
-            &self.inner.table.runtime().network,
-            &container.spec,
-            program.as_ref(),
-            args,
-        );
+        let mut exec = command(&container.spec, program.as_ref(), args);
         exec.stdout(Stdio::null())
             .stderr(Stdio::null())
             .kill_on_drop(true);
-        let status = exec.status().await.map_err(|source| BackendError::Start {
+        let started = self.inner.table.runtime().network.spawn(exec).await;
+        let status = match started {
+            Ok(mut child) => child.wait().await,
+            Err(err) => Err(err),
+        }
+        .map_err(|source| BackendError::Start {
             container: name.to_owned(),
             source,
         })?;

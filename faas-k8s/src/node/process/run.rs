@@ -75,7 +75,7 @@ impl Runner {
     }
 
     /// Starts a new run of `container` (its restart count numbers the run's log).
-    pub(crate) fn start(&self, pod: &Arc<Pod>, container: &Arc<Container>) -> io::Result<()> {
+    pub(crate) async fn start(&self, pod: &Arc<Pod>, container: &Arc<Container>) -> io::Result<()> {
         let run = lock(&container.runtime).status.restart_count;
         if let Some(older) = run.checked_sub(2) {
             self.state
@@ -89,7 +89,7 @@ impl Runner {
             self.log_max_bytes,
         )?;
         let fifo = self.state.fifo_path(&pod.key, &container.name);
-        let spawned = spawn(&self.network, &container.spec, &fifo)?;
+        let spawned = spawn(&self.network, &container.spec, &fifo).await?;
         tracing::debug!(pod = %pod.key, container = %container.name, pid = spawned.identity.pid, "started");
         self.watch(
             pod,

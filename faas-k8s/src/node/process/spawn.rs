@@ -60,15 +60,10 @@ pub(crate) fn resolve_spec(
     }
 }
 
-/// A command with the container's program, arguments, environment and working directory, run in
-/// the pod network.
-pub(crate) fn command(
-    network: &PodNetwork,
-    spec: &ProcessSpec,
-    program: &Path,
-    args: &[String],
-) -> Command {
-    let mut command = network.command(program);
+/// A command with the container's program, arguments, environment and working directory (started
+/// in the pod network with [`PodNetwork::spawn`]).
+pub(crate) fn command(spec: &ProcessSpec, program: &Path, args: &[String]) -> Command {
+    let mut command = Command::new(program);
     command
         .args(args)
         .env_clear()
@@ -88,7 +83,11 @@ pub(crate) struct Spawned {
 }
 
 /// Starts the container's process with its output going to the named pipe at `fifo`.
-pub(crate) fn spawn(network: &PodNetwork, spec: &ProcessSpec, fifo: &Path) -> io::Result<Spawned> {
+pub(crate) async fn spawn(
+    network: &PodNetwork,
+    spec: &ProcessSpec,
+    fifo: &Path,
+) -> io::Result<Spawned> {
     pump::ensure_fifo(fifo)?;
     // Opened for reading and writing: the process then always holds a reader of its own output
     // pipe and never gets SIGPIPE while no node reads it (see `log::pump`).
@@ -97,14 +96,14 @@ pub(crate) fn spawn(network: &PodNetwork, spec: &ProcessSpec, fifo: &Path) -> io
         .write(true)
         .open(fifo)?;
     let output = pump::open_reader(fifo)?;
-    let mut command = command(network, spec, &spec.program, &spec.args);
+    let mut command = command(spec, &spec.program, &spec.args);
     command
         .stdout(Stdio::from(output_end.try_clone()?))
         .stderr(Stdio::from(output_end))
         .process_group(0)
         .kill_on_drop(false);
     let started_at = SystemTime::now();
-    let child = command.spawn()?;
+    let child = network.spawn(command).await?;
     let pid = child
         .id()
         .and_then(|id| i32::try_from(id).ok())
