@@ -431,20 +431,13 @@ fn pod_ip(pod: &Pod) -> String {
 /// The pids of the processes whose command line carries `--tag=<tag>`.
 fn tagged_processes(tag: &str) -> BTreeSet<u32> {
     let marker = format!("--tag={tag}");
-    let mut pids = BTreeSet::new();
-    for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
-        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
-            continue;
-        };
-        if let Ok(cmdline) = std::fs::read(entry.path().join("cmdline"))
-            && cmdline
-                .split(|b| *b == 0)
-                .any(|arg| arg == marker.as_bytes())
-        {
-            pids.insert(pid);
-        }
-    }
-    pids
+    procfs::process::all_processes()
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter(|process| process.cmdline().is_ok_and(|args| args.contains(&marker)))
+        .filter_map(|process| u32::try_from(process.pid).ok())
+        .collect()
 }
 
 async fn wait_tagged_processes(tag: &str, count: usize) -> BTreeSet<u32> {

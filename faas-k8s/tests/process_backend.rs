@@ -132,20 +132,13 @@ async fn read_logs(backend: &ProcessBackend, key: &PodKey, opts: LogOptions) -> 
 
 /// Live (not zombie) processes of a process group, read from /proc.
 fn group_members(pgid: i32) -> Vec<i32> {
-    let mut members = Vec::new();
-    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
-        let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else {
-            continue;
-        };
-        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
-            continue;
-        };
-        let fields: Vec<&str> = stat[stat.rfind(')').unwrap() + 2..].split(' ').collect();
-        if fields[2] == pgid.to_string() && !matches!(fields[0], "Z" | "X") {
-            members.push(pid);
-        }
-    }
-    members
+    procfs::process::all_processes()
+        .unwrap()
+        .flatten()
+        .filter_map(|process| process.stat().ok())
+        .filter(|stat| stat.pgrp == pgid && !matches!(stat.state, 'Z' | 'X'))
+        .map(|stat| stat.pid)
+        .collect()
 }
 
 async fn read_pid(path: &Path) -> i32 {
