@@ -49,6 +49,7 @@ mod probe;
 pub mod process;
 mod quantity;
 mod registration;
+mod service_env;
 #[cfg(test)]
 mod testing;
 mod virtual_node;

@@ -6,6 +6,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use backon::{ExponentialBuilder, Retryable};
+use futures::StreamExt;
+use k8s_openapi::api::core::v1::Service;
+use kube::Api;
+use kube::runtime::{WatchStreamExt, reflector, watcher};
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
@@ -195,11 +199,17 @@ impl VirtualNode {
         if let Some(api) = kubelet_api {
             tasks.spawn("kubelet API", api.serve(shutdown.clone()));
         }
+        let (services, services_writer) = reflector::store();
+        tasks.spawn(
+            "services",
+            keep_services(self.client.clone(), services_writer, shutdown.clone()),
+        );
         let ctx = Arc::new(PodContext {
             client: self.client.clone(),
             backend: self.backend.clone(),
             config: config.clone(),
             allocatable: capacity,
+            services,
         });
         tasks.spawn("pods", run_pods(ctx, registry, shutdown.clone()));
 
@@ -239,6 +249,30 @@ impl VirtualNode {
                     reason,
                 })
             }
+        }
+    }
+}
+
+/// Keeps `writer` in step with the cluster's Services until `shutdown` (watch errors are retried
+/// with back-off).
+async fn keep_services(
+    client: kube::Client,
+    writer: reflector::store::Writer<Service>,
+    shutdown: CancellationToken,
+) {
+    let api: Api<Service> = Api::all(client);
+    let mut events =
+        reflector::reflector(writer, watcher::watcher(api, watcher::Config::default()))
+            .default_backoff()
+            .boxed();
+    loop {
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            event = events.next() => match event {
+                Some(Ok(_)) => {}
+                Some(Err(e)) => tracing::warn!(error = %e, "watching Services failed; retrying"),
+                None => return,
+            },
         }
     }
 }

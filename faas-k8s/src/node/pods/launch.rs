@@ -2,11 +2,12 @@
 
 use std::net::IpAddr;
 
-use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::api::core::v1::{Pod, Service};
 
 use super::super::backend::{Capacity, ContainerLaunch, PodKey, PodLaunch};
 use super::super::env::{ConfigError, ConfigSource, EnvContext, resolve_env};
 use super::super::expand::expand_all;
+use super::super::service_env::{service_env, visible_services};
 
 /// The key of a pod object.
 pub(crate) fn pod_key(pod: &Pod) -> PodKey {
@@ -17,12 +18,14 @@ pub(crate) fn pod_key(pod: &Pod) -> PodKey {
     )
 }
 
-/// Resolves every container of `pod`: environment, `$(VAR)` in command and args, ports.
+/// Resolves every container of `pod`: environment (with the variables of `services`, the
+/// cluster's Services), `$(VAR)` in command and args, ports.
 pub(crate) async fn build_launch(
     pod: &Pod,
     pod_ip: Option<IpAddr>,
     host_ip: IpAddr,
     allocatable: &Capacity,
+    services: &[&Service],
     source: &dyn ConfigSource,
 ) -> Result<PodLaunch, ConfigError> {
     let spec = pod
@@ -34,11 +37,19 @@ pub(crate) async fn build_launch(
             "init containers are not supported by this node".to_owned(),
         ));
     }
+    let namespace = pod.metadata.namespace.as_deref().unwrap_or_default();
+    let links = spec.enable_service_links != Some(false);
+    let service_env = service_env(&visible_services(
+        services.iter().copied(),
+        namespace,
+        links,
+    ));
     let ctx = EnvContext {
         pod,
         pod_ip,
         host_ip,
         allocatable,
+        service_env: &service_env,
     };
     let mut containers = Vec::with_capacity(spec.containers.len());
     for container in &spec.containers {
@@ -120,6 +131,7 @@ mod tests {
             None,
             "127.0.0.1".parse().unwrap(),
             &Capacity::default(),
+            &[],
             &Empty,
         )
         .await

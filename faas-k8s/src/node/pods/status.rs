@@ -50,6 +50,10 @@ pub(crate) struct PodView {
     pub(crate) containers: Vec<ContainerView>,
     /// Set when the pod is finished (terminated or deleted): Ready turns false with `PodCompleted`.
     pub(crate) completed: bool,
+    /// The condition types of `spec.readinessGates`: Ready also waits for each to be True.
+    pub(crate) readiness_gates: Vec<String>,
+    /// Why the node ended the pod (`status.reason`, `status.message`), as with `DeadlineExceeded`.
+    pub(crate) failure: Option<(String, String)>,
 }
 
 fn terminated(t: &Terminated, container_id: Option<&String>) -> ContainerStateTerminated {
@@ -205,8 +209,33 @@ pub(crate) fn build_status(
         message.clone(),
         &now,
     );
+    // The pod is Ready once its containers are and every readiness gate's condition (set by
+    // someone else) is True.
+    let gate = view.readiness_gates.iter().find_map(|gate| {
+        match conditions.iter().find(|c| &c.type_ == gate) {
+            None => Some(format!(
+                "corresponding condition of pod readiness gate \"{gate}\" does not exist."
+            )),
+            Some(c) if c.status != "True" => Some(format!(
+                "the status of pod readiness gate \"{gate}\" is not \"True\", but {}",
+                c.status
+            )),
+            Some(_) => None,
+        }
+    });
+    let (ready, reason, message) = match gate {
+        Some(gate) if ready => (false, Some("ReadinessGatesNotReady"), Some(gate)),
+        _ => (ready, reason, message),
+    };
     set_condition(&mut conditions, "Ready", ready, reason, message, &now);
     status.conditions = Some(conditions);
+    match &view.failure {
+        Some((reason, message)) => {
+            status.reason = Some(reason.clone());
+            status.message = Some(message.clone());
+        }
+        None => {}
+    }
     status
 }
 
@@ -240,6 +269,8 @@ mod tests {
                 container_id: Some("process://u/web".into()),
             }],
             completed: false,
+            readiness_gates: Vec::new(),
+            failure: None,
         }
     }
 
@@ -326,6 +357,56 @@ mod tests {
         assert_eq!(
             condition(&s, "PodScheduled").last_transition_time,
             Some(to_time(SystemTime::UNIX_EPOCH))
+        );
+    }
+
+    #[test]
+    fn readiness_gates_hold_ready_until_their_conditions_are_true() {
+        let t0 = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_100);
+        let mut gated = view(true);
+        gated.readiness_gates = vec!["example.com/lb".into()];
+        let s = build_status(None, &gated, t0);
+        assert_eq!(condition(&s, "ContainersReady").status, "True");
+        let ready = condition(&s, "Ready");
+        assert_eq!(ready.status, "False");
+        assert_eq!(ready.reason.as_deref(), Some("ReadinessGatesNotReady"));
+        assert_eq!(
+            ready.message.as_deref(),
+            Some(
+                "corresponding condition of pod readiness gate \"example.com/lb\" does not exist."
+            )
+        );
+
+        let mut set_by_others = s.clone();
+        set_by_others
+            .conditions
+            .as_mut()
+            .unwrap()
+            .push(PodCondition {
+                type_: "example.com/lb".into(),
+                status: "False".into(),
+                ..Default::default()
+            });
+        let s = build_status(Some(&set_by_others), &gated, t0);
+        assert!(
+            condition(&s, "Ready")
+                .message
+                .as_deref()
+                .unwrap()
+                .contains("but False")
+        );
+        let mut set_by_others = s.clone();
+        for c in set_by_others.conditions.as_mut().unwrap() {
+            if c.type_ == "example.com/lb" {
+                c.status = "True".into();
+            }
+        }
+        let s = build_status(Some(&set_by_others), &gated, t0);
+        assert_eq!(condition(&s, "Ready").status, "True");
+        assert_eq!(
+            condition(&s, "example.com/lb").status,
+            "True",
+            "kept as set"
         );
     }
 }

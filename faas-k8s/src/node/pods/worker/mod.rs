@@ -9,8 +9,9 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::api::core::v1::{Pod, Service};
 use kube::Api;
+use kube::runtime::reflector::Store;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
@@ -37,7 +38,12 @@ pub(crate) struct PodContext {
     pub(crate) backend: Arc<dyn PodBackend>,
     pub(crate) config: Arc<NodeConfig>,
     pub(crate) allocatable: Capacity,
+    /// The cluster's Services, for the pods' service variables.
+    pub(crate) services: Store<Service>,
 }
+
+/// How long a pod waits for the first listing of Services before its start is retried.
+const SERVICES_WAIT: Duration = Duration::from_secs(10);
 
 /// What a worker is told.
 #[derive(Debug)]
@@ -92,6 +98,8 @@ pub(crate) struct Worker {
     retry_at: Option<Instant>,
     status_retry_at: Option<Instant>,
     launch_backoff: RestartBackoff,
+    /// Why the node ended the pod itself (`DeadlineExceeded`), reported as its status reason.
+    failure: Option<(String, String)>,
     gone: bool,
     finished: bool,
     probe_tx: mpsc::UnboundedSender<ProbeReport>,
@@ -139,6 +147,7 @@ impl Worker {
             retry_at: None,
             status_retry_at: None,
             launch_backoff: RestartBackoff::new(retry, retry.max(max)),
+            failure: None,
             gone: false,
             finished: false,
             probe_tx,
@@ -250,12 +259,62 @@ impl Worker {
         restarts
             .chain(self.retry_at)
             .chain(self.status_retry_at)
+            .chain(self.active_deadline())
             .min()
+    }
+
+    /// When the pod's `spec.activeDeadlineSeconds` runs out, counted from its start time, while
+    /// the pod still runs or waits to.
+    fn active_deadline(&self) -> Option<Instant> {
+        if matches!(self.stage, Stage::Terminating | Stage::Terminated) {
+            return None;
+        }
+        let seconds = self.pod.spec.as_ref()?.active_deadline_seconds?;
+        let started = self.pod.status.as_ref()?.start_time.as_ref()?.0.as_second();
+        let deadline = SystemTime::UNIX_EPOCH
+            + Duration::from_secs(u64::try_from(started).unwrap_or(0))
+            + Duration::from_secs(u64::try_from(seconds).unwrap_or(0));
+        let left = deadline
+            .duration_since(SystemTime::now())
+            .unwrap_or(Duration::ZERO);
+        Some(Instant::now() + left)
+    }
+
+    /// Past `spec.activeDeadlineSeconds` the pod is stopped and fails with `DeadlineExceeded`,
+    /// as a kubelet does it; returns whether it did.
+    async fn enforce_active_deadline(&mut self) -> bool {
+        if self.active_deadline().is_none_or(|at| at > Instant::now()) {
+            return false;
+        }
+        tracing::info!(pod = %self.key, "the pod's active deadline passed; stopping it");
+        for track in self.tracks.values_mut() {
+            track.stop_probes();
+            track.restart_due = None;
+        }
+        if let Err(e) = self.ctx.backend.delete(&self.key, self.spec_grace()).await {
+            tracing::warn!(pod = %self.key, error = %e, "stopping a pod past its deadline failed; retrying");
+            self.status_retry_at = Some(Instant::now() + STATUS_RETRY);
+            return true;
+        }
+        self.runtime = Some(self.final_runtime());
+        self.runtime_dirty = false;
+        self.blocked = None;
+        self.retry_at = None;
+        self.failure = Some((
+            "DeadlineExceeded".to_owned(),
+            "Pod was active on the node longer than the specified deadline".to_owned(),
+        ));
+        self.stage = Stage::Terminated;
+        true
     }
 
     async fn step(&mut self) {
         if self.pod.metadata.deletion_timestamp.is_some() || self.gone {
             self.terminate().await;
+            return;
+        }
+        if self.enforce_active_deadline().await {
+            self.write_status().await;
             return;
         }
         match self.stage {
@@ -294,11 +353,27 @@ impl Worker {
                 return;
             }
         };
+        let services = &self.ctx.services;
+        if tokio::time::timeout(SERVICES_WAIT, services.wait_until_ready())
+            .await
+            .is_err()
+        {
+            self.blocked = Some((
+                "CreateContainerConfigError".to_owned(),
+                "services have not yet been read at least once, cannot construct envvars"
+                    .to_owned(),
+            ));
+            self.retry_at = Some(Instant::now() + self.ctx.config.config_retry_interval);
+            return;
+        }
+        let services = services.state();
+        let services: Vec<&Service> = services.iter().map(AsRef::as_ref).collect();
         let launch = build_launch(
             &self.pod,
             pod_ip,
             self.ctx.config.host_ip(),
             &self.ctx.allocatable,
+            &services,
             &self.ctx.client,
         )
         .await;

@@ -6,7 +6,7 @@ use kube::api::PostParams;
 use tokio::time::Instant;
 
 use super::super::super::backend::ContainerState;
-use super::super::state::{ContainerFacts, Stage, compute_phase};
+use super::super::state::{ContainerFacts, Phase, Stage, compute_phase};
 use super::super::status::{ContainerView, PodView, build_status};
 use super::{STATUS_RETRY, Worker};
 
@@ -92,13 +92,25 @@ impl Worker {
                 }),
             });
         }
-        let phase = compute_phase(self.policy, &facts, finished && deleted);
+        let phase = if self.failure.is_some() {
+            Phase::Failed
+        } else {
+            compute_phase(self.policy, &facts, finished && deleted)
+        };
         PodView {
             phase,
             pod_ip: self.runtime.as_ref().and_then(|r| r.pod_ip),
             host_ip: self.ctx.config.host_ip(),
             containers,
             completed: finished,
+            readiness_gates: self
+                .pod
+                .spec
+                .iter()
+                .flat_map(|s| s.readiness_gates.iter().flatten())
+                .map(|g| g.condition_type.clone())
+                .collect(),
+            failure: self.failure.clone(),
         }
     }
 
