@@ -229,12 +229,9 @@ pub(crate) fn build_status(
     };
     set_condition(&mut conditions, "Ready", ready, reason, message, &now);
     status.conditions = Some(conditions);
-    match &view.failure {
-        Some((reason, message)) => {
-            status.reason = Some(reason.clone());
-            status.message = Some(message.clone());
-        }
-        None => {}
+    if let Some((reason, message)) = &view.failure {
+        status.reason = Some(reason.clone());
+        status.message = Some(message.clone());
     }
     status
 }
