@@ -1,0 +1,265 @@
+//! Ordinary pods on the virtual node, against the real control plane: what a kubelet gives a
+//! container (downward API resources, `envFrom` Secrets, Service variables) and how it reports
+//! and ends a pod (readiness gates, `activeDeadlineSeconds`).
+//!
+//! Needs `cargo xtask cluster up`; without it every test fails saying so.
+
+#[path = "support/vnode.rs"]
+mod vnode;
+
+use faas_e2e::TestCluster;
+use k8s_openapi::api::core::v1::{Pod, Secret, Service};
+use kube::api::{Patch, PatchParams, PostParams};
+use serde_json::json;
+
+use vnode::*;
+
+fn condition(pod: &Pod, kind: &str) -> Option<(String, Option<String>)> {
+    pod.status
+        .as_ref()?
+        .conditions
+        .as_ref()?
+        .iter()
+        .find(|c| c.type_ == kind)
+        .map(|c| (c.status.clone(), c.reason.clone()))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn resources_secrets_and_services_reach_the_environment() -> TestResult {
+    let cluster = TestCluster::require().await;
+    let node = TestNode::start(&cluster, "vn-kenv").await;
+    let ns = cluster.namespace("vn-kenv").await?;
+    let secret: Secret = serde_json::from_value(json!({
+        "metadata": {"name": "creds"},
+        "stringData": {"USER": "ada", "TOKEN": "t0k3n"},
+    }))?;
+    ns.api::<Secret>()
+        .create(&PostParams::default(), &secret)
+        .await?;
+    let service: Service = serde_json::from_value(json!({
+        "metadata": {"name": "web-front"},
+        "spec": {
+            "selector": {"app": "nothing"},
+            "ports": [{"name": "http", "port": 80, "targetPort": 8080}],
+        },
+    }))?;
+    let service = ns
+        .api::<Service>()
+        .create(&PostParams::default(), &service)
+        .await?;
+    let cluster_ip = service
+        .spec
+        .and_then(|s| s.cluster_ip)
+        .ok_or("the Service got no cluster IP")?;
+
+    let mut container = server_container(&[], false);
+    container["resources"] = json!({
+        "limits": {"cpu": "1", "memory": "64Mi"},
+        "requests": {"cpu": "250m", "memory": "32Mi"},
+    });
+    container["envFrom"] = json!([
+        {"secretRef": {"name": "creds"}},
+        {"secretRef": {"name": "creds"}, "prefix": "S_"},
+    ]);
+    container["env"].as_array_mut().ok_or("env")?.extend([
+        // No divisor: the API server stores "0", which means 1.
+        json!({"name": "MEM_LIMIT", "valueFrom": {"resourceFieldRef": {"resource": "limits.memory"}}}),
+        json!({"name": "CPU_LIMIT", "valueFrom": {"resourceFieldRef": {"resource": "limits.cpu"}}}),
+        json!({"name": "MEM_REQ_MI", "valueFrom": {"resourceFieldRef": {"resource": "requests.memory", "divisor": "1Mi"}}}),
+        json!({"name": "FRONT", "value": "$(WEB_FRONT_SERVICE_HOST):$(WEB_FRONT_SERVICE_PORT)"}),
+    ]);
+    create_pod(
+        &ns,
+        "env",
+        pod_spec(&node.name, json!([container]), "Always"),
+    )
+    .await;
+    let stored = ns.api::<Pod>().get("env").await?;
+    let divisor = stored.spec.as_ref().and_then(|s| {
+        s.containers[0].env.as_ref()?.iter().find_map(|e| {
+            (e.name == "MEM_LIMIT").then(|| {
+                e.value_from
+                    .as_ref()?
+                    .resource_field_ref
+                    .as_ref()?
+                    .divisor
+                    .clone()
+            })?
+        })
+    });
+    assert_eq!(
+        divisor.map(|d| d.0).as_deref(),
+        Some("0"),
+        "as the API server stores it"
+    );
+    let pod = wait_pod(&ns, "env", "Running", |p| {
+        phase(p) == "Running" && pod_ready(p)
+    })
+    .await;
+    let ip = pod_ip(&pod);
+    wait_listening(&ip).await;
+    let get = |name: &'static str| {
+        let ip = ip.clone();
+        async move { http_get(&ip, 8080, &format!("/env/{name}")).await }
+    };
+    assert_eq!(get("MEM_LIMIT").await?, (200, "67108864".to_owned()));
+    assert_eq!(get("CPU_LIMIT").await?, (200, "1".to_owned()));
+    assert_eq!(get("MEM_REQ_MI").await?, (200, "32".to_owned()));
+    assert_eq!(get("USER").await?, (200, "ada".to_owned()));
+    assert_eq!(get("TOKEN").await?, (200, "t0k3n".to_owned()));
+    assert_eq!(get("S_USER").await?, (200, "ada".to_owned()));
+    assert_eq!(get("S_TOKEN").await?, (200, "t0k3n".to_owned()));
+    assert_eq!(
+        get("WEB_FRONT_SERVICE_HOST").await?,
+        (200, cluster_ip.clone())
+    );
+    assert_eq!(get("WEB_FRONT_SERVICE_PORT").await?, (200, "80".to_owned()));
+    assert_eq!(
+        get("WEB_FRONT_SERVICE_PORT_HTTP").await?,
+        (200, "80".to_owned())
+    );
+    assert_eq!(
+        get("WEB_FRONT_PORT").await?,
+        (200, format!("tcp://{cluster_ip}:80"))
+    );
+    assert_eq!(
+        get("WEB_FRONT_PORT_80_TCP_ADDR").await?,
+        (200, cluster_ip.clone())
+    );
+    assert_eq!(get("FRONT").await?, (200, format!("{cluster_ip}:80")));
+    let (code, kubernetes) = get("KUBERNETES_SERVICE_HOST").await?;
+    assert_eq!(code, 200, "the kubernetes Service is always there");
+    assert!(!kubernetes.is_empty());
+
+    // Without service links only the kubernetes Service is given.
+    let mut container = server_container(&[], false);
+    container["name"] = json!("server");
+    let mut spec = pod_spec(&node.name, json!([container]), "Always");
+    spec["enableServiceLinks"] = json!(false);
+    create_pod(&ns, "nolinks", spec).await;
+    let pod = wait_pod(&ns, "nolinks", "Running", |p| {
+        phase(p) == "Running" && pod_ready(p)
+    })
+    .await;
+    let ip = pod_ip(&pod);
+    wait_listening(&ip).await;
+    assert_eq!(
+        http_get(&ip, 8080, "/env/WEB_FRONT_SERVICE_HOST").await?.0,
+        404
+    );
+    assert_eq!(
+        http_get(&ip, 8080, "/env/KUBERNETES_SERVICE_HOST").await?.0,
+        200
+    );
+    ns.delete().await?;
+    node.stop().await;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readiness_gates_hold_ready_until_their_condition_is_true() -> TestResult {
+    let cluster = TestCluster::require().await;
+    let node = TestNode::start(&cluster, "vn-gate").await;
+    let ns = cluster.namespace("vn-gate").await?;
+    let mut spec = pod_spec(&node.name, json!([server_container(&[], false)]), "Always");
+    spec["readinessGates"] = json!([{"conditionType": "example.com/load-balancer"}]);
+    create_pod(&ns, "gated", spec).await;
+    let pod = wait_pod(&ns, "gated", "containers ready, gate not", |p| {
+        phase(p) == "Running" && condition(p, "ContainersReady").is_some_and(|c| c.0 == "True")
+    })
+    .await;
+    assert_eq!(
+        condition(&pod, "Ready"),
+        Some((
+            "False".to_owned(),
+            Some("ReadinessGatesNotReady".to_owned())
+        ))
+    );
+
+    // Someone else (a load balancer controller) sets the gate's condition.
+    let patch = json!({"status": {"conditions": [
+        {"type": "example.com/load-balancer", "status": "True"},
+    ]}});
+    ns.api::<Pod>()
+        .patch_status("gated", &PatchParams::default(), &Patch::Strategic(&patch))
+        .await?;
+    let pod = wait_pod(&ns, "gated", "Ready", pod_ready).await;
+    assert_eq!(
+        condition(&pod, "example.com/load-balancer").map(|c| c.0),
+        Some("True".to_owned()),
+        "the node keeps the condition it does not own"
+    );
+    ns.delete().await?;
+    node.stop().await;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn active_deadline_stops_the_pod_with_deadline_exceeded() -> TestResult {
+    let cluster = TestCluster::require().await;
+    let node = TestNode::start(&cluster, "vn-deadline").await;
+    let ns = cluster.namespace("vn-deadline").await?;
+    let is_deadline_exceeded = |p: &Pod| {
+        phase(p) == "Failed"
+            && p.status.as_ref().and_then(|s| s.reason.as_deref()) == Some("DeadlineExceeded")
+    };
+
+    let mut spec = pod_spec(&node.name, json!([server_container(&[], false)]), "Always");
+    spec["activeDeadlineSeconds"] = json!(2);
+    create_pod(&ns, "short", spec).await;
+    let pod = wait_pod(
+        &ns,
+        "short",
+        "Failed with DeadlineExceeded",
+        is_deadline_exceeded,
+    )
+    .await;
+    let container = &pod
+        .status
+        .as_ref()
+        .and_then(|s| s.container_statuses.clone())
+        .unwrap_or_default()[0];
+    assert!(
+        container
+            .state
+            .as_ref()
+            .and_then(|s| s.terminated.as_ref())
+            .is_some(),
+        "{container:?}"
+    );
+    assert!(!pod_ready(&pod));
+
+    // Set on a pod that already runs.
+    create_pod(
+        &ns,
+        "running",
+        pod_spec(&node.name, json!([server_container(&[], false)]), "Always"),
+    )
+    .await;
+    let pod = wait_pod(&ns, "running", "Running", |p| {
+        phase(p) == "Running" && pod_ready(p)
+    })
+    .await;
+    let ip = pod_ip(&pod);
+    ns.api::<Pod>()
+        .patch(
+            "running",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"activeDeadlineSeconds": 1}})),
+        )
+        .await?;
+    wait_pod(
+        &ns,
+        "running",
+        "Failed with DeadlineExceeded",
+        is_deadline_exceeded,
+    )
+    .await;
+    assert!(
+        http_get(&ip, 8080, "/").await.is_err(),
+        "the process was stopped"
+    );
+    ns.delete().await?;
+    node.stop().await;
+    Ok(())
+}
