@@ -263,3 +263,40 @@ async fn active_deadline_stops_the_pod_with_deadline_exceeded() -> TestResult {
     node.stop().await;
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn host_network_pods_run_in_the_node_network_on_its_address() -> TestResult {
+    let cluster = TestCluster::require().await;
+    // Pods of this node live in a network namespace of their own; a hostNetwork pod must not.
+    let node = TestNode::start_with(&cluster, "vn-hostnet", true).await;
+    let ns = cluster.namespace("vn-hostnet").await?;
+    let host_netns = std::fs::read_link("/proc/self/ns/net")?;
+    let check = "test \"$(readlink /proc/self/ns/net)\" = \"$HOST_NETNS\" \
+                 && test \"$POD_IP\" = \"$HOST_IP\" && test \"$MY_POD_IP\" = \"$HOST_IP\"";
+    let container = json!({
+        "name": "check",
+        "image": SERVER_IMAGE,
+        "command": ["/bin/sh", "-c", check],
+        "env": [
+            {"name": "HOST_NETNS", "value": host_netns.to_string_lossy()},
+            {"name": "HOST_IP", "valueFrom": {"fieldRef": {"fieldPath": "status.hostIP"}}},
+            {"name": "MY_POD_IP", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}},
+        ],
+    });
+    let mut spec = pod_spec(&node.name, json!([container]), "Never");
+    spec["hostNetwork"] = json!(true);
+    create_pod(&ns, "host", spec).await;
+    let pod = wait_pod(&ns, "host", "Succeeded or Failed", |p| {
+        matches!(phase(p), "Succeeded" | "Failed")
+    })
+    .await;
+    assert_eq!(phase(&pod), "Succeeded", "{:?}", pod.status);
+    let status = pod.status.as_ref().ok_or("no status")?;
+    assert_eq!(
+        status.pod_ip, status.host_ip,
+        "a hostNetwork pod has the node's address"
+    );
+    ns.delete().await?;
+    node.stop().await;
+    Ok(())
+}

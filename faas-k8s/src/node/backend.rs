@@ -59,6 +59,9 @@ pub struct PodLaunch {
     pub labels: BTreeMap<String, String>,
     /// The pod's annotations.
     pub annotations: BTreeMap<String, String>,
+    /// For a `hostNetwork: true` pod, the node's address: the pod runs in the node's own network,
+    /// reports this address as its own and gets none reserved.
+    pub host_network: Option<IpAddr>,
 }
 
 impl PodLaunch {
@@ -69,7 +72,15 @@ impl PodLaunch {
             containers,
             labels: BTreeMap::new(),
             annotations: BTreeMap::new(),
+            host_network: None,
         }
+    }
+
+    /// Runs the pod in the node's network, on the node's address `host_ip` (`hostNetwork: true`).
+    #[must_use]
+    pub fn with_host_network(mut self, host_ip: IpAddr) -> Self {
+        self.host_network = Some(host_ip);
+        self
     }
 
     /// Sets the labels.

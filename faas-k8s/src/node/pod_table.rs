@@ -44,6 +44,9 @@ pub(crate) struct TablePod<C, D> {
     pub(crate) ip: Ipv4Addr,
     pub(crate) containers: Vec<Arc<C>>,
     pub(crate) data: D,
+    /// Runs in the node's network on the node's address (`hostNetwork: true`): the address is
+    /// not the pool's and is never released or taken off the pod network.
+    pub(crate) host_network: bool,
     /// Set when deletion starts: no more restarts.
     deleting: AtomicBool,
     /// Held by lifecycle operations (create, restart, delete): one at a time per pod.
@@ -57,6 +60,7 @@ impl<C: TableContainer, D> TablePod<C, D> {
             ip,
             containers: containers.into_iter().map(Arc::new).collect(),
             data,
+            host_network: false,
             deleting: AtomicBool::new(false),
             lifecycle: Arc::new(tokio::sync::Mutex::new(())),
         }
@@ -95,8 +99,8 @@ pub(crate) trait PodRuntime: std::fmt::Debug + Send + Sync + Sized + 'static {
     type Data: Send + Sync + 'static;
 
     /// Readies what a new pod needs before its containers start: its address on the pod network
-    /// and anything of its own (directories).
-    async fn prepare(&self, key: &PodKey, ip: Ipv4Addr) -> Result<(), BackendError>;
+    /// (`None` for a pod in the node's network) and anything of its own (directories).
+    async fn prepare(&self, key: &PodKey, ip: Option<Ipv4Addr>) -> Result<(), BackendError>;
 
     /// Takes a pod's address off the pod network again.
     async fn unprepare(&self, key: &PodKey, ip: Ipv4Addr);
@@ -225,9 +229,13 @@ impl<R: PodRuntime> PodTable<R> {
     /// An address reserved with `reserve_ip` stays reserved if creation fails (the node tries
     /// again with the environment it resolved from it); one assigned here is released. A
     /// container that cannot start stops the others and undoes the pod.
+    ///
+    /// With `host_network` (the node's address) the pod runs in the node's own network: no
+    /// address is assigned and the pod network is left alone.
     pub(crate) async fn create(
         &self,
         key: &PodKey,
+        host_network: Option<IpAddr>,
         build: impl FnOnce(Ipv4Addr) -> (Vec<R::Container>, R::Data) + Send,
     ) -> Result<PodRuntimeStatus, BackendError> {
         if let Ok(pod) = self.pod(key) {
@@ -236,19 +244,35 @@ impl<R: PodRuntime> PodTable<R> {
         if lock(&self.pods).len() >= self.max_pods {
             return Err(BackendError::CapacityExhausted);
         }
-        let reserved = self.addresses.assigned(key).is_some();
-        let ip = self
-            .addresses
-            .assign(key)
-            .ok_or(BackendError::CapacityExhausted)?;
-        if let Err(err) = self.runtime.prepare(key, ip).await {
-            if !reserved {
-                self.addresses.release_pod(key);
+        let (ip, reserved) = match host_network {
+            Some(IpAddr::V4(ip)) => {
+                self.runtime.prepare(key, None).await?;
+                (ip, true)
             }
-            return Err(err);
-        }
+            Some(IpAddr::V6(ip)) => {
+                return Err(BackendError::Other(
+                    format!("hostNetwork pods need an IPv4 node address, not {ip}").into(),
+                ));
+            }
+            None => {
+                let reserved = self.addresses.assigned(key).is_some();
+                let ip = self
+                    .addresses
+                    .assign(key)
+                    .ok_or(BackendError::CapacityExhausted)?;
+                if let Err(err) = self.runtime.prepare(key, Some(ip)).await {
+                    if !reserved {
+                        self.addresses.release_pod(key);
+                    }
+                    return Err(err);
+                }
+                (ip, reserved)
+            }
+        };
         let (containers, data) = build(ip);
-        let pod = Arc::new(TablePod::new(key.clone(), ip, containers, data));
+        let mut pod = TablePod::new(key.clone(), ip, containers, data);
+        pod.host_network = host_network.is_some();
+        let pod = Arc::new(pod);
         let _lifecycle = Arc::clone(&pod.lifecycle)
             .try_lock_owned()
             .map_err(|_| BackendError::Other("a new pod's lifecycle lock is taken".into()))?;
@@ -295,7 +319,7 @@ impl<R: PodRuntime> PodTable<R> {
                 pods.remove(&pod.key);
             }
         }
-        if release_address {
+        if release_address && !pod.host_network {
             self.addresses.release_pod(&pod.key);
             self.runtime.unprepare(&pod.key, pod.ip).await;
         }
@@ -401,11 +425,11 @@ mod tests {
         type Container = Fake;
         type Data = ();
 
-        async fn prepare(&self, _key: &PodKey, ip: Ipv4Addr) -> Result<(), BackendError> {
+        async fn prepare(&self, _key: &PodKey, ip: Option<Ipv4Addr>) -> Result<(), BackendError> {
             if self.fail_prepare.load(Ordering::SeqCst) {
                 return Err(BackendError::Other("no network".into()));
             }
-            lock(&self.prepared).push(ip);
+            lock(&self.prepared).extend(ip);
             Ok(())
         }
         async fn unprepare(&self, _key: &PodKey, ip: Ipv4Addr) {
@@ -464,18 +488,46 @@ mod tests {
         PodKey::new("ns", name, format!("uid-{name}"))
     }
 
+    impl PodTable<FakeRuntime> {
+        async fn create_test(
+            &self,
+            key: &PodKey,
+            build: impl FnOnce(Ipv4Addr) -> (Vec<Fake>, ()) + Send,
+        ) -> Result<PodRuntimeStatus, BackendError> {
+            self.create(key, None, build).await
+        }
+    }
+
+    #[tokio::test]
+    async fn host_network_pods_take_the_node_address_and_no_pool_address() {
+        let table = table(10);
+        let host: IpAddr = "127.0.0.1".parse().unwrap();
+        let status = table
+            .create(&key("host"), Some(host), containers(&["app"]))
+            .await
+            .unwrap();
+        assert_eq!(status.pod_ip, Some(host));
+        assert_eq!(table.addresses.in_use(), 0);
+        assert!(lock(&table.runtime().prepared).is_empty());
+        table.delete(&key("host"), Duration::ZERO).await.unwrap();
+        assert_eq!(table.addresses.in_use(), 0);
+    }
+
     #[tokio::test]
     async fn create_is_idempotent_and_uses_the_reserved_address() {
         let table = table(10);
         let reserved = table.reserve_ip(&key("a")).unwrap();
-        let first = table.create(&key("a"), containers(&["app"])).await.unwrap();
+        let first = table
+            .create_test(&key("a"), containers(&["app"]))
+            .await
+            .unwrap();
         assert_eq!(first.pod_ip, reserved);
         assert!(matches!(
             first.containers[0].state,
             ContainerState::Running { .. }
         ));
         let again = table
-            .create(&key("a"), containers(&["other"]))
+            .create_test(&key("a"), containers(&["other"]))
             .await
             .unwrap();
         assert_eq!(again.containers[0].name, "app", "what runs is kept");
@@ -487,7 +539,7 @@ mod tests {
     async fn a_container_that_cannot_start_undoes_the_pod_but_keeps_a_reservation() {
         let table = table(10);
         let err = table
-            .create(&key("fresh"), containers(&["app", "broken"]))
+            .create_test(&key("fresh"), containers(&["app", "broken"]))
             .await
             .unwrap_err();
         assert!(matches!(err, BackendError::Start { ref container, .. } if container == "broken"));
@@ -503,7 +555,7 @@ mod tests {
 
         let reserved = table.reserve_ip(&key("kept")).unwrap();
         table
-            .create(&key("kept"), containers(&["broken"]))
+            .create_test(&key("kept"), containers(&["broken"]))
             .await
             .unwrap_err();
         assert_eq!(
@@ -519,7 +571,7 @@ mod tests {
         let table = table(10);
         table.runtime().fail_prepare.store(true, Ordering::SeqCst);
         table
-            .create(&key("a"), containers(&["app"]))
+            .create_test(&key("a"), containers(&["app"]))
             .await
             .unwrap_err();
         assert_eq!(table.addresses.in_use(), 0);
@@ -528,9 +580,12 @@ mod tests {
     #[tokio::test]
     async fn capacity_counts_pods() {
         let table = table(1);
-        table.create(&key("a"), containers(&["app"])).await.unwrap();
+        table
+            .create_test(&key("a"), containers(&["app"]))
+            .await
+            .unwrap();
         let err = table
-            .create(&key("b"), containers(&["app"]))
+            .create_test(&key("b"), containers(&["app"]))
             .await
             .unwrap_err();
         assert!(matches!(err, BackendError::CapacityExhausted));
@@ -539,7 +594,10 @@ mod tests {
     #[tokio::test]
     async fn restart_counts_and_delete_forgets_everything() {
         let table = table(10);
-        table.create(&key("a"), containers(&["app"])).await.unwrap();
+        table
+            .create_test(&key("a"), containers(&["app"]))
+            .await
+            .unwrap();
         table.restart(&key("a"), "app").await.unwrap();
         let status = table.status(&key("a")).unwrap();
         assert_eq!(status.containers[0].restart_count, 1);

@@ -124,7 +124,8 @@ impl PodRuntime for FunctionRuntime {
     type Data = InvocationLog;
 
     /// Prepares the pod network once, then puts `ip` on it.
-    async fn prepare(&self, _key: &PodKey, ip: Ipv4Addr) -> Result<(), BackendError> {
+    async fn prepare(&self, _key: &PodKey, ip: Option<Ipv4Addr>) -> Result<(), BackendError> {
+        let Some(ip) = ip else { return Ok(()) };
         let network = &self.context.network;
         let to_backend = |err| BackendError::Other(Box::new(err));
         self.network_ready
@@ -208,7 +209,9 @@ impl PodBackend for FunctionBackend {
         let log = InvocationLog::new(inner.config.log_lines);
         inner
             .table
-            .create(&launch.key, move |_ip| (containers, log))
+            .create(&launch.key, launch.host_network, move |_ip| {
+                (containers, log)
+            })
             .await
     }
 

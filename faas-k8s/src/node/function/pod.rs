@@ -106,7 +106,11 @@ impl FunctionContainer {
         context: &ServerContext,
     ) -> io::Result<()> {
         let addr = SocketAddr::new(IpAddr::V4(pod.ip), self.port);
-        let listener = context.network.bind_tcp(addr).await?;
+        let listener = if pod.host_network {
+            tokio::net::TcpListener::bind(addr).await?
+        } else {
+            context.network.bind_tcp(addr).await?
+        };
         let registry = Registry::new();
         registry
             .register(self.definition.clone())

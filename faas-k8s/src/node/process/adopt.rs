@@ -20,7 +20,8 @@ use crate::node::lock;
 /// Rebuilds the pod of `record`, watching again the processes that still run; its address is
 /// taken from `addresses` again.
 pub(super) fn adopt(runner: &Runner, addresses: &AddressPool, record: PodRecord) -> Arc<Pod> {
-    if !addresses.assign_existing(&record.key, record.ip) {
+    let host_network = record.containers.iter().any(|c| c.spec.host_network);
+    if !host_network && !addresses.assign_existing(&record.key, record.ip) {
         tracing::warn!(pod = %record.key, ip = %record.ip, "adopted pod's address is outside the pool or taken twice");
     }
     let processes: Vec<_> = record.containers.iter().map(|c| c.process).collect();
@@ -29,12 +30,9 @@ pub(super) fn adopt(runner: &Runner, addresses: &AddressPool, record: PodRecord)
         .into_iter()
         .map(|c| Container::new(c.spec, c.status))
         .collect();
-    let pod = Arc::new(Pod::new(
-        record.key,
-        record.ip,
-        containers,
-        RecordGuard::default(),
-    ));
+    let mut pod = Pod::new(record.key, record.ip, containers, RecordGuard::default());
+    pod.host_network = host_network;
+    let pod = Arc::new(pod);
     for (container, process) in pod.containers.iter().zip(processes) {
         let Some(identity) = process else {
             // Recorded as running without a process: cannot happen unless the record was edited.

@@ -17,7 +17,7 @@ use super::group::signal_group;
 use super::log::read::read_log;
 use super::pod::{Container, Pod, RecordGuard};
 use super::run::Runner;
-use super::spawn::{command, resolve_spec};
+use super::spawn::{command, network_of, resolve_spec};
 use super::state::StateDir;
 use crate::node::backend::{
     BackendError, Capacity, LogOptions, LogStream, PodBackend, PodEvents, PodKey, PodLaunch,
@@ -154,8 +154,9 @@ impl PodRuntime for Runner {
     type Container = Container;
     type Data = RecordGuard;
 
-    async fn prepare(&self, key: &PodKey, ip: Ipv4Addr) -> Result<(), BackendError> {
+    async fn prepare(&self, key: &PodKey, ip: Option<Ipv4Addr>) -> Result<(), BackendError> {
         std::fs::create_dir_all(self.state.run_dir(key))?;
+        let Some(ip) = ip else { return Ok(()) };
         self.network
             .add_address(IpAddr::V4(ip))
             .await
@@ -218,14 +219,15 @@ impl PodBackend for ProcessBackend {
         let run_dir = inner.table.runtime().state.run_dir(&launch.key);
         inner
             .table
-            .create(&launch.key, |ip| {
+            .create(&launch.key, launch.host_network, |ip| {
                 let containers = launch
                     .containers
                     .iter()
                     .zip(executables)
                     .map(|(c, exe)| {
-                        let spec =
+                        let mut spec =
                             resolve_spec(c, exe, &launch.key, ip, &inner.config.base_env, &run_dir);
+                        spec.host_network = launch.host_network.is_some();
                         Container::new(spec, ContainerStatusCell::new(c.name.clone()))
                     })
                     .collect();
@@ -293,7 +295,8 @@ impl PodBackend for ProcessBackend {
         exec.stdout(Stdio::null())
             .stderr(Stdio::null())
             .kill_on_drop(true);
-        let started = self.inner.table.runtime().network.spawn(exec).await;
+        let network = network_of(&self.inner.table.runtime().network, &container.spec);
+        let started = network.spawn(exec).await;
         let status = match started {
             Ok(mut child) => child.wait().await,
             Err(err) => Err(err),

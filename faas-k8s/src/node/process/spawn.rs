@@ -57,6 +57,19 @@ pub(crate) fn resolve_spec(
             .working_dir
             .as_ref()
             .map_or_else(|| default_working_dir.to_owned(), PathBuf::from),
+        host_network: false,
+    }
+}
+
+/// The node's own network, for `hostNetwork: true` pods.
+static HOST_NETWORK: PodNetwork = PodNetwork::Loopback;
+
+/// The network a container's processes run in: the pod network, or the node's own.
+pub(crate) fn network_of<'a>(pod_network: &'a PodNetwork, spec: &ProcessSpec) -> &'a PodNetwork {
+    if spec.host_network {
+        &HOST_NETWORK
+    } else {
+        pod_network
     }
 }
 
@@ -103,7 +116,7 @@ pub(crate) async fn spawn(
         .process_group(0)
         .kill_on_drop(false);
     let started_at = SystemTime::now();
-    let child = network.spawn(command).await?;
+    let child = network_of(network, spec).spawn(command).await?;
     let pid = child
         .id()
         .and_then(|id| i32::try_from(id).ok())

@@ -56,6 +56,9 @@ pub(crate) struct ProcessSpec {
     pub(crate) args: Vec<String>,
     pub(crate) env: Vec<(String, String)>,
     pub(crate) working_dir: PathBuf,
+    /// Runs in the node's network rather than the pod network (`hostNetwork: true`).
+    #[serde(default)]
+    pub(crate) host_network: bool,
 }
 
 /// Which process runs a container: the pid with its start time (pids get reused) and its
@@ -231,6 +234,7 @@ mod tests {
                     args: vec!["-c".into(), "true".into()],
                     env: vec![("A".into(), "1".into())],
                     working_dir: "/".into(),
+                    host_network: false,
                 },
                 status: ContainerStatusCell::new("main"),
                 process: None,

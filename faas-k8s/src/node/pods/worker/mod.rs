@@ -346,12 +346,22 @@ impl Worker {
                 tracing::warn!(pod = %self.key, error = %e, "backend status failed");
             }
         }
-        let pod_ip = match self.ctx.backend.reserve_ip(&self.key).await {
-            Ok(ip) => ip.or_else(|| self.recorded_pod_ip()),
-            Err(e) => {
-                self.block("CreateContainerError", e.to_string());
-                return;
-            }
+        let host_network = self
+            .pod
+            .spec
+            .as_ref()
+            .and_then(|s| s.host_network)
+            .unwrap_or(false)
+            .then(|| self.ctx.config.host_ip());
+        let pod_ip = match host_network {
+            Some(host_ip) => Some(host_ip),
+            None => match self.ctx.backend.reserve_ip(&self.key).await {
+                Ok(ip) => ip.or_else(|| self.recorded_pod_ip()),
+                Err(e) => {
+                    self.block("CreateContainerError", e.to_string());
+                    return;
+                }
+            },
         };
         let services = &self.ctx.services;
         if tokio::time::timeout(SERVICES_WAIT, services.wait_until_ready())
@@ -378,7 +388,10 @@ impl Worker {
         )
         .await;
         let launch = match launch {
-            Ok(launch) => launch,
+            Ok(launch) => match host_network {
+                Some(host_ip) => launch.with_host_network(host_ip),
+                None => launch,
+            },
             Err(e) => {
                 tracing::info!(pod = %self.key, error = %e.0, "container configuration unresolved");
                 self.blocked = Some(("CreateContainerConfigError".to_owned(), e.0));
