@@ -300,3 +300,66 @@ async fn host_network_pods_run_in_the_node_network_on_its_address() -> TestResul
     node.stop().await;
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn containers_see_their_hostname_hosts_file_and_leave_termination_messages() -> TestResult {
+    let cluster = TestCluster::require().await;
+    let node = TestNode::start(&cluster, "vn-ident").await;
+    let ns = cluster.namespace("vn-ident").await?;
+    // Checks what a kubelet would give it, then says so in its termination message.
+    let check = "test \"$(cat /proc/sys/kernel/hostname)\" = db-0 \
+        && grep -q \"^$MY_IP\tdb-0.db.$NS.svc.cluster.local\tdb-0$\" /etc/hosts \
+        && grep -q \"^10.1.2.3\tfoo.local\tbar.local$\" /etc/hosts \
+        && printf 'all seen' > /dev/termination-log";
+    let fails = "echo starting; echo something broke; exit 3";
+    let containers = json!([
+        {
+            "name": "check",
+            "image": SERVER_IMAGE,
+            "command": ["/bin/sh", "-c", check],
+            "env": [
+                {"name": "MY_IP", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}},
+                {"name": "NS", "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}},
+            ],
+        },
+        {
+            "name": "fails",
+            "image": SERVER_IMAGE,
+            "command": ["/bin/sh", "-c", fails],
+            "terminationMessagePolicy": "FallbackToLogsOnError",
+        },
+    ]);
+    let mut spec = pod_spec(&node.name, containers, "Never");
+    spec["hostname"] = json!("db-0");
+    spec["subdomain"] = json!("db");
+    spec["hostAliases"] = json!([{"ip": "10.1.2.3", "hostnames": ["foo.local", "bar.local"]}]);
+    create_pod(&ns, "ident", spec).await;
+    let pod = wait_pod(&ns, "ident", "Failed", |p| phase(p) == "Failed").await;
+    let statuses = pod
+        .status
+        .as_ref()
+        .and_then(|s| s.container_statuses.clone())
+        .unwrap_or_default();
+    let terminated = |name: &str| {
+        statuses
+            .iter()
+            .find(|c| c.name == name)
+            .and_then(|c| c.state.as_ref()?.terminated.clone())
+    };
+    let check = terminated("check").ok_or("check did not terminate")?;
+    assert_eq!(
+        (check.exit_code, check.message.as_deref()),
+        (0, Some("all seen")),
+        "{check:?}"
+    );
+    let fails = terminated("fails").ok_or("fails did not terminate")?;
+    assert_eq!(fails.exit_code, 3);
+    assert_eq!(
+        fails.message.as_deref(),
+        Some("starting\nsomething broke\n"),
+        "the end of its log"
+    );
+    ns.delete().await?;
+    node.stop().await;
+    Ok(())
+}

@@ -62,6 +62,11 @@ pub struct PodLaunch {
     /// For a `hostNetwork: true` pod, the node's address: the pod runs in the node's own network,
     /// reports this address as its own and gets none reserved.
     pub host_network: Option<IpAddr>,
+    /// The hostname its containers see (`spec.hostname`, else the pod's name).
+    pub hostname: Option<String>,
+    /// The kubelet-managed `/etc/hosts` its containers see (none for a `hostNetwork` pod, which
+    /// sees the node's).
+    pub hosts_file: Option<String>,
 }
 
 impl PodLaunch {
@@ -73,7 +78,17 @@ impl PodLaunch {
             labels: BTreeMap::new(),
             annotations: BTreeMap::new(),
             host_network: None,
+            hostname: None,
+            hosts_file: None,
         }
+    }
+
+    /// Sets the hostname and the `/etc/hosts` content the containers see.
+    #[must_use]
+    pub fn with_host_identity(mut self, hostname: String, hosts_file: Option<String>) -> Self {
+        self.hostname = Some(hostname);
+        self.hosts_file = hosts_file;
+        self
     }
 
     /// Runs the pod in the node's network, on the node's address `host_ip` (`hostNetwork: true`).
@@ -116,6 +131,12 @@ pub struct ContainerLaunch {
     pub working_dir: Option<String>,
     /// The container ports the spec declares.
     pub ports: Vec<u16>,
+    /// Where the container may write why it ended (`terminationMessagePath`), reported in its
+    /// terminated state.
+    pub termination_message_path: Option<String>,
+    /// With an empty termination message and a failed run, report the end of its log instead
+    /// (`terminationMessagePolicy: FallbackToLogsOnError`).
+    pub termination_message_from_logs: bool,
 }
 
 impl ContainerLaunch {
@@ -129,7 +150,18 @@ impl ContainerLaunch {
             env: Vec::new(),
             working_dir: None,
             ports: Vec::new(),
+            termination_message_path: None,
+            termination_message_from_logs: false,
         }
+    }
+
+    /// Sets the termination message path and whether a failed run with no message reports the
+    /// end of its log.
+    #[must_use]
+    pub fn with_termination_message(mut self, path: Option<String>, from_logs: bool) -> Self {
+        self.termination_message_path = path;
+        self.termination_message_from_logs = from_logs;
+        self
     }
 
     /// Sets the command.
@@ -263,6 +295,8 @@ pub struct Terminated {
     pub started_at: SystemTime,
     /// When it ended.
     pub finished_at: SystemTime,
+    /// What the container left in its termination message file (or the end of its log).
+    pub message: Option<String>,
 }
 
 /// What the node advertises as its capacity and allocatable resources.

@@ -263,12 +263,29 @@ impl PodNetwork {
     /// that entered it, so the child (and only the child) lives there. Must be called within a
     /// Tokio runtime.
     pub async fn spawn(&self, command: Command) -> std::io::Result<Child> {
-        let Some(path) = self.netns_path() else {
+        self.spawn_with(command, None).await
+    }
+
+    /// [`spawn`](Self::spawn), running `prelude` first on the thread that starts the child (after
+    /// it entered the pod network), so the child inherits what it sets up (namespaces, mounts).
+    pub(crate) async fn spawn_with(
+        &self,
+        command: Command,
+        prelude: Option<Prelude>,
+    ) -> std::io::Result<Child> {
+        let path = self.netns_path();
+        if path.is_none() && prelude.is_none() {
             let mut command = command;
             return command.spawn();
-        };
+        }
         let runtime = tokio::runtime::Handle::current();
-        namespace::run_in(&path, move || {
+        namespace::on_own_thread(move || {
+            if let Some(path) = path {
+                namespace::enter(&path)?;
+            }
+            if let Some(prelude) = prelude {
+                prelude()?;
+            }
             let _runtime = runtime.enter();
             let mut command = command;
             command.spawn()
@@ -301,6 +318,9 @@ impl PodNetwork {
         tokio::net::TcpListener::from_std(listener)
     }
 }
+
+/// Work done on the thread that starts a child, before it starts it.
+pub(crate) type Prelude = Box<dyn FnOnce() -> std::io::Result<()> + Send>;
 
 fn namespace_path(netns: &str) -> PathBuf {
     Path::new(namespace::NETNS_DIR).join(netns)

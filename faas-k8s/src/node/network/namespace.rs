@@ -22,11 +22,16 @@ pub(super) async fn run_in<T: Send + 'static>(
 ) -> io::Result<T> {
     let path = path.to_owned();
     on_own_thread(move || {
-        let file = std::fs::File::open(&path)?;
-        setns(&file, CloneFlags::CLONE_NEWNET).map_err(io::Error::from)?;
+        enter(&path)?;
         work()
     })
     .await
+}
+
+/// Moves the calling thread into the network namespace at `path`.
+pub(super) fn enter(path: &Path) -> io::Result<()> {
+    let file = std::fs::File::open(path)?;
+    setns(&file, CloneFlags::CLONE_NEWNET).map_err(io::Error::from)
 }
 
 /// Creates the named network namespace at `path` (a bind mount of a new namespace's handle), or
@@ -83,7 +88,8 @@ fn is_namespace(path: &Path) -> bool {
     file.dev() == own.dev()
 }
 
-async fn on_own_thread<T: Send + 'static>(
+/// Runs `work` on a thread of its own, which ends afterwards (whatever namespaces it entered).
+pub(super) async fn on_own_thread<T: Send + 'static>(
     work: impl FnOnce() -> io::Result<T> + Send + 'static,
 ) -> io::Result<T> {
     let (tx, rx) = tokio::sync::oneshot::channel();

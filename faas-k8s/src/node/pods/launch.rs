@@ -7,7 +7,11 @@ use k8s_openapi::api::core::v1::{Pod, Service};
 use super::super::backend::{Capacity, ContainerLaunch, PodKey, PodLaunch};
 use super::super::env::{ConfigError, ConfigSource, EnvContext, resolve_env};
 use super::super::expand::expand_all;
+use super::super::hosts::{hostname, hosts_file};
 use super::super::service_env::{service_env, visible_services};
+
+/// Where a container writes its termination message unless its spec says otherwise.
+const DEFAULT_TERMINATION_MESSAGE_PATH: &str = "/dev/termination-log";
 
 /// The key of a pod object.
 pub(crate) fn pod_key(pod: &Pod) -> PodKey {
@@ -68,10 +72,21 @@ pub(crate) async fn build_launch(
                 .with_args(args)
                 .with_env(env)
                 .with_working_dir(container.working_dir.clone())
-                .with_ports(ports),
+                .with_ports(ports)
+                .with_termination_message(
+                    Some(
+                        container
+                            .termination_message_path
+                            .clone()
+                            .unwrap_or_else(|| DEFAULT_TERMINATION_MESSAGE_PATH.to_owned()),
+                    ),
+                    container.termination_message_policy.as_deref()
+                        == Some("FallbackToLogsOnError"),
+                ),
         );
     }
     Ok(PodLaunch::new(pod_key(pod), containers)
+        .with_host_identity(hostname(pod), hosts_file(pod, pod_ip))
         .with_labels(pod.metadata.labels.clone().unwrap_or_default())
         .with_annotations(pod.metadata.annotations.clone().unwrap_or_default()))
 }

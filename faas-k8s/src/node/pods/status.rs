@@ -61,7 +61,7 @@ fn terminated(t: &Terminated, container_id: Option<&String>) -> ContainerStateTe
         exit_code: t.exit_code,
         signal: t.signal,
         reason: Some(t.reason.clone()),
-        message: None,
+        message: t.message.clone(),
         started_at: Some(to_time(t.started_at)),
         finished_at: Some(to_time(t.finished_at)),
         container_id: container_id.cloned(),
@@ -254,6 +254,7 @@ mod tests {
                     started_at: SystemTime::UNIX_EPOCH + Duration::from_millis(1_700_000_000_500),
                 },
                 last_termination: Some(Terminated {
+                    message: None,
                     exit_code: 2,
                     signal: None,
                     reason: "Error".into(),

@@ -14,6 +14,7 @@ use tokio_util::sync::CancellationToken;
 use super::adopt::adopt;
 use super::config::{ProcessBackendConfig, ShutdownPolicy};
 use super::group::signal_group;
+use super::isolate;
 use super::log::read::read_log;
 use super::pod::{Container, Pod, RecordGuard};
 use super::run::Runner;
@@ -56,6 +57,14 @@ use crate::node::pod_table::{PodRuntime, PodTable, RuntimePod};
 ///   `logs/<pod>/<container>/<run>.log` (the current and the previous run are kept).
 /// - **Network**: with a [`PodNetwork`](crate::node::network::PodNetwork) namespace, pod
 ///   addresses are put on the namespace and processes (and `exec`) run inside it.
+/// - **What a container sees** (the node runs as root): each run gets mount and UTS namespaces
+///   of its own, with the pod's hostname, the kubelet-managed `/etc/hosts` (its own name and
+///   address, `hostAliases`) and a termination message file of its own bound at its
+///   `terminationMessagePath` (the mount point, `/dev/termination-log` by default, is created
+///   empty on the node if missing). Not as root there are no such namespaces: the container sees
+///   the node's hostname and `/etc/hosts`, and only `FallbackToLogsOnError` yields a message.
+/// - **Not enforced**: resource limits, `securityContext` (`runAsUser`, capabilities), images'
+///   file systems (the image names an executable on the node).
 ///
 /// ```no_run
 /// use faas_k8s::node::{ContainerLaunch, PodBackend, PodKey, PodLaunch};
@@ -86,6 +95,8 @@ struct Inner {
     config: ProcessBackendConfig,
     capacity: Capacity,
     table: PodTable<Runner>,
+    /// Containers get namespaces of their own (the node runs as root).
+    isolated: bool,
 }
 
 impl ProcessBackend {
@@ -123,6 +134,7 @@ impl ProcessBackend {
                 capacity,
                 config,
                 table,
+                isolated: isolate::available(),
             }),
         })
     }
@@ -216,7 +228,22 @@ impl PodBackend for ProcessBackend {
             .iter()
             .map(|c| inner.config.images.resolve(&c.image))
             .collect::<Result<Vec<_>, _>>()?;
-        let run_dir = inner.table.runtime().state.run_dir(&launch.key);
+        let state = &inner.table.runtime().state;
+        let run_dir = state.run_dir(&launch.key);
+        let isolated = inner.isolated;
+        let hosts_file = match (&launch.hosts_file, isolated) {
+            (Some(content), true) => {
+                std::fs::create_dir_all(&run_dir)?;
+                let path = state.hosts_path(&launch.key);
+                std::fs::write(&path, content)?;
+                Some(path)
+            }
+            _ => None,
+        };
+        let hostname = launch
+            .hostname
+            .clone()
+            .filter(|_| isolated && launch.host_network.is_none());
         inner
             .table
             .create(&launch.key, launch.host_network, |ip| {
@@ -228,6 +255,12 @@ impl PodBackend for ProcessBackend {
                         let mut spec =
                             resolve_spec(c, exe, &launch.key, ip, &inner.config.base_env, &run_dir);
                         spec.host_network = launch.host_network.is_some();
+                        spec.isolated = isolated;
+                        spec.hostname = hostname.clone();
+                        spec.hosts_file = hosts_file.clone();
+                        if !isolated {
+                            spec.termination_message_path = None;
+                        }
                         Container::new(spec, ContainerStatusCell::new(c.name.clone()))
                     })
                     .collect();

@@ -10,6 +10,7 @@ mod config;
 mod group;
 mod image_map;
 mod inspect;
+mod isolate;
 pub(crate) mod log;
 mod pod;
 mod run;

@@ -22,7 +22,8 @@ use tokio_util::sync::CancellationToken;
 
 use super::group::{kill_remaining, signal_group, wait_group_gone};
 use super::inspect::{self, Liveness};
-use super::log::file::LogFile;
+use super::isolate;
+use super::log::file::{LogFile, LogProgress};
 use super::log::pump;
 use super::pod::{Container, Pod};
 use super::spawn::spawn;
@@ -30,7 +31,11 @@ use super::state::{ProcessIdentity, StateDir};
 use crate::node::container_status::Exit;
 use crate::node::events::EventHub;
 use crate::node::lock;
+use crate::node::log::split_line;
 use crate::node::network::PodNetwork;
+
+/// How long an ended run's log gets to be drained before its tail is read for a message.
+const LOG_DRAIN_LIMIT: Duration = Duration::from_secs(2);
 
 /// How long a process group gets to vanish after `SIGKILL` before stopping reports a failure.
 const KILL_LIMIT: Duration = Duration::from_secs(30);
@@ -89,7 +94,8 @@ impl Runner {
             self.log_max_bytes,
         )?;
         let fifo = self.state.fifo_path(&pod.key, &container.name);
-        let spawned = spawn(&self.network, &container.spec, &fifo).await?;
+        let termination_file = self.state.termination_path(&pod.key, &container.name);
+        let spawned = spawn(&self.network, &container.spec, &fifo, &termination_file).await?;
         tracing::debug!(pod = %pod.key, container = %container.name, pid = spawned.identity.pid, "started");
         self.watch(
             pod,
@@ -133,6 +139,8 @@ impl Runner {
         output: tokio::net::unix::pipe::Receiver,
     ) {
         let (exited_tx, exited_rx) = watch::channel(false);
+        let run = lock(&container.runtime).status.restart_count;
+        let mut progress = log.subscribe();
         {
             let mut runtime = lock(&container.runtime);
             runtime.status.started(identity.started_at);
@@ -161,6 +169,10 @@ impl Runner {
                     Exit::unknown(identity.started_at, finished_at)
                 }
             };
+            let mut exit = exit;
+            exit.message = runner
+                .termination_message(&pod, &container, run, exit.exit_code, &mut progress)
+                .await;
             tracing::debug!(pod = %pod.key, container = %container.name, code = exit.exit_code, "exited");
             {
                 let mut runtime = lock(&container.runtime);
@@ -173,6 +185,38 @@ impl Runner {
             exited_tx.send_replace(true);
             runner.events.notify(&pod.key);
         });
+    }
+
+    /// What run `run` of `container` left as its termination message (see [`isolate`]).
+    async fn termination_message(
+        &self,
+        pod: &Pod,
+        container: &Container,
+        run: u32,
+        exit_code: i32,
+        progress: &mut watch::Receiver<LogProgress>,
+    ) -> Option<String> {
+        let file = self.state.termination_path(&pod.key, &container.name);
+        let paths = self.state.log_paths(&pod.key, &container.name, run);
+        let wants_log = container.spec.termination_message_from_logs && exit_code != 0;
+        if wants_log {
+            // The log is complete once the pump saw the end of the output.
+            let _ = tokio::time::timeout(LOG_DRAIN_LIMIT, progress.wait_for(|p| p.closed)).await;
+        }
+        isolate::termination_message(
+            &container.spec,
+            &file,
+            || {
+                let stored = std::fs::read(&paths.current).ok()?;
+                let text: String = stored
+                    .split(|b| *b == b'\n')
+                    .filter(|line| !line.is_empty())
+                    .map(|line| String::from_utf8_lossy(split_line(line).1).into_owned() + "\n")
+                    .collect();
+                Some(isolate::log_tail(&text))
+            },
+            exit_code,
+        )
     }
 
     /// Waits for the end of a run: `Some((exit code, signal))`, or `None` when unknown.

@@ -15,6 +15,7 @@ use tokio::net::unix::pipe;
 use tokio::process::{Child, Command};
 
 use super::inspect;
+use super::isolate;
 use super::log::pump;
 use super::state::{ProcessIdentity, ProcessSpec};
 use crate::node::backend::{ContainerLaunch, PodKey};
@@ -58,6 +59,11 @@ pub(crate) fn resolve_spec(
             .as_ref()
             .map_or_else(|| default_working_dir.to_owned(), PathBuf::from),
         host_network: false,
+        isolated: false,
+        hostname: None,
+        hosts_file: None,
+        termination_message_path: launch.termination_message_path.as_ref().map(PathBuf::from),
+        termination_message_from_logs: launch.termination_message_from_logs,
     }
 }
 
@@ -100,6 +106,7 @@ pub(crate) async fn spawn(
     network: &PodNetwork,
     spec: &ProcessSpec,
     fifo: &Path,
+    termination_file: &Path,
 ) -> io::Result<Spawned> {
     pump::ensure_fifo(fifo)?;
     // Opened for reading and writing: the process then always holds a reader of its own output
@@ -116,7 +123,14 @@ pub(crate) async fn spawn(
         .process_group(0)
         .kill_on_drop(false);
     let started_at = SystemTime::now();
-    let child = network_of(network, spec).spawn(command).await?;
+    if spec.isolated {
+        // A fresh message file for every run.
+        std::fs::write(termination_file, b"")?;
+    }
+    let prelude = isolate::prelude(spec, termination_file);
+    let child = network_of(network, spec)
+        .spawn_with(command, prelude)
+        .await?;
     let pid = child
         .id()
         .and_then(|id| i32::try_from(id).ok())

@@ -59,6 +59,21 @@ pub(crate) struct ProcessSpec {
     /// Runs in the node's network rather than the pod network (`hostNetwork: true`).
     #[serde(default)]
     pub(crate) host_network: bool,
+    /// Each run gets mount and UTS namespaces of its own (the node runs as root).
+    #[serde(default)]
+    pub(crate) isolated: bool,
+    /// The hostname the container sees, when isolated.
+    #[serde(default)]
+    pub(crate) hostname: Option<String>,
+    /// The node-side file bound over `/etc/hosts`, when isolated.
+    #[serde(default)]
+    pub(crate) hosts_file: Option<PathBuf>,
+    /// Where the container writes its termination message, when isolated.
+    #[serde(default)]
+    pub(crate) termination_message_path: Option<PathBuf>,
+    /// A failed run with no message reports the end of its log.
+    #[serde(default)]
+    pub(crate) termination_message_from_logs: bool,
 }
 
 /// Which process runs a container: the pid with its start time (pids get reused) and its
@@ -105,6 +120,17 @@ impl StateDir {
 
     pub(crate) fn run_dir(&self, key: &PodKey) -> PathBuf {
         self.root.join("run").join(pod_dir_name(key))
+    }
+
+    /// The node-side file a container's termination message is bound to.
+    pub(crate) fn termination_path(&self, key: &PodKey, container: &str) -> PathBuf {
+        self.run_dir(key)
+            .join(format!(".{}.termination-log", escape(container)))
+    }
+
+    /// The node-side copy of the pod's `/etc/hosts`.
+    pub(crate) fn hosts_path(&self, key: &PodKey) -> PathBuf {
+        self.run_dir(key).join(".hosts")
     }
 
     pub(crate) fn fifo_path(&self, key: &PodKey, container: &str) -> PathBuf {
@@ -235,6 +261,11 @@ mod tests {
                     env: vec![("A".into(), "1".into())],
                     working_dir: "/".into(),
                     host_network: false,
+                    isolated: false,
+                    hostname: None,
+                    hosts_file: None,
+                    termination_message_path: None,
+                    termination_message_from_logs: false,
                 },
                 status: ContainerStatusCell::new("main"),
                 process: None,

@@ -33,6 +33,7 @@ impl Worker {
                 ContainerState::Terminated(_) => {}
                 ContainerState::Running { started_at } => {
                     c.state = ContainerState::Terminated(Terminated {
+                        message: None,
                         exit_code: 137,
                         signal: Some(9),
                         reason: "Error".to_owned(),

@@ -141,6 +141,7 @@ impl PodBackend for CrashingBackend {
         let run = *self.runs.lock().unwrap();
         let at = SystemTime::UNIX_EPOCH + Duration::from_secs(u64::from(run) + 1);
         let exit = Terminated {
+            message: None,
             exit_code: 1,
             signal: None,
             reason: "Error".into(),

@@ -1,0 +1,164 @@
+//! What a container sees of its own when the node runs as root: a mount and a UTS namespace per
+//! run, with the pod's hostname, the kubelet-managed `/etc/hosts` bound over the node's, and a
+//! termination message file of its own at its `terminationMessagePath`.
+//!
+//! Without root there are no such namespaces: the container sees the node's hostname and
+//! `/etc/hosts` (`HOSTNAME` still names the pod), and only `FallbackToLogsOnError` gives a
+//! termination message.
+
+use std::io;
+use std::path::{Path, PathBuf};
+
+use nix::mount::{MsFlags, mount};
+use nix::sched::{CloneFlags, unshare};
+
+use super::state::ProcessSpec;
+use crate::node::network::Prelude;
+
+/// How much of a termination message is kept, as a kubelet keeps it.
+pub(crate) const MAX_MESSAGE_BYTES: usize = 4096;
+/// With `FallbackToLogsOnError`: at most this many of the last log lines...
+pub(crate) const FALLBACK_LINES: usize = 80;
+/// ...and at most this many bytes of them.
+pub(crate) const FALLBACK_BYTES: usize = 2048;
+
+/// Whether this node can give containers namespaces of their own.
+pub(crate) fn available() -> bool {
+    nix::unistd::geteuid().is_root()
+}
+
+/// What a container's run must see, from its spec and its files on the node.
+#[derive(Clone, Debug)]
+struct Plan {
+    hostname: Option<String>,
+    hosts_file: Option<PathBuf>,
+    termination: Option<(PathBuf, PathBuf)>,
+}
+
+/// The work that gives a run its own view, done on the thread that starts it; `None` when the
+/// spec asks for no isolation.
+pub(crate) fn prelude(spec: &ProcessSpec, termination_file: &Path) -> Option<Prelude> {
+    if !spec.isolated {
+        return None;
+    }
+    let plan = Plan {
+        hostname: spec.hostname.clone(),
+        hosts_file: spec.hosts_file.clone(),
+        termination: spec
+            .termination_message_path
+            .clone()
+            .map(|inside| (termination_file.to_owned(), inside)),
+    };
+    Some(Box::new(move || apply(&plan)))
+}
+
+fn apply(plan: &Plan) -> io::Result<()> {
+    unshare(CloneFlags::CLONE_NEWNS | CloneFlags::CLONE_NEWUTS).map_err(io::Error::from)?;
+    // Mounts made here stay here; the node's own still reach the container.
+    mount(
+        None::<&str>,
+        "/",
+        None::<&str>,
+        MsFlags::MS_REC | MsFlags::MS_SLAVE,
+        None::<&str>,
+    )
+    .map_err(io::Error::from)?;
+    if let Some(name) = &plan.hostname {
+        nix::unistd::sethostname(name).map_err(io::Error::from)?;
+    }
+    if let Some(hosts) = &plan.hosts_file {
+        bind(hosts, Path::new("/etc/hosts"))?;
+    }
+    if let Some((file, inside)) = &plan.termination {
+        // The mount point must exist; it is an empty file shared by every container (each sees
+        // its own file bound over it).
+        if !inside.exists() {
+            std::fs::OpenOptions::new()
+                .create(true)
+                .truncate(false)
+                .write(true)
+                .open(inside)
+                .map_err(|e| {
+                    io::Error::new(
+                        e.kind(),
+                        format!(
+                            "cannot create the mount point of terminationMessagePath {}: {e}",
+                            inside.display()
+                        ),
+                    )
+                })?;
+        }
+        bind(file, inside)?;
+    }
+    Ok(())
+}
+
+fn bind(source: &Path, target: &Path) -> io::Result<()> {
+    mount(
+        Some(source),
+        target,
+        None::<&str>,
+        MsFlags::MS_BIND,
+        None::<&str>,
+    )
+    .map_err(|e| {
+        io::Error::new(
+            io::Error::from(e).kind(),
+            format!(
+                "cannot bind {} at {}: {e}",
+                source.display(),
+                target.display()
+            ),
+        )
+    })
+}
+
+/// The message a run leaves: its termination message file, else (when asked and the run failed)
+/// the end of its log.
+pub(crate) fn termination_message(
+    spec: &ProcessSpec,
+    termination_file: &Path,
+    log: impl FnOnce() -> Option<String>,
+    exit_code: i32,
+) -> Option<String> {
+    if spec.isolated
+        && let Ok(bytes) = std::fs::read(termination_file)
+        && !bytes.is_empty()
+    {
+        let cut = &bytes[..bytes.len().min(MAX_MESSAGE_BYTES)];
+        return Some(String::from_utf8_lossy(cut).into_owned());
+    }
+    if spec.termination_message_from_logs && exit_code != 0 {
+        return log().filter(|text| !text.is_empty());
+    }
+    None
+}
+
+/// The last [`FALLBACK_LINES`] lines of `text`, at most [`FALLBACK_BYTES`] of them.
+pub(crate) fn log_tail(text: &str) -> String {
+    let lines: Vec<&str> = text.lines().collect();
+    let tail: String = lines[lines.len().saturating_sub(FALLBACK_LINES)..]
+        .iter()
+        .map(|line| format!("{line}\n"))
+        .collect();
+    let mut start = tail.len().saturating_sub(FALLBACK_BYTES);
+    while !tail.is_char_boundary(start) {
+        start += 1;
+    }
+    tail[start..].to_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_log_tail_keeps_the_last_lines_and_bytes() {
+        let text: String = (0..100).map(|i| format!("line {i}\n")).collect();
+        let tail = log_tail(&text);
+        assert!(tail.starts_with("line 20\n"));
+        assert!(tail.ends_with("line 99\n"));
+        let long = "x".repeat(5000);
+        assert_eq!(log_tail(&long).len(), FALLBACK_BYTES);
+    }
+}
