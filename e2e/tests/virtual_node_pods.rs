@@ -363,3 +363,63 @@ async fn containers_see_their_hostname_hosts_file_and_leave_termination_messages
     node.stop().await;
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kubectl_logs_previous_shows_the_run_before_the_restart() -> TestResult {
+    let cluster = TestCluster::require().await;
+    let node = TestNode::start(&cluster, "vn-prev").await;
+    let ns = cluster.namespace("vn-prev").await?;
+    let container = json!({
+        "name": "crash",
+        "image": SERVER_IMAGE,
+        "command": ["/bin/sh", "-c", "echo \"run $(cat /proc/sys/kernel/random/uuid)\"; sleep 1; exit 1"],
+    });
+    create_pod(
+        &ns,
+        "crash",
+        pod_spec(&node.name, json!([container]), "Always"),
+    )
+    .await;
+    // Before any restart there is no previous run.
+    wait_pod(&ns, "crash", "started once", |p| {
+        p.status
+            .as_ref()
+            .and_then(|s| s.container_statuses.as_ref())
+            .is_some_and(|cs| cs[0].container_id.is_some())
+    })
+    .await;
+    let early = faas_e2e::run_kubectl(&cluster, &["-n", ns.name(), "logs", "crash", "--previous"]);
+    let restarted = ns
+        .api::<Pod>()
+        .get("crash")
+        .await?
+        .status
+        .and_then(|s| s.container_statuses)
+        .is_some_and(|cs| cs[0].restart_count > 0);
+    if !restarted {
+        assert!(!early.status.success());
+        let stderr = String::from_utf8_lossy(&early.stderr);
+        assert!(stderr.contains("previous terminated container"), "{stderr}");
+    }
+
+    wait_pod(&ns, "crash", "restarted", |p| {
+        p.status
+            .as_ref()
+            .and_then(|s| s.container_statuses.as_ref())
+            .is_some_and(|cs| cs[0].restart_count >= 1)
+    })
+    .await;
+    let previous =
+        faas_e2e::run_kubectl(&cluster, &["-n", ns.name(), "logs", "crash", "--previous"]);
+    let stderr = String::from_utf8_lossy(&previous.stderr);
+    assert!(previous.status.success(), "{stderr}");
+    let text = String::from_utf8(previous.stdout)?;
+    let uuid = text
+        .strip_prefix("run ")
+        .and_then(|rest| rest.strip_suffix('\n'))
+        .ok_or_else(|| format!("unexpected previous log {text:?}"))?;
+    assert_eq!(uuid.len(), 36, "{text:?}");
+    ns.delete().await?;
+    node.stop().await;
+    Ok(())
+}

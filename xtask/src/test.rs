@@ -223,6 +223,14 @@ fn root_tests(run: &mut Run<'_>) -> Result<()> {
     Ok(())
 }
 
+/// Whether `kubectl` runs here.
+fn kubectl_present() -> bool {
+    Command::new("kubectl")
+        .args(["version", "--client"])
+        .output()
+        .is_ok_and(|out| out.status.success())
+}
+
 /// The host's target triple, as `rustc -vV` reports it.
 fn host_triple() -> Result<String> {
     let output = Command::new(std::env::var("RUSTC").unwrap_or_else(|_| "rustc".to_owned()))
@@ -243,6 +251,19 @@ fn end_to_end(run: &mut Run<'_>, args: &Args) -> Result<()> {
     build.arg("--no-run");
     if !run.step("end-to-end: build the tests", build)? {
         return Ok(());
+    }
+    if !kubectl_present() {
+        // The end-to-end tests use kubectl where a person would; Debian packages it.
+        let mut install = Command::new("sh");
+        install
+            .args([
+                "-c",
+                "apt-get update -q && apt-get install -y -q --no-install-recommends kubectl",
+            ])
+            .env("DEBIAN_FRONTEND", "noninteractive");
+        if !run.step("end-to-end: install kubectl (apt-get)", install)? {
+            return Ok(());
+        }
     }
     let mut services = Services::default();
     services.keep_running(args.keep_services);

@@ -336,6 +336,9 @@ pub struct LogOptions {
     pub follow: bool,
     /// Stop after this many bytes.
     pub limit_bytes: Option<usize>,
+    /// The log of the container's previous run instead of its current one (`kubectl logs
+    /// --previous`).
+    pub previous: bool,
 }
 
 /// Change notifications: the key of a pod whose runtime status changed (notify, not poll).
@@ -367,6 +370,15 @@ pub enum BackendError {
         /// What the operating system said.
         #[source]
         source: std::io::Error,
+    },
+    /// The container has no previous run whose log is kept (`kubectl logs --previous` of a
+    /// container that never restarted, or of a backend that keeps no per-run logs).
+    #[error("previous terminated container {container:?} in pod {pod} not found")]
+    NoPreviousRun {
+        /// The pod.
+        pod: PodKey,
+        /// The container's name.
+        container: String,
     },
     /// The backend has no room left (addresses, slots).
     #[error("the backend has no capacity left")]

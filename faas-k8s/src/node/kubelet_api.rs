@@ -118,14 +118,12 @@ pub(crate) fn log_options(
     query: &HashMap<String, String>,
     now: SystemTime,
 ) -> Result<LogOptions, BadQuery> {
-    if flag(query, "previous") {
-        return Err(BadQuery(
-            "previous=true: this node serves the log of a container's current run only".to_owned(),
-        ));
-    }
+    let previous = flag(query, "previous");
     let mut opts = LogOptions {
         timestamps: flag(query, "timestamps"),
-        follow: flag(query, "follow"),
+        // A previous run has ended: there is nothing to follow.
+        follow: flag(query, "follow") && !previous,
+        previous,
         ..Default::default()
     };
     if let Some(n) = number(query, "tailLines")? {
@@ -177,6 +175,7 @@ async fn container_logs(
             StatusCode::NOT_FOUND,
             format!("container {container:?} of pod {namespace}/{pod} is not found"),
         ),
+        Err(e @ BackendError::NoPreviousRun { .. }) => text(StatusCode::BAD_REQUEST, e.to_string()),
         Err(e) => text(
             StatusCode::INTERNAL_SERVER_ERROR,
             format!("reading the log failed: {e}"),
@@ -304,8 +303,17 @@ mod tests {
         );
         assert!(!opts.follow);
 
-        assert!(log_options(&query(&[("previous", "true")]), now).is_err());
-        assert!(log_options(&query(&[("previous", "false")]), now).is_ok());
+        let previous =
+            log_options(&query(&[("previous", "true"), ("follow", "true")]), now).unwrap();
+        assert!(
+            previous.previous && !previous.follow,
+            "a previous run is not followed"
+        );
+        assert!(
+            !log_options(&query(&[("previous", "false")]), now)
+                .unwrap()
+                .previous
+        );
         let bad = log_options(&query(&[("tailLines", "many")]), now).unwrap_err();
         assert_eq!(
             bad,

@@ -246,6 +246,13 @@ impl PodBackend for FunctionBackend {
         opts: LogOptions,
     ) -> Result<LogStream, BackendError> {
         let (pod, container) = self.inner.table.container(key, name)?;
+        if opts.previous {
+            // One log per function, across runs: no run of it is told apart.
+            return Err(BackendError::NoPreviousRun {
+                pod: key.clone(),
+                container: name.to_owned(),
+            });
+        }
         Ok(logs::read(
             &pod.data,
             container.function(),

@@ -305,6 +305,17 @@ impl PodBackend for ProcessBackend {
             let runtime = lock(&container.runtime);
             (runtime.status.restart_count, runtime.log.clone())
         };
+        // The log of the run before the current one is kept (see the state directory).
+        let (run, progress) = match (opts.previous, run.checked_sub(1)) {
+            (false, _) => (run, progress),
+            (true, Some(previous)) => (previous, None),
+            (true, None) => {
+                return Err(BackendError::NoPreviousRun {
+                    pod: key.clone(),
+                    container: name.to_owned(),
+                });
+            }
+        };
         let paths = self
             .inner
             .table
