@@ -423,3 +423,119 @@ async fn kubectl_logs_previous_shows_the_run_before_the_restart() -> TestResult 
     node.stop().await;
     Ok(())
 }
+
+/// The STATUS column of `kubectl get pod`.
+fn kubectl_status(cluster: &TestCluster, ns: &str, pod: &str) -> String {
+    let out = faas_e2e::run_kubectl(cluster, &["-n", ns, "get", "pod", pod, "--no-headers"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    text.split_whitespace()
+        .nth(2)
+        .unwrap_or_default()
+        .to_owned()
+}
+
+fn init_state(pod: &Pod, index: usize) -> Option<k8s_openapi::api::core::v1::ContainerState> {
+    pod.status
+        .as_ref()?
+        .init_container_statuses
+        .as_ref()?
+        .get(index)?
+        .state
+        .clone()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn init_containers_run_in_order_before_the_containers_as_kubectl_shows() -> TestResult {
+    let cluster = TestCluster::require().await;
+    let node = TestNode::start(&cluster, "vn-init").await;
+    let ns = cluster.namespace("vn-init").await?;
+    let dir = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+        .join("vn-init")
+        .join(ns.name());
+    std::fs::create_dir_all(&dir)?;
+    let (marker, go) = (dir.join("first-ran"), dir.join("go"));
+    let init = json!([
+        {"name": "first", "image": SERVER_IMAGE, "command": ["/bin/sh", "-c", "touch \"$MARKER\""],
+         "env": [{"name": "MARKER", "value": marker.to_string_lossy()}]},
+        {"name": "second", "image": SERVER_IMAGE,
+         "command": ["/bin/sh", "-c", "test -e \"$MARKER\" && while [ ! -e \"$GO\" ]; do sleep 0.2; done"],
+         "env": [{"name": "MARKER", "value": marker.to_string_lossy()}, {"name": "GO", "value": go.to_string_lossy()}]},
+    ]);
+    let mut spec = pod_spec(&node.name, json!([server_container(&[], false)]), "Always");
+    spec["initContainers"] = init;
+    create_pod(&ns, "ordered", spec).await;
+    let pod = wait_pod(&ns, "ordered", "the second init container running", |p| {
+        init_state(p, 1).is_some_and(|s| s.running.is_some())
+    })
+    .await;
+    let first = init_state(&pod, 0)
+        .and_then(|s| s.terminated)
+        .ok_or("first not done")?;
+    assert_eq!(
+        (first.exit_code, first.reason.as_deref()),
+        (0, Some("Completed"))
+    );
+    let app = &pod
+        .status
+        .as_ref()
+        .and_then(|s| s.container_statuses.clone())
+        .unwrap_or_default()[0];
+    assert_eq!(
+        app.state
+            .as_ref()
+            .and_then(|s| s.waiting.as_ref())
+            .and_then(|w| w.reason.as_deref()),
+        Some("PodInitializing")
+    );
+    assert_eq!(phase(&pod), "Pending");
+    assert_eq!(kubectl_status(&cluster, ns.name(), "ordered"), "Init:1/2");
+
+    std::fs::write(&go, b"")?;
+    let pod = wait_pod(&ns, "ordered", "Running and Ready", |p| {
+        phase(p) == "Running" && pod_ready(p)
+    })
+    .await;
+    let initialized = pod
+        .status
+        .as_ref()
+        .and_then(|s| s.conditions.as_ref())
+        .and_then(|c| c.iter().find(|c| c.type_ == "Initialized"))
+        .map(|c| c.status.clone());
+    assert_eq!(initialized.as_deref(), Some("True"));
+    assert_eq!(kubectl_status(&cluster, ns.name(), "ordered"), "Running");
+
+    // A failing init container is restarted with back-off, as kubectl shows.
+    let failing =
+        json!([{"name": "fails", "image": SERVER_IMAGE, "command": ["/bin/sh", "-c", "exit 1"]}]);
+    let mut spec = pod_spec(&node.name, json!([server_container(&[], false)]), "Always");
+    spec["initContainers"] = failing.clone();
+    create_pod(&ns, "looping", spec).await;
+    wait_pod(&ns, "looping", "Init:CrashLoopBackOff", |p| {
+        init_state(p, 0)
+            .and_then(|s| s.waiting)
+            .is_some_and(|w| w.reason.as_deref() == Some("CrashLoopBackOff"))
+    })
+    .await;
+    // The state can move on between two reads: wait for kubectl to show it too.
+    faas_e2e::wait::until("kubectl shows Init:CrashLoopBackOff", || async {
+        let status = kubectl_status(&cluster, ns.name(), "looping");
+        Ok(
+            if status == "Init:CrashLoopBackOff" || status == "Init:Error" {
+                faas_e2e::wait::Poll::Ready(())
+            } else {
+                faas_e2e::wait::Poll::Pending(status)
+            },
+        )
+    })
+    .await?;
+
+    // Under restartPolicy Never the pod fails.
+    let mut spec = pod_spec(&node.name, json!([server_container(&[], false)]), "Never");
+    spec["initContainers"] = failing;
+    create_pod(&ns, "never", spec).await;
+    wait_pod(&ns, "never", "Failed", |p| phase(p) == "Failed").await;
+    assert_eq!(kubectl_status(&cluster, ns.name(), "never"), "Init:Error");
+    ns.delete().await?;
+    node.stop().await;
+    Ok(())
+}

@@ -55,6 +55,10 @@ pub struct PodLaunch {
     pub key: PodKey,
     /// Its containers, in spec order.
     pub containers: Vec<ContainerLaunch>,
+    /// Its init containers, in spec order: they run one after the other to completion before
+    /// the containers start (the node starts each with
+    /// [`restart_container`](PodBackend::restart_container)).
+    pub init_containers: Vec<ContainerLaunch>,
     /// The pod's labels.
     pub labels: BTreeMap<String, String>,
     /// The pod's annotations.
@@ -75,6 +79,7 @@ impl PodLaunch {
         Self {
             key,
             containers,
+            init_containers: Vec::new(),
             labels: BTreeMap::new(),
             annotations: BTreeMap::new(),
             host_network: None,
@@ -95,6 +100,13 @@ impl PodLaunch {
     #[must_use]
     pub fn with_host_network(mut self, host_ip: IpAddr) -> Self {
         self.host_network = Some(host_ip);
+        self
+    }
+
+    /// Sets the init containers.
+    #[must_use]
+    pub fn with_init_containers(mut self, init_containers: Vec<ContainerLaunch>) -> Self {
+        self.init_containers = init_containers;
         self
     }
 
@@ -445,7 +457,10 @@ pub trait PodBackend: Send + Sync + 'static {
     /// What the node advertises as capacity and allocatable.
     fn capacity(&self) -> Capacity;
 
-    /// Starts every container of the pod. Idempotent for an existing key (adoption): it then returns
+    /// Starts every container of the pod, or, when it has init containers, only the first of
+    /// them: the node starts each next one, and then the containers, with
+    /// [`restart_container`](Self::restart_container). Its status lists the init containers
+    /// first, then the containers. Idempotent for an existing key (adoption): it then returns
     /// the status of what already runs.
     async fn create(&self, pod: PodLaunch) -> Result<PodRuntimeStatus, BackendError>;
 
@@ -453,8 +468,8 @@ pub trait PodBackend: Send + Sync + 'static {
     /// are immutable).
     async fn update(&self, pod: PodLaunch) -> Result<(), BackendError>;
 
-    /// (Re)starts one container that has terminated; the node decides when, per restart policy and
-    /// back-off. If the container is still running (its liveness probe failed), the backend first
+    /// (Re)starts one container that has terminated, or starts one not started yet; the node
+    /// decides when, per restart policy, back-off and init order. If the container is still running (its liveness probe failed), the backend first
     /// stops it as [`delete`](Self::delete) would, SIGTERM then SIGKILL after a short grace, so the
     /// new run never overlaps the old one.
     async fn restart_container(&self, key: &PodKey, container: &str) -> Result<(), BackendError>;

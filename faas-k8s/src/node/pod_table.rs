@@ -232,10 +232,13 @@ impl<R: PodRuntime> PodTable<R> {
     ///
     /// With `host_network` (the node's address) the pod runs in the node's own network: no
     /// address is assigned and the pod network is left alone.
+    ///
+    /// With `first_only` (the pod has init containers) only the first container is started.
     pub(crate) async fn create(
         &self,
         key: &PodKey,
         host_network: Option<IpAddr>,
+        first_only: bool,
         build: impl FnOnce(Ipv4Addr) -> (Vec<R::Container>, R::Data) + Send,
     ) -> Result<PodRuntimeStatus, BackendError> {
         if let Ok(pod) = self.pod(key) {
@@ -284,7 +287,8 @@ impl<R: PodRuntime> PodTable<R> {
             }
             pods.insert(key.clone(), Arc::clone(&pod));
         }
-        for container in &pod.containers {
+        let starting = if first_only { 1 } else { pod.containers.len() };
+        for container in &pod.containers[..starting.min(pod.containers.len())] {
             if let Err(source) = self.runtime.start(&pod, container).await {
                 tracing::warn!(pod = %pod.key, container = %container.name(), error = %source, "cannot start");
                 self.abandon(&pod, !reserved).await;
@@ -494,7 +498,7 @@ mod tests {
             key: &PodKey,
             build: impl FnOnce(Ipv4Addr) -> (Vec<Fake>, ()) + Send,
         ) -> Result<PodRuntimeStatus, BackendError> {
-            self.create(key, None, build).await
+            self.create(key, None, false, build).await
         }
     }
 
@@ -503,7 +507,7 @@ mod tests {
         let table = table(10);
         let host: IpAddr = "127.0.0.1".parse().unwrap();
         let status = table
-            .create(&key("host"), Some(host), containers(&["app"]))
+            .create(&key("host"), Some(host), false, containers(&["app"]))
             .await
             .unwrap();
         assert_eq!(status.pod_ip, Some(host));

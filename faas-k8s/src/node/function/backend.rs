@@ -181,6 +181,13 @@ impl PodBackend for FunctionBackend {
         if let Ok(pod) = inner.table.pod(&launch.key) {
             return Ok(pod.status());
         }
+        if !launch.init_containers.is_empty() {
+            return Err(BackendError::Other(
+                "init containers are not run by the function backend: a function pod serves \
+                 from its start (use the process backend for pods with init containers)"
+                    .into(),
+            ));
+        }
         let registered = inner.config.registry.names();
         let mut containers = Vec::with_capacity(launch.containers.len());
         for container in &launch.containers {
@@ -209,7 +216,7 @@ impl PodBackend for FunctionBackend {
         let log = InvocationLog::new(inner.config.log_lines);
         inner
             .table
-            .create(&launch.key, launch.host_network, move |_ip| {
+            .create(&launch.key, launch.host_network, false, move |_ip| {
                 (containers, log)
             })
             .await

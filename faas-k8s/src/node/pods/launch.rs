@@ -2,7 +2,7 @@
 
 use std::net::IpAddr;
 
-use k8s_openapi::api::core::v1::{Pod, Service};
+use k8s_openapi::api::core::v1::{Container, Pod, Service};
 
 use super::super::backend::{Capacity, ContainerLaunch, PodKey, PodLaunch};
 use super::super::env::{ConfigError, ConfigSource, EnvContext, resolve_env};
@@ -36,11 +36,6 @@ pub(crate) async fn build_launch(
         .spec
         .as_ref()
         .ok_or_else(|| ConfigError("the pod has no spec".to_owned()))?;
-    if spec.init_containers.as_ref().is_some_and(|c| !c.is_empty()) {
-        return Err(ConfigError(
-            "init containers are not supported by this node".to_owned(),
-        ));
-    }
     let namespace = pod.metadata.namespace.as_deref().unwrap_or_default();
     let links = spec.enable_service_links != Some(false);
     let service_env = service_env(&visible_services(
@@ -57,38 +52,51 @@ pub(crate) async fn build_launch(
     };
     let mut containers = Vec::with_capacity(spec.containers.len());
     for container in &spec.containers {
-        let env = resolve_env(&ctx, container, source).await?;
-        let command = expand_all(container.command.as_deref().unwrap_or_default(), &env);
-        let args = expand_all(container.args.as_deref().unwrap_or_default(), &env);
-        let ports = container
-            .ports
-            .iter()
-            .flatten()
-            .filter_map(|p| u16::try_from(p.container_port).ok())
-            .collect();
-        containers.push(
-            ContainerLaunch::new(&container.name, container.image.clone().unwrap_or_default())
-                .with_command(command)
-                .with_args(args)
-                .with_env(env)
-                .with_working_dir(container.working_dir.clone())
-                .with_ports(ports)
-                .with_termination_message(
-                    Some(
-                        container
-                            .termination_message_path
-                            .clone()
-                            .unwrap_or_else(|| DEFAULT_TERMINATION_MESSAGE_PATH.to_owned()),
-                    ),
-                    container.termination_message_policy.as_deref()
-                        == Some("FallbackToLogsOnError"),
-                ),
-        );
+        containers.push(container_launch(&ctx, container, source).await?);
+    }
+    let mut init_containers = Vec::new();
+    for container in spec.init_containers.iter().flatten() {
+        init_containers.push(container_launch(&ctx, container, source).await?);
     }
     Ok(PodLaunch::new(pod_key(pod), containers)
+        .with_init_containers(init_containers)
         .with_host_identity(hostname(pod), hosts_file(pod, pod_ip))
         .with_labels(pod.metadata.labels.clone().unwrap_or_default())
         .with_annotations(pod.metadata.annotations.clone().unwrap_or_default()))
+}
+
+/// Resolves one container: environment, `$(VAR)` in command and args, ports, termination message.
+async fn container_launch(
+    ctx: &EnvContext<'_>,
+    container: &Container,
+    source: &dyn ConfigSource,
+) -> Result<ContainerLaunch, ConfigError> {
+    let env = resolve_env(ctx, container, source).await?;
+    let command = expand_all(container.command.as_deref().unwrap_or_default(), &env);
+    let args = expand_all(container.args.as_deref().unwrap_or_default(), &env);
+    let ports = container
+        .ports
+        .iter()
+        .flatten()
+        .filter_map(|p| u16::try_from(p.container_port).ok())
+        .collect();
+    Ok(
+        ContainerLaunch::new(&container.name, container.image.clone().unwrap_or_default())
+            .with_command(command)
+            .with_args(args)
+            .with_env(env)
+            .with_working_dir(container.working_dir.clone())
+            .with_ports(ports)
+            .with_termination_message(
+                Some(
+                    container
+                        .termination_message_path
+                        .clone()
+                        .unwrap_or_else(|| DEFAULT_TERMINATION_MESSAGE_PATH.to_owned()),
+                ),
+                container.termination_message_policy.as_deref() == Some("FallbackToLogsOnError"),
+            ),
+    )
 }
 
 #[cfg(test)]

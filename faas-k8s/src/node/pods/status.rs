@@ -48,6 +48,11 @@ pub(crate) struct PodView {
     pub(crate) pod_ip: Option<IpAddr>,
     pub(crate) host_ip: IpAddr,
     pub(crate) containers: Vec<ContainerView>,
+    /// Its init containers, in the order they run.
+    pub(crate) init_containers: Vec<ContainerView>,
+    /// The init containers that have not completed yet: the pod is not `Initialized` while any
+    /// is left.
+    pub(crate) uninitialized: Vec<String>,
     /// Set when the pod is finished (terminated or deleted): Ready turns false with `PodCompleted`.
     pub(crate) completed: bool,
     /// The condition types of `spec.readinessGates`: Ready also waits for each to be True.
@@ -167,12 +172,28 @@ pub(crate) fn build_status(
         status.start_time = Some(now.clone());
     }
     status.container_statuses = Some(view.containers.iter().map(container_status).collect());
+    status.init_container_statuses = (!view.init_containers.is_empty())
+        .then(|| view.init_containers.iter().map(container_status).collect());
 
     let mut conditions = status.conditions.take().unwrap_or_default();
     if !conditions.iter().any(|c| c.type_ == "PodScheduled") {
         set_condition(&mut conditions, "PodScheduled", true, None, None, &now);
     }
-    set_condition(&mut conditions, "Initialized", true, None, None, &now);
+    if view.uninitialized.is_empty() {
+        set_condition(&mut conditions, "Initialized", true, None, None, &now);
+    } else {
+        set_condition(
+            &mut conditions,
+            "Initialized",
+            false,
+            Some("ContainersNotInitialized"),
+            Some(format!(
+                "containers with incomplete status: [{}]",
+                view.uninitialized.join(" ")
+            )),
+            &now,
+        );
+    }
     set_condition(
         &mut conditions,
         "PodReadyToStartContainers",
@@ -267,6 +288,8 @@ mod tests {
                 container_id: Some("process://u/web".into()),
             }],
             completed: false,
+            init_containers: Vec::new(),
+            uninitialized: Vec::new(),
             readiness_gates: Vec::new(),
             failure: None,
         }

@@ -224,8 +224,9 @@ impl PodBackend for ProcessBackend {
             return Ok(pod.status());
         }
         let executables = launch
-            .containers
+            .init_containers
             .iter()
+            .chain(&launch.containers)
             .map(|c| inner.config.images.resolve(&c.image))
             .collect::<Result<Vec<_>, _>>()?;
         let state = &inner.table.runtime().state;
@@ -246,26 +247,38 @@ impl PodBackend for ProcessBackend {
             .filter(|_| isolated && launch.host_network.is_none());
         inner
             .table
-            .create(&launch.key, launch.host_network, |ip| {
-                let containers = launch
-                    .containers
-                    .iter()
-                    .zip(executables)
-                    .map(|(c, exe)| {
-                        let mut spec =
-                            resolve_spec(c, exe, &launch.key, ip, &inner.config.base_env, &run_dir);
-                        spec.host_network = launch.host_network.is_some();
-                        spec.isolated = isolated;
-                        spec.hostname = hostname.clone();
-                        spec.hosts_file = hosts_file.clone();
-                        if !isolated {
-                            spec.termination_message_path = None;
-                        }
-                        Container::new(spec, ContainerStatusCell::new(c.name.clone()))
-                    })
-                    .collect();
-                (containers, RecordGuard::default())
-            })
+            .create(
+                &launch.key,
+                launch.host_network,
+                !launch.init_containers.is_empty(),
+                |ip| {
+                    let containers = launch
+                        .init_containers
+                        .iter()
+                        .chain(&launch.containers)
+                        .zip(executables)
+                        .map(|(c, exe)| {
+                            let mut spec = resolve_spec(
+                                c,
+                                exe,
+                                &launch.key,
+                                ip,
+                                &inner.config.base_env,
+                                &run_dir,
+                            );
+                            spec.host_network = launch.host_network.is_some();
+                            spec.isolated = isolated;
+                            spec.hostname = hostname.clone();
+                            spec.hosts_file = hosts_file.clone();
+                            if !isolated {
+                                spec.termination_message_path = None;
+                            }
+                            Container::new(spec, ContainerStatusCell::new(c.name.clone()))
+                        })
+                        .collect();
+                    (containers, RecordGuard::default())
+                },
+            )
             .await
     }
 

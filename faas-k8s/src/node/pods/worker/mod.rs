@@ -100,6 +100,10 @@ pub(crate) struct Worker {
     launch_backoff: RestartBackoff,
     /// Why the node ended the pod itself (`DeadlineExceeded`), reported as its status reason.
     failure: Option<(String, String)>,
+    /// The init containers, in the order they run.
+    init_names: Vec<String>,
+    /// An init container failed and the restart policy says never again: the pod failed.
+    init_failed: bool,
     gone: bool,
     finished: bool,
     probe_tx: mpsc::UnboundedSender<ProbeReport>,
@@ -114,10 +118,21 @@ impl Worker {
         let policy =
             RestartPolicy::parse(pod.spec.as_ref().and_then(|s| s.restart_policy.as_deref()));
         let (base, max) = (ctx.config.backoff_base, ctx.config.backoff_max);
+        let init_names: Vec<String> = pod
+            .spec
+            .iter()
+            .flat_map(|s| s.init_containers.iter().flatten())
+            .map(|c| c.name.clone())
+            .collect();
         let tracks = pod
             .spec
             .iter()
-            .flat_map(|s| s.containers.iter())
+            .flat_map(|s| {
+                s.init_containers
+                    .iter()
+                    .flatten()
+                    .chain(s.containers.iter())
+            })
             .map(|c| {
                 (
                     c.name.clone(),
@@ -148,6 +163,8 @@ impl Worker {
             status_retry_at: None,
             launch_backoff: RestartBackoff::new(retry, retry.max(max)),
             failure: None,
+            init_names,
+            init_failed: false,
             gone: false,
             finished: false,
             probe_tx,
@@ -465,6 +482,13 @@ impl Worker {
 
     /// The Running stage: decide about exits, restart what is due, keep probes in step with runs.
     async fn supervise(&mut self) {
+        if !self.init_names.is_empty() {
+            self.refresh_runtime().await;
+            if self.stage != Stage::Running || !self.advance_init().await {
+                return;
+            }
+            self.start_app_containers().await;
+        }
         // A restarted container can have exited again by the time the backend is asked how it
         // is: decide about that exit too before judging whether the pod is done.
         for _ in 0..3 {
@@ -480,12 +504,15 @@ impl Worker {
             self.refresh_runtime().await;
         }
         let all_done = self.runtime.as_ref().is_some_and(|r| {
-            r.containers.iter().all(|c| match &c.state {
-                ContainerState::Terminated(t) => self.tracks.get(&c.name).is_none_or(|track| {
-                    track.handled_exit == Some(t.finished_at) && track.restart_due.is_none()
-                }),
-                _ => false,
-            })
+            r.containers
+                .iter()
+                .filter(|c| !self.init_names.contains(&c.name))
+                .all(|c| match &c.state {
+                    ContainerState::Terminated(t) => self.tracks.get(&c.name).is_none_or(|track| {
+                        track.handled_exit == Some(t.finished_at) && track.restart_due.is_none()
+                    }),
+                    _ => false,
+                })
         });
         if all_done {
             tracing::info!(pod = %self.key, "every container finished; the pod is done");
@@ -502,6 +529,9 @@ impl Worker {
         };
         let mut restart_now = Vec::new();
         for container in &runtime.containers {
+            if self.init_names.contains(&container.name) {
+                continue;
+            }
             let Some(track) = self.tracks.get_mut(&container.name) else {
                 continue;
             };
@@ -575,6 +605,88 @@ impl Worker {
             self.runtime_dirty = true;
         }
         restarted
+    }
+}
+
+impl Worker {
+    /// Runs the init containers one after the other, each to a successful end, restarting a
+    /// failed one with back-off (or failing the pod under `restartPolicy: Never`); returns
+    /// whether all of them completed.
+    async fn advance_init(&mut self) -> bool {
+        let Some(runtime) = self.runtime.clone() else {
+            return false;
+        };
+        let now = Instant::now();
+        for name in self.init_names.clone() {
+            let Some(container) = runtime.container(&name) else {
+                return false;
+            };
+            let Some(track) = self.tracks.get_mut(&name) else {
+                return false;
+            };
+            match &container.state {
+                ContainerState::Terminated(t) if t.exit_code == 0 => {}
+                ContainerState::Terminated(t) => {
+                    if track.handled_exit != Some(t.finished_at) {
+                        track.handled_exit = Some(t.finished_at);
+                        if self.policy == RestartPolicy::Never {
+                            tracing::info!(pod = %self.key, container = %name, "init container failed; the pod fails");
+                            self.init_failed = true;
+                            self.stage = Stage::Terminated;
+                            return false;
+                        }
+                        let delay = track.backoff.next_delay(now);
+                        track.restart_due = Some((now + delay, delay));
+                    }
+                    if track.restart_due.is_some_and(|(at, _)| at <= now) {
+                        track.restart_due = None;
+                        self.start_container(&name, now).await;
+                    }
+                    return false;
+                }
+                ContainerState::Running { .. } => return false,
+                ContainerState::Waiting { .. } => {
+                    if track.restart_due.is_none_or(|(at, _)| at <= now) {
+                        track.restart_due = None;
+                        self.start_container(&name, now).await;
+                    }
+                    return false;
+                }
+            }
+        }
+        true
+    }
+
+    /// Once the init containers completed: starts the containers not started yet.
+    async fn start_app_containers(&mut self) {
+        let Some(runtime) = self.runtime.clone() else {
+            return;
+        };
+        let now = Instant::now();
+        for container in &runtime.containers {
+            let never_ran = matches!(&container.state, ContainerState::Waiting { reason, .. } if reason == "ContainerCreating")
+                && container.restart_count == 0
+                && container.last_termination.is_none();
+            if !self.init_names.contains(&container.name) && never_ran {
+                self.start_container(&container.name, now).await;
+            }
+        }
+    }
+
+    /// Starts (or starts again) one container; a failure is retried after back-off.
+    async fn start_container(&mut self, name: &str, now: Instant) {
+        if let Err(e) = self.ctx.backend.restart_container(&self.key, name).await {
+            tracing::warn!(pod = %self.key, container = %name, error = %e, "starting a container failed");
+            if let Some(track) = self.tracks.get_mut(name) {
+                let delay = track
+                    .backoff
+                    .next_delay(now)
+                    .max(self.ctx.config.backoff_base);
+                track.restart_due = Some((now + delay, delay));
+            }
+        }
+        self.runtime_dirty = true;
+        self.refresh_runtime().await;
     }
 }
 
