@@ -539,3 +539,65 @@ async fn init_containers_run_in_order_before_the_containers_as_kubectl_shows() -
     node.stop().await;
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lifecycle_hooks_run_after_start_and_before_stop() -> TestResult {
+    let cluster = TestCluster::require().await;
+    let node = TestNode::start(&cluster, "vn-hooks").await;
+    let ns = cluster.namespace("vn-hooks").await?;
+    let dir = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+        .join("vn-hooks")
+        .join(ns.name());
+    std::fs::create_dir_all(&dir)?;
+    let (started, stopping) = (dir.join("post-start"), dir.join("pre-stop"));
+    let mut container = server_container(&[], false);
+    container["lifecycle"] = json!({
+        "postStart": {"exec": {"command": ["/bin/sh", "-c", format!("touch {}", started.display())]}},
+        "preStop": {"exec": {"command": ["/bin/sh", "-c", format!("touch {}", stopping.display())]}},
+    });
+    create_pod(
+        &ns,
+        "hooked",
+        pod_spec(&node.name, json!([container]), "Always"),
+    )
+    .await;
+    wait_pod(&ns, "hooked", "Running and Ready", |p| {
+        phase(p) == "Running" && pod_ready(p)
+    })
+    .await;
+    assert!(
+        started.exists(),
+        "postStart ran before the container was ready"
+    );
+    assert!(!stopping.exists());
+    ns.api::<Pod>()
+        .delete("hooked", &Default::default())
+        .await?;
+    faas_e2e::wait::for_deletion(&ns.api::<Pod>(), "hooked").await?;
+    assert!(
+        stopping.exists(),
+        "preStop ran before the container was stopped"
+    );
+
+    // A failing postStart hook kills the run: the container is restarted and never ready.
+    let mut container = server_container(&[], false);
+    container["lifecycle"] =
+        json!({"postStart": {"exec": {"command": ["/bin/sh", "-c", "exit 1"]}}});
+    create_pod(
+        &ns,
+        "badhook",
+        pod_spec(&node.name, json!([container]), "Always"),
+    )
+    .await;
+    let pod = wait_pod(&ns, "badhook", "restarted", |p| {
+        p.status
+            .as_ref()
+            .and_then(|s| s.container_statuses.as_ref())
+            .is_some_and(|cs| cs[0].restart_count >= 1)
+    })
+    .await;
+    assert!(!pod_ready(&pod));
+    ns.delete().await?;
+    node.stop().await;
+    Ok(())
+}

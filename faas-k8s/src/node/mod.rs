@@ -38,6 +38,7 @@ mod env;
 mod events;
 mod expand;
 pub mod function;
+mod hooks;
 mod hosts;
 mod kubelet_api;
 mod lease;

@@ -239,7 +239,9 @@ impl Worker {
         match report.update {
             ProbeUpdate::Started => track.started = true,
             ProbeUpdate::Ready(ready) => track.ready = ready,
-            ProbeUpdate::LivenessFailed(message) | ProbeUpdate::StartupFailed(message) => {
+            ProbeUpdate::LivenessFailed(message)
+            | ProbeUpdate::StartupFailed(message)
+            | ProbeUpdate::PostStartFailed(message) => {
                 tracing::info!(pod = %self.key, container = %report.container, %message,
                     "probe failed, restarting the container");
                 track.stop_probes();

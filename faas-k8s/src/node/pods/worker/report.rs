@@ -128,7 +128,13 @@ impl Worker {
             };
         }
         let running = matches!(state, ContainerState::Running { .. });
-        let started = running && (spec.startup_probe.is_none() || track.is_some_and(|t| t.started));
+        // With a startup probe or a postStart hook, a run has started once they are through.
+        let post_start = spec
+            .lifecycle
+            .as_ref()
+            .is_some_and(|l| l.post_start.is_some());
+        let started = running
+            && ((spec.startup_probe.is_none() && !post_start) || track.is_some_and(|t| t.started));
         let ready = !init
             && started
             && !finished
