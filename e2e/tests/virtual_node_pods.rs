@@ -601,3 +601,76 @@ async fn lifecycle_hooks_run_after_start_and_before_stop() -> TestResult {
     node.stop().await;
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn volumes_appear_at_their_mount_paths() -> TestResult {
+    let cluster = TestCluster::require().await;
+    let node = TestNode::start(&cluster, "vn-vol").await;
+    let ns = cluster.namespace("vn-vol").await?;
+    let cm: k8s_openapi::api::core::v1::ConfigMap = serde_json::from_value(json!({
+        "metadata": {"name": "settings"},
+        "data": {"app.conf": "level=debug", "other": "x"},
+    }))?;
+    ns.api::<k8s_openapi::api::core::v1::ConfigMap>()
+        .create(&PostParams::default(), &cm)
+        .await?;
+    let secret: Secret = serde_json::from_value(json!({
+        "metadata": {"name": "creds"},
+        "stringData": {"password": "s3cret"},
+    }))?;
+    ns.api::<Secret>()
+        .create(&PostParams::default(), &secret)
+        .await?;
+    let base = format!("/tmp/faas-e2e-vol-{}", ns.name());
+    let check = format!(
+        "set -e; \
+         test \"$(cat {base}/config/conf/app.conf)\" = level=debug; \
+         test ! -e {base}/config/other; \
+         test \"$(cat {base}/secret/password)\" = s3cret; \
+         test \"$(stat -c %a {base}/secret/password)\" = 400; \
+         test \"$(cat {base}/info/name)\" = vols; \
+         test \"$(cat {base}/shared/from-init)\" = hello; \
+         test \"$(cat {base}/only-sub/inner)\" = deep; \
+         if touch {base}/config/new 2>/dev/null; then exit 9; fi; \
+         test -s /var/run/secrets/kubernetes.io/serviceaccount/token; \
+         test \"$(cat /var/run/secrets/kubernetes.io/serviceaccount/namespace)\" = \"$NS\""
+    );
+    let init = format!(
+        "echo -n hello > {base}/shared/from-init; mkdir -p {base}/shared/sub; echo -n deep > {base}/shared/sub/inner"
+    );
+    let spec = json!({
+        "nodeSelector": {"kubernetes.io/hostname": node.name},
+        "tolerations": [{"key": "virtual-kubelet.io/provider", "operator": "Exists", "effect": "NoSchedule"}],
+        "restartPolicy": "Never",
+        "volumes": [
+            {"name": "config", "configMap": {"name": "settings", "items": [{"key": "app.conf", "path": "conf/app.conf"}]}},
+            {"name": "secret", "secret": {"secretName": "creds", "defaultMode": 0o400}},
+            {"name": "info", "downwardAPI": {"items": [{"path": "name", "fieldRef": {"fieldPath": "metadata.name"}}]}},
+            {"name": "shared", "emptyDir": {"medium": "Memory"}},
+        ],
+        "initContainers": [{
+            "name": "fill", "image": SERVER_IMAGE, "command": ["/bin/sh", "-c", init],
+            "volumeMounts": [{"name": "shared", "mountPath": format!("{base}/shared")}],
+        }],
+        "containers": [{
+            "name": "check", "image": SERVER_IMAGE, "command": ["/bin/sh", "-c", check],
+            "env": [{"name": "NS", "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}}],
+            "volumeMounts": [
+                {"name": "config", "mountPath": format!("{base}/config"), "readOnly": true},
+                {"name": "secret", "mountPath": format!("{base}/secret")},
+                {"name": "info", "mountPath": format!("{base}/info")},
+                {"name": "shared", "mountPath": format!("{base}/shared")},
+                {"name": "shared", "mountPath": format!("{base}/only-sub"), "subPath": "sub"},
+            ],
+        }],
+    });
+    create_pod(&ns, "vols", spec).await;
+    let pod = wait_pod(&ns, "vols", "Succeeded or Failed", |p| {
+        matches!(phase(p), "Succeeded" | "Failed")
+    })
+    .await;
+    assert_eq!(phase(&pod), "Succeeded", "{:?}", pod.status);
+    ns.delete().await?;
+    node.stop().await;
+    Ok(())
+}

@@ -71,6 +71,8 @@ pub struct PodLaunch {
     /// The kubelet-managed `/etc/hosts` its containers see (none for a `hostNetwork` pod, which
     /// sees the node's).
     pub hosts_file: Option<String>,
+    /// Its volumes, resolved (the files of ConfigMaps, Secrets, the downward API, tokens).
+    pub volumes: Vec<VolumeLaunch>,
 }
 
 impl PodLaunch {
@@ -85,7 +87,15 @@ impl PodLaunch {
             host_network: None,
             hostname: None,
             hosts_file: None,
+            volumes: Vec::new(),
         }
+    }
+
+    /// Sets the volumes.
+    #[must_use]
+    pub fn with_volumes(mut self, volumes: Vec<VolumeLaunch>) -> Self {
+        self.volumes = volumes;
+        self
     }
 
     /// Sets the hostname and the `/etc/hosts` content the containers see.
@@ -149,6 +159,8 @@ pub struct ContainerLaunch {
     /// With an empty termination message and a failed run, report the end of its log instead
     /// (`terminationMessagePolicy: FallbackToLogsOnError`).
     pub termination_message_from_logs: bool,
+    /// Where the pod's volumes appear in the container.
+    pub mounts: Vec<MountLaunch>,
 }
 
 impl ContainerLaunch {
@@ -164,7 +176,15 @@ impl ContainerLaunch {
             ports: Vec::new(),
             termination_message_path: None,
             termination_message_from_logs: false,
+            mounts: Vec::new(),
         }
+    }
+
+    /// Sets the volume mounts.
+    #[must_use]
+    pub fn with_mounts(mut self, mounts: Vec<MountLaunch>) -> Self {
+        self.mounts = mounts;
+        self
     }
 
     /// Sets the termination message path and whether a failed run with no message reports the
@@ -208,6 +228,112 @@ impl ContainerLaunch {
     #[must_use]
     pub fn with_ports(mut self, ports: Vec<u16>) -> Self {
         self.ports = ports;
+        self
+    }
+}
+
+/// One volume of a [`PodLaunch`], resolved by the node.
+#[non_exhaustive]
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct VolumeLaunch {
+    /// The volume's name in the pod spec.
+    pub name: String,
+    /// Its files (ConfigMap, Secret, downward API, projected); `None` for an `emptyDir`.
+    pub files: Option<Vec<VolumeFile>>,
+    /// An `emptyDir` with `medium: Memory`.
+    pub memory: bool,
+}
+
+impl VolumeLaunch {
+    /// An empty directory for the pod's containers to share.
+    pub fn empty_dir(name: impl Into<String>, memory: bool) -> Self {
+        Self {
+            name: name.into(),
+            files: None,
+            memory,
+        }
+    }
+
+    /// A volume holding `files`.
+    pub fn files(name: impl Into<String>, files: Vec<VolumeFile>) -> Self {
+        Self {
+            name: name.into(),
+            files: Some(files),
+            memory: false,
+        }
+    }
+}
+
+/// One file of a [`VolumeLaunch`].
+#[non_exhaustive]
+#[derive(Clone, PartialEq, Eq)]
+pub struct VolumeFile {
+    /// Its path inside the volume (relative, may hold directories).
+    pub path: String,
+    /// Its content.
+    pub content: Vec<u8>,
+    /// Its permission bits.
+    pub mode: u32,
+}
+
+impl VolumeFile {
+    /// A file from its parts (`mode` as the API gives it; only permission bits are kept).
+    pub fn new(path: impl Into<String>, content: Vec<u8>, mode: i32) -> Self {
+        Self {
+            path: path.into(),
+            content,
+            mode: u32::try_from(mode).unwrap_or(0o644) & 0o777,
+        }
+    }
+}
+
+impl fmt::Debug for VolumeFile {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Secrets and tokens stay out of logs.
+        f.debug_struct("VolumeFile")
+            .field("path", &self.path)
+            .field("bytes", &self.content.len())
+            .field("mode", &format_args!("{:o}", self.mode))
+            .finish()
+    }
+}
+
+/// Where a volume appears in a container (`volumeMounts`).
+#[non_exhaustive]
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MountLaunch {
+    /// The volume's name.
+    pub volume: String,
+    /// The absolute path in the container.
+    pub mount_path: String,
+    /// Only this path inside the volume, if set.
+    pub sub_path: Option<String>,
+    /// Mounted read-only.
+    pub read_only: bool,
+}
+
+impl MountLaunch {
+    /// A mount of `volume` at `mount_path`.
+    pub fn new(volume: impl Into<String>, mount_path: impl Into<String>) -> Self {
+        Self {
+            volume: volume.into(),
+            mount_path: mount_path.into(),
+            sub_path: None,
+            read_only: false,
+        }
+    }
+
+    /// Mounts only `sub_path` of the volume.
+    #[must_use]
+    pub fn with_sub_path(mut self, sub_path: Option<String>) -> Self {
+        self.sub_path = sub_path;
+        self
+    }
+
+    /// Mounts it read-only.
+    #[must_use]
+    pub fn read_only(mut self, read_only: bool) -> Self {
+        self.read_only = read_only;
         self
     }
 }

@@ -28,6 +28,20 @@ pub(crate) struct ConfigError(pub(crate) String);
 pub(crate) trait ConfigSource: Send + Sync {
     async fn config_map(&self, namespace: &str, name: &str) -> Result<Option<ConfigMap>, String>;
     async fn secret(&self, namespace: &str, name: &str) -> Result<Option<Secret>, String>;
+
+    /// A token of the service account `account`, bound to `pod` (TokenRequest).
+    async fn service_account_token(
+        &self,
+        pod: &Pod,
+        account: &str,
+        audience: Option<&str>,
+        expiration_seconds: i64,
+    ) -> Result<String, String> {
+        let _ = (pod, audience, expiration_seconds);
+        Err(format!(
+            "no token of service account {account:?} can be requested here"
+        ))
+    }
 }
 
 #[async_trait]
@@ -44,6 +58,49 @@ impl ConfigSource for kube::Client {
             .get_opt(name)
             .await
             .map_err(|e| format!("reading secret {namespace}/{name}: {e}"))
+    }
+
+    async fn service_account_token(
+        &self,
+        pod: &Pod,
+        account: &str,
+        audience: Option<&str>,
+        expiration_seconds: i64,
+    ) -> Result<String, String> {
+        use k8s_openapi::api::authentication::v1::{
+            BoundObjectReference, TokenRequest, TokenRequestSpec,
+        };
+        use k8s_openapi::api::core::v1::ServiceAccount;
+        let namespace = pod.metadata.namespace.as_deref().unwrap_or_default();
+        let request = TokenRequest {
+            spec: Some(TokenRequestSpec {
+                audiences: audience.map(|a| vec![a.to_owned()]),
+                expiration_seconds: Some(expiration_seconds),
+                bound_object_ref: Some(BoundObjectReference {
+                    api_version: Some("v1".to_owned()),
+                    kind: Some("Pod".to_owned()),
+                    name: pod.metadata.name.clone(),
+                    uid: pod.metadata.uid.clone(),
+                }),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let answer: TokenRequest = Api::<ServiceAccount>::namespaced(self.clone(), namespace)
+            .create_subresource(
+                "token",
+                account,
+                &kube::api::PostParams::default(),
+                &request,
+            )
+            .await
+            .map_err(|e| {
+                format!("requesting a token of service account {namespace}/{account}: {e}")
+            })?;
+        answer
+            .status
+            .and_then(|s| s.token)
+            .ok_or_else(|| format!("the token request for {namespace}/{account} returned no token"))
     }
 }
 

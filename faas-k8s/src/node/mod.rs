@@ -55,11 +55,13 @@ mod service_env;
 #[cfg(test)]
 mod testing;
 mod virtual_node;
+mod volumes;
 
 pub use address::{AddressPool, DEFAULT_POD_CIDR};
 pub use backend::{
     BackendError, Capacity, ContainerLaunch, ContainerRuntimeStatus, ContainerState, LogOptions,
-    LogStream, PodBackend, PodEvents, PodKey, PodLaunch, PodRuntimeStatus, Terminated,
+    LogStream, MountLaunch, PodBackend, PodEvents, PodKey, PodLaunch, PodRuntimeStatus, Terminated,
+    VolumeFile, VolumeLaunch,
 };
 pub use config::{
     KubeletTls, NodeAddress, NodeConfig, NodeConfigBuilder, NodeTaint, PROVIDER_TAINT_KEY,

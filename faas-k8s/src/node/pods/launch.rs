@@ -4,11 +4,13 @@ use std::net::IpAddr;
 
 use k8s_openapi::api::core::v1::{Container, Pod, Service};
 
+use super::super::backend::MountLaunch;
 use super::super::backend::{Capacity, ContainerLaunch, PodKey, PodLaunch};
 use super::super::env::{ConfigError, ConfigSource, EnvContext, resolve_env};
 use super::super::expand::expand_all;
 use super::super::hosts::{hostname, hosts_file};
 use super::super::service_env::{service_env, visible_services};
+use super::super::volumes::resolve_volumes;
 
 /// Where a container writes its termination message unless its spec says otherwise.
 const DEFAULT_TERMINATION_MESSAGE_PATH: &str = "/dev/termination-log";
@@ -58,7 +60,9 @@ pub(crate) async fn build_launch(
     for container in spec.init_containers.iter().flatten() {
         init_containers.push(container_launch(&ctx, container, source).await?);
     }
+    let volumes = resolve_volumes(&ctx, source).await?;
     Ok(PodLaunch::new(pod_key(pod), containers)
+        .with_volumes(volumes)
         .with_init_containers(init_containers)
         .with_host_identity(hostname(pod), hosts_file(pod, pod_ip))
         .with_labels(pod.metadata.labels.clone().unwrap_or_default())
@@ -95,6 +99,18 @@ async fn container_launch(
                         .unwrap_or_else(|| DEFAULT_TERMINATION_MESSAGE_PATH.to_owned()),
                 ),
                 container.termination_message_policy.as_deref() == Some("FallbackToLogsOnError"),
+            )
+            .with_mounts(
+                container
+                    .volume_mounts
+                    .iter()
+                    .flatten()
+                    .map(|m| {
+                        MountLaunch::new(&m.name, &m.mount_path)
+                            .with_sub_path(m.sub_path.clone().filter(|s| !s.is_empty()))
+                            .read_only(m.read_only == Some(true))
+                    })
+                    .collect(),
             ),
     )
 }

@@ -3,6 +3,7 @@
 use std::io;
 use std::net::{IpAddr, Ipv4Addr};
 use std::os::unix::process::ExitStatusExt;
+use std::path::PathBuf;
 use std::process::Stdio;
 use std::sync::Arc;
 use std::time::Duration;
@@ -19,7 +20,7 @@ use super::log::read::read_log;
 use super::pod::{Container, Pod, RecordGuard};
 use super::run::Runner;
 use super::spawn::{command, network_of, resolve_spec};
-use super::state::StateDir;
+use super::state::{BindMount, StateDir};
 use crate::node::backend::{
     BackendError, Capacity, LogOptions, LogStream, PodBackend, PodEvents, PodKey, PodLaunch,
     PodRuntimeStatus,
@@ -245,6 +246,57 @@ impl PodBackend for ProcessBackend {
             .hostname
             .clone()
             .filter(|_| isolated && launch.host_network.is_none());
+        let mounts_volumes = launch
+            .init_containers
+            .iter()
+            .chain(&launch.containers)
+            .any(|c| !c.mounts.is_empty());
+        if mounts_volumes && !isolated {
+            // Never started half-configured: without its volumes a container would not find
+            // its files.
+            return Err(BackendError::Other(
+                "the pod mounts volumes, which this node mounts only when it runs as root (set \
+                 automountServiceAccountToken: false and drop the volumeMounts, or run the node \
+                 as root)"
+                    .into(),
+            ));
+        }
+        let volume_dirs = if mounts_volumes {
+            std::fs::create_dir_all(&run_dir)?;
+            isolate::write_volumes(&state.volumes_dir(&launch.key), &launch.volumes)?
+        } else {
+            Vec::new()
+        };
+        let mut mounts_of = Vec::new();
+        for c in launch.init_containers.iter().chain(&launch.containers) {
+            let mut mounts = Vec::new();
+            for m in &c.mounts {
+                let Some((_, dir)) = volume_dirs.iter().find(|(name, _)| *name == m.volume) else {
+                    return Err(BackendError::Other(
+                        format!(
+                            "container {:?} mounts volume {:?}, which the pod does not have",
+                            c.name, m.volume
+                        )
+                        .into(),
+                    ));
+                };
+                let source = match &m.sub_path {
+                    Some(sub) => isolate::inside(dir, sub)?,
+                    None => dir.clone(),
+                };
+                if m.sub_path.is_some() && !source.exists() {
+                    std::fs::create_dir_all(&source)?;
+                }
+                mounts.push(BindMount {
+                    source,
+                    target: PathBuf::from(&m.mount_path),
+                    read_only: m.read_only,
+                });
+            }
+            // A mount inside another is made after it.
+            mounts.sort_by_key(|m| m.target.components().count());
+            mounts_of.push(mounts);
+        }
         inner
             .table
             .create(
@@ -257,7 +309,8 @@ impl PodBackend for ProcessBackend {
                         .iter()
                         .chain(&launch.containers)
                         .zip(executables)
-                        .map(|(c, exe)| {
+                        .zip(mounts_of)
+                        .map(|((c, exe), mounts)| {
                             let mut spec = resolve_spec(
                                 c,
                                 exe,
@@ -270,6 +323,7 @@ impl PodBackend for ProcessBackend {
                             spec.isolated = isolated;
                             spec.hostname = hostname.clone();
                             spec.hosts_file = hosts_file.clone();
+                            spec.mounts = mounts;
                             if !isolated {
                                 spec.termination_message_path = None;
                             }

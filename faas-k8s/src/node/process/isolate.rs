@@ -12,7 +12,8 @@ use std::path::{Path, PathBuf};
 use nix::mount::{MsFlags, mount};
 use nix::sched::{CloneFlags, unshare};
 
-use super::state::ProcessSpec;
+use super::state::{BindMount, ProcessSpec};
+use crate::node::backend::VolumeLaunch;
 use crate::node::network::Prelude;
 
 /// How much of a termination message is kept, as a kubelet keeps it.
@@ -33,6 +34,7 @@ struct Plan {
     hostname: Option<String>,
     hosts_file: Option<PathBuf>,
     termination: Option<(PathBuf, PathBuf)>,
+    mounts: Vec<BindMount>,
 }
 
 /// The work that gives a run its own view, done on the thread that starts it; `None` when the
@@ -48,6 +50,7 @@ pub(crate) fn prelude(spec: &ProcessSpec, termination_file: &Path) -> Option<Pre
             .termination_message_path
             .clone()
             .map(|inside| (termination_file.to_owned(), inside)),
+        mounts: spec.mounts.clone(),
     };
     Some(Box::new(move || apply(&plan)))
 }
@@ -90,7 +93,91 @@ fn apply(plan: &Plan) -> io::Result<()> {
         }
         bind(file, inside)?;
     }
+    for m in &plan.mounts {
+        // The mount point must exist; made on the node like a container runtime makes it in
+        // the image's file system.
+        if m.source.is_dir() {
+            std::fs::create_dir_all(&m.target)?;
+        } else if !m.target.exists() {
+            if let Some(parent) = m.target.parent() {
+                std::fs::create_dir_all(parent)?;
+            }
+            std::fs::File::create(&m.target)?;
+        }
+        bind(&m.source, &m.target)?;
+        if m.read_only {
+            mount(
+                None::<&str>,
+                &m.target,
+                None::<&str>,
+                MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY,
+                None::<&str>,
+            )
+            .map_err(io::Error::from)?;
+        }
+    }
     Ok(())
+}
+
+/// Writes the pod's volumes under `dir` (an `emptyDir` of `medium: Memory` gets a tmpfs) and
+/// returns each volume's directory by name.
+pub(crate) fn write_volumes(
+    dir: &Path,
+    volumes: &[VolumeLaunch],
+) -> io::Result<Vec<(String, PathBuf)>> {
+    use std::os::unix::fs::PermissionsExt;
+    let mut out = Vec::new();
+    for volume in volumes {
+        let root = dir.join(&volume.name);
+        std::fs::create_dir_all(&root)?;
+        std::fs::set_permissions(&root, std::fs::Permissions::from_mode(0o777))?;
+        if volume.memory && !is_mount_point(&root) {
+            mount(
+                Some("tmpfs"),
+                &root,
+                Some("tmpfs"),
+                MsFlags::empty(),
+                Some("mode=0777"),
+            )
+            .map_err(io::Error::from)?;
+        }
+        for file in volume.files.iter().flatten() {
+            let path = inside(&root, &file.path)?;
+            if let Some(parent) = path.parent() {
+                std::fs::create_dir_all(parent)?;
+            }
+            std::fs::write(&path, &file.content)?;
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(file.mode))?;
+        }
+        out.push((volume.name.clone(), root));
+    }
+    Ok(out)
+}
+
+/// `relative` under `root`, refusing anything that would climb out of it.
+pub(crate) fn inside(root: &Path, relative: &str) -> io::Result<PathBuf> {
+    let path = Path::new(relative);
+    let plain = path
+        .components()
+        .all(|c| matches!(c, std::path::Component::Normal(_)));
+    if !plain {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("{relative:?} is not a plain relative path"),
+        ));
+    }
+    Ok(root.join(path))
+}
+
+fn is_mount_point(path: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    let (Ok(own), Some(Ok(parent))) = (
+        std::fs::metadata(path),
+        path.parent().map(std::fs::metadata),
+    ) else {
+        return false;
+    };
+    own.dev() != parent.dev()
 }
 
 fn bind(source: &Path, target: &Path) -> io::Result<()> {

@@ -64,6 +64,7 @@ pub(crate) fn resolve_spec(
         hosts_file: None,
         termination_message_path: launch.termination_message_path.as_ref().map(PathBuf::from),
         termination_message_from_logs: launch.termination_message_from_logs,
+        mounts: Vec::new(),
     }
 }
 

@@ -74,6 +74,17 @@ pub(crate) struct ProcessSpec {
     /// A failed run with no message reports the end of its log.
     #[serde(default)]
     pub(crate) termination_message_from_logs: bool,
+    /// Volumes bound into the container, when isolated, in the order they are mounted.
+    #[serde(default)]
+    pub(crate) mounts: Vec<BindMount>,
+}
+
+/// A node-side path bound at a path the container sees.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct BindMount {
+    pub(crate) source: PathBuf,
+    pub(crate) target: PathBuf,
+    pub(crate) read_only: bool,
 }
 
 /// Which process runs a container: the pid with its start time (pids get reused) and its
@@ -126,6 +137,11 @@ impl StateDir {
     pub(crate) fn termination_path(&self, key: &PodKey, container: &str) -> PathBuf {
         self.run_dir(key)
             .join(format!(".{}.termination-log", escape(container)))
+    }
+
+    /// Where the pod's volumes live on the node.
+    pub(crate) fn volumes_dir(&self, key: &PodKey) -> PathBuf {
+        self.run_dir(key).join(".volumes")
     }
 
     /// The node-side copy of the pod's `/etc/hosts`.
@@ -196,9 +212,16 @@ impl StateDir {
         Ok(records)
     }
 
-    /// Removes everything of a pod: record, run directory, logs.
+    /// Removes everything of a pod: record, run directory (after taking its memory volumes'
+    /// file systems off), logs.
     pub(crate) fn remove(&self, key: &PodKey) -> io::Result<()> {
         remove_file_if_exists(&self.record_path(key))?;
+        if let Ok(entries) = std::fs::read_dir(self.volumes_dir(key)) {
+            for entry in entries.flatten() {
+                // Only memory volumes are mounts; for the others this fails harmlessly.
+                let _ = nix::mount::umount2(&entry.path(), nix::mount::MntFlags::MNT_DETACH);
+            }
+        }
         remove_dir_if_exists(&self.run_dir(key))?;
         remove_dir_if_exists(&self.root.join("logs").join(pod_dir_name(key)))
     }
@@ -266,6 +289,7 @@ mod tests {
                     hosts_file: None,
                     termination_message_path: None,
                     termination_message_from_logs: false,
+                    mounts: Vec::new(),
                 },
                 status: ContainerStatusCell::new("main"),
                 process: None,
