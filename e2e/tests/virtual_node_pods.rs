@@ -674,3 +674,46 @@ async fn volumes_appear_at_their_mount_paths() -> TestResult {
     node.stop().await;
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn configmap_volumes_follow_updates() -> TestResult {
+    let cluster = TestCluster::require().await;
+    let node = TestNode::start(&cluster, "vn-volup").await;
+    let ns = cluster.namespace("vn-volup").await?;
+    let configs = ns.api::<k8s_openapi::api::core::v1::ConfigMap>();
+    let cm: k8s_openapi::api::core::v1::ConfigMap = serde_json::from_value(json!({
+        "metadata": {"name": "live"},
+        "data": {"version": "v1"},
+    }))?;
+    configs.create(&PostParams::default(), &cm).await?;
+    let path = format!("/tmp/faas-e2e-volup-{}", ns.name());
+    // Runs until it sees the new version of the file.
+    let wait = format!("while [ \"$(cat {path}/version)\" != v2 ]; do sleep 0.2; done");
+    let spec = json!({
+        "nodeSelector": {"kubernetes.io/hostname": node.name},
+        "tolerations": [{"key": "virtual-kubelet.io/provider", "operator": "Exists", "effect": "NoSchedule"}],
+        "restartPolicy": "Never",
+        "volumes": [{"name": "live", "configMap": {"name": "live"}}],
+        "containers": [{
+            "name": "watch", "image": SERVER_IMAGE, "command": ["/bin/sh", "-c", wait],
+            "volumeMounts": [{"name": "live", "mountPath": path}],
+        }],
+    });
+    create_pod(&ns, "follower", spec).await;
+    wait_pod(&ns, "follower", "Running", |p| phase(p) == "Running").await;
+    configs
+        .patch(
+            "live",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"data": {"version": "v2"}})),
+        )
+        .await?;
+    let pod = wait_pod(&ns, "follower", "Succeeded", |p| {
+        matches!(phase(p), "Succeeded" | "Failed")
+    })
+    .await;
+    assert_eq!(phase(&pod), "Succeeded");
+    ns.delete().await?;
+    node.stop().await;
+    Ok(())
+}

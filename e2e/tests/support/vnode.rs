@@ -115,6 +115,7 @@ impl TestNode {
             })
             .restart_backoff(Duration::from_millis(200), Duration::from_secs(2))
             .config_retry_interval(Duration::from_millis(500))
+            .volume_sync_interval(Duration::from_secs(1))
             .build()
             .expect("a valid node configuration");
         let node = VirtualNode::with_shared_backend(cluster.client(), config, backend.clone());

@@ -69,6 +69,28 @@ pub(crate) async fn build_launch(
         .with_annotations(pod.metadata.annotations.clone().unwrap_or_default()))
 }
 
+/// Resolves the pod's volumes again (to bring a running pod's files up to date).
+pub(crate) async fn build_volumes(
+    pod: &Pod,
+    pod_ip: Option<IpAddr>,
+    host_ip: IpAddr,
+    allocatable: &Capacity,
+    source: &dyn ConfigSource,
+) -> Result<PodLaunch, ConfigError> {
+    let ctx = EnvContext {
+        pod,
+        pod_ip,
+        host_ip,
+        allocatable,
+        service_env: &[],
+    };
+    let volumes = resolve_volumes(&ctx, source).await?;
+    Ok(PodLaunch::new(pod_key(pod), Vec::new())
+        .with_volumes(volumes)
+        .with_labels(pod.metadata.labels.clone().unwrap_or_default())
+        .with_annotations(pod.metadata.annotations.clone().unwrap_or_default()))
+}
+
 /// Resolves one container: environment, `$(VAR)` in command and args, ports, termination message.
 async fn container_launch(
     ctx: &EnvContext<'_>,

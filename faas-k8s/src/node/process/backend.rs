@@ -341,8 +341,18 @@ impl PodBackend for ProcessBackend {
     }
 
     async fn update(&self, pod: PodLaunch) -> Result<(), BackendError> {
-        // Labels and annotations change nothing for a process.
-        self.inner.table.pod(&pod.key).map(|_| ())
+        // Labels and annotations change nothing for a process; volume files are brought up to
+        // date (those of volumes the pod mounts).
+        let existing = self.inner.table.pod(&pod.key)?;
+        let mounted = existing
+            .containers
+            .iter()
+            .any(|c| !c.spec.mounts.is_empty());
+        if mounted && !pod.volumes.is_empty() {
+            let dir = self.inner.table.runtime().state.volumes_dir(&pod.key);
+            isolate::write_volumes(&dir, &pod.volumes)?;
+        }
+        Ok(())
     }
 
     async fn restart_container(&self, key: &PodKey, name: &str) -> Result<(), BackendError> {

@@ -141,17 +141,41 @@ pub(crate) fn write_volumes(
             )
             .map_err(io::Error::from)?;
         }
-        for file in volume.files.iter().flatten() {
-            let path = inside(&root, &file.path)?;
-            if let Some(parent) = path.parent() {
-                std::fs::create_dir_all(parent)?;
+        if let Some(files) = &volume.files {
+            let mut written = std::collections::HashSet::new();
+            for file in files {
+                let path = inside(&root, &file.path)?;
+                if let Some(parent) = path.parent() {
+                    std::fs::create_dir_all(parent)?;
+                }
+                // Replaced whole, so a reader sees the old content or the new, never half.
+                let tmp = path.with_file_name(format!(
+                    ".{}.tmp",
+                    path.file_name().and_then(|n| n.to_str()).unwrap_or("file")
+                ));
+                std::fs::write(&tmp, &file.content)?;
+                std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(file.mode))?;
+                std::fs::rename(&tmp, &path)?;
+                written.insert(path);
             }
-            std::fs::write(&path, &file.content)?;
-            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(file.mode))?;
+            remove_others(&root, &written)?;
         }
         out.push((volume.name.clone(), root));
     }
     Ok(out)
+}
+
+/// Removes the files under `dir` that are not in `keep` (keys gone from a ConfigMap, say).
+fn remove_others(dir: &Path, keep: &std::collections::HashSet<PathBuf>) -> io::Result<()> {
+    for entry in std::fs::read_dir(dir)? {
+        let path = entry?.path();
+        if path.is_dir() {
+            remove_others(&path, keep)?;
+        } else if !keep.contains(&path) {
+            std::fs::remove_file(&path)?;
+        }
+    }
+    Ok(())
 }
 
 /// `relative` under `root`, refusing anything that would climb out of it.

@@ -22,7 +22,7 @@ use super::super::backend::{
 use super::super::backoff::RestartBackoff;
 use super::super::config::NodeConfig;
 use super::super::probe::{ProbeReport, ProbeTarget, ProbeUpdate, probe_container};
-use super::launch::{build_launch, pod_key};
+use super::launch::{build_launch, build_volumes, pod_key};
 mod report;
 mod terminate;
 #[cfg(test)]
@@ -104,6 +104,8 @@ pub(crate) struct Worker {
     init_names: Vec<String>,
     /// An init container failed and the restart policy says never again: the pod failed.
     init_failed: bool,
+    /// When the running pod's volume files are next brought up to date.
+    next_volume_sync: Option<Instant>,
     gone: bool,
     finished: bool,
     probe_tx: mpsc::UnboundedSender<ProbeReport>,
@@ -165,6 +167,7 @@ impl Worker {
             failure: None,
             init_names,
             init_failed: false,
+            next_volume_sync: None,
             gone: false,
             finished: false,
             probe_tx,
@@ -279,6 +282,10 @@ impl Worker {
             .chain(self.retry_at)
             .chain(self.status_retry_at)
             .chain(self.active_deadline())
+            .chain(
+                self.next_volume_sync
+                    .filter(|_| self.stage == Stage::Running),
+            )
             .min()
     }
 
@@ -502,6 +509,7 @@ impl Worker {
         if self.stage != Stage::Running {
             return;
         }
+        self.sync_volumes().await;
         if self.runtime_dirty {
             self.refresh_runtime().await;
         }
@@ -657,6 +665,51 @@ impl Worker {
             }
         }
         true
+    }
+
+    /// Brings the files of the running pod's volumes up to date, every
+    /// [`volume_sync_interval`](NodeConfig::volume_sync_interval).
+    async fn sync_volumes(&mut self) {
+        let has_volumes = self
+            .pod
+            .spec
+            .as_ref()
+            .is_some_and(|s| s.volumes.as_ref().is_some_and(|v| !v.is_empty()));
+        if !has_volumes {
+            return;
+        }
+        let now = Instant::now();
+        let interval = self.ctx.config.volume_sync_interval;
+        match self.next_volume_sync {
+            None => {
+                // Written when the pod was created.
+                self.next_volume_sync = Some(now + interval);
+                return;
+            }
+            Some(at) if at > now => return,
+            Some(_) => self.next_volume_sync = Some(now + interval),
+        }
+        let pod_ip = self.runtime.as_ref().and_then(|r| r.pod_ip);
+        let launch = build_volumes(
+            &self.pod,
+            pod_ip,
+            self.ctx.config.host_ip(),
+            &self.ctx.allocatable,
+            &self.ctx.client,
+        )
+        .await;
+        let result = match launch {
+            Ok(launch) => self
+                .ctx
+                .backend
+                .update(launch)
+                .await
+                .map_err(|e| e.to_string()),
+            Err(e) => Err(e.0),
+        };
+        if let Err(e) = result {
+            tracing::warn!(pod = %self.key, error = %e, "bringing the pod's volumes up to date failed; retrying later");
+        }
     }
 
     /// Once the init containers completed: starts the containers not started yet.
