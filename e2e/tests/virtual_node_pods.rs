@@ -717,3 +717,96 @@ async fn configmap_volumes_follow_updates() -> TestResult {
     node.stop().await;
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kubelet_api_answers_only_whom_the_api_server_allows() -> TestResult {
+    use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding};
+    let cluster = TestCluster::require().await;
+    let node = TestNode::start(&cluster, "vn-authz").await;
+    let ns = cluster.namespace("vn-authz").await?;
+    create_pod(
+        &ns,
+        "web",
+        pod_spec(&node.name, json!([server_container(&[], false)]), "Always"),
+    )
+    .await;
+    wait_pod(&ns, "web", "Running", |p| phase(p) == "Running").await;
+    let port = cluster
+        .client()
+        .request::<k8s_openapi::api::core::v1::Node>(
+            http::Request::get(format!("/api/v1/nodes/{}", node.name)).body(Vec::new())?,
+        )
+        .await?
+        .status
+        .and_then(|s| s.daemon_endpoints)
+        .and_then(|d| d.kubelet_endpoint)
+        .map(|e| e.port)
+        .ok_or("no kubelet port")?;
+    let url: http::Uri = format!("https://127.0.0.1:{port}").parse()?;
+    let path = format!("/containerLogs/{}/web/server", ns.name());
+    let call = |mut config: kube::Config| {
+        let (url, path) = (url.clone(), path.clone());
+        async move {
+            config.cluster_url = url;
+            config.accept_invalid_certs = true;
+            let client = kube::Client::try_from(config)?;
+            client
+                .request_text(http::Request::get(path).body(Vec::new())?)
+                .await
+                .map_err(|e| -> Box<dyn std::error::Error> { Box::new(e) })
+        }
+    };
+    let code = |result: Result<String, Box<dyn std::error::Error>>| match result {
+        Ok(_) => 200,
+        Err(e) => match e.downcast_ref::<kube::Error>() {
+            Some(kube::Error::Api(status)) => status.code,
+            _ => 0,
+        },
+    };
+    // The admin (system:masters) may.
+    assert_eq!(code(call(cluster.config().clone()).await), 200);
+    // No credentials at all.
+    let anonymous = kube::Config::new(url.clone());
+    assert_eq!(code(call(anonymous).await), 401);
+    // Authenticated, but granted nothing on nodes.
+    let restricted = kube::Config::from_custom_kubeconfig(
+        kube::config::Kubeconfig::read_from(&cluster.paths().restricted_kubeconfig)?,
+        &kube::config::KubeConfigOptions::default(),
+    )
+    .await?;
+    assert_eq!(code(call(restricted.clone()).await), 403);
+    // Granted nodes/proxy, it may.
+    let role_name = format!("{}-kubelet-proxy", ns.name());
+    let role: ClusterRole = serde_json::from_value(json!({
+        "metadata": {"name": role_name},
+        "rules": [{"apiGroups": [""], "resources": ["nodes/proxy"], "verbs": ["get"]}],
+    }))?;
+    let binding: ClusterRoleBinding = serde_json::from_value(json!({
+        "metadata": {"name": role_name},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": role_name},
+        "subjects": [{"kind": "User", "name": cluster.restricted_user(), "apiGroup": "rbac.authorization.k8s.io"}],
+    }))?;
+    let roles: kube::Api<ClusterRole> = kube::Api::all(cluster.client());
+    let bindings: kube::Api<ClusterRoleBinding> = kube::Api::all(cluster.client());
+    roles.create(&PostParams::default(), &role).await?;
+    bindings.create(&PostParams::default(), &binding).await?;
+    let granted = faas_e2e::wait::until("the granted user is let through", || {
+        let restricted = restricted.clone();
+        let call = &call;
+        async move {
+            let got = code(call(restricted).await);
+            Ok(if got == 200 {
+                faas_e2e::wait::Poll::Ready(())
+            } else {
+                faas_e2e::wait::Poll::Pending(format!("HTTP {got}"))
+            })
+        }
+    })
+    .await;
+    let _ = bindings.delete(&role_name, &Default::default()).await;
+    let _ = roles.delete(&role_name, &Default::default()).await;
+    granted?;
+    ns.delete().await?;
+    node.stop().await;
+    Ok(())
+}

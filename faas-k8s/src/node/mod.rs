@@ -41,6 +41,7 @@ pub mod function;
 mod hooks;
 mod hosts;
 mod kubelet_api;
+mod kubelet_auth;
 mod lease;
 mod log;
 mod machine;

@@ -17,6 +17,7 @@ use tokio_util::sync::CancellationToken;
 use super::backend::PodBackend;
 use super::config::NodeConfig;
 use super::kubelet_api::KubeletApi;
+use super::kubelet_auth::Authorizer;
 use super::lease::keep_lease;
 use super::pods::worker::PodContext;
 use super::pods::{PodRegistry, run_pods};
@@ -145,6 +146,10 @@ impl VirtualNode {
                     tls,
                     registry.clone(),
                     self.backend.clone(),
+                    Authorizer {
+                        client: self.client.clone(),
+                        node: config.name.clone(),
+                    },
                 )
                 .await?;
                 // Port 0 asks for any free port: the one bound is the one advertised.
