@@ -15,6 +15,8 @@
 //! | module | concept |
 //! |---|---|
 //! | [`backend`] | the [`PodBackend`] boundary and its data types |
+//! | `address`, `events`, `machine` | what every backend shares: pod addresses ([`AddressPool`]), change notifications ([`EventHub`]), the machine's capacity |
+//! | `pod_table`, `container_status`, `log` | the pod bookkeeping every backend keeps, container states, stored log lines |
 //! | `config` | [`NodeConfig`] and its builder |
 //! | `registration`, `lease` | the Node object and its Lease |
 //! | `pods` | the pod watcher, the per-pod state machine and status |
@@ -25,31 +27,56 @@
 //! | [`process`], [`function`] | the backends |
 //! | `cli` (feature `cli`) | the `faas-vnode` command line, reusable by programs that embed functions |
 
+mod address;
 pub mod backend;
 mod backoff;
 #[cfg(feature = "cli")]
 pub mod cli;
 mod config;
+mod container_status;
 mod env;
+mod events;
 mod expand;
 pub mod function;
+mod hooks;
+mod hosts;
 mod kubelet_api;
+mod kubelet_auth;
 mod lease;
+mod log;
+mod machine;
 pub mod network;
+mod pod_table;
 mod pods;
 mod probe;
 pub mod process;
 mod quantity;
 mod registration;
+mod service_env;
 #[cfg(test)]
 mod testing;
 mod virtual_node;
+mod volumes;
 
+pub use address::{AddressPool, DEFAULT_POD_CIDR};
 pub use backend::{
     BackendError, Capacity, ContainerLaunch, ContainerRuntimeStatus, ContainerState, LogOptions,
-    LogStream, PodBackend, PodEvents, PodKey, PodLaunch, PodRuntimeStatus, Terminated,
+    LogStream, MountLaunch, PodBackend, PodEvents, PodKey, PodLaunch, PodRuntimeStatus, Terminated,
+    VolumeFile, VolumeLaunch,
 };
 pub use config::{
     KubeletTls, NodeAddress, NodeConfig, NodeConfigBuilder, NodeTaint, PROVIDER_TAINT_KEY,
 };
+pub use events::EventHub;
+pub use machine::{DEFAULT_MAX_PODS, machine_capacity};
 pub use virtual_node::{ShutdownHandle, VirtualNode};
+
+use std::sync::{Mutex, MutexGuard};
+
+/// Locks `mutex`, carrying on after a panic elsewhere poisoned it (the guarded data is always left
+/// consistent: no code here panics half-way through an update).
+pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}

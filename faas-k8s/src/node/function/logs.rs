@@ -14,8 +14,8 @@ use futures::StreamExt;
 use tokio::sync::watch;
 
 use crate::node::backend::{LogOptions, LogStream};
-use crate::node::process::log::select::LogSelector;
-use crate::node::process::log::{encode_line, format_timestamp};
+use crate::node::log::select::LogSelector;
+use crate::node::log::{encode_line, format_timestamp};
 
 /// The lines of `function` in `log`, as `opts` asks; with `follow`, until `run_end` turns `true`
 /// (or right after the kept lines when no run is serving).

@@ -152,7 +152,13 @@ pub(crate) async fn run_pods(
                     }
                 }
             },
-            Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
+            Some(ended) = tasks.join_next(), if !tasks.is_empty() => {
+                if let Err(e) = ended
+                    && e.is_panic()
+                {
+                    tracing::error!(error = %e, "a pod worker panicked; its pod is no longer tended");
+                }
+            }
         }
     }
 

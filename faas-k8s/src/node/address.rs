@@ -7,112 +7,17 @@
 use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::net::Ipv4Addr;
-use std::str::FromStr;
 use std::sync::{Arc, Mutex};
 
+use ipnet::Ipv4Net;
+
+use super::backend::PodKey;
 use super::lock;
-use crate::node::backend::PodKey;
 
 /// The range pods get their addresses from by default: 65 024 usable loopback addresses.
 pub const DEFAULT_POD_CIDR: &str = "127.1.0.0/16";
 
-/// An IPv4 network in CIDR notation (`127.1.0.0/16`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub struct Ipv4Cidr {
-    network: Ipv4Addr,
-    prefix: u8,
-}
-
-impl Ipv4Cidr {
-    /// The network that holds `addr` with a prefix of `prefix` bits (host bits are cleared);
-    /// `None` when `prefix` is greater than 32.
-    pub fn new(addr: Ipv4Addr, prefix: u8) -> Option<Self> {
-        if prefix > 32 {
-            return None;
-        }
-        let mask = Self::mask_of(prefix);
-        Some(Self {
-            network: Ipv4Addr::from(u32::from(addr) & mask),
-            prefix,
-        })
-    }
-
-    /// The first address of the network.
-    pub fn network(&self) -> Ipv4Addr {
-        self.network
-    }
-
-    /// The prefix length in bits.
-    pub fn prefix(&self) -> u8 {
-        self.prefix
-    }
-
-    /// How many addresses the network spans (including the ones a pool skips).
-    pub fn size(&self) -> u64 {
-        1u64 << (32 - u32::from(self.prefix))
-    }
-
-    /// Whether `addr` lies inside the network.
-    pub fn contains(&self, addr: Ipv4Addr) -> bool {
-        u32::from(addr) & Self::mask_of(self.prefix) == u32::from(self.network)
-    }
-
-    fn mask_of(prefix: u8) -> u32 {
-        if prefix == 0 {
-            0
-        } else {
-            u32::MAX << (32 - u32::from(prefix))
-        }
-    }
-}
-
-impl fmt::Display for Ipv4Cidr {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}/{}", self.network, self.prefix)
-    }
-}
-
-/// The text given to [`Ipv4Cidr::from_str`] is not an IPv4 network in CIDR notation.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ParseCidrError {
-    input: String,
-}
-
-impl fmt::Display for ParseCidrError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{:?} is not an IPv4 network in CIDR notation (expected e.g. \"127.1.0.0/16\")",
-            self.input
-        )
-    }
-}
-
-impl std::error::Error for ParseCidrError {}
-
-impl FromStr for Ipv4Cidr {
-    type Err = ParseCidrError;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let err = || ParseCidrError {
-            input: s.to_owned(),
-        };
-        let (addr, prefix) = s.trim().split_once('/').ok_or_else(err)?;
-        let addr: Ipv4Addr = addr.parse().map_err(|_| err())?;
-        let prefix: u8 = prefix.parse().map_err(|_| err())?;
-        Self::new(addr, prefix).ok_or_else(err)
-    }
-}
-
-impl Default for Ipv4Cidr {
-    fn default() -> Self {
-        DEFAULT_POD_CIDR
-            .parse()
-            .expect("the default pod CIDR parses")
-    }
-}
-
-/// Hands out pod addresses from an [`Ipv4Cidr`], never one that is still in use.
+/// Hands out pod addresses from an IPv4 network ([`Ipv4Net`]), never one that is still in use.
 ///
 /// Addresses are given round-robin, so an address just released is the last to be given again
 /// (a client that still holds a connection to a deleted pod does not reach its successor). The
@@ -126,7 +31,7 @@ impl Default for Ipv4Cidr {
 /// node can draw from one range without ever handing out the same address twice.
 ///
 /// ```
-/// use faas_k8s::node::process::AddressPool;
+/// use faas_k8s::node::AddressPool;
 ///
 /// let pool = AddressPool::new("127.1.0.0/16".parse().unwrap());
 /// let a = pool.allocate().unwrap();
@@ -141,7 +46,7 @@ impl Default for Ipv4Cidr {
 /// ```
 #[derive(Clone)]
 pub struct AddressPool {
-    cidr: Ipv4Cidr,
+    cidr: Ipv4Net,
     state: Arc<Mutex<PoolState>>,
 }
 
@@ -153,10 +58,11 @@ struct PoolState {
 }
 
 impl AddressPool {
-    /// A pool over `cidr` with nothing in use.
-    pub fn new(cidr: Ipv4Cidr) -> Self {
+    /// A pool over `cidr` with nothing in use (host bits of `cidr` are ignored: `127.1.2.3/16`
+    /// is `127.1.0.0/16`).
+    pub fn new(cidr: Ipv4Net) -> Self {
         Self {
-            cidr,
+            cidr: cidr.trunc(),
             state: Arc::new(Mutex::new(PoolState {
                 cursor: 0,
                 in_use: HashSet::new(),
@@ -166,7 +72,7 @@ impl AddressPool {
     }
 
     /// The range this pool hands addresses out of.
-    pub fn cidr(&self) -> Ipv4Cidr {
+    pub fn cidr(&self) -> Ipv4Net {
         self.cidr
     }
 
@@ -196,7 +102,7 @@ impl AddressPool {
     /// `false`, assigning nothing, when the address is outside the range, not usable, or in use by
     /// anything but that pod.
     pub fn assign_existing(&self, key: &PodKey, addr: Ipv4Addr) -> bool {
-        if !self.cidr.contains(addr) || !self.usable(addr) {
+        if !self.cidr.contains(&addr) || !self.usable(addr) {
             return false;
         }
         let mut state = lock(&self.state);
@@ -218,8 +124,13 @@ impl AddressPool {
         Some(addr)
     }
 
+    /// How many addresses the network spans (including the ones the pool skips).
+    fn size(&self) -> u64 {
+        1u64 << (32 - u32::from(self.cidr.prefix_len()))
+    }
+
     fn allocate_locked(&self, state: &mut PoolState) -> Option<Ipv4Addr> {
-        let size = self.cidr.size();
+        let size = self.size();
         for step in 0..size {
             let offset = (state.cursor + step) % size;
             let candidate = self.address_at(offset);
@@ -235,7 +146,7 @@ impl AddressPool {
     /// Marks `addr` as in use (a pod adopted after a restart keeps its address). Returns `false`
     /// when the address is outside the range, not usable, or already in use.
     pub fn reserve(&self, addr: Ipv4Addr) -> bool {
-        if !self.cidr.contains(addr) || !self.usable(addr) {
+        if !self.cidr.contains(&addr) || !self.usable(addr) {
             return false;
         }
         lock(&self.state).in_use.insert(addr)
@@ -261,19 +172,19 @@ impl AddressPool {
 
     /// How many addresses the pool can hand out at most.
     pub fn capacity(&self) -> u64 {
-        (0..self.cidr.size())
+        (0..self.size())
             .filter(|offset| self.usable(self.address_at(*offset)))
             .count() as u64
     }
 
     fn address_at(&self, offset: u64) -> Ipv4Addr {
         // `offset` is below the network size, which fits the 32-bit address space.
-        Ipv4Addr::from(u32::from(self.cidr.network).wrapping_add(offset as u32))
+        Ipv4Addr::from(u32::from(self.cidr.network()).wrapping_add(offset as u32))
     }
 
     fn usable(&self, addr: Ipv4Addr) -> bool {
         let last = addr.octets()[3];
-        let is_network = addr == self.cidr.network && self.cidr.prefix < 32;
+        let is_network = addr == self.cidr.network() && self.cidr.prefix_len() < 32;
         !is_network && last != 0 && last != 255
     }
 }
@@ -289,7 +200,11 @@ impl fmt::Debug for AddressPool {
 
 impl Default for AddressPool {
     fn default() -> Self {
-        Self::new(Ipv4Cidr::default())
+        Self::new(
+            DEFAULT_POD_CIDR
+                .parse()
+                .expect("the default pod CIDR parses"),
+        )
     }
 }
 
@@ -298,16 +213,15 @@ mod tests {
     use super::*;
 
     #[test]
-    fn parses_and_prints_cidr() {
-        let cidr: Ipv4Cidr = "127.1.2.3/16".parse().unwrap();
-        assert_eq!(cidr.network(), Ipv4Addr::new(127, 1, 0, 0));
-        assert_eq!(cidr.to_string(), "127.1.0.0/16");
-        assert!(cidr.contains(Ipv4Addr::new(127, 1, 200, 7)));
-        assert!(!cidr.contains(Ipv4Addr::new(127, 2, 0, 1)));
-        for bad in ["127.1.0.0", "127.1.0.0/33", "x/8", "127.1.0.0/"] {
-            let err = bad.parse::<Ipv4Cidr>().unwrap_err();
-            assert!(err.to_string().contains("CIDR"), "{err}");
-        }
+    fn host_bits_of_the_range_are_ignored() {
+        let pool = AddressPool::new("127.1.2.3/16".parse().unwrap());
+        assert_eq!(pool.cidr().to_string(), "127.1.0.0/16");
+        assert_eq!(pool.allocate(), Some(Ipv4Addr::new(127, 1, 0, 1)));
+        assert!(
+            !pool.reserve(Ipv4Addr::new(127, 2, 0, 1)),
+            "outside the range"
+        );
+        assert_eq!(AddressPool::default().cidr().to_string(), DEFAULT_POD_CIDR);
     }
 
     #[test]

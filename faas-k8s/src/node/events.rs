@@ -11,8 +11,8 @@ use std::sync::{Arc, Mutex, Weak};
 use futures::StreamExt;
 use tokio::sync::Notify;
 
+use super::backend::{PodEvents, PodKey};
 use super::lock;
-use crate::node::backend::{PodEvents, PodKey};
 
 /// Fans pod change notifications out to every [`PodEvents`] stream it handed out.
 ///
@@ -20,7 +20,7 @@ use crate::node::backend::{PodEvents, PodKey};
 /// # futures::executor::block_on(async {
 /// use futures::StreamExt;
 /// use faas_k8s::node::PodKey;
-/// use faas_k8s::node::process::EventHub;
+/// use faas_k8s::node::EventHub;
 ///
 /// let hub = EventHub::new();
 /// let mut events = hub.subscribe();

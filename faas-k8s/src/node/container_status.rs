@@ -26,6 +26,9 @@ pub(crate) struct Exit {
     pub(crate) reason: String,
     pub(crate) started_at: SystemTime,
     pub(crate) finished_at: SystemTime,
+    /// The termination message, if the run left one.
+    #[serde(default)]
+    pub(crate) message: Option<String>,
 }
 
 impl Exit {
@@ -48,6 +51,7 @@ impl Exit {
             reason: reason.to_owned(),
             started_at,
             finished_at,
+            message: None,
         }
     }
 
@@ -59,6 +63,7 @@ impl Exit {
             reason: STATUS_UNKNOWN.to_owned(),
             started_at,
             finished_at,
+            message: None,
         }
     }
 
@@ -69,6 +74,7 @@ impl Exit {
             reason: self.reason.clone(),
             started_at: self.started_at,
             finished_at: self.finished_at,
+            message: self.message.clone(),
         }
     }
 }
