@@ -1,6 +1,8 @@
 //! faas on Kubernetes.
 //!
-//! This crate is where faas meets a Kubernetes API server. Today it holds the **virtual node**
+//! This crate is where faas meets a Kubernetes API server. It holds the **`Function` custom
+//! resource** ([`function`]): what a person writes to have a function served on the cluster,
+//! validated by the API server itself. It also holds the **virtual node**
 //! ([`node`]): a virtual kubelet that registers a Node, runs the Pods the scheduler binds to it on
 //! a [`PodBackend`](node::PodBackend) (OS processes on loopback addresses, or functions
 //! in-process), writes their status, runs their probes and serves their logs to `kubectl logs`.
@@ -37,6 +39,7 @@
 //! | `cli` | yes | the command-line programs (`faas-vnode`): argument parsing and the tracing subscriber they install |
 
 pub mod error;
+pub mod function;
 pub mod node;
 
 pub use error::{Error, Result};
