@@ -41,5 +41,6 @@
 pub mod error;
 pub mod function;
 pub mod node;
+pub mod operator;
 
 pub use error::{Error, Result};

@@ -91,9 +91,10 @@ impl ReadyReason {
         }
     }
 
-    /// Whether a function with this reason is ready (`status: "True"`).
+    /// Whether a function with this reason is ready (`status: "True"`): it serves, or it is
+    /// scaled to zero and served on demand.
     pub fn is_ready(self) -> bool {
-        matches!(self, ReadyReason::Ready)
+        matches!(self, ReadyReason::Ready | ReadyReason::ScaledToZero)
     }
 
     /// Whether the reason is a failure a person must fix (as opposed to a state that passes by
