@@ -40,6 +40,7 @@
 
 mod cluster;
 mod error;
+pub mod hosting;
 mod namespace;
 pub mod wait;
 

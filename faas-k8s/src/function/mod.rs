@@ -149,8 +149,9 @@ pub struct FunctionSpec {
     /// Ports besides the function's own (8080, named `http`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub ports: Vec<k8s_openapi::api::core::v1::ContainerPort>,
-    /// What starts the function.
+    /// What starts the function (at most 64 triggers).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 64))]
     pub triggers: Vec<FunctionTrigger>,
     /// How the function is called.
     #[serde(default, skip_serializing_if = "Option::is_none")]

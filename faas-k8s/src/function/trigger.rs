@@ -22,7 +22,7 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 #[schemars(extend("x-kubernetes-validations" = [{
-    "rule": "[has(self.http), has(self.cron), has(self.queue), has(self.custom)].filter(x, x).size() == 1",
+    "rule": "(has(self.http) ? 1 : 0) + (has(self.cron) ? 1 : 0) + (has(self.queue) ? 1 : 0) + (has(self.custom) ? 1 : 0) == 1",
     "message": "a trigger sets exactly one of http, cron, queue or custom"
 }]))]
 #[non_exhaustive]

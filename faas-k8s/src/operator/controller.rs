@@ -171,6 +171,7 @@ impl FunctionController {
             stats: self.stats.clone(),
             failures: Mutex::new(HashMap::new()),
             first_seen: Mutex::new(HashMap::new()),
+            refused: Mutex::new(HashMap::new()),
         });
         Controller::new(functions, watcher::Config::default())
             .with_config(controller::Config::default().concurrency(config.concurrency))
@@ -219,12 +220,22 @@ impl FunctionController {
                 }
             }
             let (lost_tx, lost_rx) = tokio::sync::oneshot::channel::<()>();
-            let holder = lock.clone().map(|lock| {
-                tokio::spawn(async move {
-                    lock.hold().await;
-                    let _ = lost_tx.send(());
-                })
-            });
+            // Renews the Lease while leading; aborted with this future, so a dropped operator
+            // stops renewing as a crashed one would.
+            let _holder = match &lock {
+                Some(lock) => {
+                    let lock = lock.clone();
+                    AbortOnDrop(tokio::spawn(async move {
+                        lock.hold().await;
+                        let _ = lost_tx.send(());
+                    }))
+                }
+                None => AbortOnDrop(tokio::spawn(async move {
+                    // Without an election leadership is never lost: keep the sender alive.
+                    std::future::pending::<()>().await;
+                    drop(lost_tx);
+                })),
+            };
             let shutdown = self.shutdown.clone();
             let stop = async move {
                 tokio::select! {
@@ -238,9 +249,6 @@ impl FunctionController {
                     tracing::debug!(error = %e, "controller event");
                 }
             }
-            if let Some(holder) = holder {
-                holder.abort();
-            }
             if self.shutdown.is_shutdown() {
                 if let Some(lock) = &lock {
                     lock.release().await;
@@ -249,5 +257,14 @@ impl FunctionController {
             }
             tracing::warn!("leadership lost: standing by");
         }
+    }
+}
+
+/// Aborts a task when dropped.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }

@@ -76,6 +76,9 @@ pub(crate) struct Context {
     pub(crate) failures: Mutex<HashMap<ObjectRef<Function>, u32>>,
     /// When each (uid, generation) was first seen, to delay its `Progressing` status.
     pub(crate) first_seen: Mutex<HashMap<(String, i64), Instant>>,
+    /// Writes refused for lack of permission, per (uid, kind): the generation and when, so the
+    /// same write is not tried again on every event before `forbidden_retry` has passed.
+    pub(crate) refused: Mutex<HashMap<(String, &'static str), (i64, Instant, String)>>,
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -98,7 +101,7 @@ impl Context {
         function: &Function,
         live: Option<Arc<K>>,
         desired: &K,
-        kind: &str,
+        kind: &'static str,
     ) -> Result<Applied>
     where
         K: Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
@@ -112,23 +115,33 @@ impl Context {
         }
         let namespace = function.namespace().unwrap_or_default();
         let name = function.name_any();
+        let refusal_key = (function.uid().unwrap_or_default(), kind);
+        let generation = function.metadata.generation.unwrap_or(0);
+        if let Some((refused_generation, at, message)) = lock(&self.refused).get(&refusal_key) {
+            if *refused_generation == generation && at.elapsed() < self.config.forbidden_retry {
+                return Ok(Applied::Refused(ReadyReason::Forbidden, message.clone()));
+            }
+        }
         let api: Api<K> = Api::namespaced(self.client.clone(), &namespace);
         let params = PatchParams::apply(&self.config.field_manager).force();
         self.stats.object_writes.fetch_add(1, Ordering::Relaxed);
         match api.patch(&name, &params, &Patch::Apply(desired)).await {
-            Ok(_) => Ok(Applied::Written {
-                existed: live.is_some(),
-            }),
+            Ok(_) => {
+                lock(&self.refused).remove(&refusal_key);
+                Ok(Applied::Written {
+                    existed: live.is_some(),
+                })
+            }
             Err(kube::Error::Api(status)) if status.code == 403 => {
                 self.stats.forbidden.fetch_add(1, Ordering::Relaxed);
-                Ok(Applied::Refused(
-                    ReadyReason::Forbidden,
-                    format!(
-                        "the operator may not write {kind} {namespace}/{name}: {}; grant it the \
-                         ClusterRole from `faas-operator rbac`",
-                        status.message
-                    ),
-                ))
+                let message = format!(
+                    "the operator may not write {kind} {namespace}/{name}: {}; grant it the \
+                     ClusterRole from `faas-operator rbac`",
+                    status.message
+                );
+                lock(&self.refused)
+                    .insert(refusal_key, (generation, Instant::now(), message.clone()));
+                Ok(Applied::Refused(ReadyReason::Forbidden, message))
             }
             Err(kube::Error::Api(status)) if status.code == 422 => Ok(Applied::Refused(
                 ReadyReason::InvalidSpec,
