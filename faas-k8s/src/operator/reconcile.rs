@@ -63,6 +63,9 @@ impl OperatorStats {
     }
 }
 
+/// A write refused for lack of permission: the generation it was for, when, and the message.
+pub(crate) type Refusal = (i64, Instant, String);
+
 /// What every reconcile shares.
 pub(crate) struct Context {
     pub(crate) client: kube::Client,
@@ -78,7 +81,7 @@ pub(crate) struct Context {
     pub(crate) first_seen: Mutex<HashMap<(String, i64), Instant>>,
     /// Writes refused for lack of permission, per (uid, kind): the generation and when, so the
     /// same write is not tried again on every event before `forbidden_retry` has passed.
-    pub(crate) refused: Mutex<HashMap<(String, &'static str), (i64, Instant, String)>>,
+    pub(crate) refused: Mutex<HashMap<(String, &'static str), Refusal>>,
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -117,10 +120,11 @@ impl Context {
         let name = function.name_any();
         let refusal_key = (function.uid().unwrap_or_default(), kind);
         let generation = function.metadata.generation.unwrap_or(0);
-        if let Some((refused_generation, at, message)) = lock(&self.refused).get(&refusal_key) {
-            if *refused_generation == generation && at.elapsed() < self.config.forbidden_retry {
-                return Ok(Applied::Refused(ReadyReason::Forbidden, message.clone()));
-            }
+        if let Some((refused_generation, at, message)) = lock(&self.refused).get(&refusal_key)
+            && *refused_generation == generation
+            && at.elapsed() < self.config.forbidden_retry
+        {
+            return Ok(Applied::Refused(ReadyReason::Forbidden, message.clone()));
         }
         let api: Api<K> = Api::namespaced(self.client.clone(), &namespace);
         let params = PatchParams::apply(&self.config.field_manager).force();
