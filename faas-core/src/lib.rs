@@ -111,7 +111,10 @@ pub use logs::{InvocationLog, LogLine, LogOptions};
 pub use metrics::Metrics;
 pub use output::{IntoOutput, Response};
 pub use policy::{DeadLetter, DeadLetterEntry, InMemoryDeadLetter, InvocationPolicy, RetryPolicy};
-pub use provider::{FunctionDeployment, FunctionStatus, LocalProvider, Provider};
+pub use provider::{
+    FunctionDeployment, FunctionRef, FunctionStatus, LocalProvider, Provider, ProviderError,
+    ProviderResult,
+};
 pub use registry::{RegisteredFunction, Registry};
 pub use trigger::{Delivery, Dispatcher, Trigger};
 
