@@ -15,7 +15,10 @@ async fn the_local_provider_passes_the_provider_suite() {
     let catalogue = Registry::from([FunctionDefinition::from_handler("hello", hello)]);
     let executor = LocalExecutor::new(Registry::new());
     let provider = LocalProvider::new(catalogue, executor.dispatcher()).with_namespace("suite");
-    let fixture = SuiteFixture::new("suite", FunctionDeployment::new("greeter").with_image("hello"))
-        .with_timeout(Duration::from_secs(10));
+    let fixture = SuiteFixture::new(
+        "suite",
+        FunctionDeployment::new("greeter").with_image("hello"),
+    )
+    .with_timeout(Duration::from_secs(10));
     suite::run(&provider, &fixture).await.unwrap();
 }

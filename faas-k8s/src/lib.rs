@@ -42,5 +42,6 @@ pub mod error;
 pub mod function;
 pub mod node;
 pub mod operator;
+pub mod provider;
 
 pub use error::{Error, Result};
