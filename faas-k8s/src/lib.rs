@@ -39,6 +39,8 @@
 //! | `cli` | yes | the command-line programs (`faas-vnode`): argument parsing and the tracing subscriber they install |
 
 pub mod error;
+#[cfg(feature = "cli")]
+pub mod faasctl;
 pub mod function;
 pub mod node;
 pub mod operator;

@@ -40,6 +40,8 @@
 //! # }
 //! ```
 
+#[cfg(feature = "cli")]
+pub mod cli;
 mod config;
 mod controller;
 mod crd;

@@ -73,7 +73,7 @@ impl std::fmt::Debug for KubernetesProvider {
 }
 
 /// A client error as the provider error a caller matches on.
-pub(crate) fn kube_error(error: kube::Error, function: &FunctionRef, doing: &str) -> ProviderError {
+pub fn kube_error(error: kube::Error, function: &FunctionRef, doing: &str) -> ProviderError {
     match error {
         kube::Error::Api(status) => match status.code {
             404 => ProviderError::not_found(function),
