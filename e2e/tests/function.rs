@@ -141,8 +141,16 @@ async fn the_api_server_refuses_bad_specs_with_a_readable_message() -> TestResul
             status.message
         );
     }
-    // A valid one is accepted.
+    // A valid one is accepted, and so is what a function binary prints for `--manifests`.
     create(&api, &hello_function("good")).await?;
+    let registry = Registry::from([FunctionDefinition::from_handler("hello", hello)
+        .with_trigger(faas_core::TriggerSpec::http("/hello"))
+        .with_trigger(faas_core::TriggerSpec::cron("0 */5 * * * *"))]);
+    let request = faas_triggers::manifests::ManifestRequest::default();
+    for manifest in faas_triggers::manifests::function_manifests(&registry, &request) {
+        let object: kube::api::DynamicObject = serde_json::from_value(manifest)?;
+        raw.create(&PostParams::default(), &object).await?;
+    }
     ns.delete().await?;
     Ok(())
 }
