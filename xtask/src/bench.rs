@@ -87,7 +87,10 @@ pub(crate) fn run(ws: &Workspace, args: Args) -> Result<()> {
         results.extend(outcome?);
     }
     if results.is_empty() {
-        bail!("no benchmark matched {:?} (known: B1, B2, B6, B9)", args.only);
+        bail!(
+            "no benchmark matched {:?} (known: B1, B2, B6, B9)",
+            args.only
+        );
     }
     let table = table(&results);
     println!("{table}");

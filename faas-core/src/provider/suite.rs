@@ -243,11 +243,11 @@ pub async fn run<P: Provider + ?Sized>(
 
     // Scale up, to zero, and back.
     provider
-        .scale(&function, 2)
+        .scale(&function, 3)
         .await
-        .map_err(|e| fail("scale to 2", e))?;
-    wait_for(provider, &function, "two replicas ready", timeout, |s| {
-        s.replicas == 2 && s.available_replicas == 2 && s.is_ready()
+        .map_err(|e| fail("scale to 3", e))?;
+    wait_for(provider, &function, "three replicas ready", timeout, |s| {
+        s.replicas == 3 && s.available_replicas == 3 && s.is_ready()
     })
     .await?;
     provider
