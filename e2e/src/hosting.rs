@@ -11,7 +11,7 @@ use faas_core::Registry;
 use faas_k8s::node::function::{FunctionBackend, FunctionBackendConfig};
 use faas_k8s::node::network::PodNetwork;
 use faas_k8s::node::process::AddressPool;
-use faas_k8s::node::{Capacity, KubeletTls, NodeConfig, ShutdownHandle, VirtualNode};
+use faas_k8s::node::{Capacity, KubeletTls, NodeConfig, PodBackend, ShutdownHandle, VirtualNode};
 use faas_k8s::operator::{
     FunctionController, OperatorConfig, OperatorStats, cluster_role, install_crd,
     leader_election_role,
@@ -228,6 +228,7 @@ pub fn test_config(ns: &TestNamespace) -> OperatorConfig {
 /// A virtual node whose pods are served by a [`FunctionBackend`] in [`HOSTING_NETNS`].
 pub struct FunctionNode {
     name: String,
+    backend: Arc<dyn PodBackend>,
     client: kube::Client,
     shutdown: ShutdownHandle,
     task: tokio::task::JoinHandle<faas_k8s::Result<()>>,
@@ -255,14 +256,14 @@ impl FunctionNode {
             &uuid::Uuid::new_v4().simple().to_string()[..6]
         );
         let cidr = format!("10.213.{}.0/24", 1 + u32::from(n));
-        let backend = FunctionBackend::new(
+        let backend: Arc<dyn PodBackend> = Arc::new(FunctionBackend::new(
             FunctionBackendConfig::new(registry)
                 .with_addresses(AddressPool::new(
                     cidr.parse().map_err(|e| Error::Setup(format!("{e:?}")))?,
                 ))
                 .with_network(PodNetwork::namespace(HOSTING_NETNS, HOSTING_NETNS_CIDR))
                 .with_capacity(Capacity::new("16", "16Gi", 500)),
-        );
+        ));
         let pki = &cluster.paths().pki;
         let config = NodeConfig::builder(&name)
             .kubelet_port(free_port())
@@ -275,7 +276,7 @@ impl FunctionNode {
             .config_retry_interval(Duration::from_millis(500))
             .build()
             .map_err(|e| Error::Setup(format!("node configuration: {e}")))?;
-        let node = VirtualNode::new(cluster.client(), config, backend);
+        let node = VirtualNode::with_shared_backend(cluster.client(), config, backend.clone());
         let shutdown = node.shutdown_handle();
         let task = tokio::spawn(node.run());
         let nodes: Api<Node> = Api::all(cluster.client());
@@ -300,6 +301,7 @@ impl FunctionNode {
         .await?;
         Ok(FunctionNode {
             name,
+            backend,
             client: cluster.client(),
             shutdown,
             task,
@@ -311,6 +313,28 @@ impl FunctionNode {
     /// The node's name.
     pub fn name(&self) -> &str {
         &self.name
+    }
+
+    /// Waits until the backend runs exactly `count` pods (0: nothing is left on the node).
+    ///
+    /// # Errors
+    ///
+    /// When it does not happen within the wait's timeout.
+    pub async fn wait_backend_pods(&self, count: usize) -> Result<()> {
+        wait::until(
+            format!("{count} pods running on node {}", self.name),
+            || {
+                let backend = self.backend.clone();
+                async move {
+                    Ok(match backend.list().await {
+                        Ok(list) if list.len() == count => Poll::Ready(()),
+                        Ok(list) => Poll::Pending(format!("{} pods", list.len())),
+                        Err(e) => Poll::Pending(format!("listing failed: {e}")),
+                    })
+                }
+            },
+        )
+        .await
     }
 
     /// Stops the node and deletes its Node object.

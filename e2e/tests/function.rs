@@ -350,6 +350,7 @@ async fn a_function_runs_on_the_virtual_node_heals_drift_and_idles_without_write
         }
     })
     .await?;
+    node.wait_backend_pods(0).await?;
     assert!(!operator.is_finished());
     operator.stop().await;
     ns.delete().await?;
