@@ -40,6 +40,7 @@
 
 mod cluster;
 mod error;
+pub mod hosting;
 mod kubectl;
 mod namespace;
 pub mod wait;

@@ -152,7 +152,9 @@ pub use output::{IntoOutput, IntoOutputParts, Response};
 pub use policy::{DeadLetter, DeadLetterEntry, InMemoryDeadLetter, InvocationPolicy, RetryPolicy};
 #[cfg(feature = "local")]
 pub use provider::LocalProvider;
-pub use provider::{FunctionDeployment, FunctionStatus, Provider};
+pub use provider::{
+    FunctionDeployment, FunctionRef, FunctionStatus, Provider, ProviderError, ProviderResult,
+};
 pub use registry::{RegisteredFunction, Registry};
 pub use trigger::Delivery;
 #[cfg(feature = "local")]

@@ -105,8 +105,23 @@ pub(crate) fn run(ws: &Workspace, args: Args) -> Result<()> {
         services.stop()?;
         results.extend(outcome?);
     }
+    if wanted("B9") {
+        let mut services = Services::default();
+        services.start(Box::new(ControlPlane::new(ws, args.cluster.clone())))?;
+        let mut cmd = bench_command(ws, "b9_functions");
+        cmd.envs(services.env());
+        if args.quick {
+            cmd.env("B9_FUNCTIONS", "50");
+        }
+        let outcome = collect("B9", cmd);
+        services.stop()?;
+        results.extend(outcome?);
+    }
     if results.is_empty() {
-        bail!("no benchmark matched {:?} (known: B1, B2, B6)", args.only);
+        bail!(
+            "no benchmark matched {:?} (known: B1, B2, B6, B9)",
+            args.only
+        );
     }
     let table = table(&results);
     println!("{table}");

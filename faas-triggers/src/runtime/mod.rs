@@ -1,6 +1,7 @@
 //! The function runtime: what a function's own binary serves in a pod.
 
 mod config;
+pub mod manifests;
 
 use std::net::SocketAddr;
 
@@ -204,6 +205,9 @@ impl Runtime {
 /// ([`RuntimeConfig::from_env`]), until SIGTERM or SIGINT, then drains and
 /// returns. The entry point of a function's binary.
 ///
+/// Run with `--manifests`, it prints the `Function` resources of its functions instead and
+/// returns (see [`manifests`]): `my-fn --manifests | kubectl apply -f -`.
+///
 /// It installs no tracing subscriber: a binary that wants logs sets one up
 /// before calling it.
 ///
@@ -229,6 +233,9 @@ impl Runtime {
 ///
 /// As [`RuntimeConfig::from_env`] and [`Runtime::run`].
 pub async fn serve(registry: Registry) -> Result<()> {
+    if manifests::answer_manifests_flag(&registry) {
+        return Ok(());
+    }
     Runtime::from_env(registry)?
         .shutdown_on_signal()
         .run()
