@@ -36,6 +36,7 @@
 //! |---|---|---|
 //! | `cli` | yes | the command-line programs (`faas-vnode`): argument parsing and the tracing subscriber they install |
 
+pub mod autoscaler;
 pub mod error;
 pub mod node;
 
