@@ -38,6 +38,7 @@
 
 pub mod autoscaler;
 pub mod error;
+pub mod gateway;
 pub mod node;
 
 pub use error::{Error, Result};
