@@ -231,9 +231,7 @@ impl Decider {
             self.panic_replicas = 0;
         }
 
-        let idle_for = self
-            .last_active
-            .map(|at| now.saturating_duration_since(at));
+        let idle_for = self.last_active.map(|at| now.saturating_duration_since(at));
         let (mut replicas, mut reason) = if concurrency == 0.0
             && !lag_active
             && idle_for.is_none_or(|idle| idle >= self.policy.scale_to_zero_grace())
@@ -304,7 +302,11 @@ impl Decider {
             .fold((0.0, 0u32), |(sum, count), (_, value)| {
                 (sum + value, count + 1)
             });
-        if count == 0 { 0.0 } else { sum / f64::from(count) }
+        if count == 0 {
+            0.0
+        } else {
+            sum / f64::from(count)
+        }
     }
 }
 
@@ -424,7 +426,10 @@ mod tests {
             assert!(pair[1] * 2 >= pair[0], "halves at most: {seen:?}");
         }
         assert_eq!(run.ready, 1, "kept at one replica during the grace period");
-        assert_eq!(run.tick(Observation::new(0, 0)).reason, DecisionReason::GracePeriod);
+        assert_eq!(
+            run.tick(Observation::new(0, 0)).reason,
+            DecisionReason::GracePeriod
+        );
     }
 
     #[test]
@@ -484,7 +489,10 @@ mod tests {
         estimate.active = true;
         let mut run = Run::new(policy(), 1);
         for _ in 0..100 {
-            assert_eq!(run.tick(Observation::new(0, 0).with_lag(estimate)).replicas, 1);
+            assert_eq!(
+                run.tick(Observation::new(0, 0).with_lag(estimate)).replicas,
+                1
+            );
         }
         // Lag gone: the grace period starts from the last pending message.
         assert_eq!(run.ticks(29, 0).replicas, 1);

@@ -99,9 +99,10 @@ impl TrafficMetrics {
         let in_flight = Family::<FunctionLabels, Gauge>::default();
         let held = Family::<FunctionLabels, Gauge>::default();
         let calls = Family::<CallLabels, Counter>::default();
-        let cold_start = Family::<FunctionLabels, Histogram, fn() -> Histogram>::new_with_constructor(
-            cold_start_histogram as fn() -> Histogram,
-        );
+        let cold_start =
+            Family::<FunctionLabels, Histogram, fn() -> Histogram>::new_with_constructor(
+                cold_start_histogram as fn() -> Histogram,
+            );
         let decisions = Family::<DecisionLabels, Counter>::default();
         let desired = Family::<FunctionLabels, Gauge>::default();
         let mut registry = Registry::default();

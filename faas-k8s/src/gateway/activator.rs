@@ -45,15 +45,14 @@ pub(crate) async fn wait_for_endpoint(
     }
     let waited = tokio::time::timeout_at(deadline, async {
         if at_zero {
-            ready.wait_for(|endpoints| !endpoints.is_empty()).await.map(|_| ())
+            ready
+                .wait_for(|endpoints| !endpoints.is_empty())
+                .await
+                .map(|_| ())
         } else {
             // Every ready endpoint refused the call: wait for the set to change
             // (a failed pod leaves it, a restarted one comes back).
-            if ready
-                .borrow()
-                .iter()
-                .any(|e| !tried.contains(&e.addr()))
-            {
+            if ready.borrow().iter().any(|e| !tried.contains(&e.addr())) {
                 return Ok(());
             }
             ready.changed().await

@@ -12,7 +12,9 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use faas_core::{CallId, DeadLetter, DeadLetterEntry, FunctionError, RetryPolicy};
-use faas_triggers::http::{X_CALL_ID, X_CALLBACK_URL, X_FUNCTION_ATTEMPTS, X_FUNCTION_NAME, X_FUNCTION_STATUS};
+use faas_triggers::http::{
+    X_CALL_ID, X_CALLBACK_URL, X_FUNCTION_ATTEMPTS, X_FUNCTION_NAME, X_FUNCTION_STATUS,
+};
 use http::header::{self, HeaderValue};
 use http::{HeaderMap, Method, Request, StatusCode, Uri};
 use http_body_util::{BodyExt, Full};
@@ -166,9 +168,13 @@ async fn run(state: &Arc<GatewayState>, callbacks: &CallbackClient, job: AsyncJo
         };
         job.routes.count_call();
         let failure = match outcome {
-            Ok((status, headers, body)) if status.is_server_error() || status == StatusCode::TOO_MANY_REQUESTS => {
-                let error = FunctionError::from_response_parts(status, &body)
-                    .unwrap_or_else(|| FunctionError::user_with_status(status, String::from_utf8_lossy(&body)));
+            Ok((status, headers, body))
+                if status.is_server_error() || status == StatusCode::TOO_MANY_REQUESTS =>
+            {
+                let error =
+                    FunctionError::from_response_parts(status, &body).unwrap_or_else(|| {
+                        FunctionError::user_with_status(status, String::from_utf8_lossy(&body))
+                    });
                 (status, headers, body, error)
             }
             Ok((status, headers, body)) => break (status, headers, body, None),
@@ -206,7 +212,15 @@ async fn run(state: &Arc<GatewayState>, callbacks: &CallbackClient, job: AsyncJo
     }
     if let Some(url) = &job.callback {
         let delivered = callbacks
-            .post(url, &function, &job.call_id, attempt, status, &headers, body)
+            .post(
+                url,
+                &function,
+                &job.call_id,
+                attempt,
+                status,
+                &headers,
+                body,
+            )
             .await;
         if !delivered {
             tracing::warn!(%function, call_id = %job.call_id, %url, "the callback was not delivered");
@@ -259,7 +273,8 @@ impl CallbackClient {
             if let Ok(value) = HeaderValue::from_str(call_id.as_str()) {
                 h.insert(X_CALL_ID, value);
             }
-            match tokio::time::timeout(Duration::from_secs(10), self.client.request(request)).await {
+            match tokio::time::timeout(Duration::from_secs(10), self.client.request(request)).await
+            {
                 Ok(Ok(response))
                     if !response.status().is_server_error()
                         && response.status() != StatusCode::TOO_MANY_REQUESTS =>
@@ -275,4 +290,3 @@ impl CallbackClient {
         false
     }
 }
-

@@ -53,7 +53,9 @@ pub(crate) async fn read_body(
     limit: usize,
 ) -> Result<Bytes, FunctionError> {
     let too_large = || {
-        FunctionError::payload_too_large(format!("the request body is over the limit of {limit} bytes"))
+        FunctionError::payload_too_large(format!(
+            "the request body is over the limit of {limit} bytes"
+        ))
     };
     let declared = headers
         .get(header::CONTENT_LENGTH)

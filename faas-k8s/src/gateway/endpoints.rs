@@ -464,7 +464,10 @@ mod tests {
         for _ in 0..50 {
             assert_eq!(routes.pick(&[]).unwrap().addr(), address(2).addr);
         }
-        assert_eq!(routes.pick(&[address(2).addr]).unwrap().addr(), address(1).addr);
+        assert_eq!(
+            routes.pick(&[address(2).addr]).unwrap().addr(),
+            address(1).addr
+        );
         assert!(routes.pick(&[address(1).addr, address(2).addr]).is_none());
     }
 

@@ -86,7 +86,18 @@ mod tests {
             FunctionKey::parse("a.b", "ns"),
             Some(FunctionKey::new("b", "a"))
         );
-        for bad in ["", ".", "a.", ".b", "-a", "a-", "a.b.c", "A", "a_b", &"x".repeat(64)] {
+        for bad in [
+            "",
+            ".",
+            "a.",
+            ".b",
+            "-a",
+            "a-",
+            "a.b.c",
+            "A",
+            "a_b",
+            &"x".repeat(64),
+        ] {
             assert_eq!(FunctionKey::parse(bad, "ns"), None, "{bad:?}");
         }
     }

@@ -62,8 +62,9 @@ pub(crate) fn check_credentials(
 ) -> Result<(), Response<Body>> {
     match state.config.credentials() {
         Some(auth) if required && !auth.allows(headers) => {
-            let error = FunctionError::bad_input("valid credentials are required (HTTP basic auth)")
-                .with_status(StatusCode::UNAUTHORIZED);
+            let error =
+                FunctionError::bad_input("valid credentials are required (HTTP basic auth)")
+                    .with_status(StatusCode::UNAUTHORIZED);
             let mut response = error_response(&error, &call_id_of(headers));
             response.headers_mut().insert(
                 header::WWW_AUTHENTICATE,
@@ -77,7 +78,8 @@ pub(crate) fn check_credentials(
 
 async fn function_call(State(state): State<Arc<GatewayState>>, request: Request) -> Response<Body> {
     let (parts, body) = request.into_parts();
-    if let Err(denied) = check_credentials(&state, &parts.headers, state.config.protect_functions()) {
+    if let Err(denied) = check_credentials(&state, &parts.headers, state.config.protect_functions())
+    {
         return denied;
     }
     let call_id = call_id_of(&parts.headers);
@@ -92,14 +94,19 @@ async fn function_call(State(state): State<Arc<GatewayState>>, request: Request)
         routes.count_call();
         state.metrics.call(
             &routes.key().to_string(),
-            response.as_ref().map_or_else(|e| e.status(), |r| r.status()).as_u16(),
+            response
+                .as_ref()
+                .map_or_else(|e| e.status(), |r| r.status())
+                .as_u16(),
         );
         response
     }
     .await;
     match outcome {
         Ok(mut response) => {
-            if !response.headers().contains_key(faas_triggers::http::X_CALL_ID)
+            if !response
+                .headers()
+                .contains_key(faas_triggers::http::X_CALL_ID)
                 && let Ok(value) = http::HeaderValue::from_str(call_id.as_str())
             {
                 response
@@ -117,7 +124,8 @@ async fn async_function_call(
     request: Request,
 ) -> Response<Body> {
     let (parts, body) = request.into_parts();
-    if let Err(denied) = check_credentials(&state, &parts.headers, state.config.protect_functions()) {
+    if let Err(denied) = check_credentials(&state, &parts.headers, state.config.protect_functions())
+    {
         return denied;
     }
     let call_id = call_id_of(&parts.headers);
@@ -176,7 +184,11 @@ async fn metrics(State(state): State<Arc<GatewayState>>) -> impl IntoResponse {
 
 async fn not_found(request: Request) -> Response<Body> {
     error_response(
-        &FunctionError::not_found(format!("no route for {} {}", request.method(), request.uri().path())),
+        &FunctionError::not_found(format!(
+            "no route for {} {}",
+            request.method(),
+            request.uri().path()
+        )),
         &call_id_of(request.headers()),
     )
 }

@@ -37,11 +37,16 @@ pub(crate) fn router(_state: Arc<GatewayState>) -> Router<Arc<GatewayState>> {
 type Answer = Result<Response<Body>, Response<Body>>;
 
 /// Checks the credentials and finds the provider.
-fn guard(state: &GatewayState, headers: &http::HeaderMap) -> Result<Arc<dyn Provider>, Response<Body>> {
+fn guard(
+    state: &GatewayState,
+    headers: &http::HeaderMap,
+) -> Result<Arc<dyn Provider>, Response<Body>> {
     check_credentials(state, headers, true)?;
     state.provider.clone().ok_or_else(|| {
         error_response(
-            &FunctionError::unavailable("this gateway has no provider: /system/* cannot manage functions"),
+            &FunctionError::unavailable(
+                "this gateway has no provider: /system/* cannot manage functions",
+            ),
             &call_id_of(headers),
         )
     })
@@ -65,7 +70,10 @@ fn accepted() -> Response<Body> {
 }
 
 /// Reads a JSON body into `T`, as a 400/413 JSON error when it cannot.
-async fn body_json<T: DeserializeOwned>(state: &GatewayState, request: Request) -> Result<T, Response<Body>> {
+async fn body_json<T: DeserializeOwned>(
+    state: &GatewayState,
+    request: Request,
+) -> Result<T, Response<Body>> {
     let (parts, body) = request.into_parts();
     let call_id = call_id_of(&parts.headers);
     let bytes: Bytes = read_body(&parts.headers, body, state.config.body_limit())
