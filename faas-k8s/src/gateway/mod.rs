@@ -39,6 +39,8 @@ mod activator;
 mod asynchronous;
 mod auth;
 mod call;
+#[cfg(feature = "cli")]
+pub mod cli;
 mod config;
 mod discovery;
 mod endpoints;
