@@ -33,6 +33,8 @@ pub struct Observation {
     pub lags: Vec<Lag>,
     /// Replicas ready to serve now.
     pub ready_replicas: u32,
+    /// Replicas the target asks for now (its `spec.replicas`), when known.
+    pub desired_replicas: Option<u32>,
 }
 
 impl Observation {
@@ -43,7 +45,16 @@ impl Observation {
             held: 0,
             lags: Vec::new(),
             ready_replicas,
+            desired_replicas: None,
         }
+    }
+
+    /// Sets the replicas the target asks for now: a function deployed with
+    /// replicas that are not ready yet gets its grace period too.
+    #[must_use]
+    pub fn with_desired(mut self, desired: u32) -> Self {
+        self.desired_replicas = Some(desired);
+        self
     }
 
     /// Sets the held calls.
@@ -206,8 +217,10 @@ impl Decider {
         let lag_active = observation.lags.iter().any(|lag| lag.active);
         if concurrency > 0.0 || lag_active {
             self.last_active = Some(now);
-        } else if self.last_active.is_none() && observation.ready_replicas > 0 {
-            // Replicas that were there before any traffic get a full grace period.
+        } else if self.last_active.is_none()
+            && (observation.ready_replicas > 0 || observation.desired_replicas.unwrap_or(0) > 0)
+        {
+            // Replicas that were there (or asked for) before any traffic get a full grace period.
             self.last_active = Some(now);
         }
 
@@ -452,6 +465,20 @@ mod tests {
         let mut run = Run::new(policy(), 1);
         assert_eq!(run.ticks(29, 0).replicas, 1);
         assert_eq!(run.ticks(2, 0).replicas, 0);
+    }
+
+    #[test]
+    fn a_new_deployment_not_ready_yet_is_not_scaled_to_zero() {
+        let mut decider = Decider::new(policy());
+        let start = Instant::now();
+        let starting = Observation::new(0, 0).with_desired(1);
+        let first = decider.decide(start, &starting);
+        assert_eq!(
+            (first.replicas, first.reason),
+            (1, DecisionReason::GracePeriod)
+        );
+        let later = decider.decide(start + Duration::from_secs(31), &starting);
+        assert_eq!(later.replicas, 0);
     }
 
     #[test]

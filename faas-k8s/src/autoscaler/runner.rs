@@ -347,7 +347,11 @@ impl Autoscaler {
             if state.decider.policy() != &policy {
                 state.decider.set_policy(policy);
             }
+            let current = desired_replicas(&object);
             let mut observation = Observation::new(load.in_flight, load.ready).with_held(load.held);
+            if let Some(current) = current {
+                observation = observation.with_desired(current);
+            }
             for lag in &state.lags {
                 observation = observation.with_lag(*lag);
             }

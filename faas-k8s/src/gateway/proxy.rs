@@ -93,13 +93,26 @@ impl Upstream {
 }
 
 /// Whether a failed attempt can go to another endpoint: the connection was
-/// never made, or the method is idempotent.
+/// never made, it closed before any answer (a pooled connection the pod closed
+/// as it stopped, or a pod that died: the call is sent again, at least once
+/// in all), or the method is idempotent.
 pub(crate) fn can_retry(error: &hyper_util::client::legacy::Error, method: &Method) -> bool {
-    error.is_connect()
+    if error.is_connect()
         || matches!(
             *method,
             Method::GET | Method::HEAD | Method::PUT | Method::DELETE | Method::OPTIONS
         )
+    {
+        return true;
+    }
+    let mut source = std::error::Error::source(error);
+    while let Some(cause) = source {
+        if let Some(hyper) = cause.downcast_ref::<hyper::Error>() {
+            return hyper.is_incomplete_message() || hyper.is_canceled();
+        }
+        source = cause.source();
+    }
+    false
 }
 
 #[cfg(test)]
