@@ -137,9 +137,12 @@ pub fn policy_from_spec(
     match scaling.get("scaleToZeroGrace") {
         None | Some(serde_json::Value::Null) => {}
         Some(value) => {
+            // Written as Kubernetes writes durations ("30s", "1m30s", "1.5s").
             let grace: Duration = value
                 .as_str()
-                .and_then(|text| humantime::parse_duration(text).ok())
+                .and_then(|text| text.parse::<kube::core::Duration>().ok())
+                .filter(|d| !d.is_negative())
+                .map(Duration::from)
                 .ok_or_else(|| invalid("scaleToZeroGrace", "a duration such as \"30s\""))?;
             builder = builder.scale_to_zero_grace(grace);
         }
@@ -155,14 +158,14 @@ mod tests {
     fn function_scaling_overrides_the_defaults() {
         let defaults = ScalingPolicy::default();
         let policy = policy_from_spec(
-            Some(&json!({"min": 1, "max": 7, "targetConcurrency": 3, "scaleToZeroGrace": "45s"})),
+            Some(&json!({"min": 1, "max": 7, "targetConcurrency": 3, "scaleToZeroGrace": "1m30s"})),
             &defaults,
         )
         .unwrap();
         assert_eq!(policy.min_replicas(), 1);
         assert_eq!(policy.max_replicas(), 7);
         assert_eq!(policy.target_concurrency(), 3.0);
-        assert_eq!(policy.scale_to_zero_grace(), Duration::from_secs(45));
+        assert_eq!(policy.scale_to_zero_grace(), Duration::from_secs(90));
         assert_eq!(policy.stable_window(), defaults.stable_window());
         assert_eq!(policy_from_spec(None, &defaults).unwrap(), defaults);
 
@@ -171,6 +174,7 @@ mod tests {
             json!({"max": "many"}),
             json!({"targetConcurrency": "x"}),
             json!({"scaleToZeroGrace": "soon"}),
+            json!({"scaleToZeroGrace": "-5s"}),
             json!({"min": 5, "max": 2}),
         ] {
             assert!(policy_from_spec(Some(&bad), &defaults).is_err(), "{bad}");
