@@ -17,7 +17,9 @@ use faas_k8s::autoscaler::{Autoscaler, AutoscalerConfig, ScaleTarget, ScalingPol
 use faas_k8s::gateway::{FUNCTION_LABEL, FunctionKey, Gateway, GatewayConfig, RoutingTable};
 use faas_k8s::node::function::{FunctionBackend, FunctionBackendConfig, function_image};
 use faas_k8s::node::network::PodNetwork;
-use faas_k8s::node::process::AddressPool;
+use faas_k8s::node::process::{
+    AddressPool, ImageMap, ProcessBackend, ProcessBackendConfig, ShutdownPolicy,
+};
 use faas_k8s::node::{Capacity, KubeletTls, NodeConfig, ShutdownHandle, VirtualNode};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{Node, Pod, Service};
@@ -34,6 +36,8 @@ type TestResult = Result<(), Box<dyn std::error::Error>>;
 const NETNS: &str = "faase2e";
 const NETNS_CIDR: &str = "10.246.0.0/16";
 static NEXT_RANGE: AtomicU8 = AtomicU8::new(100);
+/// The image the process node runs as `faas-test-function`.
+const FUNCTION_BINARY: &str = "local/faas-test-function";
 
 async fn hello(name: String) -> String {
     format!("hello, {name}")
@@ -83,6 +87,14 @@ impl FunctionNode {
                 .with_network(PodNetwork::namespace(NETNS, NETNS_CIDR))
                 .with_capacity(Capacity::new("8", "8Gi", 100)),
         );
+        Self::start_on(cluster, name, Arc::new(backend)).await
+    }
+
+    async fn start_on(
+        cluster: &TestCluster,
+        name: String,
+        backend: Arc<dyn faas_k8s::node::PodBackend>,
+    ) -> Self {
         let pki = &cluster.paths().pki;
         let config = NodeConfig::builder(&name)
             .kubelet_port(free_port())
@@ -93,7 +105,7 @@ impl FunctionNode {
             })
             .build()
             .expect("a valid node configuration");
-        let node = VirtualNode::with_shared_backend(cluster.client(), config, Arc::new(backend));
+        let node = VirtualNode::with_shared_backend(cluster.client(), config, backend);
         let shutdown = node.shutdown_handle();
         let task = tokio::spawn(node.run());
         let this = FunctionNode {
@@ -132,6 +144,36 @@ impl FunctionNode {
     }
 }
 
+impl FunctionNode {
+    /// A node running each container as an OS process (the function binary of this crate).
+    async fn start_processes(cluster: &TestCluster) -> Self {
+        let name = unique("gw-proc");
+        let n = NEXT_RANGE.fetch_add(1, Ordering::SeqCst);
+        let backend = ProcessBackend::new(
+            ProcessBackendConfig::new(
+                std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+                    .join("gateway")
+                    .join(&name),
+            )
+            .with_images(
+                ImageMap::new()
+                    .with_image(FUNCTION_BINARY, env!("CARGO_BIN_EXE_faas-test-function")),
+            )
+            .with_addresses(AddressPool::new(
+                format!("10.246.{n}.0/24").parse().expect("a CIDR"),
+            ))
+            .with_network(PodNetwork::namespace(NETNS, NETNS_CIDR))
+            .with_capacity(Capacity::new("8", "8Gi", 50))
+            .with_on_drop(ShutdownPolicy::StopAll {
+                grace: Duration::from_secs(1),
+            }),
+        )
+        .await
+        .expect("the process backend starts (a pod network namespace needs root, ip and nsenter)");
+        Self::start_on(cluster, name, Arc::new(backend)).await
+    }
+}
+
 impl Drop for FunctionNode {
     fn drop(&mut self) {
         self.shutdown.shutdown();
@@ -147,6 +189,21 @@ async fn deploy_function(
     replicas: i32,
     ready_path: &str,
 ) {
+    let container = json!({
+        "name": "function",
+        "image": function_image(function),
+        "ports": [{"name": "http", "containerPort": 8080}],
+        "readinessProbe": {"httpGet": {"path": ready_path, "port": "http"}, "periodSeconds": 1},
+    });
+    deploy_container(ns, name, replicas, container).await;
+}
+
+async fn deploy_container(
+    ns: &TestNamespace,
+    name: &str,
+    replicas: i32,
+    container: serde_json::Value,
+) {
     let labels = json!({ FUNCTION_LABEL: name });
     let deployment: Deployment = serde_json::from_value(json!({
         "metadata": {"name": name, "labels": labels},
@@ -159,12 +216,7 @@ async fn deploy_function(
                     "nodeSelector": {"type": "virtual-kubelet"},
                     "tolerations": [{"key": "virtual-kubelet.io/provider", "operator": "Exists", "effect": "NoSchedule"}],
                     "terminationGracePeriodSeconds": 10,
-                    "containers": [{
-                        "name": "function",
-                        "image": function_image(function),
-                        "ports": [{"name": "http", "containerPort": 8080}],
-                        "readinessProbe": {"httpGet": {"path": ready_path, "port": "http"}, "periodSeconds": 1},
-                    }],
+                    "containers": [container],
                 },
             },
         },
@@ -531,6 +583,143 @@ async fn unknown_oversized_and_never_ready_functions_answer_json_errors() -> Tes
         (status, error_kind(&body).as_str()),
         (504, "timeout"),
         "{body}"
+    );
+
+    traffic.stop().await;
+    ns.delete().await?;
+    node.stop().await;
+    Ok(())
+}
+
+/// The pids of the processes whose command line carries `--tag=<tag>`.
+fn tagged_processes(tag: &str) -> Vec<i32> {
+    let marker = format!("--tag={tag}");
+    let mut pids = Vec::new();
+    for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
+        if let Ok(cmdline) = std::fs::read(entry.path().join("cmdline"))
+            && cmdline
+                .split(|b| *b == 0)
+                .any(|arg| arg == marker.as_bytes())
+        {
+            pids.push(pid);
+        }
+    }
+    pids
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pod_process_killed_mid_load_fails_no_call() -> TestResult {
+    let cluster = TestCluster::require().await;
+    let node = FunctionNode::start_processes(&cluster).await;
+    let ns = cluster.namespace("gw-kill").await?;
+    let traffic = Traffic::start(&cluster, &ns, None).await;
+    let tag = unique("kill");
+    let container = json!({
+        "name": "function",
+        "image": FUNCTION_BINARY,
+        "args": [format!("--tag={tag}")],
+        "env": [
+            {"name": "PORT", "value": "8080"},
+            {"name": "POD_IP", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}},
+        ],
+        "ports": [{"name": "http", "containerPort": 8080}],
+        "readinessProbe": {"httpGet": {"path": "/_/ready", "port": "http"}, "periodSeconds": 1},
+    });
+    deploy_container(&ns, "slow", 3, container).await;
+    let key = FunctionKey::new(ns.name(), "slow");
+    wait_endpoints(&traffic.table, &key, 3).await;
+
+    let done = Arc::new(AtomicBool::new(false));
+    let answered = Arc::new(AtomicU64::new(0));
+    let failures = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let callers: Vec<_> = (0..6)
+        .map(|_| {
+            let (done, answered, failures, addr) = (
+                done.clone(),
+                answered.clone(),
+                failures.clone(),
+                traffic.addr,
+            );
+            tokio::spawn(async move {
+                let mut calls = 0u32;
+                while !done.load(Ordering::SeqCst) && calls < 20_000 {
+                    calls += 1;
+                    match request(addr, "/function/slow", &[("x-timeout", "60s")], b"50").await {
+                        Ok((200, body)) if body == "slept 50" => {
+                            answered.fetch_add(1, Ordering::Relaxed);
+                        }
+                        other => failures.lock().unwrap().push(format!("{other:?}")),
+                    }
+                }
+            })
+        })
+        .collect();
+    let wait_answers = |more: u64| {
+        let answered = answered.clone();
+        let before = answered.load(Ordering::Relaxed);
+        async move {
+            wait::until(format!("{more} more calls answered"), || {
+                let answered = answered.clone();
+                async move {
+                    Ok(if answered.load(Ordering::Relaxed) >= before + more {
+                        Poll::Ready(())
+                    } else {
+                        Poll::Pending(format!("{} answered", answered.load(Ordering::Relaxed)))
+                    })
+                }
+            })
+            .await
+        }
+    };
+    wait_answers(30).await?;
+
+    // SIGKILL one pod's process while calls are in flight to it.
+    let pids = tagged_processes(&tag);
+    assert_eq!(pids.len(), 3, "one process per pod: {pids:?}");
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pids[0]),
+        nix::sys::signal::Signal::SIGKILL,
+    )?;
+    // The node restarts it; the gateway keeps answering meanwhile.
+    let pods = ns.api::<Pod>();
+    wait::until("the killed container to restart and be ready", || {
+        let pods = pods.clone();
+        async move {
+            let list = pods
+                .list(&ListParams::default().labels(&format!("{FUNCTION_LABEL}=slow")))
+                .await?;
+            let restarted = list.items.iter().any(|p| {
+                p.status
+                    .as_ref()
+                    .and_then(|s| s.container_statuses.as_ref())
+                    .is_some_and(|cs| cs.iter().any(|c| c.restart_count > 0 && c.ready))
+            });
+            Ok(if restarted {
+                Poll::Ready(())
+            } else {
+                Poll::Pending("no restart yet".to_owned())
+            })
+        }
+    })
+    .await?;
+    wait_endpoints(&traffic.table, &key, 3).await;
+    wait_answers(30).await?;
+    done.store(true, Ordering::SeqCst);
+    for caller in callers {
+        caller.await?;
+    }
+    let failures = failures.lock().unwrap().clone();
+    eprintln!(
+        "{} calls answered around a killed pod process",
+        answered.load(Ordering::Relaxed)
+    );
+    assert!(
+        failures.is_empty(),
+        "{} failed calls: {failures:?}",
+        failures.len()
     );
 
     traffic.stop().await;
