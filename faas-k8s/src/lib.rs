@@ -30,11 +30,20 @@
 //! The `faas-vnode` binary does the same from the command line (`--kubeconfig`, `--node-name`,
 //! `--backend`, ...).
 //!
+//! # Traffic and scale
+//!
+//! The [`gateway`] is the one entry point of every function: OpenFaaS-compatible routes, routing
+//! to ready endpoints from EndpointSlices, and an activator that holds calls for a function at
+//! zero while it wakes. The [`autoscaler`] decides replicas from the gateway's in-flight and held
+//! calls and from event sources' lag (Knative's stable and panic windows, KEDA-like lag inputs,
+//! scale to zero after a grace period) and writes the scale subresource. The `faas-gateway`
+//! binary runs both in one process.
+//!
 //! # Features
 //!
 //! | feature | default | what it adds |
 //! |---|---|---|
-//! | `cli` | yes | the command-line programs (`faas-vnode`): argument parsing and the tracing subscriber they install |
+//! | `cli` | yes | the command-line programs (`faas-vnode`, `faas-gateway`): argument parsing and the tracing subscriber they install |
 
 pub mod autoscaler;
 pub mod error;

@@ -323,6 +323,11 @@ impl RoutingTable {
         });
     }
 
+    /// Whether a Service (an EndpointSlice) names `key`: calls to it are routed or held, not 404.
+    pub fn is_known(&self, key: &FunctionKey) -> bool {
+        self.known_routes(key).is_some()
+    }
+
     /// Every function currently known.
     pub(crate) fn known(&self) -> Vec<FunctionKey> {
         self.functions
