@@ -33,11 +33,11 @@ use faas_core::{FunctionDefinition, Registry};
 use faas_e2e::TestCluster;
 use faas_k8s::autoscaler::ScalingPolicy;
 use faas_k8s::gateway::FunctionKey;
+use faas_k8s::node::Capacity;
 use faas_k8s::node::function::{FunctionBackend, FunctionBackendConfig, function_image};
 use faas_k8s::node::process::{
     AddressPool, ImageMap, ProcessBackend, ProcessBackendConfig, ShutdownPolicy,
 };
-use faas_k8s::node::Capacity;
 use k8s_openapi::api::core::v1::Namespace;
 use kube::Api;
 use kube::api::{DeleteParams, PostParams};
@@ -181,15 +181,36 @@ async fn b4(bench: &Bench) {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(20);
-    deploy(&bench.client, &bench.namespace, "cold-fn", &bench.functions.name, 0, function_container("echo")).await;
-    deploy(&bench.client, &bench.namespace, "cold-proc", &bench.processes.name, 0, process_container()).await;
+    deploy(
+        &bench.client,
+        &bench.namespace,
+        "cold-fn",
+        &bench.functions.name,
+        0,
+        function_container("echo"),
+    )
+    .await;
+    deploy(
+        &bench.client,
+        &bench.namespace,
+        "cold-proc",
+        &bench.processes.name,
+        0,
+        process_container(),
+    )
+    .await;
     bench.wait_known("cold-fn").await;
     bench.wait_known("cold-proc").await;
     let mut bare = bare_process_starts(runs).await;
-    for (name, label) in [("cold-fn", "function backend"), ("cold-proc", "process backend")] {
+    for (name, label) in [
+        ("cold-fn", "function backend"),
+        ("cold-proc", "process backend"),
+    ] {
         let (mut latencies, lost) = cold_starts(bench, name, runs).await;
         eprintln!("B4 {label}: {latencies:?} ms, {lost} lost");
-        let detail = format!("{runs} wakes; {lost} calls lost; baseline: the bare process from spawn to ready (target p50 <= 250 ms, p99 <= 1 s)");
+        let detail = format!(
+            "{runs} wakes; {lost} calls lost; baseline: the bare process from spawn to ready (target p50 <= 250 ms, p99 <= 1 s)"
+        );
         for (q, tag) in [(0.5, "p50"), (0.99, "p99")] {
             Measurement::new(
                 "B4",
@@ -212,7 +233,15 @@ async fn b5(bench: &Bench) {
     for n in sizes {
         let names: Vec<String> = (0..n).map(|i| format!("wake-{n}-{i}")).collect();
         for name in &names {
-            deploy(&bench.client, &bench.namespace, name, &bench.functions.name, 0, function_container("echo")).await;
+            deploy(
+                &bench.client,
+                &bench.namespace,
+                name,
+                &bench.functions.name,
+                0,
+                function_container("echo"),
+            )
+            .await;
         }
         for name in &names {
             bench.wait_known(name).await;
@@ -244,8 +273,11 @@ async fn b5(bench: &Bench) {
             }
         });
         let mut direct: Vec<f64> = futures::future::join_all(scaled).await;
-        eprintln!("B5 N={n}: through the gateway p95 {:.0} ms, scaled directly p95 {:.0} ms, {lost} lost",
-            quantile(&mut woken, 0.95), quantile(&mut direct, 0.95));
+        eprintln!(
+            "B5 N={n}: through the gateway p95 {:.0} ms, scaled directly p95 {:.0} ms, {lost} lost",
+            quantile(&mut woken, 0.95),
+            quantile(&mut direct, 0.95)
+        );
         Measurement::new(
             "B5",
             format!("N={n} woken at once, p95 (ms)"),
@@ -262,14 +294,27 @@ async fn b5(bench: &Bench) {
 
 async fn b7(bench: &Bench, target: f64) {
     let name = "step";
-    deploy(&bench.client, &bench.namespace, name, &bench.functions.name, 1, function_container("slow")).await;
+    deploy(
+        &bench.client,
+        &bench.namespace,
+        name,
+        &bench.functions.name,
+        1,
+        function_container("slow"),
+    )
+    .await;
     let key = bench.key(name);
     bench.traffic.wait_ready(&key, 1).await;
     let stop = Arc::new(AtomicBool::new(false));
     let answered = Arc::new(AtomicU64::new(0));
     let failed = Arc::new(AtomicU64::new(0));
     let caller = |body: &'static str| {
-        let (stop, answered, failed, addr) = (stop.clone(), answered.clone(), failed.clone(), bench.traffic.addr);
+        let (stop, answered, failed, addr) = (
+            stop.clone(),
+            answered.clone(),
+            failed.clone(),
+            bench.traffic.addr,
+        );
         tokio::spawn(async move {
             let mut calls = 0;
             while !stop.load(Ordering::SeqCst) && calls < 10_000 {
@@ -284,7 +329,10 @@ async fn b7(bench: &Bench, target: f64) {
     };
     // Below the target on one replica: it stays warm at one.
     let mut callers = vec![caller("200")];
-    wait_for("warm calls", || async { answered.load(Ordering::Relaxed) >= 10 }).await;
+    wait_for("warm calls", || async {
+        answered.load(Ordering::Relaxed) >= 10
+    })
+    .await;
     assert_eq!(desired(&bench.client, &bench.namespace, name).await, 1);
     let step = (5.0 * target) as usize;
     let started = Instant::now();
@@ -299,17 +347,38 @@ async fn b7(bench: &Bench, target: f64) {
     })
     .await;
     let five = started.elapsed().as_secs_f64() * 1e3;
-    wait_for("five ready endpoints", || async { bench.traffic.table.load_of(&key).ready >= 5 }).await;
+    wait_for("five ready endpoints", || async {
+        bench.traffic.table.load_of(&key).ready >= 5
+    })
+    .await;
     let ready = started.elapsed().as_secs_f64() * 1e3;
     stop.store(true, Ordering::SeqCst);
     for caller in callers {
         let _ = caller.await;
     }
     let failed = failed.load(Ordering::Relaxed);
-    eprintln!("B7: first decision {first:.0} ms, five replicas decided {five:.0} ms, five ready {ready:.0} ms, {failed} failed");
-    let detail = format!("{step} callers (5x the target of {target}) on one warm replica; ratio against the 2000 ms target; {failed} calls failed");
-    Measurement::new("B7", "time to the first scale-up decision (ms)", first, 2000.0, detail.clone()).emit();
-    Measurement::new("B7", "time to a decision for 5 replicas (ms)", five, 2000.0, detail.clone()).emit();
+    eprintln!(
+        "B7: first decision {first:.0} ms, five replicas decided {five:.0} ms, five ready {ready:.0} ms, {failed} failed"
+    );
+    let detail = format!(
+        "{step} callers (5x the target of {target}) on one warm replica; ratio against the 2000 ms target; {failed} calls failed"
+    );
+    Measurement::new(
+        "B7",
+        "time to the first scale-up decision (ms)",
+        first,
+        2000.0,
+        detail.clone(),
+    )
+    .emit();
+    Measurement::new(
+        "B7",
+        "time to a decision for 5 replicas (ms)",
+        five,
+        2000.0,
+        detail.clone(),
+    )
+    .emit();
     Measurement::new("B7", "time to 5 ready replicas (ms)", ready, 2000.0, detail).emit();
 }
 
@@ -320,7 +389,8 @@ async fn main() {
     let cluster = TestCluster::require().await;
     let client = cluster.client();
     let namespace = format!("bench-traffic-{}", std::process::id());
-    let ns: Namespace = serde_json::from_value(json!({"metadata": {"name": namespace}})).expect("a Namespace");
+    let ns: Namespace =
+        serde_json::from_value(json!({"metadata": {"name": namespace}})).expect("a Namespace");
     Api::<Namespace>::all(client.clone())
         .create(&PostParams::default(), &ns)
         .await
@@ -350,11 +420,15 @@ async fn main() {
         Arc::new(
             ProcessBackend::new(
                 ProcessBackendConfig::new(std::env::temp_dir().join(&process_name))
-                    .with_images(ImageMap::new().with_image(PROCESS_IMAGE, sibling_binary("b4-function")))
+                    .with_images(
+                        ImageMap::new().with_image(PROCESS_IMAGE, sibling_binary("b4-function")),
+                    )
                     .with_addresses(AddressPool::new(cidr.parse().expect("a CIDR")))
                     .with_network(network)
                     .with_capacity(Capacity::new("16", "16Gi", 100))
-                    .with_on_drop(ShutdownPolicy::StopAll { grace: Duration::from_secs(1) }),
+                    .with_on_drop(ShutdownPolicy::StopAll {
+                        grace: Duration::from_secs(1),
+                    }),
             )
             .await
             .expect("the process backend starts (root, ip and nsenter are needed)"),
@@ -391,7 +465,12 @@ async fn main() {
     let _ = Api::<Namespace>::all(client)
         .delete(&namespace, &DeleteParams::default())
         .await;
-    let Bench { functions, processes, cluster, .. } = bench;
+    let Bench {
+        functions,
+        processes,
+        cluster,
+        ..
+    } = bench;
     functions.stop().await;
     processes.stop().await;
     drop(cluster);

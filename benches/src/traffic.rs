@@ -188,7 +188,12 @@ pub struct Traffic {
 impl Traffic {
     /// Starts both, for the functions of `namespace`, scaling Deployments by `policy`
     /// and deciding every `tick`.
-    pub async fn start(cluster: &TestCluster, namespace: &str, policy: ScalingPolicy, tick: Duration) -> Self {
+    pub async fn start(
+        cluster: &TestCluster,
+        namespace: &str,
+        policy: ScalingPolicy,
+        tick: Duration,
+    ) -> Self {
         let config = GatewayConfig::builder()
             .default_namespace(namespace)
             .watch_namespace(namespace)
@@ -202,8 +207,8 @@ impl Traffic {
             .tick(tick)
             .default_policy(policy)
             .build();
-        let autoscaler =
-            Autoscaler::new(cluster.client(), scaling, table.clone()).with_metrics(gateway.metrics());
+        let autoscaler = Autoscaler::new(cluster.client(), scaling, table.clone())
+            .with_metrics(gateway.metrics());
         let scaler_stop = autoscaler.shutdown_handle();
         tokio::spawn(autoscaler.run());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")

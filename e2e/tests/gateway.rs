@@ -23,6 +23,7 @@ use faas_k8s::node::process::{
 use faas_k8s::node::{Capacity, KubeletTls, NodeConfig, ShutdownHandle, VirtualNode};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{Node, Pod, Service};
+use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
 use kube::Api;
 use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use serde_json::json;
@@ -67,6 +68,8 @@ fn free_port() -> u16 {
 struct FunctionNode {
     name: String,
     client: kube::Client,
+    config: kube::Config,
+    stopped: bool,
     shutdown: ShutdownHandle,
     task: tokio::task::JoinHandle<faas_k8s::Result<()>>,
 }
@@ -111,6 +114,8 @@ impl FunctionNode {
         let this = FunctionNode {
             name,
             client: cluster.client(),
+            config: cluster.config().clone(),
+            stopped: false,
             shutdown,
             task,
         };
@@ -141,6 +146,7 @@ impl FunctionNode {
         let _ = (&mut self.task).await;
         let nodes: Api<Node> = Api::all(self.client.clone());
         let _ = nodes.delete(&self.name, &DeleteParams::default()).await;
+        self.stopped = true;
     }
 }
 
@@ -175,8 +181,29 @@ impl FunctionNode {
 }
 
 impl Drop for FunctionNode {
+    /// A test that failed half-way still removes its Node, so the pods bound to it are
+    /// collected and the namespace can go.
     fn drop(&mut self) {
         self.shutdown.shutdown();
+        if self.stopped {
+            return;
+        }
+        let (name, config) = (self.name.clone(), self.config.clone());
+        let _ = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?;
+            runtime.block_on(async move {
+                let client = kube::Client::try_from(config).map_err(std::io::Error::other)?;
+                let nodes: Api<Node> = Api::all(client);
+                nodes
+                    .delete(&name, &DeleteParams::default())
+                    .await
+                    .map(|_| ())
+                    .map_err(std::io::Error::other)
+            })
+        })
+        .join();
     }
 }
 
@@ -184,6 +211,7 @@ impl Drop for FunctionNode {
 /// pods labelled `faas.rs/function: name` on the virtual node, port 8080 named `http`.
 async fn deploy_function(
     ns: &TestNamespace,
+    node: &FunctionNode,
     name: &str,
     function: &str,
     replicas: i32,
@@ -195,11 +223,12 @@ async fn deploy_function(
         "ports": [{"name": "http", "containerPort": 8080}],
         "readinessProbe": {"httpGet": {"path": ready_path, "port": "http"}, "periodSeconds": 1},
     });
-    deploy_container(ns, name, replicas, container).await;
+    deploy_container(ns, node, name, replicas, container).await;
 }
 
 async fn deploy_container(
     ns: &TestNamespace,
+    node: &FunctionNode,
     name: &str,
     replicas: i32,
     container: serde_json::Value,
@@ -213,7 +242,8 @@ async fn deploy_container(
             "template": {
                 "metadata": {"labels": labels},
                 "spec": {
-                    "nodeSelector": {"type": "virtual-kubelet"},
+                    // The operator's selector, and this test's own node (tests run side by side).
+                    "nodeSelector": {"type": "virtual-kubelet", "kubernetes.io/hostname": node.name},
                     "tolerations": [{"key": "virtual-kubelet.io/provider", "operator": "Exists", "effect": "NoSchedule"}],
                     "terminationGracePeriodSeconds": 10,
                     "containers": [container],
@@ -260,18 +290,48 @@ struct Traffic {
     task: tokio::task::JoinHandle<faas_k8s::Result<()>>,
 }
 
+/// Grants the restricted identity, in `ns`, what the gateway and the autoscaler need and no
+/// more, and returns its client: they run under it.
+async fn least_privilege_client(cluster: &TestCluster, ns: &TestNamespace) -> kube::Client {
+    let role: Role = serde_json::from_value(json!({
+        "metadata": {"name": "faas-gateway"},
+        "rules": faas_k8s::gateway::rbac::gateway_rules(Some(&ScaleTarget::Deployment)),
+    }))
+    .expect("a valid Role");
+    ns.api::<Role>()
+        .create(&PostParams::default(), &role)
+        .await
+        .expect("the Role is created");
+    let binding: RoleBinding = serde_json::from_value(json!({
+        "metadata": {"name": "faas-gateway"},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "faas-gateway"},
+        "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": cluster.restricted_user()}],
+    }))
+    .expect("a valid RoleBinding");
+    ns.api::<RoleBinding>()
+        .create(&PostParams::default(), &binding)
+        .await
+        .expect("the RoleBinding is created");
+    cluster
+        .restricted_client()
+        .await
+        .expect("the restricted identity's client")
+}
+
 impl Traffic {
+    /// The gateway and (with a policy) the autoscaler, under the least-privilege identity.
     async fn start(
         cluster: &TestCluster,
         ns: &TestNamespace,
         policy: Option<ScalingPolicy>,
     ) -> Self {
+        let client = least_privilege_client(cluster, ns).await;
         let config = GatewayConfig::builder()
             .default_namespace(ns.name())
             .watch_namespace(ns.name())
             .body_limit(1024)
             .build();
-        let gateway = Gateway::builder(config).discover(cluster.client()).build();
+        let gateway = Gateway::builder(config).discover(client.clone()).build();
         let table = gateway.routing_table();
         let scaler_stop = policy.map(|policy| {
             let scaling = AutoscalerConfig::builder()
@@ -281,7 +341,7 @@ impl Traffic {
                 .tick(Duration::from_millis(250))
                 .default_policy(policy)
                 .build();
-            let autoscaler = Autoscaler::new(cluster.client(), scaling, table.clone())
+            let autoscaler = Autoscaler::new(client.clone(), scaling, table.clone())
                 .with_metrics(gateway.metrics());
             let stop = autoscaler.shutdown_handle();
             tokio::spawn(autoscaler.run());
@@ -386,7 +446,7 @@ async fn a_call_reaches_the_function_on_the_virtual_node_and_wakes_it_from_zero(
         .panic_window(Duration::from_secs(2))
         .build()?;
     let traffic = Traffic::start(&cluster, &ns, Some(policy)).await;
-    deploy_function(&ns, "hello", "hello", 1, "/_/ready").await;
+    deploy_function(&ns, &node, "hello", "hello", 1, "/_/ready").await;
     let key = FunctionKey::new(ns.name(), "hello");
     wait_endpoints(&traffic.table, &key, 1).await;
 
@@ -442,7 +502,7 @@ async fn steady_load_while_scaling_1_5_1_0_1_loses_no_call() -> TestResult {
     // No autoscaler: the test scales as `kubectl scale` would and wakes the function at zero
     // itself once it sees a held call.
     let traffic = Traffic::start(&cluster, &ns, None).await;
-    deploy_function(&ns, "slow", "slow", 1, "/_/ready").await;
+    deploy_function(&ns, &node, "slow", "slow", 1, "/_/ready").await;
     let key = FunctionKey::new(ns.name(), "slow");
     wait_endpoints(&traffic.table, &key, 1).await;
 
@@ -545,9 +605,9 @@ async fn unknown_oversized_and_never_ready_functions_answer_json_errors() -> Tes
     let node = FunctionNode::start(&cluster).await;
     let ns = cluster.namespace("gw-errors").await?;
     let traffic = Traffic::start(&cluster, &ns, None).await;
-    deploy_function(&ns, "hello", "hello", 1, "/_/ready").await;
+    deploy_function(&ns, &node, "hello", "hello", 1, "/_/ready").await;
     // Its image names a function the node does not have: the pod never becomes ready.
-    deploy_function(&ns, "stuck", "missing", 1, "/_/ready").await;
+    deploy_function(&ns, &node, "stuck", "missing", 1, "/_/ready").await;
     wait_endpoints(&traffic.table, &FunctionKey::new(ns.name(), "hello"), 1).await;
     let stuck_pods = ns.api::<Pod>();
     wait::until("the stuck pod to be bound to the node", || {
@@ -628,7 +688,7 @@ async fn a_pod_process_killed_mid_load_fails_no_call() -> TestResult {
         "ports": [{"name": "http", "containerPort": 8080}],
         "readinessProbe": {"httpGet": {"path": "/_/ready", "port": "http"}, "periodSeconds": 1},
     });
-    deploy_container(&ns, "slow", 3, container).await;
+    deploy_container(&ns, &node, "slow", 3, container).await;
     let key = FunctionKey::new(ns.name(), "slow");
     wait_endpoints(&traffic.table, &key, 3).await;
 

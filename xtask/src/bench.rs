@@ -69,12 +69,16 @@ pub(crate) fn run(ws: &Workspace, args: Args) -> Result<()> {
         }
         results.extend(collect("B3", cmd)?);
     }
-    let traffic: Vec<&str> = ["B4", "B5", "B7"].into_iter().filter(|id| wanted(id)).collect();
+    let traffic: Vec<&str> = ["B4", "B5", "B7"]
+        .into_iter()
+        .filter(|id| wanted(id))
+        .collect();
     if !traffic.is_empty() {
         let mut services = Services::default();
         services.start(Box::new(ControlPlane::new(ws, args.cluster.clone())))?;
         let mut cmd = bench_command(ws, "traffic_scale");
-        cmd.envs(services.env()).env("TRAFFIC_BENCHES", traffic.join(","));
+        cmd.envs(services.env())
+            .env("TRAFFIC_BENCHES", traffic.join(","));
         if args.quick {
             cmd.env("B4_RUNS", "5").env("B5_SIZES", "1,5,25");
         }

@@ -215,7 +215,11 @@ impl Decider {
         }
 
         let lag_active = observation.lags.iter().any(|lag| lag.active);
-        if concurrency > 0.0 || lag_active {
+        // Replicas asked for and not ready yet are starting: the grace period
+        // counts from when they are ready, not from when they were asked for.
+        let starting =
+            observation.ready_replicas == 0 && observation.desired_replicas.unwrap_or(0) > 0;
+        if concurrency > 0.0 || lag_active || starting {
             self.last_active = Some(now);
         } else if self.last_active.is_none()
             && (observation.ready_replicas > 0 || observation.desired_replicas.unwrap_or(0) > 0)
@@ -477,8 +481,24 @@ mod tests {
             (first.replicas, first.reason),
             (1, DecisionReason::GracePeriod)
         );
-        let later = decider.decide(start + Duration::from_secs(31), &starting);
-        assert_eq!(later.replicas, 0);
+        // Slow to start: kept while its replica is not ready.
+        let slow = decider.decide(start + Duration::from_secs(100), &starting);
+        assert_eq!(slow.replicas, 1);
+        // Ready at last: the grace period starts now.
+        let ready = Observation::new(0, 1).with_desired(1);
+        let at = start + Duration::from_secs(100);
+        assert_eq!(
+            decider
+                .decide(at + Duration::from_secs(29), &ready)
+                .replicas,
+            1
+        );
+        assert_eq!(
+            decider
+                .decide(at + Duration::from_secs(30), &ready)
+                .replicas,
+            0
+        );
     }
 
     #[test]

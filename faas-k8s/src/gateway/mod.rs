@@ -47,6 +47,7 @@ mod endpoints;
 mod key;
 pub mod openfaas;
 mod proxy;
+pub mod rbac;
 mod routes;
 mod state;
 mod system;

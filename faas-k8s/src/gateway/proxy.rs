@@ -93,9 +93,12 @@ impl Upstream {
 }
 
 /// Whether a failed attempt can go to another endpoint: the connection was
-/// never made, it closed before any answer (a pooled connection the pod closed
-/// as it stopped, or a pod that died: the call is sent again, at least once
-/// in all), or the method is idempotent.
+/// never made, or it closed or was reset before any answer (a pooled
+/// connection the pod closed as it stopped, or a pod that died mid-call), or
+/// the method is idempotent.
+///
+/// A call that died with its pod is sent again: the caller got nothing yet, so
+/// the gateway delivers it at least once rather than fail it.
 pub(crate) fn can_retry(error: &hyper_util::client::legacy::Error, method: &Method) -> bool {
     if error.is_connect()
         || matches!(
@@ -107,8 +110,18 @@ pub(crate) fn can_retry(error: &hyper_util::client::legacy::Error, method: &Meth
     }
     let mut source = std::error::Error::source(error);
     while let Some(cause) = source {
-        if let Some(hyper) = cause.downcast_ref::<hyper::Error>() {
-            return hyper.is_incomplete_message() || hyper.is_canceled();
+        if let Some(hyper) = cause.downcast_ref::<hyper::Error>()
+            && (hyper.is_incomplete_message() || hyper.is_canceled())
+        {
+            return true;
+        }
+        if let Some(io) = cause.downcast_ref::<std::io::Error>() {
+            return matches!(
+                io.kind(),
+                std::io::ErrorKind::ConnectionReset
+                    | std::io::ErrorKind::ConnectionAborted
+                    | std::io::ErrorKind::BrokenPipe
+            );
         }
         source = cause.source();
     }
