@@ -56,7 +56,6 @@ impl Default for ScalingPolicy {
 
 impl ScalingPolicy {
     /// A builder starting from the defaults.
-    #[must_use]
     pub fn builder() -> ScalingPolicyBuilder {
         ScalingPolicyBuilder {
             policy: ScalingPolicy::default(),

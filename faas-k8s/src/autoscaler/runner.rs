@@ -67,7 +67,6 @@ impl Default for AutoscalerConfig {
 
 impl AutoscalerConfig {
     /// A builder starting from the defaults.
-    #[must_use]
     pub fn builder() -> AutoscalerConfigBuilder {
         AutoscalerConfigBuilder {
             config: AutoscalerConfig::default(),

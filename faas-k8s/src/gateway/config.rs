@@ -76,7 +76,6 @@ impl Default for GatewayConfig {
 
 impl GatewayConfig {
     /// A builder starting from the defaults.
-    #[must_use]
     pub fn builder() -> GatewayConfigBuilder {
         GatewayConfigBuilder {
             config: GatewayConfig::default(),

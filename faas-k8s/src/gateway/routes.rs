@@ -59,7 +59,7 @@ pub(crate) fn check_credentials(
     state: &GatewayState,
     headers: &http::HeaderMap,
     required: bool,
-) -> Result<(), Response<Body>> {
+) -> Result<(), Box<Response<Body>>> {
     match state.config.credentials() {
         Some(auth) if required && !auth.allows(headers) => {
             let error =
@@ -70,7 +70,7 @@ pub(crate) fn check_credentials(
                 header::WWW_AUTHENTICATE,
                 http::HeaderValue::from_static("Basic realm=\"faas\""),
             );
-            Err(response)
+            Err(Box::new(response))
         }
         _ => Ok(()),
     }
@@ -80,7 +80,7 @@ async fn function_call(State(state): State<Arc<GatewayState>>, request: Request)
     let (parts, body) = request.into_parts();
     if let Err(denied) = check_credentials(&state, &parts.headers, state.config.protect_functions())
     {
-        return denied;
+        return *denied;
     }
     let call_id = call_id_of(&parts.headers);
     let deadline = Instant::now() + timeout_of(&state, &parts.headers);
@@ -126,7 +126,7 @@ async fn async_function_call(
     let (parts, body) = request.into_parts();
     if let Err(denied) = check_credentials(&state, &parts.headers, state.config.protect_functions())
     {
-        return denied;
+        return *denied;
     }
     let call_id = call_id_of(&parts.headers);
     let deadline = Instant::now() + timeout_of(&state, &parts.headers);

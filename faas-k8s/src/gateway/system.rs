@@ -40,15 +40,15 @@ type Answer = Result<Response<Body>, Response<Body>>;
 fn guard(
     state: &GatewayState,
     headers: &http::HeaderMap,
-) -> Result<Arc<dyn Provider>, Response<Body>> {
+) -> Result<Arc<dyn Provider>, Box<Response<Body>>> {
     check_credentials(state, headers, true)?;
     state.provider.clone().ok_or_else(|| {
-        error_response(
+        Box::new(error_response(
             &FunctionError::unavailable(
                 "this gateway has no provider: /system/* cannot manage functions",
             ),
             &call_id_of(headers),
-        )
+        ))
     })
 }
 
@@ -110,7 +110,7 @@ async fn list(
     Query(query): Query<HashMap<String, String>>,
     request: Request,
 ) -> Answer {
-    let provider = guard(&state, request.headers())?;
+    let provider = guard(&state, request.headers()).map_err(|denied| *denied)?;
     let namespace = namespace_of(&state, &query);
     let statuses = provider
         .list()
@@ -133,7 +133,7 @@ async fn describe(
     Query(query): Query<HashMap<String, String>>,
     request: Request,
 ) -> Answer {
-    let provider = guard(&state, request.headers())?;
+    let provider = guard(&state, request.headers()).map_err(|denied| *denied)?;
     let namespace = namespace_of(&state, &query).to_owned();
     let status = provider
         .status(&name)
@@ -148,7 +148,7 @@ async fn describe(
 
 async fn deploy(State(state): State<Arc<GatewayState>>, request: Request) -> Answer {
     let headers = request.headers().clone();
-    let provider = guard(&state, &headers)?;
+    let provider = guard(&state, &headers).map_err(|denied| *denied)?;
     let deployment: DeploymentRequest = body_json(&state, request).await?;
     if deployment.service.is_empty() {
         return Err(error_response(
@@ -165,7 +165,7 @@ async fn deploy(State(state): State<Arc<GatewayState>>, request: Request) -> Ans
 
 async fn update(State(state): State<Arc<GatewayState>>, request: Request) -> Answer {
     let headers = request.headers().clone();
-    let provider = guard(&state, &headers)?;
+    let provider = guard(&state, &headers).map_err(|denied| *denied)?;
     let deployment: DeploymentRequest = body_json(&state, request).await?;
     provider
         .update(deployment.into_deployment(state.config.default_namespace()))
@@ -176,7 +176,7 @@ async fn update(State(state): State<Arc<GatewayState>>, request: Request) -> Ans
 
 async fn remove(State(state): State<Arc<GatewayState>>, request: Request) -> Answer {
     let headers = request.headers().clone();
-    let provider = guard(&state, &headers)?;
+    let provider = guard(&state, &headers).map_err(|denied| *denied)?;
     let delete: DeleteRequest = body_json(&state, request).await?;
     provider
         .remove(&delete.function_name)
@@ -191,7 +191,7 @@ async fn scale(
     request: Request,
 ) -> Answer {
     let headers = request.headers().clone();
-    let provider = guard(&state, &headers)?;
+    let provider = guard(&state, &headers).map_err(|denied| *denied)?;
     let scale: ScaleRequest = body_json(&state, request).await?;
     let replicas = u32::try_from(scale.replicas).map_err(|_| {
         error_response(
@@ -207,7 +207,7 @@ async fn scale(
 }
 
 async fn info(State(state): State<Arc<GatewayState>>, request: Request) -> Answer {
-    check_credentials(&state, request.headers(), true)?;
+    check_credentials(&state, request.headers(), true).map_err(|denied| *denied)?;
     Ok(json(
         StatusCode::OK,
         &InfoResponse::current(state.async_queue.kind()),
