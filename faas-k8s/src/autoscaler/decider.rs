@@ -149,9 +149,11 @@ pub struct Decision {
 /// let wake = decider.decide(start, &Observation::new(0, 0).with_held(1));
 /// assert_eq!((wake.replicas, wake.reason), (1, DecisionReason::Activation));
 ///
-/// // Eight calls in flight on one replica: panic, four replicas at once.
+/// // Eight calls in flight on one replica a second later: the panic window
+/// // averages 4.5 calls, twice the target or more per ready replica: panic,
+/// // three replicas at once.
 /// let burst = decider.decide(start + Duration::from_secs(1), &Observation::new(8, 1));
-/// assert_eq!((burst.replicas, burst.reason), (4, DecisionReason::Panic));
+/// assert_eq!((burst.replicas, burst.reason), (3, DecisionReason::Panic));
 /// # Ok::<(), faas_k8s::Error>(())
 /// ```
 #[derive(Debug, Clone)]
