@@ -93,6 +93,30 @@ pub(crate) fn run(ws: &Workspace, args: Args) -> Result<()> {
         };
         results.extend(outside_load::run(ws, &settings)?);
     }
+    if wanted("B3") {
+        let mut cmd = bench_command(ws, "b3_gateway");
+        if args.quick {
+            cmd.env("B3_ROUNDS", "1").env("B3_SECONDS", "2");
+        }
+        results.extend(collect("B3", cmd)?);
+    }
+    let traffic: Vec<&str> = ["B4", "B5", "B7"]
+        .into_iter()
+        .filter(|id| wanted(id))
+        .collect();
+    if !traffic.is_empty() {
+        let mut services = Services::default();
+        services.start(Box::new(ControlPlane::new(ws, args.cluster.clone())))?;
+        let mut cmd = bench_command(ws, "traffic_scale");
+        cmd.envs(services.env())
+            .env("TRAFFIC_BENCHES", traffic.join(","));
+        if args.quick {
+            cmd.env("B4_RUNS", "5").env("B5_SIZES", "1,5,25");
+        }
+        let outcome = collect("B4/B5/B7", cmd);
+        services.stop()?;
+        results.extend(outcome?);
+    }
     if wanted("B6") {
         let mut services = Services::default();
         services.start(Box::new(ControlPlane::new(ws, args.cluster.clone())))?;
@@ -119,7 +143,7 @@ pub(crate) fn run(ws: &Workspace, args: Args) -> Result<()> {
     }
     if results.is_empty() {
         bail!(
-            "no benchmark matched {:?} (known: B1, B2, B6, B9)",
+            "no benchmark matched {:?} (known: B1, B2, B3, B4, B5, B6, B7, B9)",
             args.only
         );
     }
