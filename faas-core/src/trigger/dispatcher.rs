@@ -15,6 +15,7 @@ use tokio_util::task::TaskTracker;
 
 use super::Delivery;
 use super::attempt::Attempt;
+use super::delivery::settled_in_process;
 use crate::cancellation::CallCancellation;
 use crate::context::CALL_ID_HEADER;
 use crate::error::FunctionError;
@@ -202,11 +203,16 @@ impl Dispatcher {
                 .clone();
             let registered = match self.admit(function, &mut invocation) {
                 Ok(admitted) => admitted,
-                Err(error) => return Delivery::new(call_id, Err(error), 0, false),
+                Err(error) => {
+                    let later = settled_in_process(false, false, None);
+                    return Delivery::new(call_id, Err(error), 0, false, later);
+                }
             };
+            let policy = Some(registered.policy());
             if let Err(error) = check_body(&registered, &invocation) {
                 let dead_lettered = self.dead_letter(&registered, &invocation, &error, 0).await;
-                return Delivery::new(call_id, Err(error), 0, dead_lettered);
+                let settlement = settled_in_process(false, dead_lettered, policy);
+                return Delivery::new(call_id, Err(error), 0, dead_lettered, settlement);
             }
             // The delivery's token; each attempt gets a child of it, so a timed-out
             // attempt does not stop the retries, and a shutdown stops them all.
@@ -230,15 +236,32 @@ impl Dispatcher {
                 })
                 .await;
             match outcome.result {
-                Ok(response) => Delivery::new(call_id, Ok(response), outcome.attempts, false),
-                Err(error) if outcome.cancelled => {
-                    Delivery::new(call_id, Err(error), outcome.attempts, false)
-                }
+                Ok(response) => Delivery::new(
+                    call_id,
+                    Ok(response),
+                    outcome.attempts,
+                    false,
+                    settled_in_process(true, false, policy),
+                ),
+                Err(error) if outcome.cancelled => Delivery::new(
+                    call_id,
+                    Err(error),
+                    outcome.attempts,
+                    false,
+                    settled_in_process(false, false, None),
+                ),
                 Err(error) => {
                     let dead_lettered = self
                         .dead_letter(&registered, &invocation, &error, outcome.attempts)
                         .await;
-                    Delivery::new(call_id, Err(error), outcome.attempts, dead_lettered)
+                    let settlement = settled_in_process(false, dead_lettered, policy);
+                    Delivery::new(
+                        call_id,
+                        Err(error),
+                        outcome.attempts,
+                        dead_lettered,
+                        settlement,
+                    )
                 }
             }
         }
@@ -315,7 +338,7 @@ impl Dispatcher {
             error.clone(),
             attempts,
         );
-        match dead_letter.try_dead_letter(entry).await {
+        match dead_letter.dead_letter(entry).await {
             Ok(()) => {
                 self.shared.log.push(
                     registered.name(),
