@@ -2,7 +2,8 @@
 //!
 //! 1. checks: `cargo fmt --check`, clippy with `-D warnings`;
 //! 2. tests: unit, integration and doc tests of the workspace (all but the
-//!    end-to-end crate);
+//!    end-to-end crate), with NATS, Redis and PostgreSQL running for the
+//!    event triggers (see [`crate::servers`]);
 //! 3. docs: `cargo doc` with `-D warnings`;
 //! 4. end-to-end: builds (or finds) the control plane, starts the services
 //!    the tier needs, runs `faas-e2e` against them, and stops them again,
@@ -14,6 +15,7 @@ use std::time::Instant;
 use anyhow::{Result, bail};
 
 use crate::cluster::{self, ControlPlane};
+use crate::servers;
 use crate::service::Services;
 use crate::workspace::Workspace;
 use crate::{interrupt, output};
@@ -157,16 +159,7 @@ fn steps(run: &mut Run<'_>, args: &Args) -> Result<()> {
         )?;
     }
     if !args.e2e_only {
-        run.step(
-            "unit, integration and doc tests",
-            run.cargo(&[
-                "test",
-                "--workspace",
-                "--all-features",
-                "--exclude",
-                "faas-e2e",
-            ]),
-        )?;
+        integration(run, args)?;
     }
     if checks {
         let mut doc = run.cargo(&["doc", "--workspace", "--no-deps", "--all-features"]);
@@ -177,6 +170,32 @@ fn steps(run: &mut Run<'_>, args: &Args) -> Result<()> {
         end_to_end(run, args)?;
     }
     Ok(())
+}
+
+/// Unit, integration and doc tests, with the brokers and the database the
+/// event triggers' integration tests need (started here unless already
+/// running, stopped afterwards).
+fn integration(run: &mut Run<'_>, args: &Args) -> Result<()> {
+    let mut services = Services::default();
+    services.keep_running(args.keep_services);
+    for server in servers::all(run.ws) {
+        services.start(server)?;
+    }
+    let mut tests = run.cargo(&[
+        "test",
+        "--workspace",
+        "--all-features",
+        "--exclude",
+        "faas-e2e",
+    ]);
+    tests.envs(services.env());
+    let passed = run.step("unit, integration and doc tests", tests);
+    if matches!(passed, Ok(false) | Err(_)) {
+        services.print_logs(30);
+    }
+    let stopped = services.stop();
+    passed?;
+    stopped
 }
 
 /// The end-to-end tier: compile it first (no cluster idles meanwhile), then
