@@ -13,9 +13,9 @@ use http::HeaderValue;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use super::Delivery;
 use super::attempt::Attempt;
 use super::delivery::settled_in_process;
+use super::{Delivery, Readiness};
 use crate::cancellation::CallCancellation;
 use crate::context::CALL_ID_HEADER;
 use crate::error::FunctionError;
@@ -65,6 +65,7 @@ struct Shared {
     metrics: Metrics,
     log: InvocationLog,
     accepting: AtomicBool,
+    readiness: Readiness,
     hard_stop: CancellationToken,
     tracker: TaskTracker,
 }
@@ -93,6 +94,7 @@ impl Dispatcher {
                 metrics,
                 log,
                 accepting: AtomicBool::new(true),
+                readiness: Readiness::default(),
                 hard_stop: CancellationToken::new(),
                 tracker: TaskTracker::new(),
             }),
@@ -117,6 +119,12 @@ impl Dispatcher {
     /// Whether it accepts new calls (false once its host began shutting down).
     pub fn is_accepting(&self) -> bool {
         self.shared.accepting.load(Ordering::Acquire)
+    }
+
+    /// The readiness of the host's event sources: a source that cannot reach
+    /// its server marks itself not ready here, and `/_/ready` answers 503.
+    pub fn readiness(&self) -> &Readiness {
+        &self.shared.readiness
     }
 
     /// Calls (and deliveries, retries included) running now.

@@ -6,6 +6,7 @@ mod delivery;
 mod dispatcher;
 mod invoker;
 mod lag;
+mod readiness;
 mod settle;
 
 use async_trait::async_trait;
@@ -15,6 +16,7 @@ pub use delivery::{DeadLetterRoute, Delivery, deliver_once};
 pub use dispatcher::Dispatcher;
 pub use invoker::Invoker;
 pub use lag::{Lag, LagSource};
+pub use readiness::Readiness;
 pub use settle::{Settle, Settlement, in_progress_while};
 
 use crate::error::Error;

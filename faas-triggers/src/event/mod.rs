@@ -1,0 +1,67 @@
+//! What the event sources (NATS JetStream, Redis Streams, PostgreSQL,
+//! storage, Kubernetes) share: how a received message becomes a call, is
+//! settled, and how a source waits for its server.
+//!
+//! Every source makes one attempt per delivery with
+//! [`faas_core::trigger::deliver_once`], through an
+//! [`Invoker`](faas_core::trigger::Invoker) (the host's dispatcher unless
+//! one was configured, such as a [`GatewayInvoker`](crate::gateway::GatewayInvoker)),
+//! and applies the resulting [`Settlement`](faas_core::trigger::Settlement)
+//! to the message. Each event reaches the function as a CloudEvent in binary
+//! mode, whose id is stable across redeliveries and is also the call's id.
+
+mod backoff;
+mod invocation;
+
+pub(crate) use backoff::Reconnect;
+pub(crate) use invocation::{event_invocation, with_payload};
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use faas_core::trigger::{
+    DeadLetterRoute, Delivery, Invoker, Settle, deliver_once, in_progress_while,
+};
+use faas_core::{Dispatcher, Invocation};
+
+/// The invoker a source calls through: the configured one, else the host's
+/// dispatcher.
+pub(crate) fn invoker_or(
+    configured: Option<&Arc<dyn Invoker>>,
+    dispatcher: &Dispatcher,
+) -> Arc<dyn Invoker> {
+    configured
+        .cloned()
+        .unwrap_or_else(|| Arc::new(dispatcher.clone()))
+}
+
+/// One delivery of a received message: the call (with the source told it is
+/// in progress every `in_progress` while it runs), then the settlement.
+///
+/// A failure to settle is logged: the source redelivers the message, which
+/// at-least-once allows.
+pub(crate) async fn deliver<S: Settle + ?Sized>(
+    invoker: &dyn Invoker,
+    function: &str,
+    invocation: Invocation,
+    message: &S,
+    in_progress: Option<Duration>,
+    route: DeadLetterRoute<'_>,
+) -> Delivery {
+    let delivery = in_progress_while(
+        deliver_once(invoker, function, invocation, route),
+        in_progress,
+        message,
+    )
+    .await;
+    if let Err(error) = message.settle(delivery.settlement()).await {
+        tracing::warn!(
+            function,
+            call_id = %delivery.call_id(),
+            settlement = ?delivery.settlement(),
+            %error,
+            "could not settle a message; its source will deliver it again"
+        );
+    }
+    delivery
+}
