@@ -112,6 +112,8 @@ mod event;
 pub mod gateway;
 #[cfg(feature = "nats")]
 pub mod nats;
+#[cfg(feature = "redis")]
+pub mod redis;
 
 #[cfg(feature = "cron")]
 pub mod cron;

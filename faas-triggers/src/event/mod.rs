@@ -24,6 +24,15 @@ use faas_core::trigger::{
 };
 use faas_core::{Dispatcher, Invocation};
 
+/// The error of a bad setting `key` = `value`.
+pub(crate) fn invalid(key: &str, value: &str, reason: impl Into<String>) -> crate::Error {
+    crate::Error::InvalidConfig {
+        key: key.to_owned(),
+        value: value.to_owned(),
+        reason: reason.into(),
+    }
+}
+
 /// The invoker a source calls through: the configured one, else the host's
 /// dispatcher.
 pub(crate) fn invoker_or(

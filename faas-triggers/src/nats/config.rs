@@ -2,7 +2,10 @@
 
 use std::time::Duration;
 
-use crate::{Error, Result};
+#[cfg(test)]
+use crate::Error;
+use crate::Result;
+pub(crate) use crate::event::invalid;
 
 /// Messages asked for in one pull by default.
 pub const DEFAULT_BATCH: usize = 64;
@@ -172,14 +175,6 @@ impl NatsTriggerConfig {
             return Err(invalid("nats.max_in_flight", "0", "at least 1"));
         }
         Ok(())
-    }
-}
-
-pub(crate) fn invalid(key: &str, value: &str, reason: impl Into<String>) -> Error {
-    Error::InvalidConfig {
-        key: key.to_owned(),
-        value: value.to_owned(),
-        reason: reason.into(),
     }
 }
 
