@@ -24,6 +24,27 @@ use faas_core::trigger::{
 };
 use faas_core::{Dispatcher, Invocation};
 
+/// Waits for one free in-flight slot, then takes as many more as are free,
+/// up to `batch` in all: what one read from the source may ask for.
+pub(crate) async fn take_slots(
+    slots: &Arc<tokio::sync::Semaphore>,
+    batch: usize,
+) -> tokio::sync::OwnedSemaphorePermit {
+    let mut permits = Arc::clone(slots)
+        .acquire_owned()
+        .await
+        .expect("the in-flight semaphore is never closed");
+    let extra = slots.available_permits().min(batch.saturating_sub(1));
+    if let Some(more) = u32::try_from(extra)
+        .ok()
+        .filter(|extra| *extra > 0)
+        .and_then(|extra| Arc::clone(slots).try_acquire_many_owned(extra).ok())
+    {
+        permits.merge(more);
+    }
+    permits
+}
+
 /// The error of a bad setting `key` = `value`.
 pub(crate) fn invalid(key: &str, value: &str, reason: impl Into<String>) -> crate::Error {
     crate::Error::InvalidConfig {

@@ -18,7 +18,7 @@ use super::config::{NatsTriggerConfig, invalid};
 use super::dead_letter::NatsDeadLetter;
 use super::lag::NatsLag;
 use super::message::{NatsMessage, Origin, invocation_of};
-use crate::event::{Reconnect, deliver, invoker_or};
+use crate::event::{Reconnect, deliver, invoker_or, take_slots};
 use crate::{Error, Result};
 
 /// The in-flight limit when neither the trigger nor the function's policy
@@ -269,20 +269,10 @@ async fn pull(
     shutdown: &CancellationToken,
 ) -> Option<String> {
     loop {
-        // Wait for one free slot, then take as many as are free, up to a batch.
-        let first = tokio::select! {
+        let mut permits = tokio::select! {
             () = shutdown.cancelled() => return None,
-            permit = Arc::clone(slots).acquire_owned() => permit.expect("the semaphore is never closed"),
+            permits = take_slots(slots, running.config.batch) => permits,
         };
-        let extra = slots.available_permits().min(running.config.batch - 1);
-        let mut permits = first;
-        if let Some(more) = u32::try_from(extra)
-            .ok()
-            .filter(|extra| *extra > 0)
-            .and_then(|extra| Arc::clone(slots).try_acquire_many_owned(extra).ok())
-        {
-            permits.merge(more);
-        }
         let wanted = permits.num_permits();
         let batch = bound
             .consumer

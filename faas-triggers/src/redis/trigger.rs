@@ -23,7 +23,7 @@ use super::config::{RedisStreamTriggerConfig, StartFrom};
 use super::dead_letter::RedisDeadLetter;
 use super::lag::RedisLag;
 use super::message::{Group, RedisEntry, invocation_of};
-use crate::event::{Reconnect, deliver, invalid, invoker_or};
+use crate::event::{Reconnect, deliver, invalid, invoker_or, take_slots};
 use crate::{Error, Result};
 
 /// The in-flight limit when neither the trigger nor the function's policy
@@ -271,23 +271,6 @@ impl Session {
             dead_letter,
         })
     }
-}
-
-/// Waits for one free slot, then takes as many as are free, up to `batch`.
-async fn take_slots(slots: &Arc<Semaphore>, batch: usize) -> OwnedSemaphorePermit {
-    let mut permits = Arc::clone(slots)
-        .acquire_owned()
-        .await
-        .expect("the semaphore is never closed");
-    let extra = slots.available_permits().min(batch - 1);
-    if let Some(more) = u32::try_from(extra)
-        .ok()
-        .filter(|extra| *extra > 0)
-        .and_then(|extra| Arc::clone(slots).try_acquire_many_owned(extra).ok())
-    {
-        permits.merge(more);
-    }
-    permits
 }
 
 /// Reads new entries until a read fails.

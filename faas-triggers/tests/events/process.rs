@@ -14,6 +14,8 @@ pub struct ServerProcess {
     port: u16,
     log: PathBuf,
     child: Option<Child>,
+    run_as: Option<(u32, u32)>,
+    stop_signal: nix::sys::signal::Signal,
 }
 
 impl ServerProcess {
@@ -25,6 +27,29 @@ impl ServerProcess {
             port,
             log,
             child: None,
+            run_as: None,
+            stop_signal: nix::sys::signal::Signal::SIGTERM,
+        };
+        server.spawn();
+        server
+    }
+
+    /// Starts it as user `uid`, group `gid`.
+    pub fn start_as(
+        program: impl Into<PathBuf>,
+        args: Vec<String>,
+        port: u16,
+        log: PathBuf,
+        run_as: Option<(u32, u32)>,
+    ) -> Self {
+        let mut server = ServerProcess {
+            program: program.into(),
+            args,
+            port,
+            log,
+            child: None,
+            run_as,
+            stop_signal: nix::sys::signal::Signal::SIGTERM,
         };
         server.spawn();
         server
@@ -36,7 +61,12 @@ impl ServerProcess {
             .append(true)
             .open(&self.log)
             .unwrap();
-        let child = Command::new(&self.program)
+        let mut command = Command::new(&self.program);
+        if let Some((uid, gid)) = self.run_as {
+            use std::os::unix::process::CommandExt as _;
+            command.uid(uid).gid(gid);
+        }
+        let child = command
             .args(&self.args)
             .stdin(Stdio::null())
             .stdout(log.try_clone().unwrap())
@@ -57,11 +87,17 @@ impl ServerProcess {
         }
     }
 
-    /// Stops it gracefully (SIGTERM) and waits for it.
+    /// Stops it with `signal` from now on (SIGTERM by default).
+    pub fn with_stop_signal(mut self, signal: nix::sys::signal::Signal) -> Self {
+        self.stop_signal = signal;
+        self
+    }
+
+    /// Stops it gracefully (its stop signal) and waits for it.
     pub fn stop(&mut self) {
         if let Some(mut child) = self.child.take() {
             let pid = nix::unistd::Pid::from_raw(child.id() as i32);
-            let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
+            let _ = nix::sys::signal::kill(pid, self.stop_signal);
             let deadline = Instant::now() + PATIENCE;
             loop {
                 if child.try_wait().unwrap().is_some() {
@@ -108,4 +144,74 @@ pub fn scratch_dir(name: &str) -> PathBuf {
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     dir
+}
+
+/// The user PostgreSQL runs as: `postgres` when the tests run as root
+/// (PostgreSQL refuses root), else the current user.
+pub fn postgres_user() -> Option<(u32, u32)> {
+    if !nix::unistd::Uid::effective().is_root() {
+        return None;
+    }
+    let id = |flag: &str| -> u32 {
+        let out = Command::new("id")
+            .args([flag, "postgres"])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout)
+            .trim()
+            .parse()
+            .expect("a postgres user")
+    };
+    Some((id("-u"), id("-g")))
+}
+
+/// A private PostgreSQL on `port` with its cluster in `dir` (made with
+/// initdb: superuser `faas`, trust on loopback), from the programs in
+/// `$FAAS_POSTGRES_BIN`.
+pub fn postgres_server(dir: &std::path::Path, port: u16) -> ServerProcess {
+    let bin = PathBuf::from(super::server_env(
+        "FAAS_POSTGRES_BIN",
+        "PostgreSQL installation",
+    ));
+    let run_as = postgres_user();
+    std::fs::create_dir_all(dir).unwrap();
+    let data = dir.join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    if let Some((uid, gid)) = run_as {
+        std::os::unix::fs::chown(dir, Some(uid), Some(gid)).unwrap();
+        std::os::unix::fs::chown(&data, Some(uid), Some(gid)).unwrap();
+    }
+    let mut initdb = Command::new(bin.join("initdb"));
+    initdb
+        .arg("-D")
+        .arg(&data)
+        .args(["-U", "faas", "--auth=trust", "--no-sync"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    if let Some((uid, gid)) = run_as {
+        use std::os::unix::process::CommandExt as _;
+        initdb.uid(uid).gid(gid);
+    }
+    assert!(initdb.status().unwrap().success(), "initdb failed");
+    ServerProcess::start_as(
+        bin.join("postgres"),
+        vec![
+            "-D".into(),
+            data.display().to_string(),
+            "-h".into(),
+            "127.0.0.1".into(),
+            "-p".into(),
+            port.to_string(),
+            "-c".into(),
+            "unix_socket_directories=".into(),
+            "-c".into(),
+            "fsync=off".into(),
+        ],
+        port,
+        dir.join("postgres.log"),
+        run_as,
+    )
+    // SIGINT is PostgreSQL's fast shutdown: it closes client sessions
+    // (SIGTERM would wait for every client to leave).
+    .with_stop_signal(nix::sys::signal::Signal::SIGINT)
 }

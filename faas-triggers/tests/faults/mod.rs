@@ -230,7 +230,12 @@ fn consume(source: &dyn FaultSource) {
         async move {
             // Some work, so the kill and the restart land mid-stream.
             tokio::time::sleep(Duration::from_millis(3)).await;
-            let mut line = body.to_vec();
+            // A row arrives as JSON with its payload column; a message as the payload.
+            let payload = serde_json::from_slice::<serde_json::Value>(&body)
+                .ok()
+                .and_then(|row| row.get("payload")?.as_str().map(str::to_owned))
+                .map_or_else(|| body.to_vec(), String::into_bytes);
+            let mut line = payload;
             line.push(b'\n');
             file.lock().unwrap().write_all(&line).unwrap();
             "recorded"
