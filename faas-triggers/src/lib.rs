@@ -116,6 +116,8 @@ pub mod nats;
 pub mod postgres;
 #[cfg(feature = "redis")]
 pub mod redis;
+#[cfg(feature = "storage")]
+pub mod storage;
 
 #[cfg(feature = "cron")]
 pub mod cron;

@@ -10,9 +10,11 @@
 //! to the message. Each event reaches the function as a CloudEvent in binary
 //! mode, whose id is stable across redeliveries and is also the call's id.
 
+#[cfg(any(feature = "nats", feature = "redis", feature = "postgres"))]
 mod backoff;
 mod invocation;
 
+#[cfg(any(feature = "nats", feature = "redis", feature = "postgres"))]
 pub(crate) use backoff::Reconnect;
 pub(crate) use invocation::{event_invocation, with_payload};
 
