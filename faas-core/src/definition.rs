@@ -48,6 +48,37 @@ pub enum TriggerSpec {
         /// The subject, stream or channel.
         subject: String,
     },
+    /// A NATS JetStream stream, read by a durable pull consumer (the server
+    /// comes from the host's configuration).
+    Nats {
+        /// The stream.
+        stream: String,
+        /// The subjects read (wildcards allowed); the whole stream when absent.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        subject: Option<String>,
+        /// The durable consumer's name; the function's name when absent.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        consumer: Option<String>,
+    },
+    /// A Redis stream, read as a member of a consumer group.
+    #[serde(rename = "redis")]
+    RedisStream {
+        /// The stream's key.
+        stream: String,
+        /// The consumer group; the function's name when absent.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        group: Option<String>,
+    },
+    /// The row changes of a PostgreSQL table, through an outbox.
+    Postgres {
+        /// The table (`table` or `schema.table`).
+        table: String,
+    },
+    /// Complete files appearing in a directory.
+    Storage {
+        /// The directory watched.
+        dir: String,
+    },
     /// A trigger this crate does not model, named and configured by key-value pairs.
     Custom {
         /// The trigger's name.
@@ -83,12 +114,45 @@ impl TriggerSpec {
         }
     }
 
+    /// A NATS JetStream stream, all its subjects, consumer named after the function.
+    pub fn nats(stream: impl Into<String>) -> Self {
+        TriggerSpec::Nats {
+            stream: stream.into(),
+            subject: None,
+            consumer: None,
+        }
+    }
+
+    /// A Redis stream, group named after the function.
+    pub fn redis_stream(stream: impl Into<String>) -> Self {
+        TriggerSpec::RedisStream {
+            stream: stream.into(),
+            group: None,
+        }
+    }
+
+    /// The row changes of a PostgreSQL table.
+    pub fn postgres(table: impl Into<String>) -> Self {
+        TriggerSpec::Postgres {
+            table: table.into(),
+        }
+    }
+
+    /// The complete files appearing in a directory.
+    pub fn storage(dir: impl Into<String>) -> Self {
+        TriggerSpec::Storage { dir: dir.into() }
+    }
+
     /// The trigger's kind as written in the `kind` tag (`http`, `cron`, ...).
     pub fn kind(&self) -> &str {
         match self {
             TriggerSpec::Http { .. } => "http",
             TriggerSpec::Cron { .. } => "cron",
             TriggerSpec::Queue { .. } => "queue",
+            TriggerSpec::Nats { .. } => "nats",
+            TriggerSpec::RedisStream { .. } => "redis",
+            TriggerSpec::Postgres { .. } => "postgres",
+            TriggerSpec::Storage { .. } => "storage",
             TriggerSpec::Custom { .. } => "custom",
         }
     }
@@ -386,6 +450,32 @@ mod tests {
         assert_eq!(cron, TriggerSpec::cron("@hourly"));
         assert_eq!(cron.kind(), "cron");
         assert_eq!(TriggerSpec::queue("nats", "orders").kind(), "queue");
+    }
+
+    #[test]
+    fn event_source_specs_serialize_with_their_kind() {
+        let nats: TriggerSpec =
+            serde_json::from_str(r#"{"kind":"nats","stream":"ORDERS","subject":"orders.>"}"#)
+                .unwrap();
+        assert_eq!(
+            nats,
+            TriggerSpec::Nats {
+                stream: "ORDERS".into(),
+                subject: Some("orders.>".into()),
+                consumer: None
+            }
+        );
+        for (spec, kind) in [
+            (TriggerSpec::nats("S"), "nats"),
+            (TriggerSpec::redis_stream("s"), "redis"),
+            (TriggerSpec::postgres("orders"), "postgres"),
+            (TriggerSpec::storage("/srv/uploads"), "storage"),
+        ] {
+            assert_eq!(spec.kind(), kind);
+            let json = serde_json::to_value(&spec).unwrap();
+            assert_eq!(json["kind"], kind);
+            assert_eq!(serde_json::from_value::<TriggerSpec>(json).unwrap(), spec);
+        }
     }
 
     #[test]

@@ -87,6 +87,43 @@ fn trigger_spec(trigger: &Trigger, name: &str, krate: &syn::Path) -> TokenStream
                 }
             }
         }
+        TriggerKind::Event(source) => event_spec(source, krate),
+    }
+}
+
+/// A `TriggerSpec` expression of an event source.
+fn event_spec(source: &crate::event_trigger::EventSource, krate: &syn::Path) -> TokenStream {
+    use crate::event_trigger::EventSource;
+    let string = |value: &str| quote!(::std::string::String::from(#value));
+    let optional = |value: &Option<String>| match value {
+        Some(value) => {
+            let value = string(value);
+            quote!(::core::option::Option::Some(#value))
+        }
+        None => quote!(::core::option::Option::None),
+    };
+    match source {
+        EventSource::Nats {
+            stream,
+            subject,
+            consumer,
+        } => {
+            let (stream, subject, consumer) =
+                (string(stream), optional(subject), optional(consumer));
+            quote!(#krate::TriggerSpec::Nats { stream: #stream, subject: #subject, consumer: #consumer })
+        }
+        EventSource::Redis { stream, group } => {
+            let (stream, group) = (string(stream), optional(group));
+            quote!(#krate::TriggerSpec::RedisStream { stream: #stream, group: #group })
+        }
+        EventSource::Postgres { table } => {
+            let table = string(table);
+            quote!(#krate::TriggerSpec::Postgres { table: #table })
+        }
+        EventSource::Storage { dir } => {
+            let dir = string(dir);
+            quote!(#krate::TriggerSpec::Storage { dir: #dir })
+        }
     }
 }
 

@@ -94,6 +94,7 @@ mod cron;
 mod definition;
 mod duration;
 mod errors;
+mod event_trigger;
 mod expand;
 mod functions;
 mod options;

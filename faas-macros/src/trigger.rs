@@ -44,6 +44,8 @@ pub(crate) enum TriggerKind {
         /// An IANA time zone name; `None` means UTC.
         timezone: Option<String>,
     },
+    /// An event source (`nats`, `redis`, `postgres`, `storage`).
+    Event(crate::event_trigger::EventSource),
 }
 
 impl Trigger {
@@ -67,10 +69,13 @@ pub(crate) fn parse(input: ParseStream<'_>) -> syn::Result<Trigger> {
     let kind = match kind.unraw().to_string().as_str() {
         "http" => parse_http(input)?,
         "cron" => parse_cron(input, span)?,
+        source @ ("nats" | "redis" | "postgres" | "storage") => {
+            TriggerKind::Event(crate::event_trigger::parse(source, span, input)?)
+        }
         other => {
             let hint = suggest::did_you_mean(
                 other,
-                &["http", "cron"],
+                &["http", "cron", "nats", "redis", "postgres", "storage"],
                 &[
                     ("https", "http"),
                     ("get", "http"),
@@ -85,7 +90,8 @@ pub(crate) fn parse(input: ParseStream<'_>) -> syn::Result<Trigger> {
                 span,
                 format!(
                     "unknown trigger `{other}`.{hint} Valid triggers are `http` \
-                     (`{HTTP_EXAMPLE}`) and `cron` (`{CRON_EXAMPLE}`)"
+                     (`{HTTP_EXAMPLE}`) and `cron` (`{CRON_EXAMPLE}`), and the event \
+                     sources `nats`, `redis`, `postgres` and `storage`"
                 ),
             ));
         }

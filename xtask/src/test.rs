@@ -5,6 +5,8 @@
 //! 2. tests: unit, integration and doc tests of the workspace (all but the
 //!    end-to-end crate); the tests that need root run as root (through
 //!    `sudo -n` when `cargo xtask test` is not root itself);
+//!    end-to-end crate), with NATS, Redis and PostgreSQL running for the
+//!    event triggers (see [`crate::servers`]);
 //! 3. docs: `cargo doc` with `-D warnings`;
 //! 4. end-to-end: builds (or finds) the control plane, starts the services
 //!    the tier needs, runs `faas-e2e` against them, and stops them again,
@@ -16,6 +18,7 @@ use std::time::Instant;
 use anyhow::{Result, bail};
 
 use crate::cluster::{self, ControlPlane};
+use crate::servers;
 use crate::service::Services;
 use crate::workspace::Workspace;
 use crate::{interrupt, output};
@@ -164,21 +167,7 @@ fn steps(run: &mut Run<'_>, args: &Args) -> Result<()> {
         )?;
     }
     if !args.e2e_only {
-        let mut tests = run.cargo(&[
-            "test",
-            "--workspace",
-            "--all-features",
-            "--exclude",
-            "faas-e2e",
-        ]);
-        let root = nix::unistd::geteuid().is_root();
-        if root {
-            tests.env(ROOT_TESTS_ENV, "1");
-        }
-        run.step("unit, integration and doc tests", tests)?;
-        if !root {
-            root_tests(run)?;
-        }
+        integration(run, args)?;
     }
     if checks {
         let mut doc = run.cargo(&["doc", "--workspace", "--no-deps", "--all-features"]);
@@ -247,6 +236,40 @@ fn host_triple() -> Result<String> {
         .find_map(|line| line.strip_prefix("host: "))
         .map(str::to_owned)
         .ok_or_else(|| anyhow::anyhow!("rustc -vV names no host triple"))
+}
+
+/// Unit, integration and doc tests, with the brokers and the database the
+/// event triggers' integration tests need (started here unless already
+/// running, stopped afterwards).
+fn integration(run: &mut Run<'_>, args: &Args) -> Result<()> {
+    let mut services = Services::default();
+    services.keep_running(args.keep_services);
+    for server in servers::all(run.ws) {
+        services.start(server)?;
+    }
+    let mut tests = run.cargo(&[
+        "test",
+        "--workspace",
+        "--all-features",
+        "--exclude",
+        "faas-e2e",
+    ]);
+    tests.envs(services.env());
+    let root = nix::unistd::geteuid().is_root();
+    if root {
+        tests.env(ROOT_TESTS_ENV, "1");
+    }
+    let passed = run.step("unit, integration and doc tests", tests);
+    if matches!(passed, Ok(false) | Err(_)) {
+        services.print_logs(30);
+    }
+    let stopped = services.stop();
+    passed?;
+    stopped?;
+    if !root {
+        root_tests(run)?;
+    }
+    Ok(())
 }
 
 /// The end-to-end tier: compile it first (no cluster idles meanwhile), then
