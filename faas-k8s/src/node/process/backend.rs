@@ -35,7 +35,7 @@ use crate::node::pod_table::{PodRuntime, PodTable, RuntimePod};
 /// - **Images** resolve to executables through the [`ImageMap`](super::ImageMap); `command`
 ///   replaces the image's executable, `args` follow. An unknown image is
 ///   [`BackendError::InvalidImage`].
-/// - **Addresses**: each pod gets one from the [`AddressPool`](super::AddressPool), given to its
+/// - **Addresses**: each pod gets one from the [`AddressPool`](crate::node::AddressPool), given to its
 ///   processes as `POD_IP` (and reported as the pod IP); `HOSTNAME` is the pod's name.
 /// - **Processes** start in a process group of their own; deleting a pod sends `SIGTERM` to each
 ///   group, waits up to the grace period, then sends `SIGKILL`. When a container's main process
