@@ -22,8 +22,8 @@ use super::run::Runner;
 use super::spawn::{command, network_of, resolve_spec};
 use super::state::{BindMount, StateDir};
 use crate::node::backend::{
-    BackendError, Capacity, LogOptions, LogStream, PodBackend, PodEvents, PodKey, PodLaunch,
-    PodRuntimeStatus,
+    BackendError, Capacity, ContainerUsage, LogOptions, LogStream, PodBackend, PodEvents, PodKey,
+    PodLaunch, PodRuntimeStatus,
 };
 use crate::node::container_status::ContainerStatusCell;
 use crate::node::events::EventHub;
@@ -400,6 +400,20 @@ impl PodBackend for ProcessBackend {
             .state
             .log_paths(&pod.key, name, run);
         Ok(read_log(paths, progress, opts))
+    }
+
+    async fn stats(&self, key: &PodKey) -> Result<Option<Vec<ContainerUsage>>, BackendError> {
+        let pod = self.inner.table.pod(key)?;
+        let mut usage = Vec::with_capacity(pod.containers.len());
+        for container in &pod.containers {
+            let process = lock(&container.runtime).process;
+            let (cpu, memory) = match process {
+                Some(identity) => super::inspect::group_usage(identity.pgid)?,
+                None => (0, 0),
+            };
+            usage.push(ContainerUsage::new(&container.name, cpu, memory));
+        }
+        Ok(Some(usage))
     }
 
     async fn exec(&self, key: &PodKey, name: &str, argv: Vec<String>) -> Result<i32, BackendError> {
