@@ -62,8 +62,11 @@ use crate::node::pod_table::{PodRuntime, PodTable, RuntimePod};
 ///   of its own, with the pod's hostname, the kubelet-managed `/etc/hosts` (its own name and
 ///   address, `hostAliases`) and a termination message file of its own bound at its
 ///   `terminationMessagePath` (the mount point, `/dev/termination-log` by default, is created
-///   empty on the node if missing). Not as root there are no such namespaces: the container sees
-///   the node's hostname and `/etc/hosts`, and only `FallbackToLogsOnError` yields a message.
+///   empty on the node if missing). The pod's volumes are written under its run directory and
+///   bound at their mount paths the same way (a missing mount point is created on the node, as a
+///   container runtime creates it in an image). Not as root there are no such namespaces: the
+///   container sees the node's hostname and `/etc/hosts`, only `FallbackToLogsOnError` yields a
+///   message, and a pod that mounts volumes is refused.
 /// - **Not enforced**: resource limits, `securityContext` (`runAsUser`, capabilities), images'
 ///   file systems (the image names an executable on the node).
 ///
