@@ -810,3 +810,56 @@ async fn kubelet_api_answers_only_whom_the_api_server_allows() -> TestResult {
     node.stop().await;
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stats_summary_measures_the_pods_for_authorized_callers() -> TestResult {
+    let cluster = TestCluster::require().await;
+    let node = TestNode::start(&cluster, "vn-stats").await;
+    let ns = cluster.namespace("vn-stats").await?;
+    create_pod(
+        &ns,
+        "web",
+        pod_spec(&node.name, json!([server_container(&[], false)]), "Always"),
+    )
+    .await;
+    wait_pod(&ns, "web", "Running", |p| phase(p) == "Running").await;
+    // As metrics-server reads it: straight from the kubelet port, with credentials the API
+    // server authorizes (the API server's own node proxy refuses a loopback node address).
+    let port = cluster
+        .client()
+        .request::<k8s_openapi::api::core::v1::Node>(
+            http::Request::get(format!("/api/v1/nodes/{}", node.name)).body(Vec::new())?,
+        )
+        .await?
+        .status
+        .and_then(|s| s.daemon_endpoints)
+        .and_then(|d| d.kubelet_endpoint)
+        .map(|e| e.port)
+        .ok_or("no kubelet port")?;
+    let mut config = cluster.config().clone();
+    config.cluster_url = format!("https://127.0.0.1:{port}").parse()?;
+    config.accept_invalid_certs = true;
+    let text = kube::Client::try_from(config)?
+        .request_text(http::Request::get("/stats/summary").body(Vec::new())?)
+        .await?;
+    let summary: serde_json::Value = serde_json::from_str(&text)?;
+    assert_eq!(summary["node"]["nodeName"], json!(node.name));
+    let pod = summary["pods"]
+        .as_array()
+        .and_then(|pods| {
+            pods.iter().find(|p| {
+                p["podRef"]["name"] == "web" && p["podRef"]["namespace"] == json!(ns.name())
+            })
+        })
+        .ok_or("the pod is not in the summary")?;
+    let container = &pod["containers"][0];
+    assert_eq!(container["name"], "server");
+    assert!(
+        container["memory"]["rssBytes"].as_u64().unwrap_or(0) > 0,
+        "{pod}"
+    );
+    assert!(container["cpu"]["usageCoreNanoSeconds"].is_u64(), "{pod}");
+    ns.delete().await?;
+    node.stop().await;
+    Ok(())
+}

@@ -338,6 +338,29 @@ impl MountLaunch {
     }
 }
 
+/// What one container uses, as `/stats/summary` reports it.
+#[non_exhaustive]
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ContainerUsage {
+    /// The container's name.
+    pub name: String,
+    /// CPU time used by its processes since they started, in nanoseconds.
+    pub cpu_nanoseconds: u64,
+    /// Resident memory of its processes, in bytes.
+    pub memory_bytes: u64,
+}
+
+impl ContainerUsage {
+    /// A usage from its parts.
+    pub fn new(name: impl Into<String>, cpu_nanoseconds: u64, memory_bytes: u64) -> Self {
+        Self {
+            name: name.into(),
+            cpu_nanoseconds,
+            memory_bytes,
+        }
+    }
+}
+
 /// What the backend observes about a pod.
 #[non_exhaustive]
 #[derive(Clone, Debug)]
@@ -628,6 +651,13 @@ pub trait PodBackend: Send + Sync + 'static {
         container: &str,
         opts: LogOptions,
     ) -> Result<LogStream, BackendError>;
+
+    /// What the containers of a running pod use now, for the kubelet API's `/stats/summary`;
+    /// `None` when the backend cannot tell (the default).
+    async fn stats(&self, key: &PodKey) -> Result<Option<Vec<ContainerUsage>>, BackendError> {
+        let _ = key;
+        Ok(None)
+    }
 
     /// Runs a command inside the container's environment (exec probes) and returns its exit code.
     async fn exec(

@@ -1,4 +1,5 @@
-//! The kubelet API, as far as `kubectl logs` needs it: `GET /containerLogs/{ns}/{pod}/{container}`.
+//! The kubelet API, as far as `kubectl logs` and metrics need it:
+//! `GET /containerLogs/{ns}/{pod}/{container}` and `GET /stats/summary`.
 //!
 //! The API server reaches it at the node's `InternalIP` and `daemonEndpoints.kubeletEndpoint`
 //! port. It is served on TLS; callers are known by a client certificate signed by the configured
@@ -80,6 +81,7 @@ pub(crate) fn server_config(tls: &KubeletTls) -> Result<rustls::ServerConfig> {
 struct ApiState {
     registry: PodRegistry,
     backend: Arc<dyn PodBackend>,
+    node: String,
 }
 
 fn text(status: StatusCode, message: impl Into<String>) -> Response {
@@ -188,12 +190,64 @@ async fn container_logs(
     }
 }
 
+/// `GET /stats/summary`: CPU time and memory of every pod's containers the backend can measure,
+/// in the kubelet's summary format (what `kubectl top` figures are computed from).
+async fn stats_summary(State(state): State<ApiState>) -> Response {
+    let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let (mut node_cpu, mut node_memory) = (0u64, 0u64);
+    let mut pods = Vec::new();
+    for key in state.registry.all() {
+        let usage = match state.backend.stats(&key).await {
+            Ok(Some(usage)) => usage,
+            Ok(None) | Err(BackendError::NotFound(_)) => continue,
+            Err(e) => {
+                tracing::debug!(pod = %key, error = %e, "measuring a pod failed");
+                continue;
+            }
+        };
+        let cpu: u64 = usage.iter().map(|c| c.cpu_nanoseconds).sum();
+        let memory: u64 = usage.iter().map(|c| c.memory_bytes).sum();
+        node_cpu += cpu;
+        node_memory += memory;
+        let containers: Vec<_> = usage
+            .iter()
+            .map(|c| {
+                serde_json::json!({
+                    "name": c.name,
+                    "cpu": {"time": now, "usageCoreNanoSeconds": c.cpu_nanoseconds},
+                    "memory": {"time": now, "workingSetBytes": c.memory_bytes, "rssBytes": c.memory_bytes},
+                })
+            })
+            .collect();
+        pods.push(serde_json::json!({
+            "podRef": {"name": key.name, "namespace": key.namespace, "uid": key.uid},
+            "containers": containers,
+            "cpu": {"time": now, "usageCoreNanoSeconds": cpu},
+            "memory": {"time": now, "workingSetBytes": memory, "rssBytes": memory},
+        }));
+    }
+    let summary = serde_json::json!({
+        "node": {
+            "nodeName": state.node,
+            "cpu": {"time": now, "usageCoreNanoSeconds": node_cpu},
+            "memory": {"time": now, "workingSetBytes": node_memory, "rssBytes": node_memory},
+        },
+        "pods": pods,
+    });
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        summary.to_string(),
+    )
+        .into_response()
+}
+
 fn router(state: ApiState, auth: Authorizer) -> Router {
     Router::new()
         .route(
             "/containerLogs/{namespace}/{pod}/{container}",
             get(container_logs),
         )
+        .route("/stats/summary", get(stats_summary))
         .route_layer(axum::middleware::from_fn_with_state(auth, authorize))
         .route("/healthz", get(|| async { "ok" }))
         .with_state(state)
@@ -222,7 +276,14 @@ impl KubeletApi {
         Ok(Self {
             listener,
             acceptor: TlsAcceptor::from(Arc::new(config)),
-            router: router(ApiState { registry, backend }, auth),
+            router: router(
+                ApiState {
+                    registry,
+                    backend,
+                    node: auth.node.clone(),
+                },
+                auth,
+            ),
         })
     }
 

@@ -46,6 +46,16 @@ impl PodRegistry {
             .cloned()
     }
 
+    /// Every pod the node handles.
+    pub(crate) fn all(&self) -> Vec<PodKey> {
+        self.0
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .values()
+            .cloned()
+            .collect()
+    }
+
     pub(crate) fn insert(&self, key: &PodKey) {
         self.0
             .write()

@@ -22,8 +22,8 @@ use super::run::Runner;
 use super::spawn::{command, network_of, resolve_spec};
 use super::state::{BindMount, StateDir};
 use crate::node::backend::{
-    BackendError, Capacity, LogOptions, LogStream, PodBackend, PodEvents, PodKey, PodLaunch,
-    PodRuntimeStatus,
+    BackendError, Capacity, ContainerUsage, LogOptions, LogStream, PodBackend, PodEvents, PodKey,
+    PodLaunch, PodRuntimeStatus,
 };
 use crate::node::container_status::ContainerStatusCell;
 use crate::node::events::EventHub;
@@ -35,7 +35,7 @@ use crate::node::pod_table::{PodRuntime, PodTable, RuntimePod};
 /// - **Images** resolve to executables through the [`ImageMap`](super::ImageMap); `command`
 ///   replaces the image's executable, `args` follow. An unknown image is
 ///   [`BackendError::InvalidImage`].
-/// - **Addresses**: each pod gets one from the [`AddressPool`](super::AddressPool), given to its
+/// - **Addresses**: each pod gets one from the [`AddressPool`](crate::node::AddressPool), given to its
 ///   processes as `POD_IP` (and reported as the pod IP); `HOSTNAME` is the pod's name.
 /// - **Processes** start in a process group of their own; deleting a pod sends `SIGTERM` to each
 ///   group, waits up to the grace period, then sends `SIGKILL`. When a container's main process
@@ -62,8 +62,11 @@ use crate::node::pod_table::{PodRuntime, PodTable, RuntimePod};
 ///   of its own, with the pod's hostname, the kubelet-managed `/etc/hosts` (its own name and
 ///   address, `hostAliases`) and a termination message file of its own bound at its
 ///   `terminationMessagePath` (the mount point, `/dev/termination-log` by default, is created
-///   empty on the node if missing). Not as root there are no such namespaces: the container sees
-///   the node's hostname and `/etc/hosts`, and only `FallbackToLogsOnError` yields a message.
+///   empty on the node if missing). The pod's volumes are written under its run directory and
+///   bound at their mount paths the same way (a missing mount point is created on the node, as a
+///   container runtime creates it in an image). Not as root there are no such namespaces: the
+///   container sees the node's hostname and `/etc/hosts`, only `FallbackToLogsOnError` yields a
+///   message, and a pod that mounts volumes is refused.
 /// - **Not enforced**: resource limits, `securityContext` (`runAsUser`, capabilities), images'
 ///   file systems (the image names an executable on the node).
 ///
@@ -400,6 +403,20 @@ impl PodBackend for ProcessBackend {
             .state
             .log_paths(&pod.key, name, run);
         Ok(read_log(paths, progress, opts))
+    }
+
+    async fn stats(&self, key: &PodKey) -> Result<Option<Vec<ContainerUsage>>, BackendError> {
+        let pod = self.inner.table.pod(key)?;
+        let mut usage = Vec::with_capacity(pod.containers.len());
+        for container in &pod.containers {
+            let process = lock(&container.runtime).process;
+            let (cpu, memory) = match process {
+                Some(identity) => super::inspect::group_usage(identity.pgid)?,
+                None => (0, 0),
+            };
+            usage.push(ContainerUsage::new(&container.name, cpu, memory));
+        }
+        Ok(Some(usage))
     }
 
     async fn exec(&self, key: &PodKey, name: &str, argv: Vec<String>) -> Result<i32, BackendError> {

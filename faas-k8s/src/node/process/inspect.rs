@@ -88,6 +88,23 @@ pub(crate) fn group_members(pgid: i32) -> io::Result<Vec<i32>> {
         .collect())
 }
 
+/// CPU time (nanoseconds) and resident memory (bytes) of the live processes of group `pgid`.
+pub(crate) fn group_usage(pgid: i32) -> io::Result<(u64, u64)> {
+    let ticks = procfs::ticks_per_second().max(1);
+    let page = procfs::page_size();
+    let processes = procfs::process::all_processes().map_err(io::Error::other)?;
+    let (mut cpu, mut memory) = (0u64, 0u64);
+    for process in processes.flatten() {
+        let Ok(stat) = process.stat() else { continue };
+        if stat.pgrp != pgid || ProcStat::from(&stat).is_exited() {
+            continue;
+        }
+        cpu += (stat.utime + stat.stime) * 1_000_000_000 / ticks;
+        memory += stat.rss * page;
+    }
+    Ok((cpu, memory))
+}
+
 /// Decodes a `waitpid` status into (exit code, signal), the exit code being 128 + signal for a
 /// process killed by a signal.
 pub(crate) fn decode_wait_status(status: i32) -> (i32, Option<i32>) {
