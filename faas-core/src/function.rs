@@ -57,11 +57,6 @@ pub trait Function: Send + Sync + 'static {
 /// clone; what a [`Registry`](crate::Registry) holds.
 pub type SharedFunction = Arc<dyn Function>;
 
-/// The former name of [`SharedFunction`].
-#[deprecated(note = "renamed `SharedFunction`: it is an `Arc`, not a `Box`")]
-#[doc(hidden)]
-pub type BoxFunction = SharedFunction;
-
 #[async_trait]
 impl<F: Function + ?Sized> Function for Arc<F> {
     async fn call(&self, invocation: Invocation) -> Result<Response, FunctionError> {

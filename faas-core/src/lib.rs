@@ -124,17 +124,10 @@ pub use definition::{FunctionDefinition, FunctionMeta, ScalingHints, TriggerSpec
 pub use error::{BoxError, Error, ErrorBody, ErrorDetail, ErrorKind, FunctionError, Result};
 #[cfg(feature = "local")]
 pub use executor::{HostShutdown, LocalExecutor, LocalExecutorBuilder};
-/// The former name of [`HostShutdown`] (the virtual node has its own
-/// handle; one name each).
-#[cfg(feature = "local")]
-#[doc(hidden)]
-pub type ShutdownHandle = HostShutdown;
 pub use extract::{
     AsyncFromInvocation, Extension, FromInvocation, OptionalFromInvocation, Path, PathParams,
     Query, State,
 };
-#[allow(deprecated)]
-pub use function::BoxFunction;
 pub use function::{Function, FunctionService, ServiceFunction, SharedFunction};
 pub use handler::{Handler, HandlerFunction, HandlerFuture, handler_fn};
 pub use invocation::Invocation;
@@ -142,10 +135,6 @@ pub use json::Json;
 #[cfg(feature = "local")]
 pub use logs::InvocationLog;
 pub use logs::{LogLine, LogQuery};
-/// The former name of [`LogQuery`] (the virtual node's container logs have
-/// their own options; one name each).
-#[doc(hidden)]
-pub type LogOptions = LogQuery;
 #[cfg(feature = "local")]
 pub use metrics::Metrics;
 pub use output::{IntoOutput, IntoOutputParts, Response};

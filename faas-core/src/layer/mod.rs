@@ -40,12 +40,6 @@ pub(crate) mod timeout;
 pub use catch_panic::{CatchPanic, CatchPanicLayer};
 pub use concurrency::{RefuseOverLimit, RefuseOverLimitLayer};
 
-/// The former name of [`RefuseOverLimitLayer`].
-#[deprecated(
-    note = "renamed `RefuseOverLimitLayer`: it refuses a call over the limit at once, where tower's `ConcurrencyLimitLayer` waits"
-)]
-#[doc(hidden)]
-pub type ConcurrencyLimitLayer = RefuseOverLimitLayer;
 pub use extension::{AddExtension, AddState, StateLayer};
 pub use retry::{Retry, RetryLayer, RetryOutcome};
 pub use timeout::{Timeout, TimeoutLayer};

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use faas_core::{
     CloudEvent, Context, Dispatcher, FunctionDefinition, FunctionError, InvocationPolicy,
-    LocalExecutor, Registry, ShutdownHandle, Trigger,
+    LocalExecutor, Registry, HostShutdown, Trigger,
 };
 use faas_triggers::http::{HttpTrigger, HttpTriggerConfig};
 use tokio::net::TcpListener;
@@ -130,7 +130,7 @@ pub fn accept() -> Verdict {
 pub struct Host {
     pub http: std::net::SocketAddr,
     pub dispatcher: Dispatcher,
-    pub shutdown: ShutdownHandle,
+    pub shutdown: HostShutdown,
     pub task: JoinHandle<faas_core::Result<()>>,
 }
 
