@@ -25,7 +25,7 @@ pub(crate) fn read(
     opts: &LogOptions,
     run_end: Option<watch::Receiver<bool>>,
 ) -> LogStream {
-    let mut wanted = faas_core::LogOptions::new();
+    let mut wanted = faas_core::LogQuery::new();
     if let Some(tail) = opts.tail_lines {
         wanted = wanted.with_tail(tail);
     }
