@@ -10,4 +10,5 @@
 
 pub mod bare;
 pub mod load;
+pub mod queue;
 pub mod report;
