@@ -11,5 +11,8 @@
 
 pub mod bare;
 pub mod load;
+#[cfg(feature = "queues")]
+pub mod queue;
 pub mod report;
+#[cfg(feature = "cluster")]
 pub mod traffic;

@@ -96,9 +96,27 @@
 //! |---|---|---|
 //! | `http` | yes | [`http`]: the HTTP trigger; [`serve`], [`Runtime`], [`RuntimeConfig`]: the function runtime (hyper, hyper-util) |
 //! | `cron` | yes | [`cron`]: the cron trigger (croner, chrono-tz) |
+//! | `nats` | no | `nats`: the NATS JetStream trigger, a durable pull consumer (async-nats) |
+//! | `redis` | no | `redis`: the Redis Streams trigger, a consumer group member (redis) |
+//! | `postgres` | no | `postgres`: row changes of a table through an outbox (tokio-postgres) |
+//! | `storage` | no | `storage`: complete files appearing in a directory (notify, sha2) |
 //!
-//! Other triggers of the design (queues, storage, databases, Kubernetes events)
-//! will come as further features.
+//! # Event sources
+//!
+//! The event triggers deliver at least once: one call per delivery, the
+//! source's delivery count as [`Context::attempt`](faas_core::Context::attempt),
+//! the message settled after the call (ack on success; nack with the
+//! policy's backoff as the redelivery delay; terminate once it is safe in
+//! the dead letter; in progress while a long call runs). Each event reaches
+//! the function as a CloudEvent whose id is stable across redeliveries, or
+//! as its typed payload through `Json<T>`. A source that cannot reach its
+//! server waits for it with back-off and holds `/_/ready` at 503
+//! meanwhile; a bad setting is an [`Error::InvalidConfig`] naming it. Each
+//! source has a `lag_source()` for the autoscaler, and calls its function
+//! through the host's dispatcher or any other
+//! [`Invoker`](faas_core::trigger::Invoker), such as `gateway::GatewayInvoker`
+//! for a connector running beside the gateway. Kubernetes events as a
+//! source are not built yet.
 
 mod error;
 #[cfg(any(

@@ -37,7 +37,18 @@ impl FaultSource for Postgres {
     fn fill(&self, url: &str, count: usize) {
         let runtime = tokio::runtime::Runtime::new().unwrap();
         runtime.block_on(async {
-            let (client, connection) = tokio_postgres::connect(url, NoTls).await.unwrap();
+            // The port opens before the database accepts sessions.
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+            let (client, connection) = loop {
+                match tokio_postgres::connect(url, NoTls).await {
+                    Ok(connected) => break connected,
+                    Err(error) if std::time::Instant::now() < deadline => {
+                        eprintln!("waiting for PostgreSQL: {error}");
+                        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                    }
+                    Err(error) => panic!("PostgreSQL did not accept sessions: {error}"),
+                }
+            };
             tokio::spawn(connection);
             client
                 .batch_execute("CREATE TABLE faults (id serial PRIMARY KEY, payload text NOT NULL)")

@@ -141,9 +141,25 @@ pub(crate) fn run(ws: &Workspace, args: Args) -> Result<()> {
         services.stop()?;
         results.extend(outcome?);
     }
+    if wanted("B8") {
+        let mut services = Services::default();
+        for server in crate::servers::all(ws) {
+            services.start(server)?;
+        }
+        let mut cmd = bench_command(ws, "b8_queue");
+        cmd.envs(services.env());
+        if args.quick {
+            cmd.env("B8_ROUNDS", "1")
+                .env("B8_MESSAGES", "4000")
+                .env("B8_PACED", "500");
+        }
+        let outcome = collect("B8", cmd);
+        services.stop()?;
+        results.extend(outcome?);
+    }
     if results.is_empty() {
         bail!(
-            "no benchmark matched {:?} (known: B1, B2, B3, B4, B5, B6, B7, B9)",
+            "no benchmark matched {:?} (known: B1, B2, B3, B4, B5, B6, B7, B8, B9)",
             args.only
         );
     }

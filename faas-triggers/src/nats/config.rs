@@ -141,7 +141,7 @@ impl NatsTriggerConfig {
     ///
     /// # Errors
     ///
-    /// [`Error::InvalidConfig`] naming the setting (`nats.url`,
+    /// [`Error::InvalidConfig`](crate::Error::InvalidConfig) naming the setting (`nats.url`,
     /// `nats.stream`, `nats.consumer`, `nats.filter_subject`,
     /// `nats.dead_letter_subject`, `nats.batch`, `nats.ack_wait`,
     /// `nats.max_in_flight`).
