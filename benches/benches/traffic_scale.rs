@@ -304,7 +304,7 @@ async fn b7(bench: &Bench, target: f64) {
     )
     .await;
     let key = bench.key(name);
-    bench.traffic.wait_ready(&key, 1).await;
+    bench.wait_known(name).await;
     let stop = Arc::new(AtomicBool::new(false));
     let answered = Arc::new(AtomicU64::new(0));
     let failed = Arc::new(AtomicU64::new(0));
@@ -327,8 +327,10 @@ async fn b7(bench: &Bench, target: f64) {
             }
         })
     };
-    // Below the target on one replica: it stays warm at one.
+    // Below the target on one replica, from the start (held until the replica is
+    // ready): it stays warm at one.
     let mut callers = vec![caller("200")];
+    bench.traffic.wait_ready(&key, 1).await;
     wait_for("warm calls", || async {
         answered.load(Ordering::Relaxed) >= 10
     })
