@@ -187,7 +187,7 @@ async fn b4(bench: &Bench) {
         "cold-fn",
         &bench.functions.name,
         0,
-        function_container("echo"),
+        function_container("cold-fn"),
     )
     .await;
     deploy(
@@ -239,7 +239,7 @@ async fn b5(bench: &Bench) {
                 name,
                 &bench.functions.name,
                 0,
-                function_container("echo"),
+                function_container(name),
             )
             .await;
         }
@@ -300,7 +300,7 @@ async fn b7(bench: &Bench, target: f64) {
         name,
         &bench.functions.name,
         1,
-        function_container("slow"),
+        function_container("step"),
     )
     .await;
     let key = bench.key(name);
@@ -398,10 +398,23 @@ async fn main() {
         .await
         .expect("the namespace is created");
 
+    // A pod serves its function at `/function/{name}` under the Function's name: register the
+    // handlers under the names the benchmarks deploy.
     let registry = Registry::from([
         FunctionDefinition::from_handler("echo", echo),
-        FunctionDefinition::from_handler("slow", slow),
+        FunctionDefinition::from_handler("cold-fn", echo),
+        FunctionDefinition::from_handler("step", slow),
     ]);
+    for n in [1usize, 5, 25, 100] {
+        for i in 0..n {
+            registry
+                .register(FunctionDefinition::from_handler(
+                    format!("wake-{n}-{i}"),
+                    echo,
+                ))
+                .expect("distinct names");
+        }
+    }
     let (network, cidr) = pod_network(1);
     let functions = BenchNode::start(
         &cluster,
