@@ -27,6 +27,9 @@ pub enum Error {
     /// A Kubernetes API call failed.
     #[error("Kubernetes API call failed")]
     Kube(#[from] kube::Error),
+    /// A test fixture (a resource definition, an identity, a node) could not be set up.
+    #[error("test set-up failed: {0}")]
+    Setup(String),
     /// The watch behind a wait failed.
     #[error("watching for a condition failed")]
     Watch(#[from] kube::runtime::wait::Error),

@@ -1,6 +1,8 @@
 //! faas on Kubernetes.
 //!
-//! This crate is where faas meets a Kubernetes API server. Today it holds the **virtual node**
+//! This crate is where faas meets a Kubernetes API server. It holds the **`Function` custom
+//! resource** ([`function`]): what a person writes to have a function served on the cluster,
+//! validated by the API server itself. It also holds the **virtual node**
 //! ([`node`]): a virtual kubelet that registers a Node, runs the Pods the scheduler binds to it on
 //! a [`PodBackend`](node::PodBackend) (OS processes on loopback addresses, or functions
 //! in-process), writes their status, runs their probes and serves their logs to `kubectl logs`.
@@ -30,6 +32,33 @@
 //! The `faas-vnode` binary does the same from the command line (`--kubeconfig`, `--node-name`,
 //! `--backend`, ...).
 //!
+//! # Running the function operator inside another operator
+//!
+//! The [`operator`] reconciles each `Function` into a Deployment and a Service. It is a value
+//! too: [`FunctionController::run`](operator::FunctionController::run) runs it alone (with
+//! leader election if asked), and [`stream`](operator::FunctionController::stream) hands the
+//! kube-runtime controller's stream to a program that already runs controllers of its own, with
+//! its own client and its own shutdown:
+//!
+//! ```no_run
+//! use futures::StreamExt as _;
+//! use faas_k8s::operator::{FunctionController, OperatorConfig, install_crd};
+//!
+//! # async fn example() -> Result<(), Box<dyn std::error::Error>> {
+//! let client = kube::Client::try_default().await?;
+//! install_crd(&client).await?;
+//! let shutdown = tokio_util::sync::CancellationToken::new();
+//! let stop = shutdown.clone();
+//! let functions = FunctionController::new(client.clone(), OperatorConfig::default())
+//!     .stream(async move { stop.cancelled().await });
+//! // Drive it beside the program's own controllers, e.g. with `futures::future::join`.
+//! functions.for_each(|_| async {}).await;
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! [`provider::KubernetesProvider`] offers the same functions through faas-core's `Provider`
+//! trait (deploy, scale, invoke, logs, ...), and `faasctl` is a command line over it.
 //! # Traffic and scale
 //!
 //! The [`gateway`] is the one entry point of every function: OpenFaaS-compatible routes, routing
@@ -43,11 +72,16 @@
 //!
 //! | feature | default | what it adds |
 //! |---|---|---|
-//! | `cli` | yes | the command-line programs (`faas-vnode`, `faas-gateway`): argument parsing and the tracing subscriber they install |
+//! | `cli` | no | the command-line programs (`faas-vnode`, `faas-operator`, `faasctl`, `faas-gateway`, and the `faasctl` and `operator::cli` modules): argument parsing, the spinner and YAML output, and the tracing subscriber they install |
 
 pub mod autoscaler;
 pub mod error;
+#[cfg(feature = "cli")]
+pub mod faasctl;
+pub mod function;
 pub mod gateway;
 pub mod node;
+pub mod operator;
+pub mod provider;
 
 pub use error::{Error, Result};

@@ -43,7 +43,7 @@ fn functions() -> Registry {
 /// A function runtime on a loopback port, as a pod would run it.
 struct Pod {
     addr: SocketAddr,
-    stop: faas_core::ShutdownHandle,
+    stop: faas_core::HostShutdown,
     task: JoinHandle<()>,
 }
 

@@ -101,6 +101,23 @@
 //! will come as further features.
 
 mod error;
+#[cfg(any(
+    feature = "nats",
+    feature = "redis",
+    feature = "postgres",
+    feature = "storage"
+))]
+mod event;
+#[cfg(feature = "http")]
+pub mod gateway;
+#[cfg(feature = "nats")]
+pub mod nats;
+#[cfg(feature = "postgres")]
+pub mod postgres;
+#[cfg(feature = "redis")]
+pub mod redis;
+#[cfg(feature = "storage")]
+pub mod storage;
 
 #[cfg(feature = "cron")]
 pub mod cron;
@@ -110,6 +127,8 @@ pub mod http;
 mod runtime;
 
 pub use error::{Error, Result};
+#[cfg(feature = "http")]
+pub use runtime::manifests;
 #[cfg(feature = "http")]
 pub use runtime::{
     DEFAULT_PORT, ENV_CRON, ENV_DRAIN_TIMEOUT, ENV_FUNCTION, ENV_MAX_BODY, ENV_POD_IP, ENV_PORT,

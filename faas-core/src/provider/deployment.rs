@@ -162,6 +162,16 @@ impl FunctionDeployment {
         self
     }
 
+    /// The function this deployment names (the default namespace when it names none).
+    pub fn reference(&self) -> super::FunctionRef {
+        super::FunctionRef::new(
+            self.namespace
+                .clone()
+                .unwrap_or_else(|| super::DEFAULT_NAMESPACE.to_owned()),
+            self.name.clone(),
+        )
+    }
+
     /// `policy` with this deployment's overrides applied.
     pub fn apply_to_policy(&self, mut policy: InvocationPolicy) -> InvocationPolicy {
         if let Some(timeout) = self.timeout {

@@ -2,17 +2,20 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
-use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use async_trait::async_trait;
 use futures::StreamExt as _;
 use futures::stream::{self, BoxStream};
 
-use super::{FunctionDeployment, FunctionStatus, Provider};
+use super::{
+    DEFAULT_NAMESPACE, FunctionDeployment, FunctionRef, FunctionStatus, Provider, ProviderError,
+    ProviderResult,
+};
 use crate::definition::FunctionDefinition;
-use crate::error::{Error, FunctionError, Result};
+use crate::error::{Error, ErrorKind, FunctionError, Result};
 use crate::invocation::Invocation;
-use crate::logs::{LogLine, LogOptions};
+use crate::logs::{LogLine, LogQuery};
 use crate::output::Response;
 use crate::registry::{RegisteredFunction, Registry};
 use crate::trigger::Dispatcher;
@@ -31,10 +34,17 @@ use crate::trigger::Dispatcher;
 ///
 /// Functions registered in the dispatcher directly (not through `deploy`) are
 /// listed and managed too.
+///
+/// In-process there is one namespace ([`DEFAULT_NAMESPACE`] unless
+/// [`with_namespace`](Self::with_namespace) says otherwise): functions named in another one are
+/// not found, and deploying into another one is refused as invalid.
 pub struct LocalProvider {
     catalogue: Registry,
     dispatcher: Dispatcher,
-    state: Mutex<ProviderState>,
+    namespace: String,
+    state: Arc<Mutex<ProviderState>>,
+    /// Bumped on every deploy, update, scale and remove: what [`Provider::watch`] waits on.
+    changes: tokio::sync::watch::Sender<u64>,
 }
 
 #[derive(Default)]
@@ -60,7 +70,51 @@ impl LocalProvider {
         LocalProvider {
             catalogue,
             dispatcher,
-            state: Mutex::new(ProviderState::default()),
+            namespace: DEFAULT_NAMESPACE.to_owned(),
+            state: Arc::new(Mutex::new(ProviderState::default())),
+            changes: tokio::sync::watch::Sender::new(0),
+        }
+    }
+
+    /// Serves `namespace` instead of the default one.
+    #[must_use]
+    pub fn with_namespace(mut self, namespace: impl Into<String>) -> Self {
+        self.namespace = namespace.into();
+        self
+    }
+
+    /// The one namespace it serves.
+    pub fn namespace(&self) -> &str {
+        &self.namespace
+    }
+
+    /// The function's name here, or `NotFound` when `function` is in another namespace.
+    fn local_name<'a>(&self, function: &'a FunctionRef) -> ProviderResult<&'a str> {
+        if function.namespace == self.namespace {
+            Ok(&function.name)
+        } else {
+            Err(ProviderError::not_found(function))
+        }
+    }
+
+    fn core_error(&self, error: Error) -> ProviderError {
+        ProviderError::from_core(error, &self.namespace)
+    }
+
+    fn changed(&self) {
+        self.changes.send_modify(|version| *version += 1);
+    }
+
+    /// Refuses a deployment into a namespace this provider does not serve.
+    fn check_namespace(&self, deployment: &FunctionDeployment) -> ProviderResult<()> {
+        match deployment.namespace.as_deref() {
+            Some(namespace) if namespace != self.namespace => Err(ProviderError::Invalid {
+                message: format!(
+                    "this in-process provider serves namespace `{}` only, not `{namespace}`",
+                    self.namespace
+                ),
+            }),
+            _ => Ok(()),
         }
     }
 
@@ -108,129 +162,259 @@ impl LocalProvider {
         }
         Ok(definition)
     }
+}
 
-    fn status_of(&self, registered: &RegisteredFunction, state: &ProviderState) -> FunctionStatus {
-        let name = registered.name();
-        let deployment = state.deployments.get(name);
-        let replicas = registered.replicas();
-        let carried = state.carried_invocations.get(name).copied().unwrap_or(0);
-        let mut status = FunctionStatus::new(name)
-            .with_replicas(replicas, replicas)
-            .with_invocations(
-                carried + registered.invocation_count(),
-                registered.in_flight() as u64,
-            )
-            .with_triggers(registered.meta().triggers.clone());
-        if let Some(deployment) = deployment {
-            status = status
-                .with_image(deployment.image.clone().unwrap_or_else(|| name.to_owned()))
-                .with_labels(deployment.labels.clone())
-                .with_annotations(deployment.annotations.clone());
-            if let Some(namespace) = &deployment.namespace {
-                status = status.with_namespace(namespace.clone());
-            }
-        }
-        status
+fn status_of(
+    registered: &RegisteredFunction,
+    state: &ProviderState,
+    namespace: &str,
+) -> FunctionStatus {
+    let name = registered.name();
+    let deployment = state.deployments.get(name);
+    let replicas = registered.replicas();
+    let carried = state.carried_invocations.get(name).copied().unwrap_or(0);
+    let mut status = FunctionStatus::new(name)
+        .with_replicas(replicas, replicas)
+        .with_invocations(
+            carried + registered.invocation_count(),
+            registered.in_flight() as u64,
+        )
+        .with_triggers(registered.meta().triggers.clone())
+        .with_namespace(namespace);
+    status = if replicas > 0 {
+        status.with_readiness(
+            true,
+            "Ready",
+            format!("{replicas} replica(s) serving"),
+            false,
+        )
+    } else {
+        status.with_readiness(
+            false,
+            "ScaledToZero",
+            "scaled to zero: calls fail until it is scaled up",
+            false,
+        )
+    };
+    if let Some(deployment) = deployment {
+        status = status
+            .with_image(deployment.image.clone().unwrap_or_else(|| name.to_owned()))
+            .with_labels(deployment.labels.clone())
+            .with_annotations(deployment.annotations.clone());
     }
+    status
 }
 
 #[async_trait]
 impl Provider for LocalProvider {
-    async fn deploy(&self, deployment: FunctionDeployment) -> Result<()> {
-        let definition = self.definition_for(&deployment)?;
+    async fn deploy(&self, deployment: FunctionDeployment) -> ProviderResult<()> {
+        self.check_namespace(&deployment)?;
+        let definition = self
+            .definition_for(&deployment)
+            .map_err(|e| self.core_error(e))?;
         let replicas = definition.meta().scaling.min_replicas.max(1);
-        let mut state = self.state();
-        self.dispatcher.registry().register(definition)?;
-        self.deployed(&deployment.name)?.set_replicas(replicas);
-        self.dispatcher.invocation_log().push(
-            &deployment.name,
-            format!(
-                "deployed from catalogue entry `{}` with {replicas} replica(s)",
-                deployment.image.as_deref().unwrap_or(&deployment.name)
-            ),
-        );
-        state.carried_invocations.remove(&deployment.name);
-        state
-            .deployments
-            .insert(deployment.name.clone(), deployment);
-        Ok(())
-    }
-
-    async fn update(&self, deployment: FunctionDeployment) -> Result<()> {
-        let previous = self.deployed(&deployment.name)?;
-        let definition = self.definition_for(&deployment)?;
-        let mut state = self.state();
-        let replaced = self.dispatcher.registry().replace(definition)?;
-        let current = self.deployed(&deployment.name)?;
-        // Keep the scale it had, including scaled to zero.
-        current.set_replicas(previous.replicas());
-        if let Some(replaced) = replaced {
-            *state
-                .carried_invocations
-                .entry(deployment.name.clone())
-                .or_default() += replaced.invocation_count();
+        {
+            let mut state = self.state();
+            self.dispatcher
+                .registry()
+                .register(definition)
+                .map_err(|e| self.core_error(e))?;
+            self.deployed(&deployment.name)
+                .map_err(|e| self.core_error(e))?
+                .set_replicas(replicas);
+            self.dispatcher.invocation_log().push(
+                &deployment.name,
+                format!(
+                    "deployed from catalogue entry `{}` with {replicas} replica(s)",
+                    deployment.image.as_deref().unwrap_or(&deployment.name)
+                ),
+            );
+            state.carried_invocations.remove(&deployment.name);
+            state
+                .deployments
+                .insert(deployment.name.clone(), deployment);
         }
-        self.dispatcher
-            .invocation_log()
-            .push(&deployment.name, "updated".to_owned());
-        state
-            .deployments
-            .insert(deployment.name.clone(), deployment);
+        self.changed();
         Ok(())
     }
 
-    async fn remove(&self, name: &str) -> Result<()> {
-        let mut state = self.state();
-        self.dispatcher
-            .registry()
-            .remove(name)
-            .ok_or_else(|| Error::UnknownFunction {
-                name: name.to_owned(),
-            })?;
-        state.deployments.remove(name);
-        state.carried_invocations.remove(name);
-        self.dispatcher.invocation_log().clear(name);
+    async fn update(&self, deployment: FunctionDeployment) -> ProviderResult<()> {
+        self.check_namespace(&deployment)?;
+        let previous = self
+            .deployed(&deployment.name)
+            .map_err(|e| self.core_error(e))?;
+        let definition = self
+            .definition_for(&deployment)
+            .map_err(|e| self.core_error(e))?;
+        {
+            let mut state = self.state();
+            let replaced = self
+                .dispatcher
+                .registry()
+                .replace(definition)
+                .map_err(|e| self.core_error(e))?;
+            let current = self
+                .deployed(&deployment.name)
+                .map_err(|e| self.core_error(e))?;
+            // Keep the scale it had, including scaled to zero.
+            current.set_replicas(previous.replicas());
+            if let Some(replaced) = replaced {
+                *state
+                    .carried_invocations
+                    .entry(deployment.name.clone())
+                    .or_default() += replaced.invocation_count();
+            }
+            self.dispatcher
+                .invocation_log()
+                .push(&deployment.name, "updated".to_owned());
+            state
+                .deployments
+                .insert(deployment.name.clone(), deployment);
+        }
+        self.changed();
         Ok(())
     }
 
-    async fn list(&self) -> Result<Vec<FunctionStatus>> {
+    async fn remove(&self, function: &FunctionRef) -> ProviderResult<()> {
+        let name = self.local_name(function)?;
+        {
+            let mut state = self.state();
+            self.dispatcher
+                .registry()
+                .remove(name)
+                .ok_or_else(|| ProviderError::not_found(function))?;
+            state.deployments.remove(name);
+            state.carried_invocations.remove(name);
+            self.dispatcher.invocation_log().clear(name);
+        }
+        self.changed();
+        Ok(())
+    }
+
+    async fn list(&self, namespace: Option<&str>) -> ProviderResult<Vec<FunctionStatus>> {
+        if namespace.is_some_and(|namespace| namespace != self.namespace) {
+            return Ok(Vec::new());
+        }
         let state = self.state();
         Ok(self
             .dispatcher
             .registry()
             .iter()
-            .map(|registered| self.status_of(&registered, &state))
+            .map(|registered| status_of(&registered, &state, &self.namespace))
             .collect())
     }
 
-    async fn status(&self, name: &str) -> Result<FunctionStatus> {
-        let registered = self.deployed(name)?;
-        Ok(self.status_of(&registered, &self.state()))
+    async fn status(&self, function: &FunctionRef) -> ProviderResult<FunctionStatus> {
+        let name = self.local_name(function)?;
+        let registered = self
+            .deployed(name)
+            .map_err(|_| ProviderError::not_found(function))?;
+        Ok(status_of(&registered, &self.state(), &self.namespace))
     }
 
-    async fn scale(&self, name: &str, replicas: u32) -> Result<()> {
-        let registered = self.deployed(name)?;
+    async fn scale(&self, function: &FunctionRef, replicas: u32) -> ProviderResult<()> {
+        let name = self.local_name(function)?;
+        let registered = self
+            .deployed(name)
+            .map_err(|_| ProviderError::not_found(function))?;
         let max = registered.meta().scaling.max_replicas;
         let replicas = max.map_or(replicas, |max| replicas.min(max));
         registered.set_replicas(replicas);
         self.dispatcher
             .invocation_log()
             .push(name, format!("scaled to {replicas} replica(s)"));
+        self.changed();
         Ok(())
     }
 
-    async fn invoke(&self, name: &str, invocation: Invocation) -> Result<Response, FunctionError> {
-        self.dispatcher.dispatch(name, invocation).await
+    async fn invoke(
+        &self,
+        function: &FunctionRef,
+        invocation: Invocation,
+    ) -> Result<Response, FunctionError> {
+        if function.namespace != self.namespace {
+            return Err(FunctionError::new(
+                ErrorKind::NotFound,
+                format!("function {function} not found"),
+            ));
+        }
+        self.dispatcher.dispatch(&function.name, invocation).await
     }
 
-    async fn logs(&self, name: &str, options: LogOptions) -> BoxStream<'static, Result<LogLine>> {
-        if !self.dispatcher.registry().contains(name) {
-            let error = Error::UnknownFunction {
-                name: name.to_owned(),
-            };
+    async fn logs(
+        &self,
+        function: &FunctionRef,
+        options: LogQuery,
+    ) -> BoxStream<'static, ProviderResult<LogLine>> {
+        let known = self
+            .local_name(function)
+            .is_ok_and(|name| self.dispatcher.registry().contains(name));
+        if !known {
+            let error = ProviderError::not_found(function);
             return stream::once(async move { Err(error) }).boxed();
         }
-        self.dispatcher.invocation_log().stream(name, &options)
+        let namespace = self.namespace.clone();
+        self.dispatcher
+            .invocation_log()
+            .stream(&function.name, &options)
+            .map(move |line| line.map_err(|e| ProviderError::from_core(e, &namespace)))
+            .boxed()
+    }
+
+    async fn watch(
+        &self,
+        function: &FunctionRef,
+    ) -> BoxStream<'static, ProviderResult<FunctionStatus>> {
+        let dispatcher = self.dispatcher.clone();
+        let state = self.state.clone();
+        let namespace = self.namespace.clone();
+        let function = function.clone();
+        let changes = self.changes.subscribe();
+        let in_namespace = function.namespace == namespace;
+        // The status now, then after every change that alters it; an error ends the stream.
+        let statuses = stream::unfold(
+            (changes, None::<FunctionStatus>, false, true),
+            move |(mut changes, last, done, first)| {
+                let dispatcher = dispatcher.clone();
+                let state = state.clone();
+                let namespace = namespace.clone();
+                let function = function.clone();
+                async move {
+                    if done {
+                        return None;
+                    }
+                    let mut first = first;
+                    loop {
+                        if !first && changes.changed().await.is_err() {
+                            return None;
+                        }
+                        first = false;
+                        let current = if in_namespace {
+                            dispatcher.registry().get(&function.name).map(|registered| {
+                                let state = state.lock().unwrap_or_else(PoisonError::into_inner);
+                                status_of(&registered, &state, &namespace)
+                            })
+                        } else {
+                            None
+                        };
+                        match current {
+                            None => {
+                                let error = ProviderError::not_found(&function);
+                                return Some((Err(error), (changes, last, true, false)));
+                            }
+                            Some(status) if last.as_ref() != Some(&status) => {
+                                return Some((
+                                    Ok(status.clone()),
+                                    (changes, Some(status), false, false),
+                                ));
+                            }
+                            Some(_) => {}
+                        }
+                    }
+                }
+            },
+        );
+        statuses.boxed()
     }
 }
 
@@ -261,11 +445,11 @@ mod tests {
             .await
             .unwrap();
         let response = provider
-            .invoke("echo", Invocation::new("hi"))
+            .invoke(&FunctionRef::named("echo"), Invocation::new("hi"))
             .await
             .unwrap();
         assert_eq!(response.body(), "hi");
-        let status = provider.status("echo").await.unwrap();
+        let status = provider.status(&FunctionRef::named("echo")).await.unwrap();
         assert_eq!(status.invocation_count, 1);
         assert_eq!(status.replicas, 1);
         assert_eq!(status.available_replicas, 1);
@@ -288,11 +472,11 @@ mod tests {
             .await
             .unwrap();
         let response = provider
-            .invoke("shout", Invocation::new("hi"))
+            .invoke(&FunctionRef::named("shout"), Invocation::new("hi"))
             .await
             .unwrap();
         assert_eq!(response.body(), "HI");
-        let status = provider.status("shout").await.unwrap();
+        let status = provider.status(&FunctionRef::named("shout")).await.unwrap();
         assert_eq!(status.replicas, 2);
         assert_eq!(status.triggers, [TriggerSpec::http("/upper")]);
         let registered = provider.dispatcher().registry().get("shout").unwrap();
@@ -306,7 +490,7 @@ mod tests {
             .deploy(FunctionDeployment::new("nope"))
             .await
             .unwrap_err();
-        assert!(matches!(missing, Error::NotInCatalogue { .. }));
+        assert!(matches!(missing, ProviderError::Invalid { .. }));
         provider
             .deploy(FunctionDeployment::new("echo"))
             .await
@@ -315,32 +499,34 @@ mod tests {
             .deploy(FunctionDeployment::new("echo"))
             .await
             .unwrap_err();
-        assert!(matches!(duplicate, Error::DuplicateFunction { .. }));
+        assert!(matches!(duplicate, ProviderError::Conflict { .. }));
         assert!(matches!(
-            provider.status("ghost").await,
-            Err(Error::UnknownFunction { .. })
+            provider.status(&FunctionRef::named("ghost")).await,
+            Err(ProviderError::NotFound { .. })
         ));
         assert!(matches!(
-            provider.scale("ghost", 1).await,
-            Err(Error::UnknownFunction { .. })
+            provider.scale(&FunctionRef::named("ghost"), 1).await,
+            Err(ProviderError::NotFound { .. })
         ));
         assert!(matches!(
-            provider.remove("ghost").await,
-            Err(Error::UnknownFunction { .. })
+            provider.remove(&FunctionRef::named("ghost")).await,
+            Err(ProviderError::NotFound { .. })
         ));
         assert!(matches!(
             provider.update(FunctionDeployment::new("ghost")).await,
-            Err(Error::UnknownFunction { .. })
+            Err(ProviderError::NotFound { .. })
         ));
         let err = provider
-            .invoke("ghost", Invocation::new(""))
+            .invoke(&FunctionRef::named("ghost"), Invocation::new(""))
             .await
             .unwrap_err();
         assert_eq!(err.kind(), ErrorKind::NotFound);
-        let mut logs = provider.logs("ghost", LogOptions::new()).await;
+        let mut logs = provider
+            .logs(&FunctionRef::named("ghost"), LogQuery::new())
+            .await;
         assert!(matches!(
             logs.next().await,
-            Some(Err(Error::UnknownFunction { .. }))
+            Some(Err(ProviderError::NotFound { .. }))
         ));
         assert!(logs.next().await.is_none());
     }
@@ -352,18 +538,34 @@ mod tests {
             .deploy(FunctionDeployment::new("echo"))
             .await
             .unwrap();
-        provider.scale("echo", 0).await.unwrap();
+        provider
+            .scale(&FunctionRef::named("echo"), 0)
+            .await
+            .unwrap();
         let err = provider
-            .invoke("echo", Invocation::new(""))
+            .invoke(&FunctionRef::named("echo"), Invocation::new(""))
             .await
             .unwrap_err();
         assert_eq!(err.kind(), ErrorKind::Unavailable);
-        let status = provider.status("echo").await.unwrap();
+        let status = provider.status(&FunctionRef::named("echo")).await.unwrap();
         assert_eq!((status.replicas, status.available_replicas), (0, 0));
         assert!(!status.is_ready());
-        provider.scale("echo", 3).await.unwrap();
-        assert_eq!(provider.status("echo").await.unwrap().replicas, 3);
-        provider.invoke("echo", Invocation::new("")).await.unwrap();
+        provider
+            .scale(&FunctionRef::named("echo"), 3)
+            .await
+            .unwrap();
+        assert_eq!(
+            provider
+                .status(&FunctionRef::named("echo"))
+                .await
+                .unwrap()
+                .replicas,
+            3
+        );
+        provider
+            .invoke(&FunctionRef::named("echo"), Invocation::new(""))
+            .await
+            .unwrap();
     }
 
     #[tokio::test]
@@ -373,13 +575,19 @@ mod tests {
             .deploy(FunctionDeployment::new("echo"))
             .await
             .unwrap();
-        provider.invoke("echo", Invocation::new("")).await.unwrap();
-        provider.scale("echo", 0).await.unwrap();
+        provider
+            .invoke(&FunctionRef::named("echo"), Invocation::new(""))
+            .await
+            .unwrap();
+        provider
+            .scale(&FunctionRef::named("echo"), 0)
+            .await
+            .unwrap();
         provider
             .update(FunctionDeployment::new("echo").with_max_in_flight(4))
             .await
             .unwrap();
-        let status = provider.status("echo").await.unwrap();
+        let status = provider.status(&FunctionRef::named("echo")).await.unwrap();
         assert_eq!(status.invocation_count, 1);
         assert_eq!(status.replicas, 0);
         let registered = provider.dispatcher().registry().get("echo").unwrap();
@@ -398,16 +606,16 @@ mod tests {
             .await
             .unwrap();
         let names: Vec<_> = provider
-            .list()
+            .list(None)
             .await
             .unwrap()
             .into_iter()
             .map(|s| s.name)
             .collect();
         assert_eq!(names, ["echo", "upper"]);
-        provider.remove("echo").await.unwrap();
+        provider.remove(&FunctionRef::named("echo")).await.unwrap();
         let names: Vec<_> = provider
-            .list()
+            .list(None)
             .await
             .unwrap()
             .into_iter()
@@ -428,11 +636,17 @@ mod tests {
             .deploy(FunctionDeployment::new("echo"))
             .await
             .unwrap();
-        provider.invoke("echo", Invocation::new("a")).await.unwrap();
+        provider
+            .invoke(&FunctionRef::named("echo"), Invocation::new("a"))
+            .await
+            .unwrap();
         let err_call = Invocation::new(vec![0xff]);
-        provider.invoke("echo", err_call).await.unwrap_err();
+        provider
+            .invoke(&FunctionRef::named("echo"), err_call)
+            .await
+            .unwrap_err();
         let lines: Vec<LogLine> = provider
-            .logs("echo", LogOptions::new())
+            .logs(&FunctionRef::named("echo"), LogQuery::new())
             .await
             .map(|line| line.unwrap())
             .collect()
@@ -443,7 +657,7 @@ mod tests {
         assert!(lines[2].text.contains("status=400"));
         assert!(lines[2].text.contains("bad_input"));
         let tail: Vec<_> = provider
-            .logs("echo", LogOptions::new().with_tail(1))
+            .logs(&FunctionRef::named("echo"), LogQuery::new().with_tail(1))
             .await
             .collect()
             .await;

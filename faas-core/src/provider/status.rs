@@ -35,6 +35,19 @@ pub struct FunctionStatus {
     /// What starts it.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub triggers: Vec<TriggerSpec>,
+    /// Whether it serves calls now.
+    #[serde(default)]
+    pub ready: bool,
+    /// Why it is, or is not, ready, in the platform's words (e.g. `Progressing`,
+    /// `SecretMissing`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// What the platform says about its readiness, for a person.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    /// Whether it cannot become ready until something is fixed (as opposed to on its way).
+    #[serde(default)]
+    pub failed: bool,
 }
 
 impl FunctionStatus {
@@ -60,11 +73,29 @@ impl FunctionStatus {
         self
     }
 
-    /// Sets the wanted and available replicas.
+    /// Sets the wanted and available replicas; the function counts as ready when a replica is
+    /// available (see [`with_readiness`](Self::with_readiness) to say otherwise).
     #[must_use]
     pub fn with_replicas(mut self, replicas: u32, available_replicas: u32) -> Self {
         self.replicas = replicas;
         self.available_replicas = available_replicas;
+        self.ready = available_replicas > 0;
+        self
+    }
+
+    /// Sets whether it is ready, why, and whether it is failing.
+    #[must_use]
+    pub fn with_readiness(
+        mut self,
+        ready: bool,
+        reason: impl Into<String>,
+        message: impl Into<String>,
+        failed: bool,
+    ) -> Self {
+        self.ready = ready;
+        self.reason = Some(reason.into());
+        self.message = Some(message.into());
+        self.failed = failed;
         self
     }
 
@@ -97,8 +128,18 @@ impl FunctionStatus {
         self
     }
 
-    /// Whether at least one replica is ready.
+    /// Whether it serves calls now.
     pub fn is_ready(&self) -> bool {
-        self.available_replicas > 0
+        self.ready
+    }
+
+    /// The function this status is about (the default namespace when the platform has none).
+    pub fn reference(&self) -> super::FunctionRef {
+        super::FunctionRef::new(
+            self.namespace
+                .clone()
+                .unwrap_or_else(|| super::DEFAULT_NAMESPACE.to_owned()),
+            self.name.clone(),
+        )
     }
 }

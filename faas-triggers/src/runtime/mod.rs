@@ -1,11 +1,16 @@
 //! The function runtime: what a function's own binary serves in a pod.
 
 mod config;
+pub mod manifests;
 
 use std::net::SocketAddr;
 
-use faas_core::{LocalExecutor, Registry, ShutdownHandle};
+use faas_core::layer::StateLayer;
+use faas_core::{
+    FunctionError, FunctionService, HostShutdown, Invocation, LocalExecutor, Registry, Response,
+};
 use tokio::net::TcpListener;
+use tower::{Layer, Service};
 
 pub use config::{
     DEFAULT_PORT, ENV_CRON, ENV_DRAIN_TIMEOUT, ENV_FUNCTION, ENV_MAX_BODY, ENV_POD_IP, ENV_PORT,
@@ -49,7 +54,7 @@ pub struct Runtime {
     registry: Registry,
     config: RuntimeConfig,
     listener: Option<TcpListener>,
-    shutdown: ShutdownHandle,
+    shutdown: HostShutdown,
     on_signal: bool,
 }
 
@@ -60,7 +65,7 @@ impl Runtime {
             registry,
             config,
             listener: None,
-            shutdown: ShutdownHandle::new(),
+            shutdown: HostShutdown::new(),
             on_signal: false,
         }
     }
@@ -97,6 +102,28 @@ impl Runtime {
         Ok(self)
     }
 
+    /// Wraps every call of every function in `layer`, as
+    /// [`LocalExecutorBuilder::layer`](faas_core::LocalExecutorBuilder::layer).
+    pub fn layer<L>(self, layer: L) -> Self
+    where
+        L: Layer<FunctionService> + Send + Sync + 'static,
+        L::Service: Service<Invocation, Response = Response, Error = FunctionError>
+            + Clone
+            + Send
+            + Sync
+            + 'static,
+        <L::Service as Service<Invocation>>::Future: Send + 'static,
+    {
+        self.registry.layer(layer);
+        self
+    }
+
+    /// Gives every call a clone of `state`, read by [`State<S>`](faas_core::State),
+    /// as [`LocalExecutorBuilder::state`](faas_core::LocalExecutorBuilder::state).
+    pub fn state<S: Clone + Send + Sync + 'static>(self, state: S) -> Self {
+        self.layer(StateLayer::new(state))
+    }
+
     /// Also shuts down on SIGTERM or SIGINT.
     pub fn shutdown_on_signal(mut self) -> Self {
         self.on_signal = true;
@@ -119,7 +146,7 @@ impl Runtime {
     }
 
     /// A handle that shuts the runtime down (gracefully) from anywhere.
-    pub fn shutdown_handle(&self) -> ShutdownHandle {
+    pub fn shutdown_handle(&self) -> HostShutdown {
         self.shutdown.clone()
     }
 
@@ -178,6 +205,9 @@ impl Runtime {
 /// ([`RuntimeConfig::from_env`]), until SIGTERM or SIGINT, then drains and
 /// returns. The entry point of a function's binary.
 ///
+/// Run with `--manifests`, it prints the `Function` resources of its functions instead and
+/// returns (see [`manifests`]): `my-fn --manifests | kubectl apply -f -`.
+///
 /// It installs no tracing subscriber: a binary that wants logs sets one up
 /// before calling it.
 ///
@@ -203,6 +233,9 @@ impl Runtime {
 ///
 /// As [`RuntimeConfig::from_env`] and [`Runtime::run`].
 pub async fn serve(registry: Registry) -> Result<()> {
+    if manifests::answer_manifests_flag(&registry) {
+        return Ok(());
+    }
     Runtime::from_env(registry)?
         .shutdown_on_signal()
         .run()

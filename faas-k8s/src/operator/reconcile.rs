@@ -1,0 +1,393 @@
+//! One reconcile of one `Function`: look up its Secrets, apply its Deployment and Service when
+//! they do not already say what the Function says, judge its readiness and write its status when
+//! that changed. A steady Function causes no write at all.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::{Pod, Secret, Service};
+use kube::api::{Patch, PatchParams};
+use kube::runtime::controller::Action;
+use kube::runtime::events::{Event, EventType, Recorder};
+use kube::runtime::reflector::{ObjectRef, Store};
+use kube::{Api, Resource, ResourceExt as _};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use tokio::time::Instant;
+
+use super::config::OperatorConfig;
+use super::drift::is_applied;
+use super::readiness::{self, Observed};
+use super::resources;
+use crate::error::{Error, Result};
+use crate::function::{FUNCTION_LABEL, Function, FunctionStatus, ReadyReason};
+
+/// Counts of what the operator did, for tests, benchmarks and metrics.
+#[derive(Debug, Default)]
+#[non_exhaustive]
+pub struct OperatorStats {
+    /// Reconciles run.
+    pub reconciles: AtomicU64,
+    /// Deployments and Services written (server-side apply).
+    pub object_writes: AtomicU64,
+    /// Function statuses written.
+    pub status_writes: AtomicU64,
+    /// Reconciles that failed and were retried with back-off.
+    pub failures: AtomicU64,
+    /// Writes the API server refused for lack of permission.
+    pub forbidden: AtomicU64,
+}
+
+impl OperatorStats {
+    /// Reconciles run so far.
+    pub fn reconciles(&self) -> u64 {
+        self.reconciles.load(Ordering::Relaxed)
+    }
+
+    /// Deployments and Services written so far.
+    pub fn object_writes(&self) -> u64 {
+        self.object_writes.load(Ordering::Relaxed)
+    }
+
+    /// Statuses written so far.
+    pub fn status_writes(&self) -> u64 {
+        self.status_writes.load(Ordering::Relaxed)
+    }
+
+    /// Writes refused for lack of permission so far.
+    pub fn forbidden(&self) -> u64 {
+        self.forbidden.load(Ordering::Relaxed)
+    }
+}
+
+/// A write refused for lack of permission: the generation it was for, when, and the message.
+pub(crate) type Refusal = (i64, Instant, String);
+
+/// What every reconcile shares.
+pub(crate) struct Context {
+    pub(crate) client: kube::Client,
+    pub(crate) config: OperatorConfig,
+    pub(crate) deployments: Store<Deployment>,
+    pub(crate) services: Store<Service>,
+    pub(crate) pods: Store<Pod>,
+    pub(crate) recorder: Recorder,
+    pub(crate) stats: Arc<OperatorStats>,
+    /// Consecutive failures per Function, for its back-off.
+    pub(crate) failures: Mutex<HashMap<ObjectRef<Function>, u32>>,
+    /// When each (uid, generation) was first seen, to delay its `Progressing` status.
+    pub(crate) first_seen: Mutex<HashMap<(String, i64), Instant>>,
+    /// Writes refused for lack of permission, per (uid, kind): the generation and when, so the
+    /// same write is not tried again on every event before `forbidden_retry` has passed.
+    pub(crate) refused: Mutex<HashMap<(String, &'static str), Refusal>>,
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// What applying one object came to.
+enum Applied {
+    /// The live object already said it: nothing written.
+    Unchanged,
+    /// Written; `true` when it existed before (drift or a spec change healed).
+    Written { existed: bool },
+    /// Refused by the API server with a reason to report.
+    Refused(ReadyReason, String),
+}
+
+impl Context {
+    async fn apply<K>(
+        &self,
+        function: &Function,
+        live: Option<Arc<K>>,
+        desired: &K,
+        kind: &'static str,
+    ) -> Result<Applied>
+    where
+        K: Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
+            + Clone
+            + Serialize
+            + DeserializeOwned
+            + std::fmt::Debug,
+    {
+        if is_applied(live.as_deref(), desired) {
+            return Ok(Applied::Unchanged);
+        }
+        let namespace = function.namespace().unwrap_or_default();
+        let name = function.name_any();
+        let refusal_key = (function.uid().unwrap_or_default(), kind);
+        let generation = function.metadata.generation.unwrap_or(0);
+        if let Some((refused_generation, at, message)) = lock(&self.refused).get(&refusal_key)
+            && *refused_generation == generation
+            && at.elapsed() < self.config.forbidden_retry
+        {
+            return Ok(Applied::Refused(ReadyReason::Forbidden, message.clone()));
+        }
+        let api: Api<K> = Api::namespaced(self.client.clone(), &namespace);
+        let params = PatchParams::apply(&self.config.field_manager).force();
+        self.stats.object_writes.fetch_add(1, Ordering::Relaxed);
+        match api.patch(&name, &params, &Patch::Apply(desired)).await {
+            Ok(_) => {
+                lock(&self.refused).remove(&refusal_key);
+                Ok(Applied::Written {
+                    existed: live.is_some(),
+                })
+            }
+            Err(kube::Error::Api(status)) if status.code == 403 => {
+                self.stats.forbidden.fetch_add(1, Ordering::Relaxed);
+                let message = format!(
+                    "the operator may not write {kind} {namespace}/{name}: {}; grant it the \
+                     ClusterRole from `faas-operator rbac`",
+                    status.message
+                );
+                lock(&self.refused)
+                    .insert(refusal_key, (generation, Instant::now(), message.clone()));
+                Ok(Applied::Refused(ReadyReason::Forbidden, message))
+            }
+            Err(kube::Error::Api(status)) if status.code == 422 => Ok(Applied::Refused(
+                ReadyReason::InvalidSpec,
+                format!("the API server refused {kind} {name}: {}", status.message),
+            )),
+            Err(e) => Err(Error::kube(
+                format!("applying {kind} {namespace}/{name}"),
+                e,
+            )),
+        }
+    }
+
+    /// The Secrets `function` needs that do not exist, or a refusal to look them up.
+    async fn missing_secrets(
+        &self,
+        function: &Function,
+    ) -> Result<std::result::Result<Vec<String>, String>> {
+        let namespace = function.namespace().unwrap_or_default();
+        let spec = &function.spec;
+        let mut needed: Vec<&str> = spec.secrets.iter().map(String::as_str).collect();
+        needed.extend(spec.env_from.iter().filter_map(|source| {
+            let secret = source.secret_ref.as_ref()?;
+            (secret.optional != Some(true)).then_some(secret.name.as_str())
+        }));
+        needed.extend(spec.env.iter().filter_map(|var| {
+            let key = var.value_from.as_ref()?.secret_key_ref.as_ref()?;
+            (key.optional != Some(true)).then_some(key.name.as_str())
+        }));
+        needed.sort_unstable();
+        needed.dedup();
+        let api: Api<Secret> = Api::namespaced(self.client.clone(), &namespace);
+        let mut missing = Vec::new();
+        for name in needed {
+            match api.get_metadata_opt(name).await {
+                Ok(Some(_)) => {}
+                Ok(None) => missing.push(name.to_owned()),
+                Err(kube::Error::Api(status)) if status.code == 403 => {
+                    self.stats.forbidden.fetch_add(1, Ordering::Relaxed);
+                    return Ok(Err(format!(
+                        "the operator may not read Secret {namespace}/{name}: {}",
+                        status.message
+                    )));
+                }
+                Err(e) => return Err(Error::kube(format!("looking up Secret {name}"), e)),
+            }
+        }
+        Ok(Ok(missing))
+    }
+
+    async fn publish(&self, function: &Function, type_: EventType, reason: &str, note: String) {
+        let event = Event {
+            type_,
+            reason: reason.to_owned(),
+            note: Some(note),
+            action: "Reconcile".to_owned(),
+            secondary: None,
+        };
+        if let Err(e) = self
+            .recorder
+            .publish(&event, &function.object_ref(&()))
+            .await
+        {
+            tracing::debug!(error = %e, "recording an Event failed");
+        }
+    }
+
+    /// Whether a `Progressing` status of this generation should wait before it is written,
+    /// and how long.
+    fn progress_wait(&self, function: &Function) -> Option<Duration> {
+        let key = (
+            function.uid().unwrap_or_default(),
+            function.metadata.generation.unwrap_or(0),
+        );
+        let mut first_seen = lock(&self.first_seen);
+        let seen = *first_seen.entry(key).or_insert_with(Instant::now);
+        let elapsed = seen.elapsed();
+        (elapsed < self.config.progress_report_delay)
+            .then(|| self.config.progress_report_delay - elapsed)
+    }
+}
+
+/// Reconciles one Function; see the [module](self) documentation.
+pub(crate) async fn reconcile(function: Arc<Function>, ctx: Arc<Context>) -> Result<Action> {
+    ctx.stats.reconciles.fetch_add(1, Ordering::Relaxed);
+    if function.metadata.deletion_timestamp.is_some() {
+        // Owner references let the garbage collector remove the Deployment and Service.
+        return Ok(Action::await_change());
+    }
+    let namespace = function.namespace().unwrap_or_default();
+    let name = function.name_any();
+
+    let mut observed = Observed::default();
+    match ctx.missing_secrets(&function).await? {
+        Ok(missing) => observed.missing_secrets = missing,
+        Err(refusal) => observed.refused = Some((ReadyReason::Forbidden, refusal)),
+    }
+
+    let deployment_ref = ObjectRef::new(&name).within(&namespace);
+    let live_deployment = ctx.deployments.get(&deployment_ref);
+    let live_service = ctx.services.get(&ObjectRef::new(&name).within(&namespace));
+    let mut healed = Vec::new();
+    for (kind, applied) in [
+        (
+            "Deployment",
+            ctx.apply(
+                &function,
+                live_deployment.clone(),
+                &resources::deployment(&function),
+                "Deployment",
+            )
+            .await?,
+        ),
+        (
+            "Service",
+            ctx.apply(
+                &function,
+                live_service,
+                &resources::service(&function),
+                "Service",
+            )
+            .await?,
+        ),
+    ] {
+        match applied {
+            Applied::Unchanged => {}
+            Applied::Written { existed } => {
+                if existed {
+                    healed.push(kind);
+                }
+            }
+            Applied::Refused(reason, message) => {
+                if observed.refused.is_none() {
+                    observed.refused = Some((reason, message));
+                }
+            }
+        }
+    }
+    if !healed.is_empty() {
+        ctx.publish(
+            &function,
+            EventType::Normal,
+            "Applied",
+            format!(
+                "{} brought back to what the Function says",
+                healed.join(" and ")
+            ),
+        )
+        .await;
+    }
+
+    let pods: Vec<Arc<Pod>> = ctx
+        .pods
+        .state()
+        .into_iter()
+        .filter(|pod| {
+            pod.metadata.namespace.as_deref() == Some(namespace.as_str())
+                && pod.labels().get(FUNCTION_LABEL) == Some(&name)
+        })
+        .collect();
+    observed.pods = pods.iter().map(AsRef::as_ref).collect();
+    observed.deployment = live_deployment.as_deref();
+
+    let status = readiness::status(&function, &observed);
+    let reason = readiness::judge(&function, &observed).0;
+    let previous = function.status.as_ref();
+    let mut requeue = match reason {
+        ReadyReason::Ready | ReadyReason::ScaledToZero => ctx.config.resync,
+        ReadyReason::Forbidden => ctx.config.forbidden_retry,
+        ReadyReason::SecretMissing => ctx.config.secret_retry,
+        _ => ctx.config.resync.min(Duration::from_secs(30)),
+    };
+    if !readiness::same_status(previous, &status) {
+        let wait = (reason == ReadyReason::Progressing)
+            .then(|| ctx.progress_wait(&function))
+            .flatten();
+        match wait {
+            Some(wait) => requeue = requeue.min(wait),
+            None => {
+                write_status(&ctx, &function, &status).await?;
+                let before = previous
+                    .and_then(FunctionStatus::ready_condition)
+                    .map(|condition| condition.reason.clone());
+                if reason.is_failure() && before.as_deref() != Some(reason.as_str()) {
+                    let note = status
+                        .ready_condition()
+                        .map(|condition| condition.message.clone())
+                        .unwrap_or_default();
+                    ctx.publish(&function, EventType::Warning, reason.as_str(), note)
+                        .await;
+                }
+            }
+        }
+    }
+    lock(&ctx.failures).remove(&ObjectRef::from_obj(function.as_ref()));
+    Ok(Action::requeue(requeue))
+}
+
+async fn write_status(ctx: &Context, function: &Function, status: &FunctionStatus) -> Result<()> {
+    let api: Api<Function> = Api::namespaced(
+        ctx.client.clone(),
+        &function.namespace().unwrap_or_default(),
+    );
+    let params = PatchParams {
+        field_manager: Some(ctx.config.field_manager.clone()),
+        ..PatchParams::default()
+    };
+    ctx.stats.status_writes.fetch_add(1, Ordering::Relaxed);
+    let patch = serde_json::json!({ "status": status });
+    match api
+        .patch_status(&function.name_any(), &params, &Patch::Merge(&patch))
+        .await
+    {
+        Ok(_) => Ok(()),
+        // Deleted meanwhile: nothing to report on.
+        Err(kube::Error::Api(status)) if status.code == 404 => Ok(()),
+        Err(e) => Err(Error::kube(
+            format!("writing the status of Function {}", function.name_any()),
+            e,
+        )),
+    }
+}
+
+/// A failed reconcile is retried after a delay that doubles per consecutive failure of the same
+/// Function, so one broken Function neither spins nor slows the others.
+pub(crate) fn error_policy(function: Arc<Function>, error: &Error, ctx: Arc<Context>) -> Action {
+    ctx.stats.failures.fetch_add(1, Ordering::Relaxed);
+    let failures = {
+        let mut failures = lock(&ctx.failures);
+        let count = failures
+            .entry(ObjectRef::from_obj(function.as_ref()))
+            .or_insert(0);
+        *count = count.saturating_add(1);
+        *count
+    };
+    let delay = ctx.config.retry_delay(failures);
+    tracing::warn!(
+        function = %function.name_any(),
+        namespace = ?function.namespace(),
+        failures,
+        retry_in = ?delay,
+        error = %error,
+        "reconcile failed"
+    );
+    Action::requeue(delay)
+}
