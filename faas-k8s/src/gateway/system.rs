@@ -9,6 +9,7 @@ use axum::body::Body;
 use axum::extract::{Path, Query, Request, State};
 use axum::routing::{get, post};
 use bytes::Bytes;
+use faas_core::provider::{FunctionRef, ProviderError};
 use faas_core::{FunctionError, Provider};
 use http::{Response, StatusCode, header};
 use serde::Serialize;
@@ -87,7 +88,7 @@ async fn body_json<T: DeserializeOwned>(
     })
 }
 
-fn failed(headers: &http::HeaderMap, error: faas_core::Error) -> Response<Body> {
+fn failed(headers: &http::HeaderMap, error: ProviderError) -> Response<Body> {
     error_response(&FunctionError::from(error), &call_id_of(headers))
 }
 
@@ -113,7 +114,7 @@ async fn list(
     let provider = guard(&state, request.headers()).map_err(|denied| *denied)?;
     let namespace = namespace_of(&state, &query);
     let statuses = provider
-        .list()
+        .list(Some(namespace))
         .await
         .map_err(|e| failed(request.headers(), e))?;
     let listed: Vec<FunctionStatusResponse> = statuses
@@ -136,7 +137,7 @@ async fn describe(
     let provider = guard(&state, request.headers()).map_err(|denied| *denied)?;
     let namespace = namespace_of(&state, &query).to_owned();
     let status = provider
-        .status(&name)
+        .status(&FunctionRef::new(namespace.as_str(), name.as_str()))
         .await
         .map_err(|e| failed(request.headers(), e))?;
     let calls = counted(&state, &namespace, &name);
@@ -179,7 +180,13 @@ async fn remove(State(state): State<Arc<GatewayState>>, request: Request) -> Ans
     let provider = guard(&state, &headers).map_err(|denied| *denied)?;
     let delete: DeleteRequest = body_json(&state, request).await?;
     provider
-        .remove(&delete.function_name)
+        .remove(&FunctionRef::new(
+            delete
+                .namespace
+                .as_deref()
+                .unwrap_or(state.config.default_namespace()),
+            delete.function_name.as_str(),
+        ))
         .await
         .map_err(|e| failed(&headers, e))?;
     Ok(accepted())
@@ -200,7 +207,16 @@ async fn scale(
         )
     })?;
     provider
-        .scale(&name, replicas)
+        .scale(
+            &FunctionRef::new(
+                scale
+                    .namespace
+                    .as_deref()
+                    .unwrap_or(state.config.default_namespace()),
+                name.as_str(),
+            ),
+            replicas,
+        )
         .await
         .map_err(|e| failed(&headers, e))?;
     Ok(accepted())
