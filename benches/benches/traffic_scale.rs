@@ -185,7 +185,7 @@ async fn b4(bench: &Bench) {
         "cold-fn",
         &bench.functions.name,
         0,
-        function_container("echo"),
+        function_container("cold-fn"),
     )
     .await;
     deploy(
@@ -237,7 +237,7 @@ async fn b5(bench: &Bench) {
                 name,
                 &bench.functions.name,
                 0,
-                function_container("echo"),
+                function_container(name),
             )
             .await;
         }
@@ -298,11 +298,11 @@ async fn b7(bench: &Bench, target: f64) {
         name,
         &bench.functions.name,
         1,
-        function_container("slow"),
+        function_container("step"),
     )
     .await;
     let key = bench.key(name);
-    bench.traffic.wait_ready(&key, 1).await;
+    bench.wait_known(name).await;
     let stop = Arc::new(AtomicBool::new(false));
     let answered = Arc::new(AtomicU64::new(0));
     let failed = Arc::new(AtomicU64::new(0));
@@ -325,8 +325,10 @@ async fn b7(bench: &Bench, target: f64) {
             }
         })
     };
-    // Below the target on one replica: it stays warm at one.
+    // Below the target on one replica, from the start (held until the replica is
+    // ready): it stays warm at one.
     let mut callers = vec![caller("200")];
+    bench.traffic.wait_ready(&key, 1).await;
     wait_for("warm calls", || async {
         answered.load(Ordering::Relaxed) >= 10
     })
@@ -394,10 +396,23 @@ async fn main() {
         .await
         .expect("the namespace is created");
 
+    // A pod serves its function at `/function/{name}` under the Function's name: register the
+    // handlers under the names the benchmarks deploy.
     let registry = Registry::from([
         FunctionDefinition::from_handler("echo", echo),
-        FunctionDefinition::from_handler("slow", slow),
+        FunctionDefinition::from_handler("cold-fn", echo),
+        FunctionDefinition::from_handler("step", slow),
     ]);
+    for n in [1usize, 5, 25, 100] {
+        for i in 0..n {
+            registry
+                .register(FunctionDefinition::from_handler(
+                    format!("wake-{n}-{i}"),
+                    echo,
+                ))
+                .expect("distinct names");
+        }
+    }
     let (network, cidr) = pod_network(1);
     let functions = BenchNode::start(
         &cluster,

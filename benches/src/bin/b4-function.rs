@@ -10,7 +10,11 @@ async fn echo(body: Bytes) -> Bytes {
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
-    let registry = Registry::from([FunctionDefinition::from_handler("echo", echo)]);
+    // Served as `/function/cold-proc`, the name B4 deploys it under.
+    let registry = Registry::from([
+        FunctionDefinition::from_handler("echo", echo),
+        FunctionDefinition::from_handler("cold-proc", echo),
+    ]);
     match faas_triggers::serve(registry).await {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(error) => {

@@ -198,7 +198,7 @@ async fn run(state: &Arc<GatewayState>, callbacks: &CallbackClient, job: AsyncJo
         *request.method_mut() = job.forward.method.clone();
         *request.uri_mut() = job.forward.path_and_query.parse().unwrap_or_default();
         *request.headers_mut() = job.forward.headers.clone();
-        if let Err(stored) = state
+        if let Err(error) = state
             .async_queue
             .dead_letter
             .dead_letter(DeadLetterEntry::new(
@@ -210,7 +210,7 @@ async fn run(state: &Arc<GatewayState>, callbacks: &CallbackClient, job: AsyncJo
             ))
             .await
         {
-            tracing::error!(%function, call_id = %job.call_id, error = %stored, "the dead letter refused the failed asynchronous call");
+            tracing::error!(%function, call_id = %job.call_id, %error, "the dead letter did not take the failed call");
         }
     }
     if let Some(url) = &job.callback {

@@ -9,7 +9,8 @@ use axum::body::Body;
 use axum::extract::{Path, Query, Request, State};
 use axum::routing::{get, post};
 use bytes::Bytes;
-use faas_core::{FunctionError, FunctionRef, Provider, ProviderError};
+use faas_core::provider::{FunctionRef, ProviderError};
+use faas_core::{FunctionError, Provider};
 use http::{Response, StatusCode, header};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -136,7 +137,7 @@ async fn describe(
     let provider = guard(&state, request.headers()).map_err(|denied| *denied)?;
     let namespace = namespace_of(&state, &query).to_owned();
     let status = provider
-        .status(&FunctionRef::new(namespace.clone(), name.clone()))
+        .status(&FunctionRef::new(namespace.as_str(), name.as_str()))
         .await
         .map_err(|e| failed(request.headers(), e))?;
     let calls = counted(&state, &namespace, &name);
