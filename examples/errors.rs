@@ -13,7 +13,7 @@
 //! - A user error type (`OrderError`) converts into a `FunctionError` with
 //!   `From`, so handlers return `Result<_, OrderError>` and use `?`.
 //! - A panic becomes a `panicked` 500; the host keeps serving.
-//! - A policy: `timeout` cancels a slow call (504); `retries` re-deliver an
+//! - A policy: `timeout` cancels a slow call (504); `max_attempts` re-delivers an
 //!   event with backoff; a dead letter keeps what failed for good.
 
 use std::process::ExitCode;
@@ -87,8 +87,8 @@ async fn slow() -> &'static str {
 }
 
 /// Fails its first two attempts (a dependency is restarting), then succeeds:
-/// `retries = 2` gives it three attempts in all when it is delivered as an event.
-#[function(retries = 2)]
+/// `max_attempts = 3` gives it three attempts in all when it is delivered as an event.
+#[function(max_attempts = 3)]
 async fn flaky(ctx: Context) -> Result<String, FunctionError> {
     if ctx.attempt() < 3 {
         return Err(FunctionError::unavailable(

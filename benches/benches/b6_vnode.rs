@@ -144,11 +144,11 @@ fn watch_running(api: Api<Pod>) -> Arc<Mutex<HashMap<String, Instant>>> {
 }
 
 fn rss_bytes(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+    i32::try_from(pid)
+        .ok()
+        .and_then(|pid| procfs::process::Process::new(pid).ok())
+        .and_then(|process| process.status().ok())
+        .and_then(|status| status.vmrss)
         .map_or(0, |kb| kb * 1024)
 }
 

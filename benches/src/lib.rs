@@ -7,7 +7,9 @@
 //! - [`load`]: a closed-loop HTTP/1.1 load generator with latency histograms.
 //! - [`bare`]: the baseline servers (bare hyper 1.x).
 //! - [`report`]: the result lines written for `BENCHMARKS.md`.
+//! - [`traffic`]: a virtual node, functions and the gateway with the autoscaler (B4, B5, B7).
 
 pub mod bare;
 pub mod load;
 pub mod report;
+pub mod traffic;

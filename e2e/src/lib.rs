@@ -41,9 +41,11 @@
 mod cluster;
 mod error;
 pub mod hosting;
+mod kubectl;
 mod namespace;
 pub mod wait;
 
 pub use cluster::{ClusterPaths, ClusterPki, NO_CONTROL_PLANE, TestCluster};
 pub use error::{Error, Result};
+pub use kubectl::{kubectl, run_kubectl};
 pub use namespace::{E2E_LABEL, TestNamespace};

@@ -7,6 +7,7 @@ use std::fmt::{Debug, Display};
 use std::future::Future;
 use std::time::Duration;
 
+use backon::{BackoffBuilder, ExponentialBuilder};
 use tokio::time::Instant;
 
 use kube::Api;
@@ -79,7 +80,13 @@ where
     Fut: Future<Output = Result<Poll<T>>>,
 {
     let deadline = Instant::now() + limit;
-    let mut delay = FIRST_DELAY;
+    // backon's delays drive the loop by hand: "not yet" is no error to retry on, and what each
+    // poll saw is kept for the timeout's message.
+    let mut delays = ExponentialBuilder::default()
+        .with_min_delay(FIRST_DELAY)
+        .with_max_delay(MAX_DELAY)
+        .without_max_times()
+        .build();
     let mut last = None;
     loop {
         match tokio::time::timeout_at(deadline, check()).await {
@@ -88,6 +95,7 @@ where
             Ok(Err(err)) => last = Some(error_chain(&err)),
             Err(_) => {}
         }
+        let delay = delays.next().unwrap_or(MAX_DELAY);
         if Instant::now() + delay >= deadline {
             return Err(Error::Timeout {
                 what: what.to_string(),
@@ -96,7 +104,6 @@ where
             });
         }
         tokio::time::sleep(delay).await;
-        delay = (delay * 2).min(MAX_DELAY);
     }
 }
 

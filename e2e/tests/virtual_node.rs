@@ -4,479 +4,34 @@
 //!
 //! Needs `cargo xtask cluster up`; without it every test fails saying so.
 
+#[path = "support/vnode.rs"]
+mod vnode;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
-use std::path::PathBuf;
 use std::process::Stdio;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU8, Ordering};
 use std::time::Duration;
 
 use faas_core::{FunctionDefinition, Registry};
+use faas_e2e::TestCluster;
 use faas_e2e::wait::{self, Poll};
-use faas_e2e::{TestCluster, TestNamespace};
 use faas_k8s::node::function::{FunctionBackend, FunctionBackendConfig, function_image};
-use faas_k8s::node::network::PodNetwork;
-use faas_k8s::node::process::{
-    AddressPool, ImageMap, ProcessBackend, ProcessBackendConfig, ShutdownPolicy,
+use faas_k8s::node::{
+    AddressPool, BackendError, Capacity, LogOptions, LogStream, PodBackend, PodEvents, PodKey,
+    PodLaunch, PodRuntimeStatus,
 };
-use faas_k8s::node::{Capacity, KubeletTls, NodeConfig, PodBackend, ShutdownHandle, VirtualNode};
+use futures::StreamExt;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{ConfigMap, Node, Pod, Secret, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use kube::Api;
-use kube::api::{DeleteParams, ListParams, LogParams, Patch, PatchParams, PostParams};
+use kube::api::{DeleteParams, ListParams, LogParams, PostParams};
 use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-const SERVER_IMAGE: &str = "local/faas-test-server";
-static NEXT_RANGE: AtomicU8 = AtomicU8::new(0);
-
-type TestResult = Result<(), Box<dyn std::error::Error>>;
-
-fn state_root() -> PathBuf {
-    PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("virtual-node")
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port on loopback")
-}
-
-/// A pod range of its own for each node of this run: 127.<40+n>.0.0/16.
-fn next_cidr() -> String {
-    let n = NEXT_RANGE.fetch_add(1, Ordering::SeqCst);
-    format!("127.{}.0.0/16", 40 + u32::from(n))
-}
-
-fn unique(prefix: &str) -> String {
-    format!(
-        "{prefix}-{}",
-        &uuid::Uuid::new_v4().simple().to_string()[..8]
-    )
-}
-
-/// A virtual node run in-process for one test.
-struct TestNode {
-    name: String,
-    client: kube::Client,
-    config: kube::Config,
-    stopped: bool,
-    backend: Arc<dyn PodBackend>,
-    shutdown: ShutdownHandle,
-    task: tokio::task::JoinHandle<faas_k8s::Result<()>>,
-}
-
-/// The network namespace of the tests that need pod addresses an EndpointSlice accepts.
-const NETNS: &str = "faase2e";
-const NETNS_CIDR: &str = "10.246.0.0/16";
-
-impl TestNode {
-    async fn start(cluster: &TestCluster, prefix: &str) -> Self {
-        Self::start_with(cluster, prefix, false).await
-    }
-
-    /// With `in_netns`, pods get addresses from a range routed into [`NETNS`] and their
-    /// processes run there.
-    async fn start_with(cluster: &TestCluster, prefix: &str, in_netns: bool) -> Self {
-        let name = unique(prefix);
-        let (network, cidr) = if in_netns {
-            let n = NEXT_RANGE.fetch_add(1, Ordering::SeqCst);
-            (
-                PodNetwork::namespace(NETNS, NETNS_CIDR),
-                format!("10.246.{}.0/24", 1 + u32::from(n)),
-            )
-        } else {
-            (PodNetwork::loopback(), next_cidr())
-        };
-        let backend = ProcessBackend::new(
-            ProcessBackendConfig::new(state_root().join(&name))
-                .with_images(
-                    ImageMap::new()
-                        .with_image(SERVER_IMAGE, env!("CARGO_BIN_EXE_faas-test-server")),
-                )
-                .with_addresses(AddressPool::new(cidr.parse().expect("a CIDR")))
-                .with_network(network)
-                .with_capacity(Capacity::new("4", "8Gi", 50))
-                .with_on_drop(ShutdownPolicy::StopAll {
-                    grace: Duration::from_secs(1),
-                }),
-        )
-        .await
-        .expect("the process backend starts (a pod network namespace needs root, ip and nsenter)");
-        Self::start_on(cluster, name, Arc::new(backend)).await
-    }
-
-    /// Runs a node called `name` on `backend`.
-    async fn start_on(cluster: &TestCluster, name: String, backend: Arc<dyn PodBackend>) -> Self {
-        let pki = &cluster.paths().pki;
-        let config = NodeConfig::builder(&name)
-            .kubelet_port(free_port())
-            .kubelet_tls(KubeletTls {
-                cert: pki.kubelet_cert.clone(),
-                key: pki.kubelet_key.clone(),
-                client_ca: pki.ca_cert.clone(),
-            })
-            .restart_backoff(Duration::from_millis(200), Duration::from_secs(2))
-            .config_retry_interval(Duration::from_millis(500))
-            .build()
-            .expect("a valid node configuration");
-        let node = VirtualNode::with_shared_backend(cluster.client(), config, backend.clone());
-        let shutdown = node.shutdown_handle();
-        let task = tokio::spawn(node.run());
-        let this = Self {
-            name,
-            client: cluster.client(),
-            config: cluster.config().clone(),
-            stopped: false,
-            backend,
-            shutdown,
-            task,
-        };
-        wait_node_ready(&this.client, &this.name, true).await;
-        this
-    }
-
-    /// Stops the node and removes its Node object.
-    async fn stop(mut self) {
-        self.stopped = true;
-        self.shutdown.shutdown();
-        let result = (&mut self.task)
-            .await
-            .expect("the node task does not panic");
-        assert!(result.is_ok(), "the node ended with {result:?}");
-        let nodes: Api<Node> = Api::all(self.client.clone());
-        let _ = nodes.delete(&self.name, &DeleteParams::default()).await;
-    }
-}
-
-impl Drop for TestNode {
-    /// A test that failed half-way still removes its Node, so the pod garbage collector deletes
-    /// the pods that were bound to it and the test namespace can go.
-    fn drop(&mut self) {
-        if self.stopped {
-            return;
-        }
-        self.shutdown.shutdown();
-        let name = self.name.clone();
-        let config = self.config.clone();
-        let _ = std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()?;
-            runtime.block_on(async move {
-                let client = kube::Client::try_from(config).map_err(std::io::Error::other)?;
-                let nodes: Api<Node> = Api::all(client);
-                nodes
-                    .delete(&name, &DeleteParams::default())
-                    .await
-                    .map(|_| ())
-                    .map_err(std::io::Error::other)
-            })
-        })
-        .join();
-    }
-}
-
-fn ready_condition(node: &Node) -> Option<String> {
-    node.status
-        .as_ref()?
-        .conditions
-        .as_ref()?
-        .iter()
-        .find(|c| c.type_ == "Ready")
-        .map(|c| c.status.clone())
-}
-
-async fn wait_node_ready(client: &kube::Client, name: &str, ready: bool) {
-    let nodes: Api<Node> = Api::all(client.clone());
-    let want = if ready { "True" } else { "not True" };
-    wait::until(format!("node {name} Ready={want}"), || {
-        let nodes = nodes.clone();
-        async move {
-            let node = nodes.get_opt(name).await?;
-            let status = node.as_ref().and_then(ready_condition);
-            let is_ready = status.as_deref() == Some("True");
-            Ok(if node.is_some() && is_ready == ready {
-                Poll::Ready(())
-            } else {
-                Poll::Pending(format!("Ready={status:?}"))
-            })
-        }
-    })
-    .await
-    .expect("the node reaches the expected readiness");
-}
-
-fn server_container(args: &[&str], readiness: bool) -> serde_json::Value {
-    let mut container = json!({
-        "name": "server",
-        "image": SERVER_IMAGE,
-        "args": args,
-        "env": [
-            {"name": "PORT", "value": "8080"},
-            {"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
-        ],
-        "ports": [{"name": "http", "containerPort": 8080}],
-    });
-    if readiness {
-        container["readinessProbe"] = json!({
-            "httpGet": {"path": "/ready", "port": "http"},
-            "periodSeconds": 1,
-            "failureThreshold": 1,
-        });
-    }
-    container
-}
-
-fn pod_spec(node: &str, containers: serde_json::Value, restart_policy: &str) -> serde_json::Value {
-    json!({
-        "nodeSelector": {"kubernetes.io/hostname": node},
-        "tolerations": [
-            {"key": "virtual-kubelet.io/provider", "operator": "Exists", "effect": "NoSchedule"},
-            {"key": "node.kubernetes.io/not-ready", "operator": "Exists", "effect": "NoExecute", "tolerationSeconds": 600},
-            {"key": "node.kubernetes.io/unreachable", "operator": "Exists", "effect": "NoExecute", "tolerationSeconds": 600},
-        ],
-        "terminationGracePeriodSeconds": 5,
-        "restartPolicy": restart_policy,
-        "containers": containers,
-    })
-}
-
-async fn create_deployment(
-    ns: &TestNamespace,
-    name: &str,
-    node: &str,
-    replicas: i32,
-    args: &[&str],
-) {
-    create_deployment_of(ns, name, node, replicas, server_container(args, true)).await;
-}
-
-async fn create_deployment_of(
-    ns: &TestNamespace,
-    name: &str,
-    node: &str,
-    replicas: i32,
-    container: serde_json::Value,
-) {
-    let deployment: Deployment = serde_json::from_value(json!({
-        "metadata": {"name": name},
-        "spec": {
-            "replicas": replicas,
-            "selector": {"matchLabels": {"app": name}},
-            "template": {
-                "metadata": {"labels": {"app": name}},
-                "spec": pod_spec(node, json!([container]), "Always"),
-            },
-        },
-    }))
-    .expect("a valid Deployment");
-    ns.api::<Deployment>()
-        .create(&PostParams::default(), &deployment)
-        .await
-        .expect("the Deployment is created");
-}
-
-async fn create_pod(ns: &TestNamespace, name: &str, spec: serde_json::Value) -> Pod {
-    let pod: Pod = serde_json::from_value(json!({"metadata": {"name": name}, "spec": spec}))
-        .expect("a valid Pod");
-    ns.api::<Pod>()
-        .create(&PostParams::default(), &pod)
-        .await
-        .expect("the Pod is created")
-}
-
-async fn scale(ns: &TestNamespace, name: &str, replicas: i32) {
-    ns.api::<Deployment>()
-        .patch(
-            name,
-            &PatchParams::default(),
-            &Patch::Merge(json!({"spec": {"replicas": replicas}})),
-        )
-        .await
-        .expect("the Deployment scales");
-}
-
-fn pod_ready(pod: &Pod) -> bool {
-    pod.status
-        .as_ref()
-        .and_then(|s| s.conditions.as_ref())
-        .is_some_and(|cs| cs.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
-}
-
-fn phase(pod: &Pod) -> &str {
-    pod.status
-        .as_ref()
-        .and_then(|s| s.phase.as_deref())
-        .unwrap_or("")
-}
-
-fn describe(pods: &[Pod]) -> String {
-    pods.iter()
-        .map(|p| {
-            format!(
-                "{} {} ready={} ip={:?} deleting={}",
-                p.metadata.name.as_deref().unwrap_or(""),
-                phase(p),
-                pod_ready(p),
-                p.status.as_ref().and_then(|s| s.pod_ip.clone()),
-                p.metadata.deletion_timestamp.is_some()
-            )
-        })
-        .collect::<Vec<_>>()
-        .join(", ")
-}
-
-/// Waits until exactly `count` pods match `selector` and all are Running and Ready.
-async fn wait_running_ready(ns: &TestNamespace, selector: &str, count: usize) -> Vec<Pod> {
-    let pods = ns.api::<Pod>();
-    wait::until(format!("{count} Running and Ready pods {selector}"), || {
-        let pods = pods.clone();
-        async move {
-            let list = pods.list(&ListParams::default().labels(selector)).await?;
-            let done = list.items.len() == count
-                && list.items.iter().all(|p| {
-                    phase(p) == "Running" && pod_ready(p) && p.metadata.deletion_timestamp.is_none()
-                });
-            Ok(if done {
-                Poll::Ready(list.items)
-            } else {
-                Poll::Pending(describe(&list.items))
-            })
-        }
-    })
-    .await
-    .expect("the pods run and are ready")
-}
-
-async fn wait_pod(
-    ns: &TestNamespace,
-    name: &str,
-    what: &str,
-    check: impl Fn(&Pod) -> bool + Clone,
-) -> Pod {
-    let pods = ns.api::<Pod>();
-    wait::until(format!("pod {name}: {what}"), || {
-        let pods = pods.clone();
-        let check = check.clone();
-        async move {
-            let pod = pods.get_opt(name).await?;
-            Ok(match pod {
-                Some(p) if check(&p) => Poll::Ready(p),
-                Some(p) => Poll::Pending(format!(
-                    "{}; containers {:?}",
-                    describe(std::slice::from_ref(&p)),
-                    p.status.as_ref().and_then(|s| s.container_statuses.clone())
-                )),
-                None => Poll::Pending("no such pod".to_owned()),
-            })
-        }
-    })
-    .await
-    .expect("the pod reaches the expected state")
-}
-
-async fn http_get(ip: &str, port: u16, path: &str) -> std::io::Result<(u16, String)> {
-    let mut stream = tokio::net::TcpStream::connect((ip, port)).await?;
-    stream
-        .write_all(format!("GET {path} HTTP/1.0\r\nHost: {ip}\r\n\r\n").as_bytes())
-        .await?;
-    let mut response = String::new();
-    stream.read_to_string(&mut response).await?;
-    let status = response
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0);
-    let body = response
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_owned())
-        .unwrap_or_default();
-    Ok((status, body))
-}
-
-async fn http_post(ip: &str, port: u16, path: &str) -> std::io::Result<()> {
-    let mut stream = tokio::net::TcpStream::connect((ip, port)).await?;
-    stream
-        .write_all(
-            format!("POST {path} HTTP/1.0\r\nHost: {ip}\r\ncontent-length: 0\r\n\r\n").as_bytes(),
-        )
-        .await?;
-    let mut response = String::new();
-    stream.read_to_string(&mut response).await?;
-    Ok(())
-}
-
-/// Waits until the process on `ip` answers HTTP at all (a pod without a readiness probe is Ready
-/// as soon as its process started, which can be before it listens).
-async fn wait_listening(ip: &str) {
-    wait::until(format!("{ip}:8080 to answer HTTP"), || async move {
-        Ok(match http_get(ip, 8080, "/").await {
-            Ok((code, _)) => Poll::Ready(code),
-            Err(e) => Poll::Pending(e.to_string()),
-        })
-    })
-    .await
-    .expect("the process listens");
-}
-
-fn pod_ip(pod: &Pod) -> String {
-    pod.status
-        .as_ref()
-        .and_then(|s| s.pod_ip.clone())
-        .expect("a running pod has an IP")
-}
-
-/// The pids of the processes whose command line carries `--tag=<tag>`.
-fn tagged_processes(tag: &str) -> BTreeSet<u32> {
-    let marker = format!("--tag={tag}");
-    let mut pids = BTreeSet::new();
-    for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
-        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
-            continue;
-        };
-        if let Ok(cmdline) = std::fs::read(entry.path().join("cmdline"))
-            && cmdline
-                .split(|b| *b == 0)
-                .any(|arg| arg == marker.as_bytes())
-        {
-            pids.insert(pid);
-        }
-    }
-    pids
-}
-
-async fn wait_tagged_processes(tag: &str, count: usize) -> BTreeSet<u32> {
-    wait::until(format!("{count} processes tagged {tag}"), || async move {
-        let pids = tagged_processes(tag);
-        Ok(if pids.len() == count {
-            Poll::Ready(pids)
-        } else {
-            Poll::Pending(format!("pids {pids:?}"))
-        })
-    })
-    .await
-    .expect("the expected processes run")
-}
-
-async fn wait_backend_pods(backend: &Arc<dyn PodBackend>, count: usize) {
-    wait::until(format!("{count} pods in the backend"), || {
-        let backend = backend.clone();
-        async move {
-            Ok(match backend.list().await {
-                Ok(list) if list.len() == count => Poll::Ready(()),
-                Ok(list) => Poll::Pending(format!("{} pods", list.len())),
-                Err(e) => Poll::Pending(format!("listing failed: {e}")),
-            })
-        }
-    })
-    .await
-    .expect("the backend runs the expected pods");
-}
+use vnode::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn node_registers_with_lease_capacity_and_taint() -> TestResult {
@@ -1032,7 +587,9 @@ struct NodeProcess {
 }
 
 impl NodeProcess {
-    fn spawn(cluster: &TestCluster, name: &str, cidr: &str, port: u16) -> Self {
+    /// The node binds its kubelet API on any free port and advertises that one (a restarted node
+    /// advertises its new port).
+    fn spawn(cluster: &TestCluster, name: &str, cidr: &str) -> Self {
         let pki = &cluster.paths().pki;
         std::fs::create_dir_all(state_root()).expect("a state directory");
         let log = std::fs::OpenOptions::new()
@@ -1052,7 +609,7 @@ impl NodeProcess {
                 env!("CARGO_BIN_EXE_faas-test-server")
             ))
             .args(["--cpu", "2", "--memory", "4Gi", "--max-pods", "20"])
-            .args(["--kubelet-port", &port.to_string()])
+            .args(["--kubelet-port", "0"])
             .arg("--kubelet-cert")
             .arg(&pki.kubelet_cert)
             .arg("--kubelet-key")
@@ -1078,8 +635,7 @@ async fn killed_node_goes_not_ready_then_adopts_its_pods_and_stops_orphans() -> 
     let cluster = TestCluster::require().await;
     let name = unique("vn-kill");
     let cidr = next_cidr();
-    let port = free_port();
-    let node = NodeProcess::spawn(&cluster, &name, &cidr, port);
+    let node = NodeProcess::spawn(&cluster, &name, &cidr);
     wait_node_ready(&cluster.client(), &name, true).await;
     let ns = cluster.namespace("vn-kill").await?;
     let tag = unique("kill");
@@ -1097,7 +653,7 @@ async fn killed_node_goes_not_ready_then_adopts_its_pods_and_stops_orphans() -> 
     // The pods' processes outlive the node.
     assert_eq!(tagged_processes(&tag), pids);
 
-    let node = NodeProcess::spawn(&cluster, &name, &cidr, port);
+    let node = NodeProcess::spawn(&cluster, &name, &cidr);
     wait_node_ready(&cluster.client(), &name, true).await;
     let after = wait_running_ready(&ns, "app=web", 2).await;
     let after_names: BTreeMap<String, String> = after
@@ -1131,7 +687,7 @@ async fn killed_node_goes_not_ready_then_adopts_its_pods_and_stops_orphans() -> 
             },
         )
         .await?;
-    let node = NodeProcess::spawn(&cluster, &name, &cidr, port);
+    let node = NodeProcess::spawn(&cluster, &name, &cidr);
     let again = wait_running_ready(&ns, "app=web", 2).await;
     let again_names: BTreeSet<String> = again
         .iter()
@@ -1253,5 +809,118 @@ async fn failing_liveness_probe_restarts_the_container() -> TestResult {
     assert_ne!(first, second, "a new process runs the container");
     ns.delete().await?;
     node.stop().await;
+    Ok(())
+}
+
+/// A backend that hands every call to another one, but whose change stream panics when told to:
+/// the node's pod task dies with it.
+struct PanickingEvents {
+    inner: Arc<dyn PodBackend>,
+    trigger: Arc<tokio::sync::Notify>,
+}
+
+#[async_trait::async_trait]
+impl PodBackend for PanickingEvents {
+    fn name(&self) -> &str {
+        self.inner.name()
+    }
+    fn capacity(&self) -> Capacity {
+        self.inner.capacity()
+    }
+    async fn create(&self, pod: PodLaunch) -> Result<PodRuntimeStatus, BackendError> {
+        self.inner.create(pod).await
+    }
+    async fn update(&self, pod: PodLaunch) -> Result<(), BackendError> {
+        self.inner.update(pod).await
+    }
+    async fn restart_container(&self, key: &PodKey, container: &str) -> Result<(), BackendError> {
+        self.inner.restart_container(key, container).await
+    }
+    async fn reserve_ip(&self, key: &PodKey) -> Result<Option<IpAddr>, BackendError> {
+        self.inner.reserve_ip(key).await
+    }
+    async fn delete(&self, key: &PodKey, grace: Duration) -> Result<(), BackendError> {
+        self.inner.delete(key, grace).await
+    }
+    async fn status(&self, key: &PodKey) -> Result<Option<PodRuntimeStatus>, BackendError> {
+        self.inner.status(key).await
+    }
+    async fn list(&self) -> Result<Vec<PodRuntimeStatus>, BackendError> {
+        self.inner.list().await
+    }
+    async fn logs(
+        &self,
+        key: &PodKey,
+        container: &str,
+        opts: LogOptions,
+    ) -> Result<LogStream, BackendError> {
+        self.inner.logs(key, container, opts).await
+    }
+    async fn exec(
+        &self,
+        key: &PodKey,
+        container: &str,
+        command: Vec<String>,
+    ) -> Result<i32, BackendError> {
+        self.inner.exec(key, container, command).await
+    }
+    fn events(&self) -> PodEvents {
+        let trigger = self.trigger.clone();
+        let inner = self.inner.events();
+        let doom = futures::stream::once(async move {
+            trigger.notified().await;
+            panic!("the change stream broke");
+        });
+        futures::stream::select(inner, doom).boxed()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn node_whose_pod_task_dies_stops_and_goes_not_ready() -> TestResult {
+    let cluster = TestCluster::require().await;
+    let registry = Registry::from([FunctionDefinition::from_handler("hello", hello)]);
+    let trigger = Arc::new(tokio::sync::Notify::new());
+    let backend = PanickingEvents {
+        inner: Arc::new(FunctionBackend::new(
+            FunctionBackendConfig::new(registry)
+                .with_addresses(AddressPool::new(next_cidr().parse()?))
+                .with_capacity(Capacity::new("2", "1Gi", 10)),
+        )),
+        trigger: trigger.clone(),
+    };
+    let mut node = TestNode::start_on(&cluster, unique("vn-die"), Arc::new(backend)).await;
+
+    trigger.notify_one();
+    let ended = tokio::time::timeout(wait::timeout(), &mut node.task)
+        .await
+        .map_err(|_| "the node kept running after its pod task died")?
+        .expect("the node's own task does not panic");
+    let err = ended.expect_err("a node whose pod task died returns an error");
+    assert!(
+        matches!(&err, faas_k8s::Error::NodeTaskEnded { task, reason } if task == "pods" && reason.contains("the change stream broke")),
+        "{err}"
+    );
+    wait_node_ready(&cluster.client(), &node.name, false).await;
+    let nodes: Api<Node> = Api::all(cluster.client());
+    let ready = nodes
+        .get(&node.name)
+        .await?
+        .status
+        .and_then(|s| s.conditions)
+        .unwrap_or_default()
+        .into_iter()
+        .find(|c| c.type_ == "Ready")
+        .ok_or("no Ready condition")?;
+    assert_eq!(ready.reason.as_deref(), Some("KubeletNotReady"));
+    assert!(
+        ready
+            .message
+            .as_deref()
+            .unwrap_or_default()
+            .contains("pods task ended"),
+        "{ready:?}"
+    );
+    node.stopped = true;
+    let _ = nodes.delete(&node.name, &DeleteParams::default()).await;
     Ok(())
 }

@@ -3,14 +3,14 @@
 
 use std::net::SocketAddr;
 
-use faas_core::{LocalExecutor, ShutdownHandle};
+use faas_core::{HostShutdown, LocalExecutor};
 
 use crate::Result;
 
 /// A [`LocalExecutor`] and the address its HTTP trigger listens on.
 ///
 /// The embedding program drives it: [`run`](Self::run) serves until
-/// [`ShutdownHandle::shutdown`] (or Ctrl-C / SIGTERM with
+/// [`HostShutdown::shutdown`] (or Ctrl-C / SIGTERM with
 /// [`shutdown_on_signal`](Self::shutdown_on_signal)), then drains the calls
 /// in flight and returns.
 ///
@@ -49,7 +49,7 @@ impl App {
     }
 
     /// A handle that shuts the app down, gracefully, from anywhere.
-    pub fn shutdown_handle(&self) -> ShutdownHandle {
+    pub fn shutdown_handle(&self) -> HostShutdown {
         self.executor.shutdown_handle()
     }
 

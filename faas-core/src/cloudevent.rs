@@ -9,12 +9,13 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use bytes::Bytes;
 use http::{HeaderMap, HeaderName, HeaderValue, header};
+use percent_encoding::{AsciiSet, CONTROLS, percent_decode_str, utf8_percent_encode};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 
 use crate::error::FunctionError;
-use crate::extract::FromInvocation;
+use crate::extract::{FromInvocation, OptionalFromInvocation};
 use crate::invocation::Invocation;
 use crate::json::is_json_content_type;
 use crate::output::{IntoOutput, Response};
@@ -467,6 +468,22 @@ impl FromInvocation for CloudEvent {
     }
 }
 
+/// `None` when the call carries no event: no `ce-specversion` header and
+/// not in structured mode; an event that is there must be valid.
+impl OptionalFromInvocation for CloudEvent {
+    fn from_invocation_optional(invocation: &Invocation) -> Result<Option<Self>, FunctionError> {
+        let structured = invocation
+            .content_type()
+            .map(essence)
+            .is_some_and(|essence| essence.starts_with("application/cloudevents"));
+        if structured || invocation.headers().contains_key("ce-specversion") {
+            CloudEvent::from_invocation(invocation).map(Some)
+        } else {
+            Ok(None)
+        }
+    }
+}
+
 impl IntoOutput for CloudEvent {
     fn into_output(self) -> Result<Response, FunctionError> {
         Ok(self.encode_binary())
@@ -488,48 +505,39 @@ fn essence(content_type: &str) -> String {
         .to_ascii_lowercase()
 }
 
-/// Percent-encodes what the HTTP binding asks for: space, `"`, `%` and anything
-/// outside printable ASCII (as UTF-8 bytes).
+/// What the HTTP binding percent-encodes in a `ce-*` header: space, `"`,
+/// `%`, controls, and (always, with `percent-encoding`) every byte outside
+/// ASCII.
+const HEADER_ENCODED: &AsciiSet = &CONTROLS.add(b' ').add(b'"').add(b'%');
+
+/// Percent-encodes an attribute for its `ce-*` header.
 fn percent_encode(value: &str) -> String {
-    let mut out = String::with_capacity(value.len());
-    for byte in value.bytes() {
-        if byte.is_ascii_graphic() && byte != b'"' && byte != b'%' {
-            out.push(char::from(byte));
-        } else {
-            out.push_str(&format!("%{byte:02X}"));
-        }
-    }
-    out
+    utf8_percent_encode(value, HEADER_ENCODED).to_string()
 }
 
+/// Percent-decodes a `ce-*` header into an attribute.
+///
+/// `percent-encoding` leaves a malformed escape as it is; the binding calls
+/// that an invalid header, so escapes are checked first.
 fn percent_decode(name: &str, value: &str) -> Result<String, FunctionError> {
-    if !value.contains('%') {
-        return Ok(value.to_owned());
-    }
     let bytes = value.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' {
-            let hex = bytes
-                .get(i + 1..i + 3)
-                .and_then(|hex| std::str::from_utf8(hex).ok())
-                .and_then(|hex| u8::from_str_radix(hex, 16).ok())
-                .ok_or_else(|| {
-                    FunctionError::bad_input(format!(
-                        "header `{name}` has an invalid percent-escape"
-                    ))
-                })?;
-            out.push(hex);
-            i += 3;
-        } else {
-            out.push(bytes[i]);
-            i += 1;
-        }
+    let malformed = bytes.iter().enumerate().any(|(at, &byte)| {
+        byte == b'%'
+            && !bytes
+                .get(at + 1..at + 3)
+                .is_some_and(|hex| hex.iter().all(u8::is_ascii_hexdigit))
+    });
+    if malformed {
+        return Err(FunctionError::bad_input(format!(
+            "header `{name}` has an invalid percent-escape"
+        )));
     }
-    String::from_utf8(out).map_err(|_| {
-        FunctionError::bad_input(format!("header `{name}` is not UTF-8 once percent-decoded"))
-    })
+    percent_decode_str(value)
+        .decode_utf8()
+        .map(std::borrow::Cow::into_owned)
+        .map_err(|_| {
+            FunctionError::bad_input(format!("header `{name}` is not UTF-8 once percent-decoded"))
+        })
 }
 
 #[cfg(test)]
@@ -656,5 +664,7 @@ mod tests {
         assert_eq!(percent_decode("h", "a%20b%25%22%C3%A9").unwrap(), "a b%\"é");
         assert!(percent_decode("h", "%zz").is_err());
         assert!(percent_decode("h", "%ff").is_err());
+        assert!(percent_decode("h", "50%").is_err());
+        assert_eq!(percent_decode("h", "plain").unwrap(), "plain");
     }
 }

@@ -77,8 +77,7 @@ impl CallId {
             .duration_since(UNIX_EPOCH)
             .map_or(0, |elapsed| elapsed.as_millis() as u64);
         let mut random = [0u8; 10];
-        random[..8].copy_from_slice(&crate::rand::next_u64().to_le_bytes());
-        random[8..].copy_from_slice(&crate::rand::next_u64().to_le_bytes()[..2]);
+        fastrand::fill(&mut random);
         let uuid = uuid::Builder::from_unix_timestamp_millis(millis, &random).into_uuid();
         let mut text = [0u8; uuid::fmt::Hyphenated::LENGTH];
         uuid.hyphenated().encode_lower(&mut text);
@@ -295,6 +294,7 @@ impl Context {
         }
     }
 
+    #[cfg_attr(not(feature = "local"), allow(dead_code))]
     /// The call's id, made at `time` if it was not yet.
     pub(crate) fn call_id_made_at(&mut self, time: impl FnOnce() -> SystemTime) -> &CallId {
         if let CallIdCell::Lazy(cell) = &mut self.call_id {
@@ -390,6 +390,7 @@ impl Context {
         self
     }
 
+    #[cfg_attr(not(feature = "local"), allow(dead_code))]
     /// Sets the function's name, sharing the host's copy of it.
     pub(crate) fn set_function_name(&mut self, function_name: &Arc<str>) {
         self.function_name = Some(Arc::clone(function_name));

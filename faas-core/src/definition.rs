@@ -7,8 +7,13 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
-use crate::function::{BoxFunction, Function};
+use tower::{Layer, Service};
+
+use crate::error::FunctionError;
+use crate::function::{Function, FunctionService, ServiceFunction, SharedFunction};
 use crate::handler::{Handler, handler_fn};
+use crate::invocation::Invocation;
+use crate::output::Response;
 use crate::policy::InvocationPolicy;
 
 /// What starts a function. Hosts read it to wire the function to its sources.
@@ -20,7 +25,9 @@ use crate::policy::InvocationPolicy;
 pub enum TriggerSpec {
     /// An HTTP route.
     Http {
-        /// The path, e.g. `/hello`.
+        /// The route template, e.g. `/hello` or `/orders/{id}` (`{name}` is
+        /// one path segment, `{*rest}` the rest of the path), read by
+        /// [`Path`](crate::Path).
         path: String,
         /// The accepted methods; empty means any.
         #[serde(default)]
@@ -40,6 +47,37 @@ pub enum TriggerSpec {
         source: String,
         /// The subject, stream or channel.
         subject: String,
+    },
+    /// A NATS JetStream stream, read by a durable pull consumer (the server
+    /// comes from the host's configuration).
+    Nats {
+        /// The stream.
+        stream: String,
+        /// The subjects read (wildcards allowed); the whole stream when absent.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        subject: Option<String>,
+        /// The durable consumer's name; the function's name when absent.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        consumer: Option<String>,
+    },
+    /// A Redis stream, read as a member of a consumer group.
+    #[serde(rename = "redis")]
+    RedisStream {
+        /// The stream's key.
+        stream: String,
+        /// The consumer group; the function's name when absent.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        group: Option<String>,
+    },
+    /// The row changes of a PostgreSQL table, through an outbox.
+    Postgres {
+        /// The table (`table` or `schema.table`).
+        table: String,
+    },
+    /// Complete files appearing in a directory.
+    Storage {
+        /// The directory watched.
+        dir: String,
     },
     /// A trigger this crate does not model, named and configured by key-value pairs.
     Custom {
@@ -76,19 +114,63 @@ impl TriggerSpec {
         }
     }
 
+    /// A NATS JetStream stream, all its subjects, consumer named after the function.
+    pub fn nats(stream: impl Into<String>) -> Self {
+        TriggerSpec::Nats {
+            stream: stream.into(),
+            subject: None,
+            consumer: None,
+        }
+    }
+
+    /// A Redis stream, group named after the function.
+    pub fn redis_stream(stream: impl Into<String>) -> Self {
+        TriggerSpec::RedisStream {
+            stream: stream.into(),
+            group: None,
+        }
+    }
+
+    /// The row changes of a PostgreSQL table.
+    pub fn postgres(table: impl Into<String>) -> Self {
+        TriggerSpec::Postgres {
+            table: table.into(),
+        }
+    }
+
+    /// The complete files appearing in a directory.
+    pub fn storage(dir: impl Into<String>) -> Self {
+        TriggerSpec::Storage { dir: dir.into() }
+    }
+
     /// The trigger's kind as written in the `kind` tag (`http`, `cron`, ...).
     pub fn kind(&self) -> &str {
         match self {
             TriggerSpec::Http { .. } => "http",
             TriggerSpec::Cron { .. } => "cron",
             TriggerSpec::Queue { .. } => "queue",
+            TriggerSpec::Nats { .. } => "nats",
+            TriggerSpec::RedisStream { .. } => "redis",
+            TriggerSpec::Postgres { .. } => "postgres",
+            TriggerSpec::Storage { .. } => "storage",
             TriggerSpec::Custom { .. } => "custom",
         }
     }
 }
 
 /// How a hosting platform should scale a function.
+///
+/// Built with its `with_*` methods from [`ScalingHints::new`] (or
+/// `default()`); `#[non_exhaustive]`, so a hint added later breaks no caller.
+///
+/// ```
+/// use faas_core::ScalingHints;
+///
+/// let hints = ScalingHints::new().with_min_replicas(1).with_max_replicas(10);
+/// assert_eq!((hints.min_replicas, hints.max_replicas), (1, Some(10)));
+/// ```
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct ScalingHints {
     /// Replicas kept even without traffic (0 = scale to zero).
     #[serde(default)]
@@ -102,6 +184,11 @@ pub struct ScalingHints {
 }
 
 impl ScalingHints {
+    /// No hints: scale to zero allowed, no maximum, the platform's target.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
     /// Sets the replicas kept without traffic.
     #[must_use]
     pub fn with_min_replicas(mut self, min_replicas: u32) -> Self {
@@ -172,7 +259,7 @@ impl FunctionMeta {
 #[derive(Clone)]
 pub struct FunctionDefinition {
     meta: FunctionMeta,
-    function: BoxFunction,
+    function: SharedFunction,
 }
 
 impl FunctionDefinition {
@@ -185,7 +272,7 @@ impl FunctionDefinition {
     }
 
     /// A definition of a shared function (no extra indirection).
-    pub fn from_arc(name: impl Into<String>, function: BoxFunction) -> Self {
+    pub fn from_arc(name: impl Into<String>, function: SharedFunction) -> Self {
         FunctionDefinition {
             meta: FunctionMeta::new(name),
             function,
@@ -201,8 +288,70 @@ impl FunctionDefinition {
         FunctionDefinition::new(name, handler_fn(handler))
     }
 
+    /// A definition of any [`tower::Service`] of invocations: a hand-written
+    /// service, or a stack of layers around one.
+    ///
+    /// ```
+    /// use faas_core::{FunctionDefinition, FunctionError, Invocation, Registry, Response};
+    ///
+    /// let upper = tower::service_fn(|invocation: Invocation| async move {
+    ///     let text = String::from_utf8_lossy(invocation.body()).to_uppercase();
+    ///     Ok::<_, FunctionError>(Response::new(text.into()))
+    /// });
+    /// let registry = Registry::from([FunctionDefinition::from_service("upper", upper)]);
+    /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+    /// let f = registry.get("upper").unwrap();
+    /// assert_eq!(f.function().call(Invocation::new("hi")).await.unwrap().body(), "HI");
+    /// # });
+    /// ```
+    pub fn from_service<S>(name: impl Into<String>, service: S) -> Self
+    where
+        S: Service<Invocation, Response = Response, Error = FunctionError>
+            + Clone
+            + Send
+            + Sync
+            + 'static,
+        S::Future: Send + 'static,
+    {
+        FunctionDefinition::new(name, ServiceFunction::new(service))
+    }
+
+    /// Wraps the function in a tower layer; the metadata stays. Layers added
+    /// later wrap those added before (the last is the outermost).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use faas_core::layer::TimeoutLayer;
+    /// use faas_core::{ErrorKind, FunctionDefinition, Invocation};
+    ///
+    /// async fn slow() { tokio::time::sleep(Duration::from_secs(60)).await }
+    ///
+    /// # tokio::runtime::Builder::new_current_thread().enable_time().start_paused(true).build().unwrap().block_on(async {
+    /// let definition = FunctionDefinition::from_handler("slow", slow)
+    ///     .layer(TimeoutLayer::new(Some(Duration::from_secs(1))));
+    /// let error = definition.function().call(Invocation::new("")).await.unwrap_err();
+    /// assert_eq!(error.kind(), ErrorKind::Timeout);
+    /// # });
+    /// ```
+    #[must_use]
+    pub fn layer<L>(mut self, layer: L) -> Self
+    where
+        L: Layer<FunctionService>,
+        L::Service: Service<Invocation, Response = Response, Error = FunctionError>
+            + Clone
+            + Send
+            + Sync
+            + 'static,
+        <L::Service as Service<Invocation>>::Future: Send + 'static,
+    {
+        self.function = Arc::new(ServiceFunction::new(
+            layer.layer(FunctionService::new(self.function)),
+        ));
+        self
+    }
+
     /// A definition with the given metadata.
-    pub fn from_parts(meta: FunctionMeta, function: BoxFunction) -> Self {
+    pub fn from_parts(meta: FunctionMeta, function: SharedFunction) -> Self {
         FunctionDefinition { meta, function }
     }
 
@@ -257,7 +406,7 @@ impl FunctionDefinition {
     }
 
     /// The function itself.
-    pub fn function(&self) -> &BoxFunction {
+    pub fn function(&self) -> &SharedFunction {
         &self.function
     }
 
@@ -267,7 +416,7 @@ impl FunctionDefinition {
     }
 
     /// The metadata and the function.
-    pub fn into_parts(self) -> (FunctionMeta, BoxFunction) {
+    pub fn into_parts(self) -> (FunctionMeta, SharedFunction) {
         (self.meta, self.function)
     }
 }
@@ -301,6 +450,32 @@ mod tests {
         assert_eq!(cron, TriggerSpec::cron("@hourly"));
         assert_eq!(cron.kind(), "cron");
         assert_eq!(TriggerSpec::queue("nats", "orders").kind(), "queue");
+    }
+
+    #[test]
+    fn event_source_specs_serialize_with_their_kind() {
+        let nats: TriggerSpec =
+            serde_json::from_str(r#"{"kind":"nats","stream":"ORDERS","subject":"orders.>"}"#)
+                .unwrap();
+        assert_eq!(
+            nats,
+            TriggerSpec::Nats {
+                stream: "ORDERS".into(),
+                subject: Some("orders.>".into()),
+                consumer: None
+            }
+        );
+        for (spec, kind) in [
+            (TriggerSpec::nats("S"), "nats"),
+            (TriggerSpec::redis_stream("s"), "redis"),
+            (TriggerSpec::postgres("orders"), "postgres"),
+            (TriggerSpec::storage("/srv/uploads"), "storage"),
+        ] {
+            assert_eq!(spec.kind(), kind);
+            let json = serde_json::to_value(&spec).unwrap();
+            assert_eq!(json["kind"], kind);
+            assert_eq!(serde_json::from_value::<TriggerSpec>(json).unwrap(), spec);
+        }
     }
 
     #[test]

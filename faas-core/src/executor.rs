@@ -9,8 +9,12 @@ use tokio::task::JoinSet;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+use tower::{Layer, Service};
+
 use crate::error::{Error, FunctionError, Result};
+use crate::function::FunctionService;
 use crate::invocation::Invocation;
+use crate::layer::StateLayer;
 use crate::logs::{DEFAULT_LOG_CAPACITY, InvocationLog};
 use crate::metrics::Metrics;
 use crate::output::Response;
@@ -25,7 +29,7 @@ pub const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
 /// It serves the functions of a [`Registry`] to its triggers through a
 /// [`Dispatcher`], and to direct calls with [`invoke`](Self::invoke). The
 /// program drives it with [`run`](Self::run), which returns once it has shut down:
-/// after [`ShutdownHandle::shutdown`], a signal when
+/// after [`HostShutdown::shutdown`], a signal when
 /// [`shutdown_on_signal`](Self::shutdown_on_signal) is set, or a trigger failing.
 ///
 /// Shutdown is graceful: the triggers are told to stop, new calls are refused
@@ -53,7 +57,7 @@ pub const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
 pub struct LocalExecutor {
     dispatcher: Dispatcher,
     triggers: Vec<Box<dyn Trigger>>,
-    shutdown: ShutdownHandle,
+    shutdown: HostShutdown,
     grace: Duration,
     on_signal: bool,
 }
@@ -105,6 +109,62 @@ impl LocalExecutorBuilder {
         self
     }
 
+    /// Wraps every call of every function in `layer` (see [`Registry::layer`]):
+    /// authentication, tracing, a shared client as an
+    /// [`Extension`](crate::Extension), any tower layer of invocations.
+    ///
+    /// ```
+    /// use faas_core::{Extension, FunctionDefinition, Invocation, LocalExecutor, Registry};
+    ///
+    /// async fn region(Extension(region): Extension<&'static str>) -> &'static str { region }
+    ///
+    /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+    /// let executor = LocalExecutor::builder(Registry::from([FunctionDefinition::from_handler("region", region)]))
+    ///     .layer(Extension("eu-west"))
+    ///     .build();
+    /// assert_eq!(executor.invoke("region", Invocation::new("")).await.unwrap().body(), "eu-west");
+    /// # });
+    /// ```
+    pub fn layer<L>(self, layer: L) -> Self
+    where
+        L: Layer<FunctionService> + Send + Sync + 'static,
+        L::Service: Service<Invocation, Response = Response, Error = FunctionError>
+            + Clone
+            + Send
+            + Sync
+            + 'static,
+        <L::Service as Service<Invocation>>::Future: Send + 'static,
+    {
+        self.registry.layer(layer);
+        self
+    }
+
+    /// Gives every call a clone of `state`, read by [`State<S>`](crate::State):
+    /// a database pool, an HTTP client, configuration. One state per type;
+    /// give several types for several states.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use faas_core::{FunctionDefinition, Invocation, LocalExecutor, Registry, State};
+    ///
+    /// #[derive(Clone)]
+    /// struct Config { greeting: Arc<str> }
+    ///
+    /// async fn greet(State(config): State<Config>, name: String) -> String {
+    ///     format!("{}, {name}", config.greeting)
+    /// }
+    ///
+    /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+    /// let executor = LocalExecutor::builder(Registry::from([FunctionDefinition::from_handler("greet", greet)]))
+    ///     .state(Config { greeting: "hello".into() })
+    ///     .build();
+    /// assert_eq!(executor.invoke("greet", Invocation::new("ada")).await.unwrap().body(), "hello, ada");
+    /// # });
+    /// ```
+    pub fn state<S: Clone + Send + Sync + 'static>(self, state: S) -> Self {
+        self.layer(StateLayer::new(state))
+    }
+
     /// Sets how long calls in flight get to finish on shutdown (default 30 s).
     pub fn shutdown_grace(mut self, grace: Duration) -> Self {
         self.grace = grace;
@@ -134,7 +194,7 @@ impl LocalExecutorBuilder {
         LocalExecutor {
             dispatcher,
             triggers: self.triggers,
-            shutdown: ShutdownHandle::new(),
+            shutdown: HostShutdown::new(),
             grace: self.grace,
             on_signal: false,
         }
@@ -189,7 +249,7 @@ impl LocalExecutor {
     }
 
     /// A handle that shuts the executor down from anywhere.
-    pub fn shutdown_handle(&self) -> ShutdownHandle {
+    pub fn shutdown_handle(&self) -> HostShutdown {
         self.shutdown.clone()
     }
 
@@ -305,13 +365,14 @@ fn trigger_ended(joined: Result<(String, Result<()>), tokio::task::JoinError>) -
     }
 }
 
-/// Shuts a [`LocalExecutor`] down. Cheap to clone.
+/// Shuts a host down gracefully: a [`LocalExecutor`], or the function
+/// runtime of `faas-triggers` built on one. Cheap to clone.
 #[derive(Debug, Clone, Default)]
-pub struct ShutdownHandle {
+pub struct HostShutdown {
     token: CancellationToken,
 }
 
-impl ShutdownHandle {
+impl HostShutdown {
     /// A handle not yet triggered.
     pub fn new() -> Self {
         Self::default()

@@ -1,11 +1,13 @@
 //! [`Function`]: anything that answers an [`Invocation`], and [`FunctionService`],
 //! the same as a [`tower::Service`].
 
+use std::fmt;
 use std::sync::Arc;
 use std::task::{Context as TaskContext, Poll};
 
 use async_trait::async_trait;
 use futures::future::BoxFuture;
+use tower::{Service, ServiceExt as _};
 
 use crate::error::FunctionError;
 use crate::invocation::Invocation;
@@ -16,7 +18,7 @@ use crate::output::Response;
 /// Usually made from a plain `async fn` with [`handler_fn`](crate::handler_fn) or
 /// [`FunctionDefinition::from_handler`](crate::FunctionDefinition::from_handler);
 /// implement it directly for full control. The trait is dyn-compatible, so
-/// functions of different types live together as [`BoxFunction`].
+/// functions of different types live together as [`SharedFunction`].
 ///
 /// ```
 /// use async_trait::async_trait;
@@ -32,7 +34,7 @@ use crate::output::Response;
 /// }
 ///
 /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
-/// let f: faas_core::BoxFunction = std::sync::Arc::new(Echo);
+/// let f: faas_core::SharedFunction = std::sync::Arc::new(Echo);
 /// let response = f.call(Invocation::new("ping")).await.unwrap();
 /// assert_eq!(response.body(), "ping");
 /// # });
@@ -51,8 +53,9 @@ pub trait Function: Send + Sync + 'static {
     }
 }
 
-/// A shared, type-erased function.
-pub type BoxFunction = Arc<dyn Function>;
+/// A function of any type behind an [`Arc`]: shared by every call, cheap to
+/// clone; what a [`Registry`](crate::Registry) holds.
+pub type SharedFunction = Arc<dyn Function>;
 
 #[async_trait]
 impl<F: Function + ?Sized> Function for Arc<F> {
@@ -82,17 +85,17 @@ impl<F: Function + ?Sized> Function for Box<F> {
 /// ```
 #[derive(Clone)]
 pub struct FunctionService {
-    function: BoxFunction,
+    function: SharedFunction,
 }
 
 impl FunctionService {
     /// A service calling `function`.
-    pub fn new(function: BoxFunction) -> Self {
+    pub fn new(function: SharedFunction) -> Self {
         FunctionService { function }
     }
 
     /// The function behind the service.
-    pub fn function(&self) -> &BoxFunction {
+    pub fn function(&self) -> &SharedFunction {
         &self.function
     }
 }
@@ -103,8 +106,8 @@ impl std::fmt::Debug for FunctionService {
     }
 }
 
-impl From<BoxFunction> for FunctionService {
-    fn from(function: BoxFunction) -> Self {
+impl From<SharedFunction> for FunctionService {
+    fn from(function: SharedFunction) -> Self {
         FunctionService::new(function)
     }
 }
@@ -123,5 +126,73 @@ impl tower::Service<Invocation> for FunctionService {
         // Through `dyn Function` itself: `Arc<dyn Function>` is a `Function`
         // too, and calling that would box a second future.
         Box::pin(async move { function.as_ref().call(invocation).await })
+    }
+}
+
+/// A [`tower::Service`] of invocations as a [`Function`]: what
+/// [`FunctionDefinition::from_service`](crate::FunctionDefinition::from_service)
+/// and [`FunctionDefinition::layer`](crate::FunctionDefinition::layer) register.
+///
+/// Each call clones the service and waits for it to be ready, as
+/// [`ServiceExt::oneshot`](tower::ServiceExt::oneshot) does, so a service that
+/// applies back-pressure in `poll_ready` makes calls wait there.
+///
+/// ```
+/// use faas_core::{Function, FunctionError, Invocation, Response, ServiceFunction};
+///
+/// // Any tower service of invocations: here one made from a closure.
+/// let service = tower::service_fn(|invocation: Invocation| async move {
+///     Ok::<Response, FunctionError>(Response::new(invocation.body().clone()))
+/// });
+/// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+/// let response = ServiceFunction::new(service).call(Invocation::new("hi")).await.unwrap();
+/// assert_eq!(response.body(), "hi");
+/// # });
+/// ```
+#[derive(Clone)]
+pub struct ServiceFunction<S> {
+    service: S,
+}
+
+impl<S> ServiceFunction<S> {
+    /// A function calling `service`.
+    pub fn new(service: S) -> Self {
+        ServiceFunction { service }
+    }
+
+    /// The service inside.
+    pub fn service(&self) -> &S {
+        &self.service
+    }
+}
+
+impl<S> fmt::Debug for ServiceFunction<S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ServiceFunction")
+            .field("service", &std::any::type_name::<S>())
+            .finish()
+    }
+}
+
+// Written out rather than with `#[async_trait]`: the service's future is
+// boxed once, not wrapped in a second future first.
+impl<S> Function for ServiceFunction<S>
+where
+    S: Service<Invocation, Response = Response, Error = FunctionError>
+        + Clone
+        + Send
+        + Sync
+        + 'static,
+    S::Future: Send + 'static,
+{
+    fn call<'life0, 'async_trait>(
+        &'life0 self,
+        invocation: Invocation,
+    ) -> BoxFuture<'async_trait, Result<Response, FunctionError>>
+    where
+        'life0: 'async_trait,
+        Self: 'async_trait,
+    {
+        Box::pin(self.service.clone().oneshot(invocation))
     }
 }

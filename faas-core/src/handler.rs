@@ -4,14 +4,11 @@
 use std::fmt;
 use std::future::Future;
 use std::marker::PhantomData;
-use std::pin::Pin;
-use std::task::{Context as TaskContext, Poll};
 
 use futures::future::BoxFuture;
-use pin_project_lite::pin_project;
 
 use crate::error::FunctionError;
-use crate::extract::FromInvocation;
+use crate::extract::AsyncFromInvocation;
 use crate::function::Function;
 use crate::invocation::Invocation;
 use crate::output::{IntoOutput, Response};
@@ -19,8 +16,9 @@ use crate::output::{IntoOutput, Response};
 /// An async function usable as a faas function.
 ///
 /// Implemented for every `Fn(A1, ..., An) -> Fut` with 0 to 8 arguments where each
-/// `Ai` implements [`FromInvocation`], `Fut` is a `Send` future, and its output
-/// implements [`IntoOutput`]. `Args` is the tuple of argument types; it only
+/// `Ai` implements [`FromInvocation`](crate::FromInvocation) (or
+/// [`AsyncFromInvocation`], for an extractor that waits), `Fut` is a `Send`
+/// future, and its output implements [`IntoOutput`]. `Args` is the tuple of argument types; it only
 /// tells the implementations apart.
 ///
 /// The arguments are read in order; the first that fails ends the call with its
@@ -54,81 +52,17 @@ use crate::output::{IntoOutput, Response};
 #[diagnostic::on_unimplemented(
     message = "`{Self}` is not a faas handler",
     label = "not a handler",
-    note = "a handler is an `async fn` (or a closure returning a `Send` future) that takes 0 to 8 arguments implementing `FromInvocation` (`Json<T>`, `Bytes`, `String`, `http::Request<Bytes>`, `http::HeaderMap`, `Context`, `CloudEvent`, `Option<T>`, ...) and returns a type implementing `IntoOutput` (`Json<T>`, `String`, `Bytes`, `()`, `http::Response<Bytes>`, `Result<T, E>` with `E: Into<FunctionError>`, ...)",
+    note = "a handler is an `async fn` (or a closure returning a `Send` future) that takes 0 to 8 arguments implementing `FromInvocation` (`Json<T>`, `Bytes`, `String`, `http::Request<Bytes>`, `http::HeaderMap`, `Context`, `CloudEvent`, `State<S>`, `Extension<T>`, `Path<T>`, `Query<T>`, `Option<T>`, ...) and returns a type implementing `IntoOutput` (`Json<T>`, `String`, `Bytes`, `()`, `http::Response<Bytes>`, `Result<T, E>` with `E: Into<FunctionError>`, ...)",
     note = "the future must be `Send`: do not hold an `Rc`, a `RefCell` borrow or a `std::sync::MutexGuard` across an `.await`"
 )]
 pub trait Handler<Args>: Clone + Send + Sync + 'static {
-    /// The future of one call.
-    type Future: Future<Output = Result<Response, FunctionError>> + Send + 'static;
-
     /// Reads the arguments from `invocation` and calls the function.
-    fn call(&self, invocation: Invocation) -> Self::Future;
+    fn call(&self, invocation: Invocation) -> HandlerFuture;
 }
 
-pin_project! {
-    /// The future of a [`Handler`] call: the function's future, or the error of
-    /// an argument that could not be read.
-    pub struct HandlerFuture<Fut> {
-        #[pin]
-        state: State<Fut>,
-    }
-}
-
-pin_project! {
-    #[project = StateProj]
-    enum State<Fut> {
-        Running {
-            #[pin]
-            future: Fut,
-        },
-        Rejected {
-            error: Option<FunctionError>,
-        },
-    }
-}
-
-impl<Fut> HandlerFuture<Fut> {
-    fn running(future: Fut) -> Self {
-        HandlerFuture {
-            state: State::Running { future },
-        }
-    }
-
-    fn rejected(error: FunctionError) -> Self {
-        HandlerFuture {
-            state: State::Rejected { error: Some(error) },
-        }
-    }
-}
-
-impl<Fut> fmt::Debug for HandlerFuture<Fut> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match &self.state {
-            State::Running { .. } => f.write_str("HandlerFuture::Running"),
-            State::Rejected { error } => f
-                .debug_tuple("HandlerFuture::Rejected")
-                .field(error)
-                .finish(),
-        }
-    }
-}
-
-impl<Fut> Future for HandlerFuture<Fut>
-where
-    Fut: Future,
-    Fut::Output: IntoOutput,
-{
-    type Output = Result<Response, FunctionError>;
-
-    fn poll(self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<Self::Output> {
-        match self.project().state.project() {
-            StateProj::Running { future } => future.poll(cx).map(IntoOutput::into_output),
-            StateProj::Rejected { error } => Poll::Ready(Err(error.take().unwrap_or_else(|| {
-                FunctionError::internal("handler future polled after completion")
-            }))),
-        }
-    }
-}
+/// The future of a [`Handler`] call: its arguments are read, then the
+/// function runs; an argument that cannot be read ends it with its error.
+pub type HandlerFuture = BoxFuture<'static, Result<Response, FunctionError>>;
 
 macro_rules! impl_handler {
     ($($arg:ident),*) => {
@@ -137,19 +71,36 @@ macro_rules! impl_handler {
             F: Fn($($arg),*) -> Fut + Clone + Send + Sync + 'static,
             Fut: Future<Output = R> + Send + 'static,
             R: IntoOutput,
-            $($arg: FromInvocation + Send + 'static,)*
+            $($arg: AsyncFromInvocation + 'static,)*
         {
-            type Future = HandlerFuture<Fut>;
-
-            #[allow(non_snake_case, unused_variables)]
-            fn call(&self, invocation: Invocation) -> Self::Future {
-                $(
-                    let $arg = match $arg::from_invocation(&invocation) {
-                        Ok(value) => value,
-                        Err(error) => return HandlerFuture::rejected(error),
-                    };
-                )*
-                HandlerFuture::running((self)($($arg),*))
+            #[allow(non_snake_case, unused_variables, unused_labels, unreachable_code, clippy::redundant_clone)]
+            fn call(&self, invocation: Invocation) -> HandlerFuture {
+                // Every argument that reads at once is read now: when all do,
+                // the boxed future holds only the function's own, not the
+                // invocation.
+                'at_once: {
+                    $(
+                        let $arg = match $arg::from_invocation_now(&invocation) {
+                            Some(Ok(value)) => value,
+                            Some(Err(error)) => return Box::pin(std::future::ready(Err(error))),
+                            None => break 'at_once,
+                        };
+                    )*
+                    drop(invocation);
+                    let call = self($($arg),*);
+                    return Box::pin(async move { call.await.into_output() });
+                }
+                // An extractor waits: read the arguments in order inside the future.
+                let handler = self.clone();
+                Box::pin(async move {
+                    $(
+                        let $arg = $arg::from_invocation_async(&invocation).await?;
+                    )*
+                    // The arguments are read: the function's future does not
+                    // keep the request alive.
+                    drop(invocation);
+                    handler($($arg),*).await.into_output()
+                })
             }
         }
     };
@@ -217,9 +168,8 @@ where
     }
 }
 
-// Written out rather than with `#[async_trait]`: the handler reads its
-// arguments when called and its future no longer needs the invocation, so the
-// box holds only that future instead of the invocation too.
+// Written out rather than with `#[async_trait]`: the handler's future is
+// already boxed, and boxing it again would cost a second allocation.
 impl<H, Args> Function for HandlerFunction<H, Args>
 where
     H: Handler<Args>,
@@ -233,7 +183,7 @@ where
         'life0: 'async_trait,
         Self: 'async_trait,
     {
-        Box::pin(self.handler.call(invocation))
+        self.handler.call(invocation)
     }
 }
 
@@ -327,6 +277,34 @@ mod tests {
         let inv = Invocation::from_event(CloudEvent::new("9", "/s", "t"));
         let response = call(relay, inv).await.unwrap();
         assert_eq!(response.headers()["ce-id"], "9-reply");
+    }
+
+    /// An extractor that waits, beside ones that read at once.
+    struct Slow(u32);
+
+    impl AsyncFromInvocation for Slow {
+        async fn from_invocation_async(invocation: &Invocation) -> Result<Self, FunctionError> {
+            tokio::task::yield_now().await;
+            let text = std::str::from_utf8(invocation.body()).unwrap_or_default();
+            text.parse()
+                .map(Slow)
+                .map_err(|_| FunctionError::bad_input("not a number"))
+        }
+    }
+
+    #[tokio::test]
+    async fn waiting_extractors_mix_with_immediate_ones() {
+        let h = |text: String, Slow(n): Slow, ctx: Context| async move {
+            format!("{text}:{n}:{}", ctx.attempt())
+        };
+        let response = call(h, Invocation::new("42")).await.unwrap();
+        assert_eq!(response.body(), "42:42:1");
+        let err = call(h, Invocation::new("x")).await.unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::BadInput);
+        // An immediate extractor that fails before the waiting one ends the call too.
+        let j = |_: Json<u8>, Slow(_): Slow| async {};
+        let err = call(j, Invocation::new("{")).await.unwrap_err();
+        assert!(err.message().contains("JSON"), "{}", err.message());
     }
 
     #[test]

@@ -114,6 +114,32 @@ impl Invocation {
         self
     }
 
+    /// Gives the call a [`State<S>`](crate::extract::State), as a host given
+    /// that state would (for a unit test of a function that takes one).
+    #[must_use]
+    pub fn with_state<S: Clone + Send + Sync + 'static>(mut self, state: S) -> Self {
+        self.head
+            .extensions_mut()
+            .insert(crate::extract::HostState(state));
+        self
+    }
+
+    /// Puts `value` in the call's [extensions](Self::extensions), where
+    /// [`Extension<T>`](crate::extract::Extension) reads it.
+    #[must_use]
+    pub fn with_extension<T: Clone + Send + Sync + 'static>(mut self, value: T) -> Self {
+        self.head.extensions_mut().insert(value);
+        self
+    }
+
+    /// Gives the call the parameters of a matched route template, where
+    /// [`Path<T>`](crate::extract::Path) reads them.
+    #[must_use]
+    pub fn with_path_params(mut self, params: crate::extract::PathParams) -> Self {
+        self.head.extensions_mut().insert(params);
+        self
+    }
+
     /// Sets the method.
     #[must_use]
     pub fn with_method(mut self, method: Method) -> Self {

@@ -8,7 +8,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::error::FunctionError;
-use crate::extract::FromInvocation;
+use crate::extract::{FromInvocation, OptionalFromInvocation};
 use crate::invocation::Invocation;
 use crate::output::{IntoOutput, Response, with_content_type};
 
@@ -105,6 +105,17 @@ impl<T: DeserializeOwned> FromInvocation for Json<T> {
             ))
             .with_source(error)
         })
+    }
+}
+
+/// `None` for an empty body; a body that is there must be JSON of `T`.
+impl<T: DeserializeOwned> OptionalFromInvocation for Json<T> {
+    fn from_invocation_optional(invocation: &Invocation) -> Result<Option<Self>, FunctionError> {
+        if invocation.body().is_empty() {
+            Ok(None)
+        } else {
+            Json::from_invocation(invocation).map(Some)
+        }
     }
 }
 

@@ -3,8 +3,12 @@
 //!
 //! - **Functions**: [`Function`] (dyn-compatible), built from an `async fn` whose
 //!   arguments are extractors ([`FromInvocation`]: [`Json`], `Bytes`, `String`,
-//!   [`Context`], [`CloudEvent`], ...) and whose return is an output
-//!   ([`IntoOutput`]); [`FunctionDefinition`] adds a name, triggers, an
+//!   [`Context`], [`CloudEvent`], [`State`], [`Extension`], [`Path`],
+//!   [`Query`], ...; [`AsyncFromInvocation`] for one that waits) and whose
+//!   return is an output ([`IntoOutput`], headers included); any
+//!   [`tower::Service`] of invocations is a function too
+//!   ([`FunctionDefinition::from_service`]), and a function can be wrapped in
+//!   tower [`layer`]s before it is registered; [`FunctionDefinition`] adds a name, triggers, an
 //!   [`InvocationPolicy`] and [`ScalingHints`]; a [`Registry`] holds them.
 //! - **Calls**: an [`Invocation`] is an HTTP-shaped request plus a [`Context`]
 //!   (call id, deadline, attempt, cancellation). A [`FunctionError`] has a kind
@@ -71,16 +75,33 @@
 //! | feature | default | what it adds |
 //! |---|---|---|
 //! | `macros` | yes | re-exports [`#[function]`](macro@function) and [`functions!`](functions), which record a function's name, triggers and policy and give readable errors on a wrong signature |
+//! | `local` | yes | the in-process host: [`LocalExecutor`], [`Dispatcher`], [`Trigger`], Prometheus [`Metrics`], the [`InvocationLog`] buffer, shutdown on SIGINT/SIGTERM and [`LocalProvider`] |
 //!
 //! Everything compiles and works without the macros: they only write the
 //! [`FunctionDefinition`] for you.
+//!
+//! ## The model without the host
+//!
+//! A crate that only defines functions (a library of handlers, a crate a
+//! provider or gateway links for the types) needs none of the hosting
+//! machinery. With `default-features = false` (plus `macros` if wanted) it
+//! gets the model alone: [`Function`], [`Handler`], the extractors and
+//! outputs, [`Invocation`], [`Context`], [`FunctionError`],
+//! [`InvocationPolicy`] and its [`layer`]s, [`FunctionDefinition`],
+//! [`Registry`], [`Provider`] and the [`Lag`](trigger::Lag) contract; tokio
+//! comes without its `signal` driver and prometheus-client not at all.
+//!
+//! ```toml
+//! [dependencies]
+//! faas-core = { version = "0.1", default-features = false, features = ["macros"] }
+//! ```
 
 mod cancellation;
-mod clock;
 pub mod cloudevent;
 pub mod context;
 pub mod definition;
 pub mod error;
+#[cfg(feature = "local")]
 pub mod executor;
 pub mod extract;
 pub mod function;
@@ -89,11 +110,11 @@ pub mod invocation;
 pub mod json;
 pub mod layer;
 pub mod logs;
+#[cfg(feature = "local")]
 pub mod metrics;
 pub mod output;
 pub mod policy;
 pub mod provider;
-mod rand;
 pub mod registry;
 pub mod trigger;
 
@@ -101,22 +122,32 @@ pub use cloudevent::CloudEvent;
 pub use context::{CALL_ID_HEADER, CallId, Context, TRACEPARENT_HEADER};
 pub use definition::{FunctionDefinition, FunctionMeta, ScalingHints, TriggerSpec};
 pub use error::{BoxError, Error, ErrorBody, ErrorDetail, ErrorKind, FunctionError, Result};
-pub use executor::{LocalExecutor, LocalExecutorBuilder, ShutdownHandle};
-pub use extract::FromInvocation;
-pub use function::{BoxFunction, Function, FunctionService};
-pub use handler::{Handler, HandlerFunction, handler_fn};
+#[cfg(feature = "local")]
+pub use executor::{HostShutdown, LocalExecutor, LocalExecutorBuilder};
+pub use extract::{
+    AsyncFromInvocation, Extension, FromInvocation, OptionalFromInvocation, Path, PathParams,
+    Query, State,
+};
+pub use function::{Function, FunctionService, ServiceFunction, SharedFunction};
+pub use handler::{Handler, HandlerFunction, HandlerFuture, handler_fn};
 pub use invocation::Invocation;
 pub use json::Json;
-pub use logs::{InvocationLog, LogLine, LogOptions};
+#[cfg(feature = "local")]
+pub use logs::InvocationLog;
+pub use logs::{LogLine, LogQuery};
+#[cfg(feature = "local")]
 pub use metrics::Metrics;
-pub use output::{IntoOutput, Response};
+pub use output::{IntoOutput, IntoOutputParts, Response};
 pub use policy::{DeadLetter, DeadLetterEntry, InMemoryDeadLetter, InvocationPolicy, RetryPolicy};
+#[cfg(feature = "local")]
+pub use provider::LocalProvider;
 pub use provider::{
-    FunctionDeployment, FunctionRef, FunctionStatus, LocalProvider, Provider, ProviderError,
-    ProviderResult,
+    FunctionDeployment, FunctionRef, FunctionStatus, Provider, ProviderError, ProviderResult,
 };
 pub use registry::{RegisteredFunction, Registry};
-pub use trigger::{Delivery, Dispatcher, Trigger};
+pub use trigger::Delivery;
+#[cfg(feature = "local")]
+pub use trigger::{Dispatcher, Trigger};
 
 #[cfg(feature = "macros")]
 pub use faas_macros::{function, functions};
@@ -124,10 +155,13 @@ pub use faas_macros::{function, functions};
 /// The items most functions and hosts use: `use faas_core::prelude::*;`.
 pub mod prelude {
     pub use crate::{
-        CloudEvent, Context, ErrorKind, FromInvocation, Function, FunctionDefinition,
-        FunctionError, IntoOutput, Invocation, InvocationPolicy, Json, LocalExecutor, Registry,
-        Response, RetryPolicy, TriggerSpec,
+        CloudEvent, Context, ErrorKind, Extension, FromInvocation, Function, FunctionDefinition,
+        FunctionError, IntoOutput, Invocation, InvocationPolicy, Json, Path, Query, Registry,
+        Response, RetryPolicy, State, TriggerSpec,
     };
+
+    #[cfg(feature = "local")]
+    pub use crate::LocalExecutor;
 
     #[cfg(feature = "macros")]
     pub use crate::{function, functions};

@@ -1,18 +1,27 @@
 //! [`Registry`]: the functions a host serves, by name, with their live state.
 
+#[cfg(feature = "local")]
 use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::fmt;
+#[cfg(feature = "local")]
+use std::sync::OnceLock;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, OnceLock, RwLock};
+use std::sync::{Arc, RwLock};
 
 use tokio::sync::Semaphore;
+use tower::{Layer, Service};
 
 use crate::definition::{FunctionDefinition, FunctionMeta};
+use crate::error::FunctionError;
 use crate::error::{Error, Result};
-use crate::function::BoxFunction;
+use crate::function::{FunctionService, ServiceFunction, SharedFunction};
+use crate::invocation::Invocation;
+#[cfg(feature = "local")]
 use crate::logs::{FunctionLog, InvocationLog};
+#[cfg(feature = "local")]
 use crate::metrics::{FunctionMetrics, Metrics};
+use crate::output::Response;
 use crate::policy::InvocationPolicy;
 
 /// The longest function name accepted.
@@ -37,7 +46,11 @@ const MAX_NAME_LEN: usize = 253;
 #[derive(Clone, Default)]
 pub struct Registry {
     functions: Arc<RwLock<BTreeMap<String, RegisteredFunction>>>,
+    layers: Arc<RwLock<Vec<CallLayer>>>,
 }
+
+/// A tower layer made object-safe: wraps a function in it.
+type CallLayer = Arc<dyn Fn(SharedFunction) -> SharedFunction + Send + Sync>;
 
 impl Registry {
     /// An empty registry.
@@ -59,9 +72,63 @@ impl Registry {
                 name: definition.name().to_owned(),
             });
         }
-        let registered = RegisteredFunction::new(definition);
+        let registered = RegisteredFunction::new(definition, &self.read_layers());
         functions.insert(registered.name().to_owned(), registered);
         Ok(())
+    }
+
+    /// Wraps every function, those registered now and later, in `layer`, for
+    /// every call: what [`LocalExecutorBuilder::layer`](crate::LocalExecutorBuilder::layer)
+    /// does. Layers added later wrap those added before.
+    ///
+    /// The functions registered now are registered again, wrapped, with fresh
+    /// counters: add layers before serving. Clones of the registry share its
+    /// layers.
+    ///
+    /// ```
+    /// use faas_core::{Extension, FunctionDefinition, Invocation, Registry};
+    ///
+    /// async fn greet(Extension(greeting): Extension<&'static str>) -> &'static str { greeting }
+    ///
+    /// let registry = Registry::from([FunctionDefinition::from_handler("greet", greet)]);
+    /// registry.layer(Extension("hello"));
+    /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+    /// let f = registry.get("greet").unwrap();
+    /// assert_eq!(f.function().call(Invocation::new("")).await.unwrap().body(), "hello");
+    /// # });
+    /// ```
+    pub fn layer<L>(&self, layer: L)
+    where
+        L: Layer<FunctionService> + Send + Sync + 'static,
+        L::Service: Service<Invocation, Response = Response, Error = FunctionError>
+            + Clone
+            + Send
+            + Sync
+            + 'static,
+        <L::Service as Service<Invocation>>::Future: Send + 'static,
+    {
+        let layer: CallLayer = Arc::new(move |function: SharedFunction| -> SharedFunction {
+            Arc::new(ServiceFunction::new(
+                layer.layer(FunctionService::new(function)),
+            ))
+        });
+        let mut functions = self.write();
+        let mut layers = self
+            .layers
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        layers.push(layer);
+        for registered in functions.values_mut() {
+            let definition = registered.definition().clone();
+            *registered = RegisteredFunction::new(definition, &layers);
+        }
+    }
+
+    fn read_layers(&self) -> Vec<CallLayer> {
+        self.layers
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
     }
 
     /// Adds a function and returns the registry, for chaining.
@@ -99,7 +166,7 @@ impl Registry {
     /// [`Error::InvalidDefinition`] when the name is not valid.
     pub fn replace(&self, definition: FunctionDefinition) -> Result<Option<RegisteredFunction>> {
         validate_name(definition.name())?;
-        let registered = RegisteredFunction::new(definition);
+        let registered = RegisteredFunction::new(definition, &self.read_layers());
         Ok(self
             .write()
             .insert(registered.name().to_owned(), registered))
@@ -227,11 +294,15 @@ pub struct RegisteredFunction {
 
 struct RegisteredInner {
     definition: FunctionDefinition,
+    /// The definition's function inside the registry's layers.
+    function: SharedFunction,
     /// The name, shared with the context of every call.
     name: Arc<str>,
     /// Its metrics and log, kept from the first call so later calls look
     /// nothing up by name.
+    #[cfg(feature = "local")]
     metrics: OnceLock<FunctionMetrics>,
+    #[cfg(feature = "local")]
     log: OnceLock<FunctionLog>,
     limiter: Arc<Semaphore>,
     serving: AtomicBool,
@@ -242,7 +313,12 @@ struct RegisteredInner {
 }
 
 impl RegisteredFunction {
-    fn new(definition: FunctionDefinition) -> Self {
+    fn new(definition: FunctionDefinition, layers: &[CallLayer]) -> Self {
+        let function = layers
+            .iter()
+            .fold(Arc::clone(definition.function()), |function, layer| {
+                layer(function)
+            });
         let max = definition
             .policy()
             .max_in_flight()
@@ -252,7 +328,10 @@ impl RegisteredFunction {
         RegisteredFunction {
             inner: Arc::new(RegisteredInner {
                 name: Arc::from(definition.name()),
+                function,
+                #[cfg(feature = "local")]
                 metrics: OnceLock::new(),
+                #[cfg(feature = "local")]
                 log: OnceLock::new(),
                 definition,
                 limiter,
@@ -270,6 +349,7 @@ impl RegisteredFunction {
         &self.inner.name
     }
 
+    #[cfg(feature = "local")]
     /// The function's name, to share without copying it.
     pub(crate) fn shared_name(&self) -> &Arc<str> {
         &self.inner.name
@@ -285,9 +365,10 @@ impl RegisteredFunction {
         self.inner.definition.meta()
     }
 
-    /// The function itself.
-    pub fn function(&self) -> &BoxFunction {
-        self.inner.definition.function()
+    /// The function as the registry serves it: the definition's, inside the
+    /// registry's [layers](Registry::layer).
+    pub fn function(&self) -> &SharedFunction {
+        &self.inner.function
     }
 
     /// How it is called.
@@ -341,6 +422,7 @@ impl RegisteredFunction {
 
     /// Its handles in `metrics`: those kept from the first call, unless that
     /// call was counted in other metrics.
+    #[cfg(feature = "local")]
     pub(crate) fn metrics(&self, metrics: &Metrics) -> Cow<'_, FunctionMetrics> {
         let kept = self
             .inner
@@ -355,6 +437,7 @@ impl RegisteredFunction {
 
     /// Its log in `log`: the one kept from the first call, unless that call was
     /// written to another log.
+    #[cfg(feature = "local")]
     pub(crate) fn log(&self, log: &InvocationLog) -> Cow<'_, FunctionLog> {
         let kept = self.inner.log.get_or_init(|| log.function(self.name()));
         if kept.belongs_to(log) {
@@ -364,12 +447,14 @@ impl RegisteredFunction {
         }
     }
 
+    #[cfg(feature = "local")]
     /// Counts a call as running until the guard drops.
     pub(crate) fn start_call(&self) -> CallGuard<'_> {
         self.inner.in_flight.fetch_add(1, Ordering::AcqRel);
         CallGuard { function: self }
     }
 
+    #[cfg(feature = "local")]
     pub(crate) fn record_finished(&self, failed: bool) {
         self.inner.invocations.fetch_add(1, Ordering::AcqRel);
         if failed {
@@ -389,11 +474,13 @@ impl fmt::Debug for RegisteredFunction {
     }
 }
 
+#[cfg(feature = "local")]
 /// Keeps a call counted as in flight.
 pub(crate) struct CallGuard<'a> {
     function: &'a RegisteredFunction,
 }
 
+#[cfg(feature = "local")]
 impl Drop for CallGuard<'_> {
     fn drop(&mut self) {
         self.function.inner.in_flight.fetch_sub(1, Ordering::AcqRel);
@@ -483,6 +570,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg(feature = "local")]
     fn in_flight_guard_counts() {
         let registry = Registry::from([def("g")]);
         let f = registry.get("g").unwrap();

@@ -748,7 +748,7 @@ async fn hosts_sharing_a_registry_count_and_log_in_their_own_metrics() {
         let lines = executor
             .dispatcher()
             .invocation_log()
-            .lines("ping", &faas_core::LogOptions::new());
+            .lines("ping", &faas_core::LogQuery::new());
         assert_eq!(lines.len(), calls);
     }
 }

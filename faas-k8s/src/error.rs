@@ -36,6 +36,15 @@ pub enum Error {
         #[source]
         source: Box<dyn std::error::Error + Send + Sync>,
     },
+    /// A task of a running virtual node (its Lease, its Node status, its pod watcher, its kubelet
+    /// API) ended while the node was meant to run; the node stopped and reported itself not ready.
+    #[error("the virtual node stopped: its {task} task ended ({reason})")]
+    NodeTaskEnded {
+        /// Which task.
+        task: String,
+        /// How it ended (returned, panicked with a message).
+        reason: String,
+    },
     /// An I/O operation failed.
     #[error("I/O error: {context}")]
     Io {

@@ -59,17 +59,27 @@
 //!
 //! [`provider::KubernetesProvider`] offers the same functions through faas-core's `Provider`
 //! trait (deploy, scale, invoke, logs, ...), and `faasctl` is a command line over it.
+//! # Traffic and scale
+//!
+//! The [`gateway`] is the one entry point of every function: OpenFaaS-compatible routes, routing
+//! to ready endpoints from EndpointSlices, and an activator that holds calls for a function at
+//! zero while it wakes. The [`autoscaler`] decides replicas from the gateway's in-flight and held
+//! calls and from event sources' lag (Knative's stable and panic windows, KEDA-like lag inputs,
+//! scale to zero after a grace period) and writes the scale subresource. The `faas-gateway`
+//! binary runs both in one process.
 //!
 //! # Features
 //!
 //! | feature | default | what it adds |
 //! |---|---|---|
-//! | `cli` | yes | the command-line programs (`faas-vnode`, `faas-operator`, `faasctl`, and the `faasctl` and `operator::cli` modules): argument parsing, the spinner and YAML output, and the tracing subscriber they install |
+//! | `cli` | no | the command-line programs (`faas-vnode`, `faas-operator`, `faasctl`, `faas-gateway`, and the `faasctl` and `operator::cli` modules): argument parsing, the spinner and YAML output, and the tracing subscriber they install |
 
+pub mod autoscaler;
 pub mod error;
 #[cfg(feature = "cli")]
 pub mod faasctl;
 pub mod function;
+pub mod gateway;
 pub mod node;
 pub mod operator;
 pub mod provider;

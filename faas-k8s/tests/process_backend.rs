@@ -6,13 +6,16 @@ use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
-use faas_k8s::node::process::{AddressPool, ImageMap, ProcessBackend, ProcessBackendConfig};
+use faas_k8s::node::process::{ImageMap, ProcessBackend, ProcessBackendConfig};
 use faas_k8s::node::{
-    BackendError, ContainerLaunch, ContainerState, LogOptions, PodBackend, PodKey, PodLaunch,
-    PodRuntimeStatus,
+    AddressPool, BackendError, ContainerLaunch, ContainerState, LogOptions, PodBackend, PodKey,
+    PodLaunch, PodRuntimeStatus,
 };
 use futures::StreamExt;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+#[path = "support/root.rs"]
+mod root;
 
 /// Generous: the machine is shared. Only ever a bound on waiting for an event, never asserted.
 const PATIENCE: Duration = Duration::from_secs(60);
@@ -129,20 +132,13 @@ async fn read_logs(backend: &ProcessBackend, key: &PodKey, opts: LogOptions) -> 
 
 /// Live (not zombie) processes of a process group, read from /proc.
 fn group_members(pgid: i32) -> Vec<i32> {
-    let mut members = Vec::new();
-    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
-        let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else {
-            continue;
-        };
-        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
-            continue;
-        };
-        let fields: Vec<&str> = stat[stat.rfind(')').unwrap() + 2..].split(' ').collect();
-        if fields[2] == pgid.to_string() && !matches!(fields[0], "Z" | "X") {
-            members.push(pid);
-        }
-    }
-    members
+    procfs::process::all_processes()
+        .unwrap()
+        .flatten()
+        .filter_map(|process| process.stat().ok())
+        .filter(|stat| stat.pgrp == pgid && !matches!(stat.state, 'Z' | 'X'))
+        .map(|stat| stat.pid)
+        .collect()
 }
 
 async fn read_pid(path: &Path) -> i32 {
@@ -245,6 +241,16 @@ async fn exit_codes_and_signals_become_terminated_states() {
         .unwrap();
 }
 
+/// Waits until the polite container has installed its SIGTERM trap (it creates `trapped` right
+/// after), then removes the file for its next run to create again.
+async fn wait_trap(trapped: &Path) {
+    eventually(
+        "the polite container installed its SIGTERM trap",
+        || async { std::fs::remove_file(trapped).ok() },
+    )
+    .await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stopping_honours_sigterm_and_kills_after_the_grace() {
     let dir = test_dir("grace-files");
@@ -253,13 +259,24 @@ async fn stopping_honours_sigterm_and_kills_after_the_grace() {
         ProcessBackend::new(config("grace", 3).with_restart_grace(Duration::from_millis(500)))
             .await
             .unwrap();
-    let polite = "trap 'touch \"$MARKER\"; exit 0' TERM; while :; do sleep 1 & wait $!; done";
+    // The polite container says when its trap is in place: a SIGTERM that came before would end
+    // it by the signal instead of through the trap.
+    let trapped = dir.join("polite-trapped");
+    let polite = "trap 'touch \"$MARKER\"; exit 0' TERM; touch \"$TRAPPED\"; \
+                  while :; do sleep 1 & wait $!; done";
     let stubborn = "trap '' TERM; echo $$ > \"$PIDFILE\"; while :; do sleep 1; done";
     let pidfile = dir.join("stubborn.pid");
     let pod = PodLaunch::new(
         key("grace"),
         vec![
-            shell("polite", polite, &[("MARKER", marker.to_str().unwrap())]),
+            shell(
+                "polite",
+                polite,
+                &[
+                    ("MARKER", marker.to_str().unwrap()),
+                    ("TRAPPED", trapped.to_str().unwrap()),
+                ],
+            ),
             shell(
                 "stubborn",
                 stubborn,
@@ -269,6 +286,7 @@ async fn stopping_honours_sigterm_and_kills_after_the_grace() {
     );
     backend.create(pod).await.unwrap();
     let stubborn_pid = read_pid(&pidfile).await;
+    wait_trap(&trapped).await;
 
     // A restart of a running container stops it first: its previous run shows how it ended.
     backend
@@ -311,6 +329,7 @@ async fn stopping_honours_sigterm_and_kills_after_the_grace() {
         (pid != stubborn_pid).then_some(pid)
     })
     .await;
+    wait_trap(&trapped).await;
     backend
         .delete(&key("grace"), Duration::from_millis(500))
         .await
@@ -601,9 +620,12 @@ async fn unknown_images_are_refused_and_exec_runs_in_the_container() {
     backend.delete(&k, Duration::from_secs(5)).await.unwrap();
 }
 
-/// Needs root and the `ip` and `nsenter` programs; fails saying so without them.
+/// Needs root (see `support/root.rs`).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pods_can_live_in_a_network_namespace() {
+    if !root::may_run("pods_can_live_in_a_network_namespace") {
+        return;
+    }
     use faas_k8s::node::network::PodNetwork;
     let network = PodNetwork::namespace("faasprocns", "10.247.0.0/16");
     let config = config("netns", 8)
@@ -611,10 +633,7 @@ async fn pods_can_live_in_a_network_namespace() {
         .with_network(network.clone());
     let backend = match ProcessBackend::new(config).await {
         Ok(backend) => backend,
-        Err(e) => panic!(
-            "a pod network namespace needs root and the ip and nsenter programs \
-             (apt-get install iproute2 util-linux): {e:?}"
-        ),
+        Err(e) => panic!("a pod network namespace needs root: {e:?}"),
     };
     let server = "exec /usr/bin/python3 -m http.server --bind \"$POD_IP\" 8080";
     let status = backend.create(shell_pod("ns", server, &[])).await.unwrap();
@@ -626,7 +645,8 @@ async fn pods_can_live_in_a_network_namespace() {
     .await;
     assert!(response.starts_with("HTTP/1.0 200"), "{response}");
     let k = key("ns");
-    let inside = "ip -o addr show | grep -q \"$POD_IP/32\"";
+    // The kernel's own list of local addresses, as the process sees it.
+    let inside = "grep -q \"$POD_IP\" /proc/net/fib_trie";
     let sh = vec!["/bin/sh".to_owned(), "-c".to_owned(), inside.to_owned()];
     assert_eq!(
         backend.exec(&k, "main", sh).await.unwrap(),
@@ -644,14 +664,11 @@ async fn pods_can_live_in_a_network_namespace() {
     .expect("a deleted pod's address is refused, not left unanswered");
     let err = after.expect_err("a deleted pod stops serving");
     assert_eq!(err.kind(), std::io::ErrorKind::HostUnreachable, "{err}");
-    let listing = network
-        .command("ip")
-        .args(["-o", "addr", "show"])
-        .output()
-        .await
-        .unwrap();
+    let mut cat = tokio::process::Command::new("/bin/cat");
+    cat.arg("/proc/net/fib_trie");
+    let listing = network.output(cat).await.unwrap();
     let listing = String::from_utf8_lossy(&listing.stdout);
-    assert!(!listing.contains(&format!("{ip}/32")), "{listing}");
+    assert!(!listing.contains(&format!("|-- {ip}\n")), "{listing}");
 
     // The namespace lost its last pod address but keeps its routes: the next pod answers.
     let next = backend.create(shell_pod("ns2", server, &[])).await.unwrap();

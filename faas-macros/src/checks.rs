@@ -45,7 +45,7 @@ pub(crate) fn checks(
             clippy::let_underscore_future
         )]
         const _: () = {
-            fn __faas_assert_extractor<T: #krate::FromInvocation>() {}
+            fn __faas_assert_extractor<T: #krate::AsyncFromInvocation>() {}
             fn __faas_assert_output<T: #krate::IntoOutput>() {}
             fn __faas_assert_send<F: ::core::marker::Send>(_: &F) {}
 

@@ -87,6 +87,43 @@ fn trigger_spec(trigger: &Trigger, name: &str, krate: &syn::Path) -> TokenStream
                 }
             }
         }
+        TriggerKind::Event(source) => event_spec(source, krate),
+    }
+}
+
+/// A `TriggerSpec` expression of an event source.
+fn event_spec(source: &crate::event_trigger::EventSource, krate: &syn::Path) -> TokenStream {
+    use crate::event_trigger::EventSource;
+    let string = |value: &str| quote!(::std::string::String::from(#value));
+    let optional = |value: &Option<String>| match value {
+        Some(value) => {
+            let value = string(value);
+            quote!(::core::option::Option::Some(#value))
+        }
+        None => quote!(::core::option::Option::None),
+    };
+    match source {
+        EventSource::Nats {
+            stream,
+            subject,
+            consumer,
+        } => {
+            let (stream, subject, consumer) =
+                (string(stream), optional(subject), optional(consumer));
+            quote!(#krate::TriggerSpec::Nats { stream: #stream, subject: #subject, consumer: #consumer })
+        }
+        EventSource::Redis { stream, group } => {
+            let (stream, group) = (string(stream), optional(group));
+            quote!(#krate::TriggerSpec::RedisStream { stream: #stream, group: #group })
+        }
+        EventSource::Postgres { table } => {
+            let table = string(table);
+            quote!(#krate::TriggerSpec::Postgres { table: #table })
+        }
+        EventSource::Storage { dir } => {
+            let dir = string(dir);
+            quote!(#krate::TriggerSpec::Storage { dir: #dir })
+        }
     }
 }
 
@@ -94,7 +131,7 @@ fn trigger_spec(trigger: &Trigger, name: &str, krate: &syn::Path) -> TokenStream
 fn policy(options: &FunctionOptions, krate: &syn::Path) -> Option<TokenStream> {
     if options.timeout_millis.is_none()
         && options.concurrency.is_none()
-        && options.retries.is_none()
+        && options.max_attempts.is_none()
     {
         return None;
     }
@@ -107,8 +144,8 @@ fn policy(options: &FunctionOptions, krate: &syn::Path) -> Option<TokenStream> {
         let concurrency = Literal::u32_unsuffixed(concurrency);
         policy.extend(quote!(.with_max_in_flight(#concurrency)));
     }
-    if let Some(retries) = options.retries {
-        let attempts = Literal::u32_unsuffixed(retries + 1);
+    if let Some(max_attempts) = options.max_attempts {
+        let attempts = Literal::u32_unsuffixed(max_attempts);
         policy.extend(quote! {
             .with_retry(
                 <#krate::RetryPolicy as ::core::default::Default>::default()

@@ -138,7 +138,7 @@ mod tests {
                 trigger = http(path = "/hello", methods = ["POST"]),
                 timeout = "5s",
                 concurrency = 10,
-                retries = 2
+                max_attempts = 3
             ),
             quote!(
                 pub async fn hello(
@@ -221,7 +221,7 @@ mod tests {
             "{out}"
         );
         assert!(
-            out.contains("T : crate :: platform :: FromInvocation"),
+            out.contains("T : crate :: platform :: AsyncFromInvocation"),
             "{out}"
         );
         assert!(out.contains("with_description (\"Typed\")"), "{out}");

@@ -31,7 +31,7 @@
 //! }
 //!
 //! /// Cleans up every night at 02:00, Paris time.
-//! #[function(trigger = cron("0 0 2 * * *", timezone = "Europe/Paris"), retries = 3)]
+//! #[function(trigger = cron("0 0 2 * * *", timezone = "Europe/Paris"), max_attempts = 4)]
 //! async fn cleanup() {}
 //!
 //! fn main() {
@@ -53,7 +53,7 @@
 //!   visibility, whose inherent `pub fn definition() -> FunctionDefinition`
 //!   builds the definition: `FunctionDefinition::from_handler(name, hello)`
 //!   followed by `.with_trigger(..)` for each trigger, `.with_policy(..)`
-//!   when `timeout`, `concurrency` or `retries` is given (starting from
+//!   when `timeout`, `concurrency` or `max_attempts` is given (starting from
 //!   `InvocationPolicy::default()`), and `.with_description(..)`. Each call
 //!   builds a fresh definition; nothing is registered globally and nothing
 //!   runs before `main`. [`functions!`] names these structs for you.
@@ -94,6 +94,7 @@ mod cron;
 mod definition;
 mod duration;
 mod errors;
+mod event_trigger;
 mod expand;
 mod functions;
 mod options;
@@ -128,10 +129,10 @@ use proc_macro::TokenStream;
 /// | option | value | default | effect on the definition |
 /// |---|---|---|---|
 /// | `name` | string: ASCII letters, digits, `-`, `_`, `.` | the fn's identifier, as written (`hello_world`) | the function's unique name |
-/// | `trigger` | `http(path = "..", methods = [..])` or `cron("..", timezone = "..")`; may repeat | none | `.with_trigger(TriggerSpec::Http { .. })` / `TriggerSpec::Cron { .. }` |
+/// | `trigger` | `http(path = "/orders/{id}", methods = [..])` (a route template) or `cron("..", timezone = "..")`; may repeat | none | `.with_trigger(TriggerSpec::Http { .. })` / `TriggerSpec::Cron { .. }` |
 /// | `timeout` | duration string: `"500ms"`, `"30s"`, `"2m"`, `"1h"`, `"1m30s"` | faas-core's default | `InvocationPolicy::with_timeout` |
 /// | `concurrency` | integer, at least 1 | faas-core's default | `InvocationPolicy::with_max_in_flight`: calls beyond it are refused as overloaded |
-/// | `retries` | integer, 0 or more | faas-core's default | `RetryPolicy::with_max_attempts(retries + 1)` |
+/// | `max_attempts` | integer, 1 or more (the first attempt included) | faas-core's default | `RetryPolicy::with_max_attempts(max_attempts)` |
 /// | `description` | non-empty string | the first paragraph of the fn's doc comment, if any | `.with_description(..)` |
 /// | `crate` | string holding a path | `"::faas_core"` | the path every generated item goes through |
 ///
@@ -178,15 +179,14 @@ use proc_macro::TokenStream;
 ///
 /// ## `trigger = cron(..)`
 ///
-/// The schedule is checked at compile time. It has 5 fields
-/// (`minute hour day-of-month month day-of-week`), 6 (`second` first) or 7
-/// (`second` first, `year` last), or is a nickname: `@yearly`, `@annually`,
-/// `@monthly`, `@weekly`, `@daily`, `@hourly`. A field is a comma-separated
-/// list of `*`, `N`, `N-M`, `*/S` and `N-M/S`; months and weekdays also take
-/// names (`JAN`, `MON-FRI`), weekdays run 0-7 (0 and 7 are Sunday). The day
-/// of the month also takes `?`, `L`, `LW` and `NW`; the day of the week `?`,
-/// `NL` (last such weekday) and `N#K` (K-th such weekday). `timezone` is an
-/// IANA name; without it the schedule runs in UTC.
+/// The schedule is checked at compile time with `croner`, configured as the
+/// cron trigger configures it, so the macro accepts exactly what the
+/// scheduler runs: 5 fields (`minute hour day-of-month month day-of-week`),
+/// 6 with `second` first, or a nickname such as `@daily` or `@hourly`, with
+/// croner's extensions (`L`, `W`, `#`, names such as `JAN` and `MON-FRI`).
+/// `timezone` is an IANA name that `chrono-tz` knows (`"Europe/Pariss"` is a
+/// compile error that suggests `"Europe/Paris"`); without it the schedule
+/// runs in UTC.
 ///
 /// ```
 /// # use faas_core::TriggerSpec;
@@ -213,9 +213,9 @@ use proc_macro::TokenStream;
 ///
 /// ## `timeout`
 ///
-/// One or more `<whole number><unit>` parts, units `ms`, `s`, `m` and `h`,
-/// added up; spaces may separate them. Zero and fractions (`"1.5s"`: write
-/// `"1500ms"`) are rejected.
+/// A duration as `humantime` reads it, the same grammar as every other
+/// duration of the project: `"500ms"`, `"30s"`, `"1m 30s"`, `"2h"`. Zero, and
+/// anything shorter than a millisecond, is rejected.
 ///
 /// ```
 /// # use std::time::Duration;
@@ -241,15 +241,16 @@ use proc_macro::TokenStream;
 /// # }
 /// ```
 ///
-/// ## `retries`
+/// ## `max_attempts`
 ///
-/// The number of attempts after the first one: `retries = 0` means a single
-/// attempt. Retries apply to triggers that redeliver (events, queues,
+/// The number of attempts in all, the first included, as
+/// `RetryPolicy::max_attempts` counts them: `max_attempts = 1` means no
+/// retry. Retries apply to triggers that redeliver (events, queues,
 /// schedules); the other retry settings keep faas-core's defaults.
 ///
 /// ```
 /// # use faas_macros::function;
-/// #[function(retries = 4)]
+/// #[function(max_attempts = 5)]
 /// async fn flaky() {}
 ///
 /// # fn main() {

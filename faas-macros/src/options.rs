@@ -19,7 +19,7 @@ const OPTIONS: &[(&str, &str)] = &[
     ),
     ("timeout", "timeout = \"30s\""),
     ("concurrency", "concurrency = 100"),
-    ("retries", "retries = 3"),
+    ("max_attempts", "max_attempts = 3"),
     ("description", "description = \"Greets the caller\""),
     ("crate", "crate = \"::my_platform::faas\""),
 ];
@@ -33,9 +33,10 @@ const ALIASES: &[(&str, &str)] = &[
     ("deadline", "timeout"),
     ("max_in_flight", "concurrency"),
     ("max_concurrency", "concurrency"),
-    ("max_retries", "retries"),
-    ("retry", "retries"),
-    ("attempts", "retries"),
+    ("retries", "max_attempts"),
+    ("max_retries", "max_attempts"),
+    ("retry", "max_attempts"),
+    ("attempts", "max_attempts"),
     ("desc", "description"),
     ("doc", "description"),
     ("about", "description"),
@@ -57,8 +58,8 @@ pub(crate) struct FunctionOptions {
     pub(crate) timeout_millis: Option<u64>,
     /// `concurrency = N`.
     pub(crate) concurrency: Option<u32>,
-    /// `retries = N`.
-    pub(crate) retries: Option<u32>,
+    /// `max_attempts = N`, the first attempt included (as `RetryPolicy`).
+    pub(crate) max_attempts: Option<u32>,
     /// `description = ".."`.
     pub(crate) description: Option<LitStr>,
     /// `crate = ".."`.
@@ -155,12 +156,16 @@ impl FunctionOptions {
                     self.concurrency = Some(value);
                 }
             }
-            "retries" => {
+            "max_attempts" => {
                 let (lit, value) = integer_value(input, example)?;
-                if value == u32::MAX {
-                    errors.push(syn::Error::new(lit.span(), "`retries` is too large"));
+                if value == 0 {
+                    errors.push(syn::Error::new(
+                        lit.span(),
+                        "`max_attempts` counts the first attempt too: it must be at least 1 \
+                         (1 = no retry)",
+                    ));
                 } else {
-                    self.retries = Some(value);
+                    self.max_attempts = Some(value);
                 }
             }
             "description" => {
@@ -242,6 +247,10 @@ fn unknown_option(key: &Ident, key_name: &str) -> syn::Error {
             } else {
                 "trigger = cron(\"0 */5 * * * *\")"
             }
+        ),
+        Some("max_attempts") if key_name.contains("retr") => format!(
+            " Did you mean `max_attempts`? It counts the first attempt too, as \
+             `RetryPolicy::max_attempts` does: `{key_name} = 2` is `max_attempts = 3`."
         ),
         Some(candidate) => format!(
             " Did you mean `{candidate}`? It is written `{}`.",
@@ -338,7 +347,7 @@ mod tests {
             trigger = cron("0 */5 * * * *", timezone = "Europe/Paris"),
             timeout = "1m30s",
             concurrency = 10,
-            retries = 2,
+            max_attempts = 2,
             description = "Says hello",
             crate = "::my::faas",
         });
@@ -347,7 +356,7 @@ mod tests {
         assert_eq!(options.triggers.len(), 2);
         assert_eq!(options.timeout_millis, Some(90_000));
         assert_eq!(options.concurrency, Some(10));
-        assert_eq!(options.retries, Some(2));
+        assert_eq!(options.max_attempts, Some(2));
         assert_eq!(options.description.unwrap().value(), "Says hello");
         let krate = options.krate.unwrap();
         assert_eq!(quote!(#krate).to_string(), ":: my :: faas");
@@ -363,7 +372,7 @@ mod tests {
     #[test]
     fn reports_every_error_and_keeps_the_good_options() {
         let (options, errors) = parse(quote! {
-            timout = "5s", retries = 3, concurrency = 0, name = "a b", nme = "x"
+            timout = "5s", max_attempts = 3, concurrency = 0, name = "a b", nme = "x"
         });
         assert_eq!(errors.len(), 4, "{errors:?}");
         assert!(
@@ -374,7 +383,7 @@ mod tests {
         assert!(errors[1].contains("at least 1"), "{}", errors[1]);
         assert!(errors[2].contains("contains ` `"), "{}", errors[2]);
         assert!(errors[3].contains("Did you mean `name`?"), "{}", errors[3]);
-        assert_eq!(options.retries, Some(3));
+        assert_eq!(options.max_attempts, Some(3));
     }
 
     #[test]
@@ -427,12 +436,14 @@ mod tests {
                 "expected a string literal, written `timeout = \"30s\"`",
             ),
             (quote!(timeout), "`timeout` needs a value"),
-            (quote!(retries = "3"), "expected a whole number"),
-            (quote!(retries = -1), "expected a whole number"),
-            (quote!(retries = 3u8), "remove the `u8` suffix"),
+            (quote!(max_attempts = "3"), "expected a whole number"),
+            (quote!(max_attempts = -1), "expected a whole number"),
+            (quote!(max_attempts = 3u8), "remove the `u8` suffix"),
+            (quote!(max_attempts = 0), "at least 1"),
+            (quote!(retries = 2), "`retries = 2` is `max_attempts = 3`"),
             (quote!(concurrency = 99999999999), "too large"),
-            (quote!(retries = 3 4), "separate options with `,`"),
-            (quote!(timeout = "soon"), "expected a number"),
+            (quote!(max_attempts = 3 4), "separate options with `,`"),
+            (quote!(timeout = "soon"), "invalid duration \"soon\""),
             (quote!(crate = "not a path"), "is not a path"),
             (quote!(description = " "), "the description is empty"),
             (quote!("name"), "expected an option"),

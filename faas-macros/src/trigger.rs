@@ -44,6 +44,8 @@ pub(crate) enum TriggerKind {
         /// An IANA time zone name; `None` means UTC.
         timezone: Option<String>,
     },
+    /// An event source (`nats`, `redis`, `postgres`, `storage`).
+    Event(crate::event_trigger::EventSource),
 }
 
 impl Trigger {
@@ -67,10 +69,13 @@ pub(crate) fn parse(input: ParseStream<'_>) -> syn::Result<Trigger> {
     let kind = match kind.unraw().to_string().as_str() {
         "http" => parse_http(input)?,
         "cron" => parse_cron(input, span)?,
+        source @ ("nats" | "redis" | "postgres" | "storage") => {
+            TriggerKind::Event(crate::event_trigger::parse(source, span, input)?)
+        }
         other => {
             let hint = suggest::did_you_mean(
                 other,
-                &["http", "cron"],
+                &["http", "cron", "nats", "redis", "postgres", "storage"],
                 &[
                     ("https", "http"),
                     ("get", "http"),
@@ -85,7 +90,8 @@ pub(crate) fn parse(input: ParseStream<'_>) -> syn::Result<Trigger> {
                 span,
                 format!(
                     "unknown trigger `{other}`.{hint} Valid triggers are `http` \
-                     (`{HTTP_EXAMPLE}`) and `cron` (`{CRON_EXAMPLE}`)"
+                     (`{HTTP_EXAMPLE}`) and `cron` (`{CRON_EXAMPLE}`), and the event \
+                     sources `nats`, `redis`, `postgres` and `storage`"
                 ),
             ));
         }
@@ -168,6 +174,19 @@ pub(crate) fn validate_path(path: &str) -> Result<(), String> {
              path (the function reads the query from its request)"
         ));
     }
+    // The template grammar of the HTTP trigger's router (`{id}`, `{*rest}`).
+    let template = match path.trim_end_matches('/') {
+        "" => "/",
+        trimmed => trimmed,
+    };
+    matchit::Router::new()
+        .insert(template, ())
+        .map_err(|error| {
+            format!(
+                "the HTTP path \"{path}\" is not a route template: {error}; write parameters \
+                 as `{{name}}` for one segment or `{{*rest}}` for the rest of the path"
+            )
+        })?;
     Ok(())
 }
 
@@ -275,30 +294,14 @@ fn parse_cron(input: ParseStream<'_>, span: Span) -> syn::Result<TriggerKind> {
         }
         content.parse::<Token![=]>()?;
         let lit = string_value(&content, "timezone = \"Europe/Paris\"")?;
-        validate_timezone(&lit.value()).map_err(|reason| syn::Error::new(lit.span(), reason))?;
+        crate::cron::validate_timezone(&lit.value())
+            .map_err(|reason| syn::Error::new(lit.span(), reason))?;
         timezone = Some(lit.value());
     }
     Ok(TriggerKind::Cron {
         schedule: schedule.value().trim().to_owned(),
         timezone,
     })
-}
-
-/// Checks the shape of an IANA time zone name; whether the zone exists is
-/// checked by the cron trigger when it starts.
-pub(crate) fn validate_timezone(timezone: &str) -> Result<(), String> {
-    let well_formed = timezone.starts_with(|c: char| c.is_ascii_alphabetic())
-        && timezone
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '/' | '_' | '-' | '+'));
-    if well_formed {
-        Ok(())
-    } else {
-        Err(format!(
-            "\"{timezone}\" is not a time zone name: use an IANA name such as \
-             \"Europe/Paris\", \"America/New_York\" or \"UTC\""
-        ))
-    }
 }
 
 #[cfg(test)]
@@ -386,14 +389,18 @@ mod tests {
             (quote!(http(methods = ["FETCH"])), "Valid methods are `GET`"),
             (quote!(cron), "needs a schedule"),
             (quote!(cron()), "expected a string literal"),
-            (quote!(cron("* * *")), "has 3 fields"),
+            (quote!(cron("* * *")), "between 5 and 7 fields"),
             (
                 quote!(cron("@daily", tz = "UTC")),
                 "Did you mean `timezone`?",
             ),
             (
                 quote!(cron("@daily", timezone = "Paris time")),
-                "not a time zone name",
+                "not a known time zone",
+            ),
+            (
+                quote!(cron("@daily", timezone = "Europe/Pariss")),
+                "Did you mean \"Europe/Paris\"?",
             ),
             (
                 quote!(cron("@daily", timezone = "UTC", timezone = "UTC")),
@@ -414,10 +421,9 @@ mod tests {
         }
         assert!(validate_path("/").is_ok());
         assert!(validate_path("/users/{id}").is_ok());
-        assert!(validate_timezone("UTC").is_ok());
-        assert!(validate_timezone("America/Argentina/Buenos_Aires").is_ok());
-        assert!(validate_timezone("Etc/GMT+5").is_ok());
-        assert!(validate_timezone("").is_err());
+        assert!(validate_path("/files/{*path}").is_ok());
+        assert!(validate_path("/users/{id").is_err());
+        assert!(validate_path("/users/{*rest}/x").is_err());
     }
 
     #[test]

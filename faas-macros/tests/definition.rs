@@ -30,7 +30,7 @@ struct Reply {
     trigger = http(path = "/hello", methods = ["POST"]),
     timeout = "5s",
     concurrency = 10,
-    retries = 2
+    max_attempts = 3
 )]
 async fn hello(Json(greeting): Json<Greeting>, ctx: Context) -> Result<Json<Reply>, FunctionError> {
     if greeting.name.is_empty() {
@@ -53,7 +53,7 @@ async fn tick_tock() {}
 mod jobs {
     use faas_macros::function;
 
-    #[function(trigger = cron("@daily"), retries = 0)]
+    #[function(trigger = cron("@daily"), max_attempts = 1)]
     pub(crate) async fn nightly(body: String) -> String {
         body.to_uppercase()
     }

@@ -101,6 +101,23 @@
 //! will come as further features.
 
 mod error;
+#[cfg(any(
+    feature = "nats",
+    feature = "redis",
+    feature = "postgres",
+    feature = "storage"
+))]
+mod event;
+#[cfg(feature = "http")]
+pub mod gateway;
+#[cfg(feature = "nats")]
+pub mod nats;
+#[cfg(feature = "postgres")]
+pub mod postgres;
+#[cfg(feature = "redis")]
+pub mod redis;
+#[cfg(feature = "storage")]
+pub mod storage;
 
 #[cfg(feature = "cron")]
 pub mod cron;

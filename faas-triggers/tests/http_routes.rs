@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use bytes::Bytes;
 use common::{PATIENCE, TestServer, eventually};
-use faas_core::{Context, FunctionDefinition, Registry, TriggerSpec};
+use faas_core::{Context, FunctionDefinition, Path, Query, Registry, TriggerSpec};
 use faas_triggers::http::{HttpTrigger, HttpTriggerConfig};
 use http::Request;
 use http_body_util::{BodyExt, Full};
@@ -46,10 +46,80 @@ fn registry() -> Registry {
         FunctionDefinition::from_handler("inspect", inspect),
         FunctionDefinition::from_handler("echo", echo),
         FunctionDefinition::from_handler("orders", inspect).with_trigger(TriggerSpec::Http {
-            path: "/api/orders".into(),
+            path: "/api/orders/{id}".into(),
             methods: vec!["POST".into(), "GET".into()],
         }),
     ])
+}
+
+#[derive(serde::Deserialize)]
+struct Paging {
+    page: Option<u32>,
+}
+
+/// Reads a route parameter and the query.
+async fn item(Path((order, item)): Path<(u64, String)>, Query(paging): Query<Paging>) -> String {
+    format!("order {order}, item {item}, page {:?}", paging.page)
+}
+
+fn item_registry() -> Registry {
+    Registry::from([
+        FunctionDefinition::from_handler("item", item)
+            .with_trigger(TriggerSpec::http("/orders/{order}/items/{item}")),
+        FunctionDefinition::from_handler("echo", echo),
+    ])
+}
+
+#[tokio::test]
+async fn route_templates_give_path_parameters() {
+    let server = TestServer::start(item_registry()).await;
+    let answer = server.client.get("/orders/42/items/tea%20cup?page=2").await;
+    assert_eq!(answer.status, 200, "{}", answer.text());
+    assert_eq!(answer.text(), "order 42, item tea cup, page Some(2)");
+
+    // Behind the gateway's `/function/{name}` prefix the same template matches.
+    let answer = server
+        .client
+        .get("/function/item/orders/7/items/pen/")
+        .await;
+    assert_eq!(answer.text(), "order 7, item pen, page None");
+
+    // A parameter that does not parse, a query that does not: 400, JSON body.
+    let answer = server.client.get("/orders/forty-two/items/pen").await;
+    let body = answer.assert_error(400, "bad_input");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("`order`"),
+        "{body}"
+    );
+    server
+        .client
+        .get("/orders/1/items/pen?page=first")
+        .await
+        .assert_error(400, "bad_input");
+    // A value that is not UTF-8 once decoded.
+    server
+        .client
+        .get("/orders/1/items/%ff")
+        .await
+        .assert_error(400, "bad_input");
+
+    // No template matches and no default function: 404.
+    server
+        .client
+        .get("/orders/42")
+        .await
+        .assert_error(404, "not_found");
+    // Through `/function/item` with a path none of its templates match: the
+    // call has no parameters, and `Path` says so with a 404.
+    server
+        .client
+        .get("/function/item/elsewhere")
+        .await
+        .assert_error(404, "not_found");
+    server.stop().await;
 }
 
 #[tokio::test]
@@ -84,12 +154,12 @@ async fn declared_paths_and_the_default_function() {
     let server = TestServer::start_with(registry(), config).await;
     let answer = server
         .client
-        .post("/api/orders/42?full=1", "text/plain", "order")
+        .post("/api/orders/42/?full=1", "text/plain", "order")
         .await;
     assert_eq!(answer.status, 200, "{}", answer.text());
     let seen = serde_json::from_str::<serde_json::Value>(&answer.text()).unwrap();
     assert_eq!(seen["function"], "orders");
-    assert_eq!(seen["uri"], "/api/orders/42?full=1");
+    assert_eq!(seen["uri"], "/api/orders/42/?full=1");
     let answer = server
         .client
         .send(

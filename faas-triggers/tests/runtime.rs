@@ -33,7 +33,7 @@ async fn start(
     vars: &[(&str, &str)],
 ) -> (
     TestClient,
-    faas_core::ShutdownHandle,
+    faas_core::HostShutdown,
     tokio::task::JoinHandle<faas_triggers::Result<()>>,
 ) {
     let mut all = vec![("POD_IP", "127.0.0.1"), ("PORT", "0")];
@@ -49,7 +49,7 @@ async fn start(
 }
 
 async fn stop(
-    shutdown: faas_core::ShutdownHandle,
+    shutdown: faas_core::HostShutdown,
     task: tokio::task::JoinHandle<faas_triggers::Result<()>>,
 ) {
     shutdown.shutdown();

@@ -29,13 +29,15 @@ fn decoder() -> &'static RequestDecoder {
             FunctionDefinition::from_handler("small", echo)
                 .with_policy(InvocationPolicy::default().with_max_body_bytes(64)),
             FunctionDefinition::from_handler("orders", echo).with_trigger(TriggerSpec::Http {
-                path: "/api/orders".into(),
+                path: "/api/orders/{id}".into(),
                 methods: vec!["POST".into()],
             }),
         ]);
         let router = Router::new()
             .with_default_function("echo")
-            .with_path("/api/orders", "orders", &["POST"])
+            .with_path("/api/orders/{id}", "orders", &["POST"])
+            .expect("a valid route")
+            .with_path("/files/{*path}", "echo", &[] as &[&str])
             .expect("a valid route");
         RequestDecoder::new(registry, router, 64 * 1024)
     })
@@ -72,6 +74,10 @@ const PATHS: &[&str] = &[
     "/function/small/x",
     "/async-function/echo",
     "/api/orders/1",
+    "/api/orders/%ff",
+    "/api/orders/a%20b/",
+    "/files/a/b%2Fc",
+    "/function/orders/api/orders/7",
     "/_/health",
     "/metrics",
 ];

@@ -2,7 +2,8 @@
 //! run, written into `BENCHMARKS.md`.
 //!
 //! Each benchmark of the `faas-benches` package prints its figures as
-//! `BENCH {json}` lines (B1's come from criterion's estimates instead); this
+//! `BENCH {json}` lines (B1's come from criterion's estimates instead; B2's
+//! second variant from `wrk`, see [`outside_load`]); this
 //! command runs them, starts the services the cluster benchmarks need, and
 //! rewrites the results table of `BENCHMARKS.md` between its markers.
 
@@ -15,14 +16,15 @@ use serde::Deserialize;
 
 use crate::cluster::{self, ControlPlane};
 use crate::output;
+use crate::outside_load;
 use crate::service::Services;
 use crate::workspace::Workspace;
 
 /// `cargo xtask bench`.
 #[derive(Debug, clap::Args)]
 pub(crate) struct Args {
-    /// Run only these benchmarks (e.g. `--only B1 --only B2`).
-    #[arg(long, value_name = "ID")]
+    /// Run only these benchmarks (e.g. `--only B1,B2` or `--only B1 --only B2`).
+    #[arg(long, value_name = "ID", value_delimiter = ',')]
     only: Vec<String>,
     /// Shorter runs (for a quick look; the published figures use the default).
     #[arg(long)]
@@ -36,13 +38,27 @@ pub(crate) struct Args {
 
 /// One figure, as the benchmarks print it.
 #[derive(Debug, Deserialize)]
-struct Measurement {
-    id: String,
-    metric: String,
-    value: f64,
-    baseline: f64,
-    ratio: f64,
-    detail: String,
+pub(crate) struct Measurement {
+    pub(crate) id: String,
+    pub(crate) metric: String,
+    pub(crate) value: f64,
+    pub(crate) baseline: f64,
+    pub(crate) ratio: f64,
+    pub(crate) detail: String,
+}
+
+impl Measurement {
+    /// A figure against its baseline; the ratio is `value / baseline`.
+    pub(crate) fn new(id: &str, metric: &str, value: f64, baseline: f64, detail: &str) -> Self {
+        Measurement {
+            id: id.into(),
+            metric: metric.into(),
+            value,
+            baseline,
+            ratio: value / baseline,
+            detail: detail.into(),
+        }
+    }
 }
 
 const BEGIN: &str = "<!-- bench:begin -->";
@@ -61,6 +77,45 @@ pub(crate) fn run(ws: &Workspace, args: Args) -> Result<()> {
             cmd.env("B2_ROUNDS", "1").env("B2_SECONDS", "2");
         }
         results.extend(collect("B2", cmd)?);
+        // The same comparison driven by a standard outside load generator.
+        let settings = if args.quick {
+            outside_load::Settings {
+                rounds: 1,
+                seconds: 2,
+                connections: 16,
+            }
+        } else {
+            outside_load::Settings {
+                rounds: 3,
+                seconds: 8,
+                connections: 16,
+            }
+        };
+        results.extend(outside_load::run(ws, &settings)?);
+    }
+    if wanted("B3") {
+        let mut cmd = bench_command(ws, "b3_gateway");
+        if args.quick {
+            cmd.env("B3_ROUNDS", "1").env("B3_SECONDS", "2");
+        }
+        results.extend(collect("B3", cmd)?);
+    }
+    let traffic: Vec<&str> = ["B4", "B5", "B7"]
+        .into_iter()
+        .filter(|id| wanted(id))
+        .collect();
+    if !traffic.is_empty() {
+        let mut services = Services::default();
+        services.start(Box::new(ControlPlane::new(ws, args.cluster.clone())))?;
+        let mut cmd = bench_command(ws, "traffic_scale");
+        cmd.envs(services.env())
+            .env("TRAFFIC_BENCHES", traffic.join(","));
+        if args.quick {
+            cmd.env("B4_RUNS", "5").env("B5_SIZES", "1,5,25");
+        }
+        let outcome = collect("B4/B5/B7", cmd);
+        services.stop()?;
+        results.extend(outcome?);
     }
     if wanted("B6") {
         let mut services = Services::default();
@@ -88,7 +143,7 @@ pub(crate) fn run(ws: &Workspace, args: Args) -> Result<()> {
     }
     if results.is_empty() {
         bail!(
-            "no benchmark matched {:?} (known: B1, B2, B6, B9)",
+            "no benchmark matched {:?} (known: B1, B2, B3, B4, B5, B6, B7, B9)",
             args.only
         );
     }
@@ -106,6 +161,10 @@ pub(crate) fn run(ws: &Workspace, args: Args) -> Result<()> {
 fn bench_command(ws: &Workspace, bench: &str) -> Command {
     let mut cmd = ws.cargo();
     cmd.args(["bench", "-p", "faas-benches", "--bench", bench]);
+    // B1 and B2 need none of the cluster side (kube, faas-k8s): skip its build.
+    if bench != "b6_vnode" {
+        cmd.arg("--no-default-features");
+    }
     cmd
 }
 

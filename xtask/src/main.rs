@@ -3,6 +3,8 @@
 //! - `cargo xtask test` runs every test tier the way CI does (`.ci/run` calls it).
 //! - `cargo xtask cluster build|up|down|status|env` builds and runs the real
 //!   Kubernetes control plane the end-to-end tier talks to.
+//! - `cargo xtask services up|down|status|env` runs the brokers and the
+//!   database the event triggers' integration tests use.
 //! - `cargo xtask bench` runs the benchmarks against their baselines and
 //!   writes the results into `BENCHMARKS.md`.
 //!
@@ -14,8 +16,10 @@ mod bench;
 mod cluster;
 mod interrupt;
 mod output;
+mod outside_load;
 mod ports;
 mod process;
+mod servers;
 mod service;
 mod test;
 mod workspace;
@@ -40,6 +44,9 @@ enum Command {
     Cluster(cluster::Args),
     /// Run the benchmarks against their baselines and update BENCHMARKS.md.
     Bench(bench::Args),
+    /// Run the brokers and the database of the integration tier (NATS,
+    /// Redis, PostgreSQL) on 127.0.0.1.
+    Services(servers::Args),
 }
 
 fn main() -> std::process::ExitCode {
@@ -55,6 +62,7 @@ fn main() -> std::process::ExitCode {
         Command::Test(args) => test::run(&ws, args),
         Command::Cluster(args) => cluster::run(&ws, args),
         Command::Bench(args) => bench::run(&ws, args),
+        Command::Services(args) => servers::run(&ws, args),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

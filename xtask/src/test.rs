@@ -1,8 +1,12 @@
 //! `cargo xtask test`: every test tier, the way CI runs it.
 //!
-//! 1. checks: `cargo fmt --check`, clippy with `-D warnings`;
+//! 1. checks: `cargo fmt --check`, clippy with `-D warnings`, faas-core
+//!    built without default features (the function model alone);
 //! 2. tests: unit, integration and doc tests of the workspace (all but the
-//!    end-to-end crate);
+//!    end-to-end crate); the tests that need root run as root (through
+//!    `sudo -n` when `cargo xtask test` is not root itself);
+//!    end-to-end crate), with NATS, Redis and PostgreSQL running for the
+//!    event triggers (see [`crate::servers`]);
 //! 3. docs: `cargo doc` with `-D warnings`;
 //! 4. end-to-end: builds (or finds) the control plane, starts the services
 //!    the tier needs, runs `faas-e2e` against them, and stops them again,
@@ -14,6 +18,7 @@ use std::time::Instant;
 use anyhow::{Result, bail};
 
 use crate::cluster::{self, ControlPlane};
+use crate::servers;
 use crate::service::Services;
 use crate::workspace::Workspace;
 use crate::{interrupt, output};
@@ -155,18 +160,14 @@ fn steps(run: &mut Run<'_>, args: &Args) -> Result<()> {
                 "warnings",
             ]),
         )?;
+        // The function model alone: no hosting machinery (`local`), no macros.
+        run.step(
+            "faas-core without default features (the model alone)",
+            run.cargo(&["check", "-p", "faas-core", "--no-default-features"]),
+        )?;
     }
     if !args.e2e_only {
-        run.step(
-            "unit, integration and doc tests",
-            run.cargo(&[
-                "test",
-                "--workspace",
-                "--all-features",
-                "--exclude",
-                "faas-e2e",
-            ]),
-        )?;
+        integration(run, args)?;
     }
     if checks {
         let mut doc = run.cargo(&["doc", "--workspace", "--no-deps", "--all-features"]);
@@ -179,6 +180,98 @@ fn steps(run: &mut Run<'_>, args: &Args) -> Result<()> {
     Ok(())
 }
 
+/// Tests that skip (saying why) unless run as root, and fail when this is set and they cannot.
+const ROOT_TESTS_ENV: &str = "FAAS_ROOT_TESTS";
+
+/// The integration tests that need root (a network namespace): package, test target, name
+/// filter. They run through `sudo -n` as cargo's test runner when `cargo xtask test` itself is
+/// not root.
+const ROOT_TESTS: &[(&str, &str, &str)] = &[
+    ("faas-k8s", "pod_network", "network_namespace"),
+    ("faas-k8s", "process_backend", "network_namespace"),
+    ("faas-k8s", "function_backend", "network_namespace"),
+];
+
+fn root_tests(run: &mut Run<'_>) -> Result<()> {
+    let host = host_triple()?;
+    for (package, test, filter) in ROOT_TESTS {
+        let mut cmd = run.cargo(&[
+            "test",
+            "-p",
+            package,
+            "--all-features",
+            "--test",
+            test,
+            "--",
+            filter,
+        ]);
+        cmd.env(
+            format!(
+                "CARGO_TARGET_{}_RUNNER",
+                host.to_uppercase().replace(['-', '.'], "_")
+            ),
+            format!("sudo -n --preserve-env={ROOT_TESTS_ENV}"),
+        )
+        .env(ROOT_TESTS_ENV, "1");
+        run.step(&format!("root-only tests: {package} {test} (sudo -n)"), cmd)?;
+    }
+    Ok(())
+}
+
+/// Whether `kubectl` runs here.
+fn kubectl_present() -> bool {
+    Command::new("kubectl")
+        .args(["version", "--client"])
+        .output()
+        .is_ok_and(|out| out.status.success())
+}
+
+/// The host's target triple, as `rustc -vV` reports it.
+fn host_triple() -> Result<String> {
+    let output = Command::new(std::env::var("RUSTC").unwrap_or_else(|_| "rustc".to_owned()))
+        .arg("-vV")
+        .output()?;
+    String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .find_map(|line| line.strip_prefix("host: "))
+        .map(str::to_owned)
+        .ok_or_else(|| anyhow::anyhow!("rustc -vV names no host triple"))
+}
+
+/// Unit, integration and doc tests, with the brokers and the database the
+/// event triggers' integration tests need (started here unless already
+/// running, stopped afterwards).
+fn integration(run: &mut Run<'_>, args: &Args) -> Result<()> {
+    let mut services = Services::default();
+    services.keep_running(args.keep_services);
+    for server in servers::all(run.ws) {
+        services.start(server)?;
+    }
+    let mut tests = run.cargo(&[
+        "test",
+        "--workspace",
+        "--all-features",
+        "--exclude",
+        "faas-e2e",
+    ]);
+    tests.envs(services.env());
+    let root = nix::unistd::geteuid().is_root();
+    if root {
+        tests.env(ROOT_TESTS_ENV, "1");
+    }
+    let passed = run.step("unit, integration and doc tests", tests);
+    if matches!(passed, Ok(false) | Err(_)) {
+        services.print_logs(30);
+    }
+    let stopped = services.stop();
+    passed?;
+    stopped?;
+    if !root {
+        root_tests(run)?;
+    }
+    Ok(())
+}
+
 /// The end-to-end tier: compile it first (no cluster idles meanwhile), then
 /// bring up what it needs, run it, and stop what was started.
 fn end_to_end(run: &mut Run<'_>, args: &Args) -> Result<()> {
@@ -187,6 +280,19 @@ fn end_to_end(run: &mut Run<'_>, args: &Args) -> Result<()> {
     build.arg("--no-run");
     if !run.step("end-to-end: build the tests", build)? {
         return Ok(());
+    }
+    if !kubectl_present() {
+        // The end-to-end tests use kubectl where a person would; Debian packages it.
+        let mut install = Command::new("sh");
+        install
+            .args([
+                "-c",
+                "apt-get update -q && apt-get install -y -q --no-install-recommends kubectl",
+            ])
+            .env("DEBIAN_FRONTEND", "noninteractive");
+        if !run.step("end-to-end: install kubectl (apt-get)", install)? {
+            return Ok(());
+        }
     }
     let mut services = Services::default();
     services.keep_running(args.keep_services);

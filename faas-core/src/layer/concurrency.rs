@@ -1,5 +1,9 @@
-//! [`ConcurrencyLimitLayer`]: at most N calls at once; one more is refused at
+//! [`RefuseOverLimitLayer`]: at most N calls at once; one more is refused at
 //! once with `Overloaded`, never queued.
+//!
+//! Named apart from tower's `ConcurrencyLimit`, which makes a call over the
+//! limit wait for a permit: a function host would rather answer 429 at once
+//! and let the caller (or the source that redelivers) decide.
 
 use std::sync::Arc;
 use std::task::{Context as TaskContext, Poll};
@@ -18,16 +22,16 @@ use crate::output::Response;
 ///
 /// Clones of the layer and of its services share one semaphore.
 #[derive(Debug, Clone)]
-pub struct ConcurrencyLimitLayer {
+pub struct RefuseOverLimitLayer {
     semaphore: Arc<Semaphore>,
     max: usize,
 }
 
-impl ConcurrencyLimitLayer {
+impl RefuseOverLimitLayer {
     /// At most `max` calls at once.
     pub fn new(max: usize) -> Self {
         let max = max.min(Semaphore::MAX_PERMITS);
-        ConcurrencyLimitLayer {
+        RefuseOverLimitLayer {
             semaphore: Arc::new(Semaphore::new(max)),
             max,
         }
@@ -36,15 +40,15 @@ impl ConcurrencyLimitLayer {
     /// A limit sharing `semaphore` with other holders (e.g. a registered function's
     /// limiter); `max` is only reported in error messages.
     pub fn with_semaphore(semaphore: Arc<Semaphore>, max: usize) -> Self {
-        ConcurrencyLimitLayer { semaphore, max }
+        RefuseOverLimitLayer { semaphore, max }
     }
 }
 
-impl<S> Layer<S> for ConcurrencyLimitLayer {
-    type Service = ConcurrencyLimit<S>;
+impl<S> Layer<S> for RefuseOverLimitLayer {
+    type Service = RefuseOverLimit<S>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        ConcurrencyLimit {
+        RefuseOverLimit {
             inner,
             semaphore: Arc::clone(&self.semaphore),
             max: self.max,
@@ -52,15 +56,15 @@ impl<S> Layer<S> for ConcurrencyLimitLayer {
     }
 }
 
-/// The service of [`ConcurrencyLimitLayer`].
+/// The service of [`RefuseOverLimitLayer`].
 #[derive(Debug, Clone)]
-pub struct ConcurrencyLimit<S> {
+pub struct RefuseOverLimit<S> {
     inner: S,
     semaphore: Arc<Semaphore>,
     max: usize,
 }
 
-impl<S> Service<Invocation> for ConcurrencyLimit<S>
+impl<S> Service<Invocation> for RefuseOverLimit<S>
 where
     S: Service<Invocation, Response = Response, Error = FunctionError>,
     S::Future: Send + 'static,
@@ -118,7 +122,7 @@ mod tests {
             let wait = Arc::clone(&wait);
             async move { wait.notified().await }
         });
-        let layer = ConcurrencyLimitLayer::new(1);
+        let layer = RefuseOverLimitLayer::new(1);
         let first = tokio::spawn(
             layer
                 .layer(f.clone().into_service())
@@ -144,7 +148,7 @@ mod tests {
     async fn closed_semaphore_is_unavailable() {
         let semaphore = Arc::new(Semaphore::new(1));
         semaphore.close();
-        let err = ConcurrencyLimitLayer::with_semaphore(semaphore, 1)
+        let err = RefuseOverLimitLayer::with_semaphore(semaphore, 1)
             .layer(handler_fn(|| async {}).into_service())
             .oneshot(Invocation::new(""))
             .await

@@ -1,23 +1,28 @@
-//! The pieces of an [`InvocationPolicy`](crate::InvocationPolicy) as
-//! [`tower`] layers over `Service<Invocation, Response = Response, Error = FunctionError>`.
+//! [`tower`] layers over `Service<Invocation, Response = Response, Error = FunctionError>`:
+//! the pieces of an [`InvocationPolicy`](crate::InvocationPolicy), and the
+//! layers that hand values to every call.
 //!
-//! Stack them, outermost first: [`ConcurrencyLimitLayer`] (refuse at once when
-//! full), [`TimeoutLayer`] (deadline and cancellation), [`CatchPanicLayer`] (a
-//! panic becomes an error), around a [`FunctionService`](crate::FunctionService);
-//! for event deliveries add [`RetryLayer`] on the outside. The
-//! [`Dispatcher`](crate::Dispatcher) applies the same policies in this order,
-//! with the same decisions and errors, but in a single future per call rather
-//! than a boxed future per layer.
+//! Policy, outermost first: [`RefuseOverLimitLayer`] (refuse at once when
+//! full; named apart from tower's `ConcurrencyLimitLayer`, which waits),
+//! [`TimeoutLayer`] (deadline and cancellation), [`CatchPanicLayer`] (a panic
+//! becomes an error), around a [`FunctionService`](crate::FunctionService);
+//! for event deliveries add [`RetryLayer`] on the outside. Values:
+//! [`StateLayer`] gives every call the host's [`State`](crate::State), and
+//! [`Extension`](crate::Extension) is itself a layer ([`AddExtension`]).
+//!
+//! Any of these, or any other tower layer of invocations, wraps one function
+//! before it is registered ([`FunctionDefinition::layer`](crate::FunctionDefinition::layer))
+//! or every call of a host (`LocalExecutorBuilder::layer`, [`Registry::layer`](crate::Registry::layer)).
 //!
 //! ```
 //! use std::time::Duration;
-//! use faas_core::layer::{CatchPanicLayer, ConcurrencyLimitLayer, TimeoutLayer};
+//! use faas_core::layer::{CatchPanicLayer, RefuseOverLimitLayer, TimeoutLayer};
 //! use faas_core::{handler_fn, Function, Invocation};
 //! use tower::{ServiceBuilder, ServiceExt};
 //!
 //! # tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap().block_on(async {
 //! let service = ServiceBuilder::new()
-//!     .layer(ConcurrencyLimitLayer::new(10))
+//!     .layer(RefuseOverLimitLayer::new(10))
 //!     .layer(TimeoutLayer::new(Some(Duration::from_secs(1))))
 //!     .layer(CatchPanicLayer::new())
 //!     .service(handler_fn(|| async { "ok" }).into_service());
@@ -28,11 +33,14 @@
 
 pub(crate) mod catch_panic;
 pub(crate) mod concurrency;
+mod extension;
 pub(crate) mod retry;
 pub(crate) mod timeout;
 
 pub use catch_panic::{CatchPanic, CatchPanicLayer};
-pub use concurrency::{ConcurrencyLimit, ConcurrencyLimitLayer};
+pub use concurrency::{RefuseOverLimit, RefuseOverLimitLayer};
+
+pub use extension::{AddExtension, AddState, StateLayer};
 pub use retry::{Retry, RetryLayer, RetryOutcome};
 pub use timeout::{Timeout, TimeoutLayer};
 

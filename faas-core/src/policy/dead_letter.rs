@@ -1,5 +1,6 @@
 //! [`DeadLetter`]: where a delivery goes when its last attempt failed.
 
+use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
@@ -21,10 +22,15 @@ pub struct DeadLetterEntry {
     pub request: http::Request<Bytes>,
     /// The error of the last attempt.
     pub error: FunctionError,
-    /// How many attempts were made.
+    /// How many attempts were made (the broker's delivery count for a
+    /// redelivering source).
     pub attempts: u32,
     /// When the delivery was given up.
     pub failed_at: SystemTime,
+    /// Where the message came from, as its source names it (`subject`,
+    /// `stream`, `sequence`, `table`, `id`, ...), so it can be traced back and
+    /// replayed.
+    pub attributes: BTreeMap<String, String>,
 }
 
 impl DeadLetterEntry {
@@ -43,42 +49,49 @@ impl DeadLetterEntry {
             error,
             attempts,
             failed_at: SystemTime::now(),
+            attributes: BTreeMap::new(),
         }
+    }
+
+    /// Adds a source attribute (the subject, stream, sequence, ...).
+    #[must_use]
+    pub fn with_attribute(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+        self.attributes.insert(name.into(), value.into());
+        self
     }
 }
 
-/// A destination for failed deliveries: a queue's dead-letter subject, a table, a log.
+/// A destination for failed deliveries: a queue's dead-letter subject or
+/// stream, a table, a log.
 ///
-/// [`dead_letter`](Self::dead_letter) is the one method to write. A destination
-/// that can fail to store a letter should also override
-/// [`try_dead_letter`](Self::try_dead_letter), so the dispatcher knows the letter is
-/// not safe and the trigger does not acknowledge the message.
+/// Storing a letter can fail (the broker is down, the table is gone): then
+/// [`dead_letter`](Self::dead_letter) returns the error, the letter is not
+/// safe, and the trigger does not acknowledge the message; the source
+/// redelivers it and the dead letter is tried again.
 ///
 /// ```
 /// use async_trait::async_trait;
-/// use faas_core::{DeadLetter, DeadLetterEntry};
+/// use faas_core::{DeadLetter, DeadLetterEntry, Error};
 ///
 /// struct LogDeadLetter;
 ///
 /// #[async_trait]
 /// impl DeadLetter for LogDeadLetter {
-///     async fn dead_letter(&self, letter: DeadLetterEntry) {
+///     async fn dead_letter(&self, letter: DeadLetterEntry) -> Result<(), Error> {
 ///         eprintln!("gave up on {} after {} attempts: {}", letter.call_id, letter.attempts, letter.error);
+///         Ok(())
 ///     }
 /// }
 /// ```
 #[async_trait]
 pub trait DeadLetter: Send + Sync + 'static {
     /// Stores a failed delivery.
-    async fn dead_letter(&self, letter: DeadLetterEntry);
-
-    /// Stores a failed delivery, reporting whether it was stored.
     ///
-    /// The default calls [`dead_letter`](Self::dead_letter) and reports success.
-    async fn try_dead_letter(&self, letter: DeadLetterEntry) -> Result<(), Error> {
-        self.dead_letter(letter).await;
-        Ok(())
-    }
+    /// # Errors
+    ///
+    /// When the letter could not be stored; the message is then not
+    /// acknowledged.
+    async fn dead_letter(&self, letter: DeadLetterEntry) -> Result<(), Error>;
 }
 
 /// A dead letter that keeps entries in memory, for tests and local runs.
@@ -141,9 +154,10 @@ impl InMemoryDeadLetter {
 
 #[async_trait]
 impl DeadLetter for InMemoryDeadLetter {
-    async fn dead_letter(&self, letter: DeadLetterEntry) {
+    async fn dead_letter(&self, letter: DeadLetterEntry) -> Result<(), Error> {
         self.lock().push(letter);
         self.added.notify_waiters();
+        Ok(())
     }
 }
 
@@ -164,13 +178,15 @@ mod tests {
             http::Request::new(Bytes::from_static(b"body")),
             FunctionError::timeout("slow"),
             3,
-        );
-        dead.try_dead_letter(entry).await.unwrap();
+        )
+        .with_attribute("subject", "orders.created");
+        dead.dead_letter(entry).await.unwrap();
         waiter.await.unwrap();
         let entries = dead.entries();
         assert_eq!(entries.len(), 1);
         assert_eq!(entries[0].attempts, 3);
         assert_eq!(entries[0].request.body(), "body");
+        assert_eq!(entries[0].attributes["subject"], "orders.created");
         assert_eq!(dead.take().len(), 1);
         assert!(dead.is_empty());
     }

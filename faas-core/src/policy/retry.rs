@@ -25,7 +25,12 @@ use crate::error::{ErrorKind, FunctionError};
 /// assert!(!retry.should_retry(&FunctionError::timeout("slow"), 4));
 /// assert!(!retry.should_retry(&FunctionError::bad_input("no"), 1));
 /// ```
+///
+/// `#[non_exhaustive]`: build it from [`RetryPolicy::default`] or
+/// [`RetryPolicy::new`] with the `with_*` methods, so a setting added later
+/// breaks no caller.
 #[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
 pub struct RetryPolicy {
     /// Attempts in all, the first included (1 = no retry). Default 3.
     pub max_attempts: u32,
@@ -120,6 +125,11 @@ impl RetryPolicy {
     }
 
     /// The delay before the attempt after failed attempt `attempt` (1-based).
+    ///
+    /// A formula of the attempt number rather than `backon`'s stateful
+    /// iterator: a source that redelivers (a queue, a database) knows only
+    /// the delivery count the broker gives it, not the delays before, and
+    /// must compute the delay of that one redelivery.
     pub fn backoff(&self, attempt: u32) -> Duration {
         let max = self.max_backoff.as_secs_f64();
         let exponent = attempt.saturating_sub(1).min(1024) as i32;
@@ -134,7 +144,7 @@ impl RetryPolicy {
         } else {
             0.0
         };
-        let factor = 1.0 - jitter + 2.0 * jitter * crate::rand::unit();
+        let factor = 1.0 - jitter + 2.0 * jitter * fastrand::f64();
         let delay = (base * factor).clamp(0.0, max);
         Duration::try_from_secs_f64(delay).unwrap_or(self.max_backoff)
     }

@@ -15,7 +15,7 @@ use super::{
 use crate::definition::FunctionDefinition;
 use crate::error::{Error, ErrorKind, FunctionError, Result};
 use crate::invocation::Invocation;
-use crate::logs::{LogLine, LogOptions};
+use crate::logs::{LogLine, LogQuery};
 use crate::output::Response;
 use crate::registry::{RegisteredFunction, Registry};
 use crate::trigger::Dispatcher;
@@ -344,7 +344,7 @@ impl Provider for LocalProvider {
     async fn logs(
         &self,
         function: &FunctionRef,
-        options: LogOptions,
+        options: LogQuery,
     ) -> BoxStream<'static, ProviderResult<LogLine>> {
         let known = self
             .local_name(function)
@@ -522,7 +522,7 @@ mod tests {
             .unwrap_err();
         assert_eq!(err.kind(), ErrorKind::NotFound);
         let mut logs = provider
-            .logs(&FunctionRef::named("ghost"), LogOptions::new())
+            .logs(&FunctionRef::named("ghost"), LogQuery::new())
             .await;
         assert!(matches!(
             logs.next().await,
@@ -646,7 +646,7 @@ mod tests {
             .await
             .unwrap_err();
         let lines: Vec<LogLine> = provider
-            .logs(&FunctionRef::named("echo"), LogOptions::new())
+            .logs(&FunctionRef::named("echo"), LogQuery::new())
             .await
             .map(|line| line.unwrap())
             .collect()
@@ -657,7 +657,7 @@ mod tests {
         assert!(lines[2].text.contains("status=400"));
         assert!(lines[2].text.contains("bad_input"));
         let tail: Vec<_> = provider
-            .logs(&FunctionRef::named("echo"), LogOptions::new().with_tail(1))
+            .logs(&FunctionRef::named("echo"), LogQuery::new().with_tail(1))
             .await
             .collect()
             .await;

@@ -9,6 +9,7 @@
 
 mod deployment;
 mod error;
+#[cfg(feature = "local")]
 mod local;
 mod reference;
 mod status;
@@ -22,13 +23,14 @@ use futures::stream::BoxStream;
 
 pub use deployment::FunctionDeployment;
 pub use error::ProviderError;
+#[cfg(feature = "local")]
 pub use local::LocalProvider;
 pub use reference::{DEFAULT_NAMESPACE, FunctionRef, InvalidFunctionRef};
 pub use status::FunctionStatus;
 
 use crate::error::FunctionError;
 use crate::invocation::Invocation;
-use crate::logs::{LogLine, LogOptions};
+use crate::logs::{LogLine, LogQuery};
 use crate::output::Response;
 
 /// The result of a provider operation.
@@ -87,12 +89,12 @@ pub trait Provider: Send + Sync {
         invocation: Invocation,
     ) -> Result<Response, FunctionError>;
 
-    /// The function's log lines; with [`LogOptions::follow`] the stream stays open
+    /// The function's log lines; with [`LogQuery::follow`] the stream stays open
     /// for new lines. An unknown function gives a stream with one error.
     async fn logs(
         &self,
         function: &FunctionRef,
-        options: LogOptions,
+        options: LogQuery,
     ) -> BoxStream<'static, ProviderResult<LogLine>>;
 
     /// The function's status now, then again each time it changes; ends after an error (such

@@ -31,7 +31,7 @@ use futures::StreamExt as _;
 use super::{FunctionDeployment, FunctionRef, FunctionStatus, Provider, ProviderError};
 use crate::error::ErrorKind;
 use crate::invocation::Invocation;
-use crate::logs::LogOptions;
+use crate::logs::LogQuery;
 
 /// What the suite deploys, and where.
 #[derive(Debug, Clone)]
@@ -164,7 +164,7 @@ pub async fn run<P: Provider + ?Sized>(
             .is_err_and(|error| error.kind() == ErrorKind::NotFound),
         invoked.as_ref().map(|r| r.status()),
     )?;
-    let first_log = provider.logs(&ghost, LogOptions::new()).await.next().await;
+    let first_log = provider.logs(&ghost, LogQuery::new()).await.next().await;
     check(
         "the log of an unknown function is one NotFound",
         matches!(first_log, Some(Err(ProviderError::NotFound { .. }))),
@@ -225,7 +225,7 @@ pub async fn run<P: Provider + ?Sized>(
 
     // Its log has lines, and a tail of one has one.
     let lines: Vec<_> = provider
-        .logs(&function, LogOptions::new())
+        .logs(&function, LogQuery::new())
         .await
         .collect()
         .await;
@@ -235,7 +235,7 @@ pub async fn run<P: Provider + ?Sized>(
         &lines,
     )?;
     let tail: Vec<_> = provider
-        .logs(&function, LogOptions::new().with_tail(1))
+        .logs(&function, LogQuery::new().with_tail(1))
         .await
         .collect()
         .await;

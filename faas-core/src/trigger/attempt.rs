@@ -16,6 +16,7 @@
 
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
+use std::time::SystemTime;
 
 use futures::FutureExt as _;
 use futures::future::BoxFuture;
@@ -23,7 +24,6 @@ use tokio::sync::SemaphorePermit;
 use tokio::time::Instant;
 
 use crate::cancellation::CallCancellation;
-use crate::clock::wall_time;
 use crate::context::CallId;
 use crate::error::FunctionError;
 use crate::function::Function;
@@ -83,7 +83,7 @@ impl<'a> Attempt<'a> {
         let counted = registered.start_call();
         let gauge = metrics.start();
         let context = invocation.context_mut();
-        let call_id = context.call_id_made_at(|| wall_time(start)).clone();
+        let call_id = context.call_id_made_at(SystemTime::now).clone();
         let attempt = context.attempt();
         let deadline = effective_deadline(start, registered.policy().timeout(), context.deadline());
         let step = match registered.limiter().try_acquire() {
@@ -171,7 +171,7 @@ impl<'a> Attempt<'a> {
                     elapsed,
                     error: result.as_ref().err().map(ToString::to_string),
                 },
-                wall_time(finished),
+                SystemTime::now(),
             );
             result
         }

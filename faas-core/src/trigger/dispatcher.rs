@@ -13,8 +13,9 @@ use http::HeaderValue;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use super::Delivery;
 use super::attempt::Attempt;
+use super::delivery::settled_in_process;
+use super::{Delivery, Readiness};
 use crate::cancellation::CallCancellation;
 use crate::context::CALL_ID_HEADER;
 use crate::error::FunctionError;
@@ -64,6 +65,7 @@ struct Shared {
     metrics: Metrics,
     log: InvocationLog,
     accepting: AtomicBool,
+    readiness: Readiness,
     hard_stop: CancellationToken,
     tracker: TaskTracker,
 }
@@ -92,6 +94,7 @@ impl Dispatcher {
                 metrics,
                 log,
                 accepting: AtomicBool::new(true),
+                readiness: Readiness::default(),
                 hard_stop: CancellationToken::new(),
                 tracker: TaskTracker::new(),
             }),
@@ -116,6 +119,12 @@ impl Dispatcher {
     /// Whether it accepts new calls (false once its host began shutting down).
     pub fn is_accepting(&self) -> bool {
         self.shared.accepting.load(Ordering::Acquire)
+    }
+
+    /// The readiness of the host's event sources: a source that cannot reach
+    /// its server marks itself not ready here, and `/_/ready` answers 503.
+    pub fn readiness(&self) -> &Readiness {
+        &self.shared.readiness
     }
 
     /// Calls (and deliveries, retries included) running now.
@@ -202,11 +211,16 @@ impl Dispatcher {
                 .clone();
             let registered = match self.admit(function, &mut invocation) {
                 Ok(admitted) => admitted,
-                Err(error) => return Delivery::new(call_id, Err(error), 0, false),
+                Err(error) => {
+                    let later = settled_in_process(false, false, None);
+                    return Delivery::new(call_id, Err(error), 0, false, later);
+                }
             };
+            let policy = Some(registered.policy());
             if let Err(error) = check_body(&registered, &invocation) {
                 let dead_lettered = self.dead_letter(&registered, &invocation, &error, 0).await;
-                return Delivery::new(call_id, Err(error), 0, dead_lettered);
+                let settlement = settled_in_process(false, dead_lettered, policy);
+                return Delivery::new(call_id, Err(error), 0, dead_lettered, settlement);
             }
             // The delivery's token; each attempt gets a child of it, so a timed-out
             // attempt does not stop the retries, and a shutdown stops them all.
@@ -230,15 +244,32 @@ impl Dispatcher {
                 })
                 .await;
             match outcome.result {
-                Ok(response) => Delivery::new(call_id, Ok(response), outcome.attempts, false),
-                Err(error) if outcome.cancelled => {
-                    Delivery::new(call_id, Err(error), outcome.attempts, false)
-                }
+                Ok(response) => Delivery::new(
+                    call_id,
+                    Ok(response),
+                    outcome.attempts,
+                    false,
+                    settled_in_process(true, false, policy),
+                ),
+                Err(error) if outcome.cancelled => Delivery::new(
+                    call_id,
+                    Err(error),
+                    outcome.attempts,
+                    false,
+                    settled_in_process(false, false, None),
+                ),
                 Err(error) => {
                     let dead_lettered = self
                         .dead_letter(&registered, &invocation, &error, outcome.attempts)
                         .await;
-                    Delivery::new(call_id, Err(error), outcome.attempts, dead_lettered)
+                    let settlement = settled_in_process(false, dead_lettered, policy);
+                    Delivery::new(
+                        call_id,
+                        Err(error),
+                        outcome.attempts,
+                        dead_lettered,
+                        settlement,
+                    )
                 }
             }
         }
@@ -315,7 +346,7 @@ impl Dispatcher {
             error.clone(),
             attempts,
         );
-        match dead_letter.try_dead_letter(entry).await {
+        match dead_letter.dead_letter(entry).await {
             Ok(()) => {
                 self.shared.log.push(
                     registered.name(),

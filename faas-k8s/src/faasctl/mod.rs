@@ -22,7 +22,7 @@ use std::io::{IsTerminal as _, Read as _, Write as _};
 use std::time::Duration;
 
 use faas_core::{
-    FunctionDeployment, FunctionRef, Invocation, LogOptions, Provider, ProviderError, ScalingHints,
+    FunctionDeployment, FunctionRef, Invocation, LogQuery, Provider, ProviderError, ScalingHints,
 };
 use futures::StreamExt as _;
 use kube::api::{Patch, PatchParams};
@@ -219,7 +219,7 @@ async fn execute(args: FaasctlArgs) -> Result<(), Failure> {
         }
         Command::Logs { name, follow, tail } => {
             let function = at(&name);
-            let mut options = LogOptions::new().with_follow(follow);
+            let mut options = LogQuery::new().with_follow(follow);
             if let Some(tail) = tail {
                 options = options.with_tail(tail);
             }

@@ -55,10 +55,24 @@ pub struct PodLaunch {
     pub key: PodKey,
     /// Its containers, in spec order.
     pub containers: Vec<ContainerLaunch>,
+    /// Its init containers, in spec order: they run one after the other to completion before
+    /// the containers start (the node starts each with
+    /// [`restart_container`](PodBackend::restart_container)).
+    pub init_containers: Vec<ContainerLaunch>,
     /// The pod's labels.
     pub labels: BTreeMap<String, String>,
     /// The pod's annotations.
     pub annotations: BTreeMap<String, String>,
+    /// For a `hostNetwork: true` pod, the node's address: the pod runs in the node's own network,
+    /// reports this address as its own and gets none reserved.
+    pub host_network: Option<IpAddr>,
+    /// The hostname its containers see (`spec.hostname`, else the pod's name).
+    pub hostname: Option<String>,
+    /// The kubelet-managed `/etc/hosts` its containers see (none for a `hostNetwork` pod, which
+    /// sees the node's).
+    pub hosts_file: Option<String>,
+    /// Its volumes, resolved (the files of ConfigMaps, Secrets, the downward API, tokens).
+    pub volumes: Vec<VolumeLaunch>,
 }
 
 impl PodLaunch {
@@ -67,9 +81,43 @@ impl PodLaunch {
         Self {
             key,
             containers,
+            init_containers: Vec::new(),
             labels: BTreeMap::new(),
             annotations: BTreeMap::new(),
+            host_network: None,
+            hostname: None,
+            hosts_file: None,
+            volumes: Vec::new(),
         }
+    }
+
+    /// Sets the volumes.
+    #[must_use]
+    pub fn with_volumes(mut self, volumes: Vec<VolumeLaunch>) -> Self {
+        self.volumes = volumes;
+        self
+    }
+
+    /// Sets the hostname and the `/etc/hosts` content the containers see.
+    #[must_use]
+    pub fn with_host_identity(mut self, hostname: String, hosts_file: Option<String>) -> Self {
+        self.hostname = Some(hostname);
+        self.hosts_file = hosts_file;
+        self
+    }
+
+    /// Runs the pod in the node's network, on the node's address `host_ip` (`hostNetwork: true`).
+    #[must_use]
+    pub fn with_host_network(mut self, host_ip: IpAddr) -> Self {
+        self.host_network = Some(host_ip);
+        self
+    }
+
+    /// Sets the init containers.
+    #[must_use]
+    pub fn with_init_containers(mut self, init_containers: Vec<ContainerLaunch>) -> Self {
+        self.init_containers = init_containers;
+        self
     }
 
     /// Sets the labels.
@@ -105,6 +153,14 @@ pub struct ContainerLaunch {
     pub working_dir: Option<String>,
     /// The container ports the spec declares.
     pub ports: Vec<u16>,
+    /// Where the container may write why it ended (`terminationMessagePath`), reported in its
+    /// terminated state.
+    pub termination_message_path: Option<String>,
+    /// With an empty termination message and a failed run, report the end of its log instead
+    /// (`terminationMessagePolicy: FallbackToLogsOnError`).
+    pub termination_message_from_logs: bool,
+    /// Where the pod's volumes appear in the container.
+    pub mounts: Vec<MountLaunch>,
 }
 
 impl ContainerLaunch {
@@ -118,7 +174,26 @@ impl ContainerLaunch {
             env: Vec::new(),
             working_dir: None,
             ports: Vec::new(),
+            termination_message_path: None,
+            termination_message_from_logs: false,
+            mounts: Vec::new(),
         }
+    }
+
+    /// Sets the volume mounts.
+    #[must_use]
+    pub fn with_mounts(mut self, mounts: Vec<MountLaunch>) -> Self {
+        self.mounts = mounts;
+        self
+    }
+
+    /// Sets the termination message path and whether a failed run with no message reports the
+    /// end of its log.
+    #[must_use]
+    pub fn with_termination_message(mut self, path: Option<String>, from_logs: bool) -> Self {
+        self.termination_message_path = path;
+        self.termination_message_from_logs = from_logs;
+        self
     }
 
     /// Sets the command.
@@ -154,6 +229,135 @@ impl ContainerLaunch {
     pub fn with_ports(mut self, ports: Vec<u16>) -> Self {
         self.ports = ports;
         self
+    }
+}
+
+/// One volume of a [`PodLaunch`], resolved by the node.
+#[non_exhaustive]
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct VolumeLaunch {
+    /// The volume's name in the pod spec.
+    pub name: String,
+    /// Its files (ConfigMap, Secret, downward API, projected); `None` for an `emptyDir`.
+    pub files: Option<Vec<VolumeFile>>,
+    /// An `emptyDir` with `medium: Memory`.
+    pub memory: bool,
+}
+
+impl VolumeLaunch {
+    /// An empty directory for the pod's containers to share.
+    pub fn empty_dir(name: impl Into<String>, memory: bool) -> Self {
+        Self {
+            name: name.into(),
+            files: None,
+            memory,
+        }
+    }
+
+    /// A volume holding `files`.
+    pub fn files(name: impl Into<String>, files: Vec<VolumeFile>) -> Self {
+        Self {
+            name: name.into(),
+            files: Some(files),
+            memory: false,
+        }
+    }
+}
+
+/// One file of a [`VolumeLaunch`].
+#[non_exhaustive]
+#[derive(Clone, PartialEq, Eq)]
+pub struct VolumeFile {
+    /// Its path inside the volume (relative, may hold directories).
+    pub path: String,
+    /// Its content.
+    pub content: Vec<u8>,
+    /// Its permission bits.
+    pub mode: u32,
+}
+
+impl VolumeFile {
+    /// A file from its parts (`mode` as the API gives it; only permission bits are kept).
+    pub fn new(path: impl Into<String>, content: Vec<u8>, mode: i32) -> Self {
+        Self {
+            path: path.into(),
+            content,
+            mode: u32::try_from(mode).unwrap_or(0o644) & 0o777,
+        }
+    }
+}
+
+impl fmt::Debug for VolumeFile {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Secrets and tokens stay out of logs.
+        f.debug_struct("VolumeFile")
+            .field("path", &self.path)
+            .field("bytes", &self.content.len())
+            .field("mode", &format_args!("{:o}", self.mode))
+            .finish()
+    }
+}
+
+/// Where a volume appears in a container (`volumeMounts`).
+#[non_exhaustive]
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MountLaunch {
+    /// The volume's name.
+    pub volume: String,
+    /// The absolute path in the container.
+    pub mount_path: String,
+    /// Only this path inside the volume, if set.
+    pub sub_path: Option<String>,
+    /// Mounted read-only.
+    pub read_only: bool,
+}
+
+impl MountLaunch {
+    /// A mount of `volume` at `mount_path`.
+    pub fn new(volume: impl Into<String>, mount_path: impl Into<String>) -> Self {
+        Self {
+            volume: volume.into(),
+            mount_path: mount_path.into(),
+            sub_path: None,
+            read_only: false,
+        }
+    }
+
+    /// Mounts only `sub_path` of the volume.
+    #[must_use]
+    pub fn with_sub_path(mut self, sub_path: Option<String>) -> Self {
+        self.sub_path = sub_path;
+        self
+    }
+
+    /// Mounts it read-only.
+    #[must_use]
+    pub fn read_only(mut self, read_only: bool) -> Self {
+        self.read_only = read_only;
+        self
+    }
+}
+
+/// What one container uses, as `/stats/summary` reports it.
+#[non_exhaustive]
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ContainerUsage {
+    /// The container's name.
+    pub name: String,
+    /// CPU time used by its processes since they started, in nanoseconds.
+    pub cpu_nanoseconds: u64,
+    /// Resident memory of its processes, in bytes.
+    pub memory_bytes: u64,
+}
+
+impl ContainerUsage {
+    /// A usage from its parts.
+    pub fn new(name: impl Into<String>, cpu_nanoseconds: u64, memory_bytes: u64) -> Self {
+        Self {
+            name: name.into(),
+            cpu_nanoseconds,
+            memory_bytes,
+        }
     }
 }
 
@@ -252,6 +456,8 @@ pub struct Terminated {
     pub started_at: SystemTime,
     /// When it ended.
     pub finished_at: SystemTime,
+    /// What the container left in its termination message file (or the end of its log).
+    pub message: Option<String>,
 }
 
 /// What the node advertises as its capacity and allocatable resources.
@@ -291,6 +497,9 @@ pub struct LogOptions {
     pub follow: bool,
     /// Stop after this many bytes.
     pub limit_bytes: Option<usize>,
+    /// The log of the container's previous run instead of its current one (`kubectl logs
+    /// --previous`).
+    pub previous: bool,
 }
 
 /// Change notifications: the key of a pod whose runtime status changed (notify, not poll).
@@ -322,6 +531,15 @@ pub enum BackendError {
         /// What the operating system said.
         #[source]
         source: std::io::Error,
+    },
+    /// The container has no previous run whose log is kept (`kubectl logs --previous` of a
+    /// container that never restarted, or of a backend that keeps no per-run logs).
+    #[error("previous terminated container {container:?} in pod {pod} not found")]
+    NoPreviousRun {
+        /// The pod.
+        pod: PodKey,
+        /// The container's name.
+        container: String,
     },
     /// The backend has no room left (addresses, slots).
     #[error("the backend has no capacity left")]
@@ -388,7 +606,10 @@ pub trait PodBackend: Send + Sync + 'static {
     /// What the node advertises as capacity and allocatable.
     fn capacity(&self) -> Capacity;
 
-    /// Starts every container of the pod. Idempotent for an existing key (adoption): it then returns
+    /// Starts every container of the pod, or, when it has init containers, only the first of
+    /// them: the node starts each next one, and then the containers, with
+    /// [`restart_container`](Self::restart_container). Its status lists the init containers
+    /// first, then the containers. Idempotent for an existing key (adoption): it then returns
     /// the status of what already runs.
     async fn create(&self, pod: PodLaunch) -> Result<PodRuntimeStatus, BackendError>;
 
@@ -396,8 +617,8 @@ pub trait PodBackend: Send + Sync + 'static {
     /// are immutable).
     async fn update(&self, pod: PodLaunch) -> Result<(), BackendError>;
 
-    /// (Re)starts one container that has terminated; the node decides when, per restart policy and
-    /// back-off. If the container is still running (its liveness probe failed), the backend first
+    /// (Re)starts one container that has terminated, or starts one not started yet; the node
+    /// decides when, per restart policy, back-off and init order. If the container is still running (its liveness probe failed), the backend first
     /// stops it as [`delete`](Self::delete) would, SIGTERM then SIGKILL after a short grace, so the
     /// new run never overlaps the old one.
     async fn restart_container(&self, key: &PodKey, container: &str) -> Result<(), BackendError>;
@@ -430,6 +651,13 @@ pub trait PodBackend: Send + Sync + 'static {
         container: &str,
         opts: LogOptions,
     ) -> Result<LogStream, BackendError>;
+
+    /// What the containers of a running pod use now, for the kubelet API's `/stats/summary`;
+    /// `None` when the backend cannot tell (the default).
+    async fn stats(&self, key: &PodKey) -> Result<Option<Vec<ContainerUsage>>, BackendError> {
+        let _ = key;
+        Ok(None)
+    }
 
     /// Runs a command inside the container's environment (exec probes) and returns its exit code.
     async fn exec(

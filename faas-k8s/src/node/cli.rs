@@ -16,10 +16,12 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::node::process::{AddressPool, ImageMap, Ipv4Cidr, ProcessBackend, ProcessBackendConfig};
+use crate::node::process::{ImageMap, ProcessBackend, ProcessBackendConfig};
+use crate::node::{AddressPool, DEFAULT_MAX_PODS, DEFAULT_POD_CIDR, machine_capacity};
 use crate::node::{Capacity, KubeletTls, NodeConfig, NodeTaint, PROVIDER_TAINT_KEY, VirtualNode};
 use clap::{Parser, ValueEnum};
 use faas_core::Registry;
+use ipnet::Ipv4Net;
 use kube::config::{KubeConfigOptions, Kubeconfig};
 
 use crate::node::function::{FunctionBackend, FunctionBackendConfig};
@@ -44,8 +46,8 @@ pub enum PodNetworkMode {
     /// server refuses loopback addresses in EndpointSlices).
     #[default]
     Loopback,
-    /// A network namespace shared by the pods, routed from the host (needs root, `ip` and
-    /// `nsenter`); pod addresses are ordinary ones that EndpointSlices accept.
+    /// A network namespace shared by the pods, routed from the host (needs root); pod addresses
+    /// are ordinary ones that EndpointSlices accept.
     Netns,
 }
 
@@ -98,7 +100,7 @@ pub struct VnodeArgs {
     #[arg(long)]
     pub memory: Option<String>,
     /// Advertised pod capacity.
-    #[arg(long, default_value_t = crate::node::process::DEFAULT_MAX_PODS)]
+    #[arg(long, default_value_t = DEFAULT_MAX_PODS)]
     pub max_pods: u32,
     /// The Node's InternalIP (the API server reaches the kubelet API there).
     #[arg(long, default_value_t = IpAddr::V4(Ipv4Addr::LOCALHOST))]
@@ -138,16 +140,20 @@ pub struct VnodeArgs {
 /// The pod network the arguments ask for, with the pod range (as given and parsed).
 fn pod_network(
     args: &VnodeArgs,
-) -> Result<(PodNetwork, String, Ipv4Cidr), Box<dyn std::error::Error>> {
-    let parse = |flag: &str, text: &str| -> Result<Ipv4Cidr, String> {
-        text.parse().map_err(|e| format!("{flag} {text:?}: {e}"))
+) -> Result<(PodNetwork, String, Ipv4Net), Box<dyn std::error::Error>> {
+    let parse = |flag: &str, text: &str| -> Result<Ipv4Net, String> {
+        text.parse().map_err(|e| {
+            format!(
+                "{flag} {text:?} is not an IPv4 network in CIDR notation (e.g. 127.1.0.0/16): {e}"
+            )
+        })
     };
     match args.pod_network {
         PodNetworkMode::Loopback => {
             let pod_cidr = args
                 .pod_cidr
                 .clone()
-                .unwrap_or_else(|| crate::node::process::DEFAULT_POD_CIDR.to_owned());
+                .unwrap_or_else(|| DEFAULT_POD_CIDR.to_owned());
             let cidr = parse("--pod-cidr", &pod_cidr)?;
             Ok((PodNetwork::loopback(), pod_cidr, cidr))
         }
@@ -155,7 +161,7 @@ fn pod_network(
             let routed = parse("--netns-cidr", &args.netns_cidr)?;
             let pod_cidr = args.pod_cidr.clone().unwrap_or_else(|| routed.to_string());
             let cidr = parse("--pod-cidr", &pod_cidr)?;
-            if !routed.contains(cidr.network()) || cidr.prefix() < routed.prefix() {
+            if !routed.trunc().contains(&cidr.trunc()) {
                 return Err(format!(
                     "--pod-cidr {cidr} does not lie inside --netns-cidr {routed}: pods would \
                      get addresses the host does not route to them"
@@ -234,7 +240,7 @@ pub async fn run_with_functions(
     }
     let config = config.build()?;
 
-    let machine = crate::node::process::machine_capacity();
+    let machine = machine_capacity();
     let capacity = Capacity::new(
         args.cpu.unwrap_or(machine.cpu),
         args.memory.unwrap_or(machine.memory),

@@ -89,6 +89,7 @@ pub struct NodeConfig {
     pub(crate) backoff_base: Duration,
     pub(crate) backoff_max: Duration,
     pub(crate) config_retry_interval: Duration,
+    pub(crate) volume_sync_interval: Duration,
 }
 
 impl NodeConfig {
@@ -173,6 +174,12 @@ impl NodeConfig {
         self.config_retry_interval
     }
 
+    /// How often the files of a running pod's volumes are brought up to date (ConfigMaps,
+    /// Secrets, the downward API, service account tokens).
+    pub fn volume_sync_interval(&self) -> Duration {
+        self.volume_sync_interval
+    }
+
     /// The first `InternalIP` address, else 127.0.0.1.
     pub fn host_ip(&self) -> IpAddr {
         self.addresses
@@ -225,6 +232,7 @@ impl NodeConfigBuilder {
                 backoff_base: Duration::from_secs(10),
                 backoff_max: Duration::from_secs(300),
                 config_retry_interval: Duration::from_secs(10),
+                volume_sync_interval: Duration::from_secs(60),
                 name,
             },
             extra_labels: BTreeMap::new(),
@@ -266,7 +274,8 @@ impl NodeConfigBuilder {
         self
     }
 
-    /// The kubelet API port advertised in `daemonEndpoints` (default 10250).
+    /// The kubelet API port advertised in `daemonEndpoints` (default 10250). With 0 the kubelet API
+    /// binds any free port when the node runs, and that port is the one advertised.
     pub fn kubelet_port(mut self, port: u16) -> Self {
         self.config.kubelet_port = port;
         self
@@ -313,6 +322,14 @@ impl NodeConfigBuilder {
     /// How often a pod whose configuration cannot be resolved is retried (default 10 s).
     pub fn config_retry_interval(mut self, interval: Duration) -> Self {
         self.config.config_retry_interval = interval;
+        self
+    }
+
+    /// How often the files of a running pod's volumes are brought up to date with their
+    /// ConfigMaps, Secrets, downward API fields and service account tokens (default 60 s, a
+    /// kubelet's sync period).
+    pub fn volume_sync_interval(mut self, interval: Duration) -> Self {
+        self.config.volume_sync_interval = interval;
         self
     }
 

@@ -28,6 +28,20 @@ pub(crate) struct ConfigError(pub(crate) String);
 pub(crate) trait ConfigSource: Send + Sync {
     async fn config_map(&self, namespace: &str, name: &str) -> Result<Option<ConfigMap>, String>;
     async fn secret(&self, namespace: &str, name: &str) -> Result<Option<Secret>, String>;
+
+    /// A token of the service account `account`, bound to `pod` (TokenRequest).
+    async fn service_account_token(
+        &self,
+        pod: &Pod,
+        account: &str,
+        audience: Option<&str>,
+        expiration_seconds: i64,
+    ) -> Result<String, String> {
+        let _ = (pod, audience, expiration_seconds);
+        Err(format!(
+            "no token of service account {account:?} can be requested here"
+        ))
+    }
 }
 
 #[async_trait]
@@ -45,6 +59,49 @@ impl ConfigSource for kube::Client {
             .await
             .map_err(|e| format!("reading secret {namespace}/{name}: {e}"))
     }
+
+    async fn service_account_token(
+        &self,
+        pod: &Pod,
+        account: &str,
+        audience: Option<&str>,
+        expiration_seconds: i64,
+    ) -> Result<String, String> {
+        use k8s_openapi::api::authentication::v1::{
+            BoundObjectReference, TokenRequest, TokenRequestSpec,
+        };
+        use k8s_openapi::api::core::v1::ServiceAccount;
+        let namespace = pod.metadata.namespace.as_deref().unwrap_or_default();
+        let request = TokenRequest {
+            spec: Some(TokenRequestSpec {
+                audiences: audience.map(|a| vec![a.to_owned()]),
+                expiration_seconds: Some(expiration_seconds),
+                bound_object_ref: Some(BoundObjectReference {
+                    api_version: Some("v1".to_owned()),
+                    kind: Some("Pod".to_owned()),
+                    name: pod.metadata.name.clone(),
+                    uid: pod.metadata.uid.clone(),
+                }),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let answer: TokenRequest = Api::<ServiceAccount>::namespaced(self.clone(), namespace)
+            .create_subresource(
+                "token",
+                account,
+                &kube::api::PostParams::default(),
+                &request,
+            )
+            .await
+            .map_err(|e| {
+                format!("requesting a token of service account {namespace}/{account}: {e}")
+            })?;
+        answer
+            .status
+            .and_then(|s| s.token)
+            .ok_or_else(|| format!("the token request for {namespace}/{account} returned no token"))
+    }
 }
 
 /// What the downward API can see besides the pod itself.
@@ -55,6 +112,9 @@ pub(crate) struct EnvContext<'a> {
     pub(crate) host_ip: IpAddr,
     /// Limits default to the node's allocatable resources, as on a kubelet.
     pub(crate) allocatable: &'a Capacity,
+    /// The Service variables of the pod ([`service_env`](super::service_env)): defined first,
+    /// so `$(VAR)` sees them and the container's own definitions win.
+    pub(crate) service_env: &'a [(String, String)],
 }
 
 /// Reads each ConfigMap and Secret once per resolution.
@@ -148,6 +208,9 @@ pub(crate) async fn resolve_env(
         secrets: HashMap::new(),
     };
     let mut env = Env::default();
+    for (name, value) in ctx.service_env {
+        env.set(name.clone(), value.clone());
+    }
 
     for from in container.env_from.iter().flatten() {
         let prefix = from.prefix.as_deref().unwrap_or("");
@@ -386,6 +449,8 @@ fn resource_value(
     let divisor_text = divisor.unwrap_or("1");
     let divisor = parse_milli(divisor_text)
         .ok_or_else(|| ConfigError(format!("invalid divisor {divisor_text:?}")))?;
+    // The API server stores an omitted divisor as "0"; a kubelet reads a zero divisor as 1.
+    let divisor = if divisor == 0 { 1000 } else { divisor };
     let result = divide_ceil(value, divisor)
         .ok_or_else(|| ConfigError(format!("invalid divisor {divisor_text:?}")))?;
     Ok(result.to_string())
@@ -501,6 +566,7 @@ mod tests {
             pod_ip: Some("127.1.0.9".parse().unwrap()),
             host_ip: "127.0.0.1".parse().unwrap(),
             allocatable: &capacity,
+            service_env: &[],
         };
         resolve_env(&ctx, container, store).await
     }
@@ -693,6 +759,9 @@ mod tests {
                 var_from("CPU_LIMIT", resource("limits.cpu", None)),
                 var_from("CPU_REQ_MILLI", resource("requests.cpu", Some("1m"))),
                 var_from("CPU_REQ", resource("requests.cpu", None)),
+                // As the API server stores an omitted divisor.
+                var_from("MEM_BYTES", resource("limits.memory", Some("0"))),
+                var_from("CPU_REQ_ZERO", resource("requests.cpu", Some("0"))),
             ]),
             ..Default::default()
         };
@@ -701,6 +770,8 @@ mod tests {
         assert_eq!(get(&env, "CPU_LIMIT"), Some("4"));
         assert_eq!(get(&env, "CPU_REQ_MILLI"), Some("250"));
         assert_eq!(get(&env, "CPU_REQ"), Some("1"));
+        assert_eq!(get(&env, "MEM_BYTES"), Some("67108864"));
+        assert_eq!(get(&env, "CPU_REQ_ZERO"), Some("1"));
     }
 
     #[test]
@@ -712,6 +783,7 @@ mod tests {
             pod_ip: None,
             host_ip: "127.0.0.1".parse().unwrap(),
             allocatable: &capacity,
+            service_env: &[],
         };
         let err = field_value(&ctx, "spec.whatever").unwrap_err();
         assert!(err.0.contains("spec.whatever"));

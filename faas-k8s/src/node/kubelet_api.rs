@@ -1,9 +1,12 @@
-//! The kubelet API, as far as `kubectl logs` needs it: `GET /containerLogs/{ns}/{pod}/{container}`.
+//! The kubelet API, as far as `kubectl logs` and metrics need it:
+//! `GET /containerLogs/{ns}/{pod}/{container}` and `GET /stats/summary`.
 //!
 //! The API server reaches it at the node's `InternalIP` and `daemonEndpoints.kubeletEndpoint`
-//! port. It is served on TLS and only answers clients that present a certificate signed by the
-//! configured CA (the cluster CA, which signs the API server's kubelet client certificate): a
-//! connection without one, or with one from another CA, fails the handshake.
+//! port. It is served on TLS; callers are known by a client certificate signed by the configured
+//! CA (the cluster CA, which signs the API server's kubelet client certificate) or by a bearer
+//! token, and each request is authorized by the API server as a kubelet authorizes it (see
+//! `kubelet_auth`): no credentials is 401, not allowed is 403. A certificate from another CA
+//! fails the handshake.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -30,6 +33,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::backend::{BackendError, LogOptions, PodBackend};
 use super::config::KubeletTls;
+use super::kubelet_auth::{Authorizer, Caller, authorize, certificate_user};
 use super::pods::PodRegistry;
 use crate::error::{Error, Result};
 
@@ -58,7 +62,9 @@ pub(crate) fn server_config(tls: &KubeletTls) -> Result<rustls::ServerConfig> {
             .add(ca)
             .map_err(|e| Error::tls(format!("adding {}", tls.client_ca.display()), e))?;
     }
+    // A client without a certificate may still come with a bearer token.
     let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone())
+        .allow_unauthenticated()
         .build()
         .map_err(|e| Error::tls("building the client certificate verifier", e))?;
     let mut config = rustls::ServerConfig::builder_with_provider(provider)
@@ -75,6 +81,7 @@ pub(crate) fn server_config(tls: &KubeletTls) -> Result<rustls::ServerConfig> {
 struct ApiState {
     registry: PodRegistry,
     backend: Arc<dyn PodBackend>,
+    node: String,
 }
 
 fn text(status: StatusCode, message: impl Into<String>) -> Response {
@@ -118,14 +125,12 @@ pub(crate) fn log_options(
     query: &HashMap<String, String>,
     now: SystemTime,
 ) -> Result<LogOptions, BadQuery> {
-    if flag(query, "previous") {
-        return Err(BadQuery(
-            "previous=true: this node serves the log of a container's current run only".to_owned(),
-        ));
-    }
+    let previous = flag(query, "previous");
     let mut opts = LogOptions {
         timestamps: flag(query, "timestamps"),
-        follow: flag(query, "follow"),
+        // A previous run has ended: there is nothing to follow.
+        follow: flag(query, "follow") && !previous,
+        previous,
         ..Default::default()
     };
     if let Some(n) = number(query, "tailLines")? {
@@ -177,6 +182,7 @@ async fn container_logs(
             StatusCode::NOT_FOUND,
             format!("container {container:?} of pod {namespace}/{pod} is not found"),
         ),
+        Err(e @ BackendError::NoPreviousRun { .. }) => text(StatusCode::BAD_REQUEST, e.to_string()),
         Err(e) => text(
             StatusCode::INTERNAL_SERVER_ERROR,
             format!("reading the log failed: {e}"),
@@ -184,12 +190,65 @@ async fn container_logs(
     }
 }
 
-fn router(state: ApiState) -> Router {
+/// `GET /stats/summary`: CPU time and memory of every pod's containers the backend can measure,
+/// in the kubelet's summary format (what `kubectl top` figures are computed from).
+async fn stats_summary(State(state): State<ApiState>) -> Response {
+    let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let (mut node_cpu, mut node_memory) = (0u64, 0u64);
+    let mut pods = Vec::new();
+    for key in state.registry.all() {
+        let usage = match state.backend.stats(&key).await {
+            Ok(Some(usage)) => usage,
+            Ok(None) | Err(BackendError::NotFound(_)) => continue,
+            Err(e) => {
+                tracing::debug!(pod = %key, error = %e, "measuring a pod failed");
+                continue;
+            }
+        };
+        let cpu: u64 = usage.iter().map(|c| c.cpu_nanoseconds).sum();
+        let memory: u64 = usage.iter().map(|c| c.memory_bytes).sum();
+        node_cpu += cpu;
+        node_memory += memory;
+        let containers: Vec<_> = usage
+            .iter()
+            .map(|c| {
+                serde_json::json!({
+                    "name": c.name,
+                    "cpu": {"time": now, "usageCoreNanoSeconds": c.cpu_nanoseconds},
+                    "memory": {"time": now, "workingSetBytes": c.memory_bytes, "rssBytes": c.memory_bytes},
+                })
+            })
+            .collect();
+        pods.push(serde_json::json!({
+            "podRef": {"name": key.name, "namespace": key.namespace, "uid": key.uid},
+            "containers": containers,
+            "cpu": {"time": now, "usageCoreNanoSeconds": cpu},
+            "memory": {"time": now, "workingSetBytes": memory, "rssBytes": memory},
+        }));
+    }
+    let summary = serde_json::json!({
+        "node": {
+            "nodeName": state.node,
+            "cpu": {"time": now, "usageCoreNanoSeconds": node_cpu},
+            "memory": {"time": now, "workingSetBytes": node_memory, "rssBytes": node_memory},
+        },
+        "pods": pods,
+    });
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        summary.to_string(),
+    )
+        .into_response()
+}
+
+fn router(state: ApiState, auth: Authorizer) -> Router {
     Router::new()
         .route(
             "/containerLogs/{namespace}/{pod}/{container}",
             get(container_logs),
         )
+        .route("/stats/summary", get(stats_summary))
+        .route_layer(axum::middleware::from_fn_with_state(auth, authorize))
         .route("/healthz", get(|| async { "ok" }))
         .with_state(state)
 }
@@ -208,6 +267,7 @@ impl KubeletApi {
         tls: &KubeletTls,
         registry: PodRegistry,
         backend: Arc<dyn PodBackend>,
+        auth: Authorizer,
     ) -> Result<Self> {
         let config = server_config(tls)?;
         let listener = TcpListener::bind(addr)
@@ -216,7 +276,14 @@ impl KubeletApi {
         Ok(Self {
             listener,
             acceptor: TlsAcceptor::from(Arc::new(config)),
-            router: router(ApiState { registry, backend }),
+            router: router(
+                ApiState {
+                    registry,
+                    backend,
+                    node: auth.node.clone(),
+                },
+                auth,
+            ),
         })
     }
 
@@ -243,7 +310,7 @@ impl KubeletApi {
                 }
             };
             let acceptor = self.acceptor.clone();
-            let service = TowerToHyperService::new(self.router.clone());
+            let router = self.router.clone();
             connections.spawn(async move {
                 let tls = match acceptor.accept(stream).await {
                     Ok(tls) => tls,
@@ -252,6 +319,14 @@ impl KubeletApi {
                         return;
                     }
                 };
+                let caller = Caller(
+                    tls.get_ref()
+                        .1
+                        .peer_certificates()
+                        .and_then(|certs| certs.first())
+                        .and_then(|cert| certificate_user(cert)),
+                );
+                let service = TowerToHyperService::new(router.layer(axum::Extension(caller)));
                 if let Err(e) = auto::Builder::new(TokioExecutor::new())
                     .serve_connection(TokioIo::new(tls), service)
                     .await
@@ -304,8 +379,17 @@ mod tests {
         );
         assert!(!opts.follow);
 
-        assert!(log_options(&query(&[("previous", "true")]), now).is_err());
-        assert!(log_options(&query(&[("previous", "false")]), now).is_ok());
+        let previous =
+            log_options(&query(&[("previous", "true"), ("follow", "true")]), now).unwrap();
+        assert!(
+            previous.previous && !previous.follow,
+            "a previous run is not followed"
+        );
+        assert!(
+            !log_options(&query(&[("previous", "false")]), now)
+                .unwrap()
+                .previous
+        );
         let bad = log_options(&query(&[("tailLines", "many")]), now).unwrap_err();
         assert_eq!(
             bad,
@@ -352,16 +436,44 @@ mod tests {
 
             /// A leaf certificate and its key, as PEM.
             fn leaf(&self, san: &[&str], client: bool) -> (String, String) {
+                self.leaf_named("leaf", san, client)
+            }
+
+            fn leaf_named(&self, cn: &str, san: &[&str], client: bool) -> (String, String) {
                 let key = KeyPair::generate().unwrap();
                 let sans: Vec<String> = san.iter().map(|s| (*s).to_owned()).collect();
                 let mut params = CertificateParams::new(sans).unwrap();
-                params.distinguished_name.push(DnType::CommonName, "leaf");
+                params.distinguished_name.push(DnType::CommonName, cn);
                 if client {
                     params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
                 }
                 let cert = params.signed_by(&key, &self.issuer).unwrap();
                 (cert.pem(), key.serialize_pem())
             }
+        }
+
+        /// An API server that allows the user `leaf` everything and reviews no token.
+        fn mock_api_server() -> kube::Client {
+            use http_body_util::BodyExt as _;
+            let (service, mut handle) = tower_test::mock::pair::<
+                http::Request<kube::client::Body>,
+                http::Response<kube::client::Body>,
+            >();
+            tokio::spawn(async move {
+                while let Some((request, send)) = handle.next_request().await {
+                    let sar = request.uri().path().ends_with("subjectaccessreviews");
+                    let body = request.into_body().collect().await.unwrap().to_bytes();
+                    let mut review: serde_json::Value = serde_json::from_slice(&body).unwrap();
+                    review["status"] = if sar {
+                        serde_json::json!({"allowed": review["spec"]["user"] == "leaf"})
+                    } else {
+                        serde_json::json!({"authenticated": false})
+                    };
+                    let body = kube::client::Body::from(serde_json::to_vec(&review).unwrap());
+                    send.send_response(http::Response::new(body));
+                }
+            });
+            kube::Client::new(service, "default")
         }
 
         fn write(dir: &Path, name: &str, pem: &str) -> std::path::PathBuf {
@@ -427,7 +539,7 @@ mod tests {
         }
 
         #[tokio::test]
-        async fn only_clients_with_a_certificate_from_the_cluster_ca_are_served() {
+        async fn callers_are_authenticated_and_authorized_by_the_api_server() {
             let dir = std::env::temp_dir().join(format!("faas-kubelet-api-{}", std::process::id()));
             std::fs::create_dir_all(&dir).unwrap();
             let pki = Pki::new();
@@ -442,9 +554,19 @@ mod tests {
             let backend: Arc<dyn PodBackend> = Arc::new(StaticBackend {
                 log: "listening\nGET / -> 200\n",
             });
-            let api = KubeletApi::bind("127.0.0.1:0".parse().unwrap(), &tls, registry, backend)
-                .await
-                .unwrap();
+            let auth = Authorizer {
+                client: mock_api_server(),
+                node: "vn".to_owned(),
+            };
+            let api = KubeletApi::bind(
+                "127.0.0.1:0".parse().unwrap(),
+                &tls,
+                registry,
+                backend,
+                auth,
+            )
+            .await
+            .unwrap();
             let addr = api.local_addr().unwrap();
             let shutdown = CancellationToken::new();
             let server = tokio::spawn(api.serve(shutdown.clone()));
@@ -474,8 +596,26 @@ mod tests {
             .unwrap();
             assert_eq!(status, 400);
 
-            // No client certificate: refused.
-            assert!(get(addr, &pki.ca_pem, None, "/healthz").await.is_err());
+            // No credentials: health only.
+            assert_eq!(
+                get(addr, &pki.ca_pem, None, "/healthz").await,
+                Ok((200, "ok".to_owned()))
+            );
+            let (status, _) = get(addr, &pki.ca_pem, None, "/containerLogs/shop/web/app")
+                .await
+                .unwrap();
+            assert_eq!(status, 401);
+            // A certificate of the cluster CA whose user may not: forbidden.
+            let (other_cert, other_key) = pki.leaf_named("someone", &[], true);
+            let (status, body) = get(
+                addr,
+                &pki.ca_pem,
+                Some((&other_cert, &other_key)),
+                "/containerLogs/shop/web/app",
+            )
+            .await
+            .unwrap();
+            assert_eq!(status, 403, "{body}");
             // A certificate from another CA: refused.
             let other = Pki::new();
             let (rogue_cert, rogue_key) = other.leaf(&[], true);

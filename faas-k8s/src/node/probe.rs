@@ -152,13 +152,14 @@ fn resolve_host(host: Option<&str>, target: &ProbeTarget) -> Result<String, Stri
 
 /// Runs a probe once, within its timeout.
 pub(crate) async fn run_once(probe: &Probe, timeout: Duration, target: &ProbeTarget) -> Outcome {
-    match tokio::time::timeout(timeout, run_unbounded(probe, target)).await {
+    match tokio::time::timeout(timeout, run_action(probe, target)).await {
         Ok(outcome) => outcome,
         Err(_) => Err(format!("probe timed out after {timeout:?}")),
     }
 }
 
-async fn run_unbounded(probe: &Probe, target: &ProbeTarget) -> Outcome {
+/// Runs the action of `probe` (or of a lifecycle hook) once, with no time limit.
+pub(crate) async fn run_action(probe: &Probe, target: &ProbeTarget) -> Outcome {
     if let Some(http) = &probe.http_get {
         let host = resolve_host(http.host.as_deref(), target)?;
         let port = resolve_port(&http.port, &target.container)?;
@@ -265,6 +266,8 @@ pub(crate) enum ProbeUpdate {
     LivenessFailed(String),
     /// The startup probe failed `failureThreshold` times in a row.
     StartupFailed(String),
+    /// The `postStart` hook failed: the run is killed.
+    PostStartFailed(String),
 }
 
 /// A [`ProbeUpdate`] for one run of one container.
@@ -298,6 +301,13 @@ pub(crate) async fn probe_container(
             update,
         });
     };
+    // The postStart hook runs first; no probe runs before it completed.
+    if let Some(hook) = super::hooks::post_start(&target)
+        && let Err(message) = super::hooks::run_hook(hook, &target).await
+    {
+        send(ProbeUpdate::PostStartFailed(message));
+        return;
+    }
     if let Some(probe) = target.container.startup_probe.clone() {
         let settings = ProbeSettings::from_probe(&probe, ProbeKind::Startup);
         let mut tracker = ProbeTracker::new(&settings, None);

@@ -245,6 +245,35 @@ async fn update_status(
     Ok(())
 }
 
+/// Reports the Node not ready (`Ready=False`, reason `KubeletNotReady`) with `message`, as a
+/// kubelet does when its runtime is down; the other conditions are left as they are.
+pub(crate) async fn report_not_ready(
+    client: &kube::Client,
+    config: &NodeConfig,
+    message: &str,
+) -> Result<()> {
+    let api: Api<Node> = Api::all(client.clone());
+    let now = to_time(SystemTime::now());
+    let condition = NodeCondition {
+        type_: "Ready".to_owned(),
+        status: "False".to_owned(),
+        reason: Some("KubeletNotReady".to_owned()),
+        message: Some(message.to_owned()),
+        last_heartbeat_time: Some(now.clone()),
+        last_transition_time: Some(now),
+    };
+    // Node conditions merge by type under a strategic merge patch.
+    let patch = json!({ "status": { "conditions": [condition] } });
+    api.patch_status(
+        &config.name,
+        &PatchParams::default(),
+        &Patch::Strategic(&patch),
+    )
+    .await
+    .map_err(|e| Error::kube(format!("reporting node {} not ready", config.name), e))?;
+    Ok(())
+}
+
 /// Keeps the Node's status fresh until `shutdown`; re-registers the Node if it was deleted and
 /// publishes its new uid on `uid`.
 pub(crate) async fn keep_status(

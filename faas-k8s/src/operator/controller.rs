@@ -52,7 +52,7 @@ pub struct FunctionController {
     client: Client,
     config: OperatorConfig,
     election: Option<LeaderElection>,
-    shutdown: faas_core::ShutdownHandle,
+    shutdown: faas_core::HostShutdown,
     on_signal: bool,
     stats: Arc<OperatorStats>,
 }
@@ -114,7 +114,7 @@ impl FunctionController {
             client,
             config,
             election: None,
-            shutdown: faas_core::ShutdownHandle::new(),
+            shutdown: faas_core::HostShutdown::new(),
             on_signal: false,
             stats: Arc::new(OperatorStats::default()),
         }
@@ -135,7 +135,7 @@ impl FunctionController {
     }
 
     /// A handle that stops [`run`](Self::run) from anywhere.
-    pub fn shutdown_handle(&self) -> faas_core::ShutdownHandle {
+    pub fn shutdown_handle(&self) -> faas_core::HostShutdown {
         self.shutdown.clone()
     }
 

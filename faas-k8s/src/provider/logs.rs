@@ -1,7 +1,7 @@
 //! A function's log: the log of its container in each of its pods, read through the API server
 //! (which asks the kubelet, or the virtual node, that runs the pod).
 
-use faas_core::{FunctionRef, LogLine, LogOptions, ProviderError};
+use faas_core::{FunctionRef, LogLine, LogQuery, ProviderError};
 use futures::io::AsyncBufReadExt as _;
 use futures::stream::{self, BoxStream};
 use futures::{StreamExt as _, TryStreamExt as _};
@@ -13,7 +13,7 @@ use super::kube_error;
 use crate::function::FUNCTION_LABEL;
 use crate::operator::CONTAINER_NAME;
 
-fn params(options: &LogOptions) -> LogParams {
+fn params(options: &LogQuery) -> LogParams {
     LogParams {
         container: Some(CONTAINER_NAME.to_owned()),
         follow: options.follow,
@@ -29,7 +29,7 @@ fn params(options: &LogOptions) -> LogParams {
 pub(crate) async fn function_logs(
     client: kube::Client,
     function: &FunctionRef,
-    options: LogOptions,
+    options: LogQuery,
 ) -> Result<BoxStream<'static, Result<LogLine, ProviderError>>, ProviderError> {
     let pods: Api<Pod> = Api::namespaced(client, &function.namespace);
     let selector = format!("{FUNCTION_LABEL}={}", function.name);

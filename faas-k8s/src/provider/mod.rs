@@ -40,7 +40,7 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use faas_core::{
     FunctionDeployment, FunctionError, FunctionRef, FunctionStatus, Invocation, LogLine,
-    LogOptions, Provider, ProviderError, ProviderResult, Response,
+    LogQuery, Provider, ProviderError, ProviderResult, Response,
 };
 use futures::StreamExt as _;
 use futures::stream::{self, BoxStream};
@@ -248,7 +248,7 @@ impl Provider for KubernetesProvider {
     async fn logs(
         &self,
         function: &FunctionRef,
-        options: LogOptions,
+        options: LogQuery,
     ) -> BoxStream<'static, ProviderResult<LogLine>> {
         if let Err(error) = self.get(function).await {
             return stream::once(async move { Err(error) }).boxed();

@@ -2,6 +2,7 @@
 
 use std::time::Duration;
 
+use backon::{ExponentialBuilder, Retryable as _};
 use bytes::Bytes;
 use faas_core::{CallId, Response};
 use http::header::{self, HeaderValue};
@@ -47,32 +48,20 @@ impl CallbackClient {
     }
 
     /// POSTs `result` to `url`, retrying connection errors, 429 and 5xx with
-    /// backoff. Returns whether the receiver took it (any status below 500
-    /// other than 429 counts: the receiver answered).
+    /// exponential backoff (backon). Returns whether the receiver took it
+    /// (any status below 500 other than 429 counts: the receiver answered).
     pub(crate) async fn post(&self, url: &Uri, result: CallbackResult<'_>) -> bool {
-        let (parts, body) = result.response.into_parts();
-        let mut backoff = FIRST_BACKOFF;
-        for attempt in 1..=self.attempts {
-            let mut request = Request::new(Full::new(body.clone()));
-            *request.method_mut() = Method::POST;
-            *request.uri_mut() = url.clone();
-            let headers = request.headers_mut();
-            for (name, value) in &parts.headers {
-                if name != header::CONTENT_LENGTH
-                    && name != header::TRANSFER_ENCODING
-                    && name != header::CONNECTION
-                {
-                    headers.append(name.clone(), value.clone());
-                }
-            }
-            headers.insert(X_FUNCTION_STATUS, HeaderValue::from(parts.status.as_u16()));
-            headers.insert(X_FUNCTION_ATTEMPTS, HeaderValue::from(result.attempts));
-            if let Ok(value) = HeaderValue::from_str(result.function) {
-                headers.insert(X_FUNCTION_NAME, value);
-            }
-            if let Ok(value) = HeaderValue::from_str(result.call_id.as_str()) {
-                headers.insert(X_CALL_ID, value);
-            }
+        let CallbackResult {
+            function,
+            call_id,
+            attempts,
+            response,
+        } = result;
+        let (parts, body) = response.into_parts();
+        let attempt = std::sync::atomic::AtomicU32::new(0);
+        let send = || async {
+            let attempt = attempt.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+            let request = callback_request(url, &parts, &body, (function, call_id, attempts));
             let outcome = tokio::time::timeout(ATTEMPT_TIMEOUT, async {
                 let response = self
                     .client
@@ -88,29 +77,68 @@ impl CallbackClient {
             .unwrap_or_else(|_| Err("timed out".to_owned()));
             match outcome {
                 Ok(status) if !(status.is_server_error() || status.as_u16() == 429) => {
-                    tracing::debug!(call_id = %result.call_id, %url, %status, "callback delivered");
-                    return true;
+                    tracing::debug!(call_id = %call_id, %url, %status, "callback delivered");
+                    Ok(())
                 }
-                Ok(status) => tracing::warn!(
-                    call_id = %result.call_id, %url, %status, attempt,
-                    "callback receiver refused the result"
-                ),
-                Err(error) => tracing::warn!(
-                    call_id = %result.call_id, %url, %error, attempt,
-                    "could not deliver the result to the callback URL"
-                ),
+                Ok(status) => {
+                    tracing::warn!(
+                        call_id = %call_id, %url, %status, attempt,
+                        "callback receiver refused the result"
+                    );
+                    Err(status.to_string())
+                }
+                Err(error) => {
+                    tracing::warn!(
+                        call_id = %call_id, %url, %error, attempt,
+                        "could not deliver the result to the callback URL"
+                    );
+                    Err(error)
+                }
             }
-            if attempt < self.attempts {
-                tokio::time::sleep(backoff).await;
-                backoff = backoff.saturating_mul(2);
-            }
+        };
+        let backoff = ExponentialBuilder::default()
+            .with_min_delay(FIRST_BACKOFF)
+            .with_factor(2.0)
+            .with_max_times(self.attempts.saturating_sub(1) as usize);
+        let delivered = send.retry(backoff).await.is_ok();
+        if !delivered {
+            tracing::error!(
+                call_id = %call_id,
+                %url,
+                attempts = self.attempts,
+                "gave up delivering the result to the callback URL"
+            );
         }
-        tracing::error!(
-            call_id = %result.call_id,
-            %url,
-            attempts = self.attempts,
-            "gave up delivering the result to the callback URL"
-        );
-        false
+        delivered
     }
+}
+
+/// The POST of one callback attempt.
+fn callback_request(
+    url: &Uri,
+    parts: &http::response::Parts,
+    body: &Bytes,
+    (function, call_id, attempts): (&str, &CallId, u32),
+) -> Request<Full<Bytes>> {
+    let mut request = Request::new(Full::new(body.clone()));
+    *request.method_mut() = Method::POST;
+    *request.uri_mut() = url.clone();
+    let headers = request.headers_mut();
+    for (name, value) in &parts.headers {
+        if name != header::CONTENT_LENGTH
+            && name != header::TRANSFER_ENCODING
+            && name != header::CONNECTION
+        {
+            headers.append(name.clone(), value.clone());
+        }
+    }
+    headers.insert(X_FUNCTION_STATUS, HeaderValue::from(parts.status.as_u16()));
+    headers.insert(X_FUNCTION_ATTEMPTS, HeaderValue::from(attempts));
+    if let Ok(value) = HeaderValue::from_str(function) {
+        headers.insert(X_FUNCTION_NAME, value);
+    }
+    if let Ok(value) = HeaderValue::from_str(call_id.as_str()) {
+        headers.insert(X_CALL_ID, value);
+    }
+    request
 }

@@ -5,7 +5,8 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use faas_core::{
-    CallId, CloudEvent, Context, FunctionError, Invocation, RegisteredFunction, Registry,
+    CallId, CloudEvent, Context, FunctionError, Invocation, PathParams, RegisteredFunction,
+    Registry,
 };
 use http::header::{self, HeaderName, HeaderValue};
 use http::request::Parts;
@@ -95,6 +96,8 @@ pub(crate) enum Endpoint<'a> {
 pub(crate) struct Target<'a> {
     pub(crate) function: RegisteredFunction,
     pub(crate) path: CallPath<'a>,
+    /// The matched template's parameters, not yet percent-decoded.
+    pub(crate) params: Vec<(&'a str, &'a str)>,
     pub(crate) asynchronous: bool,
     pub(crate) body_limit: usize,
 }
@@ -201,9 +204,17 @@ impl RequestDecoder {
         method: &Method,
         path: &'a str,
     ) -> Result<Endpoint<'a>, Rejection> {
-        let (name, call_path, asynchronous) = match self.router.route(method, path) {
-            Route::Call { function, path } => (function, path, false),
-            Route::Enqueue { function, path } => (function, path, true),
+        let (name, call_path, params, asynchronous) = match self.router.route(method, path) {
+            Route::Call {
+                function,
+                path,
+                params,
+            } => (function, path, params, false),
+            Route::Enqueue {
+                function,
+                path,
+                params,
+            } => (function, path, params, true),
             Route::Health => return Ok(Endpoint::Health),
             Route::Ready => return Ok(Endpoint::Ready),
             Route::Metrics => return Ok(Endpoint::Metrics),
@@ -241,6 +252,7 @@ impl RequestDecoder {
         Ok(Endpoint::Function(Target {
             function,
             path: call_path,
+            params,
             asynchronous,
             body_limit,
         }))
@@ -258,9 +270,13 @@ impl RequestDecoder {
         let Target {
             function,
             path,
+            params,
             asynchronous,
             ..
         } = target;
+        if !params.is_empty() {
+            parts.extensions.insert(PathParams::decode(params)?);
+        }
         // The dispatcher names the function in the context when it admits the call.
         let requested = match parts.headers.get(X_TIMEOUT) {
             None => None,

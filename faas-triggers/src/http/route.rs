@@ -19,7 +19,7 @@ pub const READY_PATH: &str = "/_/ready";
 pub const METRICS_PATH: &str = "/metrics";
 
 /// What a request is routed to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Route<'a> {
     /// A synchronous call of `function`.
@@ -28,6 +28,10 @@ pub enum Route<'a> {
         function: &'a str,
         /// How the path the function sees is derived from the request's.
         path: CallPath<'a>,
+        /// The parameters of the route template the path matched, by name
+        /// and in template order, as they appear in the path (not yet
+        /// percent-decoded); empty when no template with parameters matched.
+        params: Vec<(&'a str, &'a str)>,
     },
     /// An asynchronous call of `function` (`POST /async-function/{name}`).
     Enqueue {
@@ -35,6 +39,8 @@ pub enum Route<'a> {
         function: &'a str,
         /// How the path the function sees is derived from the request's.
         path: CallPath<'a>,
+        /// As for [`Route::Call`].
+        params: Vec<(&'a str, &'a str)>,
     },
     /// `GET /_/health`.
     Health,
@@ -72,6 +78,7 @@ pub enum CallPath<'a> {
 
 #[derive(Debug, Clone)]
 struct PathRoute {
+    template: Box<str>,
     function: Arc<str>,
     methods: Vec<Method>,
     allow: Box<str>,
@@ -80,9 +87,17 @@ struct PathRoute {
 /// The routing table of the HTTP trigger.
 ///
 /// Built-in paths come first (`/_/health`, `/_/ready`, `/metrics`,
-/// `/function/{name}`, `/async-function/{name}`), then the paths functions
-/// declared with `TriggerSpec::Http` (a declared `/orders` also serves
-/// `/orders/42`, unchanged), then `/` which calls the default function.
+/// `/function/{name}`, `/async-function/{name}`), then the route templates
+/// functions declared with `TriggerSpec::Http`, matched by
+/// [`matchit`](https://docs.rs/matchit) as axum matches them (`/orders/{id}`
+/// is one segment, `/files/{*path}` the rest of the path; a trailing `/` of
+/// the request is ignored), then every other path calls the default function,
+/// if one is set, and is 404 otherwise.
+///
+/// A call through `/function/{name}/rest` sees `/rest`; when `rest` matches
+/// one of the function's own templates, the call gets that template's
+/// parameters too, so a function reads [`Path`](faas_core::Path) the same way
+/// behind a gateway.
 ///
 /// ```
 /// use faas_triggers::http::{CallPath, Route, Router};
@@ -90,25 +105,34 @@ struct PathRoute {
 ///
 /// let router = Router::new()
 ///     .with_default_function("echo")
-///     .with_path("/orders", "orders", &["POST"])?;
+///     .with_path("/orders/{id}", "orders", &["POST"])?;
 /// assert_eq!(
 ///     router.route(&Method::POST, "/"),
-///     Route::Call { function: "echo", path: CallPath::Unchanged }
+///     Route::Call { function: "echo", path: CallPath::Unchanged, params: vec![] }
 /// );
 /// assert_eq!(
 ///     router.route(&Method::POST, "/orders/42"),
-///     Route::Call { function: "orders", path: CallPath::Unchanged }
+///     Route::Call { function: "orders", path: CallPath::Unchanged, params: vec![("id", "42")] }
 /// );
 /// assert_eq!(
-///     router.route(&Method::GET, "/function/hello/a/b"),
-///     Route::Call { function: "hello", path: CallPath::Stripped { prefix: "/function/hello", rest: "/a/b" } }
+///     router.route(&Method::GET, "/function/orders/orders/7"),
+///     Route::Call {
+///         function: "orders",
+///         path: CallPath::Stripped { prefix: "/function/orders", rest: "/orders/7" },
+///         params: vec![("id", "7")],
+///     }
 /// );
-/// assert!(matches!(router.route(&Method::GET, "/orders"), Route::MethodNotAllowed { .. }));
+/// assert!(matches!(router.route(&Method::GET, "/orders/42"), Route::MethodNotAllowed { .. }));
 /// # Ok::<(), faas_triggers::Error>(())
 /// ```
 #[derive(Debug, Clone, Default)]
 pub struct Router {
-    paths: HashMap<Box<str>, PathRoute>,
+    /// Every declared template, to the index of its route.
+    templates: matchit::Router<usize>,
+    routes: Vec<PathRoute>,
+    /// Each function's own templates, matched against the rest of a
+    /// `/function/{name}/rest` path.
+    by_function: HashMap<Arc<str>, matchit::Router<()>>,
     default_function: Option<Arc<str>>,
 }
 
@@ -131,14 +155,14 @@ impl Router {
         self.default_function.as_deref()
     }
 
-    /// Routes `path` (and the paths below it) to `function` for `methods`
-    /// (empty: any method).
+    /// Routes the template `path` to `function` for `methods` (empty: any
+    /// method).
     ///
     /// # Errors
     ///
-    /// [`Error::InvalidConfig`] when the path does not start with `/`, is a
-    /// built-in path, is already routed to another function, or a method is not
-    /// a valid HTTP method.
+    /// [`Error::InvalidConfig`] when the template does not start with `/`, is
+    /// not a valid template, is a built-in path, conflicts with a template
+    /// of another function, or a method is not a valid HTTP method.
     pub fn with_path(
         mut self,
         path: &str,
@@ -196,27 +220,49 @@ impl Router {
                 parsed.push(method);
             }
         }
-        if let Some(existing) = self.paths.get(normalized)
-            && &*existing.function != function
+        if let Some(existing) = self
+            .routes
+            .iter_mut()
+            .find(|route| &*route.template == normalized)
         {
-            return Err(invalid(format!(
-                "the path is already routed to function {:?}",
-                existing.function
-            )));
+            if &*existing.function != function {
+                return Err(invalid(format!(
+                    "the path is already routed to function {:?}",
+                    existing.function
+                )));
+            }
+            // The same function declared the template twice: it serves the
+            // methods of both (any method, when either allows any).
+            if existing.methods.is_empty() || parsed.is_empty() {
+                existing.methods.clear();
+            } else {
+                for method in parsed {
+                    if !existing.methods.contains(&method) {
+                        existing.methods.push(method);
+                    }
+                }
+            }
+            existing.allow = allow_header(&existing.methods);
+            return Ok(());
         }
-        let allow = parsed
-            .iter()
-            .map(Method::as_str)
-            .collect::<Vec<_>>()
-            .join(", ");
-        self.paths.insert(
-            normalized.into(),
-            PathRoute {
-                function: function.into(),
-                methods: parsed,
-                allow: allow.into(),
-            },
-        );
+        self.templates
+            .insert(normalized, self.routes.len())
+            .map_err(|error| {
+                invalid(format!("not a route template this router accepts: {error}"))
+            })?;
+        self.by_function
+            .entry(Arc::from(function))
+            .or_default()
+            .insert(normalized, ())
+            .map_err(|error| {
+                invalid(format!("not a route template this router accepts: {error}"))
+            })?;
+        self.routes.push(PathRoute {
+            template: normalized.into(),
+            function: function.into(),
+            allow: allow_header(&parsed),
+            methods: parsed,
+        });
         Ok(())
     }
 
@@ -231,20 +277,29 @@ impl Router {
                 Some(function) => Route::Call {
                     function,
                     path: CallPath::Unchanged,
+                    params: Vec::new(),
                 },
                 None => Route::NoFunction,
             };
         }
         if let Some(rest) = path.strip_prefix(FUNCTION_PREFIX) {
             return match split_name(path, FUNCTION_PREFIX.len(), rest) {
-                Some((function, path)) => Route::Call { function, path },
+                Some((function, path)) => Route::Call {
+                    function,
+                    params: self.own_params(function, path),
+                    path,
+                },
                 None => Route::NoFunction,
             };
         }
         if let Some(rest) = path.strip_prefix(ASYNC_FUNCTION_PREFIX) {
             return match split_name(path, ASYNC_FUNCTION_PREFIX.len(), rest) {
                 Some(_) if method != Method::POST => Route::MethodNotAllowed { allow: "POST" },
-                Some((function, path)) => Route::Enqueue { function, path },
+                Some((function, path)) => Route::Enqueue {
+                    function,
+                    params: self.own_params(function, path),
+                    path,
+                },
                 None => Route::NoFunction,
             };
         }
@@ -264,34 +319,63 @@ impl Router {
         if path.starts_with("/_/") {
             return Route::NotFound;
         }
-        if !self.paths.is_empty() {
-            let mut candidate = path.trim_end_matches('/');
-            loop {
-                if let Some(route) = self.paths.get(candidate) {
-                    if route.methods.is_empty() || route.methods.contains(method) {
-                        return Route::Call {
-                            function: &route.function,
-                            path: CallPath::Unchanged,
-                        };
-                    }
-                    return Route::MethodNotAllowed {
-                        allow: &route.allow,
-                    };
-                }
-                match candidate.rfind('/') {
-                    Some(0) | None => break,
-                    Some(at) => candidate = &candidate[..at],
-                }
+        if !self.routes.is_empty()
+            && let Ok(matched) = self.templates.at(trim_slash(path))
+        {
+            let route = &self.routes[*matched.value];
+            if route.methods.is_empty() || route.methods.contains(method) {
+                return Route::Call {
+                    function: &route.function,
+                    path: CallPath::Unchanged,
+                    params: matched.params.iter().collect(),
+                };
             }
+            return Route::MethodNotAllowed {
+                allow: &route.allow,
+            };
         }
         match &self.default_function {
             Some(function) => Route::Call {
                 function,
                 path: CallPath::Unchanged,
+                params: Vec::new(),
             },
             None => Route::NotFound,
         }
     }
+
+    /// The parameters of the template of `function` that the rest of a
+    /// `/function/{name}/rest` path matches, if any.
+    fn own_params<'a>(&'a self, function: &str, path: CallPath<'a>) -> Vec<(&'a str, &'a str)> {
+        let CallPath::Stripped { rest, .. } = path else {
+            return Vec::new();
+        };
+        match self.by_function.get(function) {
+            Some(templates) => templates
+                .at(trim_slash(rest))
+                .map(|matched| matched.params.iter().collect())
+                .unwrap_or_default(),
+            None => Vec::new(),
+        }
+    }
+}
+
+/// `path` without its trailing `/`s, except `/` itself.
+fn trim_slash(path: &str) -> &str {
+    match path.trim_end_matches('/') {
+        "" => "/",
+        trimmed => trimmed,
+    }
+}
+
+/// The `Allow` header value for `methods`.
+fn allow_header(methods: &[Method]) -> Box<str> {
+    methods
+        .iter()
+        .map(Method::as_str)
+        .collect::<Vec<_>>()
+        .join(", ")
+        .into()
 }
 
 /// Splits `{name}[/rest]` after a prefix; `None` when the name is empty.
@@ -317,6 +401,14 @@ fn split_name<'a>(
 mod tests {
     use super::*;
 
+    fn call<'a>(function: &'a str, params: Vec<(&'a str, &'a str)>) -> Route<'a> {
+        Route::Call {
+            function,
+            path: CallPath::Unchanged,
+            params,
+        }
+    }
+
     #[test]
     fn builtins() {
         let router = Router::new();
@@ -334,10 +426,7 @@ mod tests {
         let router = Router::new().with_default_function("echo");
         assert_eq!(
             router.route(&Method::PUT, "/users/1?x"),
-            Route::Call {
-                function: "echo",
-                path: CallPath::Unchanged
-            }
+            call("echo", vec![])
         );
         assert_eq!(router.route(&Method::GET, "/_/nope"), Route::NotFound);
         assert_eq!(router.route(&Method::OPTIONS, "*"), Route::NotFound);
@@ -354,7 +443,8 @@ mod tests {
                 path: CallPath::Stripped {
                     prefix: "/function/echo",
                     rest: "/"
-                }
+                },
+                params: vec![],
             }
         );
         assert_eq!(
@@ -364,7 +454,8 @@ mod tests {
                 path: CallPath::Stripped {
                     prefix: "/async-function/echo",
                     rest: "/x"
-                }
+                },
+                params: vec![],
             }
         );
         assert!(matches!(
@@ -374,26 +465,70 @@ mod tests {
     }
 
     #[test]
-    fn declared_paths() {
+    fn templates() {
         let router = Router::new()
             .with_path("/api/orders/", "orders", &["post", "GET"])
+            .unwrap()
+            .with_path("/api/orders/{id}/items/{item}", "orders", &["GET"])
+            .unwrap()
+            .with_path("/files/{*path}", "files", &[] as &[&str])
             .unwrap();
-        for path in ["/api/orders", "/api/orders/", "/api/orders/42/items"] {
+        for path in ["/api/orders", "/api/orders/"] {
             assert_eq!(
                 router.route(&Method::GET, path),
-                Route::Call {
-                    function: "orders",
-                    path: CallPath::Unchanged
-                },
+                call("orders", vec![]),
                 "{path}"
             );
         }
         assert_eq!(
-            router.route(&Method::DELETE, "/api/orders/1"),
+            router.route(&Method::GET, "/api/orders/42/items/tea%20cup/"),
+            call("orders", vec![("id", "42"), ("item", "tea%20cup")])
+        );
+        assert_eq!(
+            router.route(&Method::DELETE, "/files/a/b.txt"),
+            call("files", vec![("path", "a/b.txt")])
+        );
+        assert_eq!(
+            router.route(&Method::DELETE, "/api/orders"),
             Route::MethodNotAllowed { allow: "POST, GET" }
+        );
+        // No prefix matching: a template serves its own paths only.
+        assert_eq!(
+            router.route(&Method::GET, "/api/orders/42"),
+            Route::NotFound
         );
         assert_eq!(router.route(&Method::GET, "/api"), Route::NotFound);
         assert_eq!(router.route(&Method::GET, "/api/ordersx"), Route::NotFound);
+        // Behind `/function/{name}`, the rest matches the function's own templates.
+        assert_eq!(
+            router.route(&Method::GET, "/function/orders/api/orders/1/items/2"),
+            Route::Call {
+                function: "orders",
+                path: CallPath::Stripped {
+                    prefix: "/function/orders",
+                    rest: "/api/orders/1/items/2"
+                },
+                params: vec![("id", "1"), ("item", "2")],
+            }
+        );
+        assert!(matches!(
+            router.route(&Method::GET, "/function/files/api/orders/1/items/2"),
+            Route::Call { params, .. } if params.is_empty()
+        ));
+    }
+
+    #[test]
+    fn the_same_template_twice_joins_methods() {
+        let router = Router::new()
+            .with_path("/a", "f", &["GET"])
+            .unwrap()
+            .with_path("/a/", "f", &["PUT"])
+            .unwrap();
+        assert_eq!(router.route(&Method::PUT, "/a"), call("f", vec![]));
+        assert_eq!(
+            router.route(&Method::POST, "/a"),
+            Route::MethodNotAllowed { allow: "GET, PUT" }
+        );
     }
 
     #[test]
@@ -406,6 +541,9 @@ mod tests {
             "/function/x",
             "/async-function",
             "/a?b",
+            "/a/{",
+            "/a/{*rest}/b",
+            "/a/{}",
         ] {
             assert!(
                 Router::new().with_path(path, "f", &["GET"]).is_err(),
@@ -418,6 +556,9 @@ mod tests {
                 .is_err()
         );
         let router = Router::new().with_path("/a", "f", &[] as &[&str]).unwrap();
-        assert!(router.with_path("/a", "g", &[] as &[&str]).is_err());
+        assert!(router.clone().with_path("/a", "g", &[] as &[&str]).is_err());
+        // Two templates that cannot be told apart.
+        let router = router.with_path("/o/{id}", "f", &[] as &[&str]).unwrap();
+        assert!(router.with_path("/o/{key}", "g", &[] as &[&str]).is_err());
     }
 }

@@ -154,6 +154,13 @@ impl Server {
                         r#"{"status":"draining"}"#,
                         call_id_header,
                     )
+                } else if !self.dispatcher.readiness().is_ready() {
+                    // An event source cannot reach its server yet.
+                    self.plain(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        r#"{"status":"starting"}"#,
+                        call_id_header,
+                    )
                 } else {
                     self.plain(StatusCode::OK, r#"{"status":"ready"}"#, call_id_header)
                 };

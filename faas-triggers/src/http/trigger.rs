@@ -19,7 +19,7 @@ use crate::{Error, Result};
 /// |---|---|
 /// | `ANY /function/{name}[/rest][?query]` | calls `name` and answers with its response; the function sees `/rest?query` |
 /// | `POST /async-function/{name}[/rest]` | queues the call, answers 202 with `x-call-id`; the result goes to `x-callback-url` |
-/// | the paths of `TriggerSpec::Http` | calls the function that declared it (methods as declared), path unchanged |
+/// | the route templates of `TriggerSpec::Http` (`/orders/{id}`, `/files/{*path}`) | calls the function that declared it (methods as declared), path unchanged, the template's parameters read by `Path<T>` |
 /// | `ANY /` (and unrouted paths) | calls the default function (the only one, or [`HttpTriggerConfig::with_default_function`]) |
 /// | `GET /_/health` | 200 while the server runs |
 /// | `GET /_/ready` | 200, or 503 once draining |

@@ -5,8 +5,12 @@ pub mod manifests;
 
 use std::net::SocketAddr;
 
-use faas_core::{LocalExecutor, Registry, ShutdownHandle};
+use faas_core::layer::StateLayer;
+use faas_core::{
+    FunctionError, FunctionService, HostShutdown, Invocation, LocalExecutor, Registry, Response,
+};
 use tokio::net::TcpListener;
+use tower::{Layer, Service};
 
 pub use config::{
     DEFAULT_PORT, ENV_CRON, ENV_DRAIN_TIMEOUT, ENV_FUNCTION, ENV_MAX_BODY, ENV_POD_IP, ENV_PORT,
@@ -50,7 +54,7 @@ pub struct Runtime {
     registry: Registry,
     config: RuntimeConfig,
     listener: Option<TcpListener>,
-    shutdown: ShutdownHandle,
+    shutdown: HostShutdown,
     on_signal: bool,
 }
 
@@ -61,7 +65,7 @@ impl Runtime {
             registry,
             config,
             listener: None,
-            shutdown: ShutdownHandle::new(),
+            shutdown: HostShutdown::new(),
             on_signal: false,
         }
     }
@@ -98,6 +102,28 @@ impl Runtime {
         Ok(self)
     }
 
+    /// Wraps every call of every function in `layer`, as
+    /// [`LocalExecutorBuilder::layer`](faas_core::LocalExecutorBuilder::layer).
+    pub fn layer<L>(self, layer: L) -> Self
+    where
+        L: Layer<FunctionService> + Send + Sync + 'static,
+        L::Service: Service<Invocation, Response = Response, Error = FunctionError>
+            + Clone
+            + Send
+            + Sync
+            + 'static,
+        <L::Service as Service<Invocation>>::Future: Send + 'static,
+    {
+        self.registry.layer(layer);
+        self
+    }
+
+    /// Gives every call a clone of `state`, read by [`State<S>`](faas_core::State),
+    /// as [`LocalExecutorBuilder::state`](faas_core::LocalExecutorBuilder::state).
+    pub fn state<S: Clone + Send + Sync + 'static>(self, state: S) -> Self {
+        self.layer(StateLayer::new(state))
+    }
+
     /// Also shuts down on SIGTERM or SIGINT.
     pub fn shutdown_on_signal(mut self) -> Self {
         self.on_signal = true;
@@ -120,7 +146,7 @@ impl Runtime {
     }
 
     /// A handle that shuts the runtime down (gracefully) from anywhere.
-    pub fn shutdown_handle(&self) -> ShutdownHandle {
+    pub fn shutdown_handle(&self) -> HostShutdown {
         self.shutdown.clone()
     }
 

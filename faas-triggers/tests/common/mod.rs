@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use bytes::Bytes;
-use faas_core::{LocalExecutor, Registry, ShutdownHandle};
+use faas_core::{HostShutdown, LocalExecutor, Registry};
 use faas_triggers::http::{HttpTrigger, HttpTriggerConfig};
 use http::{HeaderMap, Request, StatusCode};
 use http_body_util::{BodyExt, Full};
@@ -23,7 +23,7 @@ pub const PATIENCE: Duration = Duration::from_secs(30);
 /// A server under test: an executor running the HTTP trigger on a port of 127.0.0.1.
 pub struct TestServer {
     pub addr: SocketAddr,
-    pub shutdown: ShutdownHandle,
+    pub shutdown: HostShutdown,
     pub task: JoinHandle<faas_core::Result<()>>,
     pub client: TestClient,
 }

@@ -1,13 +1,12 @@
 //! [`FunctionBackend`]: the [`PodBackend`] that serves registered functions in-process.
 
-use std::collections::HashMap;
 use std::io;
-use std::net::IpAddr;
-use std::sync::atomic::Ordering;
-use std::sync::{Arc, Mutex};
+use std::net::{IpAddr, Ipv4Addr};
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use faas_core::InvocationLog;
 use tokio_util::sync::CancellationToken;
 
 use super::config::FunctionBackendConfig;
@@ -18,7 +17,8 @@ use crate::node::backend::{
     BackendError, Capacity, LogOptions, LogStream, PodBackend, PodEvents, PodKey, PodLaunch,
     PodRuntimeStatus,
 };
-use crate::node::process::{EventHub, lock};
+use crate::node::events::EventHub;
+use crate::node::pod_table::{PodRuntime, PodTable};
 
 /// Serves pods whose containers name a registered function, in-process: no process per pod,
 /// only a listener on the pod's own address.
@@ -66,8 +66,14 @@ pub struct FunctionBackend {
 struct Inner {
     config: FunctionBackendConfig,
     capacity: Capacity,
+    table: PodTable<FunctionRuntime>,
+}
+
+/// How the function backend runs a container: an HTTP server on the pod's address.
+#[derive(Debug)]
+struct FunctionRuntime {
     context: ServerContext,
-    pods: Mutex<HashMap<PodKey, Arc<FunctionPod>>>,
+    /// Set once the pod network is prepared (on the first pod).
     network_ready: tokio::sync::OnceCell<()>,
 }
 
@@ -80,18 +86,21 @@ impl FunctionBackend {
                 config.addresses.reserve(reserved);
             }
         }
+        let capacity = config.effective_capacity();
+        let runtime = FunctionRuntime {
+            context: ServerContext {
+                http: config.http.clone(),
+                network: config.network.clone(),
+                events: EventHub::new(),
+                cancel: CancellationToken::new(),
+            },
+            network_ready: tokio::sync::OnceCell::new(),
+        };
         Self {
             inner: Arc::new(Inner {
-                capacity: config.effective_capacity(),
-                context: ServerContext {
-                    http: config.http.clone(),
-                    network: config.network.clone(),
-                    events: EventHub::new(),
-                    cancel: CancellationToken::new(),
-                },
+                table: PodTable::new(runtime, config.addresses.clone(), capacity.pods),
+                capacity,
                 config,
-                pods: Mutex::new(HashMap::new()),
-                network_ready: tokio::sync::OnceCell::new(),
             }),
         }
     }
@@ -103,63 +112,23 @@ impl FunctionBackend {
 
     /// Stops every pod, each draining its calls for up to `grace`.
     pub async fn shutdown(&self, grace: Duration) {
-        let keys: Vec<PodKey> = lock(&self.inner.pods).keys().cloned().collect();
-        let deletions = keys.iter().map(|key| self.delete(key, grace));
         // Deleting a function pod cannot fail.
-        let _ = futures::future::join_all(deletions).await;
-        self.inner.context.cancel.cancel();
+        let _ = self.inner.table.delete_all(grace).await;
+        self.inner.table.runtime().context.cancel.cancel();
     }
+}
 
-    fn pod(&self, key: &PodKey) -> Result<Arc<FunctionPod>, BackendError> {
-        lock(&self.inner.pods)
-            .get(key)
-            .cloned()
-            .ok_or_else(|| BackendError::NotFound(key.clone()))
-    }
-
-    fn container(
-        &self,
-        key: &PodKey,
-        name: &str,
-    ) -> Result<(Arc<FunctionPod>, Arc<FunctionContainer>), BackendError> {
-        let pod = self.pod(key)?;
-        let container = pod
-            .container(name)
-            .cloned()
-            .ok_or_else(|| BackendError::NotFound(key.clone()))?;
-        Ok((pod, container))
-    }
-
-    /// Stops every container of `pod` and forgets it.
-    async fn remove(&self, pod: &Arc<FunctionPod>, grace: Duration, release_address: bool) {
-        let stops = pod.containers.iter().map(|c| c.stop(grace));
-        futures::future::join_all(stops).await;
-        {
-            let mut pods = lock(&self.inner.pods);
-            if pods.get(&pod.key).is_some_and(|p| Arc::ptr_eq(p, pod)) {
-                pods.remove(&pod.key);
-            }
-        }
-        if release_address {
-            self.inner.config.addresses.release_pod(&pod.key);
-            if let Err(err) = self
-                .inner
-                .context
-                .network
-                .remove_address(IpAddr::V4(pod.ip))
-                .await
-            {
-                tracing::warn!(pod = %pod.key, error = %err, "cannot take the pod's address off the pod network");
-            }
-        }
-    }
+#[async_trait]
+impl PodRuntime for FunctionRuntime {
+    type Container = FunctionContainer;
+    type Data = InvocationLog;
 
     /// Prepares the pod network once, then puts `ip` on it.
-    async fn add_address(&self, ip: std::net::Ipv4Addr) -> Result<(), BackendError> {
-        let network = &self.inner.context.network;
+    async fn prepare(&self, _key: &PodKey, ip: Option<Ipv4Addr>) -> Result<(), BackendError> {
+        let Some(ip) = ip else { return Ok(()) };
+        let network = &self.context.network;
         let to_backend = |err| BackendError::Other(Box::new(err));
-        self.inner
-            .network_ready
+        self.network_ready
             .get_or_try_init(|| network.prepare())
             .await
             .map_err(to_backend)?;
@@ -167,6 +136,33 @@ impl FunctionBackend {
             .add_address(IpAddr::V4(ip))
             .await
             .map_err(to_backend)
+    }
+
+    async fn unprepare(&self, key: &PodKey, ip: Ipv4Addr) {
+        if let Err(err) = self.context.network.remove_address(IpAddr::V4(ip)).await {
+            tracing::warn!(pod = %key, error = %err, "cannot take the pod's address off the pod network");
+        }
+    }
+
+    async fn start(
+        &self,
+        pod: &Arc<FunctionPod>,
+        container: &Arc<FunctionContainer>,
+    ) -> io::Result<()> {
+        container.start(pod, &self.context).await
+    }
+
+    async fn stop(&self, container: &FunctionContainer, grace: Duration) -> io::Result<()> {
+        container.stop(grace).await;
+        Ok(())
+    }
+
+    fn restart_grace(&self) -> Duration {
+        self.context.http.drain_timeout()
+    }
+
+    fn events(&self) -> &EventHub {
+        &self.context.events
     }
 }
 
@@ -182,11 +178,15 @@ impl PodBackend for FunctionBackend {
 
     async fn create(&self, launch: PodLaunch) -> Result<PodRuntimeStatus, BackendError> {
         let inner = &self.inner;
-        if let Ok(pod) = self.pod(&launch.key) {
+        if let Ok(pod) = inner.table.pod(&launch.key) {
             return Ok(pod.status());
         }
-        if lock(&inner.pods).len() >= inner.capacity.pods as usize {
-            return Err(BackendError::CapacityExhausted);
+        if !launch.init_containers.is_empty() {
+            return Err(BackendError::Other(
+                "init containers are not run by the function backend: a function pod serves \
+                 from its start (use the process backend for pods with init containers)"
+                    .into(),
+            ));
         }
         let registered = inner.config.registry.names();
         let mut containers = Vec::with_capacity(launch.containers.len());
@@ -213,105 +213,37 @@ impl PodBackend for FunctionBackend {
                 port,
             ));
         }
-        // An address reserved with `reserve_ip` stays reserved if creation fails.
-        let reserved = inner.config.addresses.assigned(&launch.key).is_some();
-        let ip = inner
-            .config
-            .addresses
-            .assign(&launch.key)
-            .ok_or(BackendError::CapacityExhausted)?;
-        if let Err(err) = self.add_address(ip).await {
-            if !reserved {
-                inner.config.addresses.release_pod(&launch.key);
-            }
-            return Err(err);
-        }
-        let pod = Arc::new(FunctionPod::new(
-            launch.key.clone(),
-            ip,
-            containers,
-            inner.config.log_lines,
-        ));
-        let _lifecycle = Arc::clone(&pod.lifecycle)
-            .try_lock_owned()
-            .map_err(|_| BackendError::Other("a new pod's lifecycle lock is taken".into()))?;
-        {
-            let mut pods = lock(&inner.pods);
-            if let Some(existing) = pods.get(&launch.key) {
-                return Ok(existing.status());
-            }
-            pods.insert(launch.key.clone(), Arc::clone(&pod));
-        }
-        for container in &pod.containers {
-            if let Err(source) = container.start(&pod, &inner.context).await {
-                tracing::warn!(pod = %pod.key, container = %container.name, error = %source, "cannot serve");
-                self.remove(&pod, Duration::ZERO, !reserved).await;
-                return Err(BackendError::Start {
-                    container: container.name.clone(),
-                    source,
-                });
-            }
-        }
-        inner.context.events.notify(&pod.key);
-        tracing::info!(pod = %pod.key, ip = %pod.ip, "function pod serving");
-        Ok(pod.status())
+        let log = InvocationLog::new(inner.config.log_lines);
+        inner
+            .table
+            .create(&launch.key, launch.host_network, false, move |_ip| {
+                (containers, log)
+            })
+            .await
     }
 
     async fn update(&self, pod: PodLaunch) -> Result<(), BackendError> {
-        self.pod(&pod.key).map(|_| ())
+        self.inner.table.pod(&pod.key).map(|_| ())
     }
 
     async fn restart_container(&self, key: &PodKey, name: &str) -> Result<(), BackendError> {
-        let (pod, container) = self.container(key, name)?;
-        let _lifecycle = pod.lifecycle.lock().await;
-        if pod.is_deleting() {
-            return Err(BackendError::NotFound(key.clone()));
-        }
-        container.stop(self.inner.config.http.drain_timeout()).await;
-        container.restarting();
-        let started = container.start(&pod, &self.inner.context).await;
-        self.inner.context.events.notify(key);
-        started.map_err(|source| BackendError::Start {
-            container: name.to_owned(),
-            source,
-        })
+        self.inner.table.restart(key, name).await
     }
 
     async fn reserve_ip(&self, key: &PodKey) -> Result<Option<IpAddr>, BackendError> {
-        if let Ok(pod) = self.pod(key) {
-            return Ok(Some(IpAddr::V4(pod.ip)));
-        }
-        let ip = self
-            .inner
-            .config
-            .addresses
-            .assign(key)
-            .ok_or(BackendError::CapacityExhausted)?;
-        Ok(Some(IpAddr::V4(ip)))
+        self.inner.table.reserve_ip(key)
     }
 
     async fn delete(&self, key: &PodKey, grace: Duration) -> Result<(), BackendError> {
-        let Ok(pod) = self.pod(key) else {
-            self.inner.config.addresses.release_pod(key);
-            return Ok(());
-        };
-        pod.deleting.store(true, Ordering::SeqCst);
-        let _lifecycle = pod.lifecycle.lock().await;
-        self.remove(&pod, grace, true).await;
-        self.inner.context.events.notify(key);
-        tracing::info!(pod = %key, "function pod deleted");
-        Ok(())
+        self.inner.table.delete(key, grace).await
     }
 
     async fn status(&self, key: &PodKey) -> Result<Option<PodRuntimeStatus>, BackendError> {
-        Ok(self.pod(key).ok().map(|pod| pod.status()))
+        Ok(self.inner.table.status(key))
     }
 
     async fn list(&self) -> Result<Vec<PodRuntimeStatus>, BackendError> {
-        let pods: Vec<_> = lock(&self.inner.pods).values().cloned().collect();
-        let mut statuses: Vec<_> = pods.iter().map(|pod| pod.status()).collect();
-        statuses.sort_by(|a, b| a.key.cmp(&b.key));
-        Ok(statuses)
+        Ok(self.inner.table.list())
     }
 
     async fn logs(
@@ -320,9 +252,16 @@ impl PodBackend for FunctionBackend {
         name: &str,
         opts: LogOptions,
     ) -> Result<LogStream, BackendError> {
-        let (pod, container) = self.container(key, name)?;
+        let (pod, container) = self.inner.table.container(key, name)?;
+        if opts.previous {
+            // One log per function, across runs: no run of it is told apart.
+            return Err(BackendError::NoPreviousRun {
+                pod: key.clone(),
+                container: name.to_owned(),
+            });
+        }
         Ok(logs::read(
-            &pod.log,
+            &pod.data,
             container.function(),
             &opts,
             container.run_end(),
@@ -335,7 +274,7 @@ impl PodBackend for FunctionBackend {
         name: &str,
         _command: Vec<String>,
     ) -> Result<i32, BackendError> {
-        self.container(key, name)?;
+        self.inner.table.container(key, name)?;
         Err(io::Error::new(
             io::ErrorKind::Unsupported,
             format!(
@@ -347,13 +286,13 @@ impl PodBackend for FunctionBackend {
     }
 
     fn events(&self) -> PodEvents {
-        self.inner.context.events.subscribe()
+        self.inner.table.runtime().context.events.subscribe()
     }
 }
 
 impl Drop for Inner {
     fn drop(&mut self) {
         // Every server stops accepting and drains on its own.
-        self.context.cancel.cancel();
+        self.table.runtime().context.cancel.cancel();
     }
 }

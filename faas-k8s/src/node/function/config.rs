@@ -3,9 +3,10 @@
 use faas_core::Registry;
 use faas_triggers::http::HttpTriggerConfig;
 
+use crate::node::address::AddressPool;
 use crate::node::backend::Capacity;
+use crate::node::machine::machine_capacity;
 use crate::node::network::PodNetwork;
-use crate::node::process::{AddressPool, machine_capacity};
 
 /// How many function pods a node advertises by default: a pod is a listener and a few
 /// allocations, not a process, so far more fit than the kubelet's 110.

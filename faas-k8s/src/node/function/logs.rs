@@ -14,8 +14,8 @@ use futures::StreamExt;
 use tokio::sync::watch;
 
 use crate::node::backend::{LogOptions, LogStream};
-use crate::node::process::log::select::LogSelector;
-use crate::node::process::log::{encode_line, format_timestamp};
+use crate::node::log::select::LogSelector;
+use crate::node::log::{encode_line, format_timestamp};
 
 /// The lines of `function` in `log`, as `opts` asks; with `follow`, until `run_end` turns `true`
 /// (or right after the kept lines when no run is serving).
@@ -25,7 +25,7 @@ pub(crate) fn read(
     opts: &LogOptions,
     run_end: Option<watch::Receiver<bool>>,
 ) -> LogStream {
-    let mut wanted = faas_core::LogOptions::new();
+    let mut wanted = faas_core::LogQuery::new();
     if let Some(tail) = opts.tail_lines {
         wanted = wanted.with_tail(tail);
     }

@@ -7,10 +7,9 @@
 //!
 //! [`FunctionBackend`] is the [`PodBackend`](crate::node::PodBackend);
 //! [`FunctionBackendConfig`] sets it up. It shares pod addresses ([`AddressPool`]), change
-//! notifications and status bookkeeping with the
-//! [process backend](crate::node::process).
+//! notifications and the pod table with the [process backend](crate::node::process).
 //!
-//! [`AddressPool`]: crate::node::process::AddressPool
+//! [`AddressPool`]: crate::node::AddressPool
 
 mod backend;
 mod config;

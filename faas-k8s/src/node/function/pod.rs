@@ -13,8 +13,7 @@
 //! process would report) or when the server fails (exit code 1, the error in the pod's log).
 
 use std::io;
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
@@ -24,23 +23,14 @@ use tokio::sync::watch;
 use tokio::task::AbortHandle;
 use tokio_util::sync::CancellationToken;
 
-use crate::node::backend::{PodKey, PodRuntimeStatus};
+use crate::node::container_status::{ContainerStatusCell, Exit};
+use crate::node::events::EventHub;
+use crate::node::lock;
 use crate::node::network::PodNetwork;
-use crate::node::process::status::{ContainerStatusCell, Exit};
-use crate::node::process::{EventHub, lock};
+use crate::node::pod_table::{TableContainer, TablePod};
 
-/// One function pod.
-#[derive(Debug)]
-pub(crate) struct FunctionPod {
-    pub(crate) key: PodKey,
-    pub(crate) ip: Ipv4Addr,
-    pub(crate) containers: Vec<Arc<FunctionContainer>>,
-    /// Every container's lines, keyed by function name.
-    pub(crate) log: InvocationLog,
-    /// Held by lifecycle operations (create, restart, delete): one at a time per pod.
-    pub(crate) lifecycle: Arc<tokio::sync::Mutex<()>>,
-    pub(crate) deleting: AtomicBool,
-}
+/// One function pod: its containers, and every container's log lines keyed by function name.
+pub(crate) type FunctionPod = TablePod<FunctionContainer, InvocationLog>;
 
 /// One container of a function pod.
 #[derive(Debug)]
@@ -76,40 +66,13 @@ pub(crate) struct ServerContext {
     pub(crate) cancel: CancellationToken,
 }
 
-impl FunctionPod {
-    pub(crate) fn new(
-        key: PodKey,
-        ip: Ipv4Addr,
-        containers: Vec<FunctionContainer>,
-        log_lines: usize,
-    ) -> Self {
-        Self {
-            key,
-            ip,
-            containers: containers.into_iter().map(Arc::new).collect(),
-            log: InvocationLog::new(log_lines),
-            lifecycle: Arc::new(tokio::sync::Mutex::new(())),
-            deleting: AtomicBool::new(false),
-        }
+impl TableContainer for FunctionContainer {
+    fn name(&self) -> &str {
+        &self.name
     }
 
-    pub(crate) fn container(&self, name: &str) -> Option<&Arc<FunctionContainer>> {
-        self.containers.iter().find(|c| c.name == name)
-    }
-
-    pub(crate) fn is_deleting(&self) -> bool {
-        self.deleting.load(Ordering::SeqCst)
-    }
-
-    pub(crate) fn status(&self) -> PodRuntimeStatus {
-        PodRuntimeStatus::new(
-            self.key.clone(),
-            Some(IpAddr::V4(self.ip)),
-            self.containers
-                .iter()
-                .map(|c| lock(&c.runtime).status.to_status())
-                .collect(),
-        )
+    fn with_status<T>(&self, f: impl FnOnce(&mut ContainerStatusCell) -> T) -> T {
+        f(&mut lock(&self.runtime).status)
     }
 }
 
@@ -136,11 +99,6 @@ impl FunctionContainer {
         lock(&self.runtime).serving.as_ref().map(|s| s.done.clone())
     }
 
-    /// Counts a restart, before [`start`](Self::start).
-    pub(crate) fn restarting(&self) {
-        lock(&self.runtime).status.restarting();
-    }
-
     /// Binds `<pod ip>:<port>` and starts serving the function there.
     pub(crate) async fn start(
         self: &Arc<Self>,
@@ -148,12 +106,16 @@ impl FunctionContainer {
         context: &ServerContext,
     ) -> io::Result<()> {
         let addr = SocketAddr::new(IpAddr::V4(pod.ip), self.port);
-        let listener = context.network.bind_tcp(addr).await?;
+        let listener = if pod.host_network {
+            tokio::net::TcpListener::bind(addr).await?
+        } else {
+            context.network.bind_tcp(addr).await?
+        };
         let registry = Registry::new();
         registry
             .register(self.definition.clone())
             .map_err(io::Error::other)?;
-        let dispatcher = Dispatcher::with_parts(registry, Metrics::new(), pod.log.clone());
+        let dispatcher = Dispatcher::with_parts(registry, Metrics::new(), pod.data.clone());
         let config = context
             .http
             .clone()
@@ -174,7 +136,7 @@ impl FunctionContainer {
                 done,
             });
         }
-        pod.log.push(
+        pod.data.push(
             self.function(),
             format!(
                 "container {} serving {} on http://{addr}/",
@@ -189,7 +151,7 @@ impl FunctionContainer {
             let exit = match outcome {
                 Ok(Ok(())) => Exit::new(0, None, started_at, finished_at),
                 Ok(Err(err)) => {
-                    pod.log
+                    pod.data
                         .push(container.function(), format!("server failed: {err}"));
                     Exit::new(1, None, started_at, finished_at)
                 }
@@ -197,12 +159,12 @@ impl FunctionContainer {
                     Exit::new(137, Some(9), started_at, finished_at)
                 }
                 Err(join) => {
-                    pod.log
+                    pod.data
                         .push(container.function(), format!("server panicked: {join}"));
                     Exit::new(1, None, started_at, finished_at)
                 }
             };
-            pod.log.push(
+            pod.data.push(
                 container.function(),
                 format!(
                     "container {} stopped (exit code {})",

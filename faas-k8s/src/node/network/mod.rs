@@ -5,13 +5,19 @@
 //! runtime: one network namespace holds every pod address (each as a `/32` on one veth end), the
 //! other end stays on the host with a route to the pod range, and processes are started inside
 //! the namespace. Traffic never leaves the machine. It needs root (or `CAP_NET_ADMIN` and
-//! `CAP_SYS_ADMIN`) and the `ip` and `nsenter` programs.
+//! `CAP_SYS_ADMIN`); links, addresses and routes are set over rtnetlink, namespaces are made and
+//! entered with the system calls themselves (no `ip` or `nsenter` program is run).
 
-use std::ffi::OsStr;
+mod namespace;
+mod netlink;
+
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
-use tokio::process::Command;
+use ipnet::Ipv4Net;
+use tokio::process::{Child, Command};
+
+use netlink::Netlink;
 
 /// The network namespace pods share by default.
 pub const DEFAULT_NETNS: &str = "faas-pods";
@@ -22,31 +28,42 @@ pub const DEFAULT_NAMESPACE_CIDR: &str = "10.244.0.0/16";
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum NetworkError {
-    /// A set-up command could not be run at all.
-    #[error("running `{command}` failed")]
-    Spawn {
-        /// The command line.
-        command: String,
-        /// What the operating system said.
-        #[source]
-        source: std::io::Error,
+    /// The range routed to the namespace is not an IPv4 network in CIDR notation.
+    #[error("{cidr:?} is not an IPv4 network in CIDR notation (e.g. 10.244.0.0/16)")]
+    InvalidRange {
+        /// The range as configured.
+        cidr: String,
     },
-    /// A set-up command ran and failed.
-    #[error("`{command}` failed: {stderr}")]
-    Command {
-        /// The command line.
-        command: String,
-        /// What it printed on stderr.
-        stderr: String,
-    },
-    /// The namespace cannot be entered.
-    #[error("entering network namespace {netns:?} failed")]
-    Enter {
+    /// A network namespace could not be created or entered (this needs root, or
+    /// `CAP_SYS_ADMIN` and `CAP_NET_ADMIN`).
+    #[error("{action} network namespace {netns:?} failed")]
+    Namespace {
         /// The namespace's name.
         netns: String,
+        /// What was being done.
+        action: &'static str,
         /// What the operating system said.
         #[source]
         source: std::io::Error,
+    },
+    /// The kernel refused a change of links, addresses or routes (rtnetlink).
+    #[error("{action} in network namespace {netns:?} failed")]
+    Netlink {
+        /// The namespace's name (`host` for the node's own).
+        netns: String,
+        /// What was being done.
+        action: String,
+        /// The kernel's answer.
+        #[source]
+        source: rtnetlink::Error,
+    },
+    /// A link the pod network needs is missing.
+    #[error("network namespace {netns:?} has no link {link:?}")]
+    MissingLink {
+        /// The namespace's name (`host` for the node's own).
+        netns: String,
+        /// The link's name.
+        link: String,
     },
 }
 
@@ -138,7 +155,7 @@ impl PodNetwork {
     pub fn netns_path(&self) -> Option<PathBuf> {
         match self {
             Self::Loopback => None,
-            Self::Namespace { netns, .. } => Some(PathBuf::from("/run/netns").join(netns)),
+            Self::Namespace { netns, .. } => Some(namespace_path(netns)),
         }
     }
 
@@ -160,124 +177,130 @@ impl PodNetwork {
         else {
             return Ok(());
         };
-        let anchor = Ipv4Addr::from(u32::from(*host_addr) + 1).to_string();
-        let netns_path = PathBuf::from("/run/netns").join(netns);
-        if !netns_path.exists() {
-            ip(&["netns", "add", netns]).await?;
+        let range: Ipv4Net = cidr
+            .parse()
+            .map_err(|_| NetworkError::InvalidRange { cidr: cidr.clone() })?;
+        let range = range.trunc();
+        let anchor = Ipv4Addr::from(u32::from(*host_addr) + 1);
+        let path = namespace_path(netns);
+        namespace::create(&path)
+            .await
+            .map_err(|source| NetworkError::Namespace {
+                netns: netns.clone(),
+                action: "creating",
+                source,
+            })?;
+
+        let host = Netlink::connect(None, netns).await?;
+        if host.index(host_link).await?.is_none() {
+            host.add_veth(host_link, pod_link).await?;
         }
-        let host_exists = PathBuf::from("/sys/class/net").join(host_link).exists();
-        if !host_exists {
-            ip(&[
-                "link", "add", host_link, "type", "veth", "peer", "name", pod_link,
-            ])
+        // The pod end is still in the host's namespace right after it was made.
+        if host.index(pod_link).await?.is_some() {
+            host.move_to_namespace(pod_link, &path, netns).await?;
+        }
+        let host_index = host.require(host_link).await?;
+        host.replace_address(host_index, *host_addr).await?;
+        host.set_up(host_index).await?;
+
+        let pods = Netlink::connect(Some(&path), netns).await?;
+        let lo = pods.require("lo").await?;
+        pods.set_up(lo).await?;
+        let pod_index = pods.require(pod_link).await?;
+        pods.set_up(pod_index).await?;
+        pods.replace_address(pod_index, anchor).await?;
+        pods.replace_device_route(pod_index, *host_addr).await?;
+        pods.replace_default_route(pod_index, *host_addr).await?;
+        pods.replace_unreachable_route(range).await?;
+        namespace::enable_forwarding(&path)
+            .await
+            .map_err(|source| NetworkError::Namespace {
+                netns: netns.clone(),
+                action: "enabling forwarding in",
+                source,
+            })?;
+        host.replace_range_route(range, anchor, host_index, *host_addr)
             .await?;
-        }
-        if PathBuf::from("/sys/class/net").join(pod_link).exists() {
-            ip(&["link", "set", pod_link, "netns", netns]).await?;
-        }
-        let host = format!("{host_addr}/32");
-        ip(&["addr", "replace", &host, "dev", host_link]).await?;
-        ip(&["link", "set", host_link, "up"]).await?;
-        ip(&["-n", netns, "link", "set", "lo", "up"]).await?;
-        ip(&["-n", netns, "link", "set", pod_link, "up"]).await?;
-        let anchor_spec = format!("{anchor}/32");
-        ip(&[
-            "-n",
-            netns,
-            "addr",
-            "replace",
-            &anchor_spec,
-            "dev",
-            pod_link,
-        ])
-        .await?;
-        ip(&["-n", netns, "route", "replace", &host, "dev", pod_link]).await?;
-        ip(&[
-            "-n",
-            netns,
-            "route",
-            "replace",
-            "default",
-            "via",
-            &host_addr.to_string(),
-            "dev",
-            pod_link,
-        ])
-        .await?;
-        ip(&["-n", netns, "route", "replace", "unreachable", cidr]).await?;
-        run(
-            "nsenter",
-            &[
-                &format!("--net={}", netns_path.display()),
-                "--",
-                "sysctl",
-                "-qw",
-                "net.ipv4.ip_forward=1",
-            ],
-        )
-        .await?;
-        ip(&[
-            "route",
-            "replace",
-            cidr,
-            "via",
-            &anchor,
-            "dev",
-            host_link,
-            "onlink",
-            "src",
-            &host_addr.to_string(),
-        ])
-        .await?;
         Ok(())
     }
 
     /// Puts a pod address on the namespace end (nothing to do on loopback). The network must
     /// have been [prepared](Self::prepare).
     pub async fn add_address(&self, addr: IpAddr) -> Result<(), NetworkError> {
-        if let Self::Namespace {
-            netns, pod_link, ..
-        } = self
-        {
-            let prefix = if addr.is_ipv4() { 32 } else { 128 };
-            let spec = format!("{addr}/{prefix}");
-            ip(&["-n", netns, "addr", "replace", &spec, "dev", pod_link]).await?;
-        }
-        Ok(())
+        let (
+            Self::Namespace {
+                netns, pod_link, ..
+            },
+            IpAddr::V4(addr),
+        ) = (self, addr)
+        else {
+            return Ok(());
+        };
+        let pods = Netlink::connect(Some(&namespace_path(netns)), netns).await?;
+        let index = pods.require(pod_link).await?;
+        pods.replace_address(index, addr).await
     }
 
     /// Takes a pod address away again (an address that is already gone is fine).
     pub async fn remove_address(&self, addr: IpAddr) -> Result<(), NetworkError> {
-        if let Self::Namespace {
-            netns, pod_link, ..
-        } = self
-        {
-            let prefix = if addr.is_ipv4() { 32 } else { 128 };
-            let spec = format!("{addr}/{prefix}");
-            match ip(&["-n", netns, "addr", "del", &spec, "dev", pod_link]).await {
-                Ok(()) => {}
-                Err(NetworkError::Command { stderr, .. })
-                    if stderr.contains("Cannot assign") || stderr.contains("not found") => {}
-                Err(e) => return Err(e),
-            }
-        }
-        Ok(())
+        let (
+            Self::Namespace {
+                netns, pod_link, ..
+            },
+            IpAddr::V4(addr),
+        ) = (self, addr)
+        else {
+            return Ok(());
+        };
+        let pods = Netlink::connect(Some(&namespace_path(netns)), netns).await?;
+        let Some(index) = pods.index(pod_link).await? else {
+            return Ok(());
+        };
+        pods.remove_address(index, addr).await
     }
 
-    /// A command that runs `program` in the pod network (through `nsenter`, which execs it, so the
-    /// child's pid is the program's).
-    pub fn command(&self, program: impl AsRef<OsStr>) -> Command {
-        match self.netns_path() {
-            None => Command::new(program),
-            Some(path) => {
-                let mut command = Command::new("nsenter");
-                command
-                    .arg(format!("--net={}", path.display()))
-                    .arg("--")
-                    .arg(program);
-                command
-            }
+    /// Starts `command` in the pod network: on loopback as it is; in a namespace from a thread
+    /// that entered it, so the child (and only the child) lives there. Must be called within a
+    /// Tokio runtime.
+    pub async fn spawn(&self, command: Command) -> std::io::Result<Child> {
+        self.spawn_with(command, None).await
+    }
+
+    /// [`spawn`](Self::spawn), running `prelude` first on the thread that starts the child (after
+    /// it entered the pod network), so the child inherits what it sets up (namespaces, mounts).
+    pub(crate) async fn spawn_with(
+        &self,
+        command: Command,
+        prelude: Option<Prelude>,
+    ) -> std::io::Result<Child> {
+        let path = self.netns_path();
+        if path.is_none() && prelude.is_none() {
+            let mut command = command;
+            return command.spawn();
         }
+        let runtime = tokio::runtime::Handle::current();
+        namespace::on_own_thread(move || {
+            if let Some(path) = path {
+                namespace::enter(&path)?;
+            }
+            if let Some(prelude) = prelude {
+                prelude()?;
+            }
+            let _runtime = runtime.enter();
+            let mut command = command;
+            command.spawn()
+        })
+        .await
+    }
+
+    /// Runs `command` in the pod network to its end and collects its output (see
+    /// [`spawn`](Self::spawn)).
+    pub async fn output(&self, command: Command) -> std::io::Result<std::process::Output> {
+        let mut command = command;
+        command
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped());
+        self.spawn(command).await?.wait_with_output().await
     }
 
     /// Binds a TCP listener in the pod network (a helper thread enters the namespace, binds, and
@@ -286,46 +309,21 @@ impl PodNetwork {
         let Some(path) = self.netns_path() else {
             return tokio::net::TcpListener::bind(addr).await;
         };
-        let listener = tokio::task::spawn_blocking(move || {
-            std::thread::spawn(move || -> std::io::Result<std::net::TcpListener> {
-                let file = std::fs::File::open(&path)?;
-                nix::sched::setns(&file, nix::sched::CloneFlags::CLONE_NEWNET)
-                    .map_err(std::io::Error::from)?;
-                let listener = std::net::TcpListener::bind(addr)?;
-                listener.set_nonblocking(true)?;
-                Ok(listener)
-            })
-            .join()
-            .map_err(|_| std::io::Error::other("the namespace helper thread panicked"))?
+        let listener = namespace::run_in(&path, move || {
+            let listener = std::net::TcpListener::bind(addr)?;
+            listener.set_nonblocking(true)?;
+            Ok(listener)
         })
-        .await
-        .map_err(std::io::Error::other)??;
+        .await?;
         tokio::net::TcpListener::from_std(listener)
     }
 }
 
-async fn ip(args: &[&str]) -> Result<(), NetworkError> {
-    run("ip", args).await
-}
+/// Work done on the thread that starts a child, before it starts it.
+pub(crate) type Prelude = Box<dyn FnOnce() -> std::io::Result<()> + Send>;
 
-async fn run(program: &str, args: &[&str]) -> Result<(), NetworkError> {
-    let command = format!("{program} {}", args.join(" "));
-    let output = Command::new(program)
-        .args(args)
-        .output()
-        .await
-        .map_err(|source| NetworkError::Spawn {
-            command: command.clone(),
-            source,
-        })?;
-    if output.status.success() {
-        Ok(())
-    } else {
-        Err(NetworkError::Command {
-            command,
-            stderr: String::from_utf8_lossy(&output.stderr).trim().to_owned(),
-        })
-    }
+fn namespace_path(netns: &str) -> PathBuf {
+    Path::new(namespace::NETNS_DIR).join(netns)
 }
 
 #[cfg(test)]
@@ -357,11 +355,10 @@ mod tests {
                 "10.244.0.2".parse().unwrap()
             ]
         );
-        let cmd = net.command("/bin/true");
-        let std = cmd.as_std();
-        assert_eq!(std.get_program(), "nsenter");
-        let args: Vec<_> = std.get_args().collect();
-        assert_eq!(args, ["--net=/run/netns/faas-pods", "--", "/bin/true"]);
+        assert_eq!(
+            net.netns_path(),
+            Some(PathBuf::from("/run/netns/faas-pods"))
+        );
     }
 
     #[tokio::test]
@@ -370,7 +367,8 @@ mod tests {
         net.prepare().await.unwrap();
         net.add_address("127.1.0.3".parse().unwrap()).await.unwrap();
         assert!(net.reserved_addresses().is_empty());
-        assert_eq!(net.command("/bin/true").as_std().get_program(), "/bin/true");
+        let output = net.output(Command::new("/bin/true")).await.unwrap();
+        assert!(output.status.success());
         let listener = net.bind_tcp("127.0.0.1:0".parse().unwrap()).await.unwrap();
         assert!(listener.local_addr().unwrap().ip().is_loopback());
     }

@@ -2,11 +2,18 @@
 
 use std::net::IpAddr;
 
-use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::api::core::v1::{Container, Pod, Service};
 
+use super::super::backend::MountLaunch;
 use super::super::backend::{Capacity, ContainerLaunch, PodKey, PodLaunch};
 use super::super::env::{ConfigError, ConfigSource, EnvContext, resolve_env};
 use super::super::expand::expand_all;
+use super::super::hosts::{hostname, hosts_file};
+use super::super::service_env::{service_env, visible_services};
+use super::super::volumes::resolve_volumes;
+
+/// Where a container writes its termination message unless its spec says otherwise.
+const DEFAULT_TERMINATION_MESSAGE_PATH: &str = "/dev/termination-log";
 
 /// The key of a pod object.
 pub(crate) fn pod_key(pod: &Pod) -> PodKey {
@@ -17,52 +24,117 @@ pub(crate) fn pod_key(pod: &Pod) -> PodKey {
     )
 }
 
-/// Resolves every container of `pod`: environment, `$(VAR)` in command and args, ports.
+/// Resolves every container of `pod`: environment (with the variables of `services`, the
+/// cluster's Services), `$(VAR)` in command and args, ports.
 pub(crate) async fn build_launch(
     pod: &Pod,
     pod_ip: Option<IpAddr>,
     host_ip: IpAddr,
     allocatable: &Capacity,
+    services: &[&Service],
     source: &dyn ConfigSource,
 ) -> Result<PodLaunch, ConfigError> {
     let spec = pod
         .spec
         .as_ref()
         .ok_or_else(|| ConfigError("the pod has no spec".to_owned()))?;
-    if spec.init_containers.as_ref().is_some_and(|c| !c.is_empty()) {
-        return Err(ConfigError(
-            "init containers are not supported by this node".to_owned(),
-        ));
-    }
+    let namespace = pod.metadata.namespace.as_deref().unwrap_or_default();
+    let links = spec.enable_service_links != Some(false);
+    let service_env = service_env(&visible_services(
+        services.iter().copied(),
+        namespace,
+        links,
+    ));
     let ctx = EnvContext {
         pod,
         pod_ip,
         host_ip,
         allocatable,
+        service_env: &service_env,
     };
     let mut containers = Vec::with_capacity(spec.containers.len());
     for container in &spec.containers {
-        let env = resolve_env(&ctx, container, source).await?;
-        let command = expand_all(container.command.as_deref().unwrap_or_default(), &env);
-        let args = expand_all(container.args.as_deref().unwrap_or_default(), &env);
-        let ports = container
-            .ports
-            .iter()
-            .flatten()
-            .filter_map(|p| u16::try_from(p.container_port).ok())
-            .collect();
-        containers.push(
-            ContainerLaunch::new(&container.name, container.image.clone().unwrap_or_default())
-                .with_command(command)
-                .with_args(args)
-                .with_env(env)
-                .with_working_dir(container.working_dir.clone())
-                .with_ports(ports),
-        );
+        containers.push(container_launch(&ctx, container, source).await?);
     }
+    let mut init_containers = Vec::new();
+    for container in spec.init_containers.iter().flatten() {
+        init_containers.push(container_launch(&ctx, container, source).await?);
+    }
+    let volumes = resolve_volumes(&ctx, source).await?;
     Ok(PodLaunch::new(pod_key(pod), containers)
+        .with_volumes(volumes)
+        .with_init_containers(init_containers)
+        .with_host_identity(hostname(pod), hosts_file(pod, pod_ip))
         .with_labels(pod.metadata.labels.clone().unwrap_or_default())
         .with_annotations(pod.metadata.annotations.clone().unwrap_or_default()))
+}
+
+/// Resolves the pod's volumes again (to bring a running pod's files up to date).
+pub(crate) async fn build_volumes(
+    pod: &Pod,
+    pod_ip: Option<IpAddr>,
+    host_ip: IpAddr,
+    allocatable: &Capacity,
+    source: &dyn ConfigSource,
+) -> Result<PodLaunch, ConfigError> {
+    let ctx = EnvContext {
+        pod,
+        pod_ip,
+        host_ip,
+        allocatable,
+        service_env: &[],
+    };
+    let volumes = resolve_volumes(&ctx, source).await?;
+    Ok(PodLaunch::new(pod_key(pod), Vec::new())
+        .with_volumes(volumes)
+        .with_labels(pod.metadata.labels.clone().unwrap_or_default())
+        .with_annotations(pod.metadata.annotations.clone().unwrap_or_default()))
+}
+
+/// Resolves one container: environment, `$(VAR)` in command and args, ports, termination message.
+async fn container_launch(
+    ctx: &EnvContext<'_>,
+    container: &Container,
+    source: &dyn ConfigSource,
+) -> Result<ContainerLaunch, ConfigError> {
+    let env = resolve_env(ctx, container, source).await?;
+    let command = expand_all(container.command.as_deref().unwrap_or_default(), &env);
+    let args = expand_all(container.args.as_deref().unwrap_or_default(), &env);
+    let ports = container
+        .ports
+        .iter()
+        .flatten()
+        .filter_map(|p| u16::try_from(p.container_port).ok())
+        .collect();
+    Ok(
+        ContainerLaunch::new(&container.name, container.image.clone().unwrap_or_default())
+            .with_command(command)
+            .with_args(args)
+            .with_env(env)
+            .with_working_dir(container.working_dir.clone())
+            .with_ports(ports)
+            .with_termination_message(
+                Some(
+                    container
+                        .termination_message_path
+                        .clone()
+                        .unwrap_or_else(|| DEFAULT_TERMINATION_MESSAGE_PATH.to_owned()),
+                ),
+                container.termination_message_policy.as_deref() == Some("FallbackToLogsOnError"),
+            )
+            .with_mounts(
+                container
+                    .volume_mounts
+                    .iter()
+                    .flatten()
+                    .map(|m| {
+                        MountLaunch::new(&m.name, &m.mount_path)
+                            .with_sub_path(m.sub_path.clone().filter(|s| !s.is_empty()))
+                            .read_only(m.read_only == Some(true))
+                    })
+                    .collect(),
+            ),
+    )
 }
 
 #[cfg(test)]
@@ -120,6 +192,7 @@ mod tests {
             None,
             "127.0.0.1".parse().unwrap(),
             &Capacity::default(),
+            &[],
             &Empty,
         )
         .await

@@ -46,6 +46,16 @@ impl PodRegistry {
             .cloned()
     }
 
+    /// Every pod the node handles.
+    pub(crate) fn all(&self) -> Vec<PodKey> {
+        self.0
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .values()
+            .cloned()
+            .collect()
+    }
+
     pub(crate) fn insert(&self, key: &PodKey) {
         self.0
             .write()
@@ -152,7 +162,13 @@ pub(crate) async fn run_pods(
                     }
                 }
             },
-            Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
+            Some(ended) = tasks.join_next(), if !tasks.is_empty() => {
+                if let Err(e) = ended
+                    && e.is_panic()
+                {
+                    tracing::error!(error = %e, "a pod worker panicked; its pod is no longer tended");
+                }
+            }
         }
     }
 

@@ -200,6 +200,7 @@ mod tests {
 
     fn terminated(code: i32) -> ContainerState {
         ContainerState::Terminated(Terminated {
+            message: None,
             exit_code: code,
             signal: None,
             reason: if code == 0 { "Completed" } else { "Error" }.into(),
@@ -296,6 +297,7 @@ mod tests {
     #[test]
     fn exits_restart_per_policy() {
         let t = |code| Terminated {
+            message: None,
             exit_code: code,
             signal: None,
             reason: "Error".into(),

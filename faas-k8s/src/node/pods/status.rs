@@ -48,8 +48,17 @@ pub(crate) struct PodView {
     pub(crate) pod_ip: Option<IpAddr>,
     pub(crate) host_ip: IpAddr,
     pub(crate) containers: Vec<ContainerView>,
+    /// Its init containers, in the order they run.
+    pub(crate) init_containers: Vec<ContainerView>,
+    /// The init containers that have not completed yet: the pod is not `Initialized` while any
+    /// is left.
+    pub(crate) uninitialized: Vec<String>,
     /// Set when the pod is finished (terminated or deleted): Ready turns false with `PodCompleted`.
     pub(crate) completed: bool,
+    /// The condition types of `spec.readinessGates`: Ready also waits for each to be True.
+    pub(crate) readiness_gates: Vec<String>,
+    /// Why the node ended the pod (`status.reason`, `status.message`), as with `DeadlineExceeded`.
+    pub(crate) failure: Option<(String, String)>,
 }
 
 fn terminated(t: &Terminated, container_id: Option<&String>) -> ContainerStateTerminated {
@@ -57,7 +66,7 @@ fn terminated(t: &Terminated, container_id: Option<&String>) -> ContainerStateTe
         exit_code: t.exit_code,
         signal: t.signal,
         reason: Some(t.reason.clone()),
-        message: None,
+        message: t.message.clone(),
         started_at: Some(to_time(t.started_at)),
         finished_at: Some(to_time(t.finished_at)),
         container_id: container_id.cloned(),
@@ -163,12 +172,28 @@ pub(crate) fn build_status(
         status.start_time = Some(now.clone());
     }
     status.container_statuses = Some(view.containers.iter().map(container_status).collect());
+    status.init_container_statuses = (!view.init_containers.is_empty())
+        .then(|| view.init_containers.iter().map(container_status).collect());
 
     let mut conditions = status.conditions.take().unwrap_or_default();
     if !conditions.iter().any(|c| c.type_ == "PodScheduled") {
         set_condition(&mut conditions, "PodScheduled", true, None, None, &now);
     }
-    set_condition(&mut conditions, "Initialized", true, None, None, &now);
+    if view.uninitialized.is_empty() {
+        set_condition(&mut conditions, "Initialized", true, None, None, &now);
+    } else {
+        set_condition(
+            &mut conditions,
+            "Initialized",
+            false,
+            Some("ContainersNotInitialized"),
+            Some(format!(
+                "containers with incomplete status: [{}]",
+                view.uninitialized.join(" ")
+            )),
+            &now,
+        );
+    }
     set_condition(
         &mut conditions,
         "PodReadyToStartContainers",
@@ -205,8 +230,30 @@ pub(crate) fn build_status(
         message.clone(),
         &now,
     );
+    // The pod is Ready once its containers are and every readiness gate's condition (set by
+    // someone else) is True.
+    let gate = view.readiness_gates.iter().find_map(|gate| {
+        match conditions.iter().find(|c| &c.type_ == gate) {
+            None => Some(format!(
+                "corresponding condition of pod readiness gate \"{gate}\" does not exist."
+            )),
+            Some(c) if c.status != "True" => Some(format!(
+                "the status of pod readiness gate \"{gate}\" is not \"True\", but {}",
+                c.status
+            )),
+            Some(_) => None,
+        }
+    });
+    let (ready, reason, message) = match gate {
+        Some(gate) if ready => (false, Some("ReadinessGatesNotReady"), Some(gate)),
+        _ => (ready, reason, message),
+    };
     set_condition(&mut conditions, "Ready", ready, reason, message, &now);
     status.conditions = Some(conditions);
+    if let Some((reason, message)) = &view.failure {
+        status.reason = Some(reason.clone());
+        status.message = Some(message.clone());
+    }
     status
 }
 
@@ -228,6 +275,7 @@ mod tests {
                     started_at: SystemTime::UNIX_EPOCH + Duration::from_millis(1_700_000_000_500),
                 },
                 last_termination: Some(Terminated {
+                    message: None,
                     exit_code: 2,
                     signal: None,
                     reason: "Error".into(),
@@ -240,6 +288,10 @@ mod tests {
                 container_id: Some("process://u/web".into()),
             }],
             completed: false,
+            init_containers: Vec::new(),
+            uninitialized: Vec::new(),
+            readiness_gates: Vec::new(),
+            failure: None,
         }
     }
 
@@ -326,6 +378,56 @@ mod tests {
         assert_eq!(
             condition(&s, "PodScheduled").last_transition_time,
             Some(to_time(SystemTime::UNIX_EPOCH))
+        );
+    }
+
+    #[test]
+    fn readiness_gates_hold_ready_until_their_conditions_are_true() {
+        let t0 = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_100);
+        let mut gated = view(true);
+        gated.readiness_gates = vec!["example.com/lb".into()];
+        let s = build_status(None, &gated, t0);
+        assert_eq!(condition(&s, "ContainersReady").status, "True");
+        let ready = condition(&s, "Ready");
+        assert_eq!(ready.status, "False");
+        assert_eq!(ready.reason.as_deref(), Some("ReadinessGatesNotReady"));
+        assert_eq!(
+            ready.message.as_deref(),
+            Some(
+                "corresponding condition of pod readiness gate \"example.com/lb\" does not exist."
+            )
+        );
+
+        let mut set_by_others = s.clone();
+        set_by_others
+            .conditions
+            .as_mut()
+            .unwrap()
+            .push(PodCondition {
+                type_: "example.com/lb".into(),
+                status: "False".into(),
+                ..Default::default()
+            });
+        let s = build_status(Some(&set_by_others), &gated, t0);
+        assert!(
+            condition(&s, "Ready")
+                .message
+                .as_deref()
+                .unwrap()
+                .contains("but False")
+        );
+        let mut set_by_others = s.clone();
+        for c in set_by_others.conditions.as_mut().unwrap() {
+            if c.type_ == "example.com/lb" {
+                c.status = "True".into();
+            }
+        }
+        let s = build_status(Some(&set_by_others), &gated, t0);
+        assert_eq!(condition(&s, "Ready").status, "True");
+        assert_eq!(
+            condition(&s, "example.com/lb").status,
+            "True",
+            "kept as set"
         );
     }
 }

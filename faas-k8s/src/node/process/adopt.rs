@@ -9,17 +9,19 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 use super::group::kill_remaining;
-use super::pod::{Container, Pod};
-use super::procfs::{self, Liveness};
+use super::inspect::{self, Liveness};
+use super::pod::{Container, Pod, RecordGuard};
 use super::run::Runner;
 use super::state::PodRecord;
-use super::status::{Exit, Phase};
-use super::{AddressPool, lock};
+use crate::node::address::AddressPool;
+use crate::node::container_status::{Exit, Phase};
+use crate::node::lock;
 
 /// Rebuilds the pod of `record`, watching again the processes that still run; its address is
 /// taken from `addresses` again.
 pub(super) fn adopt(runner: &Runner, addresses: &AddressPool, record: PodRecord) -> Arc<Pod> {
-    if !addresses.assign_existing(&record.key, record.ip) {
+    let host_network = record.containers.iter().any(|c| c.spec.host_network);
+    if !host_network && !addresses.assign_existing(&record.key, record.ip) {
         tracing::warn!(pod = %record.key, ip = %record.ip, "adopted pod's address is outside the pool or taken twice");
     }
     let processes: Vec<_> = record.containers.iter().map(|c| c.process).collect();
@@ -28,7 +30,9 @@ pub(super) fn adopt(runner: &Runner, addresses: &AddressPool, record: PodRecord)
         .into_iter()
         .map(|c| Container::new(c.spec, c.status))
         .collect();
-    let pod = Arc::new(Pod::new(record.key, record.ip, containers));
+    let mut pod = Pod::new(record.key, record.ip, containers, RecordGuard::default());
+    pod.host_network = host_network;
+    let pod = Arc::new(pod);
     for (container, process) in pod.containers.iter().zip(processes) {
         let Some(identity) = process else {
             // Recorded as running without a process: cannot happen unless the record was edited.
@@ -40,12 +44,12 @@ pub(super) fn adopt(runner: &Runner, addresses: &AddressPool, record: PodRecord)
             }
             continue;
         };
-        let adopted = match procfs::liveness(identity.pid, identity.start_ticks) {
+        let adopted = match inspect::liveness(identity.pid, identity.start_ticks) {
             Ok(Liveness::Alive) => runner.adopt(&pod, container, identity),
             Ok(Liveness::Exited(status)) => {
                 kill_remaining(identity.pgid);
                 let now = SystemTime::now();
-                let exit = match status.map(procfs::decode_wait_status) {
+                let exit = match status.map(inspect::decode_wait_status) {
                     Some((code, signal)) => Exit::new(code, signal, identity.started_at, now),
                     None => Exit::unknown(identity.started_at, now),
                 };

@@ -1,12 +1,11 @@
 //! [`ProcessBackend`]: the [`PodBackend`] that runs every container as an OS process.
 
-use std::collections::HashMap;
 use std::io;
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv4Addr};
 use std::os::unix::process::ExitStatusExt;
+use std::path::PathBuf;
 use std::process::Stdio;
-use std::sync::atomic::Ordering;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -16,24 +15,27 @@ use tokio_util::sync::CancellationToken;
 use super::adopt::adopt;
 use super::config::{ProcessBackendConfig, ShutdownPolicy};
 use super::group::signal_group;
+use super::isolate;
 use super::log::read::read_log;
-use super::pod::{Container, Pod};
+use super::pod::{Container, Pod, RecordGuard};
 use super::run::Runner;
-use super::spawn::{command, resolve_spec};
-use super::state::StateDir;
-use super::status::{ContainerStatusCell, Phase};
-use super::{EventHub, lock};
+use super::spawn::{command, network_of, resolve_spec};
+use super::state::{BindMount, StateDir};
 use crate::node::backend::{
-    BackendError, Capacity, LogOptions, LogStream, PodBackend, PodEvents, PodKey, PodLaunch,
-    PodRuntimeStatus,
+    BackendError, Capacity, ContainerUsage, LogOptions, LogStream, PodBackend, PodEvents, PodKey,
+    PodLaunch, PodRuntimeStatus,
 };
+use crate::node::container_status::ContainerStatusCell;
+use crate::node::events::EventHub;
+use crate::node::lock;
+use crate::node::pod_table::{PodRuntime, PodTable, RuntimePod};
 
 /// Runs every container as an OS process on its pod's own loopback address.
 ///
 /// - **Images** resolve to executables through the [`ImageMap`](super::ImageMap); `command`
 ///   replaces the image's executable, `args` follow. An unknown image is
 ///   [`BackendError::InvalidImage`].
-/// - **Addresses**: each pod gets one from the [`AddressPool`](super::AddressPool), given to its
+/// - **Addresses**: each pod gets one from the [`AddressPool`](crate::node::AddressPool), given to its
 ///   processes as `POD_IP` (and reported as the pod IP); `HOSTNAME` is the pod's name.
 /// - **Processes** start in a process group of their own; deleting a pod sends `SIGTERM` to each
 ///   group, waits up to the grace period, then sends `SIGKILL`. When a container's main process
@@ -56,6 +58,17 @@ use crate::node::backend::{
 ///   `logs/<pod>/<container>/<run>.log` (the current and the previous run are kept).
 /// - **Network**: with a [`PodNetwork`](crate::node::network::PodNetwork) namespace, pod
 ///   addresses are put on the namespace and processes (and `exec`) run inside it.
+/// - **What a container sees** (the node runs as root): each run gets mount and UTS namespaces
+///   of its own, with the pod's hostname, the kubelet-managed `/etc/hosts` (its own name and
+///   address, `hostAliases`) and a termination message file of its own bound at its
+///   `terminationMessagePath` (the mount point, `/dev/termination-log` by default, is created
+///   empty on the node if missing). The pod's volumes are written under its run directory and
+///   bound at their mount paths the same way (a missing mount point is created on the node, as a
+///   container runtime creates it in an image). Not as root there are no such namespaces: the
+///   container sees the node's hostname and `/etc/hosts`, only `FallbackToLogsOnError` yields a
+///   message, and a pod that mounts volumes is refused.
+/// - **Not enforced**: resource limits, `securityContext` (`runAsUser`, capabilities), images'
+///   file systems (the image names an executable on the node).
 ///
 /// ```no_run
 /// use faas_k8s::node::{ContainerLaunch, PodBackend, PodKey, PodLaunch};
@@ -85,8 +98,9 @@ pub struct ProcessBackend {
 struct Inner {
     config: ProcessBackendConfig,
     capacity: Capacity,
-    runner: Runner,
-    pods: Mutex<HashMap<PodKey, Arc<Pod>>>,
+    table: PodTable<Runner>,
+    /// Containers get namespaces of their own (the node runs as root).
+    isolated: bool,
 }
 
 impl ProcessBackend {
@@ -106,6 +120,7 @@ impl ProcessBackend {
             log_max_bytes: config.log_max_bytes,
             adopted_poll_interval: config.adopted_poll_interval,
             network: config.network.clone(),
+            restart_grace: config.restart_grace,
         };
         for reserved in config.network.reserved_addresses() {
             if let IpAddr::V4(reserved) = reserved {
@@ -113,23 +128,19 @@ impl ProcessBackend {
             }
         }
         config.network.prepare().await.map_err(network_error)?;
-        let backend = Self {
-            inner: Arc::new(Inner {
-                capacity: config.effective_capacity(),
-                config,
-                runner,
-                pods: Mutex::new(HashMap::new()),
-            }),
-        };
+        let capacity = config.effective_capacity();
+        let table = PodTable::new(runner, config.addresses.clone(), capacity.pods);
         for record in state.load_all()? {
-            let pod = adopt(
-                &backend.inner.runner,
-                &backend.inner.config.addresses,
-                record,
-            );
-            lock(&backend.inner.pods).insert(pod.key.clone(), pod);
+            table.insert(adopt(table.runtime(), &config.addresses, record));
         }
-        Ok(backend)
+        Ok(Self {
+            inner: Arc::new(Inner {
+                capacity,
+                config,
+                table,
+                isolated: isolate::available(),
+            }),
+        })
     }
 
     /// The configuration the backend runs with.
@@ -145,74 +156,59 @@ impl ProcessBackend {
     ///
     /// Some process survived `SIGKILL` (the others are still stopped).
     pub async fn shutdown(&self, policy: ShutdownPolicy) -> Result<(), BackendError> {
-        let mut result = Ok(());
-        if let ShutdownPolicy::StopAll { grace } = policy {
-            let keys: Vec<PodKey> = lock(&self.inner.pods).keys().cloned().collect();
-            let deletions = keys.iter().map(|key| self.delete(key, grace));
-            for outcome in futures::future::join_all(deletions).await {
-                if outcome.is_err() && result.is_ok() {
-                    result = outcome;
-                }
-            }
-        }
-        self.inner.runner.cancel.cancel();
+        let result = match policy {
+            ShutdownPolicy::StopAll { grace } => self.inner.table.delete_all(grace).await,
+            ShutdownPolicy::LeaveRunning => Ok(()),
+        };
+        self.inner.table.runtime().cancel.cancel();
         result
     }
+}
 
-    fn pod(&self, key: &PodKey) -> Result<Arc<Pod>, BackendError> {
-        lock(&self.inner.pods)
-            .get(key)
-            .cloned()
-            .ok_or_else(|| BackendError::NotFound(key.clone()))
+#[async_trait]
+impl PodRuntime for Runner {
+    type Container = Container;
+    type Data = RecordGuard;
+
+    async fn prepare(&self, key: &PodKey, ip: Option<Ipv4Addr>) -> Result<(), BackendError> {
+        std::fs::create_dir_all(self.state.run_dir(key))?;
+        let Some(ip) = ip else { return Ok(()) };
+        self.network
+            .add_address(IpAddr::V4(ip))
+            .await
+            .map_err(network_error)
     }
 
-    fn container(
-        &self,
-        key: &PodKey,
-        name: &str,
-    ) -> Result<(Arc<Pod>, Arc<Container>), BackendError> {
-        let pod = self.pod(key)?;
-        let container = pod
-            .container(name)
-            .cloned()
-            .ok_or_else(|| BackendError::NotFound(key.clone()))?;
-        Ok((pod, container))
-    }
-
-    /// Undoes a create that failed half-way.
-    async fn abandon(&self, pod: &Arc<Pod>, release_address: bool) {
-        for container in &pod.containers {
-            if let Err(err) = self.inner.runner.stop(container, Duration::ZERO).await {
-                tracing::warn!(pod = %pod.key, error = %err, "cannot stop a container of a failed pod");
-            }
-        }
-        self.remove(pod, release_address);
-        if release_address
-            && let Err(err) = self
-                .inner
-                .runner
-                .network
-                .remove_address(IpAddr::V4(pod.ip))
-                .await
-        {
-            tracing::warn!(pod = %pod.key, error = %err, "cannot take the pod's address off the pod network");
+    async fn unprepare(&self, key: &PodKey, ip: Ipv4Addr) {
+        if let Err(err) = self.network.remove_address(IpAddr::V4(ip)).await {
+            tracing::warn!(pod = %key, error = %err, "cannot take the pod's address off the pod network");
         }
     }
 
-    /// Forgets a pod whose processes are gone, and its address unless told to keep it.
-    fn remove(&self, pod: &Arc<Pod>, release_address: bool) {
-        if let Err(err) = self.inner.runner.forget(pod) {
+    async fn start(&self, pod: &Arc<Pod>, container: &Arc<Container>) -> io::Result<()> {
+        Runner::start(self, pod, container).await
+    }
+
+    async fn stop(&self, container: &Container, grace: Duration) -> io::Result<()> {
+        Runner::stop(self, container, grace).await
+    }
+
+    fn restart_grace(&self) -> Duration {
+        self.restart_grace
+    }
+
+    fn persist(&self, pod: &RuntimePod<Self>) {
+        Runner::persist(self, pod);
+    }
+
+    fn forget(&self, pod: &RuntimePod<Self>) {
+        if let Err(err) = Runner::forget(self, pod) {
             tracing::warn!(pod = %pod.key, error = %err, "cannot remove the pod's files");
         }
-        {
-            let mut pods = lock(&self.inner.pods);
-            if pods.get(&pod.key).is_some_and(|p| Arc::ptr_eq(p, pod)) {
-                pods.remove(&pod.key);
-            }
-        }
-        if release_address {
-            self.inner.config.addresses.release_pod(&pod.key);
-        }
+    }
+
+    fn events(&self) -> &EventHub {
+        &self.events
     }
 }
 
@@ -228,153 +224,154 @@ impl PodBackend for ProcessBackend {
 
     async fn create(&self, launch: PodLaunch) -> Result<PodRuntimeStatus, BackendError> {
         let inner = &self.inner;
-        if let Ok(pod) = self.pod(&launch.key) {
+        if let Ok(pod) = inner.table.pod(&launch.key) {
             return Ok(pod.status());
         }
-        if lock(&inner.pods).len() >= inner.capacity.pods as usize {
-            return Err(BackendError::CapacityExhausted);
-        }
         let executables = launch
-            .containers
+            .init_containers
             .iter()
+            .chain(&launch.containers)
             .map(|c| inner.config.images.resolve(&c.image))
             .collect::<Result<Vec<_>, _>>()?;
-        // An address reserved with `reserve_ip` stays reserved if creation fails: the node will
-        // try again with the environment it resolved from it.
-        let reserved = inner.config.addresses.assigned(&launch.key).is_some();
-        let ip = inner
-            .config
-            .addresses
-            .assign(&launch.key)
-            .ok_or(BackendError::CapacityExhausted)?;
-        let run_dir = inner.runner.state.run_dir(&launch.key);
-        let prepared = match std::fs::create_dir_all(&run_dir) {
-            Ok(()) => inner
-                .runner
-                .network
-                .add_address(IpAddr::V4(ip))
-                .await
-                .map_err(network_error),
-            Err(err) => Err(err.into()),
+        let state = &inner.table.runtime().state;
+        let run_dir = state.run_dir(&launch.key);
+        let isolated = inner.isolated;
+        let hosts_file = match (&launch.hosts_file, isolated) {
+            (Some(content), true) => {
+                std::fs::create_dir_all(&run_dir)?;
+                let path = state.hosts_path(&launch.key);
+                std::fs::write(&path, content)?;
+                Some(path)
+            }
+            _ => None,
         };
-        if let Err(err) = prepared {
-            if !reserved {
-                inner.config.addresses.release_pod(&launch.key);
-            }
-            return Err(err);
-        }
-        let containers = launch
-            .containers
+        let hostname = launch
+            .hostname
+            .clone()
+            .filter(|_| isolated && launch.host_network.is_none());
+        let mounts_volumes = launch
+            .init_containers
             .iter()
-            .zip(executables)
-            .map(|(c, exe)| {
-                let spec = resolve_spec(c, exe, &launch.key, ip, &inner.config.base_env, &run_dir);
-                Container::new(spec, ContainerStatusCell::new(c.name.clone()))
-            })
-            .collect();
-        let pod = Arc::new(Pod::new(launch.key.clone(), ip, containers));
-        let _lifecycle = Arc::clone(&pod.lifecycle)
-            .try_lock_owned()
-            .map_err(|_| BackendError::Other("a new pod's lifecycle lock is taken".into()))?;
-        {
-            let mut pods = lock(&inner.pods);
-            if let Some(existing) = pods.get(&launch.key) {
-                // Created concurrently under the same key, hence with the same address.
-                return Ok(existing.status());
-            }
-            pods.insert(launch.key.clone(), Arc::clone(&pod));
+            .chain(&launch.containers)
+            .any(|c| !c.mounts.is_empty());
+        if mounts_volumes && !isolated {
+            // Never started half-configured: without its volumes a container would not find
+            // its files.
+            return Err(BackendError::Other(
+                "the pod mounts volumes, which this node mounts only when it runs as root (set \
+                 automountServiceAccountToken: false and drop the volumeMounts, or run the node \
+                 as root)"
+                    .into(),
+            ));
         }
-        for container in &pod.containers {
-            if let Err(source) = inner.runner.start(&pod, container) {
-                tracing::warn!(pod = %pod.key, container = %container.name, error = %source, "cannot start");
-                self.abandon(&pod, !reserved).await;
-                return Err(BackendError::Start {
-                    container: container.name.clone(),
+        let volume_dirs = if mounts_volumes {
+            std::fs::create_dir_all(&run_dir)?;
+            isolate::write_volumes(&state.volumes_dir(&launch.key), &launch.volumes)?
+        } else {
+            Vec::new()
+        };
+        let mut mounts_of = Vec::new();
+        for c in launch.init_containers.iter().chain(&launch.containers) {
+            let mut mounts = Vec::new();
+            for m in &c.mounts {
+                let Some((_, dir)) = volume_dirs.iter().find(|(name, _)| *name == m.volume) else {
+                    return Err(BackendError::Other(
+                        format!(
+                            "container {:?} mounts volume {:?}, which the pod does not have",
+                            c.name, m.volume
+                        )
+                        .into(),
+                    ));
+                };
+                let source = match &m.sub_path {
+                    Some(sub) => isolate::inside(dir, sub)?,
+                    None => dir.clone(),
+                };
+                if m.sub_path.is_some() && !source.exists() {
+                    std::fs::create_dir_all(&source)?;
+                }
+                mounts.push(BindMount {
                     source,
+                    target: PathBuf::from(&m.mount_path),
+                    read_only: m.read_only,
                 });
             }
+            // A mount inside another is made after it.
+            mounts.sort_by_key(|m| m.target.components().count());
+            mounts_of.push(mounts);
         }
-        inner.runner.persist(&pod);
-        inner.runner.events.notify(&pod.key);
-        tracing::info!(pod = %pod.key, ip = %pod.ip, "pod started");
-        Ok(pod.status())
+        inner
+            .table
+            .create(
+                &launch.key,
+                launch.host_network,
+                !launch.init_containers.is_empty(),
+                |ip| {
+                    let containers = launch
+                        .init_containers
+                        .iter()
+                        .chain(&launch.containers)
+                        .zip(executables)
+                        .zip(mounts_of)
+                        .map(|((c, exe), mounts)| {
+                            let mut spec = resolve_spec(
+                                c,
+                                exe,
+                                &launch.key,
+                                ip,
+                                &inner.config.base_env,
+                                &run_dir,
+                            );
+                            spec.host_network = launch.host_network.is_some();
+                            spec.isolated = isolated;
+                            spec.hostname = hostname.clone();
+                            spec.hosts_file = hosts_file.clone();
+                            spec.mounts = mounts;
+                            if !isolated {
+                                spec.termination_message_path = None;
+                            }
+                            Container::new(spec, ContainerStatusCell::new(c.name.clone()))
+                        })
+                        .collect();
+                    (containers, RecordGuard::default())
+                },
+            )
+            .await
     }
 
     async fn reserve_ip(&self, key: &PodKey) -> Result<Option<IpAddr>, BackendError> {
-        if let Ok(pod) = self.pod(key) {
-            return Ok(Some(IpAddr::V4(pod.ip)));
-        }
-        let ip = self
-            .inner
-            .config
-            .addresses
-            .assign(key)
-            .ok_or(BackendError::CapacityExhausted)?;
-        Ok(Some(IpAddr::V4(ip)))
+        self.inner.table.reserve_ip(key)
     }
 
     async fn update(&self, pod: PodLaunch) -> Result<(), BackendError> {
-        // Labels and annotations change nothing for a process.
-        self.pod(&pod.key).map(|_| ())
-    }
-
-    async fn restart_container(&self, key: &PodKey, name: &str) -> Result<(), BackendError> {
-        let (pod, container) = self.container(key, name)?;
-        let _lifecycle = pod.lifecycle.lock().await;
-        if pod.is_deleting() {
-            return Err(BackendError::NotFound(key.clone()));
+        // Labels and annotations change nothing for a process; volume files are brought up to
+        // date (those of volumes the pod mounts).
+        let existing = self.inner.table.pod(&pod.key)?;
+        let mounted = existing
+            .containers
+            .iter()
+            .any(|c| !c.spec.mounts.is_empty());
+        if mounted && !pod.volumes.is_empty() {
+            let dir = self.inner.table.runtime().state.volumes_dir(&pod.key);
+            isolate::write_volumes(&dir, &pod.volumes)?;
         }
-        let runner = &self.inner.runner;
-        runner
-            .stop(&container, self.inner.config.restart_grace)
-            .await?;
-        lock(&container.runtime).status.restarting();
-        let started = runner.start(&pod, &container);
-        if let Err(err) = &started {
-            lock(&container.runtime).status.phase = Phase::Waiting {
-                reason: "RunContainerError".into(),
-                message: Some(err.to_string()),
-            };
-        }
-        runner.persist(&pod);
-        runner.events.notify(key);
-        started.map_err(|source| BackendError::Start {
-            container: name.to_owned(),
-            source,
-        })
-    }
-
-    async fn delete(&self, key: &PodKey, grace: Duration) -> Result<(), BackendError> {
-        let Ok(pod) = self.pod(key) else {
-            // Perhaps only an address was reserved.
-            self.inner.config.addresses.release_pod(key);
-            return Ok(());
-        };
-        pod.deleting.store(true, Ordering::SeqCst);
-        let _lifecycle = pod.lifecycle.lock().await;
-        let runner = &self.inner.runner;
-        let stops = pod.containers.iter().map(|c| runner.stop(c, grace));
-        for outcome in futures::future::join_all(stops).await {
-            outcome?;
-        }
-        self.remove(&pod, true);
-        if let Err(err) = runner.network.remove_address(IpAddr::V4(pod.ip)).await {
-            tracing::warn!(pod = %key, error = %err, "cannot take the pod's address off the pod network");
-        }
-        runner.events.notify(key);
-        tracing::info!(pod = %key, "pod deleted");
         Ok(())
     }
 
+    async fn restart_container(&self, key: &PodKey, name: &str) -> Result<(), BackendError> {
+        self.inner.table.restart(key, name).await
+    }
+
+    async fn delete(&self, key: &PodKey, grace: Duration) -> Result<(), BackendError> {
+        self.inner.table.delete(key, grace).await
+    }
+
     async fn status(&self, key: &PodKey) -> Result<Option<PodRuntimeStatus>, BackendError> {
-        Ok(self.pod(key).ok().map(|pod| pod.status()))
+        Ok(self.inner.table.status(key))
     }
 
     async fn list(&self) -> Result<Vec<PodRuntimeStatus>, BackendError> {
-        let pods: Vec<Arc<Pod>> = lock(&self.inner.pods).values().cloned().collect();
-        let mut statuses: Vec<_> = pods.iter().map(|pod| pod.status()).collect();
-        statuses.sort_by(|a, b| a.key.cmp(&b.key));
-        Ok(statuses)
+        Ok(self.inner.table.list())
     }
 
     async fn logs(
@@ -383,17 +380,47 @@ impl PodBackend for ProcessBackend {
         name: &str,
         opts: LogOptions,
     ) -> Result<LogStream, BackendError> {
-        let (pod, container) = self.container(key, name)?;
+        let (pod, container) = self.inner.table.container(key, name)?;
         let (run, progress) = {
             let runtime = lock(&container.runtime);
             (runtime.status.restart_count, runtime.log.clone())
         };
-        let paths = self.inner.runner.state.log_paths(&pod.key, name, run);
+        // The log of the run before the current one is kept (see the state directory).
+        let (run, progress) = match (opts.previous, run.checked_sub(1)) {
+            (false, _) => (run, progress),
+            (true, Some(previous)) => (previous, None),
+            (true, None) => {
+                return Err(BackendError::NoPreviousRun {
+                    pod: key.clone(),
+                    container: name.to_owned(),
+                });
+            }
+        };
+        let paths = self
+            .inner
+            .table
+            .runtime()
+            .state
+            .log_paths(&pod.key, name, run);
         Ok(read_log(paths, progress, opts))
     }
 
+    async fn stats(&self, key: &PodKey) -> Result<Option<Vec<ContainerUsage>>, BackendError> {
+        let pod = self.inner.table.pod(key)?;
+        let mut usage = Vec::with_capacity(pod.containers.len());
+        for container in &pod.containers {
+            let process = lock(&container.runtime).process;
+            let (cpu, memory) = match process {
+                Some(identity) => super::inspect::group_usage(identity.pgid)?,
+                None => (0, 0),
+            };
+            usage.push(ContainerUsage::new(&container.name, cpu, memory));
+        }
+        Ok(Some(usage))
+    }
+
     async fn exec(&self, key: &PodKey, name: &str, argv: Vec<String>) -> Result<i32, BackendError> {
-        let (_pod, container) = self.container(key, name)?;
+        let (_pod, container) = self.inner.table.container(key, name)?;
         let Some((program, args)) = argv.split_first() else {
             return Err(io::Error::new(io::ErrorKind::InvalidInput, "exec needs a command").into());
         };
@@ -402,16 +429,17 @@ impl PodBackend for ProcessBackend {
                 io::Error::other(format!("container {name:?} of {key} is not running")).into(),
             );
         }
-        let mut exec = command(
-            &self.inner.runner.network,
-            &container.spec,
-            program.as_ref(),
-            args,
-        );
+        let mut exec = command(&container.spec, program.as_ref(), args);
         exec.stdout(Stdio::null())
             .stderr(Stdio::null())
             .kill_on_drop(true);
-        let status = exec.status().await.map_err(|source| BackendError::Start {
+        let network = network_of(&self.inner.table.runtime().network, &container.spec);
+        let started = network.spawn(exec).await;
+        let status = match started {
+            Ok(mut child) => child.wait().await,
+            Err(err) => Err(err),
+        }
+        .map_err(|source| BackendError::Start {
             container: name.to_owned(),
             source,
         })?;
@@ -422,7 +450,7 @@ impl PodBackend for ProcessBackend {
     }
 
     fn events(&self) -> PodEvents {
-        self.inner.runner.events.subscribe()
+        self.inner.table.runtime().events.subscribe()
     }
 }
 
@@ -432,16 +460,16 @@ fn network_error(err: crate::node::network::NetworkError) -> BackendError {
 
 impl Drop for Inner {
     fn drop(&mut self) {
-        self.runner.cancel.cancel();
+        let runner = self.table.runtime();
+        runner.cancel.cancel();
         if let ShutdownPolicy::StopAll { .. } = self.config.on_drop {
-            let pods: Vec<Arc<Pod>> = lock(&self.pods).drain().map(|(_, pod)| pod).collect();
-            for pod in pods {
+            for pod in self.table.drain() {
                 for container in &pod.containers {
                     if let Some(identity) = lock(&container.runtime).process {
                         let _ = signal_group(identity.pgid, Signal::SIGKILL);
                     }
                 }
-                if let Err(err) = self.runner.forget(&pod) {
+                if let Err(err) = runner.forget(&pod) {
                     tracing::warn!(pod = %pod.key, error = %err, "cannot remove the pod's files");
                 }
             }

@@ -3,12 +3,11 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use super::{AddressPool, ImageMap, procfs};
+use super::ImageMap;
+use crate::node::address::AddressPool;
 use crate::node::backend::Capacity;
+use crate::node::machine::machine_capacity;
 use crate::node::network::PodNetwork;
-
-/// The pod capacity a kubelet advertises by default.
-pub const DEFAULT_MAX_PODS: u32 = 110;
 
 /// What becomes of the processes when the backend goes away.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -53,7 +52,7 @@ pub struct ProcessBackendConfig {
     /// file is kept). Default 10 MiB.
     pub log_max_bytes: u64,
     /// What the node advertises; `None` (the default) measures the machine: its CPU count, its
-    /// memory, [`DEFAULT_MAX_PODS`] pods. Creating more pods than this fails.
+    /// memory, [`DEFAULT_MAX_PODS`](crate::node::DEFAULT_MAX_PODS) pods. Creating more pods than this fails.
     pub capacity: Option<Capacity>,
     /// What happens to running processes when the backend is dropped (default: left running).
     pub on_drop: ShutdownPolicy,
@@ -161,20 +160,6 @@ impl ProcessBackendConfig {
     }
 }
 
-/// The machine's CPU count, its memory in `Ki` (as a kubelet reports it) and
-/// [`DEFAULT_MAX_PODS`] pods.
-pub fn machine_capacity() -> Capacity {
-    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let memory = procfs::memory_total_bytes().map_or_else(
-        |err| {
-            tracing::warn!(error = %err, "cannot read the machine's memory; advertising 0");
-            "0".to_owned()
-        },
-        |bytes| format!("{}Ki", bytes / 1024),
-    );
-    Capacity::new(cpus.to_string(), memory, DEFAULT_MAX_PODS)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -184,7 +169,7 @@ mod tests {
         let machine = ProcessBackendConfig::new("/tmp/x").effective_capacity();
         assert!(machine.cpu.parse::<u32>().unwrap() >= 1);
         assert!(machine.memory.ends_with("Ki"));
-        assert_eq!(machine.pods, DEFAULT_MAX_PODS);
+        assert_eq!(machine.pods, crate::node::DEFAULT_MAX_PODS);
         let fixed = ProcessBackendConfig::new("/tmp/x")
             .with_capacity(Capacity::new("2", "4Gi", 5))
             .effective_capacity();

@@ -6,7 +6,7 @@ use std::time::Duration;
 use nix::sys::signal::{Signal, killpg};
 use nix::unistd::Pid;
 
-use super::procfs;
+use super::inspect;
 
 /// How often a process group is checked while waiting for its last members to go; the kernel
 /// offers no notification for processes that are not our children.
@@ -24,7 +24,7 @@ pub(crate) fn signal_group(pgid: i32, signal: Signal) -> io::Result<()> {
 /// outlive it). Checks the group has live members first, so a group id that is no longer used is
 /// left alone.
 pub(crate) fn kill_remaining(pgid: i32) {
-    match procfs::group_members(pgid) {
+    match inspect::group_members(pgid) {
         Ok(members) if members.is_empty() => {}
         Ok(_) => {
             if let Err(err) = signal_group(pgid, Signal::SIGKILL) {
@@ -40,7 +40,7 @@ pub(crate) fn kill_remaining(pgid: i32) {
 pub(crate) async fn wait_group_gone(pgid: i32, limit: Duration) -> io::Result<()> {
     let deadline = tokio::time::Instant::now() + limit;
     loop {
-        let members = procfs::group_members(pgid)?;
+        let members = inspect::group_members(pgid)?;
         if members.is_empty() {
             return Ok(());
         }

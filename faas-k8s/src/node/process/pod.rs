@@ -1,31 +1,22 @@
-//! A pod as the process backend holds it in memory: its address, its containers, their status
-//! and the processes that run them.
+//! A pod as the process backend holds it in the [pod table](crate::node::pod_table): its
+//! containers, their status and the processes that run them.
 
-use std::net::{IpAddr, Ipv4Addr};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 
 use tokio::sync::watch;
 
-use super::lock;
 use super::log::file::LogProgress;
 use super::state::{ContainerRecord, PodRecord, ProcessIdentity, ProcessSpec};
-use super::status::ContainerStatusCell;
-use crate::node::backend::{PodKey, PodRuntimeStatus};
+use crate::node::container_status::ContainerStatusCell;
+use crate::node::lock;
+use crate::node::pod_table::{TableContainer, TablePod};
 
-/// One pod.
-#[derive(Debug)]
-pub(crate) struct Pod {
-    pub(crate) key: PodKey,
-    pub(crate) ip: Ipv4Addr,
-    pub(crate) containers: Vec<Arc<Container>>,
-    /// Set when deletion starts: no more restarts.
-    pub(crate) deleting: AtomicBool,
-    /// Held by lifecycle operations (create, restart, delete): one at a time per pod.
-    pub(crate) lifecycle: Arc<tokio::sync::Mutex<()>>,
-    /// Held while the record is written; `true` once the record is removed for good.
-    pub(crate) record_removed: Mutex<bool>,
-}
+/// One pod: its containers, and the guard of its record.
+pub(crate) type Pod = TablePod<Container, RecordGuard>;
+
+/// Held while the pod's record is written; `true` once the record is removed for good.
+#[derive(Debug, Default)]
+pub(crate) struct RecordGuard(pub(crate) Mutex<bool>);
 
 /// One container of a pod.
 #[derive(Debug)]
@@ -48,36 +39,6 @@ pub(crate) struct ContainerRuntime {
 }
 
 impl Pod {
-    pub(crate) fn new(key: PodKey, ip: Ipv4Addr, containers: Vec<Container>) -> Self {
-        Self {
-            key,
-            ip,
-            containers: containers.into_iter().map(Arc::new).collect(),
-            deleting: AtomicBool::new(false),
-            lifecycle: Arc::new(tokio::sync::Mutex::new(())),
-            record_removed: Mutex::new(false),
-        }
-    }
-
-    pub(crate) fn container(&self, name: &str) -> Option<&Arc<Container>> {
-        self.containers.iter().find(|c| c.name == name)
-    }
-
-    pub(crate) fn is_deleting(&self) -> bool {
-        self.deleting.load(Ordering::SeqCst)
-    }
-
-    pub(crate) fn status(&self) -> PodRuntimeStatus {
-        PodRuntimeStatus::new(
-            self.key.clone(),
-            Some(IpAddr::V4(self.ip)),
-            self.containers
-                .iter()
-                .map(|c| lock(&c.runtime).status.to_status())
-                .collect(),
-        )
-    }
-
     pub(crate) fn record(&self) -> PodRecord {
         PodRecord::new(
             self.key.clone(),
@@ -94,6 +55,16 @@ impl Pod {
                 })
                 .collect(),
         )
+    }
+}
+
+impl TableContainer for Container {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn with_status<T>(&self, f: impl FnOnce(&mut ContainerStatusCell) -> T) -> T {
+        f(&mut lock(&self.runtime).status)
     }
 }
 

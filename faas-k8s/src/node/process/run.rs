@@ -20,17 +20,22 @@ use tokio::process::Child;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
-use super::events::EventHub;
 use super::group::{kill_remaining, signal_group, wait_group_gone};
-use super::lock;
-use super::log::file::LogFile;
+use super::inspect::{self, Liveness};
+use super::isolate;
+use super::log::file::{LogFile, LogProgress};
 use super::log::pump;
 use super::pod::{Container, Pod};
-use super::procfs::{self, Liveness};
 use super::spawn::spawn;
 use super::state::{ProcessIdentity, StateDir};
-use super::status::Exit;
+use crate::node::container_status::Exit;
+use crate::node::events::EventHub;
+use crate::node::lock;
+use crate::node::log::split_line;
 use crate::node::network::PodNetwork;
+
+/// How long an ended run's log gets to be drained before its tail is read for a message.
+const LOG_DRAIN_LIMIT: Duration = Duration::from_secs(2);
 
 /// How long a process group gets to vanish after `SIGKILL` before stopping reports a failure.
 const KILL_LIMIT: Duration = Duration::from_secs(30);
@@ -45,6 +50,8 @@ pub(crate) struct Runner {
     pub(crate) log_max_bytes: u64,
     pub(crate) adopted_poll_interval: Duration,
     pub(crate) network: PodNetwork,
+    /// How long a running container gets to stop when it is restarted.
+    pub(crate) restart_grace: Duration,
 }
 
 /// How the end of a run is learned.
@@ -56,7 +63,7 @@ enum Watched {
 impl Runner {
     /// Writes the pod's record, unless the pod is gone.
     pub(crate) fn persist(&self, pod: &Pod) {
-        let removed = lock(&pod.record_removed);
+        let removed = lock(&pod.data.0);
         if *removed {
             return;
         }
@@ -67,13 +74,13 @@ impl Runner {
 
     /// Removes the pod's record and files for good.
     pub(crate) fn forget(&self, pod: &Pod) -> io::Result<()> {
-        let mut removed = lock(&pod.record_removed);
+        let mut removed = lock(&pod.data.0);
         *removed = true;
         self.state.remove(&pod.key)
     }
 
     /// Starts a new run of `container` (its restart count numbers the run's log).
-    pub(crate) fn start(&self, pod: &Arc<Pod>, container: &Arc<Container>) -> io::Result<()> {
+    pub(crate) async fn start(&self, pod: &Arc<Pod>, container: &Arc<Container>) -> io::Result<()> {
         let run = lock(&container.runtime).status.restart_count;
         if let Some(older) = run.checked_sub(2) {
             self.state
@@ -87,7 +94,8 @@ impl Runner {
             self.log_max_bytes,
         )?;
         let fifo = self.state.fifo_path(&pod.key, &container.name);
-        let spawned = spawn(&self.network, &container.spec, &fifo)?;
+        let termination_file = self.state.termination_path(&pod.key, &container.name);
+        let spawned = spawn(&self.network, &container.spec, &fifo, &termination_file).await?;
         tracing::debug!(pod = %pod.key, container = %container.name, pid = spawned.identity.pid, "started");
         self.watch(
             pod,
@@ -131,6 +139,8 @@ impl Runner {
         output: tokio::net::unix::pipe::Receiver,
     ) {
         let (exited_tx, exited_rx) = watch::channel(false);
+        let run = lock(&container.runtime).status.restart_count;
+        let mut progress = log.subscribe();
         {
             let mut runtime = lock(&container.runtime);
             runtime.status.started(identity.started_at);
@@ -159,6 +169,10 @@ impl Runner {
                     Exit::unknown(identity.started_at, finished_at)
                 }
             };
+            let mut exit = exit;
+            exit.message = runner
+                .termination_message(&pod, &container, run, exit.exit_code, &mut progress)
+                .await;
             tracing::debug!(pod = %pod.key, container = %container.name, code = exit.exit_code, "exited");
             {
                 let mut runtime = lock(&container.runtime);
@@ -171,6 +185,38 @@ impl Runner {
             exited_tx.send_replace(true);
             runner.events.notify(&pod.key);
         });
+    }
+
+    /// What run `run` of `container` left as its termination message (see [`isolate`]).
+    async fn termination_message(
+        &self,
+        pod: &Pod,
+        container: &Container,
+        run: u32,
+        exit_code: i32,
+        progress: &mut watch::Receiver<LogProgress>,
+    ) -> Option<String> {
+        let file = self.state.termination_path(&pod.key, &container.name);
+        let paths = self.state.log_paths(&pod.key, &container.name, run);
+        let wants_log = container.spec.termination_message_from_logs && exit_code != 0;
+        if wants_log {
+            // The log is complete once the pump saw the end of the output.
+            let _ = tokio::time::timeout(LOG_DRAIN_LIMIT, progress.wait_for(|p| p.closed)).await;
+        }
+        isolate::termination_message(
+            &container.spec,
+            &file,
+            || {
+                let stored = std::fs::read(&paths.current).ok()?;
+                let text: String = stored
+                    .split(|b| *b == b'\n')
+                    .filter(|line| !line.is_empty())
+                    .map(|line| String::from_utf8_lossy(split_line(line).1).into_owned() + "\n")
+                    .collect();
+                Some(isolate::log_tail(&text))
+            },
+            exit_code,
+        )
     }
 
     /// Waits for the end of a run: `Some((exit code, signal))`, or `None` when unknown.
@@ -194,10 +240,10 @@ impl Runner {
                 interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
                 loop {
                     interval.tick().await;
-                    match procfs::liveness(identity.pid, identity.start_ticks)? {
+                    match inspect::liveness(identity.pid, identity.start_ticks)? {
                         Liveness::Alive => {}
                         Liveness::Exited(status) => {
-                            return Ok(status.map(procfs::decode_wait_status));
+                            return Ok(status.map(inspect::decode_wait_status));
                         }
                     }
                 }

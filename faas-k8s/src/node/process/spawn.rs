@@ -14,8 +14,9 @@ use std::time::SystemTime;
 use tokio::net::unix::pipe;
 use tokio::process::{Child, Command};
 
+use super::inspect;
+use super::isolate;
 use super::log::pump;
-use super::procfs;
 use super::state::{ProcessIdentity, ProcessSpec};
 use crate::node::backend::{ContainerLaunch, PodKey};
 use crate::node::network::PodNetwork;
@@ -57,18 +58,32 @@ pub(crate) fn resolve_spec(
             .working_dir
             .as_ref()
             .map_or_else(|| default_working_dir.to_owned(), PathBuf::from),
+        host_network: false,
+        isolated: false,
+        hostname: None,
+        hosts_file: None,
+        termination_message_path: launch.termination_message_path.as_ref().map(PathBuf::from),
+        termination_message_from_logs: launch.termination_message_from_logs,
+        mounts: Vec::new(),
     }
 }
 
-/// A command with the container's program, arguments, environment and working directory, run in
-/// the pod network.
-pub(crate) fn command(
-    network: &PodNetwork,
-    spec: &ProcessSpec,
-    program: &Path,
-    args: &[String],
-) -> Command {
-    let mut command = network.command(program);
+/// The node's own network, for `hostNetwork: true` pods.
+static HOST_NETWORK: PodNetwork = PodNetwork::Loopback;
+
+/// The network a container's processes run in: the pod network, or the node's own.
+pub(crate) fn network_of<'a>(pod_network: &'a PodNetwork, spec: &ProcessSpec) -> &'a PodNetwork {
+    if spec.host_network {
+        &HOST_NETWORK
+    } else {
+        pod_network
+    }
+}
+
+/// A command with the container's program, arguments, environment and working directory (started
+/// in the pod network with [`PodNetwork::spawn`]).
+pub(crate) fn command(spec: &ProcessSpec, program: &Path, args: &[String]) -> Command {
+    let mut command = Command::new(program);
     command
         .args(args)
         .env_clear()
@@ -88,7 +103,12 @@ pub(crate) struct Spawned {
 }
 
 /// Starts the container's process with its output going to the named pipe at `fifo`.
-pub(crate) fn spawn(network: &PodNetwork, spec: &ProcessSpec, fifo: &Path) -> io::Result<Spawned> {
+pub(crate) async fn spawn(
+    network: &PodNetwork,
+    spec: &ProcessSpec,
+    fifo: &Path,
+    termination_file: &Path,
+) -> io::Result<Spawned> {
     pump::ensure_fifo(fifo)?;
     // Opened for reading and writing: the process then always holds a reader of its own output
     // pipe and never gets SIGPIPE while no node reads it (see `log::pump`).
@@ -97,20 +117,27 @@ pub(crate) fn spawn(network: &PodNetwork, spec: &ProcessSpec, fifo: &Path) -> io
         .write(true)
         .open(fifo)?;
     let output = pump::open_reader(fifo)?;
-    let mut command = command(network, spec, &spec.program, &spec.args);
+    let mut command = command(spec, &spec.program, &spec.args);
     command
         .stdout(Stdio::from(output_end.try_clone()?))
         .stderr(Stdio::from(output_end))
         .process_group(0)
         .kill_on_drop(false);
     let started_at = SystemTime::now();
-    let child = command.spawn()?;
+    if spec.isolated {
+        // A fresh message file for every run.
+        std::fs::write(termination_file, b"")?;
+    }
+    let prelude = isolate::prelude(spec, termination_file);
+    let child = network_of(network, spec)
+        .spawn_with(command, prelude)
+        .await?;
     let pid = child
         .id()
         .and_then(|id| i32::try_from(id).ok())
         .ok_or_else(|| io::Error::other("the started process has no pid"))?;
     // The child is not reaped before it is waited for, so its /proc entry is there.
-    let start_ticks = procfs::read_stat(pid)?.map_or(0, |stat| stat.start_ticks);
+    let start_ticks = inspect::read_stat(pid)?.map_or(0, |stat| stat.start_ticks);
     Ok(Spawned {
         identity: ProcessIdentity {
             pid,

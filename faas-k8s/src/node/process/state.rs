@@ -22,8 +22,8 @@ use std::time::SystemTime;
 use serde::{Deserialize, Serialize};
 
 use super::log::file::LogPaths;
-use super::status::ContainerStatusCell;
 use crate::node::backend::PodKey;
+use crate::node::container_status::ContainerStatusCell;
 
 /// Bumped when the record format changes incompatibly.
 const RECORD_VERSION: u32 = 1;
@@ -56,6 +56,35 @@ pub(crate) struct ProcessSpec {
     pub(crate) args: Vec<String>,
     pub(crate) env: Vec<(String, String)>,
     pub(crate) working_dir: PathBuf,
+    /// Runs in the node's network rather than the pod network (`hostNetwork: true`).
+    #[serde(default)]
+    pub(crate) host_network: bool,
+    /// Each run gets mount and UTS namespaces of its own (the node runs as root).
+    #[serde(default)]
+    pub(crate) isolated: bool,
+    /// The hostname the container sees, when isolated.
+    #[serde(default)]
+    pub(crate) hostname: Option<String>,
+    /// The node-side file bound over `/etc/hosts`, when isolated.
+    #[serde(default)]
+    pub(crate) hosts_file: Option<PathBuf>,
+    /// Where the container writes its termination message, when isolated.
+    #[serde(default)]
+    pub(crate) termination_message_path: Option<PathBuf>,
+    /// A failed run with no message reports the end of its log.
+    #[serde(default)]
+    pub(crate) termination_message_from_logs: bool,
+    /// Volumes bound into the container, when isolated, in the order they are mounted.
+    #[serde(default)]
+    pub(crate) mounts: Vec<BindMount>,
+}
+
+/// A node-side path bound at a path the container sees.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct BindMount {
+    pub(crate) source: PathBuf,
+    pub(crate) target: PathBuf,
+    pub(crate) read_only: bool,
 }
 
 /// Which process runs a container: the pid with its start time (pids get reused) and its
@@ -102,6 +131,22 @@ impl StateDir {
 
     pub(crate) fn run_dir(&self, key: &PodKey) -> PathBuf {
         self.root.join("run").join(pod_dir_name(key))
+    }
+
+    /// The node-side file a container's termination message is bound to.
+    pub(crate) fn termination_path(&self, key: &PodKey, container: &str) -> PathBuf {
+        self.run_dir(key)
+            .join(format!(".{}.termination-log", escape(container)))
+    }
+
+    /// Where the pod's volumes live on the node.
+    pub(crate) fn volumes_dir(&self, key: &PodKey) -> PathBuf {
+        self.run_dir(key).join(".volumes")
+    }
+
+    /// The node-side copy of the pod's `/etc/hosts`.
+    pub(crate) fn hosts_path(&self, key: &PodKey) -> PathBuf {
+        self.run_dir(key).join(".hosts")
     }
 
     pub(crate) fn fifo_path(&self, key: &PodKey, container: &str) -> PathBuf {
@@ -167,9 +212,16 @@ impl StateDir {
         Ok(records)
     }
 
-    /// Removes everything of a pod: record, run directory, logs.
+    /// Removes everything of a pod: record, run directory (after taking its memory volumes'
+    /// file systems off), logs.
     pub(crate) fn remove(&self, key: &PodKey) -> io::Result<()> {
         remove_file_if_exists(&self.record_path(key))?;
+        if let Ok(entries) = std::fs::read_dir(self.volumes_dir(key)) {
+            for entry in entries.flatten() {
+                // Only memory volumes are mounts; for the others this fails harmlessly.
+                let _ = nix::mount::umount2(&entry.path(), nix::mount::MntFlags::MNT_DETACH);
+            }
+        }
         remove_dir_if_exists(&self.run_dir(key))?;
         remove_dir_if_exists(&self.root.join("logs").join(pod_dir_name(key)))
     }
@@ -231,6 +283,13 @@ mod tests {
                     args: vec!["-c".into(), "true".into()],
                     env: vec![("A".into(), "1".into())],
                     working_dir: "/".into(),
+                    host_network: false,
+                    isolated: false,
+                    hostname: None,
+                    hosts_file: None,
+                    termination_message_path: None,
+                    termination_message_from_logs: false,
+                    mounts: Vec::new(),
                 },
                 status: ContainerStatusCell::new("main"),
                 process: None,

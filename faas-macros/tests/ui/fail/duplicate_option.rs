@@ -1,6 +1,6 @@
 use faas_macros::function;
 
-#[function(timeout = "5s", retries = 2, timeout = "10s")]
+#[function(timeout = "5s", max_attempts = 3, timeout = "10s")]
 async fn twice() {}
 
 #[function(trigger = cron("@daily"), trigger = cron("@daily"))]

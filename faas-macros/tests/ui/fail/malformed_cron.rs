@@ -12,4 +12,7 @@ async fn bad_weekday() {}
 #[function(trigger = cron("@dayly"))]
 async fn bad_nickname() {}
 
+#[function(trigger = cron("@daily", timezone = "Europe/Pariss"))]
+async fn misspelt_zone() {}
+
 fn main() {}

@@ -6,7 +6,7 @@ async fn spaced() {}
 #[function(concurrency = 0)]
 async fn never() {}
 
-#[function(retries = "3")]
+#[function(max_attempts = "3")]
 async fn quoted() {}
 
 #[function(crate = "not a path")]

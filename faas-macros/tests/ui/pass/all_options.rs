@@ -25,7 +25,7 @@ pub struct Receipt {
     trigger = cron("@hourly"),
     timeout = "1m 30s 500ms",
     concurrency = 64,
-    retries = 4,
+    max_attempts = 5,
     description = "Places an order",
     crate = "::faas_core",
 )]

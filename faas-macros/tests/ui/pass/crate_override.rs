@@ -14,7 +14,7 @@ mod isolated {
     use crate::platform::faas::{Json, TriggerSpec};
     use faas_macros::function;
 
-    #[function(crate = "crate::platform::faas", trigger = http(path = "/double"), timeout = "2s", retries = 1)]
+    #[function(crate = "crate::platform::faas", trigger = http(path = "/double"), timeout = "2s", max_attempts = 2)]
     pub async fn double(Json(n): Json<i64>) -> Json<i64> {
         Json(n * 2)
     }

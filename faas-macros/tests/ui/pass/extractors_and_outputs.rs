@@ -76,7 +76,7 @@ async fn eight(
     _b: String,
     _c: HeaderMap,
     _d: Context,
-    _e: Option<Bytes>,
+    _e: Option<String>,
     _f: http::Method,
     _g: http::Uri,
     _h: Invocation,

@@ -9,8 +9,9 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::api::core::v1::{Pod, Service};
 use kube::Api;
+use kube::runtime::reflector::Store;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
@@ -21,7 +22,7 @@ use super::super::backend::{
 use super::super::backoff::RestartBackoff;
 use super::super::config::NodeConfig;
 use super::super::probe::{ProbeReport, ProbeTarget, ProbeUpdate, probe_container};
-use super::launch::{build_launch, pod_key};
+use super::launch::{build_launch, build_volumes, pod_key};
 mod report;
 mod terminate;
 #[cfg(test)]
@@ -37,7 +38,12 @@ pub(crate) struct PodContext {
     pub(crate) backend: Arc<dyn PodBackend>,
     pub(crate) config: Arc<NodeConfig>,
     pub(crate) allocatable: Capacity,
+    /// The cluster's Services, for the pods' service variables.
+    pub(crate) services: Store<Service>,
 }
+
+/// How long a pod waits for the first listing of Services before its start is retried.
+const SERVICES_WAIT: Duration = Duration::from_secs(10);
 
 /// What a worker is told.
 #[derive(Debug)]
@@ -92,6 +98,14 @@ pub(crate) struct Worker {
     retry_at: Option<Instant>,
     status_retry_at: Option<Instant>,
     launch_backoff: RestartBackoff,
+    /// Why the node ended the pod itself (`DeadlineExceeded`), reported as its status reason.
+    failure: Option<(String, String)>,
+    /// The init containers, in the order they run.
+    init_names: Vec<String>,
+    /// An init container failed and the restart policy says never again: the pod failed.
+    init_failed: bool,
+    /// When the running pod's volume files are next brought up to date.
+    next_volume_sync: Option<Instant>,
     gone: bool,
     finished: bool,
     probe_tx: mpsc::UnboundedSender<ProbeReport>,
@@ -106,10 +120,21 @@ impl Worker {
         let policy =
             RestartPolicy::parse(pod.spec.as_ref().and_then(|s| s.restart_policy.as_deref()));
         let (base, max) = (ctx.config.backoff_base, ctx.config.backoff_max);
+        let init_names: Vec<String> = pod
+            .spec
+            .iter()
+            .flat_map(|s| s.init_containers.iter().flatten())
+            .map(|c| c.name.clone())
+            .collect();
         let tracks = pod
             .spec
             .iter()
-            .flat_map(|s| s.containers.iter())
+            .flat_map(|s| {
+                s.init_containers
+                    .iter()
+                    .flatten()
+                    .chain(s.containers.iter())
+            })
             .map(|c| {
                 (
                     c.name.clone(),
@@ -139,6 +164,10 @@ impl Worker {
             retry_at: None,
             status_retry_at: None,
             launch_backoff: RestartBackoff::new(retry, retry.max(max)),
+            failure: None,
+            init_names,
+            init_failed: false,
+            next_volume_sync: None,
             gone: false,
             finished: false,
             probe_tx,
@@ -213,7 +242,9 @@ impl Worker {
         match report.update {
             ProbeUpdate::Started => track.started = true,
             ProbeUpdate::Ready(ready) => track.ready = ready,
-            ProbeUpdate::LivenessFailed(message) | ProbeUpdate::StartupFailed(message) => {
+            ProbeUpdate::LivenessFailed(message)
+            | ProbeUpdate::StartupFailed(message)
+            | ProbeUpdate::PostStartFailed(message) => {
                 tracing::info!(pod = %self.key, container = %report.container, %message,
                     "probe failed, restarting the container");
                 track.stop_probes();
@@ -250,12 +281,66 @@ impl Worker {
         restarts
             .chain(self.retry_at)
             .chain(self.status_retry_at)
+            .chain(self.active_deadline())
+            .chain(
+                self.next_volume_sync
+                    .filter(|_| self.stage == Stage::Running),
+            )
             .min()
+    }
+
+    /// When the pod's `spec.activeDeadlineSeconds` runs out, counted from its start time, while
+    /// the pod still runs or waits to.
+    fn active_deadline(&self) -> Option<Instant> {
+        if matches!(self.stage, Stage::Terminating | Stage::Terminated) {
+            return None;
+        }
+        let seconds = self.pod.spec.as_ref()?.active_deadline_seconds?;
+        let started = self.pod.status.as_ref()?.start_time.as_ref()?.0.as_second();
+        let deadline = SystemTime::UNIX_EPOCH
+            + Duration::from_secs(u64::try_from(started).unwrap_or(0))
+            + Duration::from_secs(u64::try_from(seconds).unwrap_or(0));
+        let left = deadline
+            .duration_since(SystemTime::now())
+            .unwrap_or(Duration::ZERO);
+        Some(Instant::now() + left)
+    }
+
+    /// Past `spec.activeDeadlineSeconds` the pod is stopped and fails with `DeadlineExceeded`,
+    /// as a kubelet does it; returns whether it did.
+    async fn enforce_active_deadline(&mut self) -> bool {
+        if self.active_deadline().is_none_or(|at| at > Instant::now()) {
+            return false;
+        }
+        tracing::info!(pod = %self.key, "the pod's active deadline passed; stopping it");
+        for track in self.tracks.values_mut() {
+            track.stop_probes();
+            track.restart_due = None;
+        }
+        if let Err(e) = self.ctx.backend.delete(&self.key, self.spec_grace()).await {
+            tracing::warn!(pod = %self.key, error = %e, "stopping a pod past its deadline failed; retrying");
+            self.status_retry_at = Some(Instant::now() + STATUS_RETRY);
+            return true;
+        }
+        self.runtime = Some(self.final_runtime());
+        self.runtime_dirty = false;
+        self.blocked = None;
+        self.retry_at = None;
+        self.failure = Some((
+            "DeadlineExceeded".to_owned(),
+            "Pod was active on the node longer than the specified deadline".to_owned(),
+        ));
+        self.stage = Stage::Terminated;
+        true
     }
 
     async fn step(&mut self) {
         if self.pod.metadata.deletion_timestamp.is_some() || self.gone {
             self.terminate().await;
+            return;
+        }
+        if self.enforce_active_deadline().await {
+            self.write_status().await;
             return;
         }
         match self.stage {
@@ -287,23 +372,52 @@ impl Worker {
                 tracing::warn!(pod = %self.key, error = %e, "backend status failed");
             }
         }
-        let pod_ip = match self.ctx.backend.reserve_ip(&self.key).await {
-            Ok(ip) => ip.or_else(|| self.recorded_pod_ip()),
-            Err(e) => {
-                self.block("CreateContainerError", e.to_string());
-                return;
-            }
+        let host_network = self
+            .pod
+            .spec
+            .as_ref()
+            .and_then(|s| s.host_network)
+            .unwrap_or(false)
+            .then(|| self.ctx.config.host_ip());
+        let pod_ip = match host_network {
+            Some(host_ip) => Some(host_ip),
+            None => match self.ctx.backend.reserve_ip(&self.key).await {
+                Ok(ip) => ip.or_else(|| self.recorded_pod_ip()),
+                Err(e) => {
+                    self.block("CreateContainerError", e.to_string());
+                    return;
+                }
+            },
         };
+        let services = &self.ctx.services;
+        if tokio::time::timeout(SERVICES_WAIT, services.wait_until_ready())
+            .await
+            .is_err()
+        {
+            self.blocked = Some((
+                "CreateContainerConfigError".to_owned(),
+                "services have not yet been read at least once, cannot construct envvars"
+                    .to_owned(),
+            ));
+            self.retry_at = Some(Instant::now() + self.ctx.config.config_retry_interval);
+            return;
+        }
+        let services = services.state();
+        let services: Vec<&Service> = services.iter().map(AsRef::as_ref).collect();
         let launch = build_launch(
             &self.pod,
             pod_ip,
             self.ctx.config.host_ip(),
             &self.ctx.allocatable,
+            &services,
             &self.ctx.client,
         )
         .await;
         let launch = match launch {
-            Ok(launch) => launch,
+            Ok(launch) => match host_network {
+                Some(host_ip) => launch.with_host_network(host_ip),
+                None => launch,
+            },
             Err(e) => {
                 tracing::info!(pod = %self.key, error = %e.0, "container configuration unresolved");
                 self.blocked = Some(("CreateContainerConfigError".to_owned(), e.0));
@@ -377,6 +491,13 @@ impl Worker {
 
     /// The Running stage: decide about exits, restart what is due, keep probes in step with runs.
     async fn supervise(&mut self) {
+        if !self.init_names.is_empty() {
+            self.refresh_runtime().await;
+            if self.stage != Stage::Running || !self.advance_init().await {
+                return;
+            }
+            self.start_app_containers().await;
+        }
         // A restarted container can have exited again by the time the backend is asked how it
         // is: decide about that exit too before judging whether the pod is done.
         for _ in 0..3 {
@@ -388,16 +509,20 @@ impl Worker {
         if self.stage != Stage::Running {
             return;
         }
+        self.sync_volumes().await;
         if self.runtime_dirty {
             self.refresh_runtime().await;
         }
         let all_done = self.runtime.as_ref().is_some_and(|r| {
-            r.containers.iter().all(|c| match &c.state {
-                ContainerState::Terminated(t) => self.tracks.get(&c.name).is_none_or(|track| {
-                    track.handled_exit == Some(t.finished_at) && track.restart_due.is_none()
-                }),
-                _ => false,
-            })
+            r.containers
+                .iter()
+                .filter(|c| !self.init_names.contains(&c.name))
+                .all(|c| match &c.state {
+                    ContainerState::Terminated(t) => self.tracks.get(&c.name).is_none_or(|track| {
+                        track.handled_exit == Some(t.finished_at) && track.restart_due.is_none()
+                    }),
+                    _ => false,
+                })
         });
         if all_done {
             tracing::info!(pod = %self.key, "every container finished; the pod is done");
@@ -414,6 +539,9 @@ impl Worker {
         };
         let mut restart_now = Vec::new();
         for container in &runtime.containers {
+            if self.init_names.contains(&container.name) {
+                continue;
+            }
             let Some(track) = self.tracks.get_mut(&container.name) else {
                 continue;
             };
@@ -487,6 +615,133 @@ impl Worker {
             self.runtime_dirty = true;
         }
         restarted
+    }
+}
+
+impl Worker {
+    /// Runs the init containers one after the other, each to a successful end, restarting a
+    /// failed one with back-off (or failing the pod under `restartPolicy: Never`); returns
+    /// whether all of them completed.
+    async fn advance_init(&mut self) -> bool {
+        let Some(runtime) = self.runtime.clone() else {
+            return false;
+        };
+        let now = Instant::now();
+        for name in self.init_names.clone() {
+            let Some(container) = runtime.container(&name) else {
+                return false;
+            };
+            let Some(track) = self.tracks.get_mut(&name) else {
+                return false;
+            };
+            match &container.state {
+                ContainerState::Terminated(t) if t.exit_code == 0 => {}
+                ContainerState::Terminated(t) => {
+                    if track.handled_exit != Some(t.finished_at) {
+                        track.handled_exit = Some(t.finished_at);
+                        if self.policy == RestartPolicy::Never {
+                            tracing::info!(pod = %self.key, container = %name, "init container failed; the pod fails");
+                            self.init_failed = true;
+                            self.stage = Stage::Terminated;
+                            return false;
+                        }
+                        let delay = track.backoff.next_delay(now);
+                        track.restart_due = Some((now + delay, delay));
+                    }
+                    if track.restart_due.is_some_and(|(at, _)| at <= now) {
+                        track.restart_due = None;
+                        self.start_container(&name, now).await;
+                    }
+                    return false;
+                }
+                ContainerState::Running { .. } => return false,
+                ContainerState::Waiting { .. } => {
+                    if track.restart_due.is_none_or(|(at, _)| at <= now) {
+                        track.restart_due = None;
+                        self.start_container(&name, now).await;
+                    }
+                    return false;
+                }
+            }
+        }
+        true
+    }
+
+    /// Brings the files of the running pod's volumes up to date, every
+    /// [`volume_sync_interval`](NodeConfig::volume_sync_interval).
+    async fn sync_volumes(&mut self) {
+        let has_volumes = self
+            .pod
+            .spec
+            .as_ref()
+            .is_some_and(|s| s.volumes.as_ref().is_some_and(|v| !v.is_empty()));
+        if !has_volumes {
+            return;
+        }
+        let now = Instant::now();
+        let interval = self.ctx.config.volume_sync_interval;
+        match self.next_volume_sync {
+            None => {
+                // Written when the pod was created.
+                self.next_volume_sync = Some(now + interval);
+                return;
+            }
+            Some(at) if at > now => return,
+            Some(_) => self.next_volume_sync = Some(now + interval),
+        }
+        let pod_ip = self.runtime.as_ref().and_then(|r| r.pod_ip);
+        let launch = build_volumes(
+            &self.pod,
+            pod_ip,
+            self.ctx.config.host_ip(),
+            &self.ctx.allocatable,
+            &self.ctx.client,
+        )
+        .await;
+        let result = match launch {
+            Ok(launch) => self
+                .ctx
+                .backend
+                .update(launch)
+                .await
+                .map_err(|e| e.to_string()),
+            Err(e) => Err(e.0),
+        };
+        if let Err(e) = result {
+            tracing::warn!(pod = %self.key, error = %e, "bringing the pod's volumes up to date failed; retrying later");
+        }
+    }
+
+    /// Once the init containers completed: starts the containers not started yet.
+    async fn start_app_containers(&mut self) {
+        let Some(runtime) = self.runtime.clone() else {
+            return;
+        };
+        let now = Instant::now();
+        for container in &runtime.containers {
+            let never_ran = matches!(&container.state, ContainerState::Waiting { reason, .. } if reason == "ContainerCreating")
+                && container.restart_count == 0
+                && container.last_termination.is_none();
+            if !self.init_names.contains(&container.name) && never_ran {
+                self.start_container(&container.name, now).await;
+            }
+        }
+    }
+
+    /// Starts (or starts again) one container; a failure is retried after back-off.
+    async fn start_container(&mut self, name: &str, now: Instant) {
+        if let Err(e) = self.ctx.backend.restart_container(&self.key, name).await {
+            tracing::warn!(pod = %self.key, container = %name, error = %e, "starting a container failed");
+            if let Some(track) = self.tracks.get_mut(name) {
+                let delay = track
+                    .backoff
+                    .next_delay(now)
+                    .max(self.ctx.config.backoff_base);
+                track.restart_due = Some((now + delay, delay));
+            }
+        }
+        self.runtime_dirty = true;
+        self.refresh_runtime().await;
     }
 }
 

@@ -2,103 +2,162 @@
 
 use std::time::{Duration, SystemTime};
 
+use k8s_openapi::api::core::v1::Container;
 use kube::api::PostParams;
 use tokio::time::Instant;
 
 use super::super::super::backend::ContainerState;
-use super::super::state::{ContainerFacts, Stage, compute_phase};
+use super::super::state::{ContainerFacts, Phase, Stage, compute_phase};
 use super::super::status::{ContainerView, PodView, build_status};
 use super::{STATUS_RETRY, Worker};
 
 impl Worker {
     pub(super) fn view(&self) -> PodView {
-        let spec_containers: Vec<_> = self
-            .pod
-            .spec
-            .iter()
-            .flat_map(|s| s.containers.iter())
-            .collect();
+        let spec = self.pod.spec.as_ref();
         let deleted = self.pod.metadata.deletion_timestamp.is_some() || self.gone;
         let finished = self.stage == Stage::Terminated;
-        let mut containers = Vec::with_capacity(spec_containers.len());
-        let mut facts = Vec::with_capacity(spec_containers.len());
-        for spec in spec_containers {
-            let runtime = self.runtime.as_ref().and_then(|r| r.container(&spec.name));
-            let track = self.tracks.get(&spec.name);
-            let (mut state, last, restarts) = match (runtime, &self.blocked) {
-                (None, Some((reason, message))) => (
-                    ContainerState::Waiting {
-                        reason: reason.clone(),
-                        message: Some(message.clone()),
-                    },
-                    None,
-                    0,
-                ),
-                (None, None) => (
-                    ContainerState::Waiting {
-                        reason: "ContainerCreating".to_owned(),
-                        message: None,
-                    },
-                    None,
-                    0,
-                ),
-                (Some(c), _) => (c.state.clone(), c.last_termination.clone(), c.restart_count),
-            };
-            let mut last = last;
-            if let (ContainerState::Terminated(t), Some((_, delay))) =
-                (&state, track.and_then(|t| t.restart_due))
+        let init_specs: Vec<_> = spec
+            .iter()
+            .flat_map(|s| s.init_containers.iter().flatten())
+            .collect();
+        let init_containers: Vec<ContainerView> = init_specs
+            .iter()
+            .map(|c| self.container_view(c, finished, true))
+            .collect();
+        let incomplete: Vec<String> = init_containers
+            .iter()
+            .filter(|c| !matches!(&c.state, ContainerState::Terminated(t) if t.exit_code == 0))
+            .map(|c| c.name.clone())
+            .collect();
+        let initializing = !incomplete.is_empty();
+        let mut containers = Vec::new();
+        let mut facts = Vec::new();
+        for spec in spec.iter().flat_map(|s| s.containers.iter()) {
+            let mut view = self.container_view(spec, finished, false);
+            if initializing
+                && matches!(view.state, ContainerState::Waiting { .. })
+                && view.restart_count == 0
             {
-                last = Some(t.clone());
-                state = ContainerState::Waiting {
-                    reason: "CrashLoopBackOff".to_owned(),
-                    message: Some(format!(
-                        "back-off {} restarting failed container={} pod={}_{}({})",
-                        humantime::format_duration(Duration::from_secs(delay.as_secs().max(1))),
-                        spec.name,
-                        self.key.name,
-                        self.key.namespace,
-                        self.key.uid
-                    )),
+                view.state = ContainerState::Waiting {
+                    reason: "PodInitializing".to_owned(),
+                    message: None,
                 };
             }
-            let running = matches!(state, ContainerState::Running { .. });
-            let started =
-                running && (spec.startup_probe.is_none() || track.is_some_and(|t| t.started));
-            let ready = started
-                && !finished
-                && (spec.readiness_probe.is_none() || track.is_some_and(|t| t.ready));
-            let ran = runtime.is_some_and(|c| {
-                !matches!(c.state, ContainerState::Waiting { .. }) || c.restart_count > 0
-            });
             facts.push(ContainerFacts {
-                state: state.clone(),
-                ran_before: last.is_some() || restarts > 0,
+                state: view.state.clone(),
+                ran_before: view.last_termination.is_some() || view.restart_count > 0,
             });
-            containers.push(ContainerView {
-                name: spec.name.clone(),
-                image: spec.image.clone().unwrap_or_default(),
-                state,
-                last_termination: last,
-                restart_count: restarts,
-                ready,
-                started,
-                container_id: ran.then(|| {
-                    format!(
-                        "{}://{}/{}",
-                        self.ctx.backend.name(),
-                        self.key.uid,
-                        spec.name
-                    )
-                }),
-            });
+            containers.push(view);
         }
-        let phase = compute_phase(self.policy, &facts, finished && deleted);
+        let phase = if self.failure.is_some() || self.init_failed {
+            Phase::Failed
+        } else {
+            compute_phase(self.policy, &facts, finished && deleted)
+        };
         PodView {
             phase,
             pod_ip: self.runtime.as_ref().and_then(|r| r.pod_ip),
             host_ip: self.ctx.config.host_ip(),
             containers,
+            init_containers,
+            uninitialized: incomplete,
             completed: finished,
+            readiness_gates: spec
+                .iter()
+                .flat_map(|s| s.readiness_gates.iter().flatten())
+                .map(|g| g.condition_type.clone())
+                .collect(),
+            failure: self.failure.clone(),
+        }
+    }
+
+    /// What the node shows about one container (`init`: an init container, which has no probes
+    /// and is never ready).
+    fn container_view(&self, spec: &Container, finished: bool, init: bool) -> ContainerView {
+        let runtime = self.runtime.as_ref().and_then(|r| r.container(&spec.name));
+        let track = self.tracks.get(&spec.name);
+        let (mut state, last, restarts) = match (runtime, &self.blocked) {
+            (None, Some((reason, message))) => (
+                ContainerState::Waiting {
+                    reason: reason.clone(),
+                    message: Some(message.clone()),
+                },
+                None,
+                0,
+            ),
+            (None, None) => (
+                ContainerState::Waiting {
+                    reason: if init {
+                        "PodInitializing"
+                    } else {
+                        "ContainerCreating"
+                    }
+                    .to_owned(),
+                    message: None,
+                },
+                None,
+                0,
+            ),
+            (Some(c), _) => (c.state.clone(), c.last_termination.clone(), c.restart_count),
+        };
+        let mut last = last;
+        if let (ContainerState::Terminated(t), Some((_, delay))) =
+            (&state, track.and_then(|t| t.restart_due))
+        {
+            last = Some(t.clone());
+            state = ContainerState::Waiting {
+                reason: "CrashLoopBackOff".to_owned(),
+                message: Some(format!(
+                    "back-off {} restarting failed container={} pod={}_{}({})",
+                    humantime::format_duration(Duration::from_secs(delay.as_secs().max(1))),
+                    spec.name,
+                    self.key.name,
+                    self.key.namespace,
+                    self.key.uid
+                )),
+            };
+        }
+        if init
+            && matches!(&state, ContainerState::Waiting { reason, .. } if reason == "ContainerCreating")
+            && restarts == 0
+        {
+            // Not started yet: its turn has not come.
+            state = ContainerState::Waiting {
+                reason: "PodInitializing".to_owned(),
+                message: None,
+            };
+        }
+        let running = matches!(state, ContainerState::Running { .. });
+        // With a startup probe or a postStart hook, a run has started once they are through.
+        let post_start = spec
+            .lifecycle
+            .as_ref()
+            .is_some_and(|l| l.post_start.is_some());
+        let started = running
+            && ((spec.startup_probe.is_none() && !post_start) || track.is_some_and(|t| t.started));
+        let ready = !init
+            && started
+            && !finished
+            && (spec.readiness_probe.is_none() || track.is_some_and(|t| t.ready));
+        let ran = runtime.is_some_and(|c| {
+            !matches!(c.state, ContainerState::Waiting { .. }) || c.restart_count > 0
+        });
+        ContainerView {
+            name: spec.name.clone(),
+            image: spec.image.clone().unwrap_or_default(),
+            state,
+            last_termination: last,
+            restart_count: restarts,
+            ready,
+            started,
+            container_id: ran.then(|| {
+                format!(
+                    "{}://{}/{}",
+                    self.ctx.backend.name(),
+                    self.key.uid,
+                    spec.name
+                )
+            }),
         }
     }
 

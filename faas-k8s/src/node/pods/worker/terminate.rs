@@ -1,12 +1,17 @@
 //! How a worker stops its pod: on deletion as a kubelet does, or for good after a failed probe.
 
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use kube::api::{DeleteParams, Preconditions};
 use tokio::time::Instant;
 
 use super::super::super::backend::{ContainerState, PodRuntimeStatus, Terminated};
+use super::super::super::hooks;
+use super::super::super::probe::ProbeTarget;
 use super::super::state::{Stage, deletion_grace};
+
+/// What is left of the grace period for the processes after the preStop hooks used it up.
+const PRE_STOP_REMAINDER: Duration = Duration::from_secs(2);
 use super::{MIN_GRACE, STATUS_RETRY, Worker};
 
 impl Worker {
@@ -33,6 +38,7 @@ impl Worker {
                 ContainerState::Terminated(_) => {}
                 ContainerState::Running { started_at } => {
                     c.state = ContainerState::Terminated(Terminated {
+                        message: None,
                         exit_code: 137,
                         signal: Some(9),
                         reason: "Error".to_owned(),
@@ -50,13 +56,49 @@ impl Worker {
         runtime
     }
 
-    /// Deletion as a kubelet does it: stop (SIGTERM, grace, SIGKILL), report, delete the object.
+    /// Runs the `preStop` hook of every running container, all at once, for at most `grace`.
+    async fn run_pre_stop_hooks(&self, grace: Duration) {
+        let Some(runtime) = &self.runtime else {
+            return;
+        };
+        let hooks = self
+            .pod
+            .spec
+            .iter()
+            .flat_map(|s| s.containers.iter())
+            .filter(|c| {
+                runtime
+                    .container(&c.name)
+                    .is_some_and(|r| matches!(r.state, ContainerState::Running { .. }))
+            })
+            .map(|c| ProbeTarget {
+                backend: self.ctx.backend.clone(),
+                key: self.key.clone(),
+                container: c.clone(),
+                pod_ip: runtime.pod_ip,
+            })
+            .filter(|target| hooks::pre_stop(target).is_some())
+            .map(|target| async move {
+                if let Some(hook) = hooks::pre_stop(&target)
+                    && let Err(message) = hooks::run_hook(hook, &target).await
+                {
+                    tracing::warn!(pod = %target.key, container = %target.container.name, %message, "preStop hook failed");
+                }
+            });
+        let all = futures::future::join_all(hooks);
+        if tokio::time::timeout(grace, all).await.is_err() {
+            tracing::info!(pod = %self.key, "preStop hooks outlasted the grace period");
+        }
+    }
+
+    /// Deletion as a kubelet does it: preStop hooks, stop (SIGTERM, grace, SIGKILL), report,
+    /// delete the object.
     pub(super) async fn terminate(&mut self) {
         for track in self.tracks.values_mut() {
             track.stop_probes();
             track.restart_due = None;
         }
-        let grace = if self.gone {
+        let mut grace = if self.gone {
             MIN_GRACE
         } else {
             deletion_grace(
@@ -73,6 +115,15 @@ impl Worker {
             if let Ok(Some(status)) = self.ctx.backend.status(&self.key).await {
                 self.runtime = Some(status);
             }
+        }
+        if was_running && self.stage != Stage::Terminating {
+            let began = Instant::now();
+            self.run_pre_stop_hooks(grace).await;
+            // The hooks use up the grace; the processes still get a little after them, as a
+            // kubelet gives them.
+            grace = grace
+                .saturating_sub(began.elapsed())
+                .max(PRE_STOP_REMAINDER.min(grace));
         }
         self.stage = Stage::Terminating;
         tracing::info!(pod = %self.key, ?grace, "stopping the pod");

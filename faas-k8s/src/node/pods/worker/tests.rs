@@ -52,6 +52,7 @@ async fn a_conflicting_status_write_is_retried_on_the_fresh_pod() {
         backend: Arc::new(StaticBackend { log: "" }),
         config: Arc::new(NodeConfig::builder("vn").build().unwrap()),
         allocatable: Capacity::new("1", "1Gi", 10),
+        services: kube::runtime::reflector::store().0,
     });
     let initial: Pod = serde_json::from_value(pod("1", None)).unwrap();
     let mut worker = Worker::new(ctx, initial);
@@ -140,6 +141,7 @@ impl PodBackend for CrashingBackend {
         let run = *self.runs.lock().unwrap();
         let at = SystemTime::UNIX_EPOCH + Duration::from_secs(u64::from(run) + 1);
         let exit = Terminated {
+            message: None,
             exit_code: 1,
             signal: None,
             reason: "Error".into(),
@@ -187,6 +189,7 @@ async fn a_container_that_crashes_again_at_once_waits_in_back_off_not_done() {
         backend: backend.clone(),
         config: Arc::new(NodeConfig::builder("vn").build().unwrap()),
         allocatable: Capacity::new("1", "1Gi", 10),
+        services: kube::runtime::reflector::store().0,
     });
     let mut worker = Worker::new(ctx, serde_json::from_value(pod("1", None)).unwrap());
     worker.stage = Stage::Running;

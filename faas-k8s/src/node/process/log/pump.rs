@@ -14,7 +14,7 @@ use tokio::net::unix::pipe;
 use tokio_util::sync::CancellationToken;
 
 use super::file::LogFile;
-use super::{MAX_LINE, encode_line, format_timestamp};
+use crate::node::log::{MAX_LINE, encode_line, format_timestamp};
 
 /// Creates the named pipe at `path` unless it exists.
 pub(crate) fn ensure_fifo(path: &Path) -> io::Result<()> {
@@ -110,8 +110,8 @@ mod tests {
     use std::io::Write;
 
     use super::*;
+    use crate::node::log::split_line;
     use crate::node::process::log::file::LogPaths;
-    use crate::node::process::log::split_line;
     use crate::node::process::test_dir;
 
     #[tokio::test]

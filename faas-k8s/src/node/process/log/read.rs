@@ -15,8 +15,8 @@ use tokio::sync::{mpsc, watch};
 use tokio_stream::wrappers::ReceiverStream;
 
 use super::file::{LogPaths, LogProgress};
-use super::select::{LogSelector, Tail};
 use crate::node::backend::{LogOptions, LogStream};
+use crate::node::log::select::{LogSelector, Tail};
 
 /// Output is sent in chunks of about this size.
 const CHUNK: usize = 32 * 1024;

@@ -1,0 +1,608 @@
+//! The gateway on loopback, in front of real function runtimes: routing, the
+//! activator (hold, release, bounds, deadline, drain), retries on another
+//! endpoint, error bodies, `/system/*` with and without credentials, and
+//! asynchronous calls with callbacks.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use faas_core::{FunctionDefinition, FunctionError, LocalExecutor, LocalProvider, Registry};
+use faas_k8s::gateway::{
+    BasicAuth, EndpointAddress, FunctionKey, Gateway, GatewayConfig, RoutingTable,
+};
+use faas_triggers::{Runtime, RuntimeConfig};
+use http::{HeaderMap, Method, Request, StatusCode};
+use http_body_util::{BodyExt, Full};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+/// Generous: the machine is shared; nothing here measures time.
+const PATIENCE: Duration = Duration::from_secs(60);
+
+async fn echo(body: Bytes) -> Bytes {
+    body
+}
+
+async fn fail() -> Result<String, FunctionError> {
+    Err(FunctionError::internal("always fails"))
+}
+
+fn functions() -> Registry {
+    Registry::from([
+        FunctionDefinition::from_handler("echo", echo),
+        FunctionDefinition::from_handler("fail", fail),
+    ])
+}
+
+/// A function runtime on a loopback port, as a pod would run it.
+struct Pod {
+    addr: SocketAddr,
+    stop: faas_core::HostShutdown,
+    task: JoinHandle<()>,
+}
+
+impl Pod {
+    async fn start() -> Pod {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let runtime = Runtime::new(functions(), RuntimeConfig::default()).with_listener(listener);
+        let stop = runtime.shutdown_handle();
+        let task = tokio::spawn(async move {
+            runtime.run().await.expect("the runtime serves");
+        });
+        Pod { addr, stop, task }
+    }
+
+    async fn stop(self) {
+        self.stop.shutdown();
+        let _ = self.task.await;
+    }
+}
+
+/// A gateway served on a loopback port.
+struct TestGateway {
+    url: String,
+    table: Arc<RoutingTable>,
+    stop: CancellationToken,
+    task: JoinHandle<faas_k8s::Result<()>>,
+}
+
+impl TestGateway {
+    async fn start(gateway: Gateway) -> TestGateway {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let table = gateway.routing_table();
+        let stop = gateway.shutdown_handle();
+        let task = tokio::spawn(gateway.serve(listener));
+        TestGateway {
+            url,
+            table,
+            stop,
+            task,
+        }
+    }
+
+    async fn with(config: GatewayConfig) -> TestGateway {
+        TestGateway::start(Gateway::builder(config).build()).await
+    }
+
+    async fn stop(self) {
+        self.stop.cancel();
+        self.task.await.unwrap().unwrap();
+    }
+}
+
+struct Answer {
+    status: StatusCode,
+    headers: HeaderMap,
+    body: Bytes,
+}
+
+impl Answer {
+    fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("{e}: {:?}", String::from_utf8_lossy(&self.body)))
+    }
+
+    fn error_kind(&self) -> String {
+        assert_eq!(self.headers["content-type"], "application/json");
+        self.json()["error"]["kind"].as_str().unwrap().to_owned()
+    }
+}
+
+fn client() -> Client<HttpConnector, Full<Bytes>> {
+    Client::builder(TokioExecutor::new()).build(HttpConnector::new())
+}
+
+async fn send(
+    method: Method,
+    url: &str,
+    headers: &[(&str, &str)],
+    body: impl Into<Bytes>,
+) -> Answer {
+    let mut request = Request::new(Full::new(body.into()));
+    *request.method_mut() = method;
+    *request.uri_mut() = url.parse().unwrap();
+    for (name, value) in headers {
+        request.headers_mut().insert(
+            http::HeaderName::from_bytes(name.as_bytes()).unwrap(),
+            value.parse().unwrap(),
+        );
+    }
+    let response = tokio::time::timeout(PATIENCE, client().request(request))
+        .await
+        .expect("an answer in time")
+        .expect("the request goes through");
+    let (parts, body) = response.into_parts();
+    Answer {
+        status: parts.status,
+        headers: parts.headers,
+        body: body.collect().await.unwrap().to_bytes(),
+    }
+}
+
+async fn eventually(what: &str, mut check: impl FnMut() -> bool) {
+    tokio::time::timeout(PATIENCE, async {
+        while !check() {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("timed out waiting for {what}"));
+}
+
+fn key(name: &str) -> FunctionKey {
+    FunctionKey::new("default", name)
+}
+
+fn at(pod: &Pod, name: &str) -> EndpointAddress {
+    EndpointAddress::new(pod.addr).with_pod(name)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn proxies_to_a_ready_pod_and_keeps_the_call_id() {
+    let pod = Pod::start().await;
+    let gateway = TestGateway::with(GatewayConfig::default()).await;
+    gateway
+        .table
+        .set_endpoints(&key("echo"), vec![at(&pod, "echo-1")]);
+
+    let answer = send(
+        Method::POST,
+        &format!("{}/function/echo", gateway.url),
+        &[("x-call-id", "call-42")],
+        "hello",
+    )
+    .await;
+    assert_eq!(answer.status, StatusCode::OK);
+    assert_eq!(answer.body, "hello");
+    assert_eq!(answer.headers["x-call-id"], "call-42");
+
+    // `name.namespace` names the same function; a sub-path reaches it too.
+    let answer = send(
+        Method::POST,
+        &format!("{}/function/echo.default/a/b?x=1", gateway.url),
+        &[],
+        "sub",
+    )
+    .await;
+    assert_eq!(answer.status, StatusCode::OK);
+    assert_eq!(answer.body, "sub");
+    assert!(answer.headers.contains_key("x-call-id"));
+
+    // The function's own errors pass through in the same JSON shape.
+    gateway
+        .table
+        .set_endpoints(&key("fail"), vec![at(&pod, "fail-1")]);
+    let answer = send(
+        Method::POST,
+        &format!("{}/function/fail", gateway.url),
+        &[],
+        "",
+    )
+    .await;
+    assert_eq!(answer.status, StatusCode::INTERNAL_SERVER_ERROR);
+    assert_eq!(answer.error_kind(), "internal");
+
+    let metrics = send(Method::GET, &format!("{}/metrics", gateway.url), &[], "").await;
+    let text = String::from_utf8_lossy(&metrics.body);
+    assert!(
+        text.contains(r#"faas_gateway_calls_total{function="default/echo",code="200"} 2"#),
+        "{text}"
+    );
+    assert_eq!(gateway.table.load_of(&key("echo")).in_flight, 0);
+    gateway.stop().await;
+    pod.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unknown_names_oversized_bodies_and_unknown_routes_are_json_errors() {
+    let pod = Pod::start().await;
+    let gateway = TestGateway::with(GatewayConfig::builder().body_limit(16).build()).await;
+    gateway
+        .table
+        .set_endpoints(&key("echo"), vec![at(&pod, "echo-1")]);
+
+    let missing = send(
+        Method::POST,
+        &format!("{}/function/nobody", gateway.url),
+        &[],
+        "",
+    )
+    .await;
+    assert_eq!(missing.status, StatusCode::NOT_FOUND);
+    assert_eq!(missing.error_kind(), "not_found");
+    let invalid = send(
+        Method::POST,
+        &format!("{}/function/Not_A_Name", gateway.url),
+        &[],
+        "",
+    )
+    .await;
+    assert_eq!(invalid.status, StatusCode::NOT_FOUND);
+    let too_large = send(
+        Method::POST,
+        &format!("{}/function/echo", gateway.url),
+        &[],
+        vec![b'x'; 17],
+    )
+    .await;
+    assert_eq!(too_large.status, StatusCode::PAYLOAD_TOO_LARGE);
+    assert_eq!(too_large.error_kind(), "payload_too_large");
+    let route = send(Method::GET, &format!("{}/nowhere", gateway.url), &[], "").await;
+    assert_eq!(route.status, StatusCode::NOT_FOUND);
+    assert_eq!(route.error_kind(), "not_found");
+    let healthz = send(Method::GET, &format!("{}/healthz", gateway.url), &[], "").await;
+    assert_eq!(healthz.status, StatusCode::OK);
+    gateway.stop().await;
+    pod.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_at_zero_is_held_and_released_to_the_first_ready_pod() {
+    let gateway = TestGateway::with(GatewayConfig::default()).await;
+    let function = key("echo");
+    gateway.table.set_endpoints(&function, vec![]);
+    let mut wakes = gateway.table.wakes();
+    wakes.borrow_and_update();
+
+    let url = format!("{}/function/echo", gateway.url);
+    let call = tokio::spawn(async move { send(Method::POST, &url, &[], "woken").await });
+    let table = gateway.table.clone();
+    eventually("the call to be held", || table.load_of(&function).held == 1).await;
+    tokio::time::timeout(PATIENCE, wakes.changed())
+        .await
+        .expect("the autoscaler is told at once")
+        .unwrap();
+
+    let pod = Pod::start().await;
+    gateway
+        .table
+        .set_endpoints(&function, vec![at(&pod, "echo-1")]);
+    let answer = call.await.unwrap();
+    assert_eq!(answer.status, StatusCode::OK);
+    assert_eq!(answer.body, "woken");
+    assert_eq!(gateway.table.load_of(&function).held, 0);
+    let metrics = send(Method::GET, &format!("{}/metrics", gateway.url), &[], "").await;
+    let text = String::from_utf8_lossy(&metrics.body);
+    assert!(
+        text.contains(r#"faas_gateway_cold_start_seconds_count{function="default/echo"} 1"#),
+        "{text}"
+    );
+    gateway.stop().await;
+    pod.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn held_calls_past_the_bound_get_429_and_past_their_deadline_504() {
+    let gateway = TestGateway::with(GatewayConfig::builder().max_held(1).build()).await;
+    let function = key("echo");
+    gateway.table.set_endpoints(&function, vec![]);
+
+    let url = format!("{}/function/echo", gateway.url);
+    let first = tokio::spawn({
+        let url = url.clone();
+        async move { send(Method::POST, &url, &[("x-timeout", "2s")], "").await }
+    });
+    let table = gateway.table.clone();
+    eventually("the first call to be held", || {
+        table.load_of(&function).held == 1
+    })
+    .await;
+    let second = send(Method::POST, &url, &[], "").await;
+    assert_eq!(second.status, StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(second.error_kind(), "overloaded");
+
+    let first = first.await.unwrap();
+    assert_eq!(first.status, StatusCode::GATEWAY_TIMEOUT);
+    assert_eq!(first.error_kind(), "timeout");
+    assert!(first.json()["error"]["call_id"].is_string());
+    assert_eq!(gateway.table.load_of(&function).held, 0);
+    gateway.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_connection_is_retried_on_another_endpoint() {
+    let pod = Pod::start().await;
+    // An address nobody listens on: bound, then closed.
+    let dead = TcpListener::bind("127.0.0.1:0")
+        .await
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let gateway = TestGateway::with(GatewayConfig::default()).await;
+    gateway.table.set_endpoints(
+        &key("echo"),
+        vec![
+            EndpointAddress::new(dead).with_pod("gone"),
+            at(&pod, "echo-1"),
+        ],
+    );
+    for n in 0..20 {
+        let answer = send(
+            Method::POST,
+            &format!("{}/function/echo", gateway.url),
+            &[],
+            format!("{n}"),
+        )
+        .await;
+        assert_eq!(answer.status, StatusCode::OK, "call {n}");
+        assert_eq!(answer.body, format!("{n}"));
+    }
+    gateway.stop().await;
+    pod.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stopping_gateway_drains_its_held_calls() {
+    let gateway = TestGateway::with(GatewayConfig::default()).await;
+    let function = key("echo");
+    gateway.table.set_endpoints(&function, vec![]);
+    let url = format!("{}/function/echo", gateway.url);
+    let call = tokio::spawn(async move { send(Method::POST, &url, &[], "kept").await });
+    let table = gateway.table.clone();
+    eventually("the call to be held", || table.load_of(&function).held == 1).await;
+
+    gateway.stop.cancel();
+    let pod = Pod::start().await;
+    gateway
+        .table
+        .set_endpoints(&function, vec![at(&pod, "echo-1")]);
+    let answer = call.await.unwrap();
+    assert_eq!(answer.status, StatusCode::OK);
+    assert_eq!(answer.body, "kept");
+    gateway.task.await.unwrap().unwrap();
+    pod.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn system_routes_need_credentials_and_manage_functions_through_the_provider() {
+    let executor = LocalExecutor::new(Registry::new());
+    let provider = Arc::new(LocalProvider::new(functions(), executor.dispatcher()));
+    let gateway = TestGateway::start(
+        Gateway::builder(
+            GatewayConfig::builder()
+                .credentials(BasicAuth::new("admin", "pw"))
+                .build(),
+        )
+        .provider(provider)
+        .build(),
+    )
+    .await;
+    let base = &gateway.url;
+    let auth = ("authorization", "Basic YWRtaW46cHc="); // admin:pw
+    let wrong = ("authorization", "Basic YWRtaW46bm8="); // admin:no
+
+    for (method, path) in [
+        (Method::GET, "/system/functions"),
+        (Method::POST, "/system/functions"),
+        (Method::GET, "/system/function/echo"),
+        (Method::POST, "/system/scale-function/echo"),
+        (Method::GET, "/system/info"),
+    ] {
+        for headers in [&[][..], &[wrong][..]] {
+            let answer = send(method.clone(), &format!("{base}{path}"), headers, "{}").await;
+            assert_eq!(answer.status, StatusCode::UNAUTHORIZED, "{method} {path}");
+            assert!(answer.headers.contains_key("www-authenticate"));
+            answer.error_kind();
+        }
+    }
+
+    let deploy = send(
+        Method::POST,
+        &format!("{base}/system/functions"),
+        &[auth],
+        r#"{"service":"echo","image":"echo","labels":{"tier":"web"}}"#,
+    )
+    .await;
+    assert_eq!(deploy.status, StatusCode::ACCEPTED);
+    let bad = send(
+        Method::POST,
+        &format!("{base}/system/functions"),
+        &[auth],
+        "{",
+    )
+    .await;
+    assert_eq!(bad.status, StatusCode::BAD_REQUEST);
+    assert_eq!(bad.error_kind(), "bad_input");
+
+    let list = send(
+        Method::GET,
+        &format!("{base}/system/functions"),
+        &[auth],
+        "",
+    )
+    .await;
+    assert_eq!(list.status, StatusCode::OK);
+    let list = list.json();
+    assert_eq!(list[0]["name"], "echo");
+    assert_eq!(list[0]["labels"]["tier"], "web");
+    assert!(list[0]["availableReplicas"].is_u64());
+
+    let scale = send(
+        Method::POST,
+        &format!("{base}/system/scale-function/echo"),
+        &[auth],
+        r#"{"serviceName":"echo","replicas":0}"#,
+    )
+    .await;
+    assert_eq!(scale.status, StatusCode::ACCEPTED);
+    let described = send(
+        Method::GET,
+        &format!("{base}/system/function/echo"),
+        &[auth],
+        "",
+    )
+    .await;
+    assert_eq!(described.status, StatusCode::OK);
+    assert_eq!(described.json()["replicas"], 0);
+
+    let update = send(
+        Method::PUT,
+        &format!("{base}/system/functions"),
+        &[auth],
+        r#"{"service":"echo","image":"echo","envVars":{"A":"1"}}"#,
+    )
+    .await;
+    assert_eq!(update.status, StatusCode::ACCEPTED);
+    let removed = send(
+        Method::DELETE,
+        &format!("{base}/system/functions"),
+        &[auth],
+        r#"{"functionName":"echo"}"#,
+    )
+    .await;
+    assert_eq!(removed.status, StatusCode::ACCEPTED);
+    let gone = send(
+        Method::GET,
+        &format!("{base}/system/function/echo"),
+        &[auth],
+        "",
+    )
+    .await;
+    assert_eq!(gone.status, StatusCode::NOT_FOUND);
+    assert_eq!(gone.error_kind(), "not_found");
+
+    let info = send(Method::GET, &format!("{base}/system/info"), &[auth], "").await;
+    assert_eq!(info.status, StatusCode::OK);
+    assert_eq!(info.json()["asyncQueue"], "memory");
+    assert_eq!(info.json()["provider"]["orchestration"], "kubernetes");
+    gateway.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn function_routes_can_require_the_credentials_too() {
+    let pod = Pod::start().await;
+    let gateway = TestGateway::with(
+        GatewayConfig::builder()
+            .credentials(BasicAuth::new("admin", "pw"))
+            .protect_functions(true)
+            .build(),
+    )
+    .await;
+    gateway
+        .table
+        .set_endpoints(&key("echo"), vec![at(&pod, "echo-1")]);
+    let url = format!("{}/function/echo", gateway.url);
+    assert_eq!(
+        send(Method::POST, &url, &[], "x").await.status,
+        StatusCode::UNAUTHORIZED
+    );
+    let answer = send(
+        Method::POST,
+        &url,
+        &[("authorization", "Basic YWRtaW46cHc=")],
+        "x",
+    )
+    .await;
+    assert_eq!(answer.status, StatusCode::OK);
+    gateway.stop().await;
+    pod.stop().await;
+}
+
+/// A receiver of callbacks on loopback: each POST's headers and body.
+async fn callback_receiver() -> (
+    String,
+    tokio::sync::mpsc::UnboundedReceiver<(HeaderMap, Bytes)>,
+) {
+    let (sender, receiver) = tokio::sync::mpsc::unbounded_channel();
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/done", listener.local_addr().unwrap());
+    let app = axum::Router::new().route(
+        "/done",
+        axum::routing::post(move |headers: HeaderMap, body: Bytes| {
+            let sender = sender.clone();
+            async move {
+                let _ = sender.send((headers, body));
+                StatusCode::OK
+            }
+        }),
+    );
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (url, receiver)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn async_calls_answer_202_and_post_their_result_to_the_callback() {
+    let pod = Pod::start().await;
+    let gateway = TestGateway::with(GatewayConfig::default()).await;
+    gateway
+        .table
+        .set_endpoints(&key("echo"), vec![at(&pod, "echo-1")]);
+    gateway
+        .table
+        .set_endpoints(&key("fail"), vec![at(&pod, "fail-1")]);
+    let (callback, mut results) = callback_receiver().await;
+
+    let accepted = send(
+        Method::POST,
+        &format!("{}/async-function/echo", gateway.url),
+        &[("x-callback-url", &callback), ("x-call-id", "async-1")],
+        "later",
+    )
+    .await;
+    assert_eq!(accepted.status, StatusCode::ACCEPTED);
+    assert_eq!(accepted.headers["x-call-id"], "async-1");
+    let (headers, body) = tokio::time::timeout(PATIENCE, results.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(body, "later");
+    assert_eq!(headers["x-call-id"], "async-1");
+    assert_eq!(headers["x-function-status"], "200");
+
+    // A function that always fails: every attempt, then the callback with the error.
+    let accepted = send(
+        Method::POST,
+        &format!("{}/async-function/fail", gateway.url),
+        &[("x-callback-url", &callback)],
+        "",
+    )
+    .await;
+    assert_eq!(accepted.status, StatusCode::ACCEPTED);
+    let (headers, body) = tokio::time::timeout(PATIENCE, results.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(headers["x-function-status"], "500");
+    assert_eq!(headers["x-function-attempts"], "3");
+    let error: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(error["error"]["kind"], "internal");
+
+    let bad = send(
+        Method::POST,
+        &format!("{}/async-function/echo", gateway.url),
+        &[("x-callback-url", "ftp://nowhere")],
+        "",
+    )
+    .await;
+    assert_eq!(bad.status, StatusCode::BAD_REQUEST);
+    gateway.stop().await;
+    pod.stop().await;
+}
