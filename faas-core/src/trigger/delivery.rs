@@ -1,14 +1,14 @@
 //! [`Delivery`]: how an event delivery ended, and [`deliver_once`]: one
 //! broker delivery, settled the way brokers understand.
 
-use std::time::{Duration, SystemTime};
+use std::time::SystemTime;
 
 use super::{Invoker, Settlement};
 use crate::context::CallId;
 use crate::error::{ErrorKind, FunctionError};
 use crate::invocation::Invocation;
 use crate::output::Response;
-use crate::policy::{DeadLetter, DeadLetterEntry, InvocationPolicy};
+use crate::policy::{DeadLetter, DeadLetterEntry};
 
 /// How a delivery ended: the last attempt's result, the number of attempts,
 /// whether the event went to the dead letter, and what to tell the source
@@ -24,7 +24,6 @@ pub struct Delivery {
 }
 
 impl Delivery {
-    #[cfg(feature = "local")]
     pub(crate) fn new(
         call_id: CallId,
         result: Result<Response, FunctionError>,
@@ -249,10 +248,11 @@ pub async fn deliver_once<I: Invoker + ?Sized>(
 
 /// The settlement of an in-process delivery ([`Dispatcher::deliver`](super::Dispatcher::deliver)),
 /// whose retries already ran: done, dead-lettered, or kept for later.
+#[cfg(feature = "local")]
 pub(crate) fn settled_in_process(
     success: bool,
     dead_lettered: bool,
-    policy: Option<&InvocationPolicy>,
+    policy: Option<&crate::policy::InvocationPolicy>,
 ) -> Settlement {
     if success {
         Settlement::Ack
@@ -260,19 +260,21 @@ pub(crate) fn settled_in_process(
         Settlement::Terminate
     } else {
         Settlement::Nack {
-            delay: policy.map_or(Duration::ZERO, |policy| policy.retry().max_backoff),
+            delay: policy.map_or(std::time::Duration::ZERO, |policy| policy.retry().max_backoff),
         }
     }
 }
 
-#[cfg(test)]
+#[cfg(all(test, feature = "local"))]
 mod tests {
     use std::sync::Arc;
+    use std::time::Duration;
 
     use async_trait::async_trait;
 
     use super::*;
     use crate::error::Error;
+    use crate::policy::InvocationPolicy;
     use crate::{
         Context, Dispatcher, FunctionDefinition, InMemoryDeadLetter, Registry, RetryPolicy,
     };

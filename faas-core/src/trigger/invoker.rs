@@ -3,6 +3,7 @@
 
 use async_trait::async_trait;
 
+#[cfg(feature = "local")]
 use super::Dispatcher;
 use crate::error::FunctionError;
 use crate::invocation::Invocation;
@@ -56,6 +57,7 @@ pub trait Invoker: Send + Sync + 'static {
     fn policy(&self, function: &str) -> Option<InvocationPolicy>;
 }
 
+#[cfg(feature = "local")]
 #[async_trait]
 impl Invoker for Dispatcher {
     async fn invoke(
