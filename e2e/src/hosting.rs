@@ -8,9 +8,9 @@ use std::sync::atomic::{AtomicU8, Ordering};
 use std::time::Duration;
 
 use faas_core::Registry;
+use faas_k8s::node::AddressPool;
 use faas_k8s::node::function::{FunctionBackend, FunctionBackendConfig};
 use faas_k8s::node::network::PodNetwork;
-use faas_k8s::node::process::AddressPool;
 use faas_k8s::node::{Capacity, KubeletTls, NodeConfig, PodBackend, ShutdownHandle, VirtualNode};
 use faas_k8s::operator::{
     FunctionController, OperatorConfig, OperatorStats, cluster_role, install_crd,
@@ -161,7 +161,7 @@ pub async fn operator_client(
 /// An operator running in this process for one namespace.
 pub struct TestOperator {
     stats: Arc<OperatorStats>,
-    shutdown: faas_core::ShutdownHandle,
+    shutdown: faas_core::HostShutdown,
     task: tokio::task::JoinHandle<faas_k8s::Result<()>>,
 }
 

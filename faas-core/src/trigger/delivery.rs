@@ -260,7 +260,9 @@ pub(crate) fn settled_in_process(
         Settlement::Terminate
     } else {
         Settlement::Nack {
-            delay: policy.map_or(std::time::Duration::ZERO, |policy| policy.retry().max_backoff),
+            delay: policy.map_or(std::time::Duration::ZERO, |policy| {
+                policy.retry().max_backoff
+            }),
         }
     }
 }

@@ -39,8 +39,8 @@ mod logs;
 use async_trait::async_trait;
 use bytes::Bytes;
 use faas_core::{
-    FunctionDeployment, FunctionError, FunctionRef, FunctionStatus, Invocation, LogLine,
-    LogQuery, Provider, ProviderError, ProviderResult, Response,
+    FunctionDeployment, FunctionError, FunctionRef, FunctionStatus, Invocation, LogLine, LogQuery,
+    Provider, ProviderError, ProviderResult, Response,
 };
 use futures::StreamExt as _;
 use futures::stream::{self, BoxStream};

@@ -8,8 +8,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use faas_core::{
-    CloudEvent, Context, Dispatcher, FunctionDefinition, FunctionError, InvocationPolicy,
-    LocalExecutor, Registry, HostShutdown, Trigger,
+    CloudEvent, Context, Dispatcher, FunctionDefinition, FunctionError, HostShutdown,
+    InvocationPolicy, LocalExecutor, Registry, Trigger,
 };
 use faas_triggers::http::{HttpTrigger, HttpTriggerConfig};
 use tokio::net::TcpListener;
