@@ -33,11 +33,10 @@ use faas_core::{FunctionDefinition, Registry};
 use faas_e2e::TestCluster;
 use faas_k8s::autoscaler::ScalingPolicy;
 use faas_k8s::gateway::FunctionKey;
+use faas_k8s::node::AddressPool;
 use faas_k8s::node::Capacity;
 use faas_k8s::node::function::{FunctionBackend, FunctionBackendConfig, function_image};
-use faas_k8s::node::process::{
-    AddressPool, ImageMap, ProcessBackend, ProcessBackendConfig, ShutdownPolicy,
-};
+use faas_k8s::node::process::{ImageMap, ProcessBackend, ProcessBackendConfig, ShutdownPolicy};
 use k8s_openapi::api::core::v1::Namespace;
 use kube::Api;
 use kube::api::{DeleteParams, PostParams};

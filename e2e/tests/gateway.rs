@@ -15,11 +15,10 @@ use faas_e2e::wait::{self, Poll};
 use faas_e2e::{TestCluster, TestNamespace};
 use faas_k8s::autoscaler::{Autoscaler, AutoscalerConfig, ScaleTarget, ScalingPolicy};
 use faas_k8s::gateway::{FUNCTION_LABEL, FunctionKey, Gateway, GatewayConfig, RoutingTable};
+use faas_k8s::node::AddressPool;
 use faas_k8s::node::function::{FunctionBackend, FunctionBackendConfig, function_image};
 use faas_k8s::node::network::PodNetwork;
-use faas_k8s::node::process::{
-    AddressPool, ImageMap, ProcessBackend, ProcessBackendConfig, ShutdownPolicy,
-};
+use faas_k8s::node::process::{ImageMap, ProcessBackend, ProcessBackendConfig, ShutdownPolicy};
 use faas_k8s::node::{Capacity, KubeletTls, NodeConfig, ShutdownHandle, VirtualNode};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{Node, Pod, Service};
