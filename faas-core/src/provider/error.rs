@@ -136,7 +136,7 @@ impl From<ProviderError> for FunctionError {
     fn from(error: ProviderError) -> Self {
         let kind = match &error {
             ProviderError::NotFound { .. } => ErrorKind::NotFound,
-            ProviderError::Invalid { .. } => ErrorKind::BadInput,
+            ProviderError::Invalid { .. } | ProviderError::Conflict { .. } => ErrorKind::BadInput,
             ProviderError::Unavailable { .. } | ProviderError::NotReady { .. } => {
                 ErrorKind::Unavailable
             }
