@@ -338,6 +338,28 @@ async fn an_unreachable_server_is_waited_for_while_not_ready() {
     let port = free_port();
     let url = format!("nats://127.0.0.1:{port}");
     let name = unique("LATE");
+    let store = scratch_dir(&name);
+    let arguments = vec![
+        "-a".into(),
+        "127.0.0.1".into(),
+        "-p".into(),
+        port.to_string(),
+        "-js".into(),
+        "-sd".into(),
+        store.display().to_string(),
+    ];
+    // The stream is made on a first run of the server and kept in its store,
+    // so the server that appears later has it from its first moment: a
+    // trigger that connects then never sees a missing stream (which is a
+    // configuration error, not a reason to wait).
+    let mut first = ServerProcess::start(
+        program.clone(),
+        arguments.clone(),
+        port,
+        store.join("nats-first.log"),
+    );
+    let prefix = stream_for(&context(&url).await, &name).await;
+    first.stop();
     let recorder = Recorder::default();
     let registry =
         Registry::from([recorder.function("late", accept(), InvocationPolicy::default())]);
@@ -354,23 +376,8 @@ async fn an_unreachable_server_is_waited_for_while_not_ready() {
     let waiting = host.dispatcher.readiness().waiting_for();
     assert!(waiting[0].0.contains(&name), "{waiting:?}");
     // The server appears; the trigger connects and delivers.
-    let store = scratch_dir(&name);
-    let mut server = ServerProcess::start(
-        program,
-        vec![
-            "-a".into(),
-            "127.0.0.1".into(),
-            "-p".into(),
-            port.to_string(),
-            "-js".into(),
-            "-sd".into(),
-            store.display().to_string(),
-        ],
-        port,
-        store.join("nats.log"),
-    );
+    let mut server = ServerProcess::start(program, arguments, port, store.join("nats.log"));
     let js = context(&url).await;
-    let prefix = stream_for(&js, &name).await;
     publish(&js, format!("{prefix}.x"), "hi".into()).await;
     recorder
         .wait_until("the first call", |seen| !seen.is_empty())

@@ -95,7 +95,7 @@ impl Delivery {
 ///
 /// The source's own dead letter (a dead-letter subject or stream configured
 /// on the trigger) comes first; without one, the function's policy's
-/// [`dead_letter`](InvocationPolicy::dead_letter) is used.
+/// [`dead_letter`](crate::policy::InvocationPolicy::dead_letter) is used.
 #[derive(Default, Clone, Copy)]
 #[non_exhaustive]
 pub struct DeadLetterRoute<'a> {
