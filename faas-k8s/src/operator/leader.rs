@@ -22,8 +22,8 @@ use crate::error::{Error, Result};
 /// use faas_k8s::operator::LeaderElection;
 ///
 /// let election = LeaderElection::new("faas-system", "faas-operator", "pod-a")
-///     .with_lease_duration(Duration::from_secs(10));
-/// assert_eq!(election.renew_interval, Duration::from_secs(3));
+///     .with_lease_duration(Duration::from_secs(30));
+/// assert_eq!(election.renew_interval, Duration::from_secs(10));
 /// ```
 #[derive(Debug, Clone)]
 #[non_exhaustive]
