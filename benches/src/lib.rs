@@ -7,8 +7,11 @@
 //! - [`load`]: a closed-loop HTTP/1.1 load generator with latency histograms.
 //! - [`bare`]: the baseline servers (bare hyper 1.x).
 //! - [`report`]: the result lines written for `BENCHMARKS.md`.
+//! - [`b6`]: the pods and node processes of B6 (faas-vnode, virtual-kubelet's mock).
 //! - [`traffic`]: a virtual node, functions and the gateway with the autoscaler (B4, B5, B7).
 
+#[cfg(feature = "cluster")]
+pub mod b6;
 pub mod bare;
 pub mod load;
 #[cfg(feature = "queues")]

@@ -121,7 +121,11 @@ pub(crate) fn run(ws: &Workspace, args: Args) -> Result<()> {
         let mut services = Services::default();
         services.start(Box::new(ControlPlane::new(ws, args.cluster.clone())))?;
         let mut cmd = bench_command(ws, "b6_vnode");
-        cmd.envs(services.env());
+        // The peer node B6 measures faas-vnode against.
+        let virtual_kubelet =
+            cluster::virtual_kubelet(ws, cluster::DEFAULT_VIRTUAL_KUBELET_VERSION)?;
+        cmd.envs(services.env())
+            .env("B6_VIRTUAL_KUBELET", virtual_kubelet);
         if args.quick {
             cmd.env("B6_PODS", "200");
         }

@@ -41,6 +41,9 @@ struct Download {
 pub(super) struct Go {
     program: PathBuf,
     pub(super) version: String,
+    /// A module built from a local copy of its source instead of the proxy's
+    /// (`replace path => dir` in the throwaway module).
+    local_source: Option<(String, PathBuf)>,
 }
 
 impl Go {
@@ -51,13 +54,24 @@ impl Go {
                 && out.status.success()
             {
                 let version = String::from_utf8_lossy(&out.stdout).trim().to_owned();
-                return Ok(Self { program, version });
+                return Ok(Self {
+                    program,
+                    version,
+                    local_source: None,
+                });
             }
         }
         bail!(
             "building the control plane needs Go (1.26 or newer for Kubernetes 1.37): \
              put `go` on PATH"
         )
+    }
+
+    /// Builds `module` from the source in `dir` (an absolute path) instead of
+    /// the proxy's copy: the module cache may not be changed, a copy may.
+    pub(super) fn with_local_source(mut self, module: &str, dir: PathBuf) -> Self {
+        self.local_source = Some((module.to_owned(), dir));
+        self
     }
 
     fn command(&self, dir: &Path) -> Command {
@@ -128,10 +142,11 @@ impl Go {
             .map(|(_, version)| version.to_owned())
             .context("module directory without @version")?;
         fs::create_dir_all(src)?;
-        fs::write(
-            src.join("go.mod"),
-            gomod::throwaway(&parsed, &version, sibling_version),
-        )?;
+        let mut go_mod = gomod::throwaway(&parsed, &version, sibling_version);
+        if let Some((module, dir)) = &self.local_source {
+            go_mod.push_str(&format!("\nreplace {module} => {}\n", dir.display()));
+        }
+        fs::write(src.join("go.mod"), go_mod)?;
         let names: Vec<&str> = packages.iter().map(|(_, name)| *name).collect();
         let label = names.join(", ");
         output::info(format!(

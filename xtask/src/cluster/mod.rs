@@ -13,6 +13,7 @@ mod layout;
 mod pki;
 mod probe;
 mod report;
+mod virtual_kubelet;
 
 use std::path::PathBuf;
 
@@ -21,6 +22,7 @@ use clap::Subcommand;
 use serde::{Deserialize, Serialize};
 
 pub(crate) use control_plane::ControlPlane;
+pub(crate) use virtual_kubelet::DEFAULT_VIRTUAL_KUBELET_VERSION;
 
 use crate::workspace::Workspace;
 
@@ -42,6 +44,16 @@ enum ClusterCommand {
     /// kube-controller-manager and kube-scheduler; start nothing.
     Build {
         /// Rebuild even when the cache has the binaries.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Build (or find in the cache) virtual-kubelet with its mock provider,
+    /// the peer node of benchmark B6; prints the binary's path.
+    BuildVirtualKubelet {
+        /// The release to build from the Go module proxy.
+        #[arg(long, env = "FAAS_VIRTUAL_KUBELET_VERSION", default_value = DEFAULT_VIRTUAL_KUBELET_VERSION)]
+        version: String,
+        /// Rebuild even when the cache has the binary.
         #[arg(long)]
         force: bool,
     },
@@ -153,12 +165,22 @@ impl Options {
     }
 }
 
+/// The cached virtual-kubelet of `version`, built first if needed.
+pub(crate) fn virtual_kubelet(ws: &Workspace, version: &str) -> Result<PathBuf> {
+    virtual_kubelet::ensure(ws, version, false)
+}
+
 /// Runs `cargo xtask cluster ...`.
 pub(crate) fn run(ws: &Workspace, args: Args) -> Result<()> {
     let control_plane = ControlPlane::new(ws, args.options);
     match args.command {
         ClusterCommand::Build { force } => {
             build::ensure(ws, &control_plane.build_spec(), force).map(|_| ())
+        }
+        ClusterCommand::BuildVirtualKubelet { version, force } => {
+            let binary = virtual_kubelet::ensure(ws, &version, force)?;
+            println!("{}", binary.display());
+            Ok(())
         }
         ClusterCommand::Up => control_plane.up(),
         ClusterCommand::Down => control_plane.down(),
