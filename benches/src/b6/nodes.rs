@@ -121,6 +121,12 @@ impl NodeProcess {
             cmd.env("VK_CLIENT_QPS", qps.to_string())
                 .env("VK_CLIENT_BURST", burst.to_string());
         }
+        // client-go logs every throttled request: keep that out of the report.
+        let log = state.join("virtual-kubelet.log");
+        let file = std::fs::File::create(&log).expect("create the virtual-kubelet log");
+        cmd.stdout(file.try_clone().expect("a log handle"))
+            .stderr(file);
+        eprintln!("{name}: virtual-kubelet's log is {}", log.display());
         Self::spawn(cmd, name, state)
     }
 
@@ -192,7 +198,8 @@ impl NodeProcess {
             .map_or(0, |kb| kb * 1024)
     }
 
-    /// Stops the process (SIGTERM, then kill after 30 s) and deletes its Node.
+    /// Stops the process (SIGTERM, then kill after 30 s), deletes its Node and
+    /// its state (the virtual-kubelet log with it).
     pub async fn stop(mut self, client: &Client) {
         if let Ok(pid) = i32::try_from(self.pid) {
             let _ = nix::sys::signal::kill(

@@ -32,7 +32,11 @@ async fn main() {
         .unwrap_or(1000);
     let registry = Registry::from([FunctionDefinition::from_handler("echo", echo)]);
     let pool = AddressPool::new("127.77.0.0/16".parse().expect("a CIDR"));
-    let capacity = Capacity::new("64", "64Gi", u32::try_from(count + 10).expect("a pod count"));
+    let capacity = Capacity::new(
+        "64",
+        "64Gi",
+        u32::try_from(count + 10).expect("a pod count"),
+    );
     let backend = FunctionBackend::new(
         FunctionBackendConfig::new(registry)
             .with_addresses(pool)
