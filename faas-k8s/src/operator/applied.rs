@@ -9,7 +9,9 @@
 //!
 //! The apply's response is the object as the API server stored it. It is kept here until the
 //! watch delivers that version (or a newer one, or its deletion), and a reconcile compares
-//! against whichever of the two is newer. Resource versions are compared as numbers: the API
+//! against whichever of the two is newer. The same holds for a Function's status: the Function a
+//! status write returned stands in for the cached one until the cache has it, so a reconcile
+//! woken meanwhile does not write the same status twice. Resource versions are compared as numbers: the API
 //! server guarantees they are comparable integers (Kubernetes 1.35 made it part of the API).
 
 use std::collections::HashMap;

@@ -181,6 +181,7 @@ impl FunctionController {
             services,
             applied_deployments,
             applied_services,
+            written_functions: AppliedObjects::default(),
             pods,
             recorder: Recorder::new(client.clone(), reporter),
             stats: self.stats.clone(),

@@ -78,6 +78,8 @@ pub(crate) struct Context {
     pub(crate) applied_deployments: AppliedObjects<Deployment>,
     /// Services applied that the cache may not show yet.
     pub(crate) applied_services: AppliedObjects<Service>,
+    /// Functions as their last status write returned them, while the cache may not show it.
+    pub(crate) written_functions: AppliedObjects<Function>,
     pub(crate) pods: Store<Pod>,
     pub(crate) recorder: Recorder,
     pub(crate) stats: Arc<OperatorStats>,
@@ -236,8 +238,19 @@ pub(crate) async fn reconcile(function: Arc<Function>, ctx: Arc<Context>) -> Res
             .forget(&ObjectRef::new(&name).within(&namespace));
         ctx.applied_services
             .forget(&ObjectRef::new(&name).within(&namespace));
+        ctx.written_functions
+            .forget(&ObjectRef::from_obj(function.as_ref()));
         return Ok(Action::await_change());
     }
+    // The status this operator wrote last, even when the cache has not delivered it yet: a
+    // reconcile woken meanwhile (by a pod, say) must not write the same status again.
+    let function = ctx
+        .written_functions
+        .freshest(
+            &ObjectRef::from_obj(function.as_ref()),
+            Some(function.clone()),
+        )
+        .unwrap_or(function);
 
     let mut observed = Observed::default();
     match ctx.missing_secrets(&function).await? {
@@ -253,30 +266,29 @@ pub(crate) async fn reconcile(function: Arc<Function>, ctx: Arc<Context>) -> Res
     let live_service = ctx
         .applied_services
         .freshest(&service_ref, ctx.services.get(&service_ref));
+    let desired_deployment = resources::deployment(&function);
+    let desired_service = resources::service(&function);
+    // The two objects do not depend on each other: one round trip for both.
+    let (deployment_applied, service_applied) = futures::try_join!(
+        ctx.apply(
+            &function,
+            live_deployment.clone(),
+            &ctx.applied_deployments,
+            &desired_deployment,
+            "Deployment",
+        ),
+        ctx.apply(
+            &function,
+            live_service,
+            &ctx.applied_services,
+            &desired_service,
+            "Service",
+        ),
+    )?;
     let mut healed = Vec::new();
     for (kind, applied) in [
-        (
-            "Deployment",
-            ctx.apply(
-                &function,
-                live_deployment.clone(),
-                &ctx.applied_deployments,
-                &resources::deployment(&function),
-                "Deployment",
-            )
-            .await?,
-        ),
-        (
-            "Service",
-            ctx.apply(
-                &function,
-                live_service,
-                &ctx.applied_services,
-                &resources::service(&function),
-                "Service",
-            )
-            .await?,
-        ),
+        ("Deployment", deployment_applied),
+        ("Service", service_applied),
     ] {
         match applied {
             Applied::Unchanged => {}
@@ -371,7 +383,10 @@ async fn write_status(ctx: &Context, function: &Function, status: &FunctionStatu
         .patch_status(&function.name_any(), &params, &Patch::Merge(&patch))
         .await
     {
-        Ok(_) => Ok(()),
+        Ok(written) => {
+            ctx.written_functions.remember(written);
+            Ok(())
+        }
         // Deleted meanwhile: nothing to report on.
         Err(kube::Error::Api(status)) if status.code == 404 => Ok(()),
         Err(e) => Err(Error::kube(
