@@ -1,7 +1,8 @@
 //! The `Function` resource and its operator on the real control plane and a virtual node: the
 //! API server refuses bad specs, a Function becomes an owned Deployment and Service whose pods
-//! run on the virtual node, drift is healed, a steady Function causes no writes, a missing Secret
-//! and a refused write become conditions, and two operators fail over through a Lease.
+//! run on the virtual node (with one status write on its way to Ready), drift is healed, a steady
+//! Function causes no writes, a stalled rollout, a missing Secret and a refused write become
+//! conditions, and two operators fail over through a Lease.
 //!
 //! Needs `cargo xtask cluster up` (and root for the pods' network namespace); without a control
 //! plane every test fails saying so.
@@ -194,11 +195,23 @@ async fn a_function_runs_on_the_virtual_node_heals_drift_and_idles_without_write
     install_function_crd(&cluster).await?;
     let node = FunctionNode::start(&cluster, registry()).await?;
     let ns = cluster.namespace("fn-life").await?;
-    let operator =
-        TestOperator::for_namespace(operator_client(&cluster, &ns, "operator").await?, &ns);
+    // A rollout that stalls for ten minutes is reported as Progressing; this one does not stall,
+    // so its only status write is the Ready one (however slow the machine).
+    let operator = TestOperator::start(FunctionController::new(
+        operator_client(&cluster, &ns, "operator").await?,
+        test_config(&ns).with_progress_report_delay(Duration::from_secs(600)),
+    ));
     let api = ns.api::<Function>();
     let created = create(&api, &hello_function("hello")).await?;
     let function = wait_ready(&api, "hello", 1).await;
+    assert_eq!(
+        (
+            operator.stats().object_writes(),
+            operator.stats().status_writes()
+        ),
+        (2, 1),
+        "to Ready, a Function costs its Deployment, its Service and one status write"
+    );
     let status = function.status.clone().unwrap_or_default();
     assert_eq!(status.selector.as_deref(), Some("faas.rs/function=hello"));
     assert!(
@@ -355,6 +368,52 @@ async fn a_function_runs_on_the_virtual_node_heals_drift_and_idles_without_write
     operator.stop().await;
     ns.delete().await?;
     node.stop().await;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rollout_that_stalls_is_reported_as_progressing_with_the_scheduler_s_reason() -> TestResult
+{
+    let cluster = TestCluster::require().await;
+    install_function_crd(&cluster).await?;
+    let ns = cluster.namespace("fn-stall").await?;
+    let operator = TestOperator::start(FunctionController::new(
+        operator_client(&cluster, &ns, "operator").await?,
+        test_config(&ns).with_progress_report_delay(Duration::from_secs(1)),
+    ));
+    let api = ns.api::<Function>();
+    let mut function = hello_function("enormous");
+    // No node has this much CPU: the pod is never scheduled and the rollout stands still.
+    function.spec = function.spec.with_resources(serde_json::from_value(json!({
+        "requests": {"cpu": "4000"}
+    }))?);
+    create(&api, &function).await?;
+    let waiting = wait::for_object(
+        &api,
+        "enormous",
+        "the Function to say its pod is not scheduled",
+        |f| {
+            f.status
+                .as_ref()
+                .and_then(|s| s.ready_condition())
+                .is_some_and(|c| c.reason == "Progressing" && c.message.contains("not scheduled"))
+        },
+    )
+    .await?;
+    let condition = waiting
+        .status
+        .as_ref()
+        .and_then(|s| s.ready_condition())
+        .cloned()
+        .expect("a Ready condition");
+    assert_eq!(condition.status, "False");
+    assert!(
+        condition.message.contains("0 of 1 replica(s) ready"),
+        "{}",
+        condition.message
+    );
+    operator.stop().await;
+    ns.delete().await?;
     Ok(())
 }
 

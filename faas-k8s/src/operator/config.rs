@@ -27,8 +27,9 @@ pub struct OperatorConfig {
     pub field_manager: String,
     /// How many Functions are reconciled at once (0 = no limit).
     pub concurrency: u16,
-    /// How long a new generation may be progressing before its `Progressing` status is
-    /// written; a function that becomes ready sooner gets a single status write.
+    /// How long a progressing Function must stand still (its Deployment's counts and its pods'
+    /// states unchanged) before its `Progressing` status is written: a rollout that keeps moving
+    /// gets a single status write, when it is Ready. Failures are written at once.
     pub progress_report_delay: Duration,
     /// The first delay before a failed reconcile is retried; it doubles per failure of the
     /// same Function up to [`retry_max`](Self::retry_max).
@@ -52,7 +53,7 @@ impl Default for OperatorConfig {
             namespace: None,
             field_manager: FIELD_MANAGER.to_owned(),
             concurrency: 16,
-            progress_report_delay: Duration::from_secs(2),
+            progress_report_delay: Duration::from_secs(15),
             retry_min: Duration::from_millis(500),
             retry_max: Duration::from_secs(300),
             forbidden_retry: Duration::from_secs(60),
@@ -94,7 +95,7 @@ impl OperatorConfig {
         self
     }
 
-    /// Sets how long a new generation may progress before its status is written.
+    /// Sets how long a progressing Function must stand still before its status is written.
     #[must_use]
     pub fn with_progress_report_delay(mut self, delay: Duration) -> Self {
         self.progress_report_delay = delay;

@@ -4,8 +4,8 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use futures::StreamExt as _;
 use futures::stream::BoxStream;
+use futures::{StreamExt as _, TryStreamExt as _};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{Pod, Service};
 use kube::runtime::controller::{self, Action};
@@ -15,8 +15,10 @@ use kube::runtime::{Controller, WatchStreamExt as _, watcher};
 use kube::{Api, Client, Resource};
 use serde::de::DeserializeOwned;
 
+use super::applied::AppliedObjects;
 use super::config::OperatorConfig;
 use super::leader::{LeaderElection, LeaseLock};
+use super::progress::ProgressClock;
 use super::reconcile::{Context, OperatorStats, error_policy, reconcile};
 use crate::error::{Error, Result};
 use crate::function::{FUNCTION_LABEL, Function};
@@ -76,10 +78,12 @@ where
     }
 }
 
-/// A cache of the objects of kind `K` that carry the function label, and its event stream.
+/// A cache of the objects of kind `K` that carry the function label, and its event stream;
+/// `observe` sees each event once the cache holds it.
 fn reflect<K>(
     client: &Client,
     config: &OperatorConfig,
+    observe: impl Fn(&watcher::Event<K>) + Send + 'static,
 ) -> (
     reflector::Store<K>,
     impl futures::Stream<Item = std::result::Result<K, watcher::Error>> + Send + 'static,
@@ -101,6 +105,7 @@ where
             watcher::Config::default().labels(FUNCTION_LABEL),
         ),
     )
+    .inspect_ok(observe)
     .default_backoff()
     .touched_objects();
     (store, stream)
@@ -154,9 +159,17 @@ impl FunctionController {
         let client = &self.client;
         let config = &self.config;
         let functions: Api<Function> = owned_api(client, config);
-        let (deployments, deployment_events) = reflect::<Deployment>(client, config);
-        let (services, service_events) = reflect::<Service>(client, config);
-        let (pods, pod_events) = reflect::<Pod>(client, config);
+        let applied_deployments = AppliedObjects::<Deployment>::default();
+        let applied_services = AppliedObjects::<Service>::default();
+        let (deployments, deployment_events) = reflect::<Deployment>(client, config, {
+            let applied = applied_deployments.clone();
+            move |event| applied.observe(event)
+        });
+        let (services, service_events) = reflect::<Service>(client, config, {
+            let applied = applied_services.clone();
+            move |event| applied.observe(event)
+        });
+        let (pods, pod_events) = reflect::<Pod>(client, config, |_| {});
         let reporter = Reporter {
             controller: config.field_manager.clone(),
             instance: Some(config.instance.clone()),
@@ -166,11 +179,14 @@ impl FunctionController {
             config: config.clone(),
             deployments,
             services,
+            applied_deployments,
+            applied_services,
+            written_functions: AppliedObjects::default(),
             pods,
             recorder: Recorder::new(client.clone(), reporter),
             stats: self.stats.clone(),
             failures: Mutex::new(HashMap::new()),
-            first_seen: Mutex::new(HashMap::new()),
+            progress: ProgressClock::default(),
             refused: Mutex::new(HashMap::new()),
         });
         Controller::new(functions, watcher::Config::default())

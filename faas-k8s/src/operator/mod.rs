@@ -11,7 +11,10 @@
 //! - **Drift is healed**: a Deployment or Service deleted or edited by hand comes back as the
 //!   Function says.
 //! - **A steady Function causes no writes**: a reconcile compares the cached objects with what
-//!   it would apply and writes only what differs, and the status only when it changed.
+//!   it would apply and writes only what differs (against the object its last apply returned
+//!   while the cache has not caught up), and the status only when it changed. A rollout that
+//!   keeps moving is not reported as `Progressing`: its one status write says `Ready`; one that
+//!   stands still for [`OperatorConfig::progress_report_delay`] says where it is stuck.
 //! - **Failures become conditions**: a missing Secret, an image that cannot run, a quota, a
 //!   refused write (RBAC) each set the `Ready` condition's reason and message, with a Warning
 //!   Event on the Function; errors are retried with a back-off per Function.
@@ -40,6 +43,7 @@
 //! # }
 //! ```
 
+mod applied;
 #[cfg(feature = "cli")]
 pub mod cli;
 mod config;
@@ -47,6 +51,7 @@ mod controller;
 mod crd;
 mod drift;
 mod leader;
+mod progress;
 mod rbac;
 mod readiness;
 mod reconcile;

@@ -123,11 +123,35 @@ pub(crate) fn judge(function: &Function, observed: &Observed<'_>) -> (ReadyReaso
             format!("{ready} of {wanted} replica(s) ready"),
         )
     } else {
-        (
-            ReadyReason::Progressing,
-            format!("{ready} of {wanted} replica(s) ready, {updated} up to date"),
-        )
+        let mut message = format!("{ready} of {wanted} replica(s) ready, {updated} up to date");
+        if let Some(unscheduled) = unscheduled(&observed.pods) {
+            message.push_str("; ");
+            message.push_str(&unscheduled);
+        }
+        (ReadyReason::Progressing, message)
     }
+}
+
+/// Why the first of `pods` the scheduler could not place waits, in the scheduler's words.
+fn unscheduled(pods: &[&Pod]) -> Option<String> {
+    pods.iter().find_map(|pod| {
+        let condition = pod
+            .status
+            .as_ref()?
+            .conditions
+            .iter()
+            .flatten()
+            .find(|c| c.type_ == "PodScheduled" && c.status == "False")?;
+        Some(format!(
+            "pod {} is not scheduled: {}",
+            pod.metadata.name.as_deref().unwrap_or_default(),
+            condition
+                .message
+                .as_deref()
+                .or(condition.reason.as_deref())
+                .unwrap_or("no node fits it")
+        ))
+    })
 }
 
 /// The status to report for `function` given what was observed; the `Ready` condition keeps its
@@ -269,6 +293,31 @@ mod tests {
         let (reason, message) = judge(&f, &observed);
         assert_eq!(reason, ReadyReason::ImageMissing);
         assert!(message.contains("no function named"), "{message}");
+
+        let mut pending = Pod::default();
+        pending.metadata.name = Some("f-1".into());
+        pending.status = Some(PodStatus {
+            conditions: Some(vec![k8s_openapi::api::core::v1::PodCondition {
+                type_: "PodScheduled".into(),
+                status: "False".into(),
+                reason: Some("Unschedulable".into()),
+                message: Some("0/1 nodes are available: 1 node(s) had untolerated taint".into()),
+                ..Default::default()
+            }]),
+            ..PodStatus::default()
+        });
+        let d = deployment(0, 1, 1);
+        let observed = Observed {
+            deployment: Some(&d),
+            pods: vec![&pending],
+            ..Observed::default()
+        };
+        let (reason, message) = judge(&f, &observed);
+        assert_eq!(reason, ReadyReason::Progressing);
+        assert!(
+            message.contains("pod f-1 is not scheduled: 0/1 nodes are available"),
+            "{message}"
+        );
 
         let zero = function(0);
         let d = deployment(0, 0, 0);

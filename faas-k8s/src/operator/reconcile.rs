@@ -18,8 +18,10 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use tokio::time::Instant;
 
+use super::applied::AppliedObjects;
 use super::config::OperatorConfig;
 use super::drift::is_applied;
+use super::progress::ProgressClock;
 use super::readiness::{self, Observed};
 use super::resources;
 use crate::error::{Error, Result};
@@ -72,13 +74,20 @@ pub(crate) struct Context {
     pub(crate) config: OperatorConfig,
     pub(crate) deployments: Store<Deployment>,
     pub(crate) services: Store<Service>,
+    /// Deployments applied that the cache may not show yet.
+    pub(crate) applied_deployments: AppliedObjects<Deployment>,
+    /// Services applied that the cache may not show yet.
+    pub(crate) applied_services: AppliedObjects<Service>,
+    /// Functions as their last status write returned them, while the cache may not show it.
+    pub(crate) written_functions: AppliedObjects<Function>,
     pub(crate) pods: Store<Pod>,
     pub(crate) recorder: Recorder,
     pub(crate) stats: Arc<OperatorStats>,
     /// Consecutive failures per Function, for its back-off.
     pub(crate) failures: Mutex<HashMap<ObjectRef<Function>, u32>>,
-    /// When each (uid, generation) was first seen, to delay its `Progressing` status.
-    pub(crate) first_seen: Mutex<HashMap<(String, i64), Instant>>,
+    /// When each progressing Function last moved, to write its `Progressing` status only once
+    /// it stalls.
+    pub(crate) progress: ProgressClock,
     /// Writes refused for lack of permission, per (uid, kind): the generation and when, so the
     /// same write is not tried again on every event before `forbidden_retry` has passed.
     pub(crate) refused: Mutex<HashMap<(String, &'static str), Refusal>>,
@@ -99,10 +108,13 @@ enum Applied {
 }
 
 impl Context {
+    /// Applies `desired` unless `live` (the newer of the cache and the last apply's answer)
+    /// already says it; the API server's answer is kept in `applied` until the cache has it.
     async fn apply<K>(
         &self,
         function: &Function,
         live: Option<Arc<K>>,
+        applied: &AppliedObjects<K>,
         desired: &K,
         kind: &'static str,
     ) -> Result<Applied>
@@ -130,7 +142,8 @@ impl Context {
         let params = PatchParams::apply(&self.config.field_manager).force();
         self.stats.object_writes.fetch_add(1, Ordering::Relaxed);
         match api.patch(&name, &params, &Patch::Apply(desired)).await {
-            Ok(_) => {
+            Ok(object) => {
+                applied.remember(object);
                 lock(&self.refused).remove(&refusal_key);
                 Ok(Applied::Written {
                     existed: live.is_some(),
@@ -211,31 +224,33 @@ impl Context {
             tracing::debug!(error = %e, "recording an Event failed");
         }
     }
-
-    /// Whether a `Progressing` status of this generation should wait before it is written,
-    /// and how long.
-    fn progress_wait(&self, function: &Function) -> Option<Duration> {
-        let key = (
-            function.uid().unwrap_or_default(),
-            function.metadata.generation.unwrap_or(0),
-        );
-        let mut first_seen = lock(&self.first_seen);
-        let seen = *first_seen.entry(key).or_insert_with(Instant::now);
-        let elapsed = seen.elapsed();
-        (elapsed < self.config.progress_report_delay)
-            .then(|| self.config.progress_report_delay - elapsed)
-    }
 }
 
 /// Reconciles one Function; see the [module](self) documentation.
 pub(crate) async fn reconcile(function: Arc<Function>, ctx: Arc<Context>) -> Result<Action> {
     ctx.stats.reconciles.fetch_add(1, Ordering::Relaxed);
-    if function.metadata.deletion_timestamp.is_some() {
-        // Owner references let the garbage collector remove the Deployment and Service.
-        return Ok(Action::await_change());
-    }
     let namespace = function.namespace().unwrap_or_default();
     let name = function.name_any();
+    if function.metadata.deletion_timestamp.is_some() {
+        // Owner references let the garbage collector remove the Deployment and Service.
+        ctx.progress.forget(&function);
+        ctx.applied_deployments
+            .forget(&ObjectRef::new(&name).within(&namespace));
+        ctx.applied_services
+            .forget(&ObjectRef::new(&name).within(&namespace));
+        ctx.written_functions
+            .forget(&ObjectRef::from_obj(function.as_ref()));
+        return Ok(Action::await_change());
+    }
+    // The status this operator wrote last, even when the cache has not delivered it yet: a
+    // reconcile woken meanwhile (by a pod, say) must not write the same status again.
+    let function = ctx
+        .written_functions
+        .freshest(
+            &ObjectRef::from_obj(function.as_ref()),
+            Some(function.clone()),
+        )
+        .unwrap_or(function);
 
     let mut observed = Observed::default();
     match ctx.missing_secrets(&function).await? {
@@ -244,30 +259,36 @@ pub(crate) async fn reconcile(function: Arc<Function>, ctx: Arc<Context>) -> Res
     }
 
     let deployment_ref = ObjectRef::new(&name).within(&namespace);
-    let live_deployment = ctx.deployments.get(&deployment_ref);
-    let live_service = ctx.services.get(&ObjectRef::new(&name).within(&namespace));
+    let live_deployment = ctx
+        .applied_deployments
+        .freshest(&deployment_ref, ctx.deployments.get(&deployment_ref));
+    let service_ref = ObjectRef::new(&name).within(&namespace);
+    let live_service = ctx
+        .applied_services
+        .freshest(&service_ref, ctx.services.get(&service_ref));
+    let desired_deployment = resources::deployment(&function);
+    let desired_service = resources::service(&function);
+    // The two objects do not depend on each other: one round trip for both.
+    let (deployment_applied, service_applied) = futures::try_join!(
+        ctx.apply(
+            &function,
+            live_deployment.clone(),
+            &ctx.applied_deployments,
+            &desired_deployment,
+            "Deployment",
+        ),
+        ctx.apply(
+            &function,
+            live_service,
+            &ctx.applied_services,
+            &desired_service,
+            "Service",
+        ),
+    )?;
     let mut healed = Vec::new();
     for (kind, applied) in [
-        (
-            "Deployment",
-            ctx.apply(
-                &function,
-                live_deployment.clone(),
-                &resources::deployment(&function),
-                "Deployment",
-            )
-            .await?,
-        ),
-        (
-            "Service",
-            ctx.apply(
-                &function,
-                live_service,
-                &resources::service(&function),
-                "Service",
-            )
-            .await?,
-        ),
+        ("Deployment", deployment_applied),
+        ("Service", service_applied),
     ] {
         match applied {
             Applied::Unchanged => {}
@@ -317,10 +338,14 @@ pub(crate) async fn reconcile(function: Arc<Function>, ctx: Arc<Context>) -> Res
         ReadyReason::SecretMissing => ctx.config.secret_retry,
         _ => ctx.config.resync.min(Duration::from_secs(30)),
     };
+    let wait = if reason == ReadyReason::Progressing {
+        ctx.progress
+            .wait(&function, &observed, ctx.config.progress_report_delay)
+    } else {
+        ctx.progress.forget(&function);
+        None
+    };
     if !readiness::same_status(previous, &status) {
-        let wait = (reason == ReadyReason::Progressing)
-            .then(|| ctx.progress_wait(&function))
-            .flatten();
         match wait {
             Some(wait) => requeue = requeue.min(wait),
             None => {
@@ -358,7 +383,10 @@ async fn write_status(ctx: &Context, function: &Function, status: &FunctionStatu
         .patch_status(&function.name_any(), &params, &Patch::Merge(&patch))
         .await
     {
-        Ok(_) => Ok(()),
+        Ok(written) => {
+            ctx.written_functions.remember(written);
+            Ok(())
+        }
         // Deleted meanwhile: nothing to report on.
         Err(kube::Error::Api(status)) if status.code == 404 => Ok(()),
         Err(e) => Err(Error::kube(
