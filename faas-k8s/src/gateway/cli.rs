@@ -2,12 +2,14 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use kube::config::{KubeConfigOptions, Kubeconfig};
 
 use super::{BasicAuth, Gateway, GatewayConfig};
 use crate::autoscaler::{Autoscaler, AutoscalerConfig, ScaleTarget, ScalingPolicy};
+use crate::provider::KubernetesProvider;
 
 /// What the autoscaler writes replicas to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -61,6 +63,10 @@ pub struct GatewayArgs {
     /// How long a stopping gateway lets calls finish.
     #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
     pub drain_timeout: Duration,
+    /// Serve no `/system/*` (they answer 503): functions are managed elsewhere, and the
+    /// gateway's identity needs no write access to them.
+    #[arg(long)]
+    pub no_system_api: bool,
     /// Run without the autoscaler (something else scales the functions).
     #[arg(long)]
     pub no_autoscaler: bool,
@@ -121,9 +127,12 @@ pub async fn run(args: GatewayArgs) -> Result<(), Box<dyn std::error::Error>> {
     if let Some(dir) = &args.basic_auth_dir {
         config = config.credentials(BasicAuth::from_secret_dir(dir)?);
     }
-    let gateway = Gateway::builder(config.build())
-        .discover(client.clone())
-        .build();
+    let mut gateway = Gateway::builder(config.build()).discover(client.clone());
+    if !args.no_system_api {
+        // `/system/*` manages Function resources; the operator turns them into pods.
+        gateway = gateway.provider(Arc::new(KubernetesProvider::new(client.clone())));
+    }
+    let gateway = gateway.build();
 
     let autoscaler = if args.no_autoscaler {
         None
