@@ -487,8 +487,13 @@ impl SteadyLoad {
                     let mut calls = 0u32;
                     while !done.load(Ordering::SeqCst) && calls < 20_000 {
                         calls += 1;
-                        match request(addr, "/function/slow", &[("x-timeout", "60s")], body.as_bytes())
-                            .await
+                        match request(
+                            addr,
+                            "/function/slow",
+                            &[("x-timeout", "60s")],
+                            body.as_bytes(),
+                        )
+                        .await
                         {
                             Ok((200, body)) if body == expected => {
                                 answered.fetch_add(1, Ordering::Relaxed);
@@ -666,7 +671,12 @@ async fn unknown_oversized_and_never_ready_functions_answer_json_errors() -> Tes
     create_function(&ns, &function("hello", function_image("hello"))).await;
     // Its image names a function the node does not have: the pod never becomes ready.
     create_function(&ns, &function("stuck", function_image("missing"))).await;
-    wait_endpoints(&seed.traffic.table, &FunctionKey::new(ns.name(), "hello"), 1).await;
+    wait_endpoints(
+        &seed.traffic.table,
+        &FunctionKey::new(ns.name(), "hello"),
+        1,
+    )
+    .await;
     wait::until("the stuck pod to be bound to the node", || {
         let ns = &ns;
         async move {
@@ -747,7 +757,10 @@ async fn a_pod_process_killed_mid_load_fails_no_call() -> TestResult {
     let seed = Seed::start(&cluster, &ns, TrafficOptions::default()).await;
     let tag = unique("kill");
     let mut slow = function("slow", FUNCTION_BINARY);
-    slow.spec = slow.spec.with_args([format!("--tag={tag}")]).with_replicas(3);
+    slow.spec = slow
+        .spec
+        .with_args([format!("--tag={tag}")])
+        .with_replicas(3);
     create_function(&ns, &slow).await;
     let key = FunctionKey::new(ns.name(), "slow");
     wait_endpoints(&seed.traffic.table, &key, 3).await;
@@ -1010,7 +1023,11 @@ async fn the_openfaas_system_api_manages_functions_with_credentials_only() -> Te
         &json!({"functionName": "hello"}),
     )
     .await;
-    assert_eq!((status, error_kind(&body).as_str()), (404, "not_found"), "{body}");
+    assert_eq!(
+        (status, error_kind(&body).as_str()),
+        (404, "not_found"),
+        "{body}"
+    );
     assert_eq!(get_json(addr, "/system/functions").await, json!([]));
 
     seed.stop().await;
