@@ -1,7 +1,9 @@
-//! The gateway, the activator and the autoscaler on the real control plane, with a virtual node
-//! as the only node: functions deployed as a Deployment and a Service (the objects the operator
-//! writes for a Function), their pods bound to the virtual node by kube-scheduler and run there,
-//! calls routed from EndpointSlices, scale to zero when idle and back on the next call.
+//! The seed's figure on the real control plane, with a virtual node as the only node: a
+//! `Function` resource, the operator turning it into a Deployment and a Service, kube-scheduler
+//! binding the pods to the virtual node, the node running them, and calls through the gateway
+//! routed from EndpointSlices; the autoscaler writes the Function's scale subresource (to zero
+//! when idle, back on the next call). The operator, the gateway and the autoscaler each run under
+//! a ServiceAccount holding only the permissions their code generates.
 //!
 //! Needs `cargo xtask cluster up` and root (the pods' network namespace); without a control plane
 //! every test fails saying so.
@@ -11,17 +13,25 @@ use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use faas_core::{FunctionDefinition, Registry};
+use faas_e2e::hosting::{
+    FunctionNode, TestOperator, install_function_crd, operator_client, serial,
+    service_account_client,
+};
 use faas_e2e::wait::{self, Poll};
 use faas_e2e::{TestCluster, TestNamespace};
 use faas_k8s::autoscaler::{Autoscaler, AutoscalerConfig, ScaleTarget, ScalingPolicy};
-use faas_k8s::gateway::{FUNCTION_LABEL, FunctionKey, Gateway, GatewayConfig, RoutingTable};
-use faas_k8s::node::function::{FunctionBackend, FunctionBackendConfig, function_image};
+use faas_k8s::function::{Function, FunctionScaling, FunctionSpec, Placement};
+use faas_k8s::gateway::{
+    BasicAuth, FUNCTION_LABEL, FunctionKey, Gateway, GatewayConfig, RoutingTable,
+};
+use faas_k8s::node::function::function_image;
 use faas_k8s::node::network::PodNetwork;
 use faas_k8s::node::process::{ImageMap, ProcessBackend, ProcessBackendConfig, ShutdownPolicy};
 use faas_k8s::node::{AddressPool, Capacity, KubeletTls, NodeConfig, ShutdownHandle, VirtualNode};
+use faas_k8s::provider::KubernetesProvider;
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::{Node, Pod, Service};
-use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
+use k8s_openapi::api::core::v1::{Node, Pod};
+use k8s_openapi::api::rbac::v1::{Role, RoleBinding, RoleRef, Subject};
 use kube::Api;
 use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use serde_json::json;
@@ -30,13 +40,17 @@ use tokio_util::sync::CancellationToken;
 
 type TestResult = Result<(), Box<dyn std::error::Error>>;
 
-/// The network namespace the end-to-end tests share (see `virtual_node.rs`), and this file's
-/// part of its range: 10.246.100.0/24 and up.
+/// The network namespace of the process node (see `virtual_node.rs`), and this file's part of
+/// its range: 10.246.100.0/24 and up.
 const NETNS: &str = "faase2e";
 const NETNS_CIDR: &str = "10.246.0.0/16";
 static NEXT_RANGE: AtomicU8 = AtomicU8::new(100);
 /// The image the process node runs as `faas-test-function`.
 const FUNCTION_BINARY: &str = "local/faas-test-function";
+/// The credentials of `/system/*` in these tests, and their `Authorization` header.
+const USER: &str = "admin";
+const PASSWORD: &str = "s3cret";
+const AUTHORIZATION: &str = "Basic YWRtaW46czNjcmV0";
 
 async fn hello(name: String) -> String {
     format!("hello, {name}")
@@ -46,6 +60,13 @@ async fn slow(ms: String) -> String {
     let ms: u64 = ms.trim().parse().unwrap_or(0);
     tokio::time::sleep(Duration::from_millis(ms)).await;
     format!("slept {ms}")
+}
+
+fn registry() -> Registry {
+    Registry::from([
+        FunctionDefinition::from_handler("hello", hello),
+        FunctionDefinition::from_handler("slow", slow),
+    ])
 }
 
 fn unique(prefix: &str) -> String {
@@ -62,8 +83,8 @@ fn free_port() -> u16 {
         .expect("a free port on loopback")
 }
 
-/// A virtual node running functions in-process on addresses of the shared pod namespace.
-struct FunctionNode {
+/// A virtual node running each container as an OS process (the function binary of this crate).
+struct ProcessNode {
     name: String,
     client: kube::Client,
     config: kube::Config,
@@ -72,30 +93,31 @@ struct FunctionNode {
     task: tokio::task::JoinHandle<faas_k8s::Result<()>>,
 }
 
-impl FunctionNode {
+impl ProcessNode {
     async fn start(cluster: &TestCluster) -> Self {
-        let name = unique("gw-node");
+        let name = unique("gw-proc");
         let n = NEXT_RANGE.fetch_add(1, Ordering::SeqCst);
-        let registry = Registry::from([
-            FunctionDefinition::from_handler("hello", hello),
-            FunctionDefinition::from_handler("slow", slow),
-        ]);
-        let backend = FunctionBackend::new(
-            FunctionBackendConfig::new(registry)
-                .with_addresses(AddressPool::new(
-                    format!("10.246.{n}.0/24").parse().expect("a CIDR"),
-                ))
-                .with_network(PodNetwork::namespace(NETNS, NETNS_CIDR))
-                .with_capacity(Capacity::new("8", "8Gi", 100)),
-        );
-        Self::start_on(cluster, name, Arc::new(backend)).await
-    }
-
-    async fn start_on(
-        cluster: &TestCluster,
-        name: String,
-        backend: Arc<dyn faas_k8s::node::PodBackend>,
-    ) -> Self {
+        let backend = ProcessBackend::new(
+            ProcessBackendConfig::new(
+                std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+                    .join("gateway")
+                    .join(&name),
+            )
+            .with_images(
+                ImageMap::new()
+                    .with_image(FUNCTION_BINARY, env!("CARGO_BIN_EXE_faas-test-function")),
+            )
+            .with_addresses(AddressPool::new(
+                format!("10.246.{n}.0/24").parse().expect("a CIDR"),
+            ))
+            .with_network(PodNetwork::namespace(NETNS, NETNS_CIDR))
+            .with_capacity(Capacity::new("8", "8Gi", 50))
+            .with_on_drop(ShutdownPolicy::StopAll {
+                grace: Duration::from_secs(1),
+            }),
+        )
+        .await
+        .expect("the process backend starts (a pod network namespace needs root, ip and nsenter)");
         let pki = &cluster.paths().pki;
         let config = NodeConfig::builder(&name)
             .kubelet_port(free_port())
@@ -106,10 +128,10 @@ impl FunctionNode {
             })
             .build()
             .expect("a valid node configuration");
-        let node = VirtualNode::with_shared_backend(cluster.client(), config, backend);
+        let node = VirtualNode::with_shared_backend(cluster.client(), config, Arc::new(backend));
         let shutdown = node.shutdown_handle();
         let task = tokio::spawn(node.run());
-        let this = FunctionNode {
+        let this = ProcessNode {
             name,
             client: cluster.client(),
             config: cluster.config().clone(),
@@ -148,37 +170,7 @@ impl FunctionNode {
     }
 }
 
-impl FunctionNode {
-    /// A node running each container as an OS process (the function binary of this crate).
-    async fn start_processes(cluster: &TestCluster) -> Self {
-        let name = unique("gw-proc");
-        let n = NEXT_RANGE.fetch_add(1, Ordering::SeqCst);
-        let backend = ProcessBackend::new(
-            ProcessBackendConfig::new(
-                std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
-                    .join("gateway")
-                    .join(&name),
-            )
-            .with_images(
-                ImageMap::new()
-                    .with_image(FUNCTION_BINARY, env!("CARGO_BIN_EXE_faas-test-function")),
-            )
-            .with_addresses(AddressPool::new(
-                format!("10.246.{n}.0/24").parse().expect("a CIDR"),
-            ))
-            .with_network(PodNetwork::namespace(NETNS, NETNS_CIDR))
-            .with_capacity(Capacity::new("8", "8Gi", 50))
-            .with_on_drop(ShutdownPolicy::StopAll {
-                grace: Duration::from_secs(1),
-            }),
-        )
-        .await
-        .expect("the process backend starts (a pod network namespace needs root, ip and nsenter)");
-        Self::start_on(cluster, name, Arc::new(backend)).await
-    }
-}
-
-impl Drop for FunctionNode {
+impl Drop for ProcessNode {
     /// A test that failed half-way still removes its Node, so the pods bound to it are
     /// collected and the namespace can go.
     fn drop(&mut self) {
@@ -205,78 +197,72 @@ impl Drop for FunctionNode {
     }
 }
 
-/// Writes what the operator writes for Function `name`: a Deployment and a Service named `name`,
-/// pods labelled `faas.rs/function: name` on the virtual node, port 8080 named `http`.
-async fn deploy_function(
-    ns: &TestNamespace,
-    node: &FunctionNode,
-    name: &str,
-    function: &str,
-    replicas: i32,
-    ready_path: &str,
-) {
-    let container = json!({
-        "name": "function",
-        "image": function_image(function),
-        "ports": [{"name": "http", "containerPort": 8080}],
-        "readinessProbe": {"httpGet": {"path": ready_path, "port": "http"}, "periodSeconds": 1},
-    });
-    deploy_container(ns, node, name, replicas, container).await;
+/// A Function placed on the virtual node, running `image`, with a short drain.
+fn function(name: &str, image: impl Into<String>) -> Function {
+    Function::new(
+        name,
+        FunctionSpec::new(image)
+            .with_placement(Placement::VirtualNode)
+            .with_drain_timeout(Duration::from_secs(5)),
+    )
 }
 
-async fn deploy_container(
-    ns: &TestNamespace,
-    node: &FunctionNode,
-    name: &str,
-    replicas: i32,
-    container: serde_json::Value,
-) {
-    let labels = json!({ FUNCTION_LABEL: name });
-    let deployment: Deployment = serde_json::from_value(json!({
-        "metadata": {"name": name, "labels": labels},
-        "spec": {
-            "replicas": replicas,
-            "selector": {"matchLabels": labels},
-            "template": {
-                "metadata": {"labels": labels},
-                "spec": {
-                    // The operator's selector, and this test's own node (tests run side by side).
-                    "nodeSelector": {"type": "virtual-kubelet", "kubernetes.io/hostname": node.name},
-                    "tolerations": [{"key": "virtual-kubelet.io/provider", "operator": "Exists", "effect": "NoSchedule"}],
-                    "terminationGracePeriodSeconds": 10,
-                    "containers": [container],
-                },
-            },
-        },
-    }))
-    .expect("a valid Deployment");
-    ns.api::<Deployment>()
-        .create(&PostParams::default(), &deployment)
+async fn create_function(ns: &TestNamespace, function: &Function) {
+    ns.api::<Function>()
+        .create(&PostParams::default(), function)
         .await
-        .expect("the Deployment is created");
-    let service: Service = serde_json::from_value(json!({
-        "metadata": {"name": name, "labels": labels},
-        "spec": {
-            "selector": labels,
-            "ports": [{"name": "http", "port": 8080, "targetPort": "http"}],
-        },
-    }))
-    .expect("a valid Service");
-    ns.api::<Service>()
-        .create(&PostParams::default(), &service)
-        .await
-        .expect("the Service is created");
+        .expect("the Function is created");
 }
 
+/// Writes the Function's scale subresource, as `kubectl scale function` does.
 async fn scale(ns: &TestNamespace, name: &str, replicas: i32) {
-    ns.api::<Deployment>()
+    ns.api::<Function>()
         .patch_scale(
             name,
             &PatchParams::default(),
             &Patch::Merge(json!({"spec": {"replicas": replicas}})),
         )
         .await
-        .expect("the Deployment scales");
+        .expect("the Function scales");
+}
+
+/// What one test runs: the operator under its own identity and the gateway (with the
+/// autoscaler, when asked) under another, both limited to the test's namespace.
+struct Seed {
+    operator: TestOperator,
+    traffic: Traffic,
+}
+
+impl Seed {
+    async fn start(cluster: &TestCluster, ns: &TestNamespace, options: TrafficOptions) -> Self {
+        let operator = TestOperator::for_namespace(
+            operator_client(cluster, ns, "operator")
+                .await
+                .expect("the operator's identity"),
+            ns,
+        );
+        let traffic = Traffic::start(cluster, ns, options).await;
+        Seed { operator, traffic }
+    }
+
+    async fn stop(self) {
+        self.traffic.stop().await;
+        assert!(
+            !self.operator.is_finished(),
+            "the operator ran until stopped"
+        );
+        self.operator.stop().await;
+    }
+}
+
+/// How a test runs the gateway.
+#[derive(Default)]
+struct TrafficOptions {
+    /// The autoscaler's defaults for what a Function's `spec.scaling` leaves out; no autoscaler
+    /// without.
+    autoscaler: Option<ScalingPolicy>,
+    /// Basic auth on `/system/*`.
+    credentials: Option<BasicAuth>,
 }
 
 /// The gateway (and optionally the autoscaler) in this process, on a loopback port.
@@ -288,54 +274,71 @@ struct Traffic {
     task: tokio::task::JoinHandle<faas_k8s::Result<()>>,
 }
 
-/// Grants the restricted identity, in `ns`, what the gateway and the autoscaler need and no
-/// more, and returns its client: they run under it.
-async fn least_privilege_client(cluster: &TestCluster, ns: &TestNamespace) -> kube::Client {
-    let role: Role = serde_json::from_value(json!({
-        "metadata": {"name": "faas-gateway"},
-        "rules": faas_k8s::gateway::rbac::gateway_rules(Some(&ScaleTarget::Deployment)),
-    }))
-    .expect("a valid Role");
+/// Grants ServiceAccount `gateway` of `ns`, in `ns` only, the rules the gateway's code generates
+/// (EndpointSlices; Functions and their scale for the autoscaler and `/system/*`; pods' deletion
+/// cost) and returns its client: the gateway and the autoscaler run under it.
+async fn gateway_client(cluster: &TestCluster, ns: &TestNamespace) -> kube::Client {
+    let apply = PatchParams::apply("faas-e2e").force();
+    let role = Role {
+        metadata: kube::api::ObjectMeta {
+            name: Some("faas-gateway".into()),
+            namespace: Some(ns.name().to_owned()),
+            ..Default::default()
+        },
+        rules: faas_k8s::gateway::rbac::cluster_role().rules,
+    };
     ns.api::<Role>()
-        .create(&PostParams::default(), &role)
+        .patch("faas-gateway", &apply, &Patch::Apply(&role))
         .await
-        .expect("the Role is created");
-    let binding: RoleBinding = serde_json::from_value(json!({
-        "metadata": {"name": "faas-gateway"},
-        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "faas-gateway"},
-        "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": cluster.restricted_user()}],
-    }))
-    .expect("a valid RoleBinding");
+        .expect("the gateway's Role");
+    let binding = RoleBinding {
+        metadata: kube::api::ObjectMeta {
+            name: Some("faas-gateway".into()),
+            namespace: Some(ns.name().to_owned()),
+            ..Default::default()
+        },
+        role_ref: RoleRef {
+            api_group: Some("rbac.authorization.k8s.io".into()),
+            kind: "Role".into(),
+            name: "faas-gateway".into(),
+        },
+        subjects: Some(vec![Subject {
+            kind: "ServiceAccount".into(),
+            name: "gateway".into(),
+            namespace: Some(ns.name().to_owned()),
+            api_group: None,
+        }]),
+    };
     ns.api::<RoleBinding>()
-        .create(&PostParams::default(), &binding)
+        .patch("faas-gateway", &apply, &Patch::Apply(&binding))
         .await
-        .expect("the RoleBinding is created");
-    cluster
-        .restricted_client()
+        .expect("the gateway's RoleBinding");
+    service_account_client(cluster, ns, "gateway")
         .await
-        .expect("the restricted identity's client")
+        .expect("the gateway's identity")
 }
 
 impl Traffic {
-    /// The gateway and (with a policy) the autoscaler, under the least-privilege identity.
-    async fn start(
-        cluster: &TestCluster,
-        ns: &TestNamespace,
-        policy: Option<ScalingPolicy>,
-    ) -> Self {
-        let client = least_privilege_client(cluster, ns).await;
-        let config = GatewayConfig::builder()
+    /// The gateway, `/system/*` over the Kubernetes provider, and (when asked) the autoscaler
+    /// writing Functions' scale, under the gateway's least-privilege identity.
+    async fn start(cluster: &TestCluster, ns: &TestNamespace, options: TrafficOptions) -> Self {
+        let client = gateway_client(cluster, ns).await;
+        let mut config = GatewayConfig::builder()
             .default_namespace(ns.name())
             .watch_namespace(ns.name())
-            .body_limit(1024)
+            .body_limit(1024);
+        if let Some(credentials) = options.credentials {
+            config = config.credentials(credentials);
+        }
+        let gateway = Gateway::builder(config.build())
+            .discover(client.clone())
+            .provider(Arc::new(KubernetesProvider::new(client.clone())))
             .build();
-        let gateway = Gateway::builder(config).discover(client.clone()).build();
         let table = gateway.routing_table();
-        let scaler_stop = policy.map(|policy| {
+        let scaler_stop = options.autoscaler.map(|policy| {
             let scaling = AutoscalerConfig::builder()
-                .target(ScaleTarget::Deployment)
+                .target(ScaleTarget::Function)
                 .namespace(ns.name())
-                .selector(FUNCTION_LABEL)
                 .tick(Duration::from_millis(250))
                 .default_policy(policy)
                 .build();
@@ -367,16 +370,27 @@ impl Traffic {
     }
 }
 
-/// One HTTP/1.1 request on a fresh connection: the status and the body.
+/// One HTTP/1.1 POST on a fresh connection: the status and the body.
 async fn request(
     addr: std::net::SocketAddr,
     path: &str,
     headers: &[(&str, &str)],
     body: &[u8],
 ) -> std::io::Result<(u16, String)> {
+    send(addr, "POST", path, headers, body).await
+}
+
+/// One HTTP/1.1 request with `method` on a fresh connection: the status and the body.
+async fn send(
+    addr: std::net::SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> std::io::Result<(u16, String)> {
     let mut stream = tokio::net::TcpStream::connect(addr).await?;
     let mut head = format!(
-        "POST {path} HTTP/1.1\r\nhost: gateway\r\nconnection: close\r\ncontent-length: {}\r\n",
+        "{method} {path} HTTP/1.1\r\nhost: gateway\r\nconnection: close\r\ncontent-length: {}\r\n",
         body.len()
     );
     for (name, value) in headers {
@@ -432,52 +446,150 @@ async fn pods_of(ns: &TestNamespace, name: &str) -> Vec<Pod> {
         .items
 }
 
+/// Waits until `answered` grew by `more`.
+async fn wait_answers(answered: &Arc<AtomicU64>, more: u64) {
+    let before = answered.load(Ordering::Relaxed);
+    wait::until(format!("{more} more calls answered"), || {
+        let answered = answered.clone();
+        async move {
+            let now = answered.load(Ordering::Relaxed);
+            Ok(if now >= before + more {
+                Poll::Ready(())
+            } else {
+                Poll::Pending(format!("{now} answered"))
+            })
+        }
+    })
+    .await
+    .expect("calls are answered");
+}
+
+/// Callers that each send `slow` calls of `ms` one after another until told to stop (and never
+/// more than 20 000 each), counting the answers and keeping every failure.
+struct SteadyLoad {
+    done: Arc<AtomicBool>,
+    answered: Arc<AtomicU64>,
+    failures: Arc<std::sync::Mutex<Vec<String>>>,
+    callers: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl SteadyLoad {
+    fn start(addr: std::net::SocketAddr, callers: usize, ms: u64) -> Self {
+        let done = Arc::new(AtomicBool::new(false));
+        let answered = Arc::new(AtomicU64::new(0));
+        let failures = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let callers = (0..callers)
+            .map(|_| {
+                let (done, answered, failures) = (done.clone(), answered.clone(), failures.clone());
+                tokio::spawn(async move {
+                    let expected = format!("slept {ms}");
+                    let body = ms.to_string();
+                    let mut calls = 0u32;
+                    while !done.load(Ordering::SeqCst) && calls < 20_000 {
+                        calls += 1;
+                        match request(
+                            addr,
+                            "/function/slow",
+                            &[("x-timeout", "60s")],
+                            body.as_bytes(),
+                        )
+                        .await
+                        {
+                            Ok((200, body)) if body == expected => {
+                                answered.fetch_add(1, Ordering::Relaxed);
+                            }
+                            other => failures.lock().unwrap().push(format!("{other:?}")),
+                        }
+                    }
+                })
+            })
+            .collect();
+        SteadyLoad {
+            done,
+            answered,
+            failures,
+            callers,
+        }
+    }
+
+    /// Stops the callers; the answers counted and the failures seen.
+    async fn stop(self) -> (u64, Vec<String>) {
+        self.done.store(true, Ordering::SeqCst);
+        for caller in self.callers {
+            caller.await.expect("a caller does not panic");
+        }
+        let failures = self.failures.lock().unwrap().clone();
+        (self.answered.load(Ordering::Relaxed), failures)
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_call_reaches_the_function_on_the_virtual_node_and_wakes_it_from_zero() -> TestResult {
+    let _serial = serial().await;
     let cluster = TestCluster::require().await;
-    let node = FunctionNode::start(&cluster).await;
+    install_function_crd(&cluster).await?;
+    let node = FunctionNode::start(&cluster, registry()).await?;
     let ns = cluster.namespace("gw-seed").await?;
-    let policy = ScalingPolicy::builder()
-        .target_concurrency(1.0)
-        .scale_to_zero_grace(Duration::from_secs(3))
+    // The Function's own scaling, over the autoscaler's defaults for the windows.
+    let defaults = ScalingPolicy::builder()
         .stable_window(Duration::from_secs(6))
         .panic_window(Duration::from_secs(2))
         .build()?;
-    let traffic = Traffic::start(&cluster, &ns, Some(policy)).await;
-    deploy_function(&ns, &node, "hello", "hello", 1, "/_/ready").await;
+    let seed = Seed::start(
+        &cluster,
+        &ns,
+        TrafficOptions {
+            autoscaler: Some(defaults),
+            ..TrafficOptions::default()
+        },
+    )
+    .await;
+    let mut hello = function("hello", function_image("hello"));
+    hello.spec = hello.spec.with_scaling(
+        FunctionScaling::default()
+            .with_min(0)
+            .with_target_concurrency(1)
+            .with_scale_to_zero_grace(Duration::from_secs(3)),
+    );
+    create_function(&ns, &hello).await;
     let key = FunctionKey::new(ns.name(), "hello");
-    wait_endpoints(&traffic.table, &key, 1).await;
+    wait_endpoints(&seed.traffic.table, &key, 1).await;
 
     let pods = pods_of(&ns, "hello").await;
     assert_eq!(
         pods[0].spec.as_ref().and_then(|s| s.node_name.as_deref()),
-        Some(node.name.as_str()),
-        "kube-scheduler bound the pod to the virtual node"
+        Some(node.name()),
+        "kube-scheduler bound the operator's pod to the virtual node"
     );
-    let (status, body) = request(traffic.addr, "/function/hello", &[], b"world").await?;
+    let (status, body) = request(seed.traffic.addr, "/function/hello", &[], b"world").await?;
     assert_eq!((status, body.as_str()), (200, "hello, world"));
 
-    // Idle past the grace period: to zero, no pods left.
+    // Idle past the grace period: the autoscaler writes 0 to the Function's scale, the operator
+    // to the Deployment, and no pod is left.
+    let functions = ns.api::<Function>();
     let deployments = ns.api::<Deployment>();
     wait::until("the idle function to scale to zero", || {
-        let deployments = deployments.clone();
-        let ns = &ns;
+        let (functions, deployments, ns) = (functions.clone(), deployments.clone(), &ns);
         async move {
+            let wanted = functions.get("hello").await?.spec.replicas;
             let replicas = deployments.get("hello").await?.spec.replicas;
             let pods = pods_of(ns, "hello").await.len();
-            Ok(if replicas == Some(0) && pods == 0 {
+            Ok(if wanted == Some(0) && replicas == Some(0) && pods == 0 {
                 Poll::Ready(())
             } else {
-                Poll::Pending(format!("replicas {replicas:?}, {pods} pods"))
+                Poll::Pending(format!(
+                    "Function {wanted:?}, Deployment {replicas:?}, {pods} pods"
+                ))
             })
         }
     })
     .await?;
-    wait_endpoints(&traffic.table, &key, 0).await;
+    wait_endpoints(&seed.traffic.table, &key, 0).await;
+    node.wait_backend_pods(0).await?;
 
     // A call wakes it and is answered.
     let started = Instant::now();
-    let (status, body) = request(traffic.addr, "/function/hello", &[], b"again").await?;
+    let (status, body) = request(seed.traffic.addr, "/function/hello", &[], b"again").await?;
     let woke_in = started.elapsed();
     assert_eq!(
         (status, body.as_str()),
@@ -485,8 +597,10 @@ async fn a_call_reaches_the_function_on_the_virtual_node_and_wakes_it_from_zero(
         "the waking call is answered"
     );
     eprintln!("woken from zero and answered in {woke_in:?}");
+    let wanted = functions.get("hello").await?.spec.replicas;
+    assert_eq!(wanted, Some(1), "the autoscaler woke the Function itself");
 
-    traffic.stop().await;
+    seed.stop().await;
     ns.delete().await?;
     node.stop().await;
     Ok(())
@@ -494,62 +608,27 @@ async fn a_call_reaches_the_function_on_the_virtual_node_and_wakes_it_from_zero(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn steady_load_while_scaling_1_5_1_0_1_loses_no_call() -> TestResult {
+    let _serial = serial().await;
     let cluster = TestCluster::require().await;
-    let node = FunctionNode::start(&cluster).await;
+    install_function_crd(&cluster).await?;
+    let node = FunctionNode::start(&cluster, registry()).await?;
     let ns = cluster.namespace("gw-load").await?;
-    // No autoscaler: the test scales as `kubectl scale` would and wakes the function at zero
-    // itself once it sees a held call.
-    let traffic = Traffic::start(&cluster, &ns, None).await;
-    deploy_function(&ns, &node, "slow", "slow", 1, "/_/ready").await;
+    // No autoscaler: the test scales the Function as `kubectl scale function` would, and wakes
+    // it at zero itself once it sees a held call.
+    let seed = Seed::start(&cluster, &ns, TrafficOptions::default()).await;
+    create_function(&ns, &function("slow", function_image("slow"))).await;
     let key = FunctionKey::new(ns.name(), "slow");
-    wait_endpoints(&traffic.table, &key, 1).await;
+    wait_endpoints(&seed.traffic.table, &key, 1).await;
 
     // Four callers, each a call of 20 ms after another, until the scaling is done.
-    let done = Arc::new(AtomicBool::new(false));
-    let answered = Arc::new(AtomicU64::new(0));
-    let failures = Arc::new(std::sync::Mutex::new(Vec::new()));
-    let callers: Vec<_> = (0..4)
-        .map(|_| {
-            let (done, answered, failures, addr) = (
-                done.clone(),
-                answered.clone(),
-                failures.clone(),
-                traffic.addr,
-            );
-            tokio::spawn(async move {
-                let mut calls = 0u32;
-                // Bounded: stops when told, and never runs more than 20 000 calls.
-                while !done.load(Ordering::SeqCst) && calls < 20_000 {
-                    calls += 1;
-                    match request(addr, "/function/slow", &[("x-timeout", "60s")], b"20").await {
-                        Ok((200, body)) if body == "slept 20" => {
-                            answered.fetch_add(1, Ordering::Relaxed);
-                        }
-                        other => failures.lock().unwrap().push(format!("{other:?}")),
-                    }
-                }
-            })
-        })
-        .collect();
-
+    let load = SteadyLoad::start(seed.traffic.addr, 4, 20);
     for replicas in [5, 1] {
         scale(&ns, "slow", replicas).await;
-        wait_endpoints(&traffic.table, &key, replicas as u32).await;
-        let before = answered.load(Ordering::Relaxed);
-        wait::until("calls answered at this scale", || {
-            let answered = answered.clone();
-            async move {
-                Ok(if answered.load(Ordering::Relaxed) >= before + 20 {
-                    Poll::Ready(())
-                } else {
-                    Poll::Pending("waiting for calls".to_owned())
-                })
-            }
-        })
-        .await?;
+        wait_endpoints(&seed.traffic.table, &key, replicas as u32).await;
+        wait_answers(&load.answered, 20).await;
     }
     scale(&ns, "slow", 0).await;
-    let table = traffic.table.clone();
+    let table = seed.traffic.table.clone();
     wait::until("calls held at zero", || {
         let table = table.clone();
         let key = key.clone();
@@ -564,25 +643,9 @@ async fn steady_load_while_scaling_1_5_1_0_1_loses_no_call() -> TestResult {
     })
     .await?;
     scale(&ns, "slow", 1).await;
-    wait_endpoints(&traffic.table, &key, 1).await;
-    let before = answered.load(Ordering::Relaxed);
-    wait::until("calls answered after waking", || {
-        let answered = answered.clone();
-        async move {
-            Ok(if answered.load(Ordering::Relaxed) >= before + 20 {
-                Poll::Ready(())
-            } else {
-                Poll::Pending("waiting for calls".to_owned())
-            })
-        }
-    })
-    .await?;
-    done.store(true, Ordering::SeqCst);
-    for caller in callers {
-        caller.await?;
-    }
-    let failures = failures.lock().unwrap().clone();
-    let total = answered.load(Ordering::Relaxed);
+    wait_endpoints(&seed.traffic.table, &key, 1).await;
+    wait_answers(&load.answered, 20).await;
+    let (total, failures) = load.stop().await;
     eprintln!("{total} calls answered while scaling 1 -> 5 -> 1 -> 0 -> 1");
     assert!(
         failures.is_empty(),
@@ -591,7 +654,7 @@ async fn steady_load_while_scaling_1_5_1_0_1_loses_no_call() -> TestResult {
     );
     assert!(total > 80);
 
-    traffic.stop().await;
+    seed.stop().await;
     ns.delete().await?;
     node.stop().await;
     Ok(())
@@ -599,51 +662,67 @@ async fn steady_load_while_scaling_1_5_1_0_1_loses_no_call() -> TestResult {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unknown_oversized_and_never_ready_functions_answer_json_errors() -> TestResult {
+    let _serial = serial().await;
     let cluster = TestCluster::require().await;
-    let node = FunctionNode::start(&cluster).await;
+    install_function_crd(&cluster).await?;
+    let node = FunctionNode::start(&cluster, registry()).await?;
     let ns = cluster.namespace("gw-errors").await?;
-    let traffic = Traffic::start(&cluster, &ns, None).await;
-    deploy_function(&ns, &node, "hello", "hello", 1, "/_/ready").await;
+    let seed = Seed::start(&cluster, &ns, TrafficOptions::default()).await;
+    create_function(&ns, &function("hello", function_image("hello"))).await;
     // Its image names a function the node does not have: the pod never becomes ready.
-    deploy_function(&ns, &node, "stuck", "missing", 1, "/_/ready").await;
-    wait_endpoints(&traffic.table, &FunctionKey::new(ns.name(), "hello"), 1).await;
-    let stuck_pods = ns.api::<Pod>();
+    create_function(&ns, &function("stuck", function_image("missing"))).await;
+    wait_endpoints(
+        &seed.traffic.table,
+        &FunctionKey::new(ns.name(), "hello"),
+        1,
+    )
+    .await;
     wait::until("the stuck pod to be bound to the node", || {
-        let pods = stuck_pods.clone();
+        let ns = &ns;
         async move {
-            let list = pods
-                .list(&ListParams::default().labels(&format!("{FUNCTION_LABEL}=stuck")))
-                .await?;
-            let bound = list
-                .items
+            let pods = pods_of(ns, "stuck").await;
+            let bound = pods
                 .iter()
                 .any(|p| p.spec.as_ref().and_then(|s| s.node_name.as_ref()).is_some());
             Ok(if bound {
                 Poll::Ready(())
             } else {
-                Poll::Pending(format!("{} pods", list.items.len()))
+                Poll::Pending(format!("{} pods", pods.len()))
+            })
+        }
+    })
+    .await?;
+    let table = seed.traffic.table.clone();
+    let stuck = FunctionKey::new(ns.name(), "stuck");
+    wait::until("the gateway to know the stuck function", || {
+        let (table, stuck) = (table.clone(), stuck.clone());
+        async move {
+            Ok(if table.is_known(&stuck) {
+                Poll::Ready(())
+            } else {
+                Poll::Pending("no EndpointSlice seen yet".to_owned())
             })
         }
     })
     .await?;
 
-    let (status, body) = request(traffic.addr, "/function/nobody", &[], b"").await?;
+    let addr = seed.traffic.addr;
+    let (status, body) = request(addr, "/function/nobody", &[], b"").await?;
     assert_eq!((status, error_kind(&body).as_str()), (404, "not_found"));
     let big = vec![b'x'; 4096];
-    let (status, body) = request(traffic.addr, "/function/hello", &[], &big).await?;
+    let (status, body) = request(addr, "/function/hello", &[], &big).await?;
     assert_eq!(
         (status, error_kind(&body).as_str()),
         (413, "payload_too_large")
     );
-    let (status, body) =
-        request(traffic.addr, "/function/stuck", &[("x-timeout", "2s")], b"").await?;
+    let (status, body) = request(addr, "/function/stuck", &[("x-timeout", "2s")], b"").await?;
     assert_eq!(
         (status, error_kind(&body).as_str()),
         (504, "timeout"),
         "{body}"
     );
 
-    traffic.stop().await;
+    seed.stop().await;
     ns.delete().await?;
     node.stop().await;
     Ok(())
@@ -670,69 +749,24 @@ fn tagged_processes(tag: &str) -> Vec<i32> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_pod_process_killed_mid_load_fails_no_call() -> TestResult {
+    let _serial = serial().await;
     let cluster = TestCluster::require().await;
-    let node = FunctionNode::start_processes(&cluster).await;
+    install_function_crd(&cluster).await?;
+    let node = ProcessNode::start(&cluster).await;
     let ns = cluster.namespace("gw-kill").await?;
-    let traffic = Traffic::start(&cluster, &ns, None).await;
+    let seed = Seed::start(&cluster, &ns, TrafficOptions::default()).await;
     let tag = unique("kill");
-    let container = json!({
-        "name": "function",
-        "image": FUNCTION_BINARY,
-        "args": [format!("--tag={tag}")],
-        "env": [
-            {"name": "PORT", "value": "8080"},
-            {"name": "POD_IP", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}},
-        ],
-        "ports": [{"name": "http", "containerPort": 8080}],
-        "readinessProbe": {"httpGet": {"path": "/_/ready", "port": "http"}, "periodSeconds": 1},
-    });
-    deploy_container(&ns, &node, "slow", 3, container).await;
+    let mut slow = function("slow", FUNCTION_BINARY);
+    slow.spec = slow
+        .spec
+        .with_args([format!("--tag={tag}")])
+        .with_replicas(3);
+    create_function(&ns, &slow).await;
     let key = FunctionKey::new(ns.name(), "slow");
-    wait_endpoints(&traffic.table, &key, 3).await;
+    wait_endpoints(&seed.traffic.table, &key, 3).await;
 
-    let done = Arc::new(AtomicBool::new(false));
-    let answered = Arc::new(AtomicU64::new(0));
-    let failures = Arc::new(std::sync::Mutex::new(Vec::new()));
-    let callers: Vec<_> = (0..6)
-        .map(|_| {
-            let (done, answered, failures, addr) = (
-                done.clone(),
-                answered.clone(),
-                failures.clone(),
-                traffic.addr,
-            );
-            tokio::spawn(async move {
-                let mut calls = 0u32;
-                while !done.load(Ordering::SeqCst) && calls < 20_000 {
-                    calls += 1;
-                    match request(addr, "/function/slow", &[("x-timeout", "60s")], b"50").await {
-                        Ok((200, body)) if body == "slept 50" => {
-                            answered.fetch_add(1, Ordering::Relaxed);
-                        }
-                        other => failures.lock().unwrap().push(format!("{other:?}")),
-                    }
-                }
-            })
-        })
-        .collect();
-    let wait_answers = |more: u64| {
-        let answered = answered.clone();
-        let before = answered.load(Ordering::Relaxed);
-        async move {
-            wait::until(format!("{more} more calls answered"), || {
-                let answered = answered.clone();
-                async move {
-                    Ok(if answered.load(Ordering::Relaxed) >= before + more {
-                        Poll::Ready(())
-                    } else {
-                        Poll::Pending(format!("{} answered", answered.load(Ordering::Relaxed)))
-                    })
-                }
-            })
-            .await
-        }
-    };
-    wait_answers(30).await?;
+    let load = SteadyLoad::start(seed.traffic.addr, 6, 50);
+    wait_answers(&load.answered, 30).await;
 
     // SIGKILL one pod's process while calls are in flight to it.
     let pids = tagged_processes(&tag);
@@ -742,14 +776,10 @@ async fn a_pod_process_killed_mid_load_fails_no_call() -> TestResult {
         nix::sys::signal::Signal::SIGKILL,
     )?;
     // The node restarts it; the gateway keeps answering meanwhile.
-    let pods = ns.api::<Pod>();
     wait::until("the killed container to restart and be ready", || {
-        let pods = pods.clone();
+        let ns = &ns;
         async move {
-            let list = pods
-                .list(&ListParams::default().labels(&format!("{FUNCTION_LABEL}=slow")))
-                .await?;
-            let restarted = list.items.iter().any(|p| {
+            let restarted = pods_of(ns, "slow").await.iter().any(|p| {
                 p.status
                     .as_ref()
                     .and_then(|s| s.container_statuses.as_ref())
@@ -763,24 +793,244 @@ async fn a_pod_process_killed_mid_load_fails_no_call() -> TestResult {
         }
     })
     .await?;
-    wait_endpoints(&traffic.table, &key, 3).await;
-    wait_answers(30).await?;
-    done.store(true, Ordering::SeqCst);
-    for caller in callers {
-        caller.await?;
-    }
-    let failures = failures.lock().unwrap().clone();
-    eprintln!(
-        "{} calls answered around a killed pod process",
-        answered.load(Ordering::Relaxed)
-    );
+    wait_endpoints(&seed.traffic.table, &key, 3).await;
+    wait_answers(&load.answered, 30).await;
+    let (total, failures) = load.stop().await;
+    eprintln!("{total} calls answered around a killed pod process");
     assert!(
         failures.is_empty(),
         "{} failed calls: {failures:?}",
         failures.len()
     );
 
-    traffic.stop().await;
+    seed.stop().await;
+    ns.delete().await?;
+    node.stop().await;
+    Ok(())
+}
+
+/// `GET` with the test's credentials, as JSON.
+async fn get_json(addr: std::net::SocketAddr, path: &str) -> serde_json::Value {
+    let (status, body) = send(addr, "GET", path, &[("authorization", AUTHORIZATION)], b"")
+        .await
+        .expect("the gateway answers");
+    assert_eq!(status, 200, "GET {path}: {body}");
+    serde_json::from_str(&body).unwrap_or_else(|e| panic!("GET {path}: {e}: {body:?}"))
+}
+
+/// A request with the test's credentials and a JSON body: the status and the body.
+async fn send_json(
+    addr: std::net::SocketAddr,
+    method: &str,
+    path: &str,
+    body: &serde_json::Value,
+) -> (u16, String) {
+    send(
+        addr,
+        method,
+        path,
+        &[
+            ("authorization", AUTHORIZATION),
+            ("content-type", "application/json"),
+        ],
+        body.to_string().as_bytes(),
+    )
+    .await
+    .expect("the gateway answers")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_openfaas_system_api_manages_functions_with_credentials_only() -> TestResult {
+    let _serial = serial().await;
+    let cluster = TestCluster::require().await;
+    install_function_crd(&cluster).await?;
+    let node = FunctionNode::start(&cluster, registry()).await?;
+    let ns = cluster.namespace("gw-system").await?;
+    let seed = Seed::start(
+        &cluster,
+        &ns,
+        TrafficOptions {
+            credentials: Some(BasicAuth::new(USER, PASSWORD)),
+            ..TrafficOptions::default()
+        },
+    )
+    .await;
+    let addr = seed.traffic.addr;
+
+    // Refused without the credentials, or with wrong ones: 401 with the JSON error body.
+    let wrong = "Basic YWRtaW46d3Jvbmc="; // admin:wrong
+    for headers in [vec![], vec![("authorization", wrong)]] {
+        for (method, path) in [
+            ("GET", "/system/functions"),
+            ("POST", "/system/functions"),
+            ("GET", "/system/function/hello"),
+            ("POST", "/system/scale-function/hello"),
+            ("DELETE", "/system/functions"),
+            ("GET", "/system/info"),
+        ] {
+            let (status, body) = send(addr, method, path, &headers, b"{}").await?;
+            assert_eq!(status, 401, "{method} {path} {headers:?}: {body}");
+            error_kind(&body);
+        }
+    }
+    assert_eq!(get_json(addr, "/system/functions").await, json!([]));
+    let info = get_json(addr, "/system/info").await;
+    assert_eq!(info["provider"]["orchestration"], "kubernetes");
+    assert_eq!(info["asyncQueue"], "memory");
+
+    // Deploy, as faas-cli does: the Function, then the operator's pods on the virtual node.
+    let (status, body) = send_json(
+        addr,
+        "POST",
+        "/system/functions",
+        &json!({
+            "service": "hello", "image": function_image("hello"),
+            "labels": {"team": "a"}, "annotations": {"owner": "ada"},
+        }),
+    )
+    .await;
+    assert_eq!(status, 202, "{body}");
+    let (status, body) = send_json(
+        addr,
+        "POST",
+        "/system/functions",
+        &json!({"service": "hello", "image": function_image("hello")}),
+    )
+    .await;
+    assert_eq!(
+        (status, error_kind(&body).as_str()),
+        (409, "bad_input"),
+        "{body}"
+    );
+    let (status, body) = send_json(addr, "POST", "/system/functions", &json!({"image": "x"})).await;
+    assert_eq!(status, 400, "{body}");
+    let key = FunctionKey::new(ns.name(), "hello");
+    wait_endpoints(&seed.traffic.table, &key, 1).await;
+    for _ in 0..3 {
+        let (status, body) = request(addr, "/function/hello", &[], b"sys").await?;
+        assert_eq!((status, body.as_str()), (200, "hello, sys"));
+    }
+
+    // List and describe in OpenFaaS's shape, counting the calls the gateway answered.
+    let listed = get_json(addr, "/system/functions").await;
+    let listed = listed.as_array().expect("a list");
+    assert_eq!(listed.len(), 1, "{listed:?}");
+    assert_eq!(listed[0]["name"], "hello");
+    assert_eq!(listed[0]["image"], function_image("hello"));
+    assert_eq!(listed[0]["labels"]["team"], "a");
+    assert_eq!(listed[0]["invocationCount"], 3.0);
+    let described = wait::until("describe to report the ready replica", || async {
+        let described = get_json(addr, "/system/function/hello").await;
+        Ok(if described["availableReplicas"] == 1 {
+            Poll::Ready(described)
+        } else {
+            Poll::Pending(described.to_string())
+        })
+    })
+    .await?;
+    assert_eq!(described["replicas"], 1);
+    assert_eq!(described["namespace"], ns.name());
+    assert_eq!(described["annotations"]["owner"], "ada");
+    assert_eq!(described["invocationCount"], 3.0);
+    let (status, body) = send(
+        addr,
+        "GET",
+        "/system/function/nobody",
+        &[("authorization", AUTHORIZATION)],
+        b"",
+    )
+    .await?;
+    assert_eq!((status, error_kind(&body).as_str()), (404, "not_found"));
+
+    // Update: the Function's spec changes and its pods roll to it.
+    let (status, body) = send_json(
+        addr,
+        "PUT",
+        "/system/functions",
+        &json!({"service": "hello", "image": function_image("hello"), "envVars": {"VERSION": "2"}}),
+    )
+    .await;
+    assert_eq!(status, 202, "{body}");
+    wait::until("the update to reach the pods", || {
+        let ns = &ns;
+        async move {
+            let pods = pods_of(ns, "hello").await;
+            let rolled = pods.iter().any(|pod| {
+                let ready = pod
+                    .status
+                    .as_ref()
+                    .and_then(|s| s.container_statuses.as_ref())
+                    .is_some_and(|cs| cs.iter().all(|c| c.ready));
+                let updated = pod.spec.as_ref().is_some_and(|spec| {
+                    spec.containers[0]
+                        .env
+                        .iter()
+                        .flatten()
+                        .any(|var| var.name == "VERSION" && var.value.as_deref() == Some("2"))
+                });
+                ready && updated
+            });
+            Ok(if rolled {
+                Poll::Ready(())
+            } else {
+                Poll::Pending(format!("{} pods, none updated and ready", pods.len()))
+            })
+        }
+    })
+    .await?;
+
+    // Scale: the Function's scale subresource, then two ready endpoints.
+    let (status, body) = send_json(
+        addr,
+        "POST",
+        "/system/scale-function/hello",
+        &json!({"serviceName": "hello", "replicas": 2}),
+    )
+    .await;
+    assert_eq!(status, 202, "{body}");
+    assert_eq!(
+        ns.api::<Function>().get("hello").await?.spec.replicas,
+        Some(2)
+    );
+    wait_endpoints(&seed.traffic.table, &key, 2).await;
+    let (status, body) = request(addr, "/function/hello", &[], b"two").await?;
+    assert_eq!((status, body.as_str()), (200, "hello, two"));
+
+    // Remove: the Function goes, and with it (owned) its Deployment and pods.
+    let (status, body) = send_json(
+        addr,
+        "DELETE",
+        "/system/functions",
+        &json!({"functionName": "hello"}),
+    )
+    .await;
+    assert_eq!(status, 202, "{body}");
+    let functions = ns.api::<Function>();
+    wait::until("the Function to be gone", || {
+        let functions = functions.clone();
+        async move {
+            Ok(match functions.get_opt("hello").await? {
+                None => Poll::Ready(()),
+                Some(_) => Poll::Pending("still there".to_owned()),
+            })
+        }
+    })
+    .await?;
+    let (status, body) = send_json(
+        addr,
+        "DELETE",
+        "/system/functions",
+        &json!({"functionName": "hello"}),
+    )
+    .await;
+    assert_eq!(
+        (status, error_kind(&body).as_str()),
+        (404, "not_found"),
+        "{body}"
+    );
+    assert_eq!(get_json(addr, "/system/functions").await, json!([]));
+
+    seed.stop().await;
     ns.delete().await?;
     node.stop().await;
     Ok(())

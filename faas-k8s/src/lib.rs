@@ -73,6 +73,7 @@
 //! | feature | default | what it adds |
 //! |---|---|---|
 //! | `cli` | no | the command-line programs (`faas-vnode`, `faas-operator`, `faasctl`, `faas-gateway`, and the `faasctl` and `operator::cli` modules): argument parsing, the spinner and YAML output, and the tracing subscriber they install |
+//! | `nats` | no | durable asynchronous calls in the gateway ([`gateway::JetStreamQueue`]): a NATS JetStream stream and durable consumer instead of the in-memory queue |
 
 pub mod autoscaler;
 pub mod error;

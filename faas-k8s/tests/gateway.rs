@@ -606,3 +606,168 @@ async fn async_calls_answer_202_and_post_their_result_to_the_callback() {
     gateway.stop().await;
     pod.stop().await;
 }
+
+/// The server of `FAAS_NATS_URL` (`cargo xtask services up`, then
+/// `eval "$(cargo xtask services env)"`), as a JetStream context.
+#[cfg(feature = "nats")]
+async fn jetstream() -> async_nats::jetstream::Context {
+    let url = std::env::var("FAAS_NATS_URL").expect(
+        "FAAS_NATS_URL is not set: run `cargo xtask services up` and \
+         `eval \"$(cargo xtask services env)\"` first",
+    );
+    let client = async_nats::connect(url.as_str())
+        .await
+        .unwrap_or_else(|e| panic!("no NATS server answers at {url}: {e}"));
+    async_nats::jetstream::new(client)
+}
+
+#[cfg(feature = "nats")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn async_calls_on_jetstream_survive_a_gateway_restart_and_dead_letter_after_the_last_attempt()
+{
+    use faas_core::{InMemoryDeadLetter, RetryPolicy};
+    use faas_k8s::gateway::{JetStreamQueue, JetStreamQueueConfig};
+
+    let run = format!("{:08x}", fastrand::u32(..));
+    let queue_config = JetStreamQueueConfig::default()
+        .with_stream(format!("GWTEST_{run}"))
+        .with_subject_prefix(format!("gwtest.{run}"))
+        .with_consumer(format!("gateway-{run}"));
+    let context = jetstream().await;
+    let retry = RetryPolicy::new(2)
+        .with_initial_backoff(Duration::from_millis(50))
+        .with_max_backoff(Duration::from_millis(200));
+    let config = || {
+        GatewayConfig::builder()
+            .drain_timeout(Duration::from_secs(2))
+            .async_workers(4)
+            .build()
+    };
+    let (callback, mut results) = callback_receiver().await;
+
+    // The first gateway takes the calls while the function has no ready replica: they are held,
+    // never answered, when it stops.
+    let first = TestGateway::start(
+        Gateway::builder(config())
+            .jetstream(
+                JetStreamQueue::connect(context.clone(), queue_config.clone())
+                    .await
+                    .expect("the stream and the consumer are created"),
+            )
+            .async_retry(retry.clone())
+            .build(),
+    )
+    .await;
+    first.table.set_endpoints(&key("echo"), Vec::new());
+    let info = send(Method::GET, &format!("{}/system/info", first.url), &[], "").await;
+    assert_eq!(info.json()["asyncQueue"], "nats-jetstream");
+    let calls = 20;
+    for n in 0..calls {
+        let call_id = format!("durable-{run}-{n}");
+        let accepted = send(
+            Method::POST,
+            &format!("{}/async-function/echo", first.url),
+            &[("x-callback-url", &callback), ("x-call-id", &call_id)],
+            format!("call {n}"),
+        )
+        .await;
+        assert_eq!(accepted.status, StatusCode::ACCEPTED, "{n}");
+    }
+    first.stop().await;
+    assert!(results.try_recv().is_err(), "nothing ran while at zero");
+
+    // A new gateway on the same stream, the function now ready: every call is run once.
+    let pod = Pod::start().await;
+    let dead_letter = Arc::new(InMemoryDeadLetter::new());
+    let second = TestGateway::start(
+        Gateway::builder(config())
+            .jetstream(
+                JetStreamQueue::connect(context.clone(), queue_config.clone())
+                    .await
+                    .expect("the stream and the consumer are found again"),
+            )
+            .async_retry(retry)
+            .dead_letter(dead_letter.clone())
+            .build(),
+    )
+    .await;
+    second
+        .table
+        .set_endpoints(&key("echo"), vec![at(&pod, "echo-1")]);
+    second
+        .table
+        .set_endpoints(&key("fail"), vec![at(&pod, "fail-1")]);
+    let mut answered = std::collections::BTreeMap::new();
+    while answered.len() < calls {
+        let (headers, body) = tokio::time::timeout(PATIENCE, results.recv())
+            .await
+            .expect("every queued call is answered after the restart")
+            .unwrap();
+        assert_eq!(headers["x-function-status"], "200");
+        let call_id = headers["x-call-id"].to_str().unwrap().to_owned();
+        let n: usize = call_id.rsplit('-').next().unwrap().parse().unwrap();
+        assert_eq!(body, format!("call {n}"));
+        answered.insert(n, call_id);
+    }
+    assert_eq!(answered.len(), calls, "none lost");
+
+    // A function that always fails: each attempt is a delivery, then the dead letter and the
+    // callback with the error.
+    let accepted = send(
+        Method::POST,
+        &format!("{}/async-function/fail", second.url),
+        &[
+            ("x-callback-url", &callback),
+            ("x-call-id", &format!("failing-{run}")),
+        ],
+        "",
+    )
+    .await;
+    assert_eq!(accepted.status, StatusCode::ACCEPTED);
+    let (headers, body) = tokio::time::timeout(PATIENCE, results.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(headers["x-function-status"], "500");
+    assert_eq!(headers["x-function-attempts"], "2");
+    let error: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(error["error"]["kind"], "internal");
+    let letters = dead_letter.entries();
+    assert_eq!(letters.len(), 1);
+    assert_eq!(letters[0].attempts, 2);
+    assert_eq!(letters[0].function, "default/fail");
+
+    // Everything settled: the work queue is empty.
+    let stream = context
+        .get_stream(queue_config.stream())
+        .await
+        .expect("the stream");
+    eventually_async("the stream to be empty", || {
+        let mut stream = stream.clone();
+        async move {
+            stream
+                .info()
+                .await
+                .is_ok_and(|info| info.state.messages == 0)
+        }
+    })
+    .await;
+    second.stop().await;
+    pod.stop().await;
+    let _ = context.delete_stream(queue_config.stream()).await;
+}
+
+#[cfg(feature = "nats")]
+async fn eventually_async<F, Fut>(what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    tokio::time::timeout(PATIENCE, async {
+        while !check().await {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("timed out waiting for {what}"));
+}

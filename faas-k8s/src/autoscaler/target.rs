@@ -73,13 +73,22 @@ impl ScaleTarget {
     }
 }
 
-/// `spec.replicas` of a target object.
+/// The replicas a target object asks for: its `spec.replicas`, else what its kind defaults to
+/// (a Function without one runs `max(1, spec.scaling.min)`, as the operator deploys it; a
+/// Deployment one).
 pub(crate) fn desired_replicas(object: &DynamicObject) -> Option<u32> {
-    object
-        .data
-        .pointer("/spec/replicas")
-        .and_then(serde_json::Value::as_u64)
-        .and_then(|n| u32::try_from(n).ok())
+    let count = |pointer: &str| {
+        object
+            .data
+            .pointer(pointer)
+            .and_then(serde_json::Value::as_u64)
+            .and_then(|n| u32::try_from(n).ok())
+    };
+    if let Some(replicas) = count("/spec/replicas") {
+        return Some(replicas);
+    }
+    object.data.get("spec")?;
+    Some(count("/spec/scaling/min").unwrap_or(1).max(1))
 }
 
 /// The policy of a Function: `spec.scaling` (`min`, `max`, `targetConcurrency`,
@@ -189,5 +198,19 @@ mod tests {
         }))
         .unwrap();
         assert_eq!(desired_replicas(&object), Some(3));
+        // Created without replicas: the operator deploys max(1, scaling.min), and the decider
+        // must see those as starting, not as an idle function to take to zero at once.
+        for (spec, wanted) in [
+            (json!({"image": "i"}), 1),
+            (json!({"image": "i", "scaling": {"min": 0}}), 1),
+            (json!({"image": "i", "scaling": {"min": 2}}), 2),
+        ] {
+            let object: DynamicObject = serde_json::from_value(json!({
+                "apiVersion": "faas.rs/v1alpha1", "kind": "Function",
+                "metadata": {"name": "f"}, "spec": spec,
+            }))
+            .unwrap();
+            assert_eq!(desired_replicas(&object), Some(wanted), "{spec}");
+        }
     }
 }

@@ -3,9 +3,12 @@
 //! retried by the retry policy, their result POSTed to `x-callback-url`, and
 //! dead-lettered after the last attempt.
 //!
-//! The queue is in memory: calls accepted and not yet run are lost if the
-//! gateway process dies (a stopping gateway runs them first, within its drain
-//! timeout). `/system/info` says so (`"asyncQueue": "memory"`).
+//! The queue is in memory unless the gateway is given a
+//! [`JetStreamQueue`](super::JetStreamQueue) (feature `nats`): in memory, calls
+//! accepted and not yet run are lost if the gateway process dies (a stopping
+//! gateway runs them first, within its drain timeout); on JetStream they wait
+//! in a stream until a gateway acknowledges them after their last attempt.
+//! `/system/info` says which (`"asyncQueue": "memory"` or `"nats-jetstream"`).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -32,22 +35,24 @@ use super::state::GatewayState;
 
 /// One accepted asynchronous call.
 pub(crate) struct AsyncJob {
-    routes: Arc<FunctionRoutes>,
-    forward: Forward,
-    call_id: CallId,
-    callback: Option<Uri>,
-    timeout: Duration,
+    pub(crate) routes: Arc<FunctionRoutes>,
+    pub(crate) forward: Forward,
+    pub(crate) call_id: CallId,
+    pub(crate) callback: Option<Uri>,
+    pub(crate) timeout: Duration,
 }
 
 /// The queue of accepted asynchronous calls.
 pub(crate) struct AsyncQueue {
     sender: mpsc::Sender<AsyncJob>,
     receiver: Arc<Mutex<mpsc::Receiver<AsyncJob>>>,
-    closing: CancellationToken,
-    retry: RetryPolicy,
-    dead_letter: Arc<dyn DeadLetter>,
+    pub(crate) closing: CancellationToken,
+    pub(crate) retry: RetryPolicy,
+    pub(crate) dead_letter: Arc<dyn DeadLetter>,
     default_timeout: Duration,
     max_timeout: Duration,
+    #[cfg(feature = "nats")]
+    pub(crate) jetstream: Option<super::jetstream::JetStreamQueue>,
 }
 
 impl AsyncQueue {
@@ -67,17 +72,30 @@ impl AsyncQueue {
             dead_letter,
             default_timeout,
             max_timeout,
+            #[cfg(feature = "nats")]
+            jetstream: None,
         }
+    }
+
+    /// Keeps calls in `queue` instead of memory.
+    #[cfg(feature = "nats")]
+    pub(crate) fn with_jetstream(mut self, queue: super::jetstream::JetStreamQueue) -> Self {
+        self.jetstream = Some(queue);
+        self
     }
 
     /// Where queued calls wait, as `/system/info` says it.
     pub(crate) fn kind(&self) -> &'static str {
+        #[cfg(feature = "nats")]
+        if self.jetstream.is_some() {
+            return "nats-jetstream";
+        }
         "memory"
     }
 
     /// Accepts a call; 400 for a bad callback URL, 429 when the queue is full,
-    /// 503 once the gateway is stopping.
-    pub(crate) fn enqueue(
+    /// 503 once the gateway is stopping or the durable queue cannot store it.
+    pub(crate) async fn enqueue(
         &self,
         headers: &HeaderMap,
         routes: Arc<FunctionRoutes>,
@@ -113,6 +131,10 @@ impl AsyncQueue {
             callback,
             timeout,
         };
+        #[cfg(feature = "nats")]
+        if let Some(jetstream) = &self.jetstream {
+            return jetstream.publish(&job).await;
+        }
         self.sender.try_send(job).map_err(|error| match error {
             mpsc::error::TrySendError::Full(_) => {
                 FunctionError::overloaded("the queue of asynchronous calls is full")
@@ -129,8 +151,20 @@ impl AsyncQueue {
     }
 }
 
+/// The tasks running queued calls: `async_workers` of them over memory, one
+/// pulling from the stream (running as many calls at once) over JetStream.
+pub(crate) fn spawn_workers(state: &Arc<GatewayState>) -> Vec<tokio::task::JoinHandle<()>> {
+    #[cfg(feature = "nats")]
+    if state.async_queue.jetstream.is_some() {
+        return vec![tokio::spawn(super::jetstream::worker(state.clone()))];
+    }
+    (0..state.config.async_workers())
+        .map(|_| tokio::spawn(worker(state.clone())))
+        .collect()
+}
+
 /// Runs queued calls until the queue is closed and empty.
-pub(crate) async fn worker(state: Arc<GatewayState>) {
+async fn worker(state: Arc<GatewayState>) {
     let callbacks = CallbackClient::new();
     let queue = &state.async_queue;
     loop {
@@ -146,54 +180,95 @@ pub(crate) async fn worker(state: Arc<GatewayState>) {
     }
 }
 
-/// One job: attempts under the retry policy, then the callback or the dead letter.
+/// What one attempt of an asynchronous call gave: the answer to report, and the
+/// error when it failed.
+pub(crate) struct Attempt {
+    pub(crate) status: StatusCode,
+    headers: HeaderMap,
+    body: Bytes,
+    pub(crate) error: Option<FunctionError>,
+}
+
+/// One attempt of `job`: the call through the same path as synchronous calls.
+pub(crate) async fn attempt(state: &Arc<GatewayState>, job: &AsyncJob) -> Attempt {
+    let deadline = Instant::now() + job.timeout;
+    let outcome = match call(state, &job.routes, &job.forward, deadline).await {
+        Ok(response) => {
+            let (parts, body) = response.into_parts();
+            match body.collect().await {
+                Ok(body) => Ok((parts.status, parts.headers, body.to_bytes())),
+                Err(error) => Err(FunctionError::unavailable(format!(
+                    "reading the function's answer failed: {error}"
+                ))
+                .with_status(StatusCode::BAD_GATEWAY)),
+            }
+        }
+        Err(error) => Err(error),
+    };
+    job.routes.count_call();
+    match outcome {
+        Ok((status, headers, body))
+            if status.is_server_error() || status == StatusCode::TOO_MANY_REQUESTS =>
+        {
+            let error = FunctionError::from_response_parts(status, &body).unwrap_or_else(|| {
+                FunctionError::user_with_status(status, String::from_utf8_lossy(&body))
+            });
+            Attempt {
+                status,
+                headers,
+                body,
+                error: Some(error),
+            }
+        }
+        Ok((status, headers, body)) => Attempt {
+            status,
+            headers,
+            body,
+            error: None,
+        },
+        Err(error) => {
+            let (parts, body) = error.to_response(&job.call_id).into_parts();
+            Attempt {
+                status: parts.status,
+                headers: parts.headers,
+                body,
+                error: Some(error),
+            }
+        }
+    }
+}
+
+/// One job in memory: attempts under the retry policy, then the callback or the dead letter.
 async fn run(state: &Arc<GatewayState>, callbacks: &CallbackClient, job: AsyncJob) {
     let retry = &state.async_queue.retry;
-    let function = job.routes.key().to_string();
-    let mut attempt = 1u32;
-    let (status, headers, body, error) = loop {
-        let deadline = Instant::now() + job.timeout;
-        let outcome = match call(state, &job.routes, &job.forward, deadline).await {
-            Ok(response) => {
-                let (parts, body) = response.into_parts();
-                match body.collect().await {
-                    Ok(body) => Ok((parts.status, parts.headers, body.to_bytes())),
-                    Err(error) => Err(FunctionError::unavailable(format!(
-                        "reading the function's answer failed: {error}"
-                    ))
-                    .with_status(StatusCode::BAD_GATEWAY)),
-                }
+    let mut attempts = 1u32;
+    let last = loop {
+        let last = attempt(state, &job).await;
+        match &last.error {
+            Some(error) if retry.should_retry(error, attempts) => {
+                tokio::time::sleep(retry.backoff(attempts)).await;
+                attempts += 1;
             }
-            Err(error) => Err(error),
-        };
-        job.routes.count_call();
-        let failure = match outcome {
-            Ok((status, headers, body))
-                if status.is_server_error() || status == StatusCode::TOO_MANY_REQUESTS =>
-            {
-                let error =
-                    FunctionError::from_response_parts(status, &body).unwrap_or_else(|| {
-                        FunctionError::user_with_status(status, String::from_utf8_lossy(&body))
-                    });
-                (status, headers, body, error)
-            }
-            Ok((status, headers, body)) => break (status, headers, body, None),
-            Err(error) => {
-                let response = error.to_response(&job.call_id);
-                let (parts, body) = response.into_parts();
-                (parts.status, parts.headers, body, error)
-            }
-        };
-        let (status, headers, body, error) = failure;
-        if !retry.should_retry(&error, attempt) {
-            break (status, headers, body, Some(error));
+            _ => break last,
         }
-        tokio::time::sleep(retry.backoff(attempt)).await;
-        attempt += 1;
     };
-    state.metrics.call(&function, status.as_u16());
-    if let Some(error) = error {
-        tracing::warn!(%function, call_id = %job.call_id, attempts = attempt, %error, "asynchronous call failed; dead-lettered");
+    // In memory there is nowhere to keep a call the dead letter refused: it is logged.
+    let _ = finish(state, callbacks, &job, attempts, last).await;
+}
+
+/// The end of a job after its last attempt: counted, dead-lettered when it failed, its
+/// result POSTed to the callback. `false` when the dead letter refused the failed call.
+pub(crate) async fn finish(
+    state: &Arc<GatewayState>,
+    callbacks: &CallbackClient,
+    job: &AsyncJob,
+    attempts: u32,
+    last: Attempt,
+) -> bool {
+    let function = job.routes.key().to_string();
+    state.metrics.call(&function, last.status.as_u16());
+    if let Some(error) = last.error {
+        tracing::warn!(%function, call_id = %job.call_id, attempts, %error, "asynchronous call failed; dead-lettered");
         let mut request = Request::new(job.forward.body.clone());
         *request.method_mut() = job.forward.method.clone();
         *request.uri_mut() = job.forward.path_and_query.parse().unwrap_or_default();
@@ -206,11 +281,12 @@ async fn run(state: &Arc<GatewayState>, callbacks: &CallbackClient, job: AsyncJo
                 job.call_id.clone(),
                 request,
                 error,
-                attempt,
+                attempts,
             ))
             .await
         {
             tracing::error!(%function, call_id = %job.call_id, %error, "the dead letter did not take the failed call");
+            return false;
         }
     }
     if let Some(url) = &job.callback {
@@ -219,25 +295,26 @@ async fn run(state: &Arc<GatewayState>, callbacks: &CallbackClient, job: AsyncJo
                 url,
                 &function,
                 &job.call_id,
-                attempt,
-                status,
-                &headers,
-                body,
+                attempts,
+                last.status,
+                &last.headers,
+                last.body,
             )
             .await;
         if !delivered {
             tracing::warn!(%function, call_id = %job.call_id, %url, "the callback was not delivered");
         }
     }
+    true
 }
 
 /// POSTs results to callback URLs.
-struct CallbackClient {
+pub(crate) struct CallbackClient {
     client: Client<HttpConnector, Full<Bytes>>,
 }
 
 impl CallbackClient {
-    fn new() -> Self {
+    pub(crate) fn new() -> Self {
         let mut connector = HttpConnector::new();
         connector.set_connect_timeout(Some(Duration::from_secs(5)));
         CallbackClient {

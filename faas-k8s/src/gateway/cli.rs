@@ -2,12 +2,14 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use kube::config::{KubeConfigOptions, Kubeconfig};
 
 use super::{BasicAuth, Gateway, GatewayConfig};
 use crate::autoscaler::{Autoscaler, AutoscalerConfig, ScaleTarget, ScalingPolicy};
+use crate::provider::KubernetesProvider;
 
 /// What the autoscaler writes replicas to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -61,6 +63,24 @@ pub struct GatewayArgs {
     /// How long a stopping gateway lets calls finish.
     #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
     pub drain_timeout: Duration,
+    /// Serve no `/system/*` (they answer 503): functions are managed elsewhere, and the
+    /// gateway's identity needs no write access to them.
+    #[arg(long)]
+    pub no_system_api: bool,
+    /// Keep asynchronous calls in NATS JetStream at this server (`nats://host:port`) instead of
+    /// memory: the gateway creates the stream and the durable consumer when missing.
+    #[cfg(feature = "nats")]
+    #[arg(long, env = "FAAS_NATS_URL")]
+    pub nats_url: Option<String>,
+    /// The JetStream stream of asynchronous calls.
+    #[cfg(feature = "nats")]
+    #[arg(long, default_value = "FAAS_ASYNC", requires = "nats_url")]
+    pub async_stream: String,
+    /// Publish asynchronous calls that failed their last attempt to this subject (a stream
+    /// must capture it); without it they are kept in memory and logged.
+    #[cfg(feature = "nats")]
+    #[arg(long, requires = "nats_url")]
+    pub dead_letter_subject: Option<String>,
     /// Run without the autoscaler (something else scales the functions).
     #[arg(long)]
     pub no_autoscaler: bool,
@@ -121,9 +141,32 @@ pub async fn run(args: GatewayArgs) -> Result<(), Box<dyn std::error::Error>> {
     if let Some(dir) = &args.basic_auth_dir {
         config = config.credentials(BasicAuth::from_secret_dir(dir)?);
     }
-    let gateway = Gateway::builder(config.build())
-        .discover(client.clone())
-        .build();
+    let mut gateway = Gateway::builder(config.build()).discover(client.clone());
+    if !args.no_system_api {
+        // `/system/*` manages Function resources; the operator turns them into pods.
+        gateway = gateway.provider(Arc::new(KubernetesProvider::new(client.clone())));
+    }
+    #[cfg(feature = "nats")]
+    if let Some(url) = &args.nats_url {
+        let nats = async_nats::connect(url.as_str())
+            .await
+            .map_err(|e| format!("connecting to NATS at {url}: {e}"))?;
+        let context = async_nats::jetstream::new(nats);
+        let queue = super::JetStreamQueue::connect(
+            context.clone(),
+            super::JetStreamQueueConfig::default().with_stream(&args.async_stream),
+        )
+        .await?;
+        gateway = gateway.jetstream(queue);
+        if let Some(subject) = &args.dead_letter_subject {
+            gateway = gateway.dead_letter(Arc::new(faas_triggers::nats::NatsDeadLetter::new(
+                context,
+                subject.clone(),
+            )));
+        }
+        tracing::info!(%url, stream = %args.async_stream, "asynchronous calls kept in NATS JetStream");
+    }
+    let gateway = gateway.build();
 
     let autoscaler = if args.no_autoscaler {
         None

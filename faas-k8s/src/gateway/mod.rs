@@ -44,6 +44,8 @@ pub mod cli;
 mod config;
 mod discovery;
 mod endpoints;
+#[cfg(feature = "nats")]
+mod jetstream;
 mod key;
 pub mod openfaas;
 mod proxy;
@@ -62,6 +64,8 @@ pub use auth::{BasicAuth, PASSWORD_FILE, USER_FILE};
 pub use config::{FUNCTION_LABEL, GatewayConfig, GatewayConfigBuilder};
 pub use discovery::SERVICE_NAME_LABEL;
 pub use endpoints::{Endpoint, EndpointAddress, FunctionLoad, RoutingTable};
+#[cfg(feature = "nats")]
+pub use jetstream::{JetStreamQueue, JetStreamQueueConfig};
 pub use key::FunctionKey;
 
 use crate::autoscaler::TrafficMetrics;
@@ -99,6 +103,8 @@ pub struct GatewayBuilder {
     provider: Option<Arc<dyn Provider>>,
     retry: RetryPolicy,
     dead_letter: Option<Arc<dyn DeadLetter>>,
+    #[cfg(feature = "nats")]
+    jetstream: Option<JetStreamQueue>,
 }
 
 impl std::fmt::Debug for GatewayBuilder {
@@ -147,6 +153,14 @@ impl GatewayBuilder {
         self
     }
 
+    /// Keeps asynchronous calls in a NATS JetStream stream instead of memory: accepted calls
+    /// survive a gateway restart, and any gateway sharing the stream runs them.
+    #[cfg(feature = "nats")]
+    pub fn jetstream(mut self, queue: JetStreamQueue) -> Self {
+        self.jetstream = Some(queue);
+        self
+    }
+
     /// The gateway.
     pub fn build(self) -> Gateway {
         let config = self.config;
@@ -158,6 +172,11 @@ impl GatewayBuilder {
             config.default_timeout(),
             config.max_timeout(),
         );
+        #[cfg(feature = "nats")]
+        let async_queue = match self.jetstream {
+            Some(queue) => async_queue.with_jetstream(queue),
+            None => async_queue,
+        };
         let table = self.table.unwrap_or_default();
         if self.client.is_none() {
             // Nothing will list EndpointSlices: the table is as complete as it gets.
@@ -189,6 +208,8 @@ impl Gateway {
             provider: None,
             retry: RetryPolicy::default(),
             dead_letter: None,
+            #[cfg(feature = "nats")]
+            jetstream: None,
         }
     }
 
@@ -236,9 +257,7 @@ impl Gateway {
                 background.clone(),
             ));
         }
-        let workers: Vec<_> = (0..self.state.config.async_workers())
-            .map(|_| tokio::spawn(asynchronous::worker(self.state.clone())))
-            .collect();
+        let workers = asynchronous::spawn_workers(&self.state);
         let shutdown = self.shutdown.clone();
         let drain = self.state.config.drain_timeout();
         let router = self.router();

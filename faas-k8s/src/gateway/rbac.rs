@@ -4,6 +4,8 @@
 //! The gateway lists and watches EndpointSlices. The autoscaler lists and
 //! watches its targets (Functions or Deployments), patches their `scale`
 //! subresource, and patches pods (their deletion cost) before scaling in.
+//! `/system/*`, served by the [`KubernetesProvider`](crate::provider::KubernetesProvider),
+//! reads, creates, replaces, scales and deletes `Function` resources.
 
 use k8s_openapi::api::rbac::v1::{ClusterRole, PolicyRule};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
@@ -54,15 +56,41 @@ pub fn gateway_rules(autoscaler: Option<&ScaleTarget>) -> Vec<PolicyRule> {
     rules
 }
 
-/// The ClusterRole `faas-gateway` with [`gateway_rules`] for the gateway and an
-/// autoscaler writing to Functions.
+/// The rules of `/system/*` over the [`KubernetesProvider`](crate::provider::KubernetesProvider):
+/// list, describe, deploy, update, scale and remove `Function` resources; the operator does the
+/// rest.
+///
+/// ```
+/// use faas_k8s::gateway::rbac::system_api_rules;
+///
+/// let rules = system_api_rules();
+/// assert!(rules.iter().any(|r| r.verbs.contains(&"delete".to_owned())));
+/// ```
+pub fn system_api_rules() -> Vec<PolicyRule> {
+    vec![
+        rule(
+            crate::function::GROUP,
+            &["functions"],
+            &["get", "list", "create", "update", "delete"],
+        ),
+        rule(crate::function::GROUP, &["functions/scale"], &["patch"]),
+    ]
+}
+
+/// The ClusterRole `faas-gateway`: [`gateway_rules`] for the gateway and an autoscaler writing
+/// to Functions, and [`system_api_rules`] for `/system/*`.
 pub fn cluster_role() -> ClusterRole {
     ClusterRole {
         metadata: ObjectMeta {
             name: Some(GATEWAY_ROLE.to_owned()),
             ..ObjectMeta::default()
         },
-        rules: Some(gateway_rules(Some(&ScaleTarget::Function))),
+        rules: Some(
+            gateway_rules(Some(&ScaleTarget::Function))
+                .into_iter()
+                .chain(system_api_rules())
+                .collect(),
+        ),
         aggregation_rule: None,
     }
 }

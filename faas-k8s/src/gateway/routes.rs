@@ -139,6 +139,7 @@ async fn async_function_call(
         state
             .async_queue
             .enqueue(&parts.headers, routes, forward, call_id.clone())
+            .await
     }
     .await;
     match outcome {

@@ -88,8 +88,19 @@ async fn body_json<T: DeserializeOwned>(
     })
 }
 
+/// A provider failure as the JSON error: its kind, and the HTTP status a client of the
+/// management API expects (409 for a name already taken, 403 for a refused identity).
 fn failed(headers: &http::HeaderMap, error: ProviderError) -> Response<Body> {
-    error_response(&FunctionError::from(error), &call_id_of(headers))
+    let status = match &error {
+        ProviderError::Conflict { .. } => Some(StatusCode::CONFLICT),
+        ProviderError::Forbidden { .. } => Some(StatusCode::FORBIDDEN),
+        _ => None,
+    };
+    let mut error = FunctionError::from(error);
+    if let Some(status) = status {
+        error = error.with_status(status);
+    }
+    error_response(&error, &call_id_of(headers))
 }
 
 fn namespace_of<'a>(state: &'a GatewayState, query: &'a HashMap<String, String>) -> &'a str {

@@ -279,6 +279,10 @@ pub(crate) struct ProbeReport {
     pub(crate) update: ProbeUpdate,
 }
 
+/// The first pause between readiness probes before the first success; it doubles up to the
+/// probe's period.
+const FIRST_READINESS_RETRY: Duration = Duration::from_millis(10);
+
 async fn sleep_until_after(started_at: SystemTime, delay: Duration) {
     let elapsed = SystemTime::now()
         .duration_since(started_at)
@@ -337,7 +341,26 @@ pub(crate) async fn probe_container(
         let settings = ProbeSettings::from_probe(&probe, ProbeKind::Readiness);
         let mut tracker = ProbeTracker::new(&settings, Some(false));
         sleep_until_after(run, settings.initial_delay).await;
-        let mut ticker = tokio::time::interval(settings.period);
+        // Until its first success the container is not ready whatever a failure says, so the
+        // probe runs again soon rather than a whole period later: a pod woken from zero is
+        // ready (and gets calls) as soon as it listens.
+        let mut retry = FIRST_READINESS_RETRY;
+        loop {
+            let outcome = run_once(&probe, settings.timeout, &target).await;
+            let ok = outcome.is_ok();
+            if let Some(ready) = tracker.record(ok) {
+                send(ProbeUpdate::Ready(ready));
+            }
+            if ok || retry >= settings.period {
+                break;
+            }
+            tokio::time::sleep(retry).await;
+            retry = (retry * 2).min(settings.period);
+        }
+        let mut ticker = tokio::time::interval_at(
+            tokio::time::Instant::now() + settings.period,
+            settings.period,
+        );
         loop {
             ticker.tick().await;
             let outcome = run_once(&probe, settings.timeout, &target).await;
@@ -416,6 +439,127 @@ mod tests {
         assert_eq!(t.record(true), Some(true));
         let mut t = ProbeTracker::new(&settings(1, 1), None);
         assert_eq!(t.record(false), Some(false));
+    }
+
+    /// Answers exec probes with failure `failures` times, then with success.
+    struct WarmingBackend {
+        failures: std::sync::atomic::AtomicU32,
+        inner: super::super::testing::StaticBackend,
+    }
+
+    #[async_trait::async_trait]
+    impl PodBackend for WarmingBackend {
+        fn name(&self) -> &str {
+            "warming"
+        }
+        fn capacity(&self) -> super::super::backend::Capacity {
+            self.inner.capacity()
+        }
+        async fn create(
+            &self,
+            pod: super::super::backend::PodLaunch,
+        ) -> Result<super::super::backend::PodRuntimeStatus, super::super::backend::BackendError>
+        {
+            self.inner.create(pod).await
+        }
+        async fn update(
+            &self,
+            pod: super::super::backend::PodLaunch,
+        ) -> Result<(), super::super::backend::BackendError> {
+            self.inner.update(pod).await
+        }
+        async fn restart_container(
+            &self,
+            key: &PodKey,
+            c: &str,
+        ) -> Result<(), super::super::backend::BackendError> {
+            self.inner.restart_container(key, c).await
+        }
+        async fn delete(
+            &self,
+            key: &PodKey,
+            grace: Duration,
+        ) -> Result<(), super::super::backend::BackendError> {
+            self.inner.delete(key, grace).await
+        }
+        async fn status(
+            &self,
+            key: &PodKey,
+        ) -> Result<
+            Option<super::super::backend::PodRuntimeStatus>,
+            super::super::backend::BackendError,
+        > {
+            self.inner.status(key).await
+        }
+        async fn list(
+            &self,
+        ) -> Result<Vec<super::super::backend::PodRuntimeStatus>, super::super::backend::BackendError>
+        {
+            self.inner.list().await
+        }
+        async fn logs(
+            &self,
+            key: &PodKey,
+            container: &str,
+            opts: super::super::backend::LogOptions,
+        ) -> Result<super::super::backend::LogStream, super::super::backend::BackendError> {
+            self.inner.logs(key, container, opts).await
+        }
+        async fn exec(
+            &self,
+            _key: &PodKey,
+            _c: &str,
+            _cmd: Vec<String>,
+        ) -> Result<i32, super::super::backend::BackendError> {
+            use std::sync::atomic::Ordering;
+            let left = self.failures.load(Ordering::SeqCst);
+            if left == 0 {
+                return Ok(0);
+            }
+            self.failures.store(left - 1, Ordering::SeqCst);
+            Ok(1)
+        }
+        fn events(&self) -> super::super::backend::PodEvents {
+            self.inner.events()
+        }
+    }
+
+    /// On the virtual clock: a container that answers its readiness probe on the fourth try is
+    /// reported ready tens of milliseconds after it started, not whole probe periods later.
+    #[tokio::test(start_paused = true)]
+    async fn readiness_is_probed_again_soon_until_the_first_success() {
+        let probe = Probe {
+            exec: Some(k8s_openapi::api::core::v1::ExecAction {
+                command: Some(vec!["ready?".into()]),
+            }),
+            period_seconds: Some(10),
+            ..Default::default()
+        };
+        let target = ProbeTarget {
+            backend: Arc::new(WarmingBackend {
+                failures: std::sync::atomic::AtomicU32::new(3),
+                inner: super::super::testing::StaticBackend { log: "" },
+            }),
+            key: PodKey::new("ns", "p", "u"),
+            container: Container {
+                name: "app".into(),
+                readiness_probe: Some(probe),
+                ..Default::default()
+            },
+            pod_ip: None,
+        };
+        let (sender, mut reports) = mpsc::unbounded_channel();
+        let started = tokio::time::Instant::now();
+        let task = tokio::spawn(probe_container(target, SystemTime::now(), sender));
+        assert_eq!(reports.recv().await.unwrap().update, ProbeUpdate::Started);
+        assert_eq!(
+            reports.recv().await.unwrap().update,
+            ProbeUpdate::Ready(true)
+        );
+        let took = started.elapsed();
+        // Retries after 10, 20 and 40 ms; a whole period would be 10 s.
+        assert!(took < Duration::from_secs(1), "ready after {took:?}");
+        task.abort();
     }
 
     #[test]
