@@ -100,6 +100,7 @@
 //! | `redis` | no | `redis`: the Redis Streams trigger, a consumer group member (redis) |
 //! | `postgres` | no | `postgres`: row changes of a table through an outbox (tokio-postgres) |
 //! | `storage` | no | `storage`: complete files appearing in a directory (notify, sha2) |
+//! | `kube` | no | `kube`: changes of Kubernetes objects of any kind, resuming from a checkpoint (kube, k8s-openapi) |
 //!
 //! # Event sources
 //!
@@ -115,19 +116,21 @@
 //! source has a `lag_source()` for the autoscaler, and calls its function
 //! through the host's dispatcher or any other
 //! [`Invoker`](faas_core::trigger::Invoker), such as `gateway::GatewayInvoker`
-//! for a connector running beside the gateway. Kubernetes events as a
-//! source are not built yet.
+//! for a connector running beside the gateway.
 
 mod error;
 #[cfg(any(
     feature = "nats",
     feature = "redis",
     feature = "postgres",
-    feature = "storage"
+    feature = "storage",
+    feature = "kube"
 ))]
 mod event;
 #[cfg(feature = "http")]
 pub mod gateway;
+#[cfg(feature = "kube")]
+pub mod kube;
 #[cfg(feature = "nats")]
 pub mod nats;
 #[cfg(feature = "postgres")]

@@ -10,11 +10,21 @@
 //! to the message. Each event reaches the function as a CloudEvent in binary
 //! mode, whose id is stable across redeliveries and is also the call's id.
 
-#[cfg(any(feature = "nats", feature = "redis", feature = "postgres"))]
+#[cfg(any(
+    feature = "nats",
+    feature = "redis",
+    feature = "postgres",
+    feature = "kube"
+))]
 mod backoff;
 mod invocation;
 
-#[cfg(any(feature = "nats", feature = "redis", feature = "postgres"))]
+#[cfg(any(
+    feature = "nats",
+    feature = "redis",
+    feature = "postgres",
+    feature = "kube"
+))]
 pub(crate) use backoff::Reconnect;
 pub(crate) use invocation::{event_invocation, with_payload};
 
