@@ -491,7 +491,7 @@ async fn bad_settings_are_errors_naming_the_setting() {
         ),
         (
             KubeTriggerConfig::new("nosuch.example.com/v1", "Widget"),
-            "kube.kind",
+            "kube.api_version",
         ),
         (
             watching(&ns).with_label_selector("app in (a"),

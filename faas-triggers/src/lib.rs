@@ -19,7 +19,9 @@
 //! - [`serve`] / [`Runtime`]: the function runtime. A function's own binary
 //!   calls `faas_triggers::serve(registry)`; it reads `PORT`, `POD_IP` and
 //!   `FAAS_*` from the environment, serves `POST /` to the function (as the
-//!   OpenFaaS watchdog does) and drains on SIGTERM.
+//!   OpenFaaS watchdog does), runs the event sources its functions declare
+//!   (`FAAS_NATS_URL`, `FAAS_REDIS_URL`, ... name their servers; see
+//!   [`RuntimeConfig`]) and drains on SIGTERM.
 //!
 //! # Example
 //!
@@ -152,6 +154,7 @@ pub use error::{Error, Result};
 pub use runtime::manifests;
 #[cfg(feature = "http")]
 pub use runtime::{
-    DEFAULT_PORT, ENV_CRON, ENV_DRAIN_TIMEOUT, ENV_FUNCTION, ENV_MAX_BODY, ENV_POD_IP, ENV_PORT,
-    ENV_TIMEOUT, Runtime, RuntimeConfig, serve,
+    DEFAULT_PORT, ENV_CRON, ENV_DRAIN_TIMEOUT, ENV_EVENTS, ENV_FUNCTION, ENV_KUBE_CHECKPOINT,
+    ENV_MAX_BODY, ENV_NATS_URL, ENV_POD_IP, ENV_PORT, ENV_POSTGRES_URL, ENV_REDIS_URL,
+    ENV_STORAGE_ROOT, ENV_TIMEOUT, Runtime, RuntimeConfig, serve,
 };
