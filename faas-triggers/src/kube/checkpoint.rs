@@ -45,7 +45,10 @@ pub(crate) struct Checkpoint {
 pub(crate) enum Store {
     Memory,
     File(PathBuf),
-    ConfigMap { api: Api<ConfigMap>, name: String },
+    ConfigMap {
+        api: Box<Api<ConfigMap>>,
+        name: String,
+    },
 }
 
 impl Store {
@@ -54,7 +57,7 @@ impl Store {
             CheckpointStore::Memory => Store::Memory,
             CheckpointStore::File(path) => Store::File(path.clone()),
             CheckpointStore::ConfigMap { namespace, name } => Store::ConfigMap {
-                api: Api::namespaced(client.clone(), namespace),
+                api: Box::new(Api::namespaced(client.clone(), namespace)),
                 name: name.clone(),
             },
         }

@@ -188,6 +188,13 @@ mod tests {
 
     async fn noop() {}
 
+    fn error_of(result: Result<LocalExecutorBuilder>) -> Error {
+        match result {
+            Ok(_) => panic!("an error was expected"),
+            Err(error) => error,
+        }
+    }
+
     fn registry(spec: TriggerSpec) -> Registry {
         Registry::from([FunctionDefinition::from_handler("react", noop).with_trigger(spec)])
     }
@@ -201,10 +208,11 @@ mod tests {
             (TriggerSpec::postgres("orders"), "FAAS_POSTGRES_URL"),
         ] {
             let registry = registry(spec);
-            let error =
-                add_event_sources(LocalExecutor::builder(registry.clone()), &registry, &config)
-                    .err()
-                    .expect("an error");
+            let error = error_of(add_event_sources(
+                LocalExecutor::builder(registry.clone()),
+                &registry,
+                &config,
+            ));
             let Error::InvalidTrigger {
                 function, source, ..
             } = &error
@@ -242,9 +250,11 @@ mod tests {
             subject: None,
             consumer: None,
         });
-        let error = add_event_sources(LocalExecutor::builder(bad.clone()), &bad, &config)
-            .err()
-            .unwrap();
+        let error = error_of(add_event_sources(
+            LocalExecutor::builder(bad.clone()),
+            &bad,
+            &config,
+        ));
         assert!(format!("{error:?}").contains("nats.stream"), "{error:?}");
         assert!(
             RuntimeConfig::default()
