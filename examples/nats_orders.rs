@@ -12,10 +12,7 @@
 use std::error::Error;
 
 use async_nats::jetstream::{self, stream};
-use faas_core::{
-    Context, FunctionError, Json, LocalExecutor, Registry, TriggerSpec, function, functions,
-};
-use faas_triggers::nats::{NatsTrigger, NatsTriggerConfig};
+use faas_core::{Context, FunctionError, Json, Registry, function, functions};
 use serde::Deserialize;
 
 #[derive(Deserialize)]
@@ -51,27 +48,15 @@ async fn main() -> Result<(), Box<dyn Error>> {
         .await?
         .await?;
     }
+    // The function runtime runs the trigger the function declares, on the
+    // server above (FAAS_NATS_URL, or the local default), and serves HTTP
+    // on PORT (8080).
     let registry = Registry::try_from_iter(functions![bill])?;
-    let mut executor = LocalExecutor::builder(registry.clone());
-    // The triggers the function declares, wired to this server.
-    for function in registry.iter() {
-        for spec in &function.meta().triggers {
-            if let TriggerSpec::Nats {
-                stream,
-                subject,
-                consumer,
-            } = spec
-            {
-                let name = function.name();
-                let mut config =
-                    NatsTriggerConfig::new(&url, stream, consumer.as_deref().unwrap_or(name));
-                if let Some(subject) = subject {
-                    config = config.with_filter_subject(subject);
-                }
-                executor = executor.trigger(NatsTrigger::new(name, config)?);
-            }
-        }
-    }
-    executor.build().shutdown_on_signal().run().await?;
+    let config = faas_triggers::RuntimeConfig::from_env()?
+        .with_source_setting(faas_triggers::ENV_NATS_URL, &url)?;
+    faas_triggers::Runtime::new(registry, config)
+        .shutdown_on_signal()
+        .run()
+        .await?;
     Ok(())
 }

@@ -2,7 +2,7 @@
 //! with its path, size and SHA-256, even across restarts.
 //!
 //! ```sh
-//! cargo run -p faas-examples --features events --example storage_uploads -- /tmp/uploads
+//! cargo run -p faas-examples --features events --example storage_uploads
 //! cp some-file /tmp/uploads/   # in another shell
 //! ```
 //!
@@ -11,8 +11,7 @@
 
 use std::error::Error;
 
-use faas_core::{Json, LocalExecutor, Registry, TriggerSpec, function, functions};
-use faas_triggers::storage::{StorageTrigger, StorageTriggerConfig};
+use faas_core::{Json, Registry, function, functions};
 use serde::Deserialize;
 
 #[derive(Deserialize)]
@@ -32,22 +31,9 @@ async fn catalogue(Json(upload): Json<Upload>) -> String {
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn Error>> {
     tracing_subscriber::fmt().init();
-    let registry = Registry::try_from_iter(functions![catalogue])?;
-    let mut executor = LocalExecutor::builder(registry.clone());
-    for function in registry.iter() {
-        for spec in &function.meta().triggers {
-            if let TriggerSpec::Storage { dir } = spec {
-                // The directory from the command line, else the declared one.
-                let dir = std::env::args().nth(1).unwrap_or_else(|| dir.clone());
-                std::fs::create_dir_all(&dir)?;
-                tracing::info!(%dir, "watching");
-                executor = executor.trigger(StorageTrigger::new(
-                    function.name(),
-                    StorageTriggerConfig::new(dir),
-                )?);
-            }
-        }
-    }
-    executor.build().shutdown_on_signal().run().await?;
+    std::fs::create_dir_all("/tmp/uploads")?;
+    // The function runtime watches the directory the function declares and
+    // serves HTTP on PORT (8080).
+    faas_triggers::serve(Registry::try_from_iter(functions![catalogue])?).await?;
     Ok(())
 }

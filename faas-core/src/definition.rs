@@ -79,6 +79,24 @@ pub enum TriggerSpec {
         /// The directory watched.
         dir: String,
     },
+    /// Changes of Kubernetes objects of one kind (added, modified, deleted),
+    /// watched on the cluster the host runs in.
+    Kube {
+        /// The API version: `v1` for the core group, else `group/version`.
+        api_version: String,
+        /// The kind of object, as in its `kind:` (`Deployment`, a custom
+        /// resource's kind); named so beside the variant's `kind` tag.
+        object_kind: String,
+        /// The namespace watched; all namespaces when absent.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        namespace: Option<String>,
+        /// A label selector, e.g. `app=web,tier!=cache`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        label_selector: Option<String>,
+        /// A field selector, e.g. `metadata.name=web`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        field_selector: Option<String>,
+    },
     /// A trigger this crate does not model, named and configured by key-value pairs.
     Custom {
         /// The trigger's name.
@@ -143,6 +161,18 @@ impl TriggerSpec {
         TriggerSpec::Storage { dir: dir.into() }
     }
 
+    /// Changes of the objects of `kind` in `api_version` (`v1`,
+    /// `apps/v1`, ...), in every namespace, with no selector.
+    pub fn kube(api_version: impl Into<String>, kind: impl Into<String>) -> Self {
+        TriggerSpec::Kube {
+            api_version: api_version.into(),
+            object_kind: kind.into(),
+            namespace: None,
+            label_selector: None,
+            field_selector: None,
+        }
+    }
+
     /// The trigger's kind as written in the `kind` tag (`http`, `cron`, ...).
     pub fn kind(&self) -> &str {
         match self {
@@ -153,6 +183,7 @@ impl TriggerSpec {
             TriggerSpec::RedisStream { .. } => "redis",
             TriggerSpec::Postgres { .. } => "postgres",
             TriggerSpec::Storage { .. } => "storage",
+            TriggerSpec::Kube { .. } => "kube",
             TriggerSpec::Custom { .. } => "custom",
         }
     }
@@ -470,6 +501,7 @@ mod tests {
             (TriggerSpec::redis_stream("s"), "redis"),
             (TriggerSpec::postgres("orders"), "postgres"),
             (TriggerSpec::storage("/srv/uploads"), "storage"),
+            (TriggerSpec::kube("apps/v1", "Deployment"), "kube"),
         ] {
             assert_eq!(spec.kind(), kind);
             let json = serde_json::to_value(&spec).unwrap();

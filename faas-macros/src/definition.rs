@@ -124,6 +124,24 @@ fn event_spec(source: &crate::event_trigger::EventSource, krate: &syn::Path) -> 
             let dir = string(dir);
             quote!(#krate::TriggerSpec::Storage { dir: #dir })
         }
+        EventSource::Kube {
+            api_version,
+            kind,
+            namespace,
+            labels,
+            fields,
+        } => {
+            let (api_version, kind) = (string(api_version), string(kind));
+            let (namespace, labels, fields) =
+                (optional(namespace), optional(labels), optional(fields));
+            quote!(#krate::TriggerSpec::Kube {
+                api_version: #api_version,
+                object_kind: #kind,
+                namespace: #namespace,
+                label_selector: #labels,
+                field_selector: #fields,
+            })
+        }
     }
 }
 

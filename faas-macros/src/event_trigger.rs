@@ -1,6 +1,6 @@
 //! The event source triggers of `trigger = ..`: `nats(..)`, `redis(..)`,
-//! `postgres(..)` and `storage(..)`, each a list of `key = "value"`
-//! settings checked at compile time.
+//! `postgres(..)`, `storage(..)` and `kube(..)`, each a list of
+//! `key = "value"` settings checked at compile time.
 
 use proc_macro2::Span;
 use syn::ext::IdentExt as _;
@@ -28,6 +28,14 @@ pub(crate) enum EventSource {
     Postgres { table: String },
     /// A watched directory.
     Storage { dir: String },
+    /// Changes of Kubernetes objects.
+    Kube {
+        api_version: String,
+        kind: String,
+        namespace: Option<String>,
+        labels: Option<String>,
+        fields: Option<String>,
+    },
 }
 
 /// What each source takes: its settings (required ones first) and an example.
@@ -50,6 +58,11 @@ fn shape(
             "trigger = redis(stream = \"signups\", group = \"mailer\")",
         ),
         "postgres" => (&["table"], &[], "trigger = postgres(table = \"orders\")"),
+        "kube" => (
+            &["api_version", "kind"],
+            &["namespace", "labels", "fields"],
+            "trigger = kube(api_version = \"apps/v1\", kind = \"Deployment\", namespace = \"shop\", labels = \"app=web\")",
+        ),
         _ => (&["dir"], &[], "trigger = storage(dir = \"/srv/uploads\")"),
     }
 }
@@ -74,7 +87,19 @@ pub(crate) fn parse(source: &str, span: Span, input: ParseStream<'_>) -> syn::Re
             let hint = suggest::did_you_mean(
                 &name,
                 &known,
-                &[("topic", "subject"), ("directory", "dir"), ("path", "dir")],
+                &[
+                    ("topic", "subject"),
+                    ("directory", "dir"),
+                    ("path", "dir"),
+                    ("apiVersion", "api_version"),
+                    ("version", "api_version"),
+                    ("group", "api_version"),
+                    ("resource", "kind"),
+                    ("ns", "namespace"),
+                    ("label_selector", "labels"),
+                    ("selector", "labels"),
+                    ("field_selector", "fields"),
+                ],
             );
             return Err(syn::Error::new(
                 key.span(),
@@ -125,6 +150,13 @@ pub(crate) fn parse(source: &str, span: Span, input: ParseStream<'_>) -> syn::Re
         },
         "postgres" => EventSource::Postgres {
             table: required_value("table"),
+        },
+        "kube" => EventSource::Kube {
+            api_version: required_value("api_version"),
+            kind: required_value("kind"),
+            namespace: get("namespace"),
+            labels: get("labels"),
+            fields: get("fields"),
         },
         _ => EventSource::Storage {
             dir: required_value("dir"),
@@ -184,11 +216,78 @@ fn check(source: &str, key: &str, value: &str) -> Result<(), String> {
                 ));
             }
         }
+        ("kube", key) => check_kube(key, value)?,
         _ => {
             if value.trim().is_empty() {
                 return Err(
                     "the directory is empty: write a path such as \"/srv/uploads\"".to_owned(),
                 );
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Checks one setting of a `kube` trigger (the API server checks the
+/// selectors' grammar and the kind's existence when the trigger starts).
+fn check_kube(key: &str, value: &str) -> Result<(), String> {
+    let label = |text: &str| {
+        !text.is_empty()
+            && text.len() <= 63
+            && text
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+            && !text.starts_with('-')
+            && !text.ends_with('-')
+    };
+    let version = |text: &str| {
+        text.strip_prefix('v').is_some_and(|rest| {
+            let digits = rest.chars().take_while(char::is_ascii_digit).count();
+            let tail = &rest[digits..];
+            digits > 0
+                && (tail.is_empty()
+                    || ["alpha", "beta"].iter().any(|stage| {
+                        tail.strip_prefix(stage)
+                            .is_some_and(|n| !n.is_empty() && n.chars().all(|c| c.is_ascii_digit()))
+                    }))
+        })
+    };
+    match key {
+        "api_version" => {
+            let parts: Vec<&str> = value.split('/').collect();
+            let ok = match parts.as_slice() {
+                [v] => version(v),
+                [group, v] => group.split('.').all(label) && version(v),
+                _ => false,
+            };
+            if !ok {
+                return Err(format!(
+                    "\"{value}\" is not an API version: write \"v1\" for the core group or \"GROUP/VERSION\", e.g. \"apps/v1\""
+                ));
+            }
+        }
+        "kind" => {
+            let mut chars = value.chars();
+            if !chars.next().is_some_and(|c| c.is_ascii_uppercase())
+                || !chars.all(|c| c.is_ascii_alphanumeric())
+            {
+                return Err(format!(
+                    "\"{value}\" is not a kind: write it as in `kind:`, in CamelCase and singular, e.g. \"Deployment\""
+                ));
+            }
+        }
+        "namespace" => {
+            if !label(value) {
+                return Err(format!(
+                    "\"{value}\" is not a namespace name: lower-case letters, digits and `-`, at most 63"
+                ));
+            }
+        }
+        _ => {
+            if value.trim().is_empty() {
+                return Err(format!(
+                    "the `{key}` selector is empty: leave it out to watch every object"
+                ));
             }
         }
     }
@@ -219,6 +318,23 @@ mod tests {
                 stream: "ORDERS".into(),
                 subject: Some("orders.*.created".into()),
                 consumer: None
+            })
+        );
+        assert_eq!(
+            source(
+                "kube",
+                quote!((
+                    api_version = "apps/v1",
+                    kind = "Deployment",
+                    labels = "app=web"
+                ))
+            ),
+            Ok(EventSource::Kube {
+                api_version: "apps/v1".into(),
+                kind: "Deployment".into(),
+                namespace: None,
+                labels: Some("app=web".into()),
+                fields: None
             })
         );
         assert_eq!(
@@ -255,6 +371,32 @@ mod tests {
                 "is not a table name",
             ),
             ("storage", quote!((path = "/x")), "Did you mean `dir`?"),
+            ("kube", quote!((kind = "Deployment")), "needs `api_version`"),
+            (
+                "kube",
+                quote!((api_version = "apps/v1", kind = "deployments")),
+                "is not a kind",
+            ),
+            (
+                "kube",
+                quote!((api_version = "apps", kind = "Deployment")),
+                "is not an API version",
+            ),
+            (
+                "kube",
+                quote!((api_version = "v1", kind = "Pod", selector = "a=b")),
+                "Did you mean `labels`?",
+            ),
+            (
+                "kube",
+                quote!((api_version = "v1", kind = "Pod", namespace = "Shop")),
+                "is not a namespace name",
+            ),
+            (
+                "kube",
+                quote!((api_version = "v1", kind = "Pod", fields = " ")),
+                "selector is empty",
+            ),
             ("storage", quote!(), "needs its settings"),
         ];
         for (name, tokens, expected) in cases {

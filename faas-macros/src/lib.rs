@@ -211,6 +211,34 @@ use proc_macro::TokenStream;
 /// # }
 /// ```
 ///
+/// ## Event sources: `nats(..)`, `redis(..)`, `postgres(..)`, `storage(..)`, `kube(..)`
+///
+/// Each takes `key = "value"` settings, checked here (a malformed NATS
+/// subject, a table name that is not an identifier, a kind written as a
+/// plural, ... are compile errors on the value); the function runtime turns
+/// them into running sources. `kube` takes `api_version` and `kind`
+/// (required), and `namespace`, `labels` and `fields` (selectors):
+///
+/// ```
+/// # use faas_macros::function;
+/// # use faas_core::TriggerSpec;
+/// #[function(trigger = kube(api_version = "apps/v1", kind = "Deployment", namespace = "shop", labels = "tier=web"))]
+/// async fn audit(event: faas_core::CloudEvent) -> String { event.id }
+///
+/// # fn main() {
+/// assert_eq!(
+///     __faas_function_audit::definition().meta().triggers,
+///     [TriggerSpec::Kube {
+///         api_version: "apps/v1".into(),
+///         object_kind: "Deployment".into(),
+///         namespace: Some("shop".into()),
+///         label_selector: Some("tier=web".into()),
+///         field_selector: None,
+///     }],
+/// );
+/// # }
+/// ```
+///
 /// ## `timeout`
 ///
 /// A duration as `humantime` reads it, the same grammar as every other

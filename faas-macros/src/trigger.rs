@@ -44,7 +44,7 @@ pub(crate) enum TriggerKind {
         /// An IANA time zone name; `None` means UTC.
         timezone: Option<String>,
     },
-    /// An event source (`nats`, `redis`, `postgres`, `storage`).
+    /// An event source (`nats`, `redis`, `postgres`, `storage`, `kube`).
     Event(crate::event_trigger::EventSource),
 }
 
@@ -69,13 +69,15 @@ pub(crate) fn parse(input: ParseStream<'_>) -> syn::Result<Trigger> {
     let kind = match kind.unraw().to_string().as_str() {
         "http" => parse_http(input)?,
         "cron" => parse_cron(input, span)?,
-        source @ ("nats" | "redis" | "postgres" | "storage") => {
+        source @ ("nats" | "redis" | "postgres" | "storage" | "kube") => {
             TriggerKind::Event(crate::event_trigger::parse(source, span, input)?)
         }
         other => {
             let hint = suggest::did_you_mean(
                 other,
-                &["http", "cron", "nats", "redis", "postgres", "storage"],
+                &[
+                    "http", "cron", "nats", "redis", "postgres", "storage", "kube",
+                ],
                 &[
                     ("https", "http"),
                     ("get", "http"),
@@ -84,6 +86,8 @@ pub(crate) fn parse(input: ParseStream<'_>) -> syn::Result<Trigger> {
                     ("schedule", "cron"),
                     ("timer", "cron"),
                     ("every", "cron"),
+                    ("kubernetes", "kube"),
+                    ("k8s", "kube"),
                 ],
             );
             return Err(syn::Error::new(
@@ -91,7 +95,7 @@ pub(crate) fn parse(input: ParseStream<'_>) -> syn::Result<Trigger> {
                 format!(
                     "unknown trigger `{other}`.{hint} Valid triggers are `http` \
                      (`{HTTP_EXAMPLE}`) and `cron` (`{CRON_EXAMPLE}`), and the event \
-                     sources `nats`, `redis`, `postgres` and `storage`"
+                     sources `nats`, `redis`, `postgres`, `storage` and `kube`"
                 ),
             ));
         }

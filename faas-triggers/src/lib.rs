@@ -19,7 +19,9 @@
 //! - [`serve`] / [`Runtime`]: the function runtime. A function's own binary
 //!   calls `faas_triggers::serve(registry)`; it reads `PORT`, `POD_IP` and
 //!   `FAAS_*` from the environment, serves `POST /` to the function (as the
-//!   OpenFaaS watchdog does) and drains on SIGTERM.
+//!   OpenFaaS watchdog does), runs the event sources its functions declare
+//!   (`FAAS_NATS_URL`, `FAAS_REDIS_URL`, ... name their servers; see
+//!   [`RuntimeConfig`]) and drains on SIGTERM.
 //!
 //! # Example
 //!
@@ -100,6 +102,7 @@
 //! | `redis` | no | `redis`: the Redis Streams trigger, a consumer group member (redis) |
 //! | `postgres` | no | `postgres`: row changes of a table through an outbox (tokio-postgres) |
 //! | `storage` | no | `storage`: complete files appearing in a directory (notify, sha2) |
+//! | `kube` | no | `kube`: changes of Kubernetes objects of any kind, resuming from a checkpoint (kube, k8s-openapi) |
 //!
 //! # Event sources
 //!
@@ -115,19 +118,21 @@
 //! source has a `lag_source()` for the autoscaler, and calls its function
 //! through the host's dispatcher or any other
 //! [`Invoker`](faas_core::trigger::Invoker), such as `gateway::GatewayInvoker`
-//! for a connector running beside the gateway. Kubernetes events as a
-//! source are not built yet.
+//! for a connector running beside the gateway.
 
 mod error;
 #[cfg(any(
     feature = "nats",
     feature = "redis",
     feature = "postgres",
-    feature = "storage"
+    feature = "storage",
+    feature = "kube"
 ))]
 mod event;
 #[cfg(feature = "http")]
 pub mod gateway;
+#[cfg(feature = "kube")]
+pub mod kube;
 #[cfg(feature = "nats")]
 pub mod nats;
 #[cfg(feature = "postgres")]
@@ -149,6 +154,7 @@ pub use error::{Error, Result};
 pub use runtime::manifests;
 #[cfg(feature = "http")]
 pub use runtime::{
-    DEFAULT_PORT, ENV_CRON, ENV_DRAIN_TIMEOUT, ENV_FUNCTION, ENV_MAX_BODY, ENV_POD_IP, ENV_PORT,
-    ENV_TIMEOUT, Runtime, RuntimeConfig, serve,
+    DEFAULT_PORT, ENV_CRON, ENV_DRAIN_TIMEOUT, ENV_EVENTS, ENV_FUNCTION, ENV_KUBE_CHECKPOINT,
+    ENV_MAX_BODY, ENV_NATS_URL, ENV_POD_IP, ENV_PORT, ENV_POSTGRES_URL, ENV_REDIS_URL,
+    ENV_STORAGE_ROOT, ENV_TIMEOUT, Runtime, RuntimeConfig, serve,
 };

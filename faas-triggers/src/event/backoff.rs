@@ -46,15 +46,22 @@ impl Reconnect {
         error: &(dyn std::fmt::Display + Sync),
         shutdown: &CancellationToken,
     ) -> bool {
+        let delay = self.failed_now(error);
+        tokio::select! {
+            () = tokio::time::sleep(delay) => true,
+            () = shutdown.cancelled() => false,
+        }
+    }
+
+    /// The source failed: not ready; returns how long to wait before the
+    /// next attempt, for a source that keeps serving meanwhile.
+    pub(crate) fn failed_now(&mut self, error: &(dyn std::fmt::Display + Sync)) -> Duration {
         self.failures = self.failures.saturating_add(1);
         let delay = self.schedule.backoff(self.failures);
         tracing::warn!(source = %self.source, %error, ?delay, "cannot reach the server; trying again");
         self.readiness
             .not_ready(&self.source, format!("{}: {error}", self.source));
-        tokio::select! {
-            () = tokio::time::sleep(delay) => true,
-            () = shutdown.cancelled() => false,
-        }
+        delay
     }
 
     /// Forgets the source's readiness (it stopped).

@@ -10,22 +10,46 @@
 //! to the message. Each event reaches the function as a CloudEvent in binary
 //! mode, whose id is stable across redeliveries and is also the call's id.
 
-#[cfg(any(feature = "nats", feature = "redis", feature = "postgres"))]
+#[cfg(any(
+    feature = "nats",
+    feature = "redis",
+    feature = "postgres",
+    feature = "kube"
+))]
 mod backoff;
 mod invocation;
 
-#[cfg(any(feature = "nats", feature = "redis", feature = "postgres"))]
+#[cfg(any(
+    feature = "nats",
+    feature = "redis",
+    feature = "postgres",
+    feature = "kube"
+))]
 pub(crate) use backoff::Reconnect;
 pub(crate) use invocation::{event_invocation, with_payload};
 
 use std::sync::Arc;
-use std::time::Duration;
 
-use faas_core::trigger::{
-    DeadLetterRoute, Delivery, Invoker, Settle, deliver_once, in_progress_while,
+use faas_core::Dispatcher;
+use faas_core::trigger::Invoker;
+#[cfg(any(
+    feature = "nats",
+    feature = "redis",
+    feature = "postgres",
+    feature = "storage"
+))]
+use {
+    faas_core::Invocation,
+    faas_core::trigger::{DeadLetterRoute, Delivery, Settle, deliver_once, in_progress_while},
+    std::time::Duration,
 };
-use faas_core::{Dispatcher, Invocation};
 
+#[cfg(any(
+    feature = "nats",
+    feature = "redis",
+    feature = "postgres",
+    feature = "storage"
+))]
 /// Waits for one free in-flight slot, then takes as many more as are free,
 /// up to `batch` in all: what one read from the source may ask for.
 pub(crate) async fn take_slots(
@@ -67,6 +91,12 @@ pub(crate) fn invoker_or(
         .unwrap_or_else(|| Arc::new(dispatcher.clone()))
 }
 
+#[cfg(any(
+    feature = "nats",
+    feature = "redis",
+    feature = "postgres",
+    feature = "storage"
+))]
 /// One delivery of a received message: the call (with the source told it is
 /// in progress every `in_progress` while it runs), then the settlement.
 ///

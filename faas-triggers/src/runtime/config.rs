@@ -22,6 +22,23 @@ pub const ENV_DRAIN_TIMEOUT: &str = "FAAS_DRAIN_TIMEOUT";
 /// (default `false`: on a cluster the platform fires them, once).
 pub const ENV_CRON: &str = "FAAS_CRON";
 
+/// The NATS server of the functions' `nats` triggers (`nats://host:4222`).
+pub const ENV_NATS_URL: &str = "FAAS_NATS_URL";
+/// The Redis server of the functions' `redis` triggers (`redis://host:6379`).
+pub const ENV_REDIS_URL: &str = "FAAS_REDIS_URL";
+/// The PostgreSQL database of the functions' `postgres` triggers
+/// (`postgres://user:password@host/db` or `host=.. user=..`).
+pub const ENV_POSTGRES_URL: &str = "FAAS_POSTGRES_URL";
+/// The directory a relative `storage` trigger directory is under.
+pub const ENV_STORAGE_ROOT: &str = "FAAS_STORAGE_ROOT";
+/// Where the `kube` triggers keep their checkpoints: `file:/DIR/` (one file
+/// per function in that directory), `configmap:NAMESPACE` (a ConfigMap
+/// `<function>-kube-checkpoint` there) or `memory` (the default).
+pub const ENV_KUBE_CHECKPOINT: &str = "FAAS_KUBE_CHECKPOINT";
+/// `false` to run none of the functions' event sources in this process
+/// (default `true`; a connector beside the gateway may run them instead).
+pub const ENV_EVENTS: &str = "FAAS_EVENTS";
+
 /// The port listened on unless `PORT` says otherwise.
 pub const DEFAULT_PORT: u16 = 8080;
 
@@ -39,6 +56,17 @@ pub const DEFAULT_PORT: u16 = 8080;
 /// | `FAAS_TIMEOUT` | the functions' policies | cap on every call's deadline |
 /// | `FAAS_DRAIN_TIMEOUT` | 30 s | how long shutdown waits for calls in flight |
 /// | `FAAS_CRON` | `false` | also fire cron schedules in this process |
+/// | `FAAS_EVENTS` | `true` | run the event sources the functions declare (`nats`, `redis`, `postgres`, `storage`, `kube`) |
+/// | `FAAS_NATS_URL` | (needed by `nats`) | the NATS server |
+/// | `FAAS_REDIS_URL` | (needed by `redis`) | the Redis server |
+/// | `FAAS_POSTGRES_URL` | (needed by `postgres`) | the database |
+/// | `FAAS_STORAGE_ROOT` | none | the directory relative `storage` directories are under |
+/// | `FAAS_KUBE_CHECKPOINT` | `memory` | `file:/DIR/` or `configmap:NAMESPACE`: where `kube` sources keep their checkpoints |
+///
+/// A source whose server is named but unreachable does not stop the
+/// runtime: it retries with back-off and `/_/ready` answers 503 until it
+/// connects. A source whose variable is missing is an error naming it.
+/// The `kube` sources use the pod's service account (or `KUBECONFIG`).
 ///
 /// ```
 /// use faas_triggers::RuntimeConfig;
@@ -61,6 +89,8 @@ pub struct RuntimeConfig {
     http: HttpTriggerConfig,
     drain_timeout: Duration,
     cron: bool,
+    events: bool,
+    pub(crate) sources: std::collections::BTreeMap<&'static str, String>,
 }
 
 impl Default for RuntimeConfig {
@@ -72,6 +102,8 @@ impl Default for RuntimeConfig {
             )),
             drain_timeout: Duration::from_secs(30),
             cron: false,
+            events: true,
+            sources: std::collections::BTreeMap::new(),
         }
     }
 }
@@ -148,6 +180,27 @@ impl RuntimeConfig {
                         return Err(invalid("this build of faas-triggers has no `cron` feature"));
                     }
                 }
+                ENV_EVENTS => {
+                    config.events = match value.to_ascii_lowercase().as_str() {
+                        "1" | "true" | "yes" | "on" => true,
+                        "0" | "false" | "no" | "off" => false,
+                        _ => return Err(invalid("true or false")),
+                    };
+                }
+                ENV_NATS_URL | ENV_REDIS_URL | ENV_POSTGRES_URL | ENV_STORAGE_ROOT
+                | ENV_KUBE_CHECKPOINT => {
+                    let key = [
+                        ENV_NATS_URL,
+                        ENV_REDIS_URL,
+                        ENV_POSTGRES_URL,
+                        ENV_STORAGE_ROOT,
+                        ENV_KUBE_CHECKPOINT,
+                    ]
+                    .into_iter()
+                    .find(|known| *known == key)
+                    .expect("matched above");
+                    config.sources.insert(key, value.to_owned());
+                }
                 _ => {}
             }
         }
@@ -189,6 +242,48 @@ impl RuntimeConfig {
     /// Whether cron schedules fire in this process.
     pub fn cron(&self) -> bool {
         self.cron
+    }
+
+    /// Whether the functions' event sources run in this process.
+    pub fn events(&self) -> bool {
+        self.events
+    }
+
+    /// Runs (or not) the functions' event sources in this process.
+    pub fn with_events(mut self, enabled: bool) -> Self {
+        self.events = enabled;
+        self
+    }
+
+    /// Sets the value of an event source's variable (`FAAS_NATS_URL`,
+    /// `FAAS_REDIS_URL`, `FAAS_POSTGRES_URL`, `FAAS_STORAGE_ROOT`,
+    /// `FAAS_KUBE_CHECKPOINT`), as the environment would.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidConfig`] when `variable` is none of them.
+    pub fn with_source_setting(mut self, variable: &str, value: impl Into<String>) -> Result<Self> {
+        let known = [
+            ENV_NATS_URL,
+            ENV_REDIS_URL,
+            ENV_POSTGRES_URL,
+            ENV_STORAGE_ROOT,
+            ENV_KUBE_CHECKPOINT,
+        ];
+        let Some(key) = known.into_iter().find(|known| *known == variable) else {
+            return Err(Error::InvalidConfig {
+                key: variable.to_owned(),
+                value: value.into(),
+                reason: format!("not an event source setting; known: {}", known.join(", ")),
+            });
+        };
+        self.sources.insert(key, value.into());
+        Ok(self)
+    }
+
+    /// The value of an event source's variable, if set.
+    pub fn source_setting(&self, variable: &str) -> Option<&str> {
+        self.sources.get(variable).map(String::as_str)
     }
 }
 

@@ -62,7 +62,7 @@ impl ManifestRequest {
 
 /// A Kubernetes name for a function name: lower case, `-` for anything else, at most 63
 /// characters, starting and ending with a letter or digit.
-fn kubernetes_name(name: &str) -> String {
+pub(crate) fn kubernetes_name(name: &str) -> String {
     let mapped: String = name
         .chars()
         .map(|c| {

@@ -2,6 +2,7 @@
 
 mod config;
 pub mod manifests;
+mod sources;
 
 use std::net::SocketAddr;
 
@@ -13,8 +14,9 @@ use tokio::net::TcpListener;
 use tower::{Layer, Service};
 
 pub use config::{
-    DEFAULT_PORT, ENV_CRON, ENV_DRAIN_TIMEOUT, ENV_FUNCTION, ENV_MAX_BODY, ENV_POD_IP, ENV_PORT,
-    ENV_TIMEOUT, RuntimeConfig,
+    DEFAULT_PORT, ENV_CRON, ENV_DRAIN_TIMEOUT, ENV_EVENTS, ENV_FUNCTION, ENV_KUBE_CHECKPOINT,
+    ENV_MAX_BODY, ENV_NATS_URL, ENV_POD_IP, ENV_PORT, ENV_POSTGRES_URL, ENV_REDIS_URL,
+    ENV_STORAGE_ROOT, ENV_TIMEOUT, RuntimeConfig,
 };
 
 use crate::http::HttpTrigger;
@@ -161,8 +163,11 @@ impl Runtime {
     /// # Errors
     ///
     /// [`Error::Bind`] when the address cannot be bound, [`Error::UnknownFunction`]
-    /// when `FAAS_FUNCTION` names no registered function, [`Error::Core`] when a
-    /// trigger fails or the signal handlers cannot be installed.
+    /// when `FAAS_FUNCTION` names no registered function,
+    /// [`Error::InvalidTrigger`] when an event source a function declares
+    /// cannot be set up (a variable it needs is missing: the error names it),
+    /// [`Error::Core`] when a trigger fails or the signal handlers cannot be
+    /// installed.
     pub async fn run(self) -> Result<()> {
         let Runtime {
             registry,
@@ -186,6 +191,7 @@ impl Runtime {
         } else {
             builder
         };
+        let builder = sources::add_event_sources(builder, &registry, &config)?;
         let mut executor = builder.build();
         if on_signal {
             executor = executor.shutdown_on_signal();

@@ -21,6 +21,7 @@ pub async fn bill(Json(order): Json<Order>) -> String {
 #[function(
     trigger = postgres(table = "shop.orders"),
     trigger = storage(dir = "/srv/uploads"),
+    trigger = kube(api_version = "v1", kind = "ConfigMap", fields = "metadata.name=settings"),
     crate = "::faas_core",
 )]
 pub async fn audit(event: CloudEvent) -> String {
@@ -46,6 +47,16 @@ fn main() {
     let audit = __faas_function_audit::definition();
     assert_eq!(
         audit.meta().triggers,
-        [TriggerSpec::postgres("shop.orders"), TriggerSpec::storage("/srv/uploads")]
+        [
+            TriggerSpec::postgres("shop.orders"),
+            TriggerSpec::storage("/srv/uploads"),
+            TriggerSpec::Kube {
+                api_version: "v1".into(),
+                object_kind: "ConfigMap".into(),
+                namespace: None,
+                label_selector: None,
+                field_selector: Some("metadata.name=settings".into()),
+            },
+        ]
     );
 }
