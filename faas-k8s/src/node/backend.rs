@@ -547,6 +547,9 @@ pub enum BackendError {
     /// An I/O operation failed.
     #[error("I/O error")]
     Io(#[from] std::io::Error),
+    /// The backend cannot do this for its pods (`kubectl exec` on a backend without processes).
+    #[error("{0}")]
+    Unsupported(String),
     /// Anything else.
     #[error(transparent)]
     Other(Box<dyn std::error::Error + Send + Sync>),
@@ -666,6 +669,22 @@ pub trait PodBackend: Send + Sync + 'static {
         container: &str,
         command: Vec<String>,
     ) -> Result<i32, BackendError>;
+
+    /// Starts a command in the container with its standard streams connected to the caller
+    /// (`kubectl exec`, also with `-i` and `-t`). The default refuses with
+    /// [`BackendError::Unsupported`]: a backend that runs no processes has nothing to exec into.
+    async fn exec_session(
+        &self,
+        key: &PodKey,
+        container: &str,
+        request: super::exec::ExecRequest,
+    ) -> Result<super::exec::ExecSession, BackendError> {
+        let _ = (key, request);
+        Err(BackendError::Unsupported(format!(
+            "the {} backend cannot run commands in container {container:?}",
+            self.name()
+        )))
+    }
 
     /// Status change notifications: the key of every pod whose runtime status changed (a container
     /// exited, started, ...). The node calls it once when it starts.
