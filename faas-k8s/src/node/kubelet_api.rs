@@ -251,13 +251,21 @@ fn pod_key(
     namespace: &str,
     pod: &str,
     uid: Option<&str>,
-) -> Result<super::backend::PodKey, Response> {
+) -> Result<super::backend::PodKey, BadPath> {
     match state.registry.lookup(namespace, pod) {
         Some(key) if uid.is_none_or(|uid| uid == key.uid) => Ok(key),
-        _ => Err(text(
-            StatusCode::NOT_FOUND,
-            format!("pod {namespace}/{pod} is not on this node"),
-        )),
+        _ => Err(BadPath(format!(
+            "pod {namespace}/{pod} is not on this node"
+        ))),
+    }
+}
+
+/// A path naming no pod of this node; answered with 404 and the message.
+pub(crate) struct BadPath(String);
+
+impl IntoResponse for BadPath {
+    fn into_response(self) -> Response {
+        text(StatusCode::NOT_FOUND, self.0)
     }
 }
 
@@ -276,7 +284,7 @@ async fn remote_command(
     };
     let key = match pod_key(&state, namespace, pod, uid) {
         Ok(key) => key,
-        Err(response) => return response,
+        Err(missing) => return missing.into_response(),
     };
     let session = if exec {
         Session::Exec(Vec::new())
@@ -325,7 +333,7 @@ async fn port_forward2(
 ) -> Response {
     match pod_key(&state, &namespace, &pod, None) {
         Ok(key) => streaming::port_forward(request, state.backend, key).await,
-        Err(response) => response,
+        Err(missing) => missing.into_response(),
     }
 }
 
@@ -336,7 +344,7 @@ async fn port_forward3(
 ) -> Response {
     match pod_key(&state, &namespace, &pod, Some(&uid)) {
         Ok(key) => streaming::port_forward(request, state.backend, key).await,
-        Err(response) => response,
+        Err(missing) => missing.into_response(),
     }
 }
 

@@ -57,53 +57,73 @@ fn offered(request: &Request) -> Vec<String> {
         .collect()
 }
 
-/// Checks that `request` asks for a SPDY/3.1 upgrade in a protocol of `served`; answers with
-/// the error response otherwise.
+/// Why an upgrade is refused: the status, the message, and (when no protocol fits) what the
+/// node serves.
+struct Refusal {
+    status: StatusCode,
+    message: String,
+    accepted: Vec<&'static str>,
+}
+
+impl Refusal {
+    fn bad_request(message: impl Into<String>) -> Self {
+        Self {
+            status: StatusCode::BAD_REQUEST,
+            message: message.into(),
+            accepted: Vec::new(),
+        }
+    }
+}
+
+impl IntoResponse for Refusal {
+    fn into_response(self) -> Response {
+        let mut response = text(self.status, self.message);
+        for protocol in self.accepted {
+            response
+                .headers_mut()
+                .append(ACCEPTED_HEADER, HeaderValue::from_static(protocol));
+        }
+        response
+    }
+}
+
+/// Checks that `request` asks for a SPDY/3.1 upgrade in a protocol of `served`.
 fn handshake(
     request: &mut Request,
     served: &[&'static str],
-) -> Result<(&'static str, OnUpgrade), Response> {
+) -> Result<(&'static str, OnUpgrade), Refusal> {
     let upgrade = request
         .headers()
         .get(header::UPGRADE)
         .and_then(|v| v.to_str().ok())
         .unwrap_or_default();
     if upgrade.eq_ignore_ascii_case("websocket") {
-        return Err(text(
-            StatusCode::BAD_REQUEST,
+        return Err(Refusal::bad_request(
             "this node serves streaming over SPDY/3.1; WebSocket requests are translated by the API server",
         ));
     }
     if !upgrade.eq_ignore_ascii_case(spdy::UPGRADE) {
-        return Err(text(
-            StatusCode::BAD_REQUEST,
+        return Err(Refusal::bad_request(
             "Upgrade request required: this endpoint streams over SPDY/3.1",
         ));
     }
     let offered = offered(request);
     if offered.is_empty() {
-        return Err(text(
-            StatusCode::BAD_REQUEST,
-            format!("unable to upgrade: header {PROTOCOL_HEADER} is missing"),
-        ));
+        return Err(Refusal::bad_request(format!(
+            "unable to upgrade: header {PROTOCOL_HEADER} is missing"
+        )));
     }
     let Some(protocol) = remote_command::negotiate(&offered, served) else {
-        let mut response = text(
-            StatusCode::FORBIDDEN,
-            format!(
+        return Err(Refusal {
+            status: StatusCode::FORBIDDEN,
+            message: format!(
                 "unable to upgrade: unable to negotiate protocol: client supports {offered:?}, server accepts {served:?}"
             ),
-        );
-        for protocol in served {
-            response
-                .headers_mut()
-                .append(ACCEPTED_HEADER, HeaderValue::from_static(protocol));
-        }
-        return Err(response);
+            accepted: served.to_vec(),
+        });
     };
     let Some(on_upgrade) = request.extensions_mut().remove::<OnUpgrade>() else {
-        return Err(text(
-            StatusCode::BAD_REQUEST,
+        return Err(Refusal::bad_request(
             "this connection cannot be upgraded (HTTP/1.1 is required)",
         ));
     };
@@ -157,7 +177,7 @@ pub(crate) fn remote_command(
     };
     let (protocol, on_upgrade) = match handshake(&mut request, &remote_command::PROTOCOLS) {
         Ok(done) => done,
-        Err(response) => return response,
+        Err(refusal) => return refusal.into_response(),
     };
     tokio::spawn(async move {
         let upgraded = match on_upgrade.await {
@@ -243,7 +263,7 @@ pub(crate) async fn port_forward(
     };
     let (protocol, on_upgrade) = match handshake(&mut request, &[port_forward::PROTOCOL]) {
         Ok(done) => done,
-        Err(response) => return response,
+        Err(refusal) => return refusal.into_response(),
     };
     tokio::spawn(async move {
         match on_upgrade.await {
