@@ -13,6 +13,7 @@ mod layout;
 mod pki;
 mod probe;
 mod report;
+mod restart;
 
 use std::path::PathBuf;
 
@@ -48,6 +49,13 @@ enum ClusterCommand {
     /// Start the control plane (building it first if needed) and wait until
     /// it is usable; writes target/cluster/kubeconfig.
     Up,
+    /// Stop kube-apiserver and etcd and start them again with the same data,
+    /// ports and credentials (the other components and clients reconnect).
+    Restart {
+        /// How many seconds they stay down.
+        #[arg(long, default_value_t = 0)]
+        down_for_secs: u64,
+    },
     /// Stop the processes `up` started and remove the cluster's state.
     Down,
     /// Show each component's process and health.
@@ -161,6 +169,9 @@ pub(crate) fn run(ws: &Workspace, args: Args) -> Result<()> {
             build::ensure(ws, &control_plane.build_spec(), force).map(|_| ())
         }
         ClusterCommand::Up => control_plane.up(),
+        ClusterCommand::Restart { down_for_secs } => {
+            control_plane.restart(std::time::Duration::from_secs(down_for_secs))
+        }
         ClusterCommand::Down => control_plane.down(),
         ClusterCommand::Status => control_plane.status(),
         ClusterCommand::Env => control_plane.print_env(),
