@@ -161,6 +161,11 @@ pub struct ContainerLaunch {
     pub termination_message_from_logs: bool,
     /// Where the pod's volumes appear in the container.
     pub mounts: Vec<MountLaunch>,
+    /// The user its processes run as (`securityContext.runAsUser`, the container's over the
+    /// pod's); `None` runs them as the node's own user.
+    pub run_as_user: Option<u32>,
+    /// Their primary group (`securityContext.runAsGroup`).
+    pub run_as_group: Option<u32>,
 }
 
 impl ContainerLaunch {
@@ -177,7 +182,17 @@ impl ContainerLaunch {
             termination_message_path: None,
             termination_message_from_logs: false,
             mounts: Vec::new(),
+            run_as_user: None,
+            run_as_group: None,
         }
+    }
+
+    /// Runs the container's processes as `user` and `group`.
+    #[must_use]
+    pub fn with_identity(mut self, user: Option<u32>, group: Option<u32>) -> Self {
+        self.run_as_user = user;
+        self.run_as_group = group;
+        self
     }
 
     /// Sets the volume mounts.
