@@ -130,6 +130,32 @@ async fn resources_secrets_and_services_reach_the_environment() -> TestResult {
     let (code, kubernetes) = get("KUBERNETES_SERVICE_HOST").await?;
     assert_eq!(code, 200, "the kubernetes Service is always there");
     assert!(!kubernetes.is_empty());
+    // The limits are not enforced, and the pod's Events say so.
+    let events = ns.api::<k8s_openapi::api::events::v1::Event>();
+    let warning = faas_e2e::wait::until("a LimitsNotEnforced Event on the pod", || {
+        let events = events.clone();
+        async move {
+            let list = events.list(&Default::default()).await?;
+            let found = list.items.into_iter().find(|e| {
+                e.reason.as_deref() == Some("LimitsNotEnforced")
+                    && e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some("env")
+            });
+            Ok(match found {
+                Some(event) => faas_e2e::wait::Poll::Ready(event),
+                None => faas_e2e::wait::Poll::Pending("no such Event yet".to_owned()),
+            })
+        }
+    })
+    .await?;
+    assert_eq!(warning.type_.as_deref(), Some("Warning"));
+    assert!(
+        warning
+            .note
+            .as_deref()
+            .unwrap_or_default()
+            .contains("server"),
+        "{warning:?}"
+    );
 
     // Without service links only the kubernetes Service is given.
     let mut container = server_container(&[], false);
