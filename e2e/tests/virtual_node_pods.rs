@@ -130,6 +130,32 @@ async fn resources_secrets_and_services_reach_the_environment() -> TestResult {
     let (code, kubernetes) = get("KUBERNETES_SERVICE_HOST").await?;
     assert_eq!(code, 200, "the kubernetes Service is always there");
     assert!(!kubernetes.is_empty());
+    // The limits are not enforced, and the pod's Events say so.
+    let events = ns.api::<k8s_openapi::api::events::v1::Event>();
+    let warning = faas_e2e::wait::until("a LimitsNotEnforced Event on the pod", || {
+        let events = events.clone();
+        async move {
+            let list = events.list(&Default::default()).await?;
+            let found = list.items.into_iter().find(|e| {
+                e.reason.as_deref() == Some("LimitsNotEnforced")
+                    && e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some("env")
+            });
+            Ok(match found {
+                Some(event) => faas_e2e::wait::Poll::Ready(event),
+                None => faas_e2e::wait::Poll::Pending("no such Event yet".to_owned()),
+            })
+        }
+    })
+    .await?;
+    assert_eq!(warning.type_.as_deref(), Some("Warning"));
+    assert!(
+        warning
+            .note
+            .as_deref()
+            .unwrap_or_default()
+            .contains("server"),
+        "{warning:?}"
+    );
 
     // Without service links only the kubernetes Service is given.
     let mut container = server_container(&[], false);
@@ -859,6 +885,81 @@ async fn stats_summary_measures_the_pods_for_authorized_callers() -> TestResult 
         "{pod}"
     );
     assert!(container["cpu"]["usageCoreNanoSeconds"].is_u64(), "{pod}");
+    ns.delete().await?;
+    node.stop().await;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn run_as_user_and_group_are_the_processes_identity() -> TestResult {
+    let own = std::process::Command::new("id").arg("-u").output()?;
+    assert_eq!(
+        String::from_utf8_lossy(&own.stdout).trim(),
+        "0",
+        "the node honours runAsUser as root: run this test as root (`cargo xtask test` does)"
+    );
+    let cluster = TestCluster::require().await;
+    let node = TestNode::start(&cluster, "vn-runas").await;
+    let ns = cluster.namespace("vn-runas").await?;
+    let container = |name: &str, user: Option<i64>| {
+        let mut c = json!({
+            "name": name,
+            "image": SERVER_IMAGE,
+            "command": ["sh", "-c", "echo \"identity $(id -u):$(id -g)\"; exec sleep 3600"],
+            "workingDir": "/tmp",
+        });
+        if let Some(user) = user {
+            c["securityContext"] = json!({"runAsUser": user});
+        }
+        c
+    };
+    let mut spec = pod_spec(
+        &node.name,
+        json!([container("pod-level", None), container("own", Some(1001))]),
+        "Always",
+    );
+    spec["securityContext"] = json!({"runAsUser": 1000, "runAsGroup": 3000});
+    create_pod(&ns, "ids", spec).await;
+    wait_pod(&ns, "ids", "Running", |p| phase(p) == "Running").await;
+    let pods = ns.api::<Pod>();
+    for (name, want) in [
+        ("pod-level", "identity 1000:3000"),
+        ("own", "identity 1001:3000"),
+    ] {
+        let params = kube::api::LogParams {
+            container: Some(name.to_owned()),
+            ..Default::default()
+        };
+        let log = faas_e2e::wait::until(format!("{name} to print its identity"), || {
+            let (pods, params) = (pods.clone(), params.clone());
+            async move {
+                let log = pods.logs("ids", &params).await?;
+                Ok(if log.contains("identity") {
+                    faas_e2e::wait::Poll::Ready(log)
+                } else {
+                    faas_e2e::wait::Poll::Pending(log)
+                })
+            }
+        })
+        .await?;
+        assert_eq!(log.trim(), want, "container {name}");
+    }
+    // `kubectl exec` runs as the container's user too.
+    let output = faas_e2e::run_kubectl(
+        &cluster,
+        &[
+            "exec",
+            "-n",
+            ns.name(),
+            "ids",
+            "-c",
+            "own",
+            "--",
+            "id",
+            "-u",
+        ],
+    );
+    assert_eq!(String::from_utf8_lossy(&output.stdout).trim(), "1001");
     ns.delete().await?;
     node.stop().await;
     Ok(())

@@ -161,6 +161,11 @@ pub struct ContainerLaunch {
     pub termination_message_from_logs: bool,
     /// Where the pod's volumes appear in the container.
     pub mounts: Vec<MountLaunch>,
+    /// The user its processes run as (`securityContext.runAsUser`, the container's over the
+    /// pod's); `None` runs them as the node's own user.
+    pub run_as_user: Option<u32>,
+    /// Their primary group (`securityContext.runAsGroup`).
+    pub run_as_group: Option<u32>,
 }
 
 impl ContainerLaunch {
@@ -177,7 +182,17 @@ impl ContainerLaunch {
             termination_message_path: None,
             termination_message_from_logs: false,
             mounts: Vec::new(),
+            run_as_user: None,
+            run_as_group: None,
         }
+    }
+
+    /// Runs the container's processes as `user` and `group`.
+    #[must_use]
+    pub fn with_identity(mut self, user: Option<u32>, group: Option<u32>) -> Self {
+        self.run_as_user = user;
+        self.run_as_group = group;
+        self
     }
 
     /// Sets the volume mounts.
@@ -547,6 +562,9 @@ pub enum BackendError {
     /// An I/O operation failed.
     #[error("I/O error")]
     Io(#[from] std::io::Error),
+    /// The backend cannot do this for its pods (`kubectl exec` on a backend without processes).
+    #[error("{0}")]
+    Unsupported(String),
     /// Anything else.
     #[error(transparent)]
     Other(Box<dyn std::error::Error + Send + Sync>),
@@ -666,6 +684,22 @@ pub trait PodBackend: Send + Sync + 'static {
         container: &str,
         command: Vec<String>,
     ) -> Result<i32, BackendError>;
+
+    /// Starts a command in the container with its standard streams connected to the caller
+    /// (`kubectl exec`, also with `-i` and `-t`). The default refuses with
+    /// [`BackendError::Unsupported`]: a backend that runs no processes has nothing to exec into.
+    async fn exec_session(
+        &self,
+        key: &PodKey,
+        container: &str,
+        request: super::exec::ExecRequest,
+    ) -> Result<super::exec::ExecSession, BackendError> {
+        let _ = (key, request);
+        Err(BackendError::Unsupported(format!(
+            "the {} backend cannot run commands in container {container:?}",
+            self.name()
+        )))
+    }
 
     /// Status change notifications: the key of every pod whose runtime status changed (a container
     /// exited, started, ...). The node calls it once when it starts.

@@ -1,5 +1,7 @@
-//! The kubelet API, as far as `kubectl logs` and metrics need it:
-//! `GET /containerLogs/{ns}/{pod}/{container}` and `GET /stats/summary`.
+//! The kubelet API, as far as `kubectl logs`, `exec`, `attach`, `port-forward` and metrics need
+//! it: `GET /containerLogs/{ns}/{pod}/{container}`, `/exec/{ns}/{pod}/{container}`,
+//! `/attach/{ns}/{pod}/{container}` and `/portForward/{ns}/{pod}` (upgraded to SPDY/3.1, see
+//! `streaming`) and `GET /stats/summary`.
 //!
 //! The API server reaches it at the node's `InternalIP` and `daemonEndpoints.kubeletEndpoint`
 //! port. It is served on TLS; callers are known by a client certificate signed by the configured
@@ -15,10 +17,11 @@ use std::time::{Duration, SystemTime};
 
 use axum::Router;
 use axum::body::Body;
+use axum::extract::Request;
 use axum::extract::{Path, Query, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{MethodFilter, get, on};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
 use hyper_util::service::TowerToHyperService;
@@ -35,6 +38,7 @@ use super::backend::{BackendError, LogOptions, PodBackend};
 use super::config::KubeletTls;
 use super::kubelet_auth::{Authorizer, Caller, authorize, certificate_user};
 use super::pods::PodRegistry;
+use super::streaming::{self, Session};
 use crate::error::{Error, Result};
 
 /// Builds the TLS configuration: the serving certificate, and client certificates required and
@@ -241,8 +245,130 @@ async fn stats_summary(State(state): State<ApiState>) -> Response {
         .into_response()
 }
 
+/// The pod `namespace/name` on this node, if it is here and (when the path names one) has `uid`.
+fn pod_key(
+    state: &ApiState,
+    namespace: &str,
+    pod: &str,
+    uid: Option<&str>,
+) -> Result<super::backend::PodKey, BadPath> {
+    match state.registry.lookup(namespace, pod) {
+        Some(key) if uid.is_none_or(|uid| uid == key.uid) => Ok(key),
+        _ => Err(BadPath(format!(
+            "pod {namespace}/{pod} is not on this node"
+        ))),
+    }
+}
+
+/// A path naming no pod of this node; answered with 404 and the message.
+pub(crate) struct BadPath(String);
+
+impl IntoResponse for BadPath {
+    fn into_response(self) -> Response {
+        text(StatusCode::NOT_FOUND, self.0)
+    }
+}
+
+/// `/exec/...` and `/attach/...`: the path is `{ns}/{pod}/{container}` or
+/// `{ns}/{pod}/{uid}/{container}`.
+async fn remote_command(
+    state: ApiState,
+    parts: Vec<String>,
+    request: Request,
+    exec: bool,
+) -> Response {
+    let (namespace, pod, uid, container) = match parts.as_slice() {
+        [ns, pod, container] => (ns, pod, None, container),
+        [ns, pod, uid, container] => (ns, pod, Some(uid.as_str()), container),
+        _ => return text(StatusCode::NOT_FOUND, "no such kubelet API path"),
+    };
+    let key = match pod_key(&state, namespace, pod, uid) {
+        Ok(key) => key,
+        Err(missing) => return missing.into_response(),
+    };
+    let session = if exec {
+        Session::Exec(Vec::new())
+    } else {
+        Session::Attach
+    };
+    streaming::remote_command(request, state.backend, key, container.clone(), session)
+}
+
+async fn exec3(
+    State(state): State<ApiState>,
+    Path((ns, pod, container)): Path<(String, String, String)>,
+    request: Request,
+) -> Response {
+    remote_command(state, vec![ns, pod, container], request, true).await
+}
+
+async fn exec4(
+    State(state): State<ApiState>,
+    Path((ns, pod, uid, container)): Path<(String, String, String, String)>,
+    request: Request,
+) -> Response {
+    remote_command(state, vec![ns, pod, uid, container], request, true).await
+}
+
+async fn attach3(
+    State(state): State<ApiState>,
+    Path((ns, pod, container)): Path<(String, String, String)>,
+    request: Request,
+) -> Response {
+    remote_command(state, vec![ns, pod, container], request, false).await
+}
+
+async fn attach4(
+    State(state): State<ApiState>,
+    Path((ns, pod, uid, container)): Path<(String, String, String, String)>,
+    request: Request,
+) -> Response {
+    remote_command(state, vec![ns, pod, uid, container], request, false).await
+}
+
+async fn port_forward2(
+    State(state): State<ApiState>,
+    Path((namespace, pod)): Path<(String, String)>,
+    request: Request,
+) -> Response {
+    match pod_key(&state, &namespace, &pod, None) {
+        Ok(key) => streaming::port_forward(request, state.backend, key).await,
+        Err(missing) => missing.into_response(),
+    }
+}
+
+async fn port_forward3(
+    State(state): State<ApiState>,
+    Path((namespace, pod, uid)): Path<(String, String, String)>,
+    request: Request,
+) -> Response {
+    match pod_key(&state, &namespace, &pod, Some(&uid)) {
+        Ok(key) => streaming::port_forward(request, state.backend, key).await,
+        Err(missing) => missing.into_response(),
+    }
+}
+
 fn router(state: ApiState, auth: Authorizer) -> Router {
+    let streams = MethodFilter::GET.or(MethodFilter::POST);
     Router::new()
+        .route("/exec/{namespace}/{pod}/{container}", on(streams, exec3))
+        .route(
+            "/exec/{namespace}/{pod}/{uid}/{container}",
+            on(streams, exec4),
+        )
+        .route(
+            "/attach/{namespace}/{pod}/{container}",
+            on(streams, attach3),
+        )
+        .route(
+            "/attach/{namespace}/{pod}/{uid}/{container}",
+            on(streams, attach4),
+        )
+        .route("/portForward/{namespace}/{pod}", on(streams, port_forward2))
+        .route(
+            "/portForward/{namespace}/{pod}/{uid}",
+            on(streams, port_forward3),
+        )
         .route(
             "/containerLogs/{namespace}/{pod}/{container}",
             get(container_logs),
@@ -328,7 +454,7 @@ impl KubeletApi {
                 );
                 let service = TowerToHyperService::new(router.layer(axum::Extension(caller)));
                 if let Err(e) = auto::Builder::new(TokioExecutor::new())
-                    .serve_connection(TokioIo::new(tls), service)
+                    .serve_connection_with_upgrades(TokioIo::new(tls), service)
                     .await
                 {
                     tracing::debug!(%peer, error = %e, "kubelet API connection ended");

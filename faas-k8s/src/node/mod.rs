@@ -28,6 +28,7 @@
 //! | `volumes`, `hosts` | volumes, hostname and `/etc/hosts` as a kubelet gives them |
 //! | `probe`, `hooks`, `backoff` | probes, lifecycle hooks and restart back-off |
 //! | `kubelet_api`, `kubelet_auth` | the TLS kubelet API (container logs) and who may use it |
+//! | [`exec`], `streaming` | `kubectl exec`, `attach` and `port-forward`: sessions in containers, and the SPDY streams the API server opens to the node |
 //! | [`network`] | where pods get their addresses: loopback, or a network namespace |
 //! | [`process`], [`function`] | the backends |
 //! | `cli` (feature `cli`) | the `faas-vnode` command line, reusable by programs that embed functions |
@@ -41,6 +42,7 @@ mod config;
 mod container_status;
 mod env;
 mod events;
+pub mod exec;
 mod expand;
 pub mod function;
 mod hooks;
@@ -58,6 +60,7 @@ pub mod process;
 mod quantity;
 mod registration;
 mod service_env;
+mod streaming;
 #[cfg(test)]
 mod testing;
 mod virtual_node;

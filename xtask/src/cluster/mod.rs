@@ -13,6 +13,7 @@ mod layout;
 mod pki;
 mod probe;
 mod report;
+mod restart;
 mod virtual_kubelet;
 
 use std::path::PathBuf;
@@ -60,6 +61,13 @@ enum ClusterCommand {
     /// Start the control plane (building it first if needed) and wait until
     /// it is usable; writes target/cluster/kubeconfig.
     Up,
+    /// Stop kube-apiserver and etcd and start them again with the same data,
+    /// ports and credentials (the other components and clients reconnect).
+    Restart {
+        /// How many seconds they stay down.
+        #[arg(long, default_value_t = 0)]
+        down_for_secs: u64,
+    },
     /// Stop the processes `up` started and remove the cluster's state.
     Down,
     /// Show each component's process and health.
@@ -183,6 +191,9 @@ pub(crate) fn run(ws: &Workspace, args: Args) -> Result<()> {
             Ok(())
         }
         ClusterCommand::Up => control_plane.up(),
+        ClusterCommand::Restart { down_for_secs } => {
+            control_plane.restart(std::time::Duration::from_secs(down_for_secs))
+        }
         ClusterCommand::Down => control_plane.down(),
         ClusterCommand::Status => control_plane.status(),
         ClusterCommand::Env => control_plane.print_env(),

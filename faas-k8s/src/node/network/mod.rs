@@ -273,11 +273,26 @@ impl PodNetwork {
         command: Command,
         prelude: Option<Prelude>,
     ) -> std::io::Result<Child> {
-        let path = self.netns_path();
-        if path.is_none() && prelude.is_none() {
+        if self.netns_path().is_none() && prelude.is_none() {
             let mut command = command;
             return command.spawn();
         }
+        self.start_with(prelude, move || {
+            let mut command = command;
+            command.spawn()
+        })
+        .await
+    }
+
+    /// Runs `start` (which starts a process) in the pod network, after `prelude`, on a thread
+    /// that ends afterwards, inside the current tokio runtime: what `start` spawns inherits the
+    /// namespaces.
+    pub(crate) async fn start_with<T: Send + 'static>(
+        &self,
+        prelude: Option<Prelude>,
+        start: impl FnOnce() -> std::io::Result<T> + Send + 'static,
+    ) -> std::io::Result<T> {
+        let path = self.netns_path();
         let runtime = tokio::runtime::Handle::current();
         namespace::on_own_thread(move || {
             if let Some(path) = path {
@@ -287,8 +302,7 @@ impl PodNetwork {
                 prelude()?;
             }
             let _runtime = runtime.enter();
-            let mut command = command;
-            command.spawn()
+            start()
         })
         .await
     }

@@ -106,8 +106,25 @@ async fn container_launch(
         .flatten()
         .filter_map(|p| u16::try_from(p.container_port).ok())
         .collect();
+    // The container's security context over the pod's, field by field, as a kubelet merges them.
+    let pod_context = ctx
+        .pod
+        .spec
+        .as_ref()
+        .and_then(|s| s.security_context.as_ref());
+    let own = container.security_context.as_ref();
+    let id = |own: Option<i64>, pod: Option<i64>| own.or(pod).and_then(|v| u32::try_from(v).ok());
+    let user = id(
+        own.and_then(|c| c.run_as_user),
+        pod_context.and_then(|c| c.run_as_user),
+    );
+    let group = id(
+        own.and_then(|c| c.run_as_group),
+        pod_context.and_then(|c| c.run_as_group),
+    );
     Ok(
         ContainerLaunch::new(&container.name, container.image.clone().unwrap_or_default())
+            .with_identity(user, group)
             .with_command(command)
             .with_args(args)
             .with_env(env)

@@ -27,6 +27,7 @@ use crate::node::backend::{
 };
 use crate::node::container_status::ContainerStatusCell;
 use crate::node::events::EventHub;
+use crate::node::exec::{ExecRequest, ExecSession};
 use crate::node::lock;
 use crate::node::pod_table::{PodRuntime, PodTable, RuntimePod};
 
@@ -447,6 +448,32 @@ impl PodBackend for ProcessBackend {
             .code()
             .or_else(|| status.signal().map(|s| 128 + s))
             .unwrap_or(-1))
+    }
+
+    async fn exec_session(
+        &self,
+        key: &PodKey,
+        name: &str,
+        request: ExecRequest,
+    ) -> Result<ExecSession, BackendError> {
+        let (_pod, container) = self.inner.table.container(key, name)?;
+        let pid = {
+            let runtime = lock(&container.runtime);
+            if !runtime.status.is_running() {
+                return Err(BackendError::Unsupported(format!(
+                    "container {name:?} of pod {}/{} is not running",
+                    key.namespace, key.name
+                )));
+            }
+            runtime.process.map(|p| p.pid)
+        };
+        let network = network_of(&self.inner.table.runtime().network, &container.spec);
+        super::exec::start(network, &container.spec, pid, request)
+            .await
+            .map_err(|source| BackendError::Start {
+                container: name.to_owned(),
+                source,
+            })
     }
 
     fn events(&self) -> PodEvents {

@@ -7,6 +7,7 @@
 mod adopt;
 mod backend;
 mod config;
+mod exec;
 mod group;
 mod image_map;
 mod inspect;

@@ -65,6 +65,8 @@ pub(crate) fn resolve_spec(
         termination_message_path: launch.termination_message_path.as_ref().map(PathBuf::from),
         termination_message_from_logs: launch.termination_message_from_logs,
         mounts: Vec::new(),
+        run_as_user: launch.run_as_user,
+        run_as_group: launch.run_as_group,
     }
 }
 
@@ -90,6 +92,13 @@ pub(crate) fn command(spec: &ProcessSpec, program: &Path, args: &[String]) -> Co
         .envs(spec.env.iter().map(|(k, v)| (k, v)))
         .current_dir(&spec.working_dir)
         .stdin(Stdio::null());
+    // A group without a user keeps the node's user, as a runtime does.
+    if let Some(group) = spec.run_as_group {
+        command.gid(group);
+    }
+    if let Some(user) = spec.run_as_user {
+        command.uid(user);
+    }
     command
 }
 

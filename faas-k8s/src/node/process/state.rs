@@ -77,6 +77,11 @@ pub(crate) struct ProcessSpec {
     /// Volumes bound into the container, when isolated, in the order they are mounted.
     #[serde(default)]
     pub(crate) mounts: Vec<BindMount>,
+    /// The user and group its processes run as (`runAsUser`, `runAsGroup`).
+    #[serde(default)]
+    pub(crate) run_as_user: Option<u32>,
+    #[serde(default)]
+    pub(crate) run_as_group: Option<u32>,
 }
 
 /// A node-side path bound at a path the container sees.
@@ -290,6 +295,8 @@ mod tests {
                     termination_message_path: None,
                     termination_message_from_logs: false,
                     mounts: Vec::new(),
+                    run_as_user: None,
+                    run_as_group: None,
                 },
                 status: ContainerStatusCell::new("main"),
                 process: None,

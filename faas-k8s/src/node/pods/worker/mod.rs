@@ -23,6 +23,7 @@ use super::super::backoff::RestartBackoff;
 use super::super::config::NodeConfig;
 use super::super::probe::{ProbeReport, ProbeTarget, ProbeUpdate, probe_container};
 use super::launch::{build_launch, build_volumes, pod_key};
+mod limits;
 mod report;
 mod terminate;
 #[cfg(test)]
@@ -429,6 +430,7 @@ impl Worker {
         match self.ctx.backend.create(launch).await {
             Ok(status) => {
                 tracing::info!(pod = %self.key, ip = ?status.pod_ip, "pod started");
+                limits::warn_unenforced(&self.ctx.client, &self.ctx.config.name, &self.pod).await;
                 self.runtime = Some(status);
                 self.runtime_dirty = true;
                 self.blocked = None;

@@ -1,0 +1,77 @@
+//! Resource limits the node does not enforce are said, not ignored: a pod that sets CPU or
+//! memory limits gets a Warning Event (`LimitsNotEnforced`) when it starts, naming its
+//! containers. The node runs containers as plain processes (or in-process functions) without a
+//! cgroup of their own, so a limit neither throttles nor ends them.
+
+use k8s_openapi::api::core::v1::Pod;
+use kube::Resource;
+use kube::runtime::events::{Event, EventType, Recorder, Reporter};
+
+/// The containers (init containers too) that set a CPU or memory limit.
+pub(crate) fn limited_containers(pod: &Pod) -> Vec<String> {
+    let Some(spec) = pod.spec.as_ref() else {
+        return Vec::new();
+    };
+    spec.init_containers
+        .iter()
+        .flatten()
+        .chain(spec.containers.iter())
+        .filter(|c| {
+            c.resources
+                .as_ref()
+                .and_then(|r| r.limits.as_ref())
+                .is_some_and(|l| l.contains_key("cpu") || l.contains_key("memory"))
+        })
+        .map(|c| c.name.clone())
+        .collect()
+}
+
+/// Publishes the Warning for `pod` when it has limits; a failure to publish is logged only.
+pub(crate) async fn warn_unenforced(client: &kube::Client, node: &str, pod: &Pod) {
+    let containers = limited_containers(pod);
+    if containers.is_empty() {
+        return;
+    }
+    let recorder = Recorder::new(
+        client.clone(),
+        Reporter {
+            controller: "faas-vnode".to_owned(),
+            instance: Some(node.to_owned()),
+        },
+    );
+    let event = Event {
+        type_: EventType::Warning,
+        reason: "LimitsNotEnforced".to_owned(),
+        note: Some(format!(
+            "virtual node {node} does not enforce CPU or memory limits: containers {} run without them",
+            containers.join(", ")
+        )),
+        action: "Start".to_owned(),
+        secondary: None,
+    };
+    if let Err(e) = recorder.publish(&event, &pod.object_ref(&())).await {
+        tracing::debug!(error = %e, "publishing a pod Event failed");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_containers_with_cpu_or_memory_limits_are_named() {
+        let pod: Pod = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "p"},
+            "spec": {
+                "initContainers": [{"name": "init", "resources": {"limits": {"memory": "64Mi"}}}],
+                "containers": [
+                    {"name": "plain"},
+                    {"name": "requests-only", "resources": {"requests": {"cpu": "1"}}},
+                    {"name": "cpu", "resources": {"limits": {"cpu": "500m"}}},
+                ],
+            },
+        }))
+        .unwrap();
+        assert_eq!(limited_containers(&pod), ["init", "cpu"]);
+    }
+}
