@@ -147,6 +147,7 @@ impl<'a> tower::Service<Invocation> for BorrowedFunction<'a> {
         Poll::Ready(Ok(()))
     }
 
+    #[inline]
     fn call(&mut self, invocation: Invocation) -> Self::Future {
         self.0.call(invocation)
     }

@@ -11,6 +11,7 @@ use std::task::{Context as TaskContext, Poll};
 use pin_project_lite::pin_project;
 use tower::{Layer, Service};
 
+use super::Answered;
 use crate::context::CallId;
 use crate::error::FunctionError;
 use crate::invocation::Invocation;
@@ -60,6 +61,7 @@ where
         self.inner.poll_ready(cx)
     }
 
+    #[inline]
     fn call(&mut self, invocation: Invocation) -> Self::Future {
         let context = invocation.context();
         let call = CallOf {
@@ -70,7 +72,7 @@ where
         let state = match std::panic::catch_unwind(AssertUnwindSafe(|| inner.call(invocation))) {
             Ok(future) => State::Running { future, call },
             Err(payload) => State::Failed {
-                error: Some(call.panicked(payload)),
+                error: Answered::new(call.panicked(payload)),
             },
         };
         CatchPanicFuture { state }
@@ -109,7 +111,7 @@ pin_project! {
     enum State<F> {
         Running { #[pin] future: F, call: CallOf },
         /// It panicked while making its future.
-        Failed { error: Option<FunctionError> },
+        Failed { error: Answered },
     }
 }
 
@@ -119,6 +121,7 @@ where
 {
     type Output = Result<Response, FunctionError>;
 
+    #[inline]
     fn poll(self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<Self::Output> {
         match self.project().state.project() {
             StateProjection::Running { future, call } => {
@@ -127,9 +130,7 @@ where
                     Err(payload) => Poll::Ready(Err(call.panicked(payload))),
                 }
             }
-            StateProjection::Failed { error } => Poll::Ready(Err(error
-                .take()
-                .unwrap_or_else(|| FunctionError::internal("a failed call was polled again")))),
+            StateProjection::Failed { error } => error.take(),
         }
     }
 }

@@ -14,6 +14,7 @@ use pin_project_lite::pin_project;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, TryAcquireError};
 use tower::{Layer, Service};
 
+use super::Answered;
 use crate::error::FunctionError;
 use crate::invocation::Invocation;
 use crate::output::Response;
@@ -78,6 +79,7 @@ where
         self.inner.poll_ready(cx)
     }
 
+    #[inline]
     fn call(&mut self, invocation: Invocation) -> Self::Future {
         let state = match Arc::clone(&self.semaphore).try_acquire_owned() {
             Ok(permit) => State::Admitted {
@@ -85,7 +87,7 @@ where
                 permit: Some(permit),
             },
             Err(error) => State::Refused {
-                error: Some(refused(
+                error: Answered::new(refused(
                     error,
                     invocation.context().function_name(),
                     self.max,
@@ -111,7 +113,7 @@ pin_project! {
     enum State<F> {
         /// Running, holding a permit until it finishes.
         Admitted { #[pin] future: F, permit: Option<OwnedSemaphorePermit> },
-        Refused { error: Option<FunctionError> },
+        Refused { error: Answered },
     }
 }
 
@@ -121,6 +123,7 @@ where
 {
     type Output = Result<Response, FunctionError>;
 
+    #[inline]
     fn poll(self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<Self::Output> {
         match self.project().state.project() {
             StateProjection::Admitted { future, permit } => {
@@ -129,9 +132,7 @@ where
                 drop(permit.take());
                 Poll::Ready(result)
             }
-            StateProjection::Refused { error } => Poll::Ready(Err(error
-                .take()
-                .unwrap_or_else(|| FunctionError::internal("a refused call was polled again")))),
+            StateProjection::Refused { error } => error.take(),
         }
     }
 }

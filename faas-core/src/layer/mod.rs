@@ -56,5 +56,22 @@ use futures::future::BoxFuture;
 use crate::error::FunctionError;
 use crate::output::Response;
 
+/// An error a layer answers without (or after) its inner service, handed out
+/// once: a future polled again after it answered gets an internal error.
+#[derive(Debug)]
+pub(crate) struct Answered(Option<FunctionError>);
+
+impl Answered {
+    pub(crate) fn new(error: FunctionError) -> Self {
+        Answered(Some(error))
+    }
+
+    pub(crate) fn take(&mut self) -> std::task::Poll<Result<Response, FunctionError>> {
+        std::task::Poll::Ready(Err(self.0.take().unwrap_or_else(|| {
+            FunctionError::internal("a call that already answered was polled again")
+        })))
+    }
+}
+
 /// The future of [`Retry`], and of services written by hand in the examples.
 pub type LayerFuture = BoxFuture<'static, Result<Response, FunctionError>>;

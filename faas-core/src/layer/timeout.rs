@@ -70,6 +70,7 @@ where
         self.inner.poll_ready(cx)
     }
 
+    #[inline]
     fn call(&mut self, mut invocation: Invocation) -> Self::Future {
         let context = invocation.context_mut();
         let deadline = match (self.timeout, context.deadline()) {
@@ -123,6 +124,7 @@ where
 {
     type Output = Result<Response, FunctionError>;
 
+    #[inline]
     fn poll(self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<Self::Output> {
         let mut this = self.project();
         let Some(inner) = this.inner.as_mut().as_pin_mut() else {

@@ -58,6 +58,7 @@ impl<'a> Attempts<'a> {
     ///
     /// Every attempt is recorded, those refused for the limit included. An
     /// attempt dropped before it finished (the host stopped it) is not.
+    #[inline]
     pub(super) fn start(self, mut invocation: Invocation) -> Attempt<'a> {
         let Attempts {
             registered,
@@ -100,6 +101,7 @@ impl<'a> Service<Invocation> for Attempts<'a> {
         Poll::Ready(Ok(()))
     }
 
+    #[inline]
     fn call(&mut self, invocation: Invocation) -> Attempt<'a> {
         self.start(invocation)
     }
@@ -129,6 +131,7 @@ struct Record<'a> {
 impl Future for Attempt<'_> {
     type Output = Result<Response, FunctionError>;
 
+    #[inline]
     fn poll(self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<Self::Output> {
         let this = self.project();
         let result = ready!(this.call.poll(cx));

@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
-use faas_core::{CallId, Dispatcher};
+use faas_core::Dispatcher;
 use http::header::{self, HeaderValue};
 use http::{Request, StatusCode, Version};
 use hyper::body::Incoming;
@@ -21,8 +21,8 @@ use tokio_util::task::TaskTracker;
 use super::body::read_limited;
 use super::config::HttpTriggerConfig;
 use super::connection::{Activity, WatchedConnection};
-use super::decode::{Endpoint, RequestDecoder, context_of};
-use super::headers::X_CALL_ID;
+use super::decode::{Endpoint, RequestDecoder};
+use super::headers::{RequestHeaders, X_CALL_ID};
 use super::queue::AsyncQueue;
 use super::respond::{Reply, encode_response, into_reply, rejection_response};
 
@@ -157,9 +157,11 @@ fn connection_builder(config: &HttpTriggerConfig) -> auto::Builder<TokioExecutor
 impl Server {
     async fn handle(&self, request: Request<Incoming>) -> Reply {
         let (parts, body) = request.into_parts();
-        let context = context_of(&parts.headers);
-        let call_id = context.call_id().clone();
-        let call_id_header = call_id_header(&parts.headers, &call_id);
+        let mut headers = RequestHeaders::read(&parts.headers);
+        let call_id = headers.call_id.clone();
+        // Taken, not cloned: a clone of a fresh header value allocates.
+        let call_id_header =
+            std::mem::replace(&mut headers.call_id_header, HeaderValue::from_static(""));
         let version = parts.version;
         let uri = parts.uri.clone();
         let target = match self.decoder.endpoint(&parts.method, uri.path()) {
@@ -211,7 +213,7 @@ impl Server {
                 return reply;
             }
         };
-        let call = match self.decoder.call(target, parts, body, context) {
+        let call = match self.decoder.call(target, parts, body, headers) {
             Ok(call) => call,
             Err(rejection) => return into_reply(rejection_response(rejection, &call_id)),
         };
@@ -248,16 +250,4 @@ impl Server {
         headers.insert(X_CALL_ID, call_id);
         reply
     }
-}
-
-/// The `x-call-id` of the response: the request's own header value when it
-/// is the call id, else the call id written out.
-fn call_id_header(headers: &http::HeaderMap, call_id: &CallId) -> HeaderValue {
-    if let Some(value) = headers.get(X_CALL_ID)
-        && value.as_bytes() == call_id.as_str().as_bytes()
-    {
-        return value.clone();
-    }
-    // Call ids are visible ASCII (generated, or checked when read).
-    HeaderValue::from_str(call_id.as_str()).unwrap_or(HeaderValue::from_static("-"))
 }
