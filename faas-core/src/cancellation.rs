@@ -15,6 +15,10 @@ pub(crate) enum TokenSlot {
     Own(OnceLock<CancellationToken>),
     /// Shared with the host running the call and with every copy of the context.
     Shared(Arc<OnceLock<CancellationToken>>),
+    /// A call's own, just started by its host and not yet copied: starting the
+    /// call again (a policy layer inside the host) shares it instead of making
+    /// a child, since it is the same call.
+    Started(Arc<OnceLock<CancellationToken>>),
 }
 
 impl TokenSlot {
@@ -31,7 +35,7 @@ impl TokenSlot {
     fn cell(&self) -> &OnceLock<CancellationToken> {
         match self {
             TokenSlot::Own(cell) => cell,
-            TokenSlot::Shared(cell) => cell,
+            TokenSlot::Shared(cell) | TokenSlot::Started(cell) => cell,
         }
     }
 
@@ -51,7 +55,9 @@ impl TokenSlot {
     pub(crate) fn share(&self) -> Self {
         match self {
             TokenSlot::Own(_) => TokenSlot::with(self.token().clone()),
-            TokenSlot::Shared(cell) => TokenSlot::Shared(Arc::clone(cell)),
+            TokenSlot::Shared(cell) | TokenSlot::Started(cell) => {
+                TokenSlot::Shared(Arc::clone(cell))
+            }
         }
     }
 
@@ -62,13 +68,19 @@ impl TokenSlot {
     /// shared (the caller may hold it, and cancelling it must reach the call).
     /// Otherwise nobody holds the context's token, and the call's is made only
     /// when the function asks for it or the host cancels the call.
+    ///
+    /// A call started and not copied since is the same call started again (the
+    /// dispatcher, then its deadline layer): both handles share its token.
     pub(crate) fn start_call(&mut self) -> CallCancellation {
+        if let TokenSlot::Started(cell) = &*self {
+            return CallCancellation(Arc::clone(cell));
+        }
         let cell = match &*self {
             TokenSlot::Own(cell) if cell.get().is_none() => OnceLock::new(),
             parent => OnceLock::from(parent.token().child_token()),
         };
         let cell = Arc::new(cell);
-        *self = TokenSlot::Shared(Arc::clone(&cell));
+        *self = TokenSlot::Started(Arc::clone(&cell));
         CallCancellation(cell)
     }
 }
@@ -128,6 +140,27 @@ mod tests {
         assert!(
             slot.is_cancelled(),
             "the caller's cancellation reaches the call"
+        );
+    }
+
+    #[test]
+    fn a_call_started_twice_is_one_call_but_a_copy_starts_its_own() {
+        let mut slot = TokenSlot::new();
+        let host = slot.start_call();
+        let layer = slot.start_call();
+        layer.cancel();
+        assert!(slot.is_cancelled(), "both handles cancel the same call");
+        drop(host);
+
+        let mut delivery = TokenSlot::new();
+        let _stop = delivery.start_call();
+        let mut copy = delivery.share();
+        let attempt = copy.start_call();
+        attempt.cancel();
+        assert!(copy.is_cancelled());
+        assert!(
+            !delivery.is_cancelled(),
+            "a copy's call is a child, cancelled on its own"
         );
     }
 

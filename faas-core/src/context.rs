@@ -396,6 +396,11 @@ impl Context {
         self.function_name = Some(Arc::clone(function_name));
     }
 
+    /// The function's name as shared with the host (`None` while unknown).
+    pub(crate) fn shared_function_name(&self) -> Option<&Arc<str>> {
+        self.function_name.as_ref()
+    }
+
     /// Gives the context a cancellation token of the call's own (see
     /// [`TokenSlot::start_call`]); the host cancels the call through the handle.
     pub(crate) fn start_call(&mut self) -> CallCancellation {

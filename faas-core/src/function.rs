@@ -129,6 +129,30 @@ impl tower::Service<Invocation> for FunctionService {
     }
 }
 
+/// A function borrowed for the length of a call, as a [`tower::Service`]: the
+/// innermost service of the dispatcher's policy stack. Borrowing saves the
+/// reference count and the second box that [`FunctionService`] needs to own
+/// its function.
+#[cfg(feature = "local")]
+#[derive(Clone, Copy)]
+pub(crate) struct BorrowedFunction<'a>(pub(crate) &'a dyn Function);
+
+#[cfg(feature = "local")]
+impl<'a> tower::Service<Invocation> for BorrowedFunction<'a> {
+    type Response = Response;
+    type Error = FunctionError;
+    type Future = BoxFuture<'a, Result<Response, FunctionError>>;
+
+    fn poll_ready(&mut self, _cx: &mut TaskContext<'_>) -> Poll<Result<(), Self::Error>> {
+        Poll::Ready(Ok(()))
+    }
+
+    #[inline]
+    fn call(&mut self, invocation: Invocation) -> Self::Future {
+        self.0.call(invocation)
+    }
+}
+
 /// A [`tower::Service`] of invocations as a [`Function`]: what
 /// [`FunctionDefinition::from_service`](crate::FunctionDefinition::from_service)
 /// and [`FunctionDefinition::layer`](crate::FunctionDefinition::layer) register.

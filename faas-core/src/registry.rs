@@ -18,6 +18,8 @@ use crate::error::{Error, Result};
 use crate::function::{FunctionService, ServiceFunction, SharedFunction};
 use crate::invocation::Invocation;
 #[cfg(feature = "local")]
+use crate::layer::{InvocationPolicyLayer, RetryLayer};
+#[cfg(feature = "local")]
 use crate::logs::{FunctionLog, InvocationLog};
 #[cfg(feature = "local")]
 use crate::metrics::{FunctionMetrics, Metrics};
@@ -305,6 +307,11 @@ struct RegisteredInner {
     #[cfg(feature = "local")]
     log: OnceLock<FunctionLog>,
     limiter: Arc<Semaphore>,
+    /// The policy's layers, built once: every attempt runs through them.
+    #[cfg(feature = "local")]
+    policy_layer: InvocationPolicyLayer,
+    #[cfg(feature = "local")]
+    retry_layer: RetryLayer,
     serving: AtomicBool,
     replicas: AtomicU32,
     in_flight: AtomicUsize,
@@ -325,8 +332,17 @@ impl RegisteredFunction {
             .unwrap_or(Semaphore::MAX_PERMITS);
         let limiter = Arc::new(Semaphore::new(max.min(Semaphore::MAX_PERMITS)));
         let replicas = definition.meta().scaling.min_replicas.max(1);
+        #[cfg(feature = "local")]
+        let policy_layer =
+            InvocationPolicyLayer::with_limiter(definition.policy(), Arc::clone(&limiter));
+        #[cfg(feature = "local")]
+        let retry_layer = RetryLayer::new(definition.policy().retry().clone());
         RegisteredFunction {
             inner: Arc::new(RegisteredInner {
+                #[cfg(feature = "local")]
+                policy_layer,
+                #[cfg(feature = "local")]
+                retry_layer,
                 name: Arc::from(definition.name()),
                 function,
                 #[cfg(feature = "local")]
@@ -445,6 +461,18 @@ impl RegisteredFunction {
         } else {
             Cow::Owned(log.function(self.name()))
         }
+    }
+
+    /// Its policy's per-call layers, sharing its in-flight limit.
+    #[cfg(feature = "local")]
+    pub(crate) fn policy_layer(&self) -> &InvocationPolicyLayer {
+        &self.inner.policy_layer
+    }
+
+    /// Its policy's retries, for deliveries that retry in-process.
+    #[cfg(feature = "local")]
+    pub(crate) fn retry_layer(&self) -> &RetryLayer {
+        &self.inner.retry_layer
     }
 
     #[cfg(feature = "local")]

@@ -286,3 +286,23 @@ async fn flood_over_max_in_flight_is_429() {
     assert_still_serving(&server).await;
     server.stop().await;
 }
+
+#[tokio::test]
+async fn a_client_that_never_finishes_its_headers_is_disconnected_and_others_are_served() {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+
+    let config = HttpTriggerConfig::default().with_header_read_timeout(Duration::from_millis(300));
+    let server = TestServer::start_with(registry(), config).await;
+    let mut slow = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+    slow.write_all(b"POST /function/greet HTTP/1.1\r\nhost: x\r\n")
+        .await
+        .unwrap();
+    // The server closes the connection: the read ends (0 bytes, or a reset).
+    let mut buffer = [0u8; 64];
+    let read = tokio::time::timeout(Duration::from_secs(60), slow.read(&mut buffer))
+        .await
+        .expect("the server closes a connection whose headers never end");
+    assert!(matches!(read, Ok(0) | Err(_)), "{read:?}");
+    assert_still_serving(&server).await;
+    server.stop().await;
+}

@@ -2,13 +2,17 @@
 //! host keeps serving.
 
 use std::any::Any;
+use std::future::Future;
 use std::panic::AssertUnwindSafe;
+use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context as TaskContext, Poll};
 
-use futures::FutureExt as _;
+use pin_project_lite::pin_project;
 use tower::{Layer, Service};
 
-use super::LayerFuture;
+use super::Answered;
+use crate::context::CallId;
 use crate::error::FunctionError;
 use crate::invocation::Invocation;
 use crate::output::Response;
@@ -48,27 +52,85 @@ pub struct CatchPanic<S> {
 impl<S> Service<Invocation> for CatchPanic<S>
 where
     S: Service<Invocation, Response = Response, Error = FunctionError>,
-    S::Future: Send + 'static,
 {
     type Response = Response;
     type Error = FunctionError;
-    type Future = LayerFuture;
+    type Future = CatchPanicFuture<S::Future>;
 
     fn poll_ready(&mut self, cx: &mut TaskContext<'_>) -> Poll<Result<(), FunctionError>> {
         self.inner.poll_ready(cx)
     }
 
+    #[inline]
     fn call(&mut self, invocation: Invocation) -> Self::Future {
-        let function = invocation.context().function_name().to_owned();
-        let call_id = invocation.context().call_id().clone();
+        let context = invocation.context();
+        let call = CallOf {
+            function: context.shared_function_name().cloned(),
+            call_id: context.call_id().clone(),
+        };
         let inner = &mut self.inner;
-        match std::panic::catch_unwind(AssertUnwindSafe(|| inner.call(invocation))) {
-            Ok(future) => Box::pin(AssertUnwindSafe(future).catch_unwind().map(move |result| {
-                result.unwrap_or_else(|payload| Err(panicked(&function, &call_id, payload)))
-            })),
-            Err(payload) => Box::pin(std::future::ready(Err(panicked(
-                &function, &call_id, payload,
-            )))),
+        let state = match std::panic::catch_unwind(AssertUnwindSafe(|| inner.call(invocation))) {
+            Ok(future) => State::Running { future, call },
+            Err(payload) => State::Failed {
+                error: Answered::new(call.panicked(payload)),
+            },
+        };
+        CatchPanicFuture { state }
+    }
+}
+
+/// Which call a panic is reported for.
+#[derive(Debug)]
+struct CallOf {
+    function: Option<Arc<str>>,
+    call_id: CallId,
+}
+
+impl CallOf {
+    fn panicked(&self, payload: Box<dyn Any + Send>) -> FunctionError {
+        panicked(
+            self.function.as_deref().unwrap_or_default(),
+            &self.call_id,
+            payload,
+        )
+    }
+}
+
+pin_project! {
+    /// The future of [`CatchPanic`].
+    #[derive(Debug)]
+    pub struct CatchPanicFuture<F> {
+        #[pin]
+        state: State<F>,
+    }
+}
+
+pin_project! {
+    #[project = StateProjection]
+    #[derive(Debug)]
+    enum State<F> {
+        Running { #[pin] future: F, call: CallOf },
+        /// It panicked while making its future.
+        Failed { error: Answered },
+    }
+}
+
+impl<F> Future for CatchPanicFuture<F>
+where
+    F: Future<Output = Result<Response, FunctionError>>,
+{
+    type Output = Result<Response, FunctionError>;
+
+    #[inline]
+    fn poll(self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<Self::Output> {
+        match self.project().state.project() {
+            StateProjection::Running { future, call } => {
+                match std::panic::catch_unwind(AssertUnwindSafe(|| future.poll(cx))) {
+                    Ok(poll) => poll,
+                    Err(payload) => Poll::Ready(Err(call.panicked(payload))),
+                }
+            }
+            StateProjection::Failed { error } => error.take(),
         }
     }
 }
@@ -130,11 +192,11 @@ mod tests {
         impl Service<Invocation> for Eager {
             type Response = Response;
             type Error = FunctionError;
-            type Future = LayerFuture;
+            type Future = crate::layer::LayerFuture;
             fn poll_ready(&mut self, _: &mut TaskContext<'_>) -> Poll<Result<(), FunctionError>> {
                 Poll::Ready(Ok(()))
             }
-            fn call(&mut self, _: Invocation) -> LayerFuture {
+            fn call(&mut self, _: Invocation) -> crate::layer::LayerFuture {
                 panic!("eager")
             }
         }

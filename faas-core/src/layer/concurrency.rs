@@ -5,13 +5,16 @@
 //! limit wait for a permit: a function host would rather answer 429 at once
 //! and let the caller (or the source that redelivers) decide.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context as TaskContext, Poll};
+use std::task::{Context as TaskContext, Poll, ready};
 
-use tokio::sync::{Semaphore, TryAcquireError};
+use pin_project_lite::pin_project;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, TryAcquireError};
 use tower::{Layer, Service};
 
-use super::LayerFuture;
+use super::Answered;
 use crate::error::FunctionError;
 use crate::invocation::Invocation;
 use crate::output::Response;
@@ -67,30 +70,69 @@ pub struct RefuseOverLimit<S> {
 impl<S> Service<Invocation> for RefuseOverLimit<S>
 where
     S: Service<Invocation, Response = Response, Error = FunctionError>,
-    S::Future: Send + 'static,
 {
     type Response = Response;
     type Error = FunctionError;
-    type Future = LayerFuture;
+    type Future = RefuseOverLimitFuture<S::Future>;
 
     fn poll_ready(&mut self, cx: &mut TaskContext<'_>) -> Poll<Result<(), FunctionError>> {
         self.inner.poll_ready(cx)
     }
 
+    #[inline]
     fn call(&mut self, invocation: Invocation) -> Self::Future {
-        match Arc::clone(&self.semaphore).try_acquire_owned() {
-            Ok(permit) => {
-                let future = self.inner.call(invocation);
-                Box::pin(async move {
-                    let result = future.await;
-                    drop(permit);
-                    result
-                })
+        let state = match Arc::clone(&self.semaphore).try_acquire_owned() {
+            Ok(permit) => State::Admitted {
+                future: self.inner.call(invocation),
+                permit: Some(permit),
+            },
+            Err(error) => State::Refused {
+                error: Answered::new(refused(
+                    error,
+                    invocation.context().function_name(),
+                    self.max,
+                )),
+            },
+        };
+        RefuseOverLimitFuture { state }
+    }
+}
+
+pin_project! {
+    /// The future of [`RefuseOverLimit`].
+    #[derive(Debug)]
+    pub struct RefuseOverLimitFuture<F> {
+        #[pin]
+        state: State<F>,
+    }
+}
+
+pin_project! {
+    #[project = StateProjection]
+    #[derive(Debug)]
+    enum State<F> {
+        /// Running, holding a permit until it finishes.
+        Admitted { #[pin] future: F, permit: Option<OwnedSemaphorePermit> },
+        Refused { error: Answered },
+    }
+}
+
+impl<F> Future for RefuseOverLimitFuture<F>
+where
+    F: Future<Output = Result<Response, FunctionError>>,
+{
+    type Output = Result<Response, FunctionError>;
+
+    #[inline]
+    fn poll(self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<Self::Output> {
+        match self.project().state.project() {
+            StateProjection::Admitted { future, permit } => {
+                let result = ready!(future.poll(cx));
+                // The slot frees as the call ends, not when the future is dropped.
+                drop(permit.take());
+                Poll::Ready(result)
             }
-            Err(error) => {
-                let error = refused(error, invocation.context().function_name(), self.max);
-                Box::pin(std::future::ready(Err(error)))
-            }
+            StateProjection::Refused { error } => error.take(),
         }
     }
 }

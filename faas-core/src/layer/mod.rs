@@ -6,7 +6,13 @@
 //! full; named apart from tower's `ConcurrencyLimitLayer`, which waits),
 //! [`TimeoutLayer`] (deadline and cancellation), [`CatchPanicLayer`] (a panic
 //! becomes an error), around a [`FunctionService`](crate::FunctionService);
-//! for event deliveries add [`RetryLayer`] on the outside. Values:
+//! for event deliveries add [`RetryLayer`] on the outside.
+//! [`InvocationPolicyLayer`] stacks the first three from an
+//! [`InvocationPolicy`](crate::InvocationPolicy): it is how the
+//! [`Dispatcher`](crate::Dispatcher) applies a function's policy, so a
+//! service built by hand with it behaves as the executor does. Their futures
+//! are named types, not boxes: a stack of them costs one allocation, the
+//! innermost function's. Values:
 //! [`StateLayer`] gives every call the host's [`State`](crate::State), and
 //! [`Extension`](crate::Extension) is itself a layer ([`AddExtension`]).
 //!
@@ -32,22 +38,40 @@
 //! ```
 
 pub(crate) mod catch_panic;
-pub(crate) mod concurrency;
+mod concurrency;
 mod extension;
-pub(crate) mod retry;
-pub(crate) mod timeout;
+mod policy;
+mod retry;
+mod timeout;
 
-pub use catch_panic::{CatchPanic, CatchPanicLayer};
-pub use concurrency::{RefuseOverLimit, RefuseOverLimitLayer};
-
+pub use catch_panic::{CatchPanic, CatchPanicFuture, CatchPanicLayer};
+pub use concurrency::{RefuseOverLimit, RefuseOverLimitFuture, RefuseOverLimitLayer};
 pub use extension::{AddExtension, AddState, StateLayer};
+pub use policy::{InvocationPolicyLayer, InvocationPolicyService};
 pub use retry::{Retry, RetryLayer, RetryOutcome};
-pub use timeout::{Timeout, TimeoutLayer};
+pub use timeout::{Timeout, TimeoutFuture, TimeoutLayer};
 
 use futures::future::BoxFuture;
 
 use crate::error::FunctionError;
 use crate::output::Response;
 
-/// The future every layer here returns.
+/// An error a layer answers without (or after) its inner service, handed out
+/// once: a future polled again after it answered gets an internal error.
+#[derive(Debug)]
+pub(crate) struct Answered(Option<FunctionError>);
+
+impl Answered {
+    pub(crate) fn new(error: FunctionError) -> Self {
+        Answered(Some(error))
+    }
+
+    pub(crate) fn take(&mut self) -> std::task::Poll<Result<Response, FunctionError>> {
+        std::task::Poll::Ready(Err(self.0.take().unwrap_or_else(|| {
+            FunctionError::internal("a call that already answered was polled again")
+        })))
+    }
+}
+
+/// The future of [`Retry`], and of services written by hand in the examples.
 pub type LayerFuture = BoxFuture<'static, Result<Response, FunctionError>>;

@@ -70,14 +70,15 @@ pub struct RetryOutcome {
 
 impl<S> Retry<S>
 where
-    S: Service<Invocation, Response = Response, Error = FunctionError> + Clone + Send + 'static,
-    S::Future: Send + 'static,
+    S: Service<Invocation, Response = Response, Error = FunctionError> + Clone,
 {
     /// Runs the attempts and reports how it ended.
+    ///
+    /// Each attempt calls a clone of the inner service, once it is ready.
     pub fn call_with_outcome(
         &self,
         invocation: Invocation,
-    ) -> impl Future<Output = RetryOutcome> + Send + 'static {
+    ) -> impl Future<Output = RetryOutcome> + use<S> {
         let inner = self.inner.clone();
         let policy = Arc::clone(&self.policy);
         async move { retrying(&policy, invocation, move |this| inner.clone().oneshot(this)).await }
@@ -85,7 +86,7 @@ where
 }
 
 /// Runs `attempt` on copies of `invocation` until one succeeds or `policy` gives
-/// up, as [`Retry`] does; the dispatcher's deliveries use it too.
+/// up: the loop of [`Retry`].
 ///
 /// Each copy carries its attempt number. Between attempts it waits the policy's
 /// backoff, unless the context's deadline would pass meanwhile or its token is
@@ -94,7 +95,7 @@ where
     clippy::manual_async_fn,
     reason = "an `async fn` would keep a second copy of the invocation in its future"
 )]
-pub(crate) fn retrying<'a, F, Fut>(
+fn retrying<'a, F, Fut>(
     policy: &'a RetryPolicy,
     invocation: Invocation,
     mut attempt_once: F,

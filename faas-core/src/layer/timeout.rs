@@ -1,13 +1,17 @@
 //! [`TimeoutLayer`]: the call's deadline; past it the handler is dropped and its
 //! context's cancellation token cancelled.
 
-use std::task::{Context as TaskContext, Poll};
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context as TaskContext, Poll, ready};
 use std::time::Duration;
 
-use tokio::time::Instant;
+use pin_project_lite::pin_project;
+use tokio::time::{Instant, Sleep};
 use tower::{Layer, Service};
 
-use super::LayerFuture;
+use crate::cancellation::CallCancellation;
 use crate::error::FunctionError;
 use crate::invocation::Invocation;
 use crate::output::Response;
@@ -15,11 +19,15 @@ use crate::output::Response;
 /// Enforces a deadline: the policy's timeout from the start of the call, or the
 /// context's own deadline when that comes earlier.
 ///
-/// The call gets a child of its context's cancellation token and sees the
-/// effective deadline in [`Context::deadline`](crate::Context::deadline). When
-/// the deadline passes, the inner future is dropped, the token is cancelled (so
-/// work the handler spawned can stop too) and the call fails with
+/// The call gets a cancellation token of its own (a child of its context's)
+/// and sees the effective deadline in
+/// [`Context::deadline`](crate::Context::deadline). When the deadline passes,
+/// the inner future is dropped, the token is cancelled (so work the handler
+/// spawned can stop too) and the call fails with
 /// [`Timeout`](crate::ErrorKind::Timeout).
+///
+/// The inner future is polled before the timer: a call that finishes on its
+/// first poll never registers one.
 #[derive(Debug, Clone, Copy)]
 pub struct TimeoutLayer {
     timeout: Option<Duration>,
@@ -53,30 +61,96 @@ pub struct Timeout<S> {
 impl<S> Service<Invocation> for Timeout<S>
 where
     S: Service<Invocation, Response = Response, Error = FunctionError>,
-    S::Future: Send + 'static,
 {
     type Response = Response;
     type Error = FunctionError;
-    type Future = LayerFuture;
+    type Future = TimeoutFuture<S::Future>;
 
     fn poll_ready(&mut self, cx: &mut TaskContext<'_>) -> Poll<Result<(), FunctionError>> {
         self.inner.poll_ready(cx)
     }
 
+    #[inline]
     fn call(&mut self, mut invocation: Invocation) -> Self::Future {
-        let start = Instant::now();
         let context = invocation.context_mut();
-        let deadline = effective_deadline(start, self.timeout, context.deadline());
-        let cancellation = context.start_call();
-        context.set_deadline(deadline);
-        let function = context.function_name().to_owned();
-        let future = self.inner.call(invocation);
-        Box::pin(async move {
-            within(deadline, future).await.unwrap_or_else(|deadline| {
-                cancellation.cancel();
-                Err(timed_out(&function, start, deadline))
-            })
-        })
+        let deadline = match (self.timeout, context.deadline()) {
+            // Nothing to enforce: no clock read, no token.
+            (None, None) => None,
+            (timeout, theirs) => {
+                let start = Instant::now();
+                effective_deadline(start, timeout, theirs).map(|at| {
+                    context.set_deadline(Some(at));
+                    Deadline {
+                        at,
+                        start,
+                        cancellation: context.start_call(),
+                        function: context.shared_function_name().cloned(),
+                        timer: None,
+                    }
+                })
+            }
+        };
+        TimeoutFuture {
+            inner: Some(self.inner.call(invocation)),
+            deadline,
+        }
+    }
+}
+
+/// What a call with a deadline keeps to enforce it.
+#[derive(Debug)]
+struct Deadline {
+    at: Instant,
+    start: Instant,
+    cancellation: CallCancellation,
+    function: Option<Arc<str>>,
+    /// Made when the first poll leaves the call pending.
+    timer: Option<Pin<Box<Sleep>>>,
+}
+
+pin_project! {
+    /// The future of [`Timeout`].
+    #[derive(Debug)]
+    pub struct TimeoutFuture<F> {
+        #[pin]
+        inner: Option<F>,
+        deadline: Option<Deadline>,
+    }
+}
+
+impl<F> Future for TimeoutFuture<F>
+where
+    F: Future<Output = Result<Response, FunctionError>>,
+{
+    type Output = Result<Response, FunctionError>;
+
+    #[inline]
+    fn poll(self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<Self::Output> {
+        let mut this = self.project();
+        let Some(inner) = this.inner.as_mut().as_pin_mut() else {
+            return Poll::Ready(Err(FunctionError::internal(
+                "a timed-out call was polled again",
+            )));
+        };
+        if let Poll::Ready(result) = inner.poll(cx) {
+            return Poll::Ready(result);
+        }
+        let Some(deadline) = this.deadline else {
+            return Poll::Pending;
+        };
+        let at = deadline.at;
+        let timer = deadline
+            .timer
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(at)));
+        ready!(timer.as_mut().poll(cx));
+        // Past the deadline: drop the handler now, and tell what it spawned.
+        this.inner.set(None);
+        deadline.cancellation.cancel();
+        Poll::Ready(Err(timed_out(
+            deadline.function.as_deref().unwrap_or_default(),
+            deadline.start,
+            at,
+        )))
     }
 }
 
@@ -90,29 +164,6 @@ pub(crate) fn effective_deadline(
     match (timeout.map(|timeout| start + timeout), context_deadline) {
         (Some(ours), Some(theirs)) => Some(ours.min(theirs)),
         (ours, theirs) => ours.or(theirs),
-    }
-}
-
-/// Runs `future` until `deadline`; `Err(deadline)` when the deadline passed
-/// first (the future is dropped then).
-///
-/// The future is polled once before any timer exists: a call that finishes at
-/// once never registers one.
-pub(crate) async fn within<F: Future>(
-    deadline: Option<Instant>,
-    future: F,
-) -> Result<F::Output, Instant> {
-    let mut future = std::pin::pin!(future);
-    if let Poll::Ready(output) =
-        std::future::poll_fn(|cx| Poll::Ready(future.as_mut().poll(cx))).await
-    {
-        return Ok(output);
-    }
-    match deadline {
-        Some(deadline) => tokio::time::timeout_at(deadline, future)
-            .await
-            .map_err(|_| deadline),
-        None => Ok(future.await),
     }
 }
 

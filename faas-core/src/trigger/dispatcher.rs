@@ -12,8 +12,9 @@ use std::time::SystemTime;
 use http::HeaderValue;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
+use tower::Layer as _;
 
-use super::attempt::Attempt;
+use super::attempt::Attempts;
 use super::delivery::settled_in_process;
 use super::{Delivery, Readiness};
 use crate::cancellation::CallCancellation;
@@ -21,7 +22,6 @@ use crate::context::CALL_ID_HEADER;
 use crate::error::FunctionError;
 use crate::invocation::Invocation;
 use crate::layer::RetryOutcome;
-use crate::layer::retry::retrying;
 use crate::logs::InvocationLog;
 use crate::metrics::Metrics;
 use crate::output::Response;
@@ -32,9 +32,12 @@ use crate::registry::{RegisteredFunction, Registry};
 ///
 /// Every call is admitted first: the host must be accepting work, the function
 /// must exist and be serving, and the body must fit the policy's limit. Then one
-/// attempt runs under the in-flight limit (over it: `Overloaded`, nothing
-/// queues), the deadline (past it: `Timeout`, the handler is dropped and its
-/// context's token cancelled) and panic isolation (`Panicked`). Each attempt is
+/// attempt runs through the function's
+/// [`InvocationPolicyLayer`](crate::layer::InvocationPolicyLayer): the in-flight
+/// limit (over it: `Overloaded`, nothing queues), the deadline (past it:
+/// `Timeout`, the handler is dropped and its context's token cancelled) and
+/// panic isolation (`Panicked`); a delivery puts the policy's
+/// [`RetryLayer`](crate::layer::RetryLayer) around its attempts. Each attempt is
 /// counted in the [`Metrics`] and written to the [`InvocationLog`].
 ///
 /// A host usually gets its dispatcher from
@@ -154,9 +157,8 @@ impl Dispatcher {
             let cancellation = invocation.context_mut().start_call();
             let metrics = registered.metrics(&self.shared.metrics);
             let log = registered.log(&self.shared.log);
-            let attempt = Attempt::start(&registered, &metrics, &log, invocation, &cancellation);
-            self.guarded(&cancellation, pin!(attempt.finish()), Err)
-                .await
+            let attempt = Attempts::new(&registered, &metrics, &log).start(invocation);
+            self.guarded(&cancellation, pin!(attempt), Err).await
         }
     }
 
@@ -222,20 +224,16 @@ impl Dispatcher {
                 let settlement = settled_in_process(false, dead_lettered, policy);
                 return Delivery::new(call_id, Err(error), 0, dead_lettered, settlement);
             }
-            // The delivery's token; each attempt gets a child of it, so a timed-out
-            // attempt does not stop the retries, and a shutdown stops them all.
+            // The delivery's token; each attempt's deadline layer makes a child
+            // of it, so a timed-out attempt does not stop the retries, and a
+            // shutdown stops them all.
             let cancellation = invocation.context_mut().start_call();
             let metrics = registered.metrics(&self.shared.metrics);
             let log = registered.log(&self.shared.log);
-            let (function, metrics, log) = (&registered, &*metrics, &*log);
-            let attempts = retrying(function.policy().retry(), invocation.clone(), |mut this| {
-                let cancellation = this.context_mut().start_call();
-                async move {
-                    Attempt::start(function, metrics, log, this, &cancellation)
-                        .finish()
-                        .await
-                }
-            });
+            let attempts = registered
+                .retry_layer()
+                .layer(Attempts::new(&registered, &metrics, &log))
+                .call_with_outcome(invocation.clone());
             let outcome = self
                 .guarded(&cancellation, pin!(attempts), |error| RetryOutcome {
                     result: Err(error),

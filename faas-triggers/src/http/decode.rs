@@ -5,18 +5,14 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use faas_core::{
-    CallId, CloudEvent, Context, FunctionError, Invocation, PathParams, RegisteredFunction,
-    Registry,
+    CloudEvent, Context, FunctionError, Invocation, PathParams, RegisteredFunction, Registry,
 };
 use http::header::{self, HeaderName, HeaderValue};
 use http::request::Parts;
 use http::{Method, StatusCode, Uri};
 
 use super::body::too_large;
-use super::headers::STRUCTURED_CONTENT_TYPE;
-use super::headers::{
-    X_CALLBACK_URL, X_FORWARDED_PREFIX, X_TIMEOUT, is_valid_traceparent, parse_timeout, text,
-};
+use super::headers::{ContentType, RequestHeaders, X_FORWARDED_PREFIX, text};
 use super::route::{CallPath, Route, Router};
 
 /// How the caller wants the answer written.
@@ -182,7 +178,7 @@ impl RequestDecoder {
     /// (400).
     pub fn decode(&self, request: http::Request<Bytes>) -> Result<Decoded, Rejection> {
         let (parts, body) = request.into_parts();
-        let context = context_of(&parts.headers);
+        let headers = RequestHeaders::read(&parts.headers);
         let uri = parts.uri.clone();
         match self.endpoint(&parts.method, uri.path())? {
             Endpoint::Health => Ok(Decoded::Health),
@@ -192,7 +188,7 @@ impl RequestDecoder {
                 if body.len() > target.body_limit {
                     return Err(too_large(target.body_limit).into());
                 }
-                let call = self.call(target, parts, body, context)?;
+                let call = self.call(target, parts, body, headers)?;
                 Ok(Decoded::Call(Box::new(call)))
             }
         }
@@ -258,14 +254,13 @@ impl RequestDecoder {
         }))
     }
 
-    /// Builds the call once the body is read; `context` carries the call id
-    /// (see [`context_of`]).
+    /// Builds the call once the body is read, from what its `headers` say.
     pub(crate) fn call(
         &self,
         target: Target<'_>,
         mut parts: Parts,
         mut body: Bytes,
-        mut context: Context,
+        headers: RequestHeaders,
     ) -> Result<Call, Rejection> {
         let Target {
             function,
@@ -278,14 +273,12 @@ impl RequestDecoder {
             parts.extensions.insert(PathParams::decode(params)?);
         }
         // The dispatcher names the function in the context when it admits the call.
-        let requested = match parts.headers.get(X_TIMEOUT) {
-            None => None,
-            Some(value) => Some(text(value).and_then(parse_timeout).ok_or_else(|| {
-                FunctionError::bad_input(
-                    "x-timeout must be a positive duration such as `1500ms`, `2s` or a number of seconds",
-                )
-            })?),
-        };
+        let requested = headers.timeout.map_err(|()| {
+            FunctionError::bad_input(
+                "x-timeout must be a positive duration such as `1500ms`, `2s` or a number of seconds",
+            )
+        })?;
+        let mut context = Context::default().with_call_id(headers.call_id);
         // The shortest of what the caller asks, the server's cap and the policy.
         let timeout = [requested, self.max_timeout]
             .into_iter()
@@ -302,22 +295,12 @@ impl RequestDecoder {
         {
             context = context.with_deadline(deadline_in(timeout));
         }
-        if let Some(trace_parent) = parts
-            .headers
-            .get(super::headers::TRACEPARENT)
-            .and_then(text)
-            && is_valid_traceparent(trace_parent)
-        {
-            context = context.with_trace_parent(trace_parent.to_owned());
+        if let Some(trace_parent) = headers.trace_parent {
+            context = context.with_trace_parent(trace_parent);
         }
-        let callback = if asynchronous {
-            parts
-                .headers
-                .get(X_CALLBACK_URL)
-                .map(parse_callback)
-                .transpose()?
-        } else {
-            None
+        let callback = match (asynchronous, &headers.callback) {
+            (true, Some(value)) => Some(parse_callback(value)?),
+            _ => None,
         };
         if let CallPath::Stripped { prefix, rest } = path {
             let prefix = HeaderValue::from_str(prefix).map_err(|_| {
@@ -326,14 +309,13 @@ impl RequestDecoder {
             parts.uri = rewrite_uri(&parts.uri, rest)?;
             parts.headers.insert(X_FORWARDED_PREFIX, prefix);
         }
-        let mut reply = if accepts_structured(&parts.headers) {
+        let mut reply = if headers.accepts_structured {
             ReplyMode::Structured
         } else {
             ReplyMode::AsIs
         };
-        let essence = content_type_essence(&parts.headers);
-        match essence {
-            Some(essence) if essence.eq_ignore_ascii_case(STRUCTURED_CONTENT_TYPE) => {
+        match headers.content_type {
+            ContentType::StructuredEvent => {
                 let event = CloudEvent::from_structured(&body)?;
                 let (event_headers, data) = event.into_binary_parts();
                 // The event is the body's: `ce-*` headers beside it are not part of it.
@@ -354,13 +336,13 @@ impl RequestDecoder {
                 body = data;
                 reply = ReplyMode::Structured;
             }
-            Some(essence) if essence.eq_ignore_ascii_case(BATCH_CONTENT_TYPE) => {
+            ContentType::EventBatch => {
                 return Err(FunctionError::bad_input(
                     "batched CloudEvents are not supported; send one event per request",
                 )
                 .into());
             }
-            _ => {}
+            ContentType::Other => {}
         }
         Ok(Call {
             function,
@@ -370,20 +352,6 @@ impl RequestDecoder {
             asynchronous,
             timeout,
         })
-    }
-}
-
-/// A fresh context for a request: its call id is the request's valid
-/// `x-call-id`, else the fresh one the context was made with.
-pub(crate) fn context_of(headers: &http::HeaderMap) -> Context {
-    let context = Context::default();
-    match headers
-        .get(super::headers::X_CALL_ID)
-        .and_then(text)
-        .and_then(|value| value.parse::<CallId>().ok())
-    {
-        Some(id) => context.with_call_id(id),
-        None => context,
     }
 }
 
@@ -423,26 +391,4 @@ fn parse_callback(value: &HeaderValue) -> Result<Uri, FunctionError> {
         (Some("http"), Some(_)) => Ok(uri),
         _ => Err(invalid()),
     }
-}
-
-/// The content type of a batch of structured-mode CloudEvents.
-const BATCH_CONTENT_TYPE: &str = "application/cloudevents-batch+json";
-
-/// The media type of the `content-type` header, without parameters (compare
-/// it ignoring ASCII case).
-fn content_type_essence(headers: &http::HeaderMap) -> Option<&str> {
-    let value = headers.get(header::CONTENT_TYPE)?.to_str().ok()?;
-    Some(value.split(';').next().unwrap_or_default().trim())
-}
-
-fn accepts_structured(headers: &http::HeaderMap) -> bool {
-    headers.get_all(header::ACCEPT).iter().any(|value| {
-        value.to_str().is_ok_and(|value| {
-            value.split(',').any(|item| {
-                item.split(';')
-                    .next()
-                    .is_some_and(|media| media.trim().eq_ignore_ascii_case(STRUCTURED_CONTENT_TYPE))
-            })
-        })
-    })
 }

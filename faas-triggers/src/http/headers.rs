@@ -2,6 +2,8 @@
 
 use std::time::Duration;
 
+use faas_core::CallId;
+use http::header::{self, HeaderMap};
 use http::{HeaderName, HeaderValue};
 
 /// The call id of a request, read from the caller when valid and always
@@ -92,6 +94,120 @@ pub fn is_valid_traceparent(value: &str) -> bool {
         && hex(36..52)
         && non_zero(36..52)
         && hex(53..55)
+}
+
+/// What a request's headers say to the trigger, read in one pass over them
+/// rather than one hashed lookup per header. Values that can be malformed
+/// are kept as read: the decoder refuses them only once the request is
+/// routed, so a wrong path is still a 404 first.
+#[derive(Debug)]
+pub(crate) struct RequestHeaders {
+    /// The call's id: the caller's valid `x-call-id`, else a fresh one.
+    pub(crate) call_id: CallId,
+    /// `call_id` as the response's `x-call-id` (the caller's own value when
+    /// it sent one).
+    pub(crate) call_id_header: HeaderValue,
+    /// `x-timeout`, parsed; `Err` when it is malformed.
+    pub(crate) timeout: Result<Option<Duration>, ()>,
+    /// A well-formed `traceparent`.
+    pub(crate) trace_parent: Option<String>,
+    /// `x-callback-url` as sent.
+    pub(crate) callback: Option<HeaderValue>,
+    /// The media type of `content-type`, without parameters.
+    pub(crate) content_type: ContentType,
+    /// Whether `accept` names structured-mode CloudEvents.
+    pub(crate) accepts_structured: bool,
+}
+
+/// The media types of a request body the decoder tells apart.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ContentType {
+    /// `application/cloudevents+json`.
+    StructuredEvent,
+    /// `application/cloudevents-batch+json`.
+    EventBatch,
+    /// Anything else, or none.
+    Other,
+}
+
+/// The content type of a batch of structured-mode CloudEvents.
+const BATCH_CONTENT_TYPE: &str = "application/cloudevents-batch+json";
+
+impl RequestHeaders {
+    /// Reads `headers`.
+    pub(crate) fn read(headers: &HeaderMap) -> Self {
+        let mut call_id = None;
+        let mut timeout = None;
+        let mut trace_parent = None;
+        let mut callback = None;
+        let mut content_type = None;
+        let mut accepts_structured = false;
+        for (name, value) in headers {
+            // Standard names compare as numbers; the others by their bytes.
+            if name == header::CONTENT_TYPE {
+                content_type.get_or_insert(value);
+            } else if name == header::ACCEPT {
+                accepts_structured |= names_structured(value);
+            } else if name == X_CALL_ID {
+                call_id.get_or_insert(value);
+            } else if name == X_TIMEOUT {
+                timeout.get_or_insert(value);
+            } else if name == TRACEPARENT {
+                trace_parent.get_or_insert(value);
+            } else if name == X_CALLBACK_URL {
+                callback.get_or_insert(value);
+            }
+        }
+        let caller_id = call_id.and_then(|value| {
+            let id = text(value)?.parse::<CallId>().ok()?;
+            Some((id, value.clone()))
+        });
+        let (call_id, call_id_header) = caller_id.unwrap_or_else(|| {
+            let id = CallId::new();
+            // A generated id is visible ASCII.
+            let value = HeaderValue::from_str(id.as_str())
+                .unwrap_or_else(|_| HeaderValue::from_static("-"));
+            (id, value)
+        });
+        RequestHeaders {
+            call_id,
+            call_id_header,
+            timeout: match timeout {
+                None => Ok(None),
+                Some(value) => text(value).and_then(parse_timeout).map(Some).ok_or(()),
+            },
+            trace_parent: trace_parent
+                .and_then(text)
+                .filter(|value| is_valid_traceparent(value))
+                .map(str::to_owned),
+            callback: callback.cloned(),
+            content_type: match content_type.and_then(|value| value.to_str().ok()) {
+                Some(value) => {
+                    let essence = value.split(';').next().unwrap_or_default().trim();
+                    if essence.eq_ignore_ascii_case(STRUCTURED_CONTENT_TYPE) {
+                        ContentType::StructuredEvent
+                    } else if essence.eq_ignore_ascii_case(BATCH_CONTENT_TYPE) {
+                        ContentType::EventBatch
+                    } else {
+                        ContentType::Other
+                    }
+                }
+                None => ContentType::Other,
+            },
+            accepts_structured,
+        }
+    }
+}
+
+/// Whether an `accept` value names structured-mode CloudEvents.
+fn names_structured(value: &HeaderValue) -> bool {
+    value.to_str().is_ok_and(|value| {
+        value.split(',').any(|item| {
+            item.split(';')
+                .next()
+                .is_some_and(|media| media.trim().eq_ignore_ascii_case(STRUCTURED_CONTENT_TYPE))
+        })
+    })
 }
 
 /// The text of a header value, when it is visible ASCII.

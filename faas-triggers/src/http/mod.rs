@@ -9,6 +9,7 @@
 mod body;
 mod callback;
 mod config;
+mod connection;
 mod decode;
 mod headers;
 mod queue;

@@ -7,21 +7,22 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
-use faas_core::{CallId, Dispatcher};
+use faas_core::Dispatcher;
 use http::header::{self, HeaderValue};
 use http::{Request, StatusCode, Version};
 use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 use super::body::read_limited;
 use super::config::HttpTriggerConfig;
-use super::decode::{Endpoint, RequestDecoder, context_of};
-use super::headers::X_CALL_ID;
+use super::connection::{Activity, WatchedConnection};
+use super::decode::{Endpoint, RequestDecoder};
+use super::headers::{RequestHeaders, X_CALL_ID};
 use super::queue::AsyncQueue;
 use super::respond::{Reply, encode_response, into_reply, rejection_response};
 
@@ -61,7 +62,8 @@ pub(crate) async fn serve(
         draining: AtomicBool::new(false),
     });
     let builder = connection_builder(config);
-    let graceful = GracefulShutdown::new();
+    let connections = TaskTracker::new();
+    let stop_connections = CancellationToken::new();
     let local = listener.local_addr().ok();
     tracing::info!(addr = ?local, "HTTP trigger listening");
 
@@ -82,17 +84,32 @@ pub(crate) async fn serve(
         };
         let _ = stream.set_nodelay(true);
         let server = Arc::clone(&server);
+        let activity = Activity::new();
+        let requests = Arc::clone(&activity);
         let service = service_fn(move |request| {
             let server = Arc::clone(&server);
-            async move { Ok::<_, Infallible>(server.handle(request).await) }
+            let request_guard = requests.request();
+            async move {
+                let reply = server.handle(request).await;
+                drop(request_guard);
+                Ok::<_, Infallible>(reply)
+            }
         });
         let connection = builder
             .serve_connection(TokioIo::new(stream), service)
             .into_owned();
-        let connection = graceful.watch(connection);
-        tokio::spawn(async move {
-            if let Err(error) = connection.await {
-                tracing::debug!(%error, "connection ended with an error");
+        let connection = WatchedConnection::new(
+            connection,
+            activity,
+            config.header_read_timeout(),
+            stop_connections.clone(),
+            |connection| connection.graceful_shutdown(),
+        );
+        connections.spawn(async move {
+            match connection.await {
+                Some(Ok(())) => {}
+                Some(Err(error)) => tracing::debug!(%error, "connection ended with an error"),
+                None => tracing::debug!("connection dropped: it did not close when asked"),
             }
         });
     }
@@ -100,10 +117,11 @@ pub(crate) async fn serve(
     drop(listener);
     server.draining.store(true, Ordering::Release);
     queue_stop.cancel();
-    let connections = graceful.count();
-    tracing::info!(addr = ?local, connections, "HTTP trigger draining");
+    stop_connections.cancel();
+    connections.close();
+    tracing::info!(addr = ?local, connections = connections.len(), "HTTP trigger draining");
     let drained = tokio::time::timeout(config.drain_timeout(), async {
-        graceful.shutdown().await;
+        connections.wait().await;
         let _ = queue_worker.await;
     })
     .await
@@ -121,10 +139,12 @@ pub(crate) async fn serve(
 
 fn connection_builder(config: &HttpTriggerConfig) -> auto::Builder<TokioExecutor> {
     let mut builder = auto::Builder::new(TokioExecutor::new());
+    // The header read timeout is the connection's watch, not hyper's timer
+    // per request (see `connection`).
     builder
         .http1()
         .timer(TokioTimer::new())
-        .header_read_timeout(config.header_read_timeout())
+        .header_read_timeout(None)
         .keep_alive(true);
     builder.http2().timer(TokioTimer::new());
     if config.http2() {
@@ -137,9 +157,11 @@ fn connection_builder(config: &HttpTriggerConfig) -> auto::Builder<TokioExecutor
 impl Server {
     async fn handle(&self, request: Request<Incoming>) -> Reply {
         let (parts, body) = request.into_parts();
-        let context = context_of(&parts.headers);
-        let call_id = context.call_id().clone();
-        let call_id_header = call_id_header(&parts.headers, &call_id);
+        let mut headers = RequestHeaders::read(&parts.headers);
+        let call_id = headers.call_id.clone();
+        // Taken, not cloned: a clone of a fresh header value allocates.
+        let call_id_header =
+            std::mem::replace(&mut headers.call_id_header, HeaderValue::from_static(""));
         let version = parts.version;
         let uri = parts.uri.clone();
         let target = match self.decoder.endpoint(&parts.method, uri.path()) {
@@ -191,7 +213,7 @@ impl Server {
                 return reply;
             }
         };
-        let call = match self.decoder.call(target, parts, body, context) {
+        let call = match self.decoder.call(target, parts, body, headers) {
             Ok(call) => call,
             Err(rejection) => return into_reply(rejection_response(rejection, &call_id)),
         };
@@ -228,16 +250,4 @@ impl Server {
         headers.insert(X_CALL_ID, call_id);
         reply
     }
-}
-
-/// The `x-call-id` of the response: the request's own header value when it
-/// is the call id, else the call id written out.
-fn call_id_header(headers: &http::HeaderMap, call_id: &CallId) -> HeaderValue {
-    if let Some(value) = headers.get(X_CALL_ID)
-        && value.as_bytes() == call_id.as_str().as_bytes()
-    {
-        return value.clone();
-    }
-    // Call ids are visible ASCII (generated, or checked when read).
-    HeaderValue::from_str(call_id.as_str()).unwrap_or(HeaderValue::from_static("-"))
 }

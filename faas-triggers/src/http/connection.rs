@@ -1,0 +1,306 @@
+//! One connection of the HTTP trigger, watched: closed when its client sends
+//! no request head for the header read timeout, shut down gracefully when
+//! the server drains.
+//!
+//! hyper can enforce a header read timeout itself, but it arms a timer for
+//! every request (an allocation, and a timer-wheel insertion and removal),
+//! which made up a tenth of the trigger's own work per request. Here a
+//! connection has one timer, re-armed only when it fires, and a request only
+//! notes when it ends.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::task::{Context, Poll, Waker};
+use std::time::Duration;
+
+use pin_project_lite::pin_project;
+use tokio::time::{Instant, Sleep};
+use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
+
+/// What the requests of one connection are doing, shared between them
+/// (HTTP/2 streams run on tasks of their own) and the connection's watch.
+#[derive(Debug)]
+pub(crate) struct Activity {
+    opened: Instant,
+    in_flight: AtomicUsize,
+    /// When the last request ended, in milliseconds since `opened`.
+    idle_since_ms: AtomicU64,
+}
+
+impl Activity {
+    pub(crate) fn new() -> Arc<Self> {
+        Arc::new(Activity {
+            opened: Instant::now(),
+            in_flight: AtomicUsize::new(0),
+            idle_since_ms: AtomicU64::new(0),
+        })
+    }
+
+    /// Counts a request as running until the guard drops.
+    pub(crate) fn request(self: &Arc<Self>) -> RequestGuard {
+        self.in_flight.fetch_add(1, Ordering::Relaxed);
+        RequestGuard {
+            activity: Arc::clone(self),
+        }
+    }
+
+    /// When the connection became idle, or `None` while a request runs.
+    fn idle_since(&self) -> Option<Instant> {
+        if self.in_flight.load(Ordering::Relaxed) > 0 {
+            return None;
+        }
+        let ms = self.idle_since_ms.load(Ordering::Relaxed);
+        Some(self.opened + Duration::from_millis(ms))
+    }
+}
+
+/// A request in flight on a connection.
+#[derive(Debug)]
+pub(crate) struct RequestGuard {
+    activity: Arc<Activity>,
+}
+
+impl Drop for RequestGuard {
+    fn drop(&mut self) {
+        let activity = &*self.activity;
+        let ms = activity.opened.elapsed().as_millis();
+        activity
+            .idle_since_ms
+            .store(u64::try_from(ms).unwrap_or(u64::MAX), Ordering::Relaxed);
+        activity.in_flight.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// Where a watched connection stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    Serving,
+    /// Told to shut down because the server drains: it finishes its requests.
+    Draining,
+    /// Told to shut down because it sat idle: dropped if it has not closed
+    /// by the timer.
+    Closing,
+}
+
+pin_project! {
+    /// A connection under watch (see the module's documentation).
+    pub(crate) struct WatchedConnection<C> {
+        #[pin]
+        connection: C,
+        #[pin]
+        stopped: WaitForCancellationFutureOwned,
+        #[pin]
+        timer: Sleep,
+        stop: CancellationToken,
+        activity: Arc<Activity>,
+        timeout: Duration,
+        // Asks the connection to finish its requests and close.
+        shut_down: fn(Pin<&mut C>),
+        phase: Phase,
+        // The waker the stop and the timer were last polled with: while the
+        // connection is polled with the same one, checking their state is
+        // enough, and polling them again (a lock, a timer entry) is saved.
+        registered: Option<Waker>,
+    }
+}
+
+impl<C: Future> WatchedConnection<C> {
+    /// Watches `connection`, whose requests report to `activity`: it is
+    /// closed when no request head completes for `timeout` while nothing
+    /// runs, and shut down gracefully once `stop` is cancelled.
+    /// `shut_down` asks it to finish its requests and close (hyper's
+    /// `graceful_shutdown`).
+    pub(crate) fn new(
+        connection: C,
+        activity: Arc<Activity>,
+        timeout: Duration,
+        stop: CancellationToken,
+        shut_down: fn(Pin<&mut C>),
+    ) -> Self {
+        WatchedConnection {
+            connection,
+            stopped: stop.clone().cancelled_owned(),
+            timer: tokio::time::sleep_until(activity.opened + timeout),
+            stop,
+            activity,
+            timeout,
+            shut_down,
+            phase: Phase::Serving,
+            registered: None,
+        }
+    }
+}
+
+impl<C: Future> Future for WatchedConnection<C> {
+    type Output = Option<C::Output>;
+
+    /// The connection's own end, or `None` when it was dropped for idling
+    /// past its shutdown.
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let mut this = self.project();
+        loop {
+            if let Poll::Ready(output) = this.connection.as_mut().poll(cx) {
+                return Poll::Ready(Some(output));
+            }
+            let same_waker = this
+                .registered
+                .as_ref()
+                .is_some_and(|waker| waker.will_wake(cx.waker()));
+            let (stopped, elapsed) = if same_waker {
+                (this.stop.is_cancelled(), this.timer.is_elapsed())
+            } else {
+                *this.registered = Some(cx.waker().clone());
+                (
+                    this.stopped.as_mut().poll(cx).is_ready(),
+                    this.timer.as_mut().poll(cx).is_ready(),
+                )
+            };
+            if stopped && *this.phase == Phase::Serving {
+                *this.phase = Phase::Draining;
+                (this.shut_down)(this.connection.as_mut());
+                continue;
+            }
+            if !elapsed {
+                return Poll::Pending;
+            }
+            match *this.phase {
+                // The server's drain timeout bounds a draining connection.
+                Phase::Draining => return Poll::Pending,
+                Phase::Closing => return Poll::Ready(None),
+                Phase::Serving => {}
+            }
+            let now = Instant::now();
+            let next = match this.activity.idle_since() {
+                None => now + *this.timeout,
+                Some(since) if now.saturating_duration_since(since) < *this.timeout => {
+                    since + *this.timeout
+                }
+                Some(_) => {
+                    tracing::debug!("closing a connection that sent no request in time");
+                    *this.phase = Phase::Closing;
+                    (this.shut_down)(this.connection.as_mut());
+                    now + *this.timeout
+                }
+            };
+            this.timer.as_mut().reset(next);
+            // The timer must be polled again to be armed.
+            *this.registered = None;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::AtomicBool;
+
+    use super::*;
+
+    /// A connection that runs until shut down, then ends at once (or never,
+    /// when `stubborn`).
+    struct Idle {
+        shut_down: Arc<AtomicBool>,
+        stubborn: bool,
+    }
+
+    impl Future for Idle {
+        type Output = &'static str;
+
+        fn poll(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<&'static str> {
+            if self.shut_down.load(Ordering::SeqCst) && !self.stubborn {
+                Poll::Ready("closed")
+            } else {
+                Poll::Pending
+            }
+        }
+    }
+
+    fn shut_down_idle(connection: Pin<&mut Idle>) {
+        connection.shut_down.store(true, Ordering::SeqCst);
+    }
+
+    fn idle(stubborn: bool) -> (Idle, Arc<AtomicBool>) {
+        let flag = Arc::new(AtomicBool::new(false));
+        let connection = Idle {
+            shut_down: Arc::clone(&flag),
+            stubborn,
+        };
+        (connection, flag)
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_idle_connection_is_closed_after_the_timeout() {
+        let (connection, shut_down) = idle(false);
+        let activity = Activity::new();
+        let start = Instant::now();
+        let watched = WatchedConnection::new(
+            connection,
+            Arc::clone(&activity),
+            Duration::from_secs(30),
+            CancellationToken::new(),
+            shut_down_idle,
+        );
+        assert_eq!(watched.await, Some("closed"));
+        assert!(shut_down.load(Ordering::SeqCst));
+        assert!(start.elapsed() >= Duration::from_secs(30));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_request_in_flight_or_just_ended_keeps_it_open() {
+        let (connection, shut_down) = idle(false);
+        let activity = Activity::new();
+        let start = Instant::now();
+        let watched = tokio::spawn(WatchedConnection::new(
+            connection,
+            Arc::clone(&activity),
+            Duration::from_secs(30),
+            CancellationToken::new(),
+            shut_down_idle,
+        ));
+        // A request from t=20s to t=50s, past the first timer.
+        tokio::time::sleep(Duration::from_secs(20)).await;
+        let request = activity.request();
+        tokio::time::sleep(Duration::from_secs(30)).await;
+        assert!(!shut_down.load(Ordering::SeqCst), "a request runs");
+        drop(request);
+        // Idle from t=50s: closed at t=80s, not before.
+        tokio::time::sleep(Duration::from_secs(29)).await;
+        assert!(!shut_down.load(Ordering::SeqCst), "idle for only 29s");
+        assert_eq!(watched.await.unwrap(), Some("closed"));
+        assert!(start.elapsed() >= Duration::from_secs(80));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_connection_that_ignores_the_shutdown_is_dropped() {
+        let (connection, shut_down) = idle(true);
+        let start = Instant::now();
+        let watched = WatchedConnection::new(
+            connection,
+            Activity::new(),
+            Duration::from_secs(10),
+            CancellationToken::new(),
+            shut_down_idle,
+        );
+        assert_eq!(watched.await, None);
+        assert!(shut_down.load(Ordering::SeqCst));
+        assert!(start.elapsed() >= Duration::from_secs(20));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_server_draining_shuts_it_down_at_once() {
+        let (connection, shut_down) = idle(false);
+        let stop = CancellationToken::new();
+        let watched = tokio::spawn(WatchedConnection::new(
+            connection,
+            Activity::new(),
+            Duration::from_secs(3600),
+            stop.clone(),
+            shut_down_idle,
+        ));
+        tokio::task::yield_now().await;
+        stop.cancel();
+        assert_eq!(watched.await.unwrap(), Some("closed"));
+        assert!(shut_down.load(Ordering::SeqCst));
+    }
+}
