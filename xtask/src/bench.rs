@@ -182,7 +182,7 @@ fn bench_command(ws: &Workspace, bench: &str) -> Command {
     let mut cmd = ws.cargo();
     cmd.args(["bench", "-p", "faas-benches", "--bench", bench]);
     // B1 and B2 need none of the cluster side (kube, faas-k8s): skip its build.
-    if bench != "b6_vnode" {
+    if matches!(bench, "b1_executor" | "b2_http") {
         cmd.arg("--no-default-features");
     }
     cmd
