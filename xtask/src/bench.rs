@@ -301,6 +301,8 @@ fn kept_rows(path: &Path, results: &[Measurement]) -> Vec<String> {
     };
     block
         .lines()
+        // Table rows only: the note under the table may begin with an id too.
+        .filter(|line| line.starts_with('|'))
         .filter(|line| {
             let id = line
                 .trim_start_matches('|')
