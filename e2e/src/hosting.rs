@@ -8,6 +8,7 @@ use std::sync::atomic::{AtomicU8, Ordering};
 use std::time::Duration;
 
 use faas_core::Registry;
+use faas_k8s::error::ErrorChain;
 use faas_k8s::node::AddressPool;
 use faas_k8s::node::function::{FunctionBackend, FunctionBackendConfig};
 use faas_k8s::node::network::PodNetwork;
@@ -48,19 +49,7 @@ pub async fn serial() -> tokio::sync::MutexGuard<'static, ()> {
 pub async fn install_function_crd(cluster: &TestCluster) -> Result<()> {
     install_crd(&cluster.client())
         .await
-        .map_err(|e| Error::Setup(format!("installing the Function CRD: {}", chain(&e))))
-}
-
-/// An error and its sources, on one line.
-fn chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
+        .map_err(|e| Error::Setup(format!("installing the Function CRD: {}", ErrorChain(&e))))
 }
 
 /// A client for the ServiceAccount `account` of `ns` (a bound token from the TokenRequest API).
