@@ -136,16 +136,26 @@ pub struct Host {
 
 impl Host {
     pub async fn start(registry: Registry, trigger: impl Trigger) -> Host {
+        Self::start_with(registry, Some(trigger)).await
+    }
+
+    /// The function runtime alone: `registry` behind the HTTP trigger, as
+    /// a function's pod serves it to the gateway.
+    pub async fn runtime(registry: Registry) -> Host {
+        Self::start_with(registry, None::<HttpTrigger>).await
+    }
+
+    async fn start_with(registry: Registry, trigger: Option<impl Trigger>) -> Host {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let http = listener.local_addr().unwrap();
-        let executor = LocalExecutor::builder(registry)
-            .trigger(HttpTrigger::from_listener(
-                listener,
-                HttpTriggerConfig::default(),
-            ))
-            .trigger(trigger)
-            .shutdown_grace(Duration::from_secs(10))
-            .build();
+        let mut builder = LocalExecutor::builder(registry).trigger(HttpTrigger::from_listener(
+            listener,
+            HttpTriggerConfig::default(),
+        ));
+        if let Some(trigger) = trigger {
+            builder = builder.trigger(trigger);
+        }
+        let executor = builder.shutdown_grace(Duration::from_secs(10)).build();
         let dispatcher = executor.dispatcher();
         let shutdown = executor.shutdown_handle();
         let task = tokio::spawn(executor.run());
