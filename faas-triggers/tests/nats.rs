@@ -9,9 +9,9 @@ use std::time::Duration;
 
 use async_nats::jetstream::{self, stream};
 use events::process::{ServerProcess, scratch_dir};
-use events::{Host, PATIENCE, Recorder, accept, free_port, server_env, unique};
+use events::{Host, PATIENCE, Recorder, accept, free_port, quick_retries, server_env, unique};
 use faas_core::trigger::LagSource;
-use faas_core::{FunctionError, InMemoryDeadLetter, InvocationPolicy, Registry, RetryPolicy};
+use faas_core::{FunctionError, InMemoryDeadLetter, InvocationPolicy, Registry};
 use faas_triggers::Error;
 use faas_triggers::nats::{EVENT_TYPE, NatsTrigger, NatsTriggerConfig};
 use futures::StreamExt as _;
@@ -43,13 +43,6 @@ async fn publish(js: &jetstream::Context, subject: String, payload: String) {
         .expect("publish")
         .await
         .expect("stored");
-}
-
-fn quick_retries(attempts: u32) -> RetryPolicy {
-    RetryPolicy::new(attempts)
-        .with_initial_backoff(Duration::from_millis(50))
-        .with_max_backoff(Duration::from_millis(200))
-        .with_jitter(0.0)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -7,9 +7,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use events::process::{ServerProcess, scratch_dir};
-use events::{Host, PATIENCE, Recorder, accept, free_port, server_env, unique};
+use events::{
+    Host, PATIENCE, Recorder, accept, free_port, quick_retries, server_env, unique, wait_lag_zero,
+};
 use faas_core::trigger::LagSource;
-use faas_core::{FunctionError, InvocationPolicy, Registry, RetryPolicy};
+use faas_core::{FunctionError, InvocationPolicy, Registry};
 use faas_triggers::gateway::GatewayInvoker;
 use faas_triggers::redis::{EVENT_TYPE, RedisStreamTrigger, RedisStreamTriggerConfig};
 use redis::aio::MultiplexedConnection;
@@ -35,27 +37,6 @@ async fn add(connection: &mut MultiplexedConnection, stream: &str, data: &str) -
         .query_async(connection)
         .await
         .expect("XADD")
-}
-
-fn quick_retries(attempts: u32) -> RetryPolicy {
-    RetryPolicy::new(attempts)
-        .with_initial_backoff(Duration::from_millis(50))
-        .with_max_backoff(Duration::from_millis(200))
-        .with_jitter(0.0)
-}
-
-async fn wait_lag_zero(lag: &impl LagSource) {
-    let wait = async {
-        loop {
-            if lag.lag().await.unwrap().pending == 0 {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    };
-    tokio::time::timeout(PATIENCE, wait)
-        .await
-        .expect("everything acked");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -19,6 +19,8 @@
 mod backoff;
 mod invocation;
 #[cfg(any(feature = "nats", feature = "redis", feature = "postgres"))]
+pub(crate) mod settings;
+#[cfg(any(feature = "nats", feature = "redis", feature = "postgres"))]
 pub(crate) mod source;
 
 #[cfg(any(

@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use crate::Result;
-use crate::event::invalid;
+use crate::event::{invalid, settings};
 
 /// Entries asked for in one read by default.
 pub const DEFAULT_BATCH: usize = 64;
@@ -197,15 +197,13 @@ impl RedisStreamTriggerConfig {
                 format!("expected redis://host:port/db: {error}"),
             ));
         }
-        for (key, value) in [
-            ("redis.stream", &self.stream),
-            ("redis.group", &self.group),
-            ("redis.consumer", &self.consumer),
-            ("redis.payload_field", &self.payload_field),
+        for (setting, value) in [
+            ("stream", &self.stream),
+            ("group", &self.group),
+            ("consumer", &self.consumer),
+            ("payload_field", &self.payload_field),
         ] {
-            if value.is_empty() || value.chars().any(char::is_whitespace) {
-                return Err(invalid(key, value, "a name without whitespace"));
-            }
+            settings::check_name("redis", setting, value)?;
         }
         if let Some(dead) = self.dead_letter_stream.as_ref().filter(|dead| {
             dead.is_empty() || dead.chars().any(char::is_whitespace) || **dead == self.stream
@@ -216,13 +214,7 @@ impl RedisStreamTriggerConfig {
                 "a key without whitespace, other than the stream read",
             ));
         }
-        if !(1..=10_000).contains(&self.batch) {
-            return Err(invalid(
-                "redis.batch",
-                &self.batch.to_string(),
-                "between 1 and 10000 entries",
-            ));
-        }
+        settings::check_batch("redis", self.batch, "entries")?;
         if self.block < Duration::from_millis(10) || self.block > Duration::from_secs(60) {
             return Err(invalid(
                 "redis.block",
@@ -230,13 +222,12 @@ impl RedisStreamTriggerConfig {
                 "between 10 ms and 60 s",
             ));
         }
-        if self.claim_idle < Duration::from_millis(500) {
-            return Err(invalid(
-                "redis.claim_idle",
-                &format!("{:?}", self.claim_idle),
-                "at least 500 ms",
-            ));
-        }
+        settings::check_at_least(
+            "redis",
+            "claim_idle",
+            self.claim_idle,
+            Duration::from_millis(500),
+        )?;
         // A live consumer is idle for up to one blocking read.
         if self.dead_consumer_idle <= self.block {
             return Err(invalid(
@@ -245,10 +236,7 @@ impl RedisStreamTriggerConfig {
                 format!("longer than a read blocks ({:?})", self.block),
             ));
         }
-        if self.max_in_flight == Some(0) {
-            return Err(invalid("redis.max_in_flight", "0", "at least 1"));
-        }
-        Ok(())
+        settings::check_max_in_flight("redis", self.max_in_flight)
     }
 }
 

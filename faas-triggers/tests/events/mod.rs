@@ -7,9 +7,10 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use faas_core::trigger::LagSource;
 use faas_core::{
     CloudEvent, Context, Dispatcher, FunctionDefinition, FunctionError, HostShutdown,
-    InvocationPolicy, LocalExecutor, Registry, Trigger,
+    InvocationPolicy, LocalExecutor, Registry, RetryPolicy, Trigger,
 };
 use faas_triggers::http::{HttpTrigger, HttpTriggerConfig};
 use tokio::net::TcpListener;
@@ -119,6 +120,30 @@ impl Recorder {
         })
         .with_policy(policy)
     }
+}
+
+/// A retry policy of `attempts` with short, fixed back-offs (50 ms doubling
+/// to 200 ms, no jitter), so redeliveries come quickly.
+pub fn quick_retries(attempts: u32) -> RetryPolicy {
+    RetryPolicy::new(attempts)
+        .with_initial_backoff(Duration::from_millis(50))
+        .with_max_backoff(Duration::from_millis(200))
+        .with_jitter(0.0)
+}
+
+/// Waits until `lag` reports nothing pending: every message settled.
+pub async fn wait_lag_zero(lag: &impl LagSource) {
+    let wait = async {
+        loop {
+            if lag.lag().await.unwrap().pending == 0 {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    };
+    tokio::time::timeout(PATIENCE, wait)
+        .await
+        .expect("the source's lag comes down to zero: everything settled");
 }
 
 /// Always succeeds.
