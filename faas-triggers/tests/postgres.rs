@@ -156,13 +156,7 @@ async fn a_failure_is_claimed_again_with_the_next_attempt_number() {
     table(&db, &name).await;
     let subscriber = unique("flaky").to_lowercase();
     let recorder = Recorder::default();
-    let verdict: events::Verdict = Arc::new(|seen| {
-        if seen.attempt < 3 {
-            Err(FunctionError::internal("not yet"))
-        } else {
-            Ok(())
-        }
-    });
+    let verdict = events::fails_before(3);
     let policy = InvocationPolicy::default().with_retry(quick_retries(5));
     let registry = Registry::from([recorder.function("flaky", verdict, policy)]);
     let config = PostgresTriggerConfig::new(&url, &name)

@@ -96,13 +96,7 @@ async fn a_failure_is_claimed_again_with_the_next_delivery_count() {
     let stream = unique("flaky");
     add(&mut redis, &stream, "hello").await;
     let recorder = Recorder::default();
-    let verdict: events::Verdict = Arc::new(|seen| {
-        if seen.attempt < 3 {
-            Err(FunctionError::internal("not yet"))
-        } else {
-            Ok(())
-        }
-    });
+    let verdict = events::fails_before(3);
     let policy = InvocationPolicy::default().with_retry(quick_retries(5));
     let registry = Registry::from([recorder.function("flaky", verdict, policy)]);
     let trigger =
@@ -190,26 +184,8 @@ async fn entries_a_dead_consumer_left_are_reclaimed() {
         add(&mut redis, &stream, &n.to_string()).await;
     }
     // A consumer that read them and died without acknowledging.
-    let _: redis::Value = redis::cmd("XGROUP")
-        .arg("CREATE")
-        .arg(&stream)
-        .arg("g")
-        .arg("0")
-        .query_async(&mut redis)
-        .await
-        .unwrap();
-    let _: redis::Value = redis::cmd("XREADGROUP")
-        .arg("GROUP")
-        .arg("g")
-        .arg("dead-consumer")
-        .arg("COUNT")
-        .arg(10)
-        .arg("STREAMS")
-        .arg(&stream)
-        .arg(">")
-        .query_async(&mut redis)
-        .await
-        .unwrap();
+    create_group(&mut redis, &stream, "g").await;
+    read_as(&mut redis, &stream, "g", "dead-consumer").await;
     let recorder = Recorder::default();
     let registry = Registry::from([recorder.function("f", accept(), InvocationPolicy::default())]);
     let config = RedisStreamTriggerConfig::new(&url, &stream, "g")
@@ -249,6 +225,34 @@ async fn entries_a_dead_consumer_left_are_reclaimed() {
     host.stop().await.unwrap();
 }
 
+/// Makes group `group` of `stream`, reading from the start.
+async fn create_group(redis: &mut MultiplexedConnection, stream: &str, group: &str) {
+    let _: redis::Value = redis::cmd("XGROUP")
+        .arg("CREATE")
+        .arg(stream)
+        .arg(group)
+        .arg("0")
+        .query_async(redis)
+        .await
+        .unwrap();
+}
+
+/// Reads what is new for `group` as `consumer`, without acknowledging it.
+async fn read_as(redis: &mut MultiplexedConnection, stream: &str, group: &str, consumer: &str) {
+    let _: redis::Value = redis::cmd("XREADGROUP")
+        .arg("GROUP")
+        .arg(group)
+        .arg(consumer)
+        .arg("COUNT")
+        .arg(10)
+        .arg("STREAMS")
+        .arg(stream)
+        .arg(">")
+        .query_async(redis)
+        .await
+        .unwrap();
+}
+
 /// The names of the group's consumers.
 async fn consumers(redis: &mut MultiplexedConnection, stream: &str, group: &str) -> Vec<String> {
     let reply: redis::streams::StreamInfoConsumersReply = redis::cmd("XINFO")
@@ -267,28 +271,10 @@ async fn a_consumer_that_still_holds_entries_is_not_removed() {
     let mut redis = connection(&url).await;
     let stream = unique("holder");
     add(&mut redis, &stream, "held").await;
-    let _: redis::Value = redis::cmd("XGROUP")
-        .arg("CREATE")
-        .arg(&stream)
-        .arg("g")
-        .arg("0")
-        .query_async(&mut redis)
-        .await
-        .unwrap();
+    create_group(&mut redis, &stream, "g").await;
     // A consumer that read the entry and went quiet; it is not reclaimed
     // (the claim idle is long), so it still holds it.
-    let _: redis::Value = redis::cmd("XREADGROUP")
-        .arg("GROUP")
-        .arg("g")
-        .arg("quiet")
-        .arg("COUNT")
-        .arg(10)
-        .arg("STREAMS")
-        .arg(&stream)
-        .arg(">")
-        .query_async(&mut redis)
-        .await
-        .unwrap();
+    read_as(&mut redis, &stream, "g", "quiet").await;
     // And one that never read anything.
     let _: i64 = redis::cmd("XGROUP")
         .arg("CREATECONSUMER")
@@ -399,13 +385,7 @@ async fn through_the_gateway_invoker_each_attempt_reaches_the_runtime() {
     let stream = unique("remote");
     add(&mut redis, &stream, "hello").await;
     let recorder = Recorder::default();
-    let verdict: events::Verdict = Arc::new(|seen| {
-        if seen.attempt < 3 {
-            Err(FunctionError::internal("not yet"))
-        } else {
-            Ok(())
-        }
-    });
+    let verdict = events::fails_before(3);
     let runtime = Host::runtime(Registry::from([recorder.function(
         "remote",
         verdict,

@@ -146,6 +146,17 @@ pub async fn wait_lag_zero(lag: &impl LagSource) {
         .expect("the source's lag comes down to zero: everything settled");
 }
 
+/// Fails (retryably) every attempt before `attempt`, then succeeds.
+pub fn fails_before(attempt: u32) -> Verdict {
+    Arc::new(move |seen| {
+        if seen.attempt < attempt {
+            Err(FunctionError::internal("not yet"))
+        } else {
+            Ok(())
+        }
+    })
+}
+
 /// Always succeeds.
 pub fn accept() -> Verdict {
     Arc::new(|_| Ok(()))
