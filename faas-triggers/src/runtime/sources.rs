@@ -4,7 +4,6 @@
 
 use faas_core::{LocalExecutorBuilder, Registry, TriggerSpec};
 
-use super::config::RuntimeConfig;
 #[cfg(feature = "kube")]
 use super::config::ENV_KUBE_CHECKPOINT;
 #[cfg(feature = "nats")]
@@ -13,6 +12,7 @@ use super::config::ENV_NATS_URL;
 use super::config::ENV_POSTGRES_URL;
 #[cfg(feature = "redis")]
 use super::config::ENV_REDIS_URL;
+use super::config::RuntimeConfig;
 use crate::{Error, Result};
 
 /// Adds to `builder` one trigger per event source a function of `registry`
