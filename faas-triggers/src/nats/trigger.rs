@@ -87,7 +87,7 @@ impl NatsTrigger {
     ///
     /// # Errors
     ///
-    /// [`Error::InvalidConfig`] naming a bad setting.
+    /// [`Error::InvalidConfig`](crate::Error::InvalidConfig) naming a bad setting.
     pub fn new(function: impl Into<String>, config: NatsTriggerConfig) -> Result<Self> {
         config.validate()?;
         Ok(NatsTrigger {

@@ -98,7 +98,7 @@ impl RedisStreamTrigger {
     ///
     /// # Errors
     ///
-    /// [`Error::InvalidConfig`] naming a bad setting.
+    /// [`Error::InvalidConfig`](crate::Error::InvalidConfig) naming a bad setting.
     pub fn new(function: impl Into<String>, config: RedisStreamTriggerConfig) -> Result<Self> {
         config.validate()?;
         Ok(RedisStreamTrigger {
