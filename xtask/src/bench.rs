@@ -196,6 +196,10 @@ fn bench_command(ws: &Workspace, bench: &str) -> Command {
     if matches!(bench, "b1_executor" | "b2_http") {
         cmd.arg("--no-default-features");
     }
+    // B8 needs the queue clients only.
+    if bench == "b8_queue" {
+        cmd.args(["--no-default-features", "--features", "queues"]);
+    }
     cmd
 }
 
