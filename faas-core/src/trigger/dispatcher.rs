@@ -1,7 +1,6 @@
 //! [`Dispatcher`]: the handle triggers call functions through; it applies each
 //! function's [`InvocationPolicy`](crate::InvocationPolicy).
 
-use std::borrow::Borrow;
 use std::fmt;
 use std::future::{Future, poll_fn};
 use std::pin::{Pin, pin};
@@ -152,8 +151,15 @@ impl Dispatcher {
         function: &'a str,
         mut invocation: Invocation,
     ) -> impl Future<Output = Result<Response, FunctionError>> + Send + 'a {
-        let admitted = self.admit(function, &mut invocation);
-        self.call_admitted(admitted, invocation)
+        async move {
+            let registered = self.admit(function, &mut invocation)?;
+            check_body(&registered, &invocation)?;
+            let cancellation = invocation.context_mut().start_call();
+            let metrics = registered.metrics(&self.shared.metrics);
+            let log = registered.log(&self.shared.log);
+            let attempt = Attempts::new(&registered, &metrics, &log).start(invocation);
+            self.guarded(&cancellation, pin!(attempt), Err).await
+        }
     }
 
     /// Calls `function`, already looked up in this dispatcher's
@@ -189,30 +195,13 @@ impl Dispatcher {
         function: &'a RegisteredFunction,
         mut invocation: Invocation,
     ) -> impl Future<Output = Result<Response, FunctionError>> + Send + 'a {
-        let admitted = self
-            .admit_registered(function, &mut invocation)
-            .map(|()| function);
-        self.call_admitted(admitted, invocation)
-    }
-
-    /// One attempt of a call admitted (or refused) before its future was
-    /// made, under the hard stop; the future holds the invocation once.
-    fn call_admitted<'a, R>(
-        &'a self,
-        admitted: Result<R, FunctionError>,
-        mut invocation: Invocation,
-    ) -> impl Future<Output = Result<Response, FunctionError>> + Send + 'a
-    where
-        R: Borrow<RegisteredFunction> + Send + 'a,
-    {
         async move {
-            let registered = admitted?;
-            let registered = registered.borrow();
-            check_body(registered, &invocation)?;
+            self.admit_registered(function, &mut invocation)?;
+            check_body(function, &invocation)?;
             let cancellation = invocation.context_mut().start_call();
-            let metrics = registered.metrics(&self.shared.metrics);
-            let log = registered.log(&self.shared.log);
-            let attempt = Attempts::new(registered, &metrics, &log).start(invocation);
+            let metrics = function.metrics(&self.shared.metrics);
+            let log = function.log(&self.shared.log);
+            let attempt = Attempts::new(function, &metrics, &log).start(invocation);
             self.guarded(&cancellation, pin!(attempt), Err).await
         }
     }
