@@ -84,6 +84,26 @@ impl CallId {
         CallId(Repr::Uuid(text))
     }
 
+    /// The id as the value of an `x-call-id` header.
+    ///
+    /// Made from the id's bytes, which are visible ASCII (a generated id, or
+    /// one [parsed](FromStr) from outside), without reading them as text first.
+    ///
+    /// ```
+    /// use faas_core::CallId;
+    ///
+    /// let id: CallId = "req-42".parse().unwrap();
+    /// assert_eq!(id.to_header_value(), "req-42");
+    /// ```
+    pub fn to_header_value(&self) -> http::HeaderValue {
+        let bytes: &[u8] = match &self.0 {
+            Repr::Uuid(text) => text,
+            Repr::Text(text) => text.as_bytes(),
+        };
+        // Only an id taken unchecked with `From<&str>` can hold other bytes.
+        http::HeaderValue::from_bytes(bytes).unwrap_or_else(|_| http::HeaderValue::from_static("-"))
+    }
+
     /// The id as text.
     pub fn as_str(&self) -> &str {
         match &self.0 {

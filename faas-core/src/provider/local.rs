@@ -132,6 +132,13 @@ impl LocalProvider {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
+    /// The function `function` names, deployed here, or `NotFound`.
+    fn found(&self, function: &FunctionRef) -> ProviderResult<RegisteredFunction> {
+        let name = self.local_name(function)?;
+        self.deployed(name)
+            .map_err(|_| ProviderError::not_found(function))
+    }
+
     fn deployed(&self, name: &str) -> Result<RegisteredFunction> {
         self.dispatcher
             .registry()
@@ -162,6 +169,22 @@ impl LocalProvider {
         }
         Ok(definition)
     }
+}
+
+/// The status of `function` as `dispatcher` serves it, or `None` when it is
+/// not deployed here (another namespace, or no such function).
+fn current_status(
+    dispatcher: &Dispatcher,
+    state: &Mutex<ProviderState>,
+    namespace: &str,
+    function: &FunctionRef,
+) -> Option<FunctionStatus> {
+    if function.namespace != namespace {
+        return None;
+    }
+    let registered = dispatcher.registry().get(&function.name)?;
+    let state = state.lock().unwrap_or_else(PoisonError::into_inner);
+    Some(status_of(&registered, &state, namespace))
 }
 
 fn status_of(
@@ -305,18 +328,13 @@ impl Provider for LocalProvider {
     }
 
     async fn status(&self, function: &FunctionRef) -> ProviderResult<FunctionStatus> {
-        let name = self.local_name(function)?;
-        let registered = self
-            .deployed(name)
-            .map_err(|_| ProviderError::not_found(function))?;
-        Ok(status_of(&registered, &self.state(), &self.namespace))
+        current_status(&self.dispatcher, &self.state, &self.namespace, function)
+            .ok_or_else(|| ProviderError::not_found(function))
     }
 
     async fn scale(&self, function: &FunctionRef, replicas: u32) -> ProviderResult<()> {
-        let name = self.local_name(function)?;
-        let registered = self
-            .deployed(name)
-            .map_err(|_| ProviderError::not_found(function))?;
+        let registered = self.found(function)?;
+        let name = registered.name();
         let max = registered.meta().scaling.max_replicas;
         let replicas = max.map_or(replicas, |max| replicas.min(max));
         registered.set_replicas(replicas);
@@ -370,7 +388,6 @@ impl Provider for LocalProvider {
         let namespace = self.namespace.clone();
         let function = function.clone();
         let changes = self.changes.subscribe();
-        let in_namespace = function.namespace == namespace;
         // The status now, then after every change that alters it; an error ends the stream.
         let statuses = stream::unfold(
             (changes, None::<FunctionStatus>, false, true),
@@ -389,15 +406,7 @@ impl Provider for LocalProvider {
                             return None;
                         }
                         first = false;
-                        let current = if in_namespace {
-                            dispatcher.registry().get(&function.name).map(|registered| {
-                                let state = state.lock().unwrap_or_else(PoisonError::into_inner);
-                                status_of(&registered, &state, &namespace)
-                            })
-                        } else {
-                            None
-                        };
-                        match current {
+                        match current_status(&dispatcher, &state, &namespace, &function) {
                             None => {
                                 let error = ProviderError::not_found(&function);
                                 return Some((Err(error), (changes, last, true, false)));
@@ -437,17 +446,29 @@ mod tests {
         LocalProvider::new(catalogue, Dispatcher::new(Registry::new()))
     }
 
+    async fn deploy(provider: &LocalProvider, deployment: FunctionDeployment) {
+        provider.deploy(deployment).await.unwrap();
+    }
+
+    async fn call(
+        provider: &LocalProvider,
+        name: &str,
+        body: &'static str,
+    ) -> std::result::Result<Response, FunctionError> {
+        provider
+            .invoke(&FunctionRef::named(name), Invocation::new(body))
+            .await
+    }
+
     #[tokio::test]
     async fn deploy_invoke_status() {
         let provider = provider();
-        provider
-            .deploy(FunctionDeployment::new("echo").with_label("team", "a"))
-            .await
-            .unwrap();
-        let response = provider
-            .invoke(&FunctionRef::named("echo"), Invocation::new("hi"))
-            .await
-            .unwrap();
+        deploy(
+            &provider,
+            FunctionDeployment::new("echo").with_label("team", "a"),
+        )
+        .await;
+        let response = call(&provider, "echo", "hi").await.unwrap();
         assert_eq!(response.body(), "hi");
         let status = provider.status(&FunctionRef::named("echo")).await.unwrap();
         assert_eq!(status.invocation_count, 1);
@@ -471,10 +492,7 @@ mod tests {
             )
             .await
             .unwrap();
-        let response = provider
-            .invoke(&FunctionRef::named("shout"), Invocation::new("hi"))
-            .await
-            .unwrap();
+        let response = call(&provider, "shout", "hi").await.unwrap();
         assert_eq!(response.body(), "HI");
         let status = provider.status(&FunctionRef::named("shout")).await.unwrap();
         assert_eq!(status.replicas, 2);
@@ -491,10 +509,7 @@ mod tests {
             .await
             .unwrap_err();
         assert!(matches!(missing, ProviderError::Invalid { .. }));
-        provider
-            .deploy(FunctionDeployment::new("echo"))
-            .await
-            .unwrap();
+        deploy(&provider, FunctionDeployment::new("echo")).await;
         let duplicate = provider
             .deploy(FunctionDeployment::new("echo"))
             .await
@@ -516,10 +531,7 @@ mod tests {
             provider.update(FunctionDeployment::new("ghost")).await,
             Err(ProviderError::NotFound { .. })
         ));
-        let err = provider
-            .invoke(&FunctionRef::named("ghost"), Invocation::new(""))
-            .await
-            .unwrap_err();
+        let err = call(&provider, "ghost", "").await.unwrap_err();
         assert_eq!(err.kind(), ErrorKind::NotFound);
         let mut logs = provider
             .logs(&FunctionRef::named("ghost"), LogQuery::new())
@@ -534,18 +546,12 @@ mod tests {
     #[tokio::test]
     async fn scale_to_zero_and_back() {
         let provider = provider();
-        provider
-            .deploy(FunctionDeployment::new("echo"))
-            .await
-            .unwrap();
+        deploy(&provider, FunctionDeployment::new("echo")).await;
         provider
             .scale(&FunctionRef::named("echo"), 0)
             .await
             .unwrap();
-        let err = provider
-            .invoke(&FunctionRef::named("echo"), Invocation::new(""))
-            .await
-            .unwrap_err();
+        let err = call(&provider, "echo", "").await.unwrap_err();
         assert_eq!(err.kind(), ErrorKind::Unavailable);
         let status = provider.status(&FunctionRef::named("echo")).await.unwrap();
         assert_eq!((status.replicas, status.available_replicas), (0, 0));
@@ -562,23 +568,14 @@ mod tests {
                 .replicas,
             3
         );
-        provider
-            .invoke(&FunctionRef::named("echo"), Invocation::new(""))
-            .await
-            .unwrap();
+        call(&provider, "echo", "").await.unwrap();
     }
 
     #[tokio::test]
     async fn update_keeps_counts_and_scale() {
         let provider = provider();
-        provider
-            .deploy(FunctionDeployment::new("echo"))
-            .await
-            .unwrap();
-        provider
-            .invoke(&FunctionRef::named("echo"), Invocation::new(""))
-            .await
-            .unwrap();
+        deploy(&provider, FunctionDeployment::new("echo")).await;
+        call(&provider, "echo", "").await.unwrap();
         provider
             .scale(&FunctionRef::named("echo"), 0)
             .await
@@ -597,14 +594,8 @@ mod tests {
     #[tokio::test]
     async fn list_and_remove() {
         let provider = provider();
-        provider
-            .deploy(FunctionDeployment::new("upper"))
-            .await
-            .unwrap();
-        provider
-            .deploy(FunctionDeployment::new("echo"))
-            .await
-            .unwrap();
+        deploy(&provider, FunctionDeployment::new("upper")).await;
+        deploy(&provider, FunctionDeployment::new("echo")).await;
         let names: Vec<_> = provider
             .list(None)
             .await
@@ -623,23 +614,14 @@ mod tests {
             .collect();
         assert_eq!(names, ["upper"]);
         // The catalogue still holds it: it can be deployed again.
-        provider
-            .deploy(FunctionDeployment::new("echo"))
-            .await
-            .unwrap();
+        deploy(&provider, FunctionDeployment::new("echo")).await;
     }
 
     #[tokio::test]
     async fn logs_hold_a_line_per_call() {
         let provider = provider();
-        provider
-            .deploy(FunctionDeployment::new("echo"))
-            .await
-            .unwrap();
-        provider
-            .invoke(&FunctionRef::named("echo"), Invocation::new("a"))
-            .await
-            .unwrap();
+        deploy(&provider, FunctionDeployment::new("echo")).await;
+        call(&provider, "echo", "a").await.unwrap();
         let err_call = Invocation::new(vec![0xff]);
         provider
             .invoke(&FunctionRef::named("echo"), err_call)

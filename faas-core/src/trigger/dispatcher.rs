@@ -162,6 +162,50 @@ impl Dispatcher {
         }
     }
 
+    /// Calls `function`, already looked up in this dispatcher's
+    /// [registry](Self::registry), once: as [`dispatch`](Self::dispatch) without
+    /// looking the function up by name again (a trigger that routed the
+    /// request has it).
+    ///
+    /// A call that finds `function` replaced in the registry since it was
+    /// looked up runs on the one given, as a call already running would.
+    ///
+    /// # Errors
+    ///
+    /// As [`dispatch`](Self::dispatch), except `NotFound`.
+    ///
+    /// ```
+    /// use faas_core::{Dispatcher, FunctionDefinition, Invocation, Registry};
+    ///
+    /// async fn shout(text: String) -> String { text.to_uppercase() }
+    ///
+    /// # tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap().block_on(async {
+    /// let dispatcher = Dispatcher::new(Registry::from([FunctionDefinition::from_handler("shout", shout)]));
+    /// let shout = dispatcher.registry().get("shout").unwrap();
+    /// let response = dispatcher.dispatch_to(&shout, Invocation::new("hi")).await.unwrap();
+    /// assert_eq!(response.body(), "HI");
+    /// # });
+    /// ```
+    #[allow(
+        clippy::manual_async_fn,
+        reason = "an `async fn` would keep a second copy of the invocation in its future"
+    )]
+    pub fn dispatch_to<'a>(
+        &'a self,
+        function: &'a RegisteredFunction,
+        mut invocation: Invocation,
+    ) -> impl Future<Output = Result<Response, FunctionError>> + Send + 'a {
+        async move {
+            self.admit_registered(function, &mut invocation)?;
+            check_body(function, &invocation)?;
+            let cancellation = invocation.context_mut().start_call();
+            let metrics = function.metrics(&self.shared.metrics);
+            let log = function.log(&self.shared.log);
+            let attempt = Attempts::new(function, &metrics, &log).start(invocation);
+            self.guarded(&cancellation, pin!(attempt), Err).await
+        }
+    }
+
     /// Calls `function` and turns an error into its JSON answer
     /// ([`FunctionError::to_response`]); the response carries `x-call-id`.
     pub fn dispatch_to_response<'a>(
@@ -279,24 +323,42 @@ impl Dispatcher {
         function: &str,
         invocation: &mut Invocation,
     ) -> Result<RegisteredFunction, FunctionError> {
-        if !self.is_accepting() {
-            return Err(FunctionError::unavailable(
-                "the host is shutting down and accepts no new calls",
-            ));
-        }
+        self.check_accepting()?;
         let registered =
             self.shared.registry.get(function).ok_or_else(|| {
                 FunctionError::not_found(format!("no function named `{function}`"))
             })?;
+        self.admit_registered(&registered, invocation)?;
+        Ok(registered)
+    }
+
+    /// As [`admit`](Self::admit), for a function already looked up.
+    fn admit_registered(
+        &self,
+        registered: &RegisteredFunction,
+        invocation: &mut Invocation,
+    ) -> Result<(), FunctionError> {
+        self.check_accepting()?;
         if !registered.is_serving() {
             return Err(FunctionError::unavailable(format!(
-                "function `{function}` is scaled to zero"
+                "function `{}` is scaled to zero",
+                registered.name()
             )));
         }
         invocation
             .context_mut()
             .set_function_name(registered.shared_name());
-        Ok(registered)
+        Ok(())
+    }
+
+    fn check_accepting(&self) -> Result<(), FunctionError> {
+        if self.is_accepting() {
+            Ok(())
+        } else {
+            Err(FunctionError::unavailable(
+                "the host is shutting down and accepts no new calls",
+            ))
+        }
     }
 
     /// Runs `call` as tracked work that a hard stop cancels: then the call's

@@ -11,7 +11,7 @@
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
@@ -73,6 +73,33 @@ impl Drop for RequestGuard {
     }
 }
 
+/// Tells every watched connection of a server to shut down when the server
+/// drains.
+///
+/// Besides the token that wakes them, a flag: a connection polled again by
+/// the same task reads the flag, where the token's state sits behind a lock.
+#[derive(Debug, Default)]
+pub(crate) struct ConnectionStop {
+    token: CancellationToken,
+    stopped: AtomicBool,
+}
+
+impl ConnectionStop {
+    pub(crate) fn new() -> Arc<Self> {
+        Arc::default()
+    }
+
+    /// Tells the connections to shut down.
+    pub(crate) fn stop(&self) {
+        self.stopped.store(true, Ordering::Release);
+        self.token.cancel();
+    }
+
+    fn is_stopped(&self) -> bool {
+        self.stopped.load(Ordering::Acquire)
+    }
+}
+
 /// Where a watched connection stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Phase {
@@ -93,7 +120,7 @@ pin_project! {
         stopped: WaitForCancellationFutureOwned,
         #[pin]
         timer: Sleep,
-        stop: CancellationToken,
+        stop: Arc<ConnectionStop>,
         activity: Arc<Activity>,
         timeout: Duration,
         // Asks the connection to finish its requests and close.
@@ -109,19 +136,19 @@ pin_project! {
 impl<C: Future> WatchedConnection<C> {
     /// Watches `connection`, whose requests report to `activity`: it is
     /// closed when no request head completes for `timeout` while nothing
-    /// runs, and shut down gracefully once `stop` is cancelled.
+    /// runs, and shut down gracefully once `stop` is given.
     /// `shut_down` asks it to finish its requests and close (hyper's
     /// `graceful_shutdown`).
     pub(crate) fn new(
         connection: C,
         activity: Arc<Activity>,
         timeout: Duration,
-        stop: CancellationToken,
+        stop: Arc<ConnectionStop>,
         shut_down: fn(Pin<&mut C>),
     ) -> Self {
         WatchedConnection {
             connection,
-            stopped: stop.clone().cancelled_owned(),
+            stopped: stop.token.clone().cancelled_owned(),
             timer: tokio::time::sleep_until(activity.opened + timeout),
             stop,
             activity,
@@ -149,7 +176,7 @@ impl<C: Future> Future for WatchedConnection<C> {
                 .as_ref()
                 .is_some_and(|waker| waker.will_wake(cx.waker()));
             let (stopped, elapsed) = if same_waker {
-                (this.stop.is_cancelled(), this.timer.is_elapsed())
+                (this.stop.is_stopped(), this.timer.is_elapsed())
             } else {
                 *this.registered = Some(cx.waker().clone());
                 (
@@ -238,7 +265,7 @@ mod tests {
             connection,
             Arc::clone(&activity),
             Duration::from_secs(30),
-            CancellationToken::new(),
+            ConnectionStop::new(),
             shut_down_idle,
         );
         assert_eq!(watched.await, Some("closed"));
@@ -255,7 +282,7 @@ mod tests {
             connection,
             Arc::clone(&activity),
             Duration::from_secs(30),
-            CancellationToken::new(),
+            ConnectionStop::new(),
             shut_down_idle,
         ));
         // A request from t=20s to t=50s, past the first timer.
@@ -279,7 +306,7 @@ mod tests {
             connection,
             Activity::new(),
             Duration::from_secs(10),
-            CancellationToken::new(),
+            ConnectionStop::new(),
             shut_down_idle,
         );
         assert_eq!(watched.await, None);
@@ -290,16 +317,16 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn the_server_draining_shuts_it_down_at_once() {
         let (connection, shut_down) = idle(false);
-        let stop = CancellationToken::new();
+        let stop = ConnectionStop::new();
         let watched = tokio::spawn(WatchedConnection::new(
             connection,
             Activity::new(),
             Duration::from_secs(3600),
-            stop.clone(),
+            Arc::clone(&stop),
             shut_down_idle,
         ));
         tokio::task::yield_now().await;
-        stop.cancel();
+        stop.stop();
         assert_eq!(watched.await.unwrap(), Some("closed"));
         assert!(shut_down.load(Ordering::SeqCst));
     }

@@ -185,9 +185,7 @@ impl RequestHeaders {
         });
         let (call_id, call_id_header) = caller_id.unwrap_or_else(|| {
             let id = CallId::new();
-            // A generated id is visible ASCII.
-            let value = HeaderValue::from_str(id.as_str())
-                .unwrap_or_else(|_| HeaderValue::from_static("-"));
+            let value = id.to_header_value();
             (id, value)
         });
         RequestHeaders {

@@ -20,7 +20,7 @@ use tokio_util::task::TaskTracker;
 
 use super::body::read_limited;
 use super::config::HttpTriggerConfig;
-use super::connection::{Activity, WatchedConnection};
+use super::connection::{Activity, ConnectionStop, WatchedConnection};
 use super::decode::{Endpoint, RequestDecoder};
 use super::headers::{RequestHeaders, X_CALL_ID};
 use super::queue::AsyncQueue;
@@ -63,7 +63,7 @@ pub(crate) async fn serve(
     });
     let builder = connection_builder(config);
     let connections = TaskTracker::new();
-    let stop_connections = CancellationToken::new();
+    let stop_connections = ConnectionStop::new();
     let local = listener.local_addr().ok();
     tracing::info!(addr = ?local, "HTTP trigger listening");
 
@@ -102,7 +102,7 @@ pub(crate) async fn serve(
             connection,
             activity,
             config.header_read_timeout(),
-            stop_connections.clone(),
+            Arc::clone(&stop_connections),
             |connection| connection.graceful_shutdown(),
         );
         connections.spawn(async move {
@@ -117,7 +117,7 @@ pub(crate) async fn serve(
     drop(listener);
     server.draining.store(true, Ordering::Release);
     queue_stop.cancel();
-    stop_connections.cancel();
+    stop_connections.stop();
     connections.close();
     tracing::info!(addr = ?local, connections = connections.len(), "HTTP trigger draining");
     let drained = tokio::time::timeout(config.drain_timeout(), async {
@@ -231,7 +231,7 @@ impl Server {
         let reply_mode = call.reply;
         match self
             .dispatcher
-            .dispatch(call.function.name(), call.invocation)
+            .dispatch_to(&call.function, call.invocation)
             .await
         {
             Ok(response) => into_reply(encode_response(response, call_id_header, reply_mode)),
