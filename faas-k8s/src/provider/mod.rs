@@ -3,6 +3,9 @@
 //!
 //! - `deploy`, `update`, `remove` write the `Function`; the operator does the rest.
 //! - `status`, `list` and `watch` read the `Function`'s status as the operator reports it;
+//!   `status` adds the calls its running pods have answered (`invocation_count`, from the
+//!   function runtime's `/metrics` on each pod, read the same way `invoke` goes: through the API
+//!   server's pod proxy, or straight to the pod in the cluster);
 //!   `wait_ready` returns once it is `Ready` for its current generation, or fails at once with
 //!   the reason when the operator reports a failure (a missing Secret, an image that cannot
 //!   run, a refused write).
@@ -35,6 +38,7 @@
 mod convert;
 mod invoke;
 mod logs;
+mod metrics;
 
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -207,7 +211,11 @@ impl Provider for KubernetesProvider {
     }
 
     async fn status(&self, function: &FunctionRef) -> ProviderResult<FunctionStatus> {
-        Ok(status_of(&self.get(function).await?))
+        let status = status_of(&self.get(function).await?);
+        let invocations =
+            metrics::invocation_count(&self.client, &self.http, &self.route, function).await;
+        let in_flight = status.in_flight;
+        Ok(status.with_invocations(invocations, in_flight))
     }
 
     async fn scale(&self, function: &FunctionRef, replicas: u32) -> ProviderResult<()> {
