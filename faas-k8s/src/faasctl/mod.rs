@@ -11,7 +11,9 @@
 //! ```
 //!
 //! `--kubeconfig`, `--context` and `-n/--namespace` work as kubectl's do; `-o json|yaml` prints
-//! for programs. Waiting shows a spinner with the function's current condition, and stops with
+//! for programs. `describe` shows the calls the function's running pods have answered
+//! (`invocationCount`, summed from the function runtime's `/metrics` on each pod through the
+//! API server, whichever way the calls came). Waiting shows a spinner with the function's current condition, and stops with
 //! the reason when the function cannot become ready. The exit codes are in [`exit`].
 
 mod args;
@@ -31,6 +33,7 @@ use kube::{Api, ResourceExt as _};
 
 pub use args::{Command, DeployArgs, FaasctlArgs, InvokeArgs, Output};
 
+use crate::error::chain;
 use crate::function::Function;
 use crate::provider::KubernetesProvider;
 
@@ -79,21 +82,6 @@ impl Failure {
             format!("{}{advice}", chain(error)),
         )
     }
-}
-
-/// An error and its sources, on one line.
-fn chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        let cause_text = cause.to_string();
-        if !text.contains(&cause_text) {
-            text.push_str(": ");
-            text.push_str(&cause_text);
-        }
-        source = cause.source();
-    }
-    text
 }
 
 async fn client(args: &FaasctlArgs) -> Result<kube::Client, Failure> {
