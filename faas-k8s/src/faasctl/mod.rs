@@ -84,7 +84,7 @@ impl Failure {
     }
 }
 
-async fn client(args: &FaasctlArgs) -> Result<kube::Client, Failure> {
+async fn config(args: &FaasctlArgs) -> Result<kube::Config, Failure> {
     let unusable = |e: &dyn std::error::Error| {
         Failure::new(
             exit::FAILED,
@@ -112,12 +112,7 @@ async fn client(args: &FaasctlArgs) -> Result<kube::Client, Failure> {
             .map_err(|e| unusable(&e))?,
         None => kube::Config::infer().await.map_err(|e| unusable(&e))?,
     };
-    kube::Client::try_from(config).map_err(|e| {
-        Failure::new(
-            exit::FAILED,
-            format!("cannot build a client: {}", chain(&e)),
-        )
-    })
+    Ok(config)
 }
 
 /// Runs `faasctl` with `args`, printing to stdout and stderr; returns the exit code.
@@ -132,12 +127,18 @@ pub async fn run(args: FaasctlArgs) -> u8 {
 }
 
 async fn execute(args: FaasctlArgs) -> Result<(), Failure> {
-    let client = client(&args).await?;
+    let config = config(&args).await?;
     let namespace = args
         .namespace
         .clone()
-        .unwrap_or_else(|| client.default_namespace().to_owned());
-    let provider = KubernetesProvider::new(client.clone());
+        .unwrap_or_else(|| config.default_namespace.clone());
+    let provider = KubernetesProvider::from_config(config).map_err(|e| {
+        Failure::new(
+            exit::FAILED,
+            format!("cannot build a client: {}", chain(&e)),
+        )
+    })?;
+    let client = provider.client().clone();
     let at = |name: &str| FunctionRef::new(&namespace, name);
     match args.command {
         Command::Deploy(deploy) => {

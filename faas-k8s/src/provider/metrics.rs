@@ -5,12 +5,15 @@
 //! the function's running pods, whatever route the calls took (the gateway, a trigger, the API
 //! server's proxy): what `faasctl invoke` followed by `faasctl describe` should show. Calls
 //! answered by pods that are gone (scaled in, replaced by a rollout) are no longer counted, as
-//! with any per-process counter; a pod that cannot be read (starting, stopping, or a caller
-//! without `get` on `pods/proxy`) adds nothing rather than failing the status.
+//! with any per-process counter; a pod that cannot be read within two seconds (starting,
+//! stopping, or a caller without `get` on `pods/proxy`) adds nothing rather than failing or
+//! holding up the status.
 //!
 //! The exposition format is read by hand for this one counter family: a line is
 //! `name{label="value",...} number`, and a parser crate would bring a regex engine and a
 //! date library into faas-k8s for it.
+
+use std::time::Duration;
 
 use bytes::Bytes;
 use faas_core::FunctionRef;
@@ -31,6 +34,10 @@ const INVOCATIONS: &str = "faas_invocations_total";
 
 /// How many pods are read at once.
 const READS_IN_FLIGHT: usize = 8;
+
+/// How long one pod's metrics may take: a status never waits on a pod that does not answer
+/// (nor on a client that retries its answers).
+const READ_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// The value of label `name` in a label set `a="x",b="y"`.
 fn label<'a>(labels: &'a str, name: &str) -> Option<&'a str> {
@@ -124,8 +131,10 @@ pub(crate) async fn invocation_count(
         }
     };
     let reads = pods.into_iter().filter(running).map(|pod| async move {
-        pod_metrics(client, http, route, &pod)
+        tokio::time::timeout(READ_TIMEOUT, pod_metrics(client, http, route, &pod))
             .await
+            .ok()
+            .flatten()
             .map_or(0, |text| invocations_in(&text, &function.name))
     });
     futures::stream::iter(reads)
