@@ -99,13 +99,19 @@ mod tests {
         }
         assert_eq!(drift(None, &json!({})), Some(Drift::Missing));
         assert_eq!(
-            difference(&live, &json!({"spec": {"containers": [{"name": "f"}, {"name": "g"}]}})),
+            difference(
+                &live,
+                &json!({"spec": {"containers": [{"name": "f"}, {"name": "g"}]}})
+            ),
             Some(".spec.containers[1]".to_owned())
         );
         assert_eq!(
             difference(&live, &json!({"spec": {"args": ["b", "a"]}})),
             Some(".spec.args".to_owned())
         );
-        assert_eq!(drift(Some(&live), &json!({"spec": {"replicas": 2.0}})), None);
+        assert_eq!(
+            drift(Some(&live), &json!({"spec": {"replicas": 2.0}})),
+            None
+        );
     }
 }

@@ -66,8 +66,8 @@ pub use leader::LeaderElection;
 pub use rbac::{
     OPERATOR_ROLE, cluster_role, leader_election_role, leader_election_rules, operator_rules,
 };
-pub use stats::OperatorStats;
 pub use resources::{
     CONTAINER_NAME, MANAGED_BY, MANAGED_BY_LABEL, VIRTUAL_NODE_SELECTOR, deployment, function_url,
     selector_labels, service,
 };
+pub use stats::OperatorStats;

@@ -170,7 +170,10 @@ faas_errors_total{function=\"shout\",kind=\"timeout\"} 1
         assert_eq!(invocations_in(METRICS, "greeter"), 9);
         assert_eq!(invocations_in("", "greeter"), 0);
         assert_eq!(
-            invocations_in("faas_invocations_total 2\nfaas_invocations_total{x=\"1\"} oops\n", "f"),
+            invocations_in(
+                "faas_invocations_total 2\nfaas_invocations_total{x=\"1\"} oops\n",
+                "f"
+            ),
             2
         );
     }
