@@ -103,7 +103,15 @@ mod tests {
                 &live,
                 &json!({"spec": {"containers": [{"name": "f"}, {"name": "g"}]}})
             ),
-            Some(".spec.containers[1]".to_owned())
+            Some(".spec.containers".to_owned()),
+            "a shorter live list differs as a whole"
+        );
+        assert_eq!(
+            difference(
+                &live,
+                &json!({"spec": {"containers": [{"name": "f", "image": "b"}]}})
+            ),
+            Some(".spec.containers[0]".to_owned())
         );
         assert_eq!(
             difference(&live, &json!({"spec": {"args": ["b", "a"]}})),
