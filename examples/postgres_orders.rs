@@ -6,16 +6,13 @@
 //! cargo run -p faas-examples --features events --example postgres_orders
 //! ```
 //!
-//! It makes the table `orders` if missing, starts the trigger (which
-//! installs its outbox and row trigger), inserts three orders, and invoices
-//! them (and any written later) until Ctrl-C.
+//! It makes the table `orders` if missing, installs the trigger's outbox
+//! and row trigger, inserts three orders, and invoices them (and any
+//! written later) until Ctrl-C.
 
 use std::error::Error;
-use std::time::Duration;
 
-use faas_core::{
-    CloudEvent, FunctionError, LocalExecutor, Registry, TriggerSpec, function, functions,
-};
+use faas_core::{CloudEvent, FunctionError, Registry, function, functions};
 use faas_triggers::postgres::{PostgresTrigger, PostgresTriggerConfig};
 use serde::Deserialize;
 use tokio_postgres::NoTls;
@@ -47,28 +44,25 @@ async fn main() -> Result<(), Box<dyn Error>> {
         )
         .await?;
     let registry = Registry::try_from_iter(functions![invoice])?;
-    let mut executor = LocalExecutor::builder(registry.clone());
-    for function in registry.iter() {
-        for spec in &function.meta().triggers {
-            if let TriggerSpec::Postgres { table } = spec {
-                let trigger =
-                    PostgresTrigger::new(function.name(), PostgresTriggerConfig::new(&url, table))?;
-                // Capture changes from now on, before the first write below.
-                trigger.install().await?;
-                executor = executor.trigger(trigger);
-            }
-        }
+    // Install the outbox and the row trigger now, so the writes below are
+    // captured whenever the runtime's trigger starts (it installs them too,
+    // idempotently).
+    PostgresTrigger::new("invoice", PostgresTriggerConfig::new(&url, "orders"))?
+        .install()
+        .await?;
+    for total in [10, 20, 30] {
+        client
+            .execute("INSERT INTO orders (total) VALUES ($1)", &[&total])
+            .await?;
     }
-    let writer = tokio::spawn(async move {
-        tokio::time::sleep(Duration::from_millis(500)).await;
-        for total in [10, 20, 30] {
-            client
-                .execute("INSERT INTO orders (total) VALUES ($1)", &[&total])
-                .await?;
-        }
-        Ok::<_, tokio_postgres::Error>(())
-    });
-    executor.build().shutdown_on_signal().run().await?;
-    writer.await??;
+    // The function runtime runs the trigger the function declares, on the
+    // database above (FAAS_POSTGRES_URL, or the local default), and serves
+    // HTTP on PORT (8080).
+    let config = faas_triggers::RuntimeConfig::from_env()?
+        .with_source_setting(faas_triggers::ENV_POSTGRES_URL, &url)?;
+    faas_triggers::Runtime::new(registry, config)
+        .shutdown_on_signal()
+        .run()
+        .await?;
     Ok(())
 }

@@ -11,8 +11,7 @@
 
 use std::error::Error;
 
-use faas_core::{Context, Json, LocalExecutor, Registry, TriggerSpec, function, functions};
-use faas_triggers::redis::{RedisStreamTrigger, RedisStreamTriggerConfig};
+use faas_core::{Context, Json, Registry, function, functions};
 use serde::Deserialize;
 
 #[derive(Deserialize)]
@@ -43,18 +42,15 @@ async fn main() -> Result<(), Box<dyn Error>> {
             .query_async(&mut connection)
             .await?;
     }
+    // The function runtime runs the trigger the function declares, on the
+    // server above (FAAS_REDIS_URL, or the local default), and serves HTTP
+    // on PORT (8080).
     let registry = Registry::try_from_iter(functions![welcome])?;
-    let mut executor = LocalExecutor::builder(registry.clone());
-    for function in registry.iter() {
-        for spec in &function.meta().triggers {
-            if let TriggerSpec::RedisStream { stream, group } = spec {
-                let name = function.name();
-                let config =
-                    RedisStreamTriggerConfig::new(&url, stream, group.as_deref().unwrap_or(name));
-                executor = executor.trigger(RedisStreamTrigger::new(name, config)?);
-            }
-        }
-    }
-    executor.build().shutdown_on_signal().run().await?;
+    let config = faas_triggers::RuntimeConfig::from_env()?
+        .with_source_setting(faas_triggers::ENV_REDIS_URL, &url)?;
+    faas_triggers::Runtime::new(registry, config)
+        .shutdown_on_signal()
+        .run()
+        .await?;
     Ok(())
 }

@@ -26,11 +26,11 @@ use std::time::{Duration, Instant};
 
 use faas_benches::report::Measurement;
 use faas_benches::traffic::{
-    BenchNode, Traffic, call, deploy, desired, pod_network, quantile, scale, sibling_binary,
-    wait_for,
+    Traffic, call, deploy, desired, pod_network, quantile, scale, sibling_binary, wait_for,
 };
 use faas_core::{FunctionDefinition, Registry};
 use faas_e2e::TestCluster;
+use faas_e2e::vnode::TestNode;
 use faas_k8s::autoscaler::ScalingPolicy;
 use faas_k8s::gateway::FunctionKey;
 use faas_k8s::node::function::{FunctionBackend, FunctionBackendConfig, function_image};
@@ -80,8 +80,8 @@ struct Bench {
     client: kube::Client,
     namespace: String,
     traffic: Traffic,
-    functions: BenchNode,
-    processes: BenchNode,
+    functions: TestNode,
+    processes: TestNode,
 }
 
 impl Bench {
@@ -183,7 +183,7 @@ async fn b4(bench: &Bench) {
         &bench.client,
         &bench.namespace,
         "cold-fn",
-        &bench.functions.name,
+        bench.functions.name(),
         0,
         function_container("cold-fn"),
     )
@@ -192,7 +192,7 @@ async fn b4(bench: &Bench) {
         &bench.client,
         &bench.namespace,
         "cold-proc",
-        &bench.processes.name,
+        bench.processes.name(),
         0,
         process_container(),
     )
@@ -235,7 +235,7 @@ async fn b5(bench: &Bench) {
                 &bench.client,
                 &bench.namespace,
                 name,
-                &bench.functions.name,
+                bench.functions.name(),
                 0,
                 function_container(name),
             )
@@ -296,7 +296,7 @@ async fn b7(bench: &Bench, target: f64) {
         &bench.client,
         &bench.namespace,
         name,
-        &bench.functions.name,
+        bench.functions.name(),
         1,
         function_container("step"),
     )
@@ -414,9 +414,9 @@ async fn main() {
         }
     }
     let (network, cidr) = pod_network(1);
-    let functions = BenchNode::start(
+    let functions = TestNode::start(
         &cluster,
-        &format!("bench-fn-{}", std::process::id()),
+        format!("bench-fn-{}", std::process::id()),
         Arc::new(FunctionBackend::new(
             FunctionBackendConfig::new(registry)
                 .with_addresses(AddressPool::new(cidr.parse().expect("a CIDR")))
@@ -424,12 +424,13 @@ async fn main() {
                 .with_capacity(Capacity::new("64", "64Gi", 500)),
         )),
     )
-    .await;
+    .await
+    .expect("the function node becomes Ready");
     let (network, cidr) = pod_network(2);
     let process_name = format!("bench-proc-{}", std::process::id());
-    let processes = BenchNode::start(
+    let processes = TestNode::start(
         &cluster,
-        &process_name,
+        process_name.clone(),
         Arc::new(
             ProcessBackend::new(
                 ProcessBackendConfig::new(std::env::temp_dir().join(&process_name))
@@ -447,7 +448,8 @@ async fn main() {
             .expect("the process backend starts (root, ip and nsenter are needed)"),
         ),
     )
-    .await;
+    .await
+    .expect("the process node becomes Ready");
     let target = 2.0;
     let policy = ScalingPolicy::builder()
         .target_concurrency(target)
@@ -484,7 +486,13 @@ async fn main() {
         cluster,
         ..
     } = bench;
-    functions.stop().await;
-    processes.stop().await;
+    functions
+        .stop()
+        .await
+        .expect("the function node stops cleanly");
+    processes
+        .stop()
+        .await
+        .expect("the process node stops cleanly");
     drop(cluster);
 }

@@ -12,11 +12,10 @@ use faas_e2e::TestCluster;
 use faas_k8s::autoscaler::{Autoscaler, AutoscalerConfig, ScaleTarget, ScalingPolicy};
 use faas_k8s::gateway::{FUNCTION_LABEL, FunctionKey, Gateway, GatewayConfig, RoutingTable};
 use faas_k8s::node::network::PodNetwork;
-use faas_k8s::node::{KubeletTls, NodeConfig, PodBackend, ShutdownHandle, VirtualNode};
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::{Node, Service};
+use k8s_openapi::api::core::v1::Service;
 use kube::Api;
-use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
+use kube::api::{Patch, PatchParams, PostParams};
 use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_util::sync::CancellationToken;
@@ -25,66 +24,6 @@ use tokio_util::sync::CancellationToken;
 pub const NETNS: &str = "faasbench";
 /// The range routed into it.
 pub const NETNS_CIDR: &str = "10.247.0.0/16";
-
-/// A virtual node run in this process.
-pub struct BenchNode {
-    /// The Node's name (pods select it by `kubernetes.io/hostname`).
-    pub name: String,
-    client: kube::Client,
-    shutdown: ShutdownHandle,
-    task: tokio::task::JoinHandle<faas_k8s::Result<()>>,
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port on loopback")
-}
-
-impl BenchNode {
-    /// Runs a node named `name` on `backend` and waits until it is Ready.
-    pub async fn start(cluster: &TestCluster, name: &str, backend: Arc<dyn PodBackend>) -> Self {
-        let pki = &cluster.paths().pki;
-        let config = NodeConfig::builder(name)
-            .kubelet_port(free_port())
-            .kubelet_tls(KubeletTls {
-                cert: pki.kubelet_cert.clone(),
-                key: pki.kubelet_key.clone(),
-                client_ca: pki.ca_cert.clone(),
-            })
-            .build()
-            .expect("a valid node configuration");
-        let node = VirtualNode::with_shared_backend(cluster.client(), config, backend);
-        let shutdown = node.shutdown_handle();
-        let task = tokio::spawn(node.run());
-        let nodes: Api<Node> = Api::all(cluster.client());
-        wait_for(&format!("node {name} Ready"), || async {
-            nodes
-                .get_opt(name)
-                .await
-                .ok()
-                .flatten()
-                .and_then(|n| n.status?.conditions)
-                .is_some_and(|cs| cs.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
-        })
-        .await;
-        BenchNode {
-            name: name.to_owned(),
-            client: cluster.client(),
-            shutdown,
-            task,
-        }
-    }
-
-    /// Stops the node and removes its Node object.
-    pub async fn stop(self) {
-        self.shutdown.shutdown();
-        let _ = self.task.await;
-        let nodes: Api<Node> = Api::all(self.client);
-        let _ = nodes.delete(&self.name, &DeleteParams::default()).await;
-    }
-}
 
 /// A pod network in [`NETNS`] with the /24 number `n`.
 pub fn pod_network(n: u8) -> (PodNetwork, String) {

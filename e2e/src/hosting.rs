@@ -8,21 +8,24 @@ use std::sync::atomic::{AtomicU8, Ordering};
 use std::time::Duration;
 
 use faas_core::Registry;
+use faas_k8s::error::ErrorChain;
 use faas_k8s::node::AddressPool;
 use faas_k8s::node::function::{FunctionBackend, FunctionBackendConfig};
 use faas_k8s::node::network::PodNetwork;
-use faas_k8s::node::{Capacity, KubeletTls, NodeConfig, PodBackend, ShutdownHandle, VirtualNode};
+use faas_k8s::node::{Capacity, PodBackend};
 use faas_k8s::operator::{
     FunctionController, OperatorConfig, OperatorStats, cluster_role, install_crd,
     leader_election_role,
 };
 use k8s_openapi::api::authentication::v1::{TokenRequest, TokenRequestSpec};
-use k8s_openapi::api::core::v1::{Node, ServiceAccount};
+use k8s_openapi::api::core::v1::ServiceAccount;
 use k8s_openapi::api::rbac::v1::{ClusterRole, Role, RoleBinding, RoleRef, Subject};
 use kube::Api;
-use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
+use kube::api::{Patch, PatchParams, PostParams};
 
+use crate::vnode::{TestNode, unique_name};
 use crate::wait::{self, Poll};
+
 use crate::{Error, Result, TestCluster, TestNamespace};
 
 /// The network namespace of the hosting tests' function pods.
@@ -47,19 +50,7 @@ pub async fn serial() -> tokio::sync::MutexGuard<'static, ()> {
 pub async fn install_function_crd(cluster: &TestCluster) -> Result<()> {
     install_crd(&cluster.client())
         .await
-        .map_err(|e| Error::Setup(format!("installing the Function CRD: {}", chain(&e))))
-}
-
-/// An error and its sources, on one line.
-fn chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
+        .map_err(|e| Error::Setup(format!("installing the Function CRD: {}", ErrorChain(&e))))
 }
 
 /// A client for the ServiceAccount `account` of `ns` (a bound token from the TokenRequest API).
@@ -252,23 +243,9 @@ pub fn test_config(ns: &TestNamespace) -> OperatorConfig {
         .with_secret_retry(Duration::from_secs(1))
 }
 
-/// A virtual node whose pods are served by a [`FunctionBackend`] in [`HOSTING_NETNS`].
-pub struct FunctionNode {
-    name: String,
-    backend: Arc<dyn PodBackend>,
-    client: kube::Client,
-    shutdown: ShutdownHandle,
-    task: tokio::task::JoinHandle<faas_k8s::Result<()>>,
-    stopped: bool,
-    config: kube::Config,
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port on loopback")
-}
+/// A virtual node whose pods are served by a [`FunctionBackend`] in [`HOSTING_NETNS`]: a
+/// [`TestNode`] (which it dereferences to) on the functions of a registry.
+pub struct FunctionNode(TestNode);
 
 impl FunctionNode {
     /// Starts a node serving `registry` and waits until it is Ready.
@@ -278,10 +255,6 @@ impl FunctionNode {
     /// When the node does not become Ready.
     pub async fn start(cluster: &TestCluster, registry: Registry) -> Result<Self> {
         let n = NEXT_NODE.fetch_add(1, Ordering::SeqCst);
-        let name = format!(
-            "vn-host-{}-{n}",
-            &uuid::Uuid::new_v4().simple().to_string()[..6]
-        );
         let cidr = format!("10.213.{}.0/24", 1 + u32::from(n));
         let backend: Arc<dyn PodBackend> = Arc::new(FunctionBackend::new(
             FunctionBackendConfig::new(registry)
@@ -291,77 +264,8 @@ impl FunctionNode {
                 .with_network(PodNetwork::namespace(HOSTING_NETNS, HOSTING_NETNS_CIDR))
                 .with_capacity(Capacity::new("16", "16Gi", 500)),
         ));
-        let pki = &cluster.paths().pki;
-        let config = NodeConfig::builder(&name)
-            .kubelet_port(free_port())
-            .kubelet_tls(KubeletTls {
-                cert: pki.kubelet_cert.clone(),
-                key: pki.kubelet_key.clone(),
-                client_ca: pki.ca_cert.clone(),
-            })
-            .restart_backoff(Duration::from_millis(200), Duration::from_secs(2))
-            .config_retry_interval(Duration::from_millis(500))
-            .build()
-            .map_err(|e| Error::Setup(format!("node configuration: {e}")))?;
-        let node = VirtualNode::with_shared_backend(cluster.client(), config, backend.clone());
-        let shutdown = node.shutdown_handle();
-        let task = tokio::spawn(node.run());
-        let nodes: Api<Node> = Api::all(cluster.client());
-        wait::until(format!("node {name} to be Ready"), || {
-            let nodes = nodes.clone();
-            let name = name.clone();
-            async move {
-                let ready = nodes.get_opt(&name).await?.is_some_and(|node| {
-                    node.status
-                        .and_then(|s| s.conditions)
-                        .into_iter()
-                        .flatten()
-                        .any(|c| c.type_ == "Ready" && c.status == "True")
-                });
-                Ok(if ready {
-                    Poll::Ready(())
-                } else {
-                    Poll::Pending("not Ready yet".to_owned())
-                })
-            }
-        })
-        .await?;
-        Ok(FunctionNode {
-            name,
-            backend,
-            client: cluster.client(),
-            shutdown,
-            task,
-            stopped: false,
-            config: cluster.config().clone(),
-        })
-    }
-
-    /// The node's name.
-    pub fn name(&self) -> &str {
-        &self.name
-    }
-
-    /// Waits until the backend runs exactly `count` pods (0: nothing is left on the node).
-    ///
-    /// # Errors
-    ///
-    /// When it does not happen within the wait's timeout.
-    pub async fn wait_backend_pods(&self, count: usize) -> Result<()> {
-        wait::until(
-            format!("{count} pods running on node {}", self.name),
-            || {
-                let backend = self.backend.clone();
-                async move {
-                    Ok(match backend.list().await {
-                        Ok(list) if list.len() == count => Poll::Ready(()),
-                        Ok(list) => Poll::Pending(format!("{} pods", list.len())),
-                        Err(e) => Poll::Pending(format!("listing failed: {e}")),
-                    })
-                }
-            },
-        )
-        .await
+        let name = unique_name(&format!("vn-host-{n}"));
+        TestNode::start(cluster, name, backend).await.map(Self)
     }
 
     /// Stops the node and deletes its Node object.
@@ -369,38 +273,16 @@ impl FunctionNode {
     /// # Panics
     ///
     /// When the node failed or panicked.
-    pub async fn stop(mut self) {
-        self.stopped = true;
-        self.shutdown.shutdown();
-        let result = (&mut self.task).await.expect("the node does not panic");
-        assert!(result.is_ok(), "the node ended with {result:?}");
-        let nodes: Api<Node> = Api::all(self.client.clone());
-        let _ = nodes.delete(&self.name, &DeleteParams::default()).await;
+    pub async fn stop(self) {
+        let result = self.0.stop().await;
+        assert!(result.is_ok(), "{result:?}");
     }
 }
 
-impl Drop for FunctionNode {
-    /// A test that failed half-way still deletes its Node, so its pods are collected.
-    fn drop(&mut self) {
-        if self.stopped {
-            return;
-        }
-        self.shutdown.shutdown();
-        let name = self.name.clone();
-        let config = self.config.clone();
-        let _ = std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()?;
-            runtime.block_on(async move {
-                let client = kube::Client::try_from(config).map_err(std::io::Error::other)?;
-                Api::<Node>::all(client)
-                    .delete(&name, &DeleteParams::default())
-                    .await
-                    .map(|_| ())
-                    .map_err(std::io::Error::other)
-            })
-        })
-        .join();
+impl std::ops::Deref for FunctionNode {
+    type Target = TestNode;
+
+    fn deref(&self) -> &TestNode {
+        &self.0
     }
 }

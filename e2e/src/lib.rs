@@ -15,6 +15,8 @@
 //! - [`wait`]: helpers that watch or poll until a condition holds, with a
 //!   generous timeout (`FAAS_E2E_TIMEOUT_SECS`, 180 s by default) and an
 //!   error that says what was awaited and what was last seen.
+//! - [`vnode`]: a virtual node run in the test's process on any pod backend,
+//!   whose Node is deleted even when the test fails half-way.
 //!
 //! ```no_run
 //! use faas_e2e::{TestCluster, wait};
@@ -43,6 +45,7 @@ mod error;
 pub mod hosting;
 mod kubectl;
 mod namespace;
+pub mod vnode;
 pub mod wait;
 
 pub use cluster::{ClusterPaths, ClusterPki, NO_CONTROL_PLANE, TestCluster};

@@ -15,6 +15,8 @@ use kube::Resource;
 use kube::runtime::wait::await_condition;
 use serde::de::DeserializeOwned;
 
+use faas_k8s::error::ErrorChain;
+
 use crate::{Error, Result};
 
 const DEFAULT_TIMEOUT_SECS: u64 = 180;
@@ -92,7 +94,7 @@ where
         match tokio::time::timeout_at(deadline, check()).await {
             Ok(Ok(Poll::Ready(value))) => return Ok(value),
             Ok(Ok(Poll::Pending(seen))) => last = Some(seen),
-            Ok(Err(err)) => last = Some(error_chain(&err)),
+            Ok(Err(err)) => last = Some(ErrorChain(&err).to_string()),
             Err(_) => {}
         }
         let delay = delays.next().unwrap_or(MAX_DELAY);
@@ -134,7 +136,7 @@ where
             let last = match api.get_opt(name).await {
                 Ok(Some(object)) => format!("{object:?}"),
                 Ok(None) => format!("{name} does not exist"),
-                Err(err) => error_chain(&err),
+                Err(err) => ErrorChain(&err).to_string(),
             };
             Err(Error::Timeout {
                 what: what.to_string(),
@@ -161,17 +163,6 @@ where
             last: Some(format!("{name} still exists")),
         }),
     }
-}
-
-fn error_chain(err: &dyn std::error::Error) -> String {
-    let mut text = err.to_string();
-    let mut source = err.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }
 
 #[cfg(test)]

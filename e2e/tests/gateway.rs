@@ -17,6 +17,7 @@ use faas_e2e::hosting::{
     FunctionNode, TestOperator, install_function_crd, operator_client, serial,
     service_account_client,
 };
+use faas_e2e::vnode::{TestNode, unique_name as unique};
 use faas_e2e::wait::{self, Poll};
 use faas_e2e::{TestCluster, TestNamespace};
 use faas_k8s::autoscaler::{Autoscaler, AutoscalerConfig, ScaleTarget, ScalingPolicy};
@@ -27,13 +28,12 @@ use faas_k8s::gateway::{
 use faas_k8s::node::function::function_image;
 use faas_k8s::node::network::PodNetwork;
 use faas_k8s::node::process::{ImageMap, ProcessBackend, ProcessBackendConfig, ShutdownPolicy};
-use faas_k8s::node::{AddressPool, Capacity, KubeletTls, NodeConfig, ShutdownHandle, VirtualNode};
+use faas_k8s::node::{AddressPool, Capacity};
 use faas_k8s::provider::KubernetesProvider;
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::{Node, Pod};
+use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::api::rbac::v1::{Role, RoleBinding, RoleRef, Subject};
-use kube::Api;
-use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams};
+use kube::api::{ListParams, Patch, PatchParams, PostParams};
 use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_util::sync::CancellationToken;
@@ -69,132 +69,33 @@ fn registry() -> Registry {
     ])
 }
 
-fn unique(prefix: &str) -> String {
-    format!(
-        "{prefix}-{}",
-        &uuid::Uuid::new_v4().simple().to_string()[..8]
-    )
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port on loopback")
-}
-
 /// A virtual node running each container as an OS process (the function binary of this crate).
-struct ProcessNode {
-    name: String,
-    client: kube::Client,
-    config: kube::Config,
-    stopped: bool,
-    shutdown: ShutdownHandle,
-    task: tokio::task::JoinHandle<faas_k8s::Result<()>>,
-}
-
-impl ProcessNode {
-    async fn start(cluster: &TestCluster) -> Self {
-        let name = unique("gw-proc");
-        let n = NEXT_RANGE.fetch_add(1, Ordering::SeqCst);
-        let backend = ProcessBackend::new(
-            ProcessBackendConfig::new(
-                std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
-                    .join("gateway")
-                    .join(&name),
-            )
-            .with_images(
-                ImageMap::new()
-                    .with_image(FUNCTION_BINARY, env!("CARGO_BIN_EXE_faas-test-function")),
-            )
-            .with_addresses(AddressPool::new(
-                format!("10.246.{n}.0/24").parse().expect("a CIDR"),
-            ))
-            .with_network(PodNetwork::namespace(NETNS, NETNS_CIDR))
-            .with_capacity(Capacity::new("8", "8Gi", 50))
-            .with_on_drop(ShutdownPolicy::StopAll {
-                grace: Duration::from_secs(1),
-            }),
+async fn process_node(cluster: &TestCluster) -> TestNode {
+    let name = unique("gw-proc");
+    let n = NEXT_RANGE.fetch_add(1, Ordering::SeqCst);
+    let backend = ProcessBackend::new(
+        ProcessBackendConfig::new(
+            std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+                .join("gateway")
+                .join(&name),
         )
+        .with_images(
+            ImageMap::new().with_image(FUNCTION_BINARY, env!("CARGO_BIN_EXE_faas-test-function")),
+        )
+        .with_addresses(AddressPool::new(
+            format!("10.246.{n}.0/24").parse().expect("a CIDR"),
+        ))
+        .with_network(PodNetwork::namespace(NETNS, NETNS_CIDR))
+        .with_capacity(Capacity::new("8", "8Gi", 50))
+        .with_on_drop(ShutdownPolicy::StopAll {
+            grace: Duration::from_secs(1),
+        }),
+    )
+    .await
+    .expect("the process backend starts (a pod network namespace needs root, ip and nsenter)");
+    TestNode::start(cluster, name, Arc::new(backend))
         .await
-        .expect("the process backend starts (a pod network namespace needs root, ip and nsenter)");
-        let pki = &cluster.paths().pki;
-        let config = NodeConfig::builder(&name)
-            .kubelet_port(free_port())
-            .kubelet_tls(KubeletTls {
-                cert: pki.kubelet_cert.clone(),
-                key: pki.kubelet_key.clone(),
-                client_ca: pki.ca_cert.clone(),
-            })
-            .build()
-            .expect("a valid node configuration");
-        let node = VirtualNode::with_shared_backend(cluster.client(), config, Arc::new(backend));
-        let shutdown = node.shutdown_handle();
-        let task = tokio::spawn(node.run());
-        let this = ProcessNode {
-            name,
-            client: cluster.client(),
-            config: cluster.config().clone(),
-            stopped: false,
-            shutdown,
-            task,
-        };
-        let nodes: Api<Node> = Api::all(this.client.clone());
-        let node_name = this.name.clone();
-        wait::until(format!("node {node_name} Ready"), || {
-            let nodes = nodes.clone();
-            let name = node_name.clone();
-            async move {
-                let node = nodes.get_opt(&name).await?;
-                let ready = node
-                    .and_then(|n| n.status?.conditions)
-                    .is_some_and(|cs| cs.iter().any(|c| c.type_ == "Ready" && c.status == "True"));
-                Ok(if ready {
-                    Poll::Ready(())
-                } else {
-                    Poll::Pending("not Ready".to_owned())
-                })
-            }
-        })
-        .await
-        .expect("the virtual node registers");
-        this
-    }
-
-    async fn stop(mut self) {
-        self.shutdown.shutdown();
-        let _ = (&mut self.task).await;
-        let nodes: Api<Node> = Api::all(self.client.clone());
-        let _ = nodes.delete(&self.name, &DeleteParams::default()).await;
-        self.stopped = true;
-    }
-}
-
-impl Drop for ProcessNode {
-    /// A test that failed half-way still removes its Node, so the pods bound to it are
-    /// collected and the namespace can go.
-    fn drop(&mut self) {
-        self.shutdown.shutdown();
-        if self.stopped {
-            return;
-        }
-        let (name, config) = (self.name.clone(), self.config.clone());
-        let _ = std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()?;
-            runtime.block_on(async move {
-                let client = kube::Client::try_from(config).map_err(std::io::Error::other)?;
-                let nodes: Api<Node> = Api::all(client);
-                nodes
-                    .delete(&name, &DeleteParams::default())
-                    .await
-                    .map(|_| ())
-                    .map_err(std::io::Error::other)
-            })
-        })
-        .join();
-    }
+        .expect("the virtual node registers")
 }
 
 /// A Function placed on the virtual node, running `image`, with a short drain.
@@ -752,7 +653,7 @@ async fn a_pod_process_killed_mid_load_fails_no_call() -> TestResult {
     let _serial = serial().await;
     let cluster = TestCluster::require().await;
     install_function_crd(&cluster).await?;
-    let node = ProcessNode::start(&cluster).await;
+    let node = process_node(&cluster).await;
     let ns = cluster.namespace("gw-kill").await?;
     let seed = Seed::start(&cluster, &ns, TrafficOptions::default()).await;
     let tag = unique("kill");
@@ -805,7 +706,7 @@ async fn a_pod_process_killed_mid_load_fails_no_call() -> TestResult {
 
     seed.stop().await;
     ns.delete().await?;
-    node.stop().await;
+    node.stop().await?;
     Ok(())
 }
 

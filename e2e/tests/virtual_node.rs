@@ -175,11 +175,11 @@ async fn deployment_runs_ready_pods_that_answer_and_scales_down() -> TestResult 
     })
     .await?;
     wait_tagged_processes(&tag, 1).await;
-    wait_backend_pods(&node.backend, 1).await;
+    node.wait_backend_pods(1).await;
 
     scale(&ns, "web", 0).await;
     wait_tagged_processes(&tag, 0).await;
-    wait_backend_pods(&node.backend, 0).await;
+    node.wait_backend_pods(0).await;
     ns.delete().await?;
     node.stop().await;
     Ok(())
@@ -768,7 +768,7 @@ async fn function_backend_serves_a_registered_function_on_the_pod_address() -> T
         "the function pod's log is served through the API server"
     );
     scale(&ns, "hello", 0).await;
-    wait_backend_pods(&node.backend, 0).await;
+    node.wait_backend_pods(0).await;
     ns.delete().await?;
     node.stop().await;
     Ok(())
@@ -891,10 +891,9 @@ async fn node_whose_pod_task_dies_stops_and_goes_not_ready() -> TestResult {
     let mut node = TestNode::start_on(&cluster, unique("vn-die"), Arc::new(backend)).await;
 
     trigger.notify_one();
-    let ended = tokio::time::timeout(wait::timeout(), &mut node.task)
+    let ended = tokio::time::timeout(wait::timeout(), node.ended())
         .await
-        .map_err(|_| "the node kept running after its pod task died")?
-        .expect("the node's own task does not panic");
+        .map_err(|_| "the node kept running after its pod task died")?;
     let err = ended.expect_err("a node whose pod task died returns an error");
     assert!(
         matches!(&err, faas_k8s::Error::NodeTaskEnded { task, reason } if task == "pods" && reason.contains("the change stream broke")),
@@ -920,7 +919,6 @@ async fn node_whose_pod_task_dies_stops_and_goes_not_ready() -> TestResult {
             .contains("pods task ended"),
         "{ready:?}"
     );
-    node.stopped = true;
     let _ = nodes.delete(&node.name, &DeleteParams::default()).await;
     Ok(())
 }

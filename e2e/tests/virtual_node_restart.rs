@@ -194,7 +194,7 @@ async fn node_and_its_pods_ride_out_an_api_server_and_etcd_restart() -> TestResu
         1,
         "one process from before survives, the deleted pod's is gone"
     );
-    wait_backend_pods(&node.backend, 3).await;
+    node.wait_backend_pods(3).await;
 
     ns.delete().await?;
     node.stop().await;

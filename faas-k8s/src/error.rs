@@ -82,21 +82,41 @@ impl Error {
     }
 }
 
-/// An error and its sources on one line, each cause once (a message that already quotes its
-/// source does not repeat it).
-pub(crate) fn chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        let cause_text = cause.to_string();
-        if !text.contains(&cause_text) {
-            text.push_str(": ");
-            text.push_str(&cause_text);
-        }
-        source = cause.source();
-    }
-    text
-}
-
 /// The result type of this crate.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// An error shown with its sources on one line, `what failed: why: root cause`, leaving out a
+/// source whose text the line already holds (errors that repeat their source in their own
+/// message).
+///
+/// ```
+/// use faas_k8s::error::ErrorChain;
+///
+/// let io = std::io::Error::other("connection refused");
+/// let error = faas_k8s::Error::Tls {
+///     context: "reading the client CA".into(),
+///     source: Box::new(io),
+/// };
+/// assert_eq!(
+///     ErrorChain(&error).to_string(),
+///     "kubelet API TLS set-up failed: reading the client CA: connection refused"
+/// );
+/// ```
+#[derive(Debug, Clone, Copy)]
+pub struct ErrorChain<'a>(pub &'a (dyn std::error::Error + 'a));
+
+impl std::fmt::Display for ErrorChain<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut text = self.0.to_string();
+        let mut source = self.0.source();
+        while let Some(cause) = source {
+            let cause_text = cause.to_string();
+            if !text.contains(&cause_text) {
+                text.push_str(": ");
+                text.push_str(&cause_text);
+            }
+            source = cause.source();
+        }
+        f.write_str(&text)
+    }
+}

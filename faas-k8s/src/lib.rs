@@ -76,6 +76,8 @@
 //! | `nats` | no | durable asynchronous calls in the gateway ([`gateway::JetStreamQueue`]): a NATS JetStream stream and durable consumer instead of the in-memory queue |
 
 pub mod autoscaler;
+#[cfg(feature = "cli")]
+pub mod cli;
 pub mod error;
 #[cfg(feature = "cli")]
 pub mod faasctl;

@@ -15,15 +15,17 @@ use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 
-use crate::http::{X_CALL_ID, X_TIMEOUT};
+use crate::http::{X_ATTEMPT, X_CALL_ID, X_TIMEOUT};
 use crate::{Error, Result};
 
 /// How long connecting to the gateway may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Calls `POST {gateway}/function/{name}` with the invocation's headers and
-/// body, `x-call-id` (the event's id) and `x-timeout` (what is left of its
-/// deadline, else the policy's timeout).
+/// body, `x-call-id` (the event's id), `x-attempt` (the delivery count of
+/// the event, which the function runtime behind the gateway makes the
+/// call's [`Context::attempt`](faas_core::Context::attempt)) and
+/// `x-timeout` (what is left of its deadline, else the policy's timeout).
 ///
 /// A 2xx answer is the function's response. An error answer is read back
 /// into its [`FunctionError`] (the JSON error body every faas host writes),
@@ -107,6 +109,7 @@ impl Invoker for GatewayInvoker {
         })?;
         let timeout = invocation.context().remaining().or(self.policy.timeout());
         let call_id = invocation.context().call_id().clone();
+        let attempt = invocation.context().attempt();
         let (parts, body, _) = invocation.into_parts();
         let mut request = Request::new(Full::new(body));
         *request.method_mut() = Method::POST;
@@ -121,6 +124,7 @@ impl Invoker for GatewayInvoker {
         if let Ok(value) = HeaderValue::from_str(call_id.as_str()) {
             headers.insert(X_CALL_ID, value);
         }
+        headers.insert(X_ATTEMPT, HeaderValue::from(attempt));
         if let Some(value) = timeout.and_then(|timeout| {
             HeaderValue::from_str(&format!("{:.3}", timeout.as_secs_f64())).ok()
         }) {

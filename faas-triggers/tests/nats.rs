@@ -9,9 +9,11 @@ use std::time::Duration;
 
 use async_nats::jetstream::{self, stream};
 use events::process::{ServerProcess, scratch_dir};
-use events::{Host, PATIENCE, Recorder, accept, free_port, server_env, unique};
+use events::{
+    Host, PATIENCE, Recorder, accept, free_port, quick_retries, server_env, unique, wait_lag_zero,
+};
 use faas_core::trigger::LagSource;
-use faas_core::{FunctionError, InMemoryDeadLetter, InvocationPolicy, Registry, RetryPolicy};
+use faas_core::{FunctionError, InMemoryDeadLetter, InvocationPolicy, Registry};
 use faas_triggers::Error;
 use faas_triggers::nats::{EVENT_TYPE, NatsTrigger, NatsTriggerConfig};
 use futures::StreamExt as _;
@@ -43,13 +45,6 @@ async fn publish(js: &jetstream::Context, subject: String, payload: String) {
         .expect("publish")
         .await
         .expect("stored");
-}
-
-fn quick_retries(attempts: u32) -> RetryPolicy {
-    RetryPolicy::new(attempts)
-        .with_initial_backoff(Duration::from_millis(50))
-        .with_max_backoff(Duration::from_millis(200))
-        .with_jitter(0.0)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -84,17 +79,7 @@ async fn each_message_arrives_once_as_a_cloudevent_and_is_acked() {
     assert_eq!(first.data, br#"{"n":0}"#);
     assert_eq!(first.content_type.as_deref(), Some("application/json"));
     // Acked: nothing pending or waiting for an ack once the calls are done.
-    let wait = async {
-        loop {
-            if lag.lag().await.unwrap().pending == 0 {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    };
-    tokio::time::timeout(PATIENCE, wait)
-        .await
-        .expect("the consumer acks everything");
+    wait_lag_zero(&lag).await;
     assert!(!lag.lag().await.unwrap().active);
     host.stop().await.unwrap();
     assert_eq!(recorder.all().len(), 20, "no redelivery after the acks");
@@ -129,13 +114,7 @@ async fn a_failure_is_redelivered_by_the_broker_with_the_next_attempt_number() {
     let prefix = stream_for(&js, &name).await;
     publish(&js, format!("{prefix}.x"), "hello".into()).await;
     let recorder = Recorder::default();
-    let verdict: events::Verdict = Arc::new(|seen| {
-        if seen.attempt < 3 {
-            Err(FunctionError::internal("not yet"))
-        } else {
-            Ok(())
-        }
-    });
+    let verdict = events::fails_before(3);
     let policy = InvocationPolicy::default().with_retry(quick_retries(5));
     let registry = Registry::from([recorder.function("flaky", verdict, policy)]);
     let trigger = NatsTrigger::new("flaky", NatsTriggerConfig::new(&url, &name, "c")).unwrap();

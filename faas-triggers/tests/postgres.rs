@@ -7,9 +7,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use events::process::{postgres_server, scratch_dir};
-use events::{Host, PATIENCE, Recorder, accept, free_port, server_env, unique};
+use events::{
+    Host, PATIENCE, Recorder, accept, free_port, quick_retries, server_env, unique, wait_lag_zero,
+};
 use faas_core::trigger::LagSource;
-use faas_core::{FunctionError, InvocationPolicy, Registry, RetryPolicy};
+use faas_core::{FunctionError, InvocationPolicy, Registry};
 use faas_triggers::postgres::{PostgresTrigger, PostgresTriggerConfig, RowChange};
 use tokio_postgres::{Client, NoTls};
 
@@ -55,27 +57,6 @@ async fn wait_installed(client: &Client, subscriber: &str) {
     tokio::time::timeout(PATIENCE, wait)
         .await
         .expect("the setup SQL ran");
-}
-
-async fn wait_lag_zero(lag: &impl LagSource) {
-    let wait = async {
-        loop {
-            if lag.lag().await.unwrap().pending == 0 {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    };
-    tokio::time::timeout(PATIENCE, wait)
-        .await
-        .expect("every row settled");
-}
-
-fn quick_retries(attempts: u32) -> RetryPolicy {
-    RetryPolicy::new(attempts)
-        .with_initial_backoff(Duration::from_millis(50))
-        .with_max_backoff(Duration::from_millis(200))
-        .with_jitter(0.0)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -175,13 +156,7 @@ async fn a_failure_is_claimed_again_with_the_next_attempt_number() {
     table(&db, &name).await;
     let subscriber = unique("flaky").to_lowercase();
     let recorder = Recorder::default();
-    let verdict: events::Verdict = Arc::new(|seen| {
-        if seen.attempt < 3 {
-            Err(FunctionError::internal("not yet"))
-        } else {
-            Ok(())
-        }
-    });
+    let verdict = events::fails_before(3);
     let policy = InvocationPolicy::default().with_retry(quick_retries(5));
     let registry = Registry::from([recorder.function("flaky", verdict, policy)]);
     let config = PostgresTriggerConfig::new(&url, &name)

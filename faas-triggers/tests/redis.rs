@@ -7,9 +7,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use events::process::{ServerProcess, scratch_dir};
-use events::{Host, PATIENCE, Recorder, accept, free_port, server_env, unique};
+use events::{
+    Host, PATIENCE, Recorder, accept, free_port, quick_retries, server_env, unique, wait_lag_zero,
+};
 use faas_core::trigger::LagSource;
-use faas_core::{FunctionError, InvocationPolicy, Registry, RetryPolicy};
+use faas_core::{FunctionError, InvocationPolicy, Registry};
+use faas_triggers::gateway::GatewayInvoker;
 use faas_triggers::redis::{EVENT_TYPE, RedisStreamTrigger, RedisStreamTriggerConfig};
 use redis::aio::MultiplexedConnection;
 
@@ -34,27 +37,6 @@ async fn add(connection: &mut MultiplexedConnection, stream: &str, data: &str) -
         .query_async(connection)
         .await
         .expect("XADD")
-}
-
-fn quick_retries(attempts: u32) -> RetryPolicy {
-    RetryPolicy::new(attempts)
-        .with_initial_backoff(Duration::from_millis(50))
-        .with_max_backoff(Duration::from_millis(200))
-        .with_jitter(0.0)
-}
-
-async fn wait_lag_zero(lag: &impl LagSource) {
-    let wait = async {
-        loop {
-            if lag.lag().await.unwrap().pending == 0 {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    };
-    tokio::time::timeout(PATIENCE, wait)
-        .await
-        .expect("everything acked");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -114,13 +96,7 @@ async fn a_failure_is_claimed_again_with_the_next_delivery_count() {
     let stream = unique("flaky");
     add(&mut redis, &stream, "hello").await;
     let recorder = Recorder::default();
-    let verdict: events::Verdict = Arc::new(|seen| {
-        if seen.attempt < 3 {
-            Err(FunctionError::internal("not yet"))
-        } else {
-            Ok(())
-        }
-    });
+    let verdict = events::fails_before(3);
     let policy = InvocationPolicy::default().with_retry(quick_retries(5));
     let registry = Registry::from([recorder.function("flaky", verdict, policy)]);
     let trigger =
@@ -208,31 +184,14 @@ async fn entries_a_dead_consumer_left_are_reclaimed() {
         add(&mut redis, &stream, &n.to_string()).await;
     }
     // A consumer that read them and died without acknowledging.
-    let _: redis::Value = redis::cmd("XGROUP")
-        .arg("CREATE")
-        .arg(&stream)
-        .arg("g")
-        .arg("0")
-        .query_async(&mut redis)
-        .await
-        .unwrap();
-    let _: redis::Value = redis::cmd("XREADGROUP")
-        .arg("GROUP")
-        .arg("g")
-        .arg("dead-consumer")
-        .arg("COUNT")
-        .arg(10)
-        .arg("STREAMS")
-        .arg(&stream)
-        .arg(">")
-        .query_async(&mut redis)
-        .await
-        .unwrap();
+    create_group(&mut redis, &stream, "g").await;
+    read_as(&mut redis, &stream, "g", "dead-consumer").await;
     let recorder = Recorder::default();
     let registry = Registry::from([recorder.function("f", accept(), InvocationPolicy::default())]);
     let config = RedisStreamTriggerConfig::new(&url, &stream, "g")
         .with_consumer("alive")
-        .with_claim_idle(Duration::from_secs(1));
+        .with_claim_idle(Duration::from_secs(1))
+        .with_dead_consumer_idle(Duration::from_millis(1500));
     let trigger = RedisStreamTrigger::new("f", config).unwrap();
     let lag = trigger.lag_source();
     let host = Host::start(registry, trigger).await;
@@ -245,6 +204,106 @@ async fn entries_a_dead_consumer_left_are_reclaimed() {
         "the second delivery of each: {:?}",
         recorder.all().iter().map(|s| s.attempt).collect::<Vec<_>>()
     );
+    // The dead consumer, now holding nothing, leaves the group; the live one stays.
+    let wait = async {
+        loop {
+            let names = consumers(&mut redis, &stream, "g").await;
+            if names == ["alive"] {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    };
+    tokio::time::timeout(PATIENCE, wait)
+        .await
+        .expect("the dead consumer is removed from the group");
+    // A new entry still reaches the live consumer.
+    add(&mut redis, &stream, "after").await;
+    recorder
+        .wait_until("the entry after the removal", |seen| seen.len() >= 6)
+        .await;
+    host.stop().await.unwrap();
+}
+
+/// Makes group `group` of `stream`, reading from the start.
+async fn create_group(redis: &mut MultiplexedConnection, stream: &str, group: &str) {
+    let _: redis::Value = redis::cmd("XGROUP")
+        .arg("CREATE")
+        .arg(stream)
+        .arg(group)
+        .arg("0")
+        .query_async(redis)
+        .await
+        .unwrap();
+}
+
+/// Reads what is new for `group` as `consumer`, without acknowledging it.
+async fn read_as(redis: &mut MultiplexedConnection, stream: &str, group: &str, consumer: &str) {
+    let _: redis::Value = redis::cmd("XREADGROUP")
+        .arg("GROUP")
+        .arg(group)
+        .arg(consumer)
+        .arg("COUNT")
+        .arg(10)
+        .arg("STREAMS")
+        .arg(stream)
+        .arg(">")
+        .query_async(redis)
+        .await
+        .unwrap();
+}
+
+/// The names of the group's consumers.
+async fn consumers(redis: &mut MultiplexedConnection, stream: &str, group: &str) -> Vec<String> {
+    let reply: redis::streams::StreamInfoConsumersReply = redis::cmd("XINFO")
+        .arg("CONSUMERS")
+        .arg(stream)
+        .arg(group)
+        .query_async(redis)
+        .await
+        .expect("XINFO CONSUMERS");
+    reply.consumers.into_iter().map(|c| c.name).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_consumer_that_still_holds_entries_is_not_removed() {
+    let url = url();
+    let mut redis = connection(&url).await;
+    let stream = unique("holder");
+    add(&mut redis, &stream, "held").await;
+    create_group(&mut redis, &stream, "g").await;
+    // A consumer that read the entry and went quiet; it is not reclaimed
+    // (the claim idle is long), so it still holds it.
+    read_as(&mut redis, &stream, "g", "quiet").await;
+    // And one that never read anything.
+    let _: i64 = redis::cmd("XGROUP")
+        .arg("CREATECONSUMER")
+        .arg(&stream)
+        .arg("g")
+        .arg("empty")
+        .query_async(&mut redis)
+        .await
+        .unwrap();
+    let recorder = Recorder::default();
+    let registry = Registry::from([recorder.function("f", accept(), InvocationPolicy::default())]);
+    let config = RedisStreamTriggerConfig::new(&url, &stream, "g")
+        .with_consumer("alive")
+        .with_claim_idle(Duration::from_secs(3600))
+        .with_dead_consumer_idle(Duration::from_millis(1500));
+    let host = Host::start(registry, RedisStreamTrigger::new("f", config).unwrap()).await;
+    let wait = async {
+        loop {
+            let names = consumers(&mut redis, &stream, "g").await;
+            if !names.iter().any(|name| name == "empty") {
+                return names;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    };
+    let names = tokio::time::timeout(PATIENCE, wait)
+        .await
+        .expect("the empty consumer is removed");
+    assert!(names.iter().any(|name| name == "quiet"), "{names:?}");
     host.stop().await.unwrap();
 }
 
@@ -315,4 +374,44 @@ async fn an_unreachable_server_is_waited_for_while_not_ready() {
     host.wait_ready_status(200).await;
     host.stop().await.unwrap();
     server.stop();
+}
+
+/// A connector beside the gateway: the trigger calls the function over
+/// HTTP, and the function's runtime sees the broker's delivery count.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn through_the_gateway_invoker_each_attempt_reaches_the_runtime() {
+    let url = url();
+    let mut redis = connection(&url).await;
+    let stream = unique("remote");
+    add(&mut redis, &stream, "hello").await;
+    let recorder = Recorder::default();
+    let verdict = events::fails_before(3);
+    let runtime = Host::runtime(Registry::from([recorder.function(
+        "remote",
+        verdict,
+        InvocationPolicy::default(),
+    )]))
+    .await;
+    let invoker = GatewayInvoker::new(format!("http://{}", runtime.http))
+        .unwrap()
+        .with_policy(InvocationPolicy::default().with_retry(quick_retries(5)));
+    let trigger =
+        RedisStreamTrigger::new("remote", RedisStreamTriggerConfig::new(&url, &stream, "g"))
+            .unwrap()
+            .with_invoker(Arc::new(invoker));
+    let lag = trigger.lag_source();
+    let connector = Host::start(Registry::default(), trigger).await;
+    recorder
+        .wait_until("three attempts", |seen| seen.len() >= 3)
+        .await;
+    wait_lag_zero(&lag).await;
+    let attempts: Vec<u32> = recorder.all().iter().map(|s| s.attempt).collect();
+    assert_eq!(attempts, [1, 2, 3]);
+    let ids: Vec<String> = recorder.all().iter().map(|s| s.id.clone()).collect();
+    assert_eq!(
+        ids,
+        vec![format!("{stream}:{}", recorder.all()[0].subject.clone().unwrap()); 3]
+    );
+    connector.stop().await.unwrap();
+    runtime.stop().await.unwrap();
 }

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use events::process::scratch_dir;
-use events::{Host, PATIENCE, Recorder, accept, unique};
+use events::{Host, PATIENCE, Recorder, accept, unique, wait_lag_zero};
 use faas_core::trigger::LagSource;
 use faas_core::{FunctionError, InMemoryDeadLetter, InvocationPolicy, Registry, RetryPolicy};
 use faas_triggers::Error;
@@ -20,20 +20,6 @@ fn config(dir: &std::path::Path) -> StorageTriggerConfig {
 
 fn json(data: &[u8]) -> serde_json::Value {
     serde_json::from_slice(data).unwrap()
-}
-
-async fn wait_lag_zero(lag: &impl LagSource) {
-    let wait = async {
-        loop {
-            if lag.lag().await.unwrap().pending == 0 {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    };
-    tokio::time::timeout(PATIENCE, wait)
-        .await
-        .expect("every file handled");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

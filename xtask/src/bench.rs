@@ -67,16 +67,19 @@ const END: &str = "<!-- bench:end -->";
 pub(crate) fn run(ws: &Workspace, args: Args) -> Result<()> {
     let wanted =
         |id: &str| args.only.is_empty() || args.only.iter().any(|o| o.eq_ignore_ascii_case(id));
-    let mut results = Vec::new();
+    let mut results: Vec<Row> = Vec::new();
     if wanted("B1") {
-        results.extend(b1(ws, args.quick)?);
+        let when = Conditions::start();
+        let found = b1(ws, args.quick)?;
+        when.stamp(&mut results, found);
     }
     if wanted("B2") {
         let mut cmd = bench_command(ws, "b2_http");
         if args.quick {
             cmd.env("B2_ROUNDS", "1").env("B2_SECONDS", "2");
         }
-        results.extend(collect("B2", cmd)?);
+        let when = Conditions::start();
+        let mut found = collect("B2", cmd)?;
         // The same comparison driven by a standard outside load generator.
         let settings = if args.quick {
             outside_load::Settings {
@@ -91,14 +94,17 @@ pub(crate) fn run(ws: &Workspace, args: Args) -> Result<()> {
                 connections: 16,
             }
         };
-        results.extend(outside_load::run(ws, &settings)?);
+        found.extend(outside_load::run(ws, &settings)?);
+        when.stamp(&mut results, found);
     }
     if wanted("B3") {
         let mut cmd = bench_command(ws, "b3_gateway");
         if args.quick {
             cmd.env("B3_ROUNDS", "1").env("B3_SECONDS", "2");
         }
-        results.extend(collect("B3", cmd)?);
+        let when = Conditions::start();
+        let found = collect("B3", cmd)?;
+        when.stamp(&mut results, found);
     }
     let traffic: Vec<&str> = ["B4", "B5", "B7"]
         .into_iter()
@@ -113,9 +119,10 @@ pub(crate) fn run(ws: &Workspace, args: Args) -> Result<()> {
         if args.quick {
             cmd.env("B4_RUNS", "5").env("B5_SIZES", "1,5,25");
         }
+        let when = Conditions::start();
         let outcome = collect("B4/B5/B7", cmd);
         services.stop()?;
-        results.extend(outcome?);
+        when.stamp(&mut results, outcome?);
     }
     if wanted("B6") {
         let mut services = Services::default();
@@ -129,9 +136,10 @@ pub(crate) fn run(ws: &Workspace, args: Args) -> Result<()> {
         if args.quick {
             cmd.env("B6_PODS", "200");
         }
+        let when = Conditions::start();
         let outcome = collect("B6", cmd);
         services.stop()?;
-        results.extend(outcome?);
+        when.stamp(&mut results, outcome?);
     }
     if wanted("B9") {
         let mut services = Services::default();
@@ -141,9 +149,10 @@ pub(crate) fn run(ws: &Workspace, args: Args) -> Result<()> {
         if args.quick {
             cmd.env("B9_FUNCTIONS", "50");
         }
+        let when = Conditions::start();
         let outcome = collect("B9", cmd);
         services.stop()?;
-        results.extend(outcome?);
+        when.stamp(&mut results, outcome?);
     }
     if wanted("B8") {
         let mut services = Services::default();
@@ -157,9 +166,10 @@ pub(crate) fn run(ws: &Workspace, args: Args) -> Result<()> {
                 .env("B8_MESSAGES", "4000")
                 .env("B8_PACED", "500");
         }
+        let when = Conditions::start();
         let outcome = collect("B8", cmd);
         services.stop()?;
-        results.extend(outcome?);
+        when.stamp(&mut results, outcome?);
     }
     if results.is_empty() {
         bail!(
@@ -171,7 +181,8 @@ pub(crate) fn run(ws: &Workspace, args: Args) -> Result<()> {
     println!("{table}");
     if !args.no_write && !args.quick {
         let path = ws.root().join("BENCHMARKS.md");
-        let kept = kept_rows(&path, &results);
+        let former = std::fs::read_to_string(&path).unwrap_or_default();
+        let kept = kept_rows(&former, &results);
         write_results(&path, &merge(&table, &kept))?;
         output::step("BENCHMARKS.md updated");
     }
@@ -184,6 +195,10 @@ fn bench_command(ws: &Workspace, bench: &str) -> Command {
     // B1 and B2 need none of the cluster side (kube, faas-k8s): skip its build.
     if matches!(bench, "b1_executor" | "b2_http") {
         cmd.arg("--no-default-features");
+    }
+    // B8 needs the queue clients only.
+    if bench == "b8_queue" {
+        cmd.args(["--no-default-features", "--features", "queues"]);
     }
     cmd
 }
@@ -265,34 +280,77 @@ fn b1(ws: &Workspace, quick: bool) -> Result<Vec<Measurement>> {
     ])
 }
 
-fn table(results: &[Measurement]) -> String {
+fn table(results: &[Row]) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "| id | metric | faas | baseline | ratio | conditions |"
+        "| id | metric | faas | baseline | ratio | conditions | measured |"
     );
-    let _ = writeln!(out, "|---|---|---:|---:|---:|---|");
-    for r in results {
+    let _ = writeln!(out, "|---|---|---:|---:|---:|---|---|");
+    for Row {
+        figure: r,
+        measured,
+    } in results
+    {
         let _ = writeln!(
             out,
-            "| {} | {} | {:.1} | {:.1} | {:.3} | {} |",
+            "| {} | {} | {:.1} | {:.1} | {:.3} | {} | {measured} |",
             r.id, r.metric, r.value, r.baseline, r.ratio, r.detail
         );
     }
     let _ = writeln!(
         out,
-        "\nMeasured {} on {} ({} cores).",
-        today(),
+        "\nOn {} ({} cores). *measured*: the day, and the load average over one minute when the \
+         benchmark started and when it ended (a quiet machine reads below 1).",
         cpu_model(),
         std::thread::available_parallelism().map_or(0, |n| n.get())
     );
     out
 }
 
+/// A measurement with the conditions it was taken in.
+struct Row {
+    figure: Measurement,
+    /// When, and how loaded the machine was: `2026-12-03, load 0.4 -> 1.2`.
+    measured: String,
+}
+
+/// The day and the machine's load when a benchmark started.
+struct Conditions {
+    day: String,
+    load: String,
+}
+
+impl Conditions {
+    fn start() -> Self {
+        Conditions {
+            day: today(),
+            load: load_average(),
+        }
+    }
+
+    /// Adds `found` to `rows`, stamped with the day and the load at the start
+    /// and now.
+    fn stamp(self, rows: &mut Vec<Row>, found: Vec<Measurement>) {
+        let measured = format!("{}, load {} -> {}", self.day, self.load, load_average());
+        rows.extend(found.into_iter().map(|figure| Row {
+            figure,
+            measured: measured.clone(),
+        }));
+    }
+}
+
+/// The one-minute load average, as `/proc/loadavg` gives it.
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|text| text.split_whitespace().next().map(str::to_owned))
+        .unwrap_or_else(|| "unknown".to_owned())
+}
+
 /// The rows of the current table whose benchmark did not run this time, so
 /// `--only` updates its own rows and keeps the others.
-fn kept_rows(path: &Path, results: &[Measurement]) -> Vec<String> {
-    let text = std::fs::read_to_string(path).unwrap_or_default();
+fn kept_rows(text: &str, results: &[Row]) -> Vec<String> {
     let Some(block) = text
         .find(BEGIN)
         .and_then(|s| text[s..].find(END).map(|e| &text[s..s + e]))
@@ -310,7 +368,7 @@ fn kept_rows(path: &Path, results: &[Measurement]) -> Vec<String> {
                 .next()
                 .unwrap_or("")
                 .trim();
-            id.starts_with('B') && !results.iter().any(|r| r.id == id)
+            id.starts_with('B') && !results.iter().any(|r| r.figure.id == id)
         })
         .map(str::to_owned)
         .collect()
@@ -378,4 +436,41 @@ fn cpu_model() -> String {
                 .map(|m| m.trim().to_owned())
         })
         .unwrap_or_else(|| "an unknown CPU".to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(id: &str, metric: &str) -> Row {
+        Row {
+            figure: Measurement::new(id, metric, 2.0, 1.0, "same run"),
+            measured: "2026-12-03, load 0.40 -> 1.10".into(),
+        }
+    }
+
+    #[test]
+    fn a_partial_run_keeps_the_other_rows_with_their_own_conditions() {
+        let former = format!(
+            "intro\n{BEGIN}\n{}{END}\nnotes\n",
+            table(&[row("B1", "old"), row("B3", "p95"), row("B2", "old")])
+        );
+        let ran = [row("B2", "new"), row("B1", "new")];
+        let kept = kept_rows(&former, &ran);
+        assert_eq!(kept.len(), 1);
+        assert!(kept[0].starts_with("| B3 | p95 |"));
+        assert!(kept[0].ends_with("| 2026-12-03, load 0.40 -> 1.10 |"));
+
+        let merged = merge(&table(&ran), &kept);
+        let ids: Vec<&str> = merged
+            .lines()
+            .skip(2)
+            .take_while(|l| l.starts_with('|'))
+            .map(|l| l.split('|').nth(1).unwrap().trim())
+            .collect();
+        assert_eq!(ids, ["B1", "B2", "B3"]);
+        // The note under the table is the generated one, never read back as a row.
+        assert!(merged.contains("*measured*"));
+        assert_eq!(merged.matches("*measured*").count(), 1);
+    }
 }

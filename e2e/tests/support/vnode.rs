@@ -11,16 +11,13 @@ use std::sync::atomic::{AtomicU8, Ordering};
 use std::time::Duration;
 
 use faas_e2e::wait::{self, Poll};
-use faas_e2e::{TestCluster, TestNamespace};
+use faas_e2e::{TestCluster, TestNamespace, vnode};
 use faas_k8s::node::network::PodNetwork;
 use faas_k8s::node::process::{ImageMap, ProcessBackend, ProcessBackendConfig, ShutdownPolicy};
-use faas_k8s::node::{
-    AddressPool, Capacity, KubeletTls, NodeConfig, PodBackend, ShutdownHandle, VirtualNode,
-};
+use faas_k8s::node::{AddressPool, Capacity, PodBackend};
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::{Node, Pod};
-use kube::Api;
-use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams};
+use k8s_openapi::api::core::v1::Pod;
+use kube::api::{ListParams, Patch, PatchParams, PostParams};
 use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -39,22 +36,14 @@ pub(crate) fn next_cidr() -> String {
     format!("127.{}.0.0/16", 40 + u32::from(n))
 }
 
-pub(crate) fn unique(prefix: &str) -> String {
-    format!(
-        "{prefix}-{}",
-        &uuid::Uuid::new_v4().simple().to_string()[..8]
-    )
-}
+pub(crate) use faas_e2e::vnode::unique_name as unique;
 
-/// A virtual node run in-process for one test.
+/// A virtual node run in-process for one test: the shared harness's node, by default on the
+/// process backend running the test server.
 pub(crate) struct TestNode {
     pub(crate) name: String,
-    pub(crate) client: kube::Client,
-    pub(crate) config: kube::Config,
-    pub(crate) stopped: bool,
     pub(crate) backend: Arc<dyn PodBackend>,
-    pub(crate) shutdown: ShutdownHandle,
-    pub(crate) task: tokio::task::JoinHandle<faas_k8s::Result<()>>,
+    node: vnode::TestNode,
 }
 
 /// The network namespace of the tests that need pod addresses an EndpointSlice accepts.
@@ -103,106 +92,40 @@ impl TestNode {
         name: String,
         backend: Arc<dyn PodBackend>,
     ) -> Self {
-        let pki = &cluster.paths().pki;
-        let config = NodeConfig::builder(&name)
-            // Any free port, bound by the node itself and advertised as bound: a port the harness
-            // picked and let go of could be taken by someone else before the node binds it.
-            .kubelet_port(0)
-            .kubelet_tls(KubeletTls {
-                cert: pki.kubelet_cert.clone(),
-                key: pki.kubelet_key.clone(),
-                client_ca: pki.ca_cert.clone(),
-            })
-            .restart_backoff(Duration::from_millis(200), Duration::from_secs(2))
-            .config_retry_interval(Duration::from_millis(500))
-            .volume_sync_interval(Duration::from_secs(1))
-            .build()
-            .expect("a valid node configuration");
-        let node = VirtualNode::with_shared_backend(cluster.client(), config, backend.clone());
-        let shutdown = node.shutdown_handle();
-        let task = tokio::spawn(node.run());
-        let this = Self {
-            name,
-            client: cluster.client(),
-            config: cluster.config().clone(),
-            stopped: false,
-            backend,
-            shutdown,
-            task,
-        };
-        wait_node_ready(&this.client, &this.name, true).await;
-        this
+        let node = vnode::TestNode::start(cluster, name, backend)
+            .await
+            .expect("the virtual node starts and becomes Ready");
+        Self {
+            name: node.name().to_owned(),
+            backend: node.backend().clone(),
+            node,
+        }
+    }
+
+    /// Waits until the node ends on its own and returns how it ended.
+    pub(crate) async fn ended(&mut self) -> faas_k8s::Result<()> {
+        self.node.ended().await
+    }
+
+    /// Waits until the backend runs exactly `count` pods.
+    pub(crate) async fn wait_backend_pods(&self, count: usize) {
+        self.node
+            .wait_backend_pods(count)
+            .await
+            .expect("the backend reaches the pod count");
     }
 
     /// Stops the node and removes its Node object.
-    pub(crate) async fn stop(mut self) {
-        self.stopped = true;
-        self.shutdown.shutdown();
-        let result = (&mut self.task)
-            .await
-            .expect("the node task does not panic");
-        assert!(result.is_ok(), "the node ended with {result:?}");
-        let nodes: Api<Node> = Api::all(self.client.clone());
-        let _ = nodes.delete(&self.name, &DeleteParams::default()).await;
+    pub(crate) async fn stop(self) {
+        let result = self.node.stop().await;
+        assert!(result.is_ok(), "{result:?}");
     }
-}
-
-impl Drop for TestNode {
-    /// A test that failed half-way still removes its Node, so the pod garbage collector deletes
-    /// the pods that were bound to it and the test namespace can go.
-    fn drop(&mut self) {
-        if self.stopped {
-            return;
-        }
-        self.shutdown.shutdown();
-        let name = self.name.clone();
-        let config = self.config.clone();
-        let _ = std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()?;
-            runtime.block_on(async move {
-                let client = kube::Client::try_from(config).map_err(std::io::Error::other)?;
-                let nodes: Api<Node> = Api::all(client);
-                nodes
-                    .delete(&name, &DeleteParams::default())
-                    .await
-                    .map(|_| ())
-                    .map_err(std::io::Error::other)
-            })
-        })
-        .join();
-    }
-}
-
-pub(crate) fn ready_condition(node: &Node) -> Option<String> {
-    node.status
-        .as_ref()?
-        .conditions
-        .as_ref()?
-        .iter()
-        .find(|c| c.type_ == "Ready")
-        .map(|c| c.status.clone())
 }
 
 pub(crate) async fn wait_node_ready(client: &kube::Client, name: &str, ready: bool) {
-    let nodes: Api<Node> = Api::all(client.clone());
-    let want = if ready { "True" } else { "not True" };
-    wait::until(format!("node {name} Ready={want}"), || {
-        let nodes = nodes.clone();
-        async move {
-            let node = nodes.get_opt(name).await?;
-            let status = node.as_ref().and_then(ready_condition);
-            let is_ready = status.as_deref() == Some("True");
-            Ok(if node.is_some() && is_ready == ready {
-                Poll::Ready(())
-            } else {
-                Poll::Pending(format!("Ready={status:?}"))
-            })
-        }
-    })
-    .await
-    .expect("the node reaches the expected readiness");
+    vnode::wait_node_ready(client, name, ready)
+        .await
+        .expect("the node reaches the expected readiness");
 }
 
 pub(crate) fn server_container(args: &[&str], readiness: bool) -> serde_json::Value {
@@ -456,19 +379,4 @@ pub(crate) async fn wait_tagged_processes(tag: &str, count: usize) -> BTreeSet<u
     })
     .await
     .expect("the expected processes run")
-}
-
-pub(crate) async fn wait_backend_pods(backend: &Arc<dyn PodBackend>, count: usize) {
-    wait::until(format!("{count} pods in the backend"), || {
-        let backend = backend.clone();
-        async move {
-            Ok(match backend.list().await {
-                Ok(list) if list.len() == count => Poll::Ready(()),
-                Ok(list) => Poll::Pending(format!("{} pods", list.len())),
-                Err(e) => Poll::Pending(format!("listing failed: {e}")),
-            })
-        }
-    })
-    .await
-    .expect("the backend runs the expected pods");
 }

@@ -15,25 +15,6 @@ use faas_k8s::gateway::cli::{GatewayArgs, run};
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
-    match run(GatewayArgs::parse()).await {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            let mut message = e.to_string();
-            let mut source = e.source();
-            while let Some(s) = source {
-                message.push_str(": ");
-                message.push_str(&s.to_string());
-                source = s.source();
-            }
-            tracing::error!("{message}");
-            ExitCode::FAILURE
-        }
-    }
+    faas_k8s::cli::init_logging("info");
+    faas_k8s::cli::exit_code(run(GatewayArgs::parse()).await)
 }

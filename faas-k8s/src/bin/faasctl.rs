@@ -9,12 +9,6 @@ use faas_k8s::faasctl::{FaasctlArgs, run};
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    faas_k8s::cli::init_logging("warn");
     ExitCode::from(run(FaasctlArgs::parse()).await)
 }

@@ -33,7 +33,7 @@ use kube::{Api, ResourceExt as _};
 
 pub use args::{Command, DeployArgs, FaasctlArgs, InvokeArgs, Output};
 
-use crate::error::chain;
+use crate::error::ErrorChain;
 use crate::function::Function;
 use crate::provider::KubernetesProvider;
 
@@ -79,7 +79,7 @@ impl Failure {
         };
         Failure::new(
             exit::for_provider(error),
-            format!("{}{advice}", chain(error)),
+            format!("{}{advice}", ErrorChain(error)),
         )
     }
 }
@@ -88,7 +88,7 @@ async fn config(args: &FaasctlArgs) -> Result<kube::Config, Failure> {
     let unusable = |e: &dyn std::error::Error| {
         Failure::new(
             exit::FAILED,
-            format!("cannot use the kubeconfig: {}", chain(e)),
+            format!("cannot use the kubeconfig: {}", ErrorChain(e)),
         )
     };
     let options = KubeConfigOptions {
@@ -100,7 +100,11 @@ async fn config(args: &FaasctlArgs) -> Result<kube::Config, Failure> {
             let kubeconfig = Kubeconfig::read_from(path).map_err(|e| {
                 Failure::new(
                     exit::FAILED,
-                    format!("cannot read kubeconfig {}: {}", path.display(), chain(&e)),
+                    format!(
+                        "cannot read kubeconfig {}: {}",
+                        path.display(),
+                        ErrorChain(&e)
+                    ),
                 )
             })?;
             kube::Config::from_custom_kubeconfig(kubeconfig, &options)
@@ -135,7 +139,7 @@ async fn execute(args: FaasctlArgs) -> Result<(), Failure> {
     let provider = KubernetesProvider::from_config(config).map_err(|e| {
         Failure::new(
             exit::FAILED,
-            format!("cannot build a client: {}", chain(&e)),
+            format!("cannot build a client: {}", ErrorChain(&e)),
         )
     })?;
     let client = provider.client().clone();

@@ -394,7 +394,7 @@ pub(crate) fn error_policy(function: Arc<Function>, error: &Error, ctx: Arc<Cont
         namespace = ?function.namespace(),
         failures,
         retry_in = ?delay,
-        error = %crate::error::chain(error),
+        error = %crate::error::ErrorChain(error),
         "reconcile failed"
     );
     Action::requeue(delay)

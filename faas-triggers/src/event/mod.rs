@@ -18,6 +18,10 @@
 ))]
 mod backoff;
 mod invocation;
+#[cfg(any(feature = "nats", feature = "redis", feature = "postgres"))]
+pub(crate) mod settings;
+#[cfg(any(feature = "nats", feature = "redis", feature = "postgres"))]
+pub(crate) mod source;
 
 #[cfg(any(
     feature = "nats",

@@ -278,7 +278,16 @@ impl RequestDecoder {
                 "x-timeout must be a positive duration such as `1500ms`, `2s` or a number of seconds",
             )
         })?;
+        let attempt = headers.attempt.map_err(|()| {
+            FunctionError::bad_input("x-attempt must be a positive integer such as `1` or `3`")
+        })?;
         let mut context = Context::default().with_call_id(headers.call_id);
+        // An asynchronous call's attempts are its queue's own.
+        if let Some(attempt) = attempt
+            && !asynchronous
+        {
+            context = context.with_attempt(attempt);
+        }
         // The shortest of what the caller asks, the server's cap and the policy.
         let timeout = [requested, self.max_timeout]
             .into_iter()

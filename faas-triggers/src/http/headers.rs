@@ -14,6 +14,13 @@ pub const X_CALL_ID: HeaderName = HeaderName::from_static("x-call-id");
 /// policy: `1500ms`, `2s`, `1m 30s`, or a plain number of seconds (`2.5`).
 pub const X_TIMEOUT: HeaderName = HeaderName::from_static("x-timeout");
 
+/// Which delivery of an event this call is (`x-attempt`, a positive
+/// integer): an event source calling through the gateway sends its
+/// broker's delivery count, which becomes the call's
+/// [`Context::attempt`](faas_core::Context::attempt). Without it a call is
+/// attempt 1.
+pub const X_ATTEMPT: HeaderName = HeaderName::from_static("x-attempt");
+
 /// Where an asynchronous call's result is POSTed (`x-callback-url`, an
 /// absolute `http://` URL).
 pub const X_CALLBACK_URL: HeaderName = HeaderName::from_static("x-callback-url");
@@ -59,6 +66,15 @@ pub fn parse_timeout(value: &str) -> Option<Duration> {
         humantime::parse_duration(value).ok()?
     };
     (!duration.is_zero()).then_some(duration)
+}
+
+/// Parses an `x-attempt` value: a positive decimal integer.
+fn parse_attempt(value: &str) -> Option<u32> {
+    let value = value.trim();
+    if value.is_empty() || !value.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    value.parse().ok().filter(|attempt| *attempt > 0)
 }
 
 /// Whether `value` is a well-formed W3C `traceparent`
@@ -109,6 +125,8 @@ pub(crate) struct RequestHeaders {
     pub(crate) call_id_header: HeaderValue,
     /// `x-timeout`, parsed; `Err` when it is malformed.
     pub(crate) timeout: Result<Option<Duration>, ()>,
+    /// `x-attempt`, parsed; `Err` when it is not a positive integer.
+    pub(crate) attempt: Result<Option<u32>, ()>,
     /// A well-formed `traceparent`.
     pub(crate) trace_parent: Option<String>,
     /// `x-callback-url` as sent.
@@ -138,6 +156,7 @@ impl RequestHeaders {
     pub(crate) fn read(headers: &HeaderMap) -> Self {
         let mut call_id = None;
         let mut timeout = None;
+        let mut attempt = None;
         let mut trace_parent = None;
         let mut callback = None;
         let mut content_type = None;
@@ -154,6 +173,8 @@ impl RequestHeaders {
                 timeout.get_or_insert(value);
             } else if name == TRACEPARENT {
                 trace_parent.get_or_insert(value);
+            } else if name == X_ATTEMPT {
+                attempt.get_or_insert(value);
             } else if name == X_CALLBACK_URL {
                 callback.get_or_insert(value);
             }
@@ -175,6 +196,10 @@ impl RequestHeaders {
             timeout: match timeout {
                 None => Ok(None),
                 Some(value) => text(value).and_then(parse_timeout).map(Some).ok_or(()),
+            },
+            attempt: match attempt {
+                None => Ok(None),
+                Some(value) => text(value).and_then(parse_attempt).map(Some).ok_or(()),
             },
             trace_parent: trace_parent
                 .and_then(text)
@@ -231,6 +256,18 @@ mod tests {
         assert_eq!(parse_timeout("1e400"), None);
         assert_eq!(parse_timeout("99999999999999999999999"), None);
         assert_eq!(parse_timeout("."), None);
+    }
+
+    #[test]
+    fn attempts() {
+        assert_eq!(parse_attempt("1"), Some(1));
+        assert_eq!(parse_attempt(" 12 "), Some(12));
+        assert_eq!(parse_attempt("0"), None);
+        assert_eq!(parse_attempt("-1"), None);
+        assert_eq!(parse_attempt("+2"), None);
+        assert_eq!(parse_attempt("two"), None);
+        assert_eq!(parse_attempt(""), None);
+        assert_eq!(parse_attempt("99999999999"), None);
     }
 
     #[test]

@@ -21,7 +21,7 @@ mod trigger;
 pub use config::{DEFAULT_ADDR, DEFAULT_MAX_BODY, HttpTriggerConfig};
 pub use decode::{Call, Decoded, Rejection, ReplyMode, RequestDecoder};
 pub use headers::{
-    STRUCTURED_CONTENT_TYPE, TRACEPARENT, X_CALL_ID, X_CALLBACK_URL, X_FORWARDED_PREFIX,
+    STRUCTURED_CONTENT_TYPE, TRACEPARENT, X_ATTEMPT, X_CALL_ID, X_CALLBACK_URL, X_FORWARDED_PREFIX,
     X_FUNCTION_ATTEMPTS, X_FUNCTION_NAME, X_FUNCTION_STATUS, X_TIMEOUT, is_valid_traceparent,
     parse_timeout,
 };

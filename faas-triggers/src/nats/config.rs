@@ -6,6 +6,7 @@ use std::time::Duration;
 use crate::Error;
 use crate::Result;
 pub(crate) use crate::event::invalid;
+use crate::event::settings;
 
 /// Messages asked for in one pull by default.
 pub const DEFAULT_BATCH: usize = 64;
@@ -157,24 +158,9 @@ impl NatsTriggerConfig {
         if let Some(subject) = &self.dead_letter_subject {
             check_subject("nats.dead_letter_subject", subject, false)?;
         }
-        if !(1..=10_000).contains(&self.batch) {
-            return Err(invalid(
-                "nats.batch",
-                &self.batch.to_string(),
-                "between 1 and 10000 messages",
-            ));
-        }
-        if self.ack_wait < Duration::from_secs(1) {
-            return Err(invalid(
-                "nats.ack_wait",
-                &format!("{:?}", self.ack_wait),
-                "at least one second",
-            ));
-        }
-        if self.max_in_flight == Some(0) {
-            return Err(invalid("nats.max_in_flight", "0", "at least 1"));
-        }
-        Ok(())
+        settings::check_batch("nats", self.batch, "messages")?;
+        settings::check_at_least("nats", "ack_wait", self.ack_wait, Duration::from_secs(1))?;
+        settings::check_max_in_flight("nats", self.max_in_flight)
     }
 }
 

@@ -10,20 +10,15 @@ use async_trait::async_trait;
 use faas_core::trigger::{DeadLetterRoute, Invoker};
 use faas_core::{DeadLetter, Dispatcher, Trigger};
 use futures::StreamExt as _;
-use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
-use tokio_util::task::TaskTracker;
 
 use super::config::{NatsTriggerConfig, invalid};
 use super::dead_letter::NatsDeadLetter;
 use super::lag::NatsLag;
 use super::message::{NatsMessage, Origin, invocation_of};
-use crate::event::{Reconnect, deliver, invoker_or, take_slots};
-use crate::{Error, Result};
-
-/// The in-flight limit when neither the trigger nor the function's policy
-/// sets one.
-const FALLBACK_MAX_IN_FLIGHT: usize = 256;
+use crate::Result;
+use crate::event::source::{Calls, EventSource, Open, run_source};
+use crate::event::{deliver, take_slots};
 
 /// Delivers the messages of a JetStream stream to one function, at least
 /// once.
@@ -92,7 +87,7 @@ impl NatsTrigger {
     ///
     /// # Errors
     ///
-    /// [`Error::InvalidConfig`] naming a bad setting.
+    /// [`Error::InvalidConfig`](crate::Error::InvalidConfig) naming a bad setting.
     pub fn new(function: impl Into<String>, config: NatsTriggerConfig) -> Result<Self> {
         config.validate()?;
         Ok(NatsTrigger {
@@ -121,69 +116,43 @@ impl NatsTrigger {
         NatsLag::new(self.function.clone(), self.config.clone())
     }
 
-    fn source_name(&self) -> String {
+    async fn run_trigger(self, dispatcher: Dispatcher, shutdown: CancellationToken) -> Result<()> {
+        let calls = Calls::new(
+            &self.function,
+            self.invoker.as_ref(),
+            self.config.max_in_flight,
+            &dispatcher,
+        );
+        let source = NatsSource {
+            config: Arc::new(self.config),
+        };
+        run_source(source, calls, &dispatcher, &shutdown).await
+    }
+}
+
+/// The NATS side of the shared source loop.
+struct NatsSource {
+    config: Arc<NatsTriggerConfig>,
+}
+
+#[async_trait]
+impl EventSource for NatsSource {
+    type Session = Bound;
+
+    fn describe(&self) -> String {
         format!(
             "nats stream {} consumer {}",
             self.config.stream, self.config.consumer
         )
     }
 
-    async fn run_trigger(self, dispatcher: Dispatcher, shutdown: CancellationToken) -> Result<()> {
-        let invoker = invoker_or(self.invoker.as_ref(), &dispatcher);
-        let max_in_flight = self
-            .config
-            .max_in_flight
-            .or_else(|| {
-                invoker
-                    .policy(&self.function)
-                    .and_then(|p| p.max_in_flight())
-            })
-            .unwrap_or(FALLBACK_MAX_IN_FLIGHT);
-        let slots = Arc::new(Semaphore::new(max_in_flight));
-        let tracker = TaskTracker::new();
-        let mut reconnect = Reconnect::new(self.source_name(), dispatcher.readiness().clone());
-        let shared = Arc::new(Running {
-            function: self.function.clone(),
-            config: self.config.clone(),
-            invoker,
-        });
-        let result = loop {
-            if shutdown.is_cancelled() {
-                break Ok(());
-            }
-            let bound = match bind(&shared.config, max_in_flight).await {
-                Ok(bound) => bound,
-                Err(Bind::Config(error)) => break Err(error),
-                Err(Bind::Unreachable(error)) => {
-                    if reconnect.failed(&error, &shutdown).await {
-                        continue;
-                    }
-                    break Ok(());
-                }
-            };
-            reconnect.connected();
-            let error = pull(&shared, &bound, &slots, &tracker, &shutdown).await;
-            match error {
-                None => break Ok(()),
-                Some(error) => {
-                    if !reconnect.failed(&error, &shutdown).await {
-                        break Ok(());
-                    }
-                }
-            }
-        };
-        tracker.close();
-        tracker.wait().await;
-        reconnect.stopped();
-        result
+    async fn open(&mut self, calls: &Arc<Calls>) -> Result<Bound, Open> {
+        bind(&self.config, calls.max_in_flight).await
     }
-}
 
-/// What every call task of a running trigger shares.
-struct Running {
-    function: String,
-    config: NatsTriggerConfig,
-    invoker: Arc<dyn Invoker>,
+    async fn serve(&mut self, calls: &Arc<Calls>, bound: &Arc<Bound>) -> String {
+        pull(calls, &self.config, bound).await
+    }
 }
 
 /// A bound consumer and its dead letter.
@@ -192,20 +161,13 @@ struct Bound {
     dead_letter: Option<Arc<NatsDeadLetter>>,
 }
 
-enum Bind {
-    /// The server said the configuration is wrong: stop.
-    Config(Error),
-    /// The server could not be reached or did not answer: try again.
-    Unreachable(String),
-}
-
 /// Connects and creates or updates the durable consumer.
-async fn bind(config: &NatsTriggerConfig, max_in_flight: usize) -> Result<Bound, Bind> {
+async fn bind(config: &NatsTriggerConfig, max_in_flight: usize) -> Result<Bound, Open> {
     let client = async_nats::ConnectOptions::new()
         .connection_timeout(std::time::Duration::from_secs(5))
         .connect(config.url.as_str())
         .await
-        .map_err(|error| Bind::Unreachable(error.to_string()))?;
+        .map_err(|error| Open::Unreachable(error.to_string()))?;
     let context = jetstream::new(client);
     let stream = context
         .get_stream(&config.stream)
@@ -214,16 +176,16 @@ async fn bind(config: &NatsTriggerConfig, max_in_flight: usize) -> Result<Bound,
             GetStreamErrorKind::JetStream(inner)
                 if inner.error_code() == ErrorCode::STREAM_NOT_FOUND =>
             {
-                Bind::Config(invalid(
+                Open::Config(invalid(
                     "nats.stream",
                     &config.stream,
                     "no such stream on the server",
                 ))
             }
             GetStreamErrorKind::JetStream(inner) => {
-                Bind::Config(invalid("nats.stream", &config.stream, inner.to_string()))
+                Open::Config(invalid("nats.stream", &config.stream, inner.to_string()))
             }
-            _ => Bind::Unreachable(error.to_string()),
+            _ => Open::Unreachable(error.to_string()),
         })?;
     let consumer_config = pull::Config {
         durable_name: Some(config.consumer.clone()),
@@ -238,7 +200,7 @@ async fn bind(config: &NatsTriggerConfig, max_in_flight: usize) -> Result<Bound,
             .create_consumer(consumer_config)
             .await
             .map_err(|error| match error.kind() {
-                ConsumerErrorKind::JetStream(inner) => Bind::Config(invalid(
+                ConsumerErrorKind::JetStream(inner) => Open::Config(invalid(
                     if config.filter_subject.is_some() {
                         "nats.filter_subject"
                     } else {
@@ -247,7 +209,7 @@ async fn bind(config: &NatsTriggerConfig, max_in_flight: usize) -> Result<Bound,
                     config.filter_subject.as_deref().unwrap_or(&config.consumer),
                     format!("the server refused the consumer: {inner}"),
                 )),
-                _ => Bind::Unreachable(error.to_string()),
+                _ => Open::Unreachable(error.to_string()),
             })?;
     let dead_letter = config
         .dead_letter_subject
@@ -259,51 +221,36 @@ async fn bind(config: &NatsTriggerConfig, max_in_flight: usize) -> Result<Bound,
     })
 }
 
-/// Pulls and dispatches until `shutdown` (`None`) or a pull fails
-/// (`Some(reason)`).
-async fn pull(
-    running: &Arc<Running>,
-    bound: &Bound,
-    slots: &Arc<Semaphore>,
-    tracker: &TaskTracker,
-    shutdown: &CancellationToken,
-) -> Option<String> {
+/// Pulls and starts calls until a pull fails; the reason.
+async fn pull(calls: &Arc<Calls>, config: &Arc<NatsTriggerConfig>, bound: &Bound) -> String {
     loop {
-        let mut permits = tokio::select! {
-            () = shutdown.cancelled() => return None,
-            permits = take_slots(slots, running.config.batch) => permits,
-        };
+        let mut permits = take_slots(&calls.slots, config.batch).await;
         let wanted = permits.num_permits();
         let batch = bound
             .consumer
             .batch()
             .max_messages(wanted)
-            .expires(running.config.fetch_wait)
+            .expires(config.fetch_wait)
             .messages()
             .await;
         let mut batch = match batch {
             Ok(batch) => batch,
-            Err(error) => return Some(format!("pull failed: {error}")),
+            Err(error) => return format!("pull failed: {error}"),
         };
-        loop {
-            let next = tokio::select! {
-                () = shutdown.cancelled() => return None,
-                next = batch.next() => next,
-            };
+        while let Some(next) = batch.next().await {
             let message = match next {
-                None => break,
-                Some(Ok(message)) => message,
-                Some(Err(error)) => return Some(format!("pull failed: {error}")),
+                Ok(message) => message,
+                Err(error) => return format!("pull failed: {error}"),
             };
             let Some(permit) = permits.split(1) else {
                 // More than asked for: the broker redelivers it after ack_wait.
                 break;
             };
-            let running = Arc::clone(running);
+            let for_call = Arc::clone(calls);
+            let config = Arc::clone(config);
             let dead_letter = bound.dead_letter.clone();
-            tracker.spawn(async move {
-                handle(&running, message, dead_letter.as_deref()).await;
-                drop(permit);
+            calls.spawn(permit, async move {
+                handle(&for_call, &config, message, dead_letter.as_deref()).await;
             });
         }
     }
@@ -311,7 +258,8 @@ async fn pull(
 
 /// One message: the call, then its settlement.
 async fn handle(
-    running: &Running,
+    calls: &Calls,
+    config: &NatsTriggerConfig,
     message: jetstream::Message,
     dead_letter: Option<&NatsDeadLetter>,
 ) {
@@ -319,7 +267,7 @@ async fn handle(
         tracing::warn!(subject = %message.subject, "a message without JetStream metadata; skipped");
         return;
     };
-    let invocation = invocation_of(&message, &origin, &running.function);
+    let invocation = invocation_of(&message, &origin, &calls.function);
     let sequence = origin.sequence.to_string();
     let subject = message.subject.to_string();
     let attributes = [
@@ -330,11 +278,11 @@ async fn handle(
     let route = DeadLetterRoute::new(dead_letter.map(|dead| dead as &dyn DeadLetter), &attributes);
     let message = NatsMessage(message);
     deliver(
-        &*running.invoker,
-        &running.function,
+        &*calls.invoker,
+        &calls.function,
         invocation,
         &message,
-        Some(running.config.ack_wait / 2),
+        Some(config.ack_wait / 2),
         route,
     )
     .await;

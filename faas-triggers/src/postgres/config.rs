@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use crate::Result;
-use crate::event::invalid;
+use crate::event::{invalid, settings};
 
 /// Rows claimed in one statement by default.
 pub const DEFAULT_BATCH: usize = 64;
@@ -205,31 +205,15 @@ impl PostgresTriggerConfig {
                 "at least one of insert, update, delete",
             ));
         }
-        if !(1..=10_000).contains(&self.batch) {
-            return Err(invalid(
-                "postgres.batch",
-                &self.batch.to_string(),
-                "between 1 and 10000 rows",
-            ));
-        }
-        if self.lease < Duration::from_secs(1) {
-            return Err(invalid(
-                "postgres.lease",
-                &format!("{:?}", self.lease),
-                "at least one second",
-            ));
-        }
-        if self.poll_interval < Duration::from_millis(50) {
-            return Err(invalid(
-                "postgres.poll_interval",
-                &format!("{:?}", self.poll_interval),
-                "at least 50 ms",
-            ));
-        }
-        if self.max_in_flight == Some(0) {
-            return Err(invalid("postgres.max_in_flight", "0", "at least 1"));
-        }
-        Ok(())
+        settings::check_batch("postgres", self.batch, "rows")?;
+        settings::check_at_least("postgres", "lease", self.lease, Duration::from_secs(1))?;
+        settings::check_at_least(
+            "postgres",
+            "poll_interval",
+            self.poll_interval,
+            Duration::from_millis(50),
+        )?;
+        settings::check_max_in_flight("postgres", self.max_in_flight)
     }
 }
 

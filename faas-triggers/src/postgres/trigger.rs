@@ -8,23 +8,19 @@ use async_trait::async_trait;
 use faas_core::trigger::{DeadLetterRoute, Invoker};
 use faas_core::{DeadLetter, Dispatcher, Trigger};
 use futures::StreamExt as _;
-use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{Notify, OwnedSemaphorePermit};
 use tokio_postgres::error::SqlState;
 use tokio_postgres::{AsyncMessage, Client, NoTls};
 use tokio_util::sync::CancellationToken;
-use tokio_util::task::TaskTracker;
 
 use super::config::PostgresTriggerConfig;
 use super::dead_letter::PostgresDeadLetter;
 use super::lag::PostgresLag;
 use super::row::{Claimed, OutboxRow, Statements};
 use super::setup::{CHANNEL, OUTBOX, statements};
-use crate::event::{Reconnect, deliver, invalid, invoker_or, take_slots};
+use crate::event::source::{Calls, EventSource, Open, run_source};
+use crate::event::{deliver, invalid, take_slots};
 use crate::{Error, Result};
-
-/// The in-flight limit when neither the trigger nor the function's policy
-/// sets one.
-const FALLBACK_MAX_IN_FLIGHT: usize = 256;
 
 /// How long connecting may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -131,15 +127,7 @@ impl PostgresTrigger {
     /// not exist, or `postgres.url` when the database refuses the user;
     /// [`Error::Core`] when the database cannot be reached.
     pub async fn install(&self) -> Result<()> {
-        let running = Running {
-            subscriber: self.subscriber().to_owned(),
-            function: self.function.clone(),
-            config: self.config.clone(),
-            invoker: Arc::new(NoInvoker),
-            slots: Arc::new(Semaphore::new(1)),
-            tracker: TaskTracker::new(),
-        };
-        match Session::open(&running).await {
+        match Session::open(&self.source()).await {
             Ok(session) => {
                 session.listener.abort();
                 Ok(())
@@ -149,6 +137,13 @@ impl PostgresTrigger {
                 "postgres",
                 format!("cannot reach the database: {reason}"),
             ))),
+        }
+    }
+
+    fn source(&self) -> PostgresSource {
+        PostgresSource {
+            subscriber: self.subscriber().to_owned(),
+            config: self.config.clone(),
         }
     }
 
@@ -162,93 +157,44 @@ impl PostgresTrigger {
     }
 
     async fn run_trigger(self, dispatcher: Dispatcher, shutdown: CancellationToken) -> Result<()> {
-        let invoker = invoker_or(self.invoker.as_ref(), &dispatcher);
-        let max_in_flight = self
-            .config
-            .max_in_flight
-            .or_else(|| {
-                invoker
-                    .policy(&self.function)
-                    .and_then(|p| p.max_in_flight())
-            })
-            .unwrap_or(FALLBACK_MAX_IN_FLIGHT);
-        let running = Arc::new(Running {
-            subscriber: self.subscriber().to_owned(),
-            function: self.function.clone(),
-            config: self.config.clone(),
-            invoker,
-            slots: Arc::new(Semaphore::new(max_in_flight)),
-            tracker: TaskTracker::new(),
-        });
-        let source = format!(
-            "postgres table {} for {}",
-            self.config.table, running.subscriber
+        let calls = Calls::new(
+            &self.function,
+            self.invoker.as_ref(),
+            self.config.max_in_flight,
+            &dispatcher,
         );
-        let mut reconnect = Reconnect::new(source, dispatcher.readiness().clone());
-        let result = loop {
-            if shutdown.is_cancelled() {
-                break Ok(());
-            }
-            let session = match Session::open(&running).await {
-                Ok(session) => Arc::new(session),
-                Err(Open::Config(error)) => break Err(error),
-                Err(Open::Unreachable(error)) => {
-                    if reconnect.failed(&error, &shutdown).await {
-                        continue;
-                    }
-                    break Ok(());
-                }
-            };
-            reconnect.connected();
-            let ended = tokio::select! {
-                () = shutdown.cancelled() => None,
-                error = claim(&running, &session) => Some(error),
-            };
-            session.listener.abort();
-            match ended {
-                None => break Ok(()),
-                Some(error) => {
-                    if !reconnect.failed(&error, &shutdown).await {
-                        break Ok(());
-                    }
-                }
-            }
-        };
-        running.tracker.close();
-        running.tracker.wait().await;
-        reconnect.stopped();
-        result
+        run_source(self.source(), calls, &dispatcher, &shutdown).await
     }
 }
 
-/// The invoker of a trigger that only installs its setup.
-struct NoInvoker;
+/// The PostgreSQL side of the shared source loop.
+struct PostgresSource {
+    subscriber: String,
+    config: PostgresTriggerConfig,
+}
 
 #[async_trait]
-impl Invoker for NoInvoker {
-    async fn invoke(
-        &self,
-        function: &str,
-        _: faas_core::Invocation,
-    ) -> Result<faas_core::Response, faas_core::FunctionError> {
-        Err(faas_core::FunctionError::unavailable(format!(
-            "`{function}` is not called while the setup is installed"
-        )))
+impl EventSource for PostgresSource {
+    type Session = Session;
+
+    fn describe(&self) -> String {
+        format!(
+            "postgres table {} for {}",
+            self.config.table, self.subscriber
+        )
     }
 
-    fn policy(&self, _: &str) -> Option<faas_core::InvocationPolicy> {
-        None
+    async fn open(&mut self, _: &Arc<Calls>) -> Result<Session, Open> {
+        Session::open(self).await
     }
-}
 
-/// What every task of a running trigger shares.
-struct Running {
-    subscriber: String,
-    function: String,
-    config: PostgresTriggerConfig,
-    invoker: Arc<dyn Invoker>,
-    slots: Arc<Semaphore>,
-    tracker: TaskTracker,
+    async fn serve(&mut self, calls: &Arc<Calls>, session: &Arc<Session>) -> String {
+        claim(calls, self, session).await
+    }
+
+    fn close(&mut self, session: &Session) {
+        session.listener.abort();
+    }
 }
 
 /// One session with the database.
@@ -260,15 +206,12 @@ struct Session {
     woken: Arc<Notify>,
     closed: CancellationToken,
     listener: tokio::task::JoinHandle<()>,
+    /// How long a claimed row is leased.
+    lease: Duration,
 }
 
-enum Open {
-    Config(Error),
-    Unreachable(String),
-}
-
-fn classify(running: &Running, error: tokio_postgres::Error) -> Open {
-    let config = &running.config;
+fn classify(source: &PostgresSource, error: tokio_postgres::Error) -> Open {
+    let config = &source.config;
     match error.code() {
         Some(code) if *code == SqlState::UNDEFINED_TABLE => Open::Config(invalid(
             "postgres.table",
@@ -301,16 +244,16 @@ fn classify(running: &Running, error: tokio_postgres::Error) -> Open {
 }
 
 impl Session {
-    async fn open(running: &Running) -> Result<Session, Open> {
+    async fn open(source: &PostgresSource) -> Result<Session, Open> {
         let mut settings: tokio_postgres::Config =
-            running
+            source
                 .config
                 .url
                 .parse()
                 .map_err(|error: tokio_postgres::Error| {
                     Open::Config(invalid(
                         "postgres.url",
-                        &running.config.url,
+                        &source.config.url,
                         error.to_string(),
                     ))
                 })?;
@@ -318,7 +261,7 @@ impl Session {
         let (mut client, connection) = settings
             .connect(NoTls)
             .await
-            .map_err(|error| classify(running, error))?;
+            .map_err(|error| classify(source, error))?;
         tokio::spawn(async move {
             if let Err(error) = connection.await {
                 tracing::debug!(%error, "postgres connection ended");
@@ -327,31 +270,31 @@ impl Session {
         let transaction = client
             .transaction()
             .await
-            .map_err(|error| classify(running, error))?;
-        for statement in statements(&running.config, &running.subscriber) {
+            .map_err(|error| classify(source, error))?;
+        for statement in statements(&source.config, &source.subscriber) {
             transaction
                 .batch_execute(&statement)
                 .await
-                .map_err(|error| classify(running, error))?;
+                .map_err(|error| classify(source, error))?;
         }
         transaction
             .commit()
             .await
-            .map_err(|error| classify(running, error))?;
+            .map_err(|error| classify(source, error))?;
         let statements = Statements::prepare(&client, OUTBOX)
             .await
-            .map_err(|error| classify(running, error))?;
+            .map_err(|error| classify(source, error))?;
 
         let (listening, mut connection) = settings
             .connect(NoTls)
             .await
-            .map_err(|error| classify(running, error))?;
+            .map_err(|error| classify(source, error))?;
         let woken = Arc::new(Notify::new());
         let closed = CancellationToken::new();
         let listener = {
             let woken = Arc::clone(&woken);
             let closed = closed.clone();
-            let subscriber = running.subscriber.clone();
+            let subscriber = source.subscriber.clone();
             tokio::spawn(async move {
                 let mut messages = futures::stream::poll_fn(move |cx| connection.poll_message(cx));
                 while let Some(Ok(message)) = messages.next().await {
@@ -367,7 +310,7 @@ impl Session {
         listening
             .batch_execute(&format!("LISTEN {CHANNEL}"))
             .await
-            .map_err(|error| classify(running, error))?;
+            .map_err(|error| classify(source, error))?;
         // The listening client must live as long as its connection.
         let listener = tokio::spawn(async move {
             let _listening = listening;
@@ -376,8 +319,8 @@ impl Session {
         let client = Arc::new(client);
         let dead_letter = PostgresDeadLetter::new(
             Arc::clone(&client),
-            running.config.dead_letter_table.clone(),
-            running.subscriber.clone(),
+            source.config.dead_letter_table.clone(),
+            source.subscriber.clone(),
         );
         Ok(Session {
             client,
@@ -386,23 +329,24 @@ impl Session {
             woken,
             closed,
             listener,
+            lease: source.config.lease,
         })
     }
 }
 
 /// Claims due rows and starts their calls, until a statement fails.
-async fn claim(running: &Arc<Running>, session: &Arc<Session>) -> String {
-    let config = &running.config;
+async fn claim(calls: &Arc<Calls>, source: &PostgresSource, session: &Arc<Session>) -> String {
+    let config = &source.config;
     let lease = config.lease.as_secs_f64();
     loop {
-        let mut permits = take_slots(&running.slots, config.batch).await;
+        let mut permits = take_slots(&calls.slots, config.batch).await;
         let wanted = permits.num_permits();
         let limit = i64::try_from(wanted).unwrap_or(i64::MAX);
         let rows = match session
             .client
             .query(
                 &session.statements.claim,
-                &[&running.subscriber, &limit, &lease],
+                &[&source.subscriber, &limit, &lease],
             )
             .await
         {
@@ -418,7 +362,7 @@ async fn claim(running: &Arc<Running>, session: &Arc<Session>) -> String {
             let Some(permit) = permits.split(1) else {
                 break;
             };
-            spawn_call(running, session, claimed, permit);
+            spawn_call(calls, session, claimed, permit);
         }
         drop(permits);
         if claimed < wanted {
@@ -433,16 +377,16 @@ async fn claim(running: &Arc<Running>, session: &Arc<Session>) -> String {
 }
 
 fn spawn_call(
-    running: &Arc<Running>,
+    calls: &Arc<Calls>,
     session: &Arc<Session>,
     claimed: Claimed,
     permit: OwnedSemaphorePermit,
 ) {
-    let running_for_call = Arc::clone(running);
+    let for_call = Arc::clone(calls);
     let session = Arc::clone(session);
-    running.tracker.spawn(async move {
-        let running = running_for_call;
-        let invocation = claimed.invocation(&running.function);
+    calls.spawn(permit, async move {
+        let calls = for_call;
+        let invocation = claimed.invocation(&calls.function);
         let id = claimed.id.to_string();
         let attributes = [
             ("table", claimed.source_table.as_str()),
@@ -455,18 +399,17 @@ fn spawn_call(
             client: &session.client,
             statements: &session.statements,
             id: claimed.id,
-            lease: running.config.lease,
+            lease: session.lease,
         };
         deliver(
-            &*running.invoker,
-            &running.function,
+            &*calls.invoker,
+            &calls.function,
             invocation,
             &row,
-            Some(running.config.lease / 2),
+            Some(session.lease / 2),
             route,
         )
         .await;
-        drop(permit);
     });
 }
 

@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use crate::Result;
-use crate::event::invalid;
+use crate::event::{invalid, settings};
 
 /// Entries asked for in one read by default.
 pub const DEFAULT_BATCH: usize = 64;
@@ -11,6 +11,10 @@ pub const DEFAULT_BATCH: usize = 64;
 /// How long an entry may stay unacknowledged by default before any
 /// consumer of the group may claim it (its consumer is taken for dead).
 pub const DEFAULT_CLAIM_IDLE: Duration = Duration::from_secs(30);
+
+/// How long a consumer may go without reading, with nothing pending, by
+/// default before it is removed from the group as dead.
+pub const DEFAULT_DEAD_CONSUMER_IDLE: Duration = Duration::from_secs(600);
 
 /// How long one read blocks by default.
 pub const DEFAULT_BLOCK: Duration = Duration::from_secs(1);
@@ -39,6 +43,7 @@ pub enum StartFrom {
 /// | [`batch`](Self::with_batch) | 64 | entries asked for in one read (never more than free in-flight slots) |
 /// | [`block`](Self::with_block) | 1 s | how long a read waits for new entries |
 /// | [`claim_idle`](Self::with_claim_idle) | 30 s | an entry unacknowledged this long is reclaimed (`XAUTOCLAIM`): its consumer is taken for dead; a running call keeps its entries fresh |
+/// | [`dead_consumer_idle`](Self::with_dead_consumer_idle) | 10 min | a consumer of the group that has not read for this long and holds no entry (its entries were reclaimed) is removed from the group (`XGROUP DELCONSUMER`) |
 /// | [`max_in_flight`](Self::with_max_in_flight) | the function's policy | calls running at once |
 /// | [`payload_field`](Self::with_payload_field) | `data` | the field that holds the payload; without it the entry's fields become a JSON object |
 /// | [`dead_letter_stream`](Self::with_dead_letter_stream) | none (the function's dead letter) | where an entry that failed for good is added |
@@ -68,6 +73,7 @@ pub struct RedisStreamTriggerConfig {
     pub(crate) batch: usize,
     pub(crate) block: Duration,
     pub(crate) claim_idle: Duration,
+    pub(crate) dead_consumer_idle: Duration,
     pub(crate) max_in_flight: Option<usize>,
     pub(crate) payload_field: String,
     pub(crate) dead_letter_stream: Option<String>,
@@ -93,6 +99,7 @@ impl RedisStreamTriggerConfig {
             batch: DEFAULT_BATCH,
             block: DEFAULT_BLOCK,
             claim_idle: DEFAULT_CLAIM_IDLE,
+            dead_consumer_idle: DEFAULT_DEAD_CONSUMER_IDLE,
             max_in_flight: None,
             payload_field: DEFAULT_PAYLOAD_FIELD.to_owned(),
             dead_letter_stream: None,
@@ -121,6 +128,15 @@ impl RedisStreamTriggerConfig {
     /// Sets how long an entry may stay unacknowledged before it is reclaimed.
     pub fn with_claim_idle(mut self, claim_idle: Duration) -> Self {
         self.claim_idle = claim_idle;
+        self
+    }
+
+    /// Sets how long another consumer of the group may go without reading,
+    /// with nothing pending, before it is removed from the group as dead.
+    /// A consumer removed by mistake loses nothing: it holds no entry, and
+    /// its next read adds it again.
+    pub fn with_dead_consumer_idle(mut self, idle: Duration) -> Self {
+        self.dead_consumer_idle = idle;
         self
     }
 
@@ -170,6 +186,7 @@ impl RedisStreamTriggerConfig {
     /// [`Error::InvalidConfig`](crate::Error::InvalidConfig) naming the
     /// setting (`redis.url`, `redis.stream`, `redis.group`,
     /// `redis.consumer`, `redis.batch`, `redis.block`, `redis.claim_idle`,
+    /// `redis.dead_consumer_idle`,
     /// `redis.payload_field`, `redis.dead_letter_stream`,
     /// `redis.max_in_flight`).
     pub fn validate(&self) -> Result<()> {
@@ -180,15 +197,13 @@ impl RedisStreamTriggerConfig {
                 format!("expected redis://host:port/db: {error}"),
             ));
         }
-        for (key, value) in [
-            ("redis.stream", &self.stream),
-            ("redis.group", &self.group),
-            ("redis.consumer", &self.consumer),
-            ("redis.payload_field", &self.payload_field),
+        for (setting, value) in [
+            ("stream", &self.stream),
+            ("group", &self.group),
+            ("consumer", &self.consumer),
+            ("payload_field", &self.payload_field),
         ] {
-            if value.is_empty() || value.chars().any(char::is_whitespace) {
-                return Err(invalid(key, value, "a name without whitespace"));
-            }
+            settings::check_name("redis", setting, value)?;
         }
         if let Some(dead) = self.dead_letter_stream.as_ref().filter(|dead| {
             dead.is_empty() || dead.chars().any(char::is_whitespace) || **dead == self.stream
@@ -199,13 +214,7 @@ impl RedisStreamTriggerConfig {
                 "a key without whitespace, other than the stream read",
             ));
         }
-        if !(1..=10_000).contains(&self.batch) {
-            return Err(invalid(
-                "redis.batch",
-                &self.batch.to_string(),
-                "between 1 and 10000 entries",
-            ));
-        }
+        settings::check_batch("redis", self.batch, "entries")?;
         if self.block < Duration::from_millis(10) || self.block > Duration::from_secs(60) {
             return Err(invalid(
                 "redis.block",
@@ -213,17 +222,21 @@ impl RedisStreamTriggerConfig {
                 "between 10 ms and 60 s",
             ));
         }
-        if self.claim_idle < Duration::from_millis(500) {
+        settings::check_at_least(
+            "redis",
+            "claim_idle",
+            self.claim_idle,
+            Duration::from_millis(500),
+        )?;
+        // A live consumer is idle for up to one blocking read.
+        if self.dead_consumer_idle <= self.block {
             return Err(invalid(
-                "redis.claim_idle",
-                &format!("{:?}", self.claim_idle),
-                "at least 500 ms",
+                "redis.dead_consumer_idle",
+                &format!("{:?}", self.dead_consumer_idle),
+                format!("longer than a read blocks ({:?})", self.block),
             ));
         }
-        if self.max_in_flight == Some(0) {
-            return Err(invalid("redis.max_in_flight", "0", "at least 1"));
-        }
-        Ok(())
+        settings::check_max_in_flight("redis", self.max_in_flight)
     }
 }
 
@@ -267,6 +280,14 @@ mod tests {
         assert_eq!(
             key_of(base().with_claim_idle(Duration::from_millis(1)).validate()),
             "redis.claim_idle"
+        );
+        assert_eq!(
+            key_of(
+                base()
+                    .with_dead_consumer_idle(Duration::from_millis(500))
+                    .validate()
+            ),
+            "redis.dead_consumer_idle"
         );
         assert_eq!(
             key_of(base().with_dead_letter_stream("s").validate()),

@@ -3,7 +3,8 @@
 //!
 //! - [`RedisStreamTrigger`] reads (`XREADGROUP`), acknowledges after
 //!   success (`XACK`), claims failed entries again after the policy's
-//!   backoff and reclaims those a dead consumer left (`XAUTOCLAIM`);
+//!   backoff, reclaims those a dead consumer left (`XAUTOCLAIM`) and then
+//!   removes that consumer from the group (`XGROUP DELCONSUMER`);
 //!   [`RedisStreamTriggerConfig`] configures it.
 //! - [`RedisDeadLetter`] adds entries that failed for good to a stream.
 //! - [`RedisLag`] tells the autoscaler how many entries wait.
@@ -15,14 +16,15 @@
 //! all its fields as a JSON object.
 
 mod config;
+mod consumers;
 mod dead_letter;
 mod lag;
 mod message;
 mod trigger;
 
 pub use config::{
-    DEFAULT_BATCH, DEFAULT_BLOCK, DEFAULT_CLAIM_IDLE, DEFAULT_PAYLOAD_FIELD,
-    RedisStreamTriggerConfig, StartFrom,
+    DEFAULT_BATCH, DEFAULT_BLOCK, DEFAULT_CLAIM_IDLE, DEFAULT_DEAD_CONSUMER_IDLE,
+    DEFAULT_PAYLOAD_FIELD, RedisStreamTriggerConfig, StartFrom,
 };
 pub use dead_letter::RedisDeadLetter;
 pub use lag::RedisLag;

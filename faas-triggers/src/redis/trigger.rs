@@ -14,21 +14,18 @@ use redis::streams::{
     StreamAutoClaimReply, StreamClaimReply, StreamPendingCountReply, StreamReadReply,
 };
 use redis::{AsyncConnectionConfig, Value};
-use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
+use tokio::sync::{OwnedSemaphorePermit, mpsc};
 use tokio_util::sync::CancellationToken;
-use tokio_util::task::TaskTracker;
 use tokio_util::time::DelayQueue;
 
 use super::config::{RedisStreamTriggerConfig, StartFrom};
+use super::consumers::remove_dead_consumers;
 use super::dead_letter::RedisDeadLetter;
 use super::lag::RedisLag;
 use super::message::{Group, RedisEntry, invocation_of};
-use crate::event::{Reconnect, deliver, invalid, invoker_or, take_slots};
-use crate::{Error, Result};
-
-/// The in-flight limit when neither the trigger nor the function's policy
-/// sets one.
-const FALLBACK_MAX_IN_FLIGHT: usize = 256;
+use crate::Result;
+use crate::event::source::{Calls, EventSource, Open, run_source};
+use crate::event::{deliver, invalid, take_slots};
 
 /// How long a command other than a blocking read may take.
 const COMMAND_TIMEOUT: Duration = Duration::from_secs(5);
@@ -43,7 +40,9 @@ const COMMAND_TIMEOUT: Duration = Duration::from_secs(5);
 /// is safe in the dead letter; after a retryable failure it stays pending
 /// and is claimed again by this consumer after the policy's backoff
 /// (`XCLAIM`, which counts a delivery). Entries a dead consumer left
-/// pending for `claim_idle` are reclaimed (`XAUTOCLAIM`); while a call
+/// pending for `claim_idle` are reclaimed (`XAUTOCLAIM`), and a consumer
+/// that has not read for `dead_consumer_idle` and holds nothing is removed
+/// from the group (`XGROUP DELCONSUMER`); while a call
 /// runs, its entry is kept fresh so nobody reclaims it. The delivery count
 /// from the group's pending list is the call's
 /// [`attempt`](faas_core::Context::attempt).
@@ -99,7 +98,7 @@ impl RedisStreamTrigger {
     ///
     /// # Errors
     ///
-    /// [`Error::InvalidConfig`] naming a bad setting.
+    /// [`Error::InvalidConfig`](crate::Error::InvalidConfig) naming a bad setting.
     pub fn new(function: impl Into<String>, config: RedisStreamTriggerConfig) -> Result<Self> {
         config.validate()?;
         Ok(RedisStreamTrigger {
@@ -126,75 +125,55 @@ impl RedisStreamTrigger {
     }
 
     async fn run_trigger(self, dispatcher: Dispatcher, shutdown: CancellationToken) -> Result<()> {
-        let invoker = invoker_or(self.invoker.as_ref(), &dispatcher);
-        let max_in_flight = self
-            .config
-            .max_in_flight
-            .or_else(|| {
-                invoker
-                    .policy(&self.function)
-                    .and_then(|p| p.max_in_flight())
-            })
-            .unwrap_or(FALLBACK_MAX_IN_FLIGHT);
-        let running = Arc::new(Running {
-            function: self.function.clone(),
-            config: self.config.clone(),
-            invoker,
-            slots: Arc::new(Semaphore::new(max_in_flight)),
-            tracker: TaskTracker::new(),
-        });
-        let source = format!(
-            "redis stream {} group {}",
-            self.config.stream, self.config.group
+        let calls = Calls::new(
+            &self.function,
+            self.invoker.as_ref(),
+            self.config.max_in_flight,
+            &dispatcher,
         );
-        let mut reconnect = Reconnect::new(source, dispatcher.readiness().clone());
-        let (retry_sender, mut retries) = mpsc::unbounded_channel();
-        let mut delayed = DelayQueue::new();
-        let result = loop {
-            if shutdown.is_cancelled() {
-                break Ok(());
-            }
-            let session = match Session::open(&running.config, retry_sender.clone()).await {
-                Ok(session) => session,
-                Err(Open::Config(error)) => break Err(error),
-                Err(Open::Unreachable(error)) => {
-                    if reconnect.failed(&error, &shutdown).await {
-                        continue;
-                    }
-                    break Ok(());
-                }
-            };
-            reconnect.connected();
-            let session = Arc::new(session);
-            let ended = tokio::select! {
-                () = shutdown.cancelled() => None,
-                error = read_new(&running, &session) => Some(error),
-                error = reclaim_idle(&running, &session) => Some(error),
-                error = redeliver_later(&running, &session, &mut retries, &mut delayed) => Some(error),
-            };
-            match ended {
-                None => break Ok(()),
-                Some(error) => {
-                    if !reconnect.failed(&error, &shutdown).await {
-                        break Ok(());
-                    }
-                }
-            }
+        let (retry_sender, retries) = mpsc::unbounded_channel();
+        let source = RedisSource {
+            config: Arc::new(self.config),
+            retry_sender,
+            retries,
+            delayed: DelayQueue::new(),
         };
-        running.tracker.close();
-        running.tracker.wait().await;
-        reconnect.stopped();
-        result
+        run_source(source, calls, &dispatcher, &shutdown).await
     }
 }
 
-/// What every task of a running trigger shares.
-struct Running {
-    function: String,
-    config: RedisStreamTriggerConfig,
-    invoker: Arc<dyn Invoker>,
-    slots: Arc<Semaphore>,
-    tracker: TaskTracker,
+/// The Redis side of the shared source loop; the entries to claim again
+/// later outlive a session.
+struct RedisSource {
+    config: Arc<RedisStreamTriggerConfig>,
+    retry_sender: mpsc::UnboundedSender<(String, Duration)>,
+    retries: mpsc::UnboundedReceiver<(String, Duration)>,
+    delayed: DelayQueue<(String, Duration)>,
+}
+
+#[async_trait]
+impl EventSource for RedisSource {
+    type Session = Session;
+
+    fn describe(&self) -> String {
+        format!(
+            "redis stream {} group {}",
+            self.config.stream, self.config.group
+        )
+    }
+
+    async fn open(&mut self, _: &Arc<Calls>) -> Result<Session, Open> {
+        Session::open(&self.config, self.retry_sender.clone()).await
+    }
+
+    async fn serve(&mut self, calls: &Arc<Calls>, session: &Arc<Session>) -> String {
+        let config = &self.config;
+        tokio::select! {
+            error = read_new(calls, config, session) => error,
+            error = reclaim_idle(calls, config, session) => error,
+            error = redeliver_later(calls, config, session, &mut self.retries, &mut self.delayed) => error,
+        }
+    }
 }
 
 /// The connections of one session with the server.
@@ -203,16 +182,12 @@ struct Session {
     reader: MultiplexedConnection,
     group: Group,
     dead_letter: Option<RedisDeadLetter>,
-}
-
-enum Open {
-    Config(Error),
-    Unreachable(String),
+    config: Arc<RedisStreamTriggerConfig>,
 }
 
 impl Session {
     async fn open(
-        config: &RedisStreamTriggerConfig,
+        config: &Arc<RedisStreamTriggerConfig>,
         retries: mpsc::UnboundedSender<(String, Duration)>,
     ) -> Result<Session, Open> {
         let client = redis::Client::open(config.url.as_str())
@@ -269,17 +244,21 @@ impl Session {
                 retries,
             },
             dead_letter,
+            config: Arc::clone(config),
         })
     }
 }
 
 /// Reads new entries until a read fails.
-async fn read_new(running: &Arc<Running>, session: &Arc<Session>) -> String {
-    let config = &running.config;
+async fn read_new(
+    calls: &Arc<Calls>,
+    config: &RedisStreamTriggerConfig,
+    session: &Arc<Session>,
+) -> String {
     let mut reader = session.reader.clone();
     let block = u64::try_from(config.block.as_millis()).unwrap_or(u64::MAX);
     loop {
-        let mut permits = take_slots(&running.slots, config.batch).await;
+        let mut permits = take_slots(&calls.slots, config.batch).await;
         let reply: Result<Option<StreamReadReply>, _> = redis::cmd("XREADGROUP")
             .arg("GROUP")
             .arg(&config.group)
@@ -305,23 +284,29 @@ async fn read_new(running: &Arc<Running>, session: &Arc<Session>) -> String {
             let Some(permit) = permits.split(1) else {
                 break;
             };
-            spawn_call(running, session, entry.id, entry.map, 1, permit);
+            spawn_call(calls, session, entry.id, entry.map, 1, permit);
         }
     }
 }
 
-/// Reclaims entries left idle by a dead consumer, every half `claim_idle`,
-/// until a command fails.
-async fn reclaim_idle(running: &Arc<Running>, session: &Arc<Session>) -> String {
-    let config = &running.config;
-    let every = (config.claim_idle / 2).max(Duration::from_millis(250));
+/// Reclaims entries left idle by a dead consumer, every half `claim_idle`
+/// (or half `dead_consumer_idle` when shorter), then removes the consumers idle past `dead_consumer_idle` that hold
+/// nothing, until a command fails.
+async fn reclaim_idle(
+    calls: &Arc<Calls>,
+    config: &RedisStreamTriggerConfig,
+    session: &Arc<Session>,
+) -> String {
+    let every =
+        (config.claim_idle.min(config.dead_consumer_idle) / 2).max(Duration::from_millis(250));
     let idle = u64::try_from(config.claim_idle.as_millis()).unwrap_or(u64::MAX);
+    let dead_idle = u64::try_from(config.dead_consumer_idle.as_millis()).unwrap_or(u64::MAX);
     let mut connection = session.group.connection.clone();
     loop {
         tokio::time::sleep(every).await;
         let mut cursor = "0-0".to_owned();
         loop {
-            let permits = take_slots(&running.slots, config.batch).await;
+            let permits = take_slots(&calls.slots, config.batch).await;
             let reply: Result<StreamAutoClaimReply, _> = redis::cmd("XAUTOCLAIM")
                 .arg(&config.stream)
                 .arg(&config.group)
@@ -343,7 +328,7 @@ async fn reclaim_idle(running: &Arc<Running>, session: &Arc<Session>) -> String 
                     "reclaimed entries left idle by a consumer"
                 );
             }
-            if let Err(error) = spawn_claimed(running, session, reply.claimed, permits).await {
+            if let Err(error) = spawn_claimed(calls, session, reply.claimed, permits).await {
                 return error;
             }
             if reply.next_stream_id == "0-0" {
@@ -351,18 +336,40 @@ async fn reclaim_idle(running: &Arc<Running>, session: &Arc<Session>) -> String 
             }
             cursor = reply.next_stream_id;
         }
+        // Whatever a dead consumer held is ours now: forget the consumer.
+        match remove_dead_consumers(
+            &mut connection,
+            &config.stream,
+            &config.group,
+            &config.consumer,
+            dead_idle,
+        )
+        .await
+        {
+            Ok(removed) => {
+                for consumer in removed {
+                    tracing::info!(
+                        stream = %config.stream,
+                        group = %config.group,
+                        %consumer,
+                        "removed a consumer that stopped reading and holds nothing"
+                    );
+                }
+            }
+            Err(error) => return format!("removing dead consumers failed: {error}"),
+        }
     }
 }
 
 /// Claims nacked entries again once their delay passed, until a command
 /// fails.
 async fn redeliver_later(
-    running: &Arc<Running>,
+    calls: &Arc<Calls>,
+    config: &RedisStreamTriggerConfig,
     session: &Arc<Session>,
     retries: &mut mpsc::UnboundedReceiver<(String, Duration)>,
     delayed: &mut DelayQueue<(String, Duration)>,
 ) -> String {
-    let config = &running.config;
     let mut connection = session.group.connection.clone();
     loop {
         let (id, delay) = tokio::select! {
@@ -391,8 +398,8 @@ async fn redeliver_later(
                 return format!("XCLAIM failed: {error}");
             }
         };
-        let permits = take_slots(&running.slots, claimed.len().max(1)).await;
-        if let Err(error) = spawn_claimed(running, session, claimed, permits).await {
+        let permits = take_slots(&calls.slots, claimed.len().max(1)).await;
+        if let Err(error) = spawn_claimed(calls, session, claimed, permits).await {
             return error;
         }
     }
@@ -400,7 +407,7 @@ async fn redeliver_later(
 
 /// Starts the calls of claimed entries, each with its delivery count.
 async fn spawn_claimed(
-    running: &Arc<Running>,
+    calls: &Arc<Calls>,
     session: &Arc<Session>,
     claimed: Vec<redis::streams::StreamId>,
     mut permits: OwnedSemaphorePermit,
@@ -408,8 +415,8 @@ async fn spawn_claimed(
     let mut connection = session.group.connection.clone();
     for entry in claimed {
         let pending: StreamPendingCountReply = redis::cmd("XPENDING")
-            .arg(&running.config.stream)
-            .arg(&running.config.group)
+            .arg(&session.config.stream)
+            .arg(&session.config.group)
             .arg(&entry.id)
             .arg(&entry.id)
             .arg(1)
@@ -422,36 +429,36 @@ async fn spawn_claimed(
         };
         let permit = match permits.split(1) {
             Some(permit) => permit,
-            None => Arc::clone(&running.slots)
+            None => Arc::clone(&calls.slots)
                 .acquire_owned()
                 .await
                 .expect("the semaphore is never closed"),
         };
         let attempt = u32::try_from(count.max(1)).unwrap_or(u32::MAX);
-        spawn_call(running, session, entry.id, entry.map, attempt, permit);
+        spawn_call(calls, session, entry.id, entry.map, attempt, permit);
     }
     Ok(())
 }
 
 fn spawn_call(
-    running: &Arc<Running>,
+    calls: &Arc<Calls>,
     session: &Arc<Session>,
     id: String,
     fields: HashMap<String, Value>,
     attempt: u32,
     permit: OwnedSemaphorePermit,
 ) {
-    let running_for_call = Arc::clone(running);
+    let for_call = Arc::clone(calls);
     let session = Arc::clone(session);
-    running.tracker.spawn(async move {
-        let running = running_for_call;
-        let config = &running.config;
+    calls.spawn(permit, async move {
+        let calls = for_call;
+        let config = &session.config;
         let invocation = invocation_of(
             &config.stream,
             &id,
             &fields,
             &config.payload_field,
-            &running.function,
+            &calls.function,
             attempt,
         );
         let attributes = [("stream", config.stream.as_str()), ("id", id.as_str())];
@@ -467,15 +474,14 @@ fn spawn_call(
             id: &id,
         };
         deliver(
-            &*running.invoker,
-            &running.function,
+            &*calls.invoker,
+            &calls.function,
             invocation,
             &entry,
             Some(config.claim_idle / 2),
             route,
         )
         .await;
-        drop(permit);
     });
 }
 

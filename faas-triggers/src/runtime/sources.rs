@@ -4,14 +4,15 @@
 
 use faas_core::{LocalExecutorBuilder, Registry, TriggerSpec};
 
+#[cfg(feature = "kube")]
+use super::config::ENV_KUBE_CHECKPOINT;
+#[cfg(feature = "nats")]
+use super::config::ENV_NATS_URL;
+#[cfg(feature = "postgres")]
+use super::config::ENV_POSTGRES_URL;
+#[cfg(feature = "redis")]
+use super::config::ENV_REDIS_URL;
 use super::config::RuntimeConfig;
-#[cfg(any(
-    feature = "nats",
-    feature = "redis",
-    feature = "postgres",
-    feature = "kube"
-))]
-use super::config::{ENV_KUBE_CHECKPOINT, ENV_NATS_URL, ENV_POSTGRES_URL, ENV_REDIS_URL};
 use crate::{Error, Result};
 
 /// Adds to `builder` one trigger per event source a function of `registry`

@@ -7,9 +7,10 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use faas_core::trigger::LagSource;
 use faas_core::{
     CloudEvent, Context, Dispatcher, FunctionDefinition, FunctionError, HostShutdown,
-    InvocationPolicy, LocalExecutor, Registry, Trigger,
+    InvocationPolicy, LocalExecutor, Registry, RetryPolicy, Trigger,
 };
 use faas_triggers::http::{HttpTrigger, HttpTriggerConfig};
 use tokio::net::TcpListener;
@@ -121,6 +122,41 @@ impl Recorder {
     }
 }
 
+/// A retry policy of `attempts` with short, fixed back-offs (50 ms doubling
+/// to 200 ms, no jitter), so redeliveries come quickly.
+pub fn quick_retries(attempts: u32) -> RetryPolicy {
+    RetryPolicy::new(attempts)
+        .with_initial_backoff(Duration::from_millis(50))
+        .with_max_backoff(Duration::from_millis(200))
+        .with_jitter(0.0)
+}
+
+/// Waits until `lag` reports nothing pending: every message settled.
+pub async fn wait_lag_zero(lag: &impl LagSource) {
+    let wait = async {
+        loop {
+            if lag.lag().await.unwrap().pending == 0 {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    };
+    tokio::time::timeout(PATIENCE, wait)
+        .await
+        .expect("the source's lag comes down to zero: everything settled");
+}
+
+/// Fails (retryably) every attempt before `attempt`, then succeeds.
+pub fn fails_before(attempt: u32) -> Verdict {
+    Arc::new(move |seen| {
+        if seen.attempt < attempt {
+            Err(FunctionError::internal("not yet"))
+        } else {
+            Ok(())
+        }
+    })
+}
+
 /// Always succeeds.
 pub fn accept() -> Verdict {
     Arc::new(|_| Ok(()))
@@ -136,16 +172,26 @@ pub struct Host {
 
 impl Host {
     pub async fn start(registry: Registry, trigger: impl Trigger) -> Host {
+        Self::start_with(registry, Some(trigger)).await
+    }
+
+    /// The function runtime alone: `registry` behind the HTTP trigger, as
+    /// a function's pod serves it to the gateway.
+    pub async fn runtime(registry: Registry) -> Host {
+        Self::start_with(registry, None::<HttpTrigger>).await
+    }
+
+    async fn start_with(registry: Registry, trigger: Option<impl Trigger>) -> Host {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let http = listener.local_addr().unwrap();
-        let executor = LocalExecutor::builder(registry)
-            .trigger(HttpTrigger::from_listener(
-                listener,
-                HttpTriggerConfig::default(),
-            ))
-            .trigger(trigger)
-            .shutdown_grace(Duration::from_secs(10))
-            .build();
+        let mut builder = LocalExecutor::builder(registry).trigger(HttpTrigger::from_listener(
+            listener,
+            HttpTriggerConfig::default(),
+        ));
+        if let Some(trigger) = trigger {
+            builder = builder.trigger(trigger);
+        }
+        let executor = builder.shutdown_grace(Duration::from_secs(10)).build();
         let dispatcher = executor.dispatcher();
         let shutdown = executor.shutdown_handle();
         let task = tokio::spawn(executor.run());
