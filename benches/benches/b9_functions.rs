@@ -244,9 +244,17 @@ fn stripped(mut object: ObjectMeta) -> ObjectMeta {
     object
 }
 
+/// Deletes namespace `name` and waits until it is gone: its Services hold addresses of the
+/// cluster's Service range (a /24 on the test control plane) until then, and the next phase
+/// must start from the same empty cluster as this one did.
 async fn delete_namespace(client: &Client, name: &str) {
     let api: Api<Namespace> = Api::all(client.clone());
     let _ = api.delete(name, &DeleteParams::default()).await;
+    let deadline = Instant::now() + Duration::from_secs(600);
+    while api.get_opt(name).await.ok().flatten().is_some() {
+        assert!(Instant::now() < deadline, "namespace {name} is not gone");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
 }
 
 #[tokio::main]
@@ -324,6 +332,20 @@ async fn main() {
         / n as f64;
     let status_writes = delta(&before, &after, "functions", "status") / n as f64;
     let event_writes = delta(&before, &after, "events", "") / n as f64;
+    let stats = operator.stats();
+    let why = format!(
+        "operator: {} reconciles, {} creates, {} corrections, {} trusted applies expired, \
+         {} failures, {} reconciles held back; watch lag mean {:?}, max {:?}",
+        stats.reconciles(),
+        stats.creates(),
+        stats.corrections(),
+        stats.trust_expired(),
+        stats.failures(),
+        stats.held_back(),
+        stats.watch_lag_mean(),
+        stats.watch_lag_max(),
+    );
+    eprintln!("B9 {why}");
     operator.stop().await;
     delete_namespace(&client, &fn_ns).await;
     node.stop().await;
@@ -360,7 +382,7 @@ async fn main() {
         baseline_writes,
         format!(
             "{detail}; {object_writes:.2} object + {status_writes:.2} status writes, \
-             besides the Function's own create; {event_writes:.2} Events"
+             besides the Function's own create; {event_writes:.2} Events; {why}"
         ),
     )
     .emit();

@@ -24,6 +24,7 @@ use kube::Api;
 use kube::api::{Patch, PatchParams, PostParams};
 
 use crate::vnode::{TestNode, unique_name};
+use crate::wait::{self, Poll};
 
 use crate::{Error, Result, TestCluster, TestNamespace};
 
@@ -205,6 +206,33 @@ impl TestOperator {
     pub fn kill(self) {
         self.task.abort();
     }
+}
+
+/// Waits until no pod of Function `name` is left in `ns`.
+///
+/// # Errors
+///
+/// When pods are left after the wait's timeout.
+pub async fn wait_function_pods_gone(ns: &TestNamespace, name: &str) -> Result<()> {
+    let pods = ns.api::<k8s_openapi::api::core::v1::Pod>();
+    let selector = format!("{}={name}", faas_k8s::function::FUNCTION_LABEL);
+    wait::until(format!("the pods of Function {name} to be gone"), || {
+        let pods = pods.clone();
+        let selector = selector.clone();
+        async move {
+            let left = pods
+                .list(&kube::api::ListParams::default().labels(&selector))
+                .await?
+                .items
+                .len();
+            Ok(if left == 0 {
+                Poll::Ready(())
+            } else {
+                Poll::Pending(format!("{left} pods"))
+            })
+        }
+    })
+    .await
 }
 
 /// The operator configuration of the tests: one namespace, quick retries.

@@ -125,6 +125,10 @@ async fn faasctl_deploys_calls_tails_scales_and_removes() -> TestResult {
         exit::OK,
     );
     assert!(described.contains("name: greeter"), "{described}");
+    // The two calls above, as the function's pod counted them.
+    assert!(described.contains("invocation_count: 2"), "{described}");
+    let described = expect(&run(args(&["describe", "greeter"]), vec![]).await, exit::OK);
+    assert!(described.contains("Invocations: 2 "), "{described}");
 
     let scaled = run(args(&["scale", "greeter", "2", "--wait"]), vec![]).await;
     expect(&scaled, exit::OK);

@@ -12,7 +12,7 @@ use std::time::Duration;
 use faas_core::{FunctionDefinition, Registry};
 use faas_e2e::hosting::{
     FunctionNode, TestOperator, install_function_crd, operator_client, serial,
-    service_account_client, test_config,
+    service_account_client, test_config, wait_function_pods_gone,
 };
 use faas_e2e::wait::{self, Poll};
 use faas_e2e::{TestCluster, TestNamespace};
@@ -346,23 +346,7 @@ async fn a_function_runs_on_the_virtual_node_heals_drift_and_idles_without_write
     api.delete("hello", &DeleteParams::default()).await?;
     wait::for_deletion(&ns.api::<Deployment>(), "hello").await?;
     wait::for_deletion(&ns.api::<Service>(), "hello").await?;
-    let pods = ns.api::<Pod>();
-    wait::until("the function's pods to be gone", || {
-        let pods = pods.clone();
-        async move {
-            let left = pods
-                .list(&ListParams::default().labels(&format!("{FUNCTION_LABEL}=hello")))
-                .await?
-                .items
-                .len();
-            Ok(if left == 0 {
-                Poll::Ready(())
-            } else {
-                Poll::Pending(format!("{left} pods"))
-            })
-        }
-    })
-    .await?;
+    wait_function_pods_gone(&ns, "hello").await?;
     node.wait_backend_pods(0).await?;
     assert!(!operator.is_finished());
     operator.stop().await;
@@ -574,6 +558,17 @@ async fn a_refused_write_is_reported_on_the_function_and_not_retried_on_every_ev
     Ok(())
 }
 
+/// Waits until operator `instance` holds the Lease.
+async fn wait_for_leader(leases: &Api<Lease>, instance: &str) -> faas_e2e::Result<()> {
+    wait::until(format!("operator {instance} to lead"), || async move {
+        Ok(match lease_holder(leases).await {
+            Some(holder) if holder == instance => Poll::Ready(()),
+            other => Poll::Pending(format!("holder {other:?}")),
+        })
+    })
+    .await
+}
+
 async fn lease_holder(leases: &Api<Lease>) -> Option<String> {
     leases
         .get_opt("faas-operator")
@@ -602,16 +597,7 @@ async fn a_standby_operator_takes_over_when_the_leader_dies_without_duplicating_
             .with_leader_election(election("first")),
     );
     let leases = ns.api::<Lease>();
-    wait::until("the first operator to lead", || {
-        let leases = leases.clone();
-        async move {
-            Ok(match lease_holder(&leases).await {
-                Some(holder) if holder == "first" => Poll::Ready(()),
-                other => Poll::Pending(format!("holder {other:?}")),
-            })
-        }
-    })
-    .await?;
+    wait_for_leader(&leases, "first").await?;
     let second = TestOperator::start(
         FunctionController::new(client, test_config(&ns).with_instance("second"))
             .with_leader_election(election("second")),
@@ -627,16 +613,7 @@ async fn a_standby_operator_takes_over_when_the_leader_dies_without_duplicating_
 
     // The leader dies without releasing the Lease: the standby takes over once it expires.
     first.kill();
-    wait::until("the second operator to lead", || {
-        let leases = leases.clone();
-        async move {
-            Ok(match lease_holder(&leases).await {
-                Some(holder) if holder == "second" => Poll::Ready(()),
-                other => Poll::Pending(format!("holder {other:?}")),
-            })
-        }
-    })
-    .await?;
+    wait_for_leader(&leases, "second").await?;
     api.patch(
         "led",
         &PatchParams::default(),

@@ -37,7 +37,7 @@ async fn the_kubernetes_provider_passes_the_provider_suite() -> TestResult {
     let ns = cluster.namespace("provider").await?;
     let operator =
         TestOperator::for_namespace(operator_client(&cluster, &ns, "operator").await?, &ns);
-    let provider = KubernetesProvider::new(cluster.client());
+    let provider = KubernetesProvider::from_config(cluster.config().clone())?;
     let fixture = SuiteFixture::new(
         ns.name(),
         FunctionDeployment::new("greeter").with_image(function_image("hello")),
@@ -58,7 +58,7 @@ async fn a_rolling_update_loses_no_call() -> TestResult {
     let ns = cluster.namespace("rolling").await?;
     let operator =
         TestOperator::for_namespace(operator_client(&cluster, &ns, "operator").await?, &ns);
-    let provider = KubernetesProvider::new(cluster.client());
+    let provider = KubernetesProvider::from_config(cluster.config().clone())?;
     let function = FunctionRef::new(ns.name(), "roller");
     let deployment = FunctionDeployment::new("roller")
         .with_namespace(ns.name())

@@ -15,8 +15,8 @@ use std::process::{Output, Stdio};
 use std::time::Duration;
 
 use faas_e2e::TestCluster;
-use faas_e2e::hosting::serial;
-use faas_e2e::wait::{self, Poll};
+use faas_e2e::hosting::{serial, wait_function_pods_gone};
+use faas_e2e::wait;
 use faas_k8s::faasctl::exit;
 use faas_k8s::function::{FUNCTION_LABEL, Function};
 use k8s_openapi::api::core::v1::{Node, Pod};
@@ -280,23 +280,7 @@ async fn the_readme_walk_through_runs_a_function_on_the_virtual_node() -> TestRe
     let removed = call(faasctl_args(&["remove", "shout"]), vec![]).await;
     expect_success("faasctl remove", &removed);
     wait::for_deletion(&ns.api::<Function>(), "shout").await?;
-    let pods = ns.api::<Pod>();
-    wait::until("the function's pods to be gone", || {
-        let pods = pods.clone();
-        async move {
-            let left = pods
-                .list(&ListParams::default().labels(&format!("{FUNCTION_LABEL}=shout")))
-                .await?
-                .items
-                .len();
-            Ok(if left == 0 {
-                Poll::Ready(())
-            } else {
-                Poll::Pending(format!("{left} pods"))
-            })
-        }
-    })
-    .await?;
+    wait_function_pods_gone(&ns, "shout").await?;
     operator.stop().await;
     vnode.stop().await;
     let _ = Api::<Node>::all(cluster.client())

@@ -11,7 +11,9 @@
 //! ```
 //!
 //! `--kubeconfig`, `--context` and `-n/--namespace` work as kubectl's do; `-o json|yaml` prints
-//! for programs. Waiting shows a spinner with the function's current condition, and stops with
+//! for programs. `describe` shows the calls the function's running pods have answered
+//! (`invocationCount`, summed from the function runtime's `/metrics` on each pod through the
+//! API server, whichever way the calls came). Waiting shows a spinner with the function's current condition, and stops with
 //! the reason when the function cannot become ready. The exit codes are in [`exit`].
 
 mod args;
@@ -31,6 +33,7 @@ use kube::{Api, ResourceExt as _};
 
 pub use args::{Command, DeployArgs, FaasctlArgs, InvokeArgs, Output};
 
+use crate::error::ErrorChain;
 use crate::function::Function;
 use crate::provider::KubernetesProvider;
 
@@ -76,31 +79,16 @@ impl Failure {
         };
         Failure::new(
             exit::for_provider(error),
-            format!("{}{advice}", chain(error)),
+            format!("{}{advice}", ErrorChain(error)),
         )
     }
 }
 
-/// An error and its sources, on one line.
-fn chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        let cause_text = cause.to_string();
-        if !text.contains(&cause_text) {
-            text.push_str(": ");
-            text.push_str(&cause_text);
-        }
-        source = cause.source();
-    }
-    text
-}
-
-async fn client(args: &FaasctlArgs) -> Result<kube::Client, Failure> {
+async fn config(args: &FaasctlArgs) -> Result<kube::Config, Failure> {
     let unusable = |e: &dyn std::error::Error| {
         Failure::new(
             exit::FAILED,
-            format!("cannot use the kubeconfig: {}", chain(e)),
+            format!("cannot use the kubeconfig: {}", ErrorChain(e)),
         )
     };
     let options = KubeConfigOptions {
@@ -112,7 +100,11 @@ async fn client(args: &FaasctlArgs) -> Result<kube::Client, Failure> {
             let kubeconfig = Kubeconfig::read_from(path).map_err(|e| {
                 Failure::new(
                     exit::FAILED,
-                    format!("cannot read kubeconfig {}: {}", path.display(), chain(&e)),
+                    format!(
+                        "cannot read kubeconfig {}: {}",
+                        path.display(),
+                        ErrorChain(&e)
+                    ),
                 )
             })?;
             kube::Config::from_custom_kubeconfig(kubeconfig, &options)
@@ -124,12 +116,7 @@ async fn client(args: &FaasctlArgs) -> Result<kube::Client, Failure> {
             .map_err(|e| unusable(&e))?,
         None => kube::Config::infer().await.map_err(|e| unusable(&e))?,
     };
-    kube::Client::try_from(config).map_err(|e| {
-        Failure::new(
-            exit::FAILED,
-            format!("cannot build a client: {}", chain(&e)),
-        )
-    })
+    Ok(config)
 }
 
 /// Runs `faasctl` with `args`, printing to stdout and stderr; returns the exit code.
@@ -144,12 +131,18 @@ pub async fn run(args: FaasctlArgs) -> u8 {
 }
 
 async fn execute(args: FaasctlArgs) -> Result<(), Failure> {
-    let client = client(&args).await?;
+    let config = config(&args).await?;
     let namespace = args
         .namespace
         .clone()
-        .unwrap_or_else(|| client.default_namespace().to_owned());
-    let provider = KubernetesProvider::new(client.clone());
+        .unwrap_or_else(|| config.default_namespace.clone());
+    let provider = KubernetesProvider::from_config(config).map_err(|e| {
+        Failure::new(
+            exit::FAILED,
+            format!("cannot build a client: {}", ErrorChain(&e)),
+        )
+    })?;
+    let client = provider.client().clone();
     let at = |name: &str| FunctionRef::new(&namespace, name);
     match args.command {
         Command::Deploy(deploy) => {

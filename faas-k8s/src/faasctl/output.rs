@@ -92,6 +92,10 @@ pub(super) fn describe(status: &FunctionStatus) -> Result<(), Failure> {
             "Replicas:    {} wanted, {} available",
             status.replicas, status.available_replicas
         ),
+        format!(
+            "Invocations: {} (answered by its running pods)",
+            status.invocation_count
+        ),
     ];
     for trigger in &status.triggers {
         lines.push(format!(

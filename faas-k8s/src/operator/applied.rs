@@ -15,6 +15,7 @@
 //! server guarantees they are comparable integers (Kubernetes 1.35 made it part of the API).
 
 use std::collections::HashMap;
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -22,6 +23,8 @@ use kube::Resource;
 use kube::runtime::reflector::ObjectRef;
 use kube::runtime::watcher;
 use tokio::time::Instant;
+
+use super::stats::OperatorStats;
 
 /// How long an applied object is trusted over the cache at most: longer than any watch lag seen,
 /// short enough that a deletion missed in a race is healed soon after.
@@ -38,20 +41,14 @@ struct Remembered<K> {
 /// (the watch and the reconciles share one table).
 pub(crate) struct AppliedObjects<K: Resource<DynamicType = ()>> {
     table: Arc<Mutex<HashMap<ObjectRef<K>, Remembered<K>>>>,
+    stats: Arc<OperatorStats>,
 }
 
 impl<K: Resource<DynamicType = ()>> Clone for AppliedObjects<K> {
     fn clone(&self) -> Self {
         AppliedObjects {
             table: self.table.clone(),
-        }
-    }
-}
-
-impl<K: Resource<DynamicType = ()>> Default for AppliedObjects<K> {
-    fn default() -> Self {
-        AppliedObjects {
-            table: Arc::new(Mutex::new(HashMap::new())),
+            stats: self.stats.clone(),
         }
     }
 }
@@ -62,6 +59,14 @@ fn version<K: Resource>(object: &K) -> Option<u64> {
 }
 
 impl<K: Resource<DynamicType = ()>> AppliedObjects<K> {
+    /// An empty table that records the watch lag in `stats`.
+    pub(crate) fn new(stats: Arc<OperatorStats>) -> Self {
+        AppliedObjects {
+            table: Arc::new(Mutex::new(HashMap::new())),
+            stats,
+        }
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<ObjectRef<K>, Remembered<K>>> {
         self.table.lock().unwrap_or_else(PoisonError::into_inner)
     }
@@ -92,6 +97,7 @@ impl<K: Resource<DynamicType = ()>> AppliedObjects<K> {
                 if let Some(remembered) = table.get(&key)
                     && version(object).is_some_and(|seen| seen >= remembered.version)
                 {
+                    self.stats.record_watch_lag(remembered.at.elapsed());
                     table.remove(&key);
                 }
             }
@@ -112,7 +118,18 @@ impl<K: Resource<DynamicType = ()>> AppliedObjects<K> {
             .as_deref()
             .and_then(version)
             .is_some_and(|seen| seen >= remembered.version);
-        if caught_up || remembered.at.elapsed() > MAX_LAG {
+        if caught_up {
+            table.remove(key);
+            return cached;
+        }
+        if remembered.at.elapsed() > MAX_LAG {
+            self.stats.trust_expired.fetch_add(1, Ordering::Relaxed);
+            tracing::debug!(
+                object = %key,
+                applied_version = remembered.version,
+                cached_version = ?cached.as_deref().and_then(version),
+                "the watch has not delivered an applied object in time: believing the cache"
+            );
             table.remove(key);
             return cached;
         }
@@ -154,7 +171,7 @@ mod tests {
 
     #[test]
     fn an_applied_object_stands_in_for_a_cache_that_has_not_seen_it() {
-        let applied = AppliedObjects::<Service>::default();
+        let applied = AppliedObjects::<Service>::new(Arc::default());
         applied.remember(service("20"));
         assert_eq!(
             version_of(applied.freshest(&key(), None)).as_deref(),
@@ -180,7 +197,7 @@ mod tests {
 
     #[test]
     fn the_watch_catching_up_or_a_deletion_forgets_the_applied_object() {
-        let applied = AppliedObjects::<Service>::default();
+        let applied = AppliedObjects::<Service>::new(Arc::default());
         applied.remember(service("20"));
         applied.observe(&watcher::Event::Apply(service("19")));
         assert!(applied.freshest(&key(), None).is_some(), "an older event");

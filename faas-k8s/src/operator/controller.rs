@@ -16,10 +16,12 @@ use kube::{Api, Client, Resource};
 use serde::de::DeserializeOwned;
 
 use super::applied::AppliedObjects;
+use super::backoff::RetryBackoff;
 use super::config::OperatorConfig;
 use super::leader::{LeaderElection, LeaseLock};
 use super::progress::ProgressClock;
-use super::reconcile::{Context, OperatorStats, error_policy, reconcile};
+use super::reconcile::{Context, error_policy, reconcile};
+use super::stats::OperatorStats;
 use crate::error::{Error, Result};
 use crate::function::{FUNCTION_LABEL, Function};
 
@@ -159,8 +161,8 @@ impl FunctionController {
         let client = &self.client;
         let config = &self.config;
         let functions: Api<Function> = owned_api(client, config);
-        let applied_deployments = AppliedObjects::<Deployment>::default();
-        let applied_services = AppliedObjects::<Service>::default();
+        let applied_deployments = AppliedObjects::<Deployment>::new(self.stats.clone());
+        let applied_services = AppliedObjects::<Service>::new(self.stats.clone());
         let (deployments, deployment_events) = reflect::<Deployment>(client, config, {
             let applied = applied_deployments.clone();
             move |event| applied.observe(event)
@@ -181,11 +183,11 @@ impl FunctionController {
             services,
             applied_deployments,
             applied_services,
-            written_functions: AppliedObjects::default(),
+            written_functions: AppliedObjects::new(self.stats.clone()),
             pods,
             recorder: Recorder::new(client.clone(), reporter),
             stats: self.stats.clone(),
-            failures: Mutex::new(HashMap::new()),
+            backoff: RetryBackoff::default(),
             progress: ProgressClock::default(),
             refused: Mutex::new(HashMap::new()),
         });

@@ -15,36 +15,56 @@ use serde_json::Value;
 /// of scalars (command lines, arguments) must be equal; scalars must be equal, except that a
 /// desired number matches a live number of the same value.
 pub(crate) fn contains(live: &Value, desired: &Value) -> bool {
+    difference(live, desired).is_none()
+}
+
+/// Where `live` first fails to say what `desired` says (a JSON path such as
+/// `.spec.template.spec.containers[0]`), or `None` when it says all of it; see [`contains`].
+pub(crate) fn difference(live: &Value, desired: &Value) -> Option<String> {
     match (live, desired) {
         (Value::Object(live), Value::Object(desired)) => {
-            desired.iter().all(|(key, want)| match live.get(key) {
-                Some(have) => contains(have, want),
-                None => want.is_null(),
+            desired.iter().find_map(|(key, want)| match live.get(key) {
+                Some(have) => difference(have, want).map(|path| format!(".{key}{path}")),
+                None if want.is_null() => None,
+                None => Some(format!(".{key}")),
             })
         }
         (Value::Array(live), Value::Array(desired)) => {
             if desired.iter().all(|item| !item.is_object()) {
-                live == desired
+                (live != desired).then(String::new)
+            } else if live.len() < desired.len() {
+                Some(String::new())
             } else {
-                live.len() >= desired.len()
-                    && desired
-                        .iter()
-                        .all(|want| live.iter().any(|have| contains(have, want)))
+                desired
+                    .iter()
+                    .position(|want| !live.iter().any(|have| contains(have, want)))
+                    .map(|index| format!("[{index}]"))
             }
         }
-        (Value::Number(live), Value::Number(desired)) => live.as_f64() == desired.as_f64(),
-        (live, desired) => live == desired,
+        (Value::Number(live), Value::Number(desired)) => {
+            (live.as_f64() != desired.as_f64()).then(String::new)
+        }
+        (live, desired) => (live != desired).then(String::new),
     }
 }
 
-/// Whether `live` (when it exists) already says everything `desired` says.
-pub(crate) fn is_applied<K: serde::Serialize>(live: Option<&K>, desired: &K) -> bool {
+/// Why `desired` must be applied over `live`, or `None` when `live` already says all of it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Drift {
+    /// The object does not exist (as far as the operator knows).
+    Missing,
+    /// The object differs from what the Function says at this JSON path.
+    Differs(String),
+}
+
+/// How `live` differs from `desired`, if it does.
+pub(crate) fn drift<K: serde::Serialize>(live: Option<&K>, desired: &K) -> Option<Drift> {
     let Some(live) = live else {
-        return false;
+        return Some(Drift::Missing);
     };
     match (serde_json::to_value(live), serde_json::to_value(desired)) {
-        (Ok(live), Ok(desired)) => contains(&live, &desired),
-        _ => false,
+        (Ok(live), Ok(desired)) => difference(&live, &desired).map(Drift::Differs),
+        _ => Some(Drift::Differs(String::new())),
     }
 }
 
@@ -77,7 +97,29 @@ mod tests {
         ] {
             assert!(!contains(&live, &desired), "{desired}");
         }
-        assert!(!is_applied(None, &json!({})));
-        assert!(is_applied(Some(&live), &json!({"spec": {"replicas": 2.0}})));
+        assert_eq!(drift(None, &json!({})), Some(Drift::Missing));
+        assert_eq!(
+            difference(
+                &live,
+                &json!({"spec": {"containers": [{"name": "f"}, {"name": "g"}]}})
+            ),
+            Some(".spec.containers".to_owned()),
+            "a shorter live list differs as a whole"
+        );
+        assert_eq!(
+            difference(
+                &live,
+                &json!({"spec": {"containers": [{"name": "f", "image": "b"}]}})
+            ),
+            Some(".spec.containers[0]".to_owned())
+        );
+        assert_eq!(
+            difference(&live, &json!({"spec": {"args": ["b", "a"]}})),
+            Some(".spec.args".to_owned())
+        );
+        assert_eq!(
+            drift(Some(&live), &json!({"spec": {"replicas": 2.0}})),
+            None
+        );
     }
 }

@@ -44,6 +44,7 @@
 //! ```
 
 mod applied;
+mod backoff;
 #[cfg(feature = "cli")]
 pub mod cli;
 mod config;
@@ -56,6 +57,7 @@ mod rbac;
 mod readiness;
 mod reconcile;
 mod resources;
+mod stats;
 
 pub use config::{FIELD_MANAGER, OperatorConfig};
 pub use controller::{FunctionController, ReconcileResult};
@@ -64,8 +66,8 @@ pub use leader::LeaderElection;
 pub use rbac::{
     OPERATOR_ROLE, cluster_role, leader_election_role, leader_election_rules, operator_rules,
 };
-pub use reconcile::OperatorStats;
 pub use resources::{
     CONTAINER_NAME, MANAGED_BY, MANAGED_BY_LABEL, VIRTUAL_NODE_SELECTOR, deployment, function_url,
     selector_labels, service,
 };
+pub use stats::OperatorStats;

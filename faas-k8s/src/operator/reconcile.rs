@@ -3,7 +3,7 @@
 //! that changed. A steady Function causes no write at all.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -19,51 +19,15 @@ use serde::de::DeserializeOwned;
 use tokio::time::Instant;
 
 use super::applied::AppliedObjects;
+use super::backoff::RetryBackoff;
 use super::config::OperatorConfig;
-use super::drift::is_applied;
+use super::drift::{Drift, drift};
 use super::progress::ProgressClock;
 use super::readiness::{self, Observed};
 use super::resources;
+use super::stats::OperatorStats;
 use crate::error::{Error, Result};
 use crate::function::{FUNCTION_LABEL, Function, FunctionStatus, ReadyReason};
-
-/// Counts of what the operator did, for tests, benchmarks and metrics.
-#[derive(Debug, Default)]
-#[non_exhaustive]
-pub struct OperatorStats {
-    /// Reconciles run.
-    pub reconciles: AtomicU64,
-    /// Deployments and Services written (server-side apply).
-    pub object_writes: AtomicU64,
-    /// Function statuses written.
-    pub status_writes: AtomicU64,
-    /// Reconciles that failed and were retried with back-off.
-    pub failures: AtomicU64,
-    /// Writes the API server refused for lack of permission.
-    pub forbidden: AtomicU64,
-}
-
-impl OperatorStats {
-    /// Reconciles run so far.
-    pub fn reconciles(&self) -> u64 {
-        self.reconciles.load(Ordering::Relaxed)
-    }
-
-    /// Deployments and Services written so far.
-    pub fn object_writes(&self) -> u64 {
-        self.object_writes.load(Ordering::Relaxed)
-    }
-
-    /// Statuses written so far.
-    pub fn status_writes(&self) -> u64 {
-        self.status_writes.load(Ordering::Relaxed)
-    }
-
-    /// Writes refused for lack of permission so far.
-    pub fn forbidden(&self) -> u64 {
-        self.forbidden.load(Ordering::Relaxed)
-    }
-}
 
 /// A write refused for lack of permission: the generation it was for, when, and the message.
 pub(crate) type Refusal = (i64, Instant, String);
@@ -83,8 +47,8 @@ pub(crate) struct Context {
     pub(crate) pods: Store<Pod>,
     pub(crate) recorder: Recorder,
     pub(crate) stats: Arc<OperatorStats>,
-    /// Consecutive failures per Function, for its back-off.
-    pub(crate) failures: Mutex<HashMap<ObjectRef<Function>, u32>>,
+    /// The back-off of each failing Function.
+    pub(crate) backoff: RetryBackoff,
     /// When each progressing Function last moved, to write its `Progressing` status only once
     /// it stalls.
     pub(crate) progress: ProgressClock,
@@ -125,9 +89,9 @@ impl Context {
             + DeserializeOwned
             + std::fmt::Debug,
     {
-        if is_applied(live.as_deref(), desired) {
+        let Some(why) = drift(live.as_deref(), desired) else {
             return Ok(Applied::Unchanged);
-        }
+        };
         let namespace = function.namespace().unwrap_or_default();
         let name = function.name_any();
         let refusal_key = (function.uid().unwrap_or_default(), kind);
@@ -141,6 +105,22 @@ impl Context {
         let api: Api<K> = Api::namespaced(self.client.clone(), &namespace);
         let params = PatchParams::apply(&self.config.field_manager).force();
         self.stats.object_writes.fetch_add(1, Ordering::Relaxed);
+        match &why {
+            Drift::Missing => {
+                self.stats.creates.fetch_add(1, Ordering::Relaxed);
+                tracing::debug!(%namespace, %name, kind, "applying: not seen yet");
+            }
+            Drift::Differs(path) => {
+                self.stats.corrections.fetch_add(1, Ordering::Relaxed);
+                let version = live
+                    .as_ref()
+                    .and_then(|live| live.meta().resource_version.clone());
+                tracing::debug!(
+                    %namespace, %name, kind, differs_at = %path, ?version,
+                    "applying: the live object differs"
+                );
+            }
+        }
         match api.patch(&name, &params, &Patch::Apply(desired)).await {
             Ok(object) => {
                 applied.remember(object);
@@ -240,7 +220,13 @@ pub(crate) async fn reconcile(function: Arc<Function>, ctx: Arc<Context>) -> Res
             .forget(&ObjectRef::new(&name).within(&namespace));
         ctx.written_functions
             .forget(&ObjectRef::from_obj(function.as_ref()));
+        ctx.backoff.succeeded(&function);
         return Ok(Action::await_change());
+    }
+    if let Some(wait) = ctx.backoff.remaining(&function) {
+        // Woken by an event while backing off from a failure: retry when the back-off ends.
+        ctx.stats.held_back.fetch_add(1, Ordering::Relaxed);
+        return Ok(Action::requeue(wait));
     }
     // The status this operator wrote last, even when the cache has not delivered it yet: a
     // reconcile woken meanwhile (by a pod, say) must not write the same status again.
@@ -269,7 +255,8 @@ pub(crate) async fn reconcile(function: Arc<Function>, ctx: Arc<Context>) -> Res
     let desired_deployment = resources::deployment(&function);
     let desired_service = resources::service(&function);
     // The two objects do not depend on each other: one round trip for both.
-    let (deployment_applied, service_applied) = futures::try_join!(
+    // Both run to the end even when one fails, so the other's answer is kept.
+    let (deployment_applied, service_applied) = futures::join!(
         ctx.apply(
             &function,
             live_deployment.clone(),
@@ -284,7 +271,8 @@ pub(crate) async fn reconcile(function: Arc<Function>, ctx: Arc<Context>) -> Res
             &desired_service,
             "Service",
         ),
-    )?;
+    );
+    let (deployment_applied, service_applied) = (deployment_applied?, service_applied?);
     let mut healed = Vec::new();
     for (kind, applied) in [
         ("Deployment", deployment_applied),
@@ -364,7 +352,7 @@ pub(crate) async fn reconcile(function: Arc<Function>, ctx: Arc<Context>) -> Res
             }
         }
     }
-    lock(&ctx.failures).remove(&ObjectRef::from_obj(function.as_ref()));
+    ctx.backoff.succeeded(&function);
     Ok(Action::requeue(requeue))
 }
 
@@ -400,21 +388,13 @@ async fn write_status(ctx: &Context, function: &Function, status: &FunctionStatu
 /// Function, so one broken Function neither spins nor slows the others.
 pub(crate) fn error_policy(function: Arc<Function>, error: &Error, ctx: Arc<Context>) -> Action {
     ctx.stats.failures.fetch_add(1, Ordering::Relaxed);
-    let failures = {
-        let mut failures = lock(&ctx.failures);
-        let count = failures
-            .entry(ObjectRef::from_obj(function.as_ref()))
-            .or_insert(0);
-        *count = count.saturating_add(1);
-        *count
-    };
-    let delay = ctx.config.retry_delay(failures);
+    let (failures, delay) = ctx.backoff.failed(&function, &ctx.config);
     tracing::warn!(
         function = %function.name_any(),
         namespace = ?function.namespace(),
         failures,
         retry_in = ?delay,
-        error = %error,
+        error = %crate::error::ErrorChain(error),
         "reconcile failed"
     );
     Action::requeue(delay)

@@ -3,6 +3,9 @@
 //!
 //! - `deploy`, `update`, `remove` write the `Function`; the operator does the rest.
 //! - `status`, `list` and `watch` read the `Function`'s status as the operator reports it;
+//!   `status` adds the calls its running pods have answered (`invocation_count`, from the
+//!   function runtime's `/metrics` on each pod, read the same way `invoke` goes: through the API
+//!   server's pod proxy, or straight to the pod in the cluster);
 //!   `wait_ready` returns once it is `Ready` for its current generation, or fails at once with
 //!   the reason when the operator reports a failure (a missing Secret, an image that cannot
 //!   run, a refused write).
@@ -19,8 +22,7 @@
 //! use faas_k8s::provider::KubernetesProvider;
 //!
 //! # async fn example() -> Result<(), Box<dyn std::error::Error>> {
-//! let client = kube::Client::try_default().await?;
-//! let provider = KubernetesProvider::new(client);
+//! let provider = KubernetesProvider::from_config(kube::Config::infer().await?)?;
 //! provider
 //!     .deploy(FunctionDeployment::new("hello").with_namespace("apps").with_image("faas.dev/function/hello"))
 //!     .await?;
@@ -35,6 +37,7 @@
 mod convert;
 mod invoke;
 mod logs;
+mod metrics;
 
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -60,6 +63,9 @@ use crate::function::Function;
 #[derive(Clone)]
 pub struct KubernetesProvider {
     client: Client,
+    /// The client of requests relayed to a function's pods (calls, metrics), whose answers
+    /// are the function's own and are never sent twice.
+    calls: Client,
     route: InvokeRoute,
     http: HttpClient<HttpConnector, Full<Bytes>>,
 }
@@ -101,13 +107,48 @@ pub fn kube_error(error: kube::Error, function: &FunctionRef, doing: &str) -> Pr
 }
 
 impl KubernetesProvider {
-    /// A provider using `client`, calling functions through the API server.
+    /// A provider using `client`, calling functions through the API server with it.
+    ///
+    /// kube's client retries answers of 429, 503 and 504 by default (up to 15 times, over
+    /// minutes), and through the API server's proxy those are the function's own answers: an
+    /// overloaded function or one at zero replicas would be called again and again. Build
+    /// `client` with [`kube::Config::default_retry`] off, or use
+    /// [`from_config`](Self::from_config), which does that for calls only.
     pub fn new(client: Client) -> Self {
         KubernetesProvider {
+            calls: client.clone(),
             client,
             route: InvokeRoute::default(),
             http: invoke::http_client(),
         }
+    }
+
+    /// A provider for the cluster of `config`: its reads and writes of `Function`s retry as the
+    /// client does by default, and its calls to functions are sent once.
+    ///
+    /// # Errors
+    ///
+    /// When no client can be built from `config`.
+    ///
+    /// ```no_run
+    /// use faas_k8s::provider::KubernetesProvider;
+    ///
+    /// # async fn example() -> Result<(), Box<dyn std::error::Error>> {
+    /// let provider = KubernetesProvider::from_config(kube::Config::infer().await?)?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn from_config(config: kube::Config) -> Result<Self, kube::Error> {
+        let client = Client::try_from(config.clone())?;
+        let mut once = config;
+        once.default_retry = false;
+        let calls = Client::try_from(once)?;
+        Ok(KubernetesProvider {
+            client,
+            calls,
+            route: InvokeRoute::default(),
+            http: invoke::http_client(),
+        })
     }
 
     /// Calls functions by `route`.
@@ -207,7 +248,11 @@ impl Provider for KubernetesProvider {
     }
 
     async fn status(&self, function: &FunctionRef) -> ProviderResult<FunctionStatus> {
-        Ok(status_of(&self.get(function).await?))
+        let status = status_of(&self.get(function).await?);
+        let invocations =
+            metrics::invocation_count(&self.calls, &self.http, &self.route, function).await;
+        let in_flight = status.in_flight;
+        Ok(status.with_invocations(invocations, in_flight))
     }
 
     async fn scale(&self, function: &FunctionRef, replicas: u32) -> ProviderResult<()> {
@@ -235,7 +280,7 @@ impl Provider for KubernetesProvider {
         match &self.route {
             InvokeRoute::ApiServerProxy => {
                 let request = invoke::request_for(&invocation, &invoke::proxy_path(function))?;
-                invoke::through_api_server(&self.client, function, request).await
+                invoke::through_api_server(&self.calls, function, request).await
             }
             InvokeRoute::InCluster { cluster_domain } => {
                 let url = invoke::service_url(function, cluster_domain);
