@@ -1,16 +1,19 @@
 //! The gateway on loopback, in front of real function runtimes: routing, the
 //! activator (hold, release, bounds, deadline, drain), retries on another
 //! endpoint, error bodies, `/system/*` with and without credentials, and
-//! asynchronous calls with callbacks.
+//! asynchronous calls with callbacks, retried by each function's own policy.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use faas_core::{FunctionDefinition, FunctionError, LocalExecutor, LocalProvider, Registry};
+use faas_core::{
+    Context, FunctionDefinition, FunctionError, LocalExecutor, LocalProvider, Registry, RetryPolicy,
+};
+use faas_k8s::function::FunctionPolicy;
 use faas_k8s::gateway::{
-    BasicAuth, EndpointAddress, FunctionKey, Gateway, GatewayConfig, RoutingTable,
+    AsyncCallPolicy, BasicAuth, EndpointAddress, FunctionKey, Gateway, GatewayConfig, RoutingTable,
 };
 use faas_triggers::{Runtime, RuntimeConfig};
 use http::{HeaderMap, Method, Request, StatusCode};
@@ -33,11 +36,46 @@ async fn fail() -> Result<String, FunctionError> {
     Err(FunctionError::internal("always fails"))
 }
 
+/// The attempts each call id reached a counting function, as the function itself counts them.
+static ATTEMPTS: std::sync::Mutex<std::collections::BTreeMap<String, u32>> =
+    std::sync::Mutex::new(std::collections::BTreeMap::new());
+
+/// Counts the attempt of its call, then fails (a retryable internal error).
+async fn counted(context: Context) -> Result<String, FunctionError> {
+    *ATTEMPTS
+        .lock()
+        .unwrap()
+        .entry(context.call_id().to_string())
+        .or_default() += 1;
+    Err(FunctionError::internal("counted and failed"))
+}
+
+/// The attempts the counting functions saw for `call_id`.
+fn attempts_of(call_id: &str) -> u32 {
+    ATTEMPTS.lock().unwrap().get(call_id).copied().unwrap_or(0)
+}
+
 fn functions() -> Registry {
     Registry::from([
         FunctionDefinition::from_handler("echo", echo),
         FunctionDefinition::from_handler("fail", fail),
+        // The same failing function under three names, each given its own policy by a test.
+        FunctionDefinition::from_handler("limited", counted),
+        FunctionDefinition::from_handler("patient", counted),
+        FunctionDefinition::from_handler("counted", counted),
     ])
+}
+
+/// The policy of a Function whose `spec.policy` asks for `attempts` and a short back-off.
+fn policy_of_spec(attempts: i32, dead_letter: Option<&str>) -> AsyncCallPolicy {
+    let mut spec = FunctionPolicy::default()
+        .with_max_attempts(attempts)
+        .with_backoff(Duration::from_millis(20));
+    if let Some(target) = dead_letter {
+        spec = spec.with_dead_letter(target);
+    }
+    AsyncCallPolicy::from_function_policy(Some(&spec), &RetryPolicy::default())
+        .expect("a valid spec.policy")
 }
 
 /// A function runtime on a loopback port, as a pod would run it.
@@ -607,6 +645,106 @@ async fn async_calls_answer_202_and_post_their_result_to_the_callback() {
     pod.stop().await;
 }
 
+/// Receives the callback of one asynchronous call and returns its headers.
+async fn next_result(
+    results: &mut tokio::sync::mpsc::UnboundedReceiver<(HeaderMap, Bytes)>,
+) -> HeaderMap {
+    tokio::time::timeout(PATIENCE, results.recv())
+        .await
+        .expect("a callback in time")
+        .expect("the receiver runs")
+        .0
+}
+
+/// Queues one asynchronous call of `function` with `call_id`, its result to `callback`.
+async fn queue_call(gateway: &str, function: &str, call_id: &str, callback: &str) {
+    let accepted = send(
+        Method::POST,
+        &format!("{gateway}/async-function/{function}"),
+        &[("x-callback-url", callback), ("x-call-id", call_id)],
+        "payload",
+    )
+    .await;
+    assert_eq!(accepted.status, StatusCode::ACCEPTED, "{function}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn async_calls_retry_by_their_functions_own_policy_in_memory() {
+    use faas_core::InMemoryDeadLetter;
+
+    let pod = Pod::start().await;
+    let dead_letter = Arc::new(InMemoryDeadLetter::new());
+    let gateway = TestGateway::start(
+        Gateway::builder(GatewayConfig::default())
+            .async_retry(RetryPolicy::new(2).with_initial_backoff(Duration::from_millis(20)))
+            .dead_letter(dead_letter.clone())
+            .build(),
+    )
+    .await;
+    let (callback, mut results) = callback_receiver().await;
+    let (function_dead_letter, mut letters) = callback_receiver().await;
+    for name in ["limited", "patient", "counted"] {
+        gateway
+            .table
+            .set_endpoints(&key(name), vec![at(&pod, &format!("{name}-1"))]);
+    }
+    gateway
+        .table
+        .set_async_policy(&key("limited"), Some(policy_of_spec(1, None)));
+    gateway.table.set_async_policy(
+        &key("patient"),
+        Some(policy_of_spec(3, Some(&function_dead_letter))),
+    );
+
+    // One attempt, three attempts, and the gateway's two for the function without a policy.
+    for (function, attempts) in [("limited", 1), ("patient", 3), ("counted", 2)] {
+        let call_id = format!("memory-{function}");
+        queue_call(&gateway.url, function, &call_id, &callback).await;
+        let headers = next_result(&mut results).await;
+        assert_eq!(headers["x-call-id"], call_id.as_str());
+        assert_eq!(headers["x-function-status"], "500");
+        assert_eq!(
+            headers["x-function-attempts"],
+            attempts.to_string().as_str()
+        );
+        assert_eq!(attempts_of(&call_id), attempts, "{function}");
+    }
+
+    // The function naming a dead letter got its failed call POSTed there; the others went to the
+    // gateway's.
+    let (headers, body) = tokio::time::timeout(PATIENCE, letters.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(body, "payload");
+    assert_eq!(headers["faas-call-id"], "memory-patient");
+    assert_eq!(headers["faas-function"], "default/patient");
+    assert_eq!(headers["faas-attempts"], "3");
+    assert_eq!(headers["faas-error-kind"], "internal");
+    let mut kept: Vec<(String, u32)> = dead_letter
+        .entries()
+        .iter()
+        .map(|l| (l.call_id.to_string(), l.attempts))
+        .collect();
+    kept.sort();
+    assert_eq!(
+        kept,
+        [
+            ("memory-counted".to_owned(), 2),
+            ("memory-limited".to_owned(), 1)
+        ]
+    );
+
+    // Forgetting the policy puts the function back on the gateway's.
+    gateway.table.set_async_policy(&key("limited"), None);
+    queue_call(&gateway.url, "limited", "memory-limited-again", &callback).await;
+    let headers = next_result(&mut results).await;
+    assert_eq!(headers["x-function-attempts"], "2");
+    assert_eq!(attempts_of("memory-limited-again"), 2);
+    gateway.stop().await;
+    pod.stop().await;
+}
+
 /// The server of `FAAS_NATS_URL` (`cargo xtask services up`, then
 /// `eval "$(cargo xtask services env)"`), as a JetStream context.
 #[cfg(feature = "nats")]
@@ -770,4 +908,92 @@ where
     })
     .await
     .unwrap_or_else(|_| panic!("timed out waiting for {what}"));
+}
+
+#[cfg(feature = "nats")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn async_calls_on_jetstream_retry_by_their_functions_own_policy() {
+    use async_nats::jetstream::stream;
+    use faas_core::InMemoryDeadLetter;
+    use faas_k8s::gateway::{JetStreamQueue, JetStreamQueueConfig};
+
+    let run = format!("{:08x}", fastrand::u32(..));
+    let queue_config = JetStreamQueueConfig::default()
+        .with_stream(format!("GWPOLICY_{run}"))
+        .with_subject_prefix(format!("gwpolicy.{run}"))
+        .with_consumer(format!("gateway-{run}"));
+    let context = jetstream().await;
+    // The stream that captures the dead-letter subject `patient` names.
+    let dead_subject = format!("gwdead.{run}.patient");
+    let mut dead_stream = context
+        .create_stream(stream::Config {
+            name: format!("GWDEAD_{run}"),
+            subjects: vec![dead_subject.clone()],
+            ..stream::Config::default()
+        })
+        .await
+        .expect("the dead-letter stream is created");
+    let pod = Pod::start().await;
+    let dead_letter = Arc::new(InMemoryDeadLetter::new());
+    let gateway = TestGateway::start(
+        Gateway::builder(GatewayConfig::default())
+            .jetstream(
+                JetStreamQueue::connect(context.clone(), queue_config.clone())
+                    .await
+                    .expect("the stream and the consumer are created"),
+            )
+            .async_retry(RetryPolicy::new(2).with_initial_backoff(Duration::from_millis(20)))
+            .dead_letter(dead_letter.clone())
+            .build(),
+    )
+    .await;
+    for name in ["limited", "patient"] {
+        gateway
+            .table
+            .set_endpoints(&key(name), vec![at(&pod, &format!("{name}-1"))]);
+    }
+    gateway
+        .table
+        .set_async_policy(&key("limited"), Some(policy_of_spec(1, None)));
+    gateway.table.set_async_policy(
+        &key("patient"),
+        Some(policy_of_spec(3, Some(&dead_subject))),
+    );
+    let (callback, mut results) = callback_receiver().await;
+
+    for (function, attempts) in [("limited", 1), ("patient", 3)] {
+        let call_id = format!("jetstream-{run}-{function}");
+        queue_call(&gateway.url, function, &call_id, &callback).await;
+        let headers = next_result(&mut results).await;
+        assert_eq!(headers["x-call-id"], call_id.as_str());
+        assert_eq!(
+            headers["x-function-attempts"],
+            attempts.to_string().as_str()
+        );
+        assert_eq!(
+            attempts_of(&call_id),
+            attempts,
+            "{function}: one delivery per attempt"
+        );
+    }
+    // `limited` names no dead letter: the gateway's took it; `patient`'s went to its subject.
+    let letters = dead_letter.entries();
+    assert_eq!(letters.len(), 1);
+    assert_eq!(letters[0].function, "default/limited");
+    assert_eq!(letters[0].attempts, 1);
+    let info = dead_stream.info().await.expect("the dead-letter stream");
+    assert_eq!(info.state.messages, 1);
+    let letter = dead_stream
+        .get_last_raw_message_by_subject(&dead_subject)
+        .await
+        .expect("the letter");
+    assert_eq!(letter.headers.get("Faas-Attempts").unwrap().as_str(), "3");
+    assert_eq!(
+        letter.headers.get("Faas-Call-Id").unwrap().as_str(),
+        format!("jetstream-{run}-patient")
+    );
+    gateway.stop().await;
+    pod.stop().await;
+    let _ = context.delete_stream(queue_config.stream()).await;
+    let _ = context.delete_stream(format!("GWDEAD_{run}")).await;
 }
