@@ -1035,3 +1035,230 @@ async fn the_openfaas_system_api_manages_functions_with_credentials_only() -> Te
     node.stop().await;
     Ok(())
 }
+
+/// A `faas-gateway` process (built in this crate as `faas-test-gateway`) keeping asynchronous
+/// calls in the JetStream stream `stream`, with a short ack wait; no autoscaler, no `/system/*`.
+struct GatewayProcess {
+    addr: std::net::SocketAddr,
+    child: tokio::process::Child,
+}
+
+impl GatewayProcess {
+    fn start(cluster: &TestCluster, ns: &TestNamespace, nats_url: &str, stream: &str) -> Self {
+        let addr = std::net::SocketAddr::from(([127, 0, 0, 1], free_port()));
+        let kubeconfig = std::env::var_os("KUBECONFIG")
+            .map(std::path::PathBuf::from)
+            .unwrap_or_else(|| cluster.paths().kubeconfig.clone());
+        let log = std::fs::File::create(
+            std::env::temp_dir().join(format!("{stream}-{}.log", addr.port())),
+        )
+        .expect("the gateway's log file");
+        let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_faas-test-gateway"))
+            .arg("--kubeconfig")
+            .arg(kubeconfig)
+            .args(["--listen", &addr.to_string()])
+            .args([
+                "--watch-namespace",
+                ns.name(),
+                "--default-namespace",
+                ns.name(),
+            ])
+            .args(["--no-autoscaler", "--no-system-api"])
+            .args(["--nats-url", nats_url, "--async-stream", stream])
+            .args(["--nats-ack-wait", "2s", "--drain-timeout", "5s"])
+            .stdout(std::process::Stdio::null())
+            .stderr(log)
+            .kill_on_drop(true)
+            .spawn()
+            .expect("faas-test-gateway starts");
+        GatewayProcess { addr, child }
+    }
+
+    /// Waits until a synchronous call of `slow` goes through it.
+    async fn wait_routing(&self) {
+        let addr = self.addr;
+        wait::until(
+            "the gateway process to route calls to `slow`",
+            || async move {
+                Ok(match request(addr, "/function/slow", &[], b"0").await {
+                    Ok((200, _)) => Poll::Ready(()),
+                    other => Poll::Pending(format!("{other:?}")),
+                })
+            },
+        )
+        .await
+        .expect("the gateway routes");
+    }
+
+    /// SIGKILL: no drain, no hand-back of the calls it took.
+    async fn kill(mut self) {
+        self.child.start_kill().expect("SIGKILL is sent");
+        self.child.wait().await.expect("the gateway is reaped");
+    }
+
+    /// SIGTERM, then wait for its drain.
+    async fn stop(mut self) {
+        if let Some(pid) = self.child.id() {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(i32::try_from(pid).expect("a pid")),
+                nix::sys::signal::Signal::SIGTERM,
+            );
+        }
+        let _ = tokio::time::timeout(Duration::from_secs(30), self.child.wait()).await;
+    }
+}
+
+/// A NATS error as the wait helpers report it.
+fn setup(error: impl std::fmt::Display) -> faas_e2e::Error {
+    faas_e2e::Error::Setup(error.to_string())
+}
+
+/// A receiver of callbacks on loopback: the `x-function-status` of every POST, per call id.
+type Answers = Arc<std::sync::Mutex<std::collections::BTreeMap<String, Vec<String>>>>;
+
+async fn callback_receiver() -> (String, Answers) {
+    let answers = Answers::default();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/done", listener.local_addr().unwrap());
+    let kept = answers.clone();
+    let app = axum::Router::new().route(
+        "/done",
+        axum::routing::post(move |headers: http::HeaderMap| {
+            let kept = kept.clone();
+            async move {
+                let header = |name: &str| {
+                    headers
+                        .get(name)
+                        .and_then(|v| v.to_str().ok())
+                        .unwrap_or_default()
+                        .to_owned()
+                };
+                kept.lock()
+                    .unwrap()
+                    .entry(header("x-call-id"))
+                    .or_default()
+                    .push(header("x-function-status"));
+                http::StatusCode::OK
+            }
+        }),
+    );
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (url, answers)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sigkilled_gateway_loses_no_async_call_another_runs_them_after_the_ack_wait() -> TestResult
+{
+    let _serial = serial().await;
+    let cluster = TestCluster::require().await;
+    let nats_url = std::env::var("FAAS_NATS_URL").map_err(|_| {
+        "FAAS_NATS_URL is not set: run `cargo xtask services up` and \
+         `eval \"$(cargo xtask services env)\"` first (cargo xtask test starts NATS for this tier)"
+    })?;
+    let jetstream = async_nats::jetstream::new(
+        async_nats::connect(nats_url.as_str())
+            .await
+            .map_err(|e| format!("no NATS server answers at {nats_url}: {e}"))?,
+    );
+    install_function_crd(&cluster).await?;
+    let node = FunctionNode::start(&cluster, registry()).await?;
+    let ns = cluster.namespace("gw-durable").await?;
+    let operator =
+        TestOperator::for_namespace(operator_client(&cluster, &ns, "operator").await?, &ns);
+    create_function(&ns, &function("slow", function_image("slow"))).await;
+    let stream = unique("GWKILL");
+    let (callback, answers) = callback_receiver().await;
+
+    // The first gateway takes every call (fewer than its 16 workers) and runs them: each sleeps
+    // long enough in the function that none is answered before the kill.
+    let first = GatewayProcess::start(&cluster, &ns, &nats_url, &stream);
+    first.wait_routing().await;
+    let calls = 12;
+    for n in 0..calls {
+        let call_id = format!("{stream}-{n}");
+        let (status, body) = request(
+            first.addr,
+            "/async-function/slow",
+            &[("x-callback-url", &callback), ("x-call-id", &call_id)],
+            b"6000",
+        )
+        .await?;
+        assert_eq!(status, 202, "{n}: {body}");
+    }
+    let consumer: async_nats::jetstream::consumer::PullConsumer = jetstream
+        .get_stream(&stream)
+        .await?
+        .get_consumer("faas-gateway")
+        .await
+        .map_err(|e| format!("the durable consumer: {e}"))?;
+    wait::until("the first gateway to take every call", || {
+        let mut consumer = consumer.clone();
+        async move {
+            let info = consumer.info().await.map_err(setup)?;
+            Ok(if info.num_ack_pending == calls {
+                Poll::Ready(())
+            } else {
+                Poll::Pending(format!("{} taken", info.num_ack_pending))
+            })
+        }
+    })
+    .await?;
+    assert!(
+        answers.lock().unwrap().is_empty(),
+        "a call was answered before the kill: the calls must outlast it"
+    );
+    first.kill().await;
+
+    // A second gateway on the same stream gets them once the ack wait expires and answers each.
+    let second = GatewayProcess::start(&cluster, &ns, &nats_url, &stream);
+    wait::until("every call to be answered after the kill", || {
+        let answers = answers.clone();
+        async move {
+            let answered = answers.lock().unwrap().len();
+            Ok(if answered == calls {
+                Poll::Ready(())
+            } else {
+                Poll::Pending(format!("{answered} of {calls} answered"))
+            })
+        }
+    })
+    .await?;
+    // Settled: nothing left in the work queue, so nothing can be answered again.
+    wait::until("the stream to be empty", || {
+        let jetstream = jetstream.clone();
+        let stream = stream.clone();
+        async move {
+            let info = jetstream
+                .get_stream(&stream)
+                .await
+                .map_err(setup)?
+                .info()
+                .await
+                .map_err(setup)?
+                .state
+                .messages;
+            Ok(if info == 0 {
+                Poll::Ready(())
+            } else {
+                Poll::Pending(format!("{info} stored"))
+            })
+        }
+    })
+    .await?;
+    let answers = answers.lock().unwrap().clone();
+    for n in 0..calls {
+        let call_id = format!("{stream}-{n}");
+        assert_eq!(
+            answers.get(&call_id).map(Vec::as_slice),
+            Some(&["200".to_owned()][..]),
+            "{call_id} answered exactly once, with the function's answer"
+        );
+    }
+
+    second.stop().await;
+    let _ = jetstream.delete_stream(&stream).await;
+    operator.stop().await;
+    ns.delete().await?;
+    node.stop().await;
+    Ok(())
+}

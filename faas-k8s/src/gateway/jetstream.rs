@@ -184,16 +184,14 @@ impl JetStreamQueue {
             })
             .await
             .map_err(|e| nats_error(&format!("creating JetStream stream {}", config.stream), e))?;
-        let consumer = stream
-            .get_or_create_consumer(
-                &config.consumer,
-                pull::Config {
-                    durable_name: Some(config.consumer.clone()),
-                    ack_policy: AckPolicy::Explicit,
-                    ack_wait: config.ack_wait,
-                    ..pull::Config::default()
-                },
-            )
+        let wanted = pull::Config {
+            durable_name: Some(config.consumer.clone()),
+            ack_policy: AckPolicy::Explicit,
+            ack_wait: config.ack_wait,
+            ..pull::Config::default()
+        };
+        let mut consumer: PullConsumer = stream
+            .get_or_create_consumer(&config.consumer, wanted.clone())
             .await
             .map_err(|e| {
                 nats_error(
@@ -201,6 +199,18 @@ impl JetStreamQueue {
                     e,
                 )
             })?;
+        if consumer.cached_info().config.ack_wait != config.ack_wait {
+            // The consumer outlives gateways: one started with another ack wait sets it anew.
+            consumer = stream.update_consumer(wanted).await.map_err(|e| {
+                nats_error(
+                    &format!(
+                        "setting the ack wait of the durable consumer {}",
+                        config.consumer
+                    ),
+                    e,
+                )
+            })?;
+        }
         Ok(JetStreamQueue {
             context,
             consumer,
