@@ -134,6 +134,28 @@ impl TestGateway {
         self.stop.cancel();
         self.task.await.unwrap().unwrap();
     }
+
+    /// Routes function `name` to `pod` alone (as its endpoint `<name>-1`).
+    fn route(&self, name: &str, pod: &Pod) {
+        self.table
+            .set_endpoints(&key(name), vec![at(pod, &format!("{name}-1"))]);
+    }
+
+    /// POSTs `body` to `/function/{path}` through the gateway.
+    async fn call(&self, path: &str, headers: &[(&str, &str)], body: impl Into<Bytes>) -> Answer {
+        send(
+            Method::POST,
+            &format!("{}/function/{path}", self.url),
+            headers,
+            body,
+        )
+        .await
+    }
+
+    /// GETs `path` of the gateway.
+    async fn get(&self, path: &str) -> Answer {
+        send(Method::GET, &format!("{}{path}", self.url), &[], "").await
+    }
 }
 
 struct Answer {
@@ -207,48 +229,28 @@ fn at(pod: &Pod, name: &str) -> EndpointAddress {
 async fn proxies_to_a_ready_pod_and_keeps_the_call_id() {
     let pod = Pod::start().await;
     let gateway = TestGateway::with(GatewayConfig::default()).await;
-    gateway
-        .table
-        .set_endpoints(&key("echo"), vec![at(&pod, "echo-1")]);
+    gateway.route("echo", &pod);
 
-    let answer = send(
-        Method::POST,
-        &format!("{}/function/echo", gateway.url),
-        &[("x-call-id", "call-42")],
-        "hello",
-    )
-    .await;
+    let answer = gateway
+        .call("echo", &[("x-call-id", "call-42")], "hello")
+        .await;
     assert_eq!(answer.status, StatusCode::OK);
     assert_eq!(answer.body, "hello");
     assert_eq!(answer.headers["x-call-id"], "call-42");
 
     // `name.namespace` names the same function; a sub-path reaches it too.
-    let answer = send(
-        Method::POST,
-        &format!("{}/function/echo.default/a/b?x=1", gateway.url),
-        &[],
-        "sub",
-    )
-    .await;
+    let answer = gateway.call("echo.default/a/b?x=1", &[], "sub").await;
     assert_eq!(answer.status, StatusCode::OK);
     assert_eq!(answer.body, "sub");
     assert!(answer.headers.contains_key("x-call-id"));
 
     // The function's own errors pass through in the same JSON shape.
-    gateway
-        .table
-        .set_endpoints(&key("fail"), vec![at(&pod, "fail-1")]);
-    let answer = send(
-        Method::POST,
-        &format!("{}/function/fail", gateway.url),
-        &[],
-        "",
-    )
-    .await;
+    gateway.route("fail", &pod);
+    let answer = gateway.call("fail", &[], "").await;
     assert_eq!(answer.status, StatusCode::INTERNAL_SERVER_ERROR);
     assert_eq!(answer.error_kind(), "internal");
 
-    let metrics = send(Method::GET, &format!("{}/metrics", gateway.url), &[], "").await;
+    let metrics = gateway.get("/metrics").await;
     let text = String::from_utf8_lossy(&metrics.body);
     assert!(
         text.contains(r#"faas_gateway_calls_total{function="default/echo",code="200"} 2"#),
@@ -263,40 +265,20 @@ async fn proxies_to_a_ready_pod_and_keeps_the_call_id() {
 async fn unknown_names_oversized_bodies_and_unknown_routes_are_json_errors() {
     let pod = Pod::start().await;
     let gateway = TestGateway::with(GatewayConfig::builder().body_limit(16).build()).await;
-    gateway
-        .table
-        .set_endpoints(&key("echo"), vec![at(&pod, "echo-1")]);
+    gateway.route("echo", &pod);
 
-    let missing = send(
-        Method::POST,
-        &format!("{}/function/nobody", gateway.url),
-        &[],
-        "",
-    )
-    .await;
+    let missing = gateway.call("nobody", &[], "").await;
     assert_eq!(missing.status, StatusCode::NOT_FOUND);
     assert_eq!(missing.error_kind(), "not_found");
-    let invalid = send(
-        Method::POST,
-        &format!("{}/function/Not_A_Name", gateway.url),
-        &[],
-        "",
-    )
-    .await;
+    let invalid = gateway.call("Not_A_Name", &[], "").await;
     assert_eq!(invalid.status, StatusCode::NOT_FOUND);
-    let too_large = send(
-        Method::POST,
-        &format!("{}/function/echo", gateway.url),
-        &[],
-        vec![b'x'; 17],
-    )
-    .await;
+    let too_large = gateway.call("echo", &[], vec![b'x'; 17]).await;
     assert_eq!(too_large.status, StatusCode::PAYLOAD_TOO_LARGE);
     assert_eq!(too_large.error_kind(), "payload_too_large");
-    let route = send(Method::GET, &format!("{}/nowhere", gateway.url), &[], "").await;
+    let route = gateway.get("/nowhere").await;
     assert_eq!(route.status, StatusCode::NOT_FOUND);
     assert_eq!(route.error_kind(), "not_found");
-    let healthz = send(Method::GET, &format!("{}/healthz", gateway.url), &[], "").await;
+    let healthz = gateway.get("/healthz").await;
     assert_eq!(healthz.status, StatusCode::OK);
     gateway.stop().await;
     pod.stop().await;
@@ -327,7 +309,7 @@ async fn a_call_at_zero_is_held_and_released_to_the_first_ready_pod() {
     assert_eq!(answer.status, StatusCode::OK);
     assert_eq!(answer.body, "woken");
     assert_eq!(gateway.table.load_of(&function).held, 0);
-    let metrics = send(Method::GET, &format!("{}/metrics", gateway.url), &[], "").await;
+    let metrics = gateway.get("/metrics").await;
     let text = String::from_utf8_lossy(&metrics.body);
     assert!(
         text.contains(r#"faas_gateway_cold_start_seconds_count{function="default/echo"} 1"#),
@@ -383,13 +365,7 @@ async fn a_refused_connection_is_retried_on_another_endpoint() {
         ],
     );
     for n in 0..20 {
-        let answer = send(
-            Method::POST,
-            &format!("{}/function/echo", gateway.url),
-            &[],
-            format!("{n}"),
-        )
-        .await;
+        let answer = gateway.call("echo", &[], format!("{n}")).await;
         assert_eq!(answer.status, StatusCode::OK, "call {n}");
         assert_eq!(answer.body, format!("{n}"));
     }
@@ -544,9 +520,7 @@ async fn function_routes_can_require_the_credentials_too() {
             .build(),
     )
     .await;
-    gateway
-        .table
-        .set_endpoints(&key("echo"), vec![at(&pod, "echo-1")]);
+    gateway.route("echo", &pod);
     let url = format!("{}/function/echo", gateway.url);
     assert_eq!(
         send(Method::POST, &url, &[], "x").await.status,
@@ -590,12 +564,8 @@ async fn callback_receiver() -> (
 async fn async_calls_answer_202_and_post_their_result_to_the_callback() {
     let pod = Pod::start().await;
     let gateway = TestGateway::with(GatewayConfig::default()).await;
-    gateway
-        .table
-        .set_endpoints(&key("echo"), vec![at(&pod, "echo-1")]);
-    gateway
-        .table
-        .set_endpoints(&key("fail"), vec![at(&pod, "fail-1")]);
+    gateway.route("echo", &pod);
+    gateway.route("fail", &pod);
     let (callback, mut results) = callback_receiver().await;
 
     let accepted = send(
@@ -607,10 +577,7 @@ async fn async_calls_answer_202_and_post_their_result_to_the_callback() {
     .await;
     assert_eq!(accepted.status, StatusCode::ACCEPTED);
     assert_eq!(accepted.headers["x-call-id"], "async-1");
-    let (headers, body) = tokio::time::timeout(PATIENCE, results.recv())
-        .await
-        .unwrap()
-        .unwrap();
+    let (headers, body) = next_callback(&mut results).await;
     assert_eq!(body, "later");
     assert_eq!(headers["x-call-id"], "async-1");
     assert_eq!(headers["x-function-status"], "200");
@@ -624,10 +591,7 @@ async fn async_calls_answer_202_and_post_their_result_to_the_callback() {
     )
     .await;
     assert_eq!(accepted.status, StatusCode::ACCEPTED);
-    let (headers, body) = tokio::time::timeout(PATIENCE, results.recv())
-        .await
-        .unwrap()
-        .unwrap();
+    let (headers, body) = next_callback(&mut results).await;
     assert_eq!(headers["x-function-status"], "500");
     assert_eq!(headers["x-function-attempts"], "3");
     let error: serde_json::Value = serde_json::from_slice(&body).unwrap();
@@ -645,15 +609,21 @@ async fn async_calls_answer_202_and_post_their_result_to_the_callback() {
     pod.stop().await;
 }
 
-/// Receives the callback of one asynchronous call and returns its headers.
-async fn next_result(
+/// Receives the callback of one asynchronous call: its headers and body.
+async fn next_callback(
     results: &mut tokio::sync::mpsc::UnboundedReceiver<(HeaderMap, Bytes)>,
-) -> HeaderMap {
+) -> (HeaderMap, Bytes) {
     tokio::time::timeout(PATIENCE, results.recv())
         .await
         .expect("a callback in time")
         .expect("the receiver runs")
-        .0
+}
+
+/// The headers of the next callback.
+async fn next_result(
+    results: &mut tokio::sync::mpsc::UnboundedReceiver<(HeaderMap, Bytes)>,
+) -> HeaderMap {
+    next_callback(results).await.0
 }
 
 /// Queues one asynchronous call of `function` with `call_id`, its result to `callback`.
@@ -684,9 +654,7 @@ async fn async_calls_retry_by_their_functions_own_policy_in_memory() {
     let (callback, mut results) = callback_receiver().await;
     let (function_dead_letter, mut letters) = callback_receiver().await;
     for name in ["limited", "patient", "counted"] {
-        gateway
-            .table
-            .set_endpoints(&key(name), vec![at(&pod, &format!("{name}-1"))]);
+        gateway.route(name, &pod);
     }
     gateway
         .table
@@ -759,18 +727,25 @@ async fn jetstream() -> async_nats::jetstream::Context {
     async_nats::jetstream::new(client)
 }
 
+/// A run id, and a stream, subjects and consumer of this run alone, named after `prefix`.
+#[cfg(feature = "nats")]
+fn fresh_queue(prefix: &str) -> (String, faas_k8s::gateway::JetStreamQueueConfig) {
+    let run = format!("{:08x}", fastrand::u32(..));
+    let config = faas_k8s::gateway::JetStreamQueueConfig::default()
+        .with_stream(format!("{}_{run}", prefix.to_uppercase()))
+        .with_subject_prefix(format!("{prefix}.{run}"))
+        .with_consumer(format!("gateway-{run}"));
+    (run, config)
+}
+
 #[cfg(feature = "nats")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn async_calls_on_jetstream_survive_a_gateway_restart_and_dead_letter_after_the_last_attempt()
 {
     use faas_core::{InMemoryDeadLetter, RetryPolicy};
-    use faas_k8s::gateway::{JetStreamQueue, JetStreamQueueConfig};
+    use faas_k8s::gateway::JetStreamQueue;
 
-    let run = format!("{:08x}", fastrand::u32(..));
-    let queue_config = JetStreamQueueConfig::default()
-        .with_stream(format!("GWTEST_{run}"))
-        .with_subject_prefix(format!("gwtest.{run}"))
-        .with_consumer(format!("gateway-{run}"));
+    let (run, queue_config) = fresh_queue("gwtest");
     let context = jetstream().await;
     let retry = RetryPolicy::new(2)
         .with_initial_backoff(Duration::from_millis(50))
@@ -797,7 +772,7 @@ async fn async_calls_on_jetstream_survive_a_gateway_restart_and_dead_letter_afte
     )
     .await;
     first.table.set_endpoints(&key("echo"), Vec::new());
-    let info = send(Method::GET, &format!("{}/system/info", first.url), &[], "").await;
+    let info = first.get("/system/info").await;
     assert_eq!(info.json()["asyncQueue"], "nats-jetstream");
     let calls = 20;
     for n in 0..calls {
@@ -829,12 +804,8 @@ async fn async_calls_on_jetstream_survive_a_gateway_restart_and_dead_letter_afte
             .build(),
     )
     .await;
-    second
-        .table
-        .set_endpoints(&key("echo"), vec![at(&pod, "echo-1")]);
-    second
-        .table
-        .set_endpoints(&key("fail"), vec![at(&pod, "fail-1")]);
+    second.route("echo", &pod);
+    second.route("fail", &pod);
     let mut answered = std::collections::BTreeMap::new();
     while answered.len() < calls {
         let (headers, body) = tokio::time::timeout(PATIENCE, results.recv())
@@ -862,10 +833,7 @@ async fn async_calls_on_jetstream_survive_a_gateway_restart_and_dead_letter_afte
     )
     .await;
     assert_eq!(accepted.status, StatusCode::ACCEPTED);
-    let (headers, body) = tokio::time::timeout(PATIENCE, results.recv())
-        .await
-        .unwrap()
-        .unwrap();
+    let (headers, body) = next_callback(&mut results).await;
     assert_eq!(headers["x-function-status"], "500");
     assert_eq!(headers["x-function-attempts"], "2");
     let error: serde_json::Value = serde_json::from_slice(&body).unwrap();
@@ -915,13 +883,9 @@ where
 async fn async_calls_on_jetstream_retry_by_their_functions_own_policy() {
     use async_nats::jetstream::stream;
     use faas_core::InMemoryDeadLetter;
-    use faas_k8s::gateway::{JetStreamQueue, JetStreamQueueConfig};
+    use faas_k8s::gateway::JetStreamQueue;
 
-    let run = format!("{:08x}", fastrand::u32(..));
-    let queue_config = JetStreamQueueConfig::default()
-        .with_stream(format!("GWPOLICY_{run}"))
-        .with_subject_prefix(format!("gwpolicy.{run}"))
-        .with_consumer(format!("gateway-{run}"));
+    let (run, queue_config) = fresh_queue("gwpolicy");
     let context = jetstream().await;
     // The stream that captures the dead-letter subject `patient` names.
     let dead_subject = format!("gwdead.{run}.patient");
@@ -948,9 +912,7 @@ async fn async_calls_on_jetstream_retry_by_their_functions_own_policy() {
     )
     .await;
     for name in ["limited", "patient"] {
-        gateway
-            .table
-            .set_endpoints(&key(name), vec![at(&pod, &format!("{name}-1"))]);
+        gateway.route(name, &pod);
     }
     gateway
         .table
