@@ -152,6 +152,17 @@ impl TestGateway {
         .await
     }
 
+    /// Sends `method` to `path` of the gateway.
+    async fn request(
+        &self,
+        method: Method,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: impl Into<Bytes>,
+    ) -> Answer {
+        send(method, &format!("{}{path}", self.url), headers, body).await
+    }
+
     /// GETs `path` of the gateway.
     async fn get(&self, path: &str) -> Answer {
         send(Method::GET, &format!("{}{path}", self.url), &[], "").await
@@ -409,7 +420,6 @@ async fn system_routes_need_credentials_and_manage_functions_through_the_provide
         .build(),
     )
     .await;
-    let base = &gateway.url;
     let auth = ("authorization", "Basic YWRtaW46cHc="); // admin:pw
     let wrong = ("authorization", "Basic YWRtaW46bm8="); // admin:no
 
@@ -421,89 +431,79 @@ async fn system_routes_need_credentials_and_manage_functions_through_the_provide
         (Method::GET, "/system/info"),
     ] {
         for headers in [&[][..], &[wrong][..]] {
-            let answer = send(method.clone(), &format!("{base}{path}"), headers, "{}").await;
+            let answer = gateway.request(method.clone(), path, headers, "{}").await;
             assert_eq!(answer.status, StatusCode::UNAUTHORIZED, "{method} {path}");
             assert!(answer.headers.contains_key("www-authenticate"));
             answer.error_kind();
         }
     }
 
-    let deploy = send(
-        Method::POST,
-        &format!("{base}/system/functions"),
-        &[auth],
-        r#"{"service":"echo","image":"echo","labels":{"tier":"web"}}"#,
-    )
-    .await;
+    let deploy = gateway
+        .request(
+            Method::POST,
+            "/system/functions",
+            &[auth],
+            r#"{"service":"echo","image":"echo","labels":{"tier":"web"}}"#,
+        )
+        .await;
     assert_eq!(deploy.status, StatusCode::ACCEPTED);
-    let bad = send(
-        Method::POST,
-        &format!("{base}/system/functions"),
-        &[auth],
-        "{",
-    )
-    .await;
+    let bad = gateway
+        .request(Method::POST, "/system/functions", &[auth], "{")
+        .await;
     assert_eq!(bad.status, StatusCode::BAD_REQUEST);
     assert_eq!(bad.error_kind(), "bad_input");
 
-    let list = send(
-        Method::GET,
-        &format!("{base}/system/functions"),
-        &[auth],
-        "",
-    )
-    .await;
+    let list = gateway
+        .request(Method::GET, "/system/functions", &[auth], "")
+        .await;
     assert_eq!(list.status, StatusCode::OK);
     let list = list.json();
     assert_eq!(list[0]["name"], "echo");
     assert_eq!(list[0]["labels"]["tier"], "web");
     assert!(list[0]["availableReplicas"].is_u64());
 
-    let scale = send(
-        Method::POST,
-        &format!("{base}/system/scale-function/echo"),
-        &[auth],
-        r#"{"serviceName":"echo","replicas":0}"#,
-    )
-    .await;
+    let scale = gateway
+        .request(
+            Method::POST,
+            "/system/scale-function/echo",
+            &[auth],
+            r#"{"serviceName":"echo","replicas":0}"#,
+        )
+        .await;
     assert_eq!(scale.status, StatusCode::ACCEPTED);
-    let described = send(
-        Method::GET,
-        &format!("{base}/system/function/echo"),
-        &[auth],
-        "",
-    )
-    .await;
+    let described = gateway
+        .request(Method::GET, "/system/function/echo", &[auth], "")
+        .await;
     assert_eq!(described.status, StatusCode::OK);
     assert_eq!(described.json()["replicas"], 0);
 
-    let update = send(
-        Method::PUT,
-        &format!("{base}/system/functions"),
-        &[auth],
-        r#"{"service":"echo","image":"echo","envVars":{"A":"1"}}"#,
-    )
-    .await;
+    let update = gateway
+        .request(
+            Method::PUT,
+            "/system/functions",
+            &[auth],
+            r#"{"service":"echo","image":"echo","envVars":{"A":"1"}}"#,
+        )
+        .await;
     assert_eq!(update.status, StatusCode::ACCEPTED);
-    let removed = send(
-        Method::DELETE,
-        &format!("{base}/system/functions"),
-        &[auth],
-        r#"{"functionName":"echo"}"#,
-    )
-    .await;
+    let removed = gateway
+        .request(
+            Method::DELETE,
+            "/system/functions",
+            &[auth],
+            r#"{"functionName":"echo"}"#,
+        )
+        .await;
     assert_eq!(removed.status, StatusCode::ACCEPTED);
-    let gone = send(
-        Method::GET,
-        &format!("{base}/system/function/echo"),
-        &[auth],
-        "",
-    )
-    .await;
+    let gone = gateway
+        .request(Method::GET, "/system/function/echo", &[auth], "")
+        .await;
     assert_eq!(gone.status, StatusCode::NOT_FOUND);
     assert_eq!(gone.error_kind(), "not_found");
 
-    let info = send(Method::GET, &format!("{base}/system/info"), &[auth], "").await;
+    let info = gateway
+        .request(Method::GET, "/system/info", &[auth], "")
+        .await;
     assert_eq!(info.status, StatusCode::OK);
     assert_eq!(info.json()["asyncQueue"], "memory");
     assert_eq!(info.json()["provider"]["orchestration"], "kubernetes");
