@@ -226,6 +226,45 @@ async fn scale(ns: &TestNamespace, name: &str, replicas: i32) {
         .expect("the Function scales");
 }
 
+/// Most tests' stage: the cluster (held for this test alone), a virtual node running functions
+/// in-process, a namespace, and the operator and the gateway in it.
+struct Scene {
+    _serial: tokio::sync::MutexGuard<'static, ()>,
+    cluster: TestCluster,
+    node: FunctionNode,
+    ns: TestNamespace,
+    seed: Seed,
+}
+
+impl Scene {
+    async fn start(
+        prefix: &str,
+        options: TrafficOptions,
+    ) -> Result<Self, Box<dyn std::error::Error>> {
+        let serial = serial().await;
+        let cluster = TestCluster::require().await;
+        install_function_crd(&cluster).await?;
+        let node = FunctionNode::start(&cluster, registry()).await?;
+        let ns = cluster.namespace(prefix).await?;
+        let seed = Seed::start(&cluster, &ns, options).await;
+        Ok(Scene {
+            _serial: serial,
+            cluster,
+            node,
+            ns,
+            seed,
+        })
+    }
+
+    /// Stops the gateway and the operator, deletes the namespace and stops the node.
+    async fn stop(self) -> TestResult {
+        self.seed.stop().await;
+        self.ns.delete().await?;
+        self.node.stop().await;
+        Ok(())
+    }
+}
+
 /// What one test runs: the operator under its own identity and the gateway (with the
 /// autoscaler, when asked) under another, both limited to the test's namespace.
 struct Seed {
@@ -525,25 +564,20 @@ impl SteadyLoad {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_call_reaches_the_function_on_the_virtual_node_and_wakes_it_from_zero() -> TestResult {
-    let _serial = serial().await;
-    let cluster = TestCluster::require().await;
-    install_function_crd(&cluster).await?;
-    let node = FunctionNode::start(&cluster, registry()).await?;
-    let ns = cluster.namespace("gw-seed").await?;
     // The Function's own scaling, over the autoscaler's defaults for the windows.
     let defaults = ScalingPolicy::builder()
         .stable_window(Duration::from_secs(6))
         .panic_window(Duration::from_secs(2))
         .build()?;
-    let seed = Seed::start(
-        &cluster,
-        &ns,
+    let scene = Scene::start(
+        "gw-seed",
         TrafficOptions {
             autoscaler: Some(defaults),
             ..TrafficOptions::default()
         },
     )
-    .await;
+    .await?;
+    let (node, ns, seed) = (&scene.node, &scene.ns, &scene.seed);
     let mut hello = function("hello", function_image("hello"));
     hello.spec = hello.spec.with_scaling(
         FunctionScaling::default()
@@ -600,22 +634,15 @@ async fn a_call_reaches_the_function_on_the_virtual_node_and_wakes_it_from_zero(
     let wanted = functions.get("hello").await?.spec.replicas;
     assert_eq!(wanted, Some(1), "the autoscaler woke the Function itself");
 
-    seed.stop().await;
-    ns.delete().await?;
-    node.stop().await;
-    Ok(())
+    scene.stop().await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn steady_load_while_scaling_1_5_1_0_1_loses_no_call() -> TestResult {
-    let _serial = serial().await;
-    let cluster = TestCluster::require().await;
-    install_function_crd(&cluster).await?;
-    let node = FunctionNode::start(&cluster, registry()).await?;
-    let ns = cluster.namespace("gw-load").await?;
+    let scene = Scene::start("gw-load", TrafficOptions::default()).await?;
     // No autoscaler: the test scales the Function as `kubectl scale function` would, and wakes
     // it at zero itself once it sees a held call.
-    let seed = Seed::start(&cluster, &ns, TrafficOptions::default()).await;
+    let (ns, seed) = (&scene.ns, &scene.seed);
     create_function(&ns, &function("slow", function_image("slow"))).await;
     let key = FunctionKey::new(ns.name(), "slow");
     wait_endpoints(&seed.traffic.table, &key, 1).await;
@@ -654,20 +681,13 @@ async fn steady_load_while_scaling_1_5_1_0_1_loses_no_call() -> TestResult {
     );
     assert!(total > 80);
 
-    seed.stop().await;
-    ns.delete().await?;
-    node.stop().await;
-    Ok(())
+    scene.stop().await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unknown_oversized_and_never_ready_functions_answer_json_errors() -> TestResult {
-    let _serial = serial().await;
-    let cluster = TestCluster::require().await;
-    install_function_crd(&cluster).await?;
-    let node = FunctionNode::start(&cluster, registry()).await?;
-    let ns = cluster.namespace("gw-errors").await?;
-    let seed = Seed::start(&cluster, &ns, TrafficOptions::default()).await;
+    let scene = Scene::start("gw-errors", TrafficOptions::default()).await?;
+    let (ns, seed) = (&scene.ns, &scene.seed);
     create_function(&ns, &function("hello", function_image("hello"))).await;
     // Its image names a function the node does not have: the pod never becomes ready.
     create_function(&ns, &function("stuck", function_image("missing"))).await;
@@ -722,10 +742,7 @@ async fn unknown_oversized_and_never_ready_functions_answer_json_errors() -> Tes
         "{body}"
     );
 
-    seed.stop().await;
-    ns.delete().await?;
-    node.stop().await;
-    Ok(())
+    scene.stop().await
 }
 
 /// The pids of the processes whose command line carries `--tag=<tag>`.
@@ -841,20 +858,15 @@ async fn send_json(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_openfaas_system_api_manages_functions_with_credentials_only() -> TestResult {
-    let _serial = serial().await;
-    let cluster = TestCluster::require().await;
-    install_function_crd(&cluster).await?;
-    let node = FunctionNode::start(&cluster, registry()).await?;
-    let ns = cluster.namespace("gw-system").await?;
-    let seed = Seed::start(
-        &cluster,
-        &ns,
+    let scene = Scene::start(
+        "gw-system",
         TrafficOptions {
             credentials: Some(BasicAuth::new(USER, PASSWORD)),
             ..TrafficOptions::default()
         },
     )
-    .await;
+    .await?;
+    let (ns, seed) = (&scene.ns, &scene.seed);
     let addr = seed.traffic.addr;
 
     // Refused without the credentials, or with wrong ones: 401 with the JSON error body.
@@ -1030,10 +1042,7 @@ async fn the_openfaas_system_api_manages_functions_with_credentials_only() -> Te
     );
     assert_eq!(get_json(addr, "/system/functions").await, json!([]));
 
-    seed.stop().await;
-    ns.delete().await?;
-    node.stop().await;
-    Ok(())
+    scene.stop().await
 }
 
 /// A `faas-gateway` process (built in this crate as `faas-test-gateway`) keeping asynchronous
