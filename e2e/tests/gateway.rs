@@ -230,7 +230,7 @@ async fn scale(ns: &TestNamespace, name: &str, replicas: i32) {
 /// in-process, a namespace, and the operator and the gateway in it.
 struct Scene {
     _serial: tokio::sync::MutexGuard<'static, ()>,
-    cluster: TestCluster,
+    _cluster: TestCluster,
     node: FunctionNode,
     ns: TestNamespace,
     seed: Seed,
@@ -249,7 +249,7 @@ impl Scene {
         let seed = Seed::start(&cluster, &ns, options).await;
         Ok(Scene {
             _serial: serial,
-            cluster,
+            _cluster: cluster,
             node,
             ns,
             seed,
@@ -585,11 +585,11 @@ async fn a_call_reaches_the_function_on_the_virtual_node_and_wakes_it_from_zero(
             .with_target_concurrency(1)
             .with_scale_to_zero_grace(Duration::from_secs(3)),
     );
-    create_function(&ns, &hello).await;
+    create_function(ns, &hello).await;
     let key = FunctionKey::new(ns.name(), "hello");
     wait_endpoints(&seed.traffic.table, &key, 1).await;
 
-    let pods = pods_of(&ns, "hello").await;
+    let pods = pods_of(ns, "hello").await;
     assert_eq!(
         pods[0].spec.as_ref().and_then(|s| s.node_name.as_deref()),
         Some(node.name()),
@@ -643,18 +643,18 @@ async fn steady_load_while_scaling_1_5_1_0_1_loses_no_call() -> TestResult {
     // No autoscaler: the test scales the Function as `kubectl scale function` would, and wakes
     // it at zero itself once it sees a held call.
     let (ns, seed) = (&scene.ns, &scene.seed);
-    create_function(&ns, &function("slow", function_image("slow"))).await;
+    create_function(ns, &function("slow", function_image("slow"))).await;
     let key = FunctionKey::new(ns.name(), "slow");
     wait_endpoints(&seed.traffic.table, &key, 1).await;
 
     // Four callers, each a call of 20 ms after another, until the scaling is done.
     let load = SteadyLoad::start(seed.traffic.addr, 4, 20);
     for replicas in [5, 1] {
-        scale(&ns, "slow", replicas).await;
+        scale(ns, "slow", replicas).await;
         wait_endpoints(&seed.traffic.table, &key, replicas as u32).await;
         wait_answers(&load.answered, 20).await;
     }
-    scale(&ns, "slow", 0).await;
+    scale(ns, "slow", 0).await;
     let table = seed.traffic.table.clone();
     wait::until("calls held at zero", || {
         let table = table.clone();
@@ -669,7 +669,7 @@ async fn steady_load_while_scaling_1_5_1_0_1_loses_no_call() -> TestResult {
         }
     })
     .await?;
-    scale(&ns, "slow", 1).await;
+    scale(ns, "slow", 1).await;
     wait_endpoints(&seed.traffic.table, &key, 1).await;
     wait_answers(&load.answered, 20).await;
     let (total, failures) = load.stop().await;
@@ -688,9 +688,9 @@ async fn steady_load_while_scaling_1_5_1_0_1_loses_no_call() -> TestResult {
 async fn unknown_oversized_and_never_ready_functions_answer_json_errors() -> TestResult {
     let scene = Scene::start("gw-errors", TrafficOptions::default()).await?;
     let (ns, seed) = (&scene.ns, &scene.seed);
-    create_function(&ns, &function("hello", function_image("hello"))).await;
+    create_function(ns, &function("hello", function_image("hello"))).await;
     // Its image names a function the node does not have: the pod never becomes ready.
-    create_function(&ns, &function("stuck", function_image("missing"))).await;
+    create_function(ns, &function("stuck", function_image("missing"))).await;
     wait_endpoints(
         &seed.traffic.table,
         &FunctionKey::new(ns.name(), "hello"),
