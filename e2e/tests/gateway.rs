@@ -127,6 +127,45 @@ async fn scale(ns: &TestNamespace, name: &str, replicas: i32) {
         .expect("the Function scales");
 }
 
+/// Most tests' stage: the cluster (held for this test alone), a virtual node running functions
+/// in-process, a namespace, and the operator and the gateway in it.
+struct Scene {
+    _serial: tokio::sync::MutexGuard<'static, ()>,
+    _cluster: TestCluster,
+    node: FunctionNode,
+    ns: TestNamespace,
+    seed: Seed,
+}
+
+impl Scene {
+    async fn start(
+        prefix: &str,
+        options: TrafficOptions,
+    ) -> Result<Self, Box<dyn std::error::Error>> {
+        let serial = serial().await;
+        let cluster = TestCluster::require().await;
+        install_function_crd(&cluster).await?;
+        let node = FunctionNode::start(&cluster, registry()).await?;
+        let ns = cluster.namespace(prefix).await?;
+        let seed = Seed::start(&cluster, &ns, options).await;
+        Ok(Scene {
+            _serial: serial,
+            _cluster: cluster,
+            node,
+            ns,
+            seed,
+        })
+    }
+
+    /// Stops the gateway and the operator, deletes the namespace and stops the node.
+    async fn stop(self) -> TestResult {
+        self.seed.stop().await;
+        self.ns.delete().await?;
+        self.node.stop().await;
+        Ok(())
+    }
+}
+
 /// What one test runs: the operator under its own identity and the gateway (with the
 /// autoscaler, when asked) under another, both limited to the test's namespace.
 struct Seed {
@@ -426,25 +465,20 @@ impl SteadyLoad {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_call_reaches_the_function_on_the_virtual_node_and_wakes_it_from_zero() -> TestResult {
-    let _serial = serial().await;
-    let cluster = TestCluster::require().await;
-    install_function_crd(&cluster).await?;
-    let node = FunctionNode::start(&cluster, registry()).await?;
-    let ns = cluster.namespace("gw-seed").await?;
     // The Function's own scaling, over the autoscaler's defaults for the windows.
     let defaults = ScalingPolicy::builder()
         .stable_window(Duration::from_secs(6))
         .panic_window(Duration::from_secs(2))
         .build()?;
-    let seed = Seed::start(
-        &cluster,
-        &ns,
+    let scene = Scene::start(
+        "gw-seed",
         TrafficOptions {
             autoscaler: Some(defaults),
             ..TrafficOptions::default()
         },
     )
-    .await;
+    .await?;
+    let (node, ns, seed) = (&scene.node, &scene.ns, &scene.seed);
     let mut hello = function("hello", function_image("hello"));
     hello.spec = hello.spec.with_scaling(
         FunctionScaling::default()
@@ -452,11 +486,11 @@ async fn a_call_reaches_the_function_on_the_virtual_node_and_wakes_it_from_zero(
             .with_target_concurrency(1)
             .with_scale_to_zero_grace(Duration::from_secs(3)),
     );
-    create_function(&ns, &hello).await;
+    create_function(ns, &hello).await;
     let key = FunctionKey::new(ns.name(), "hello");
     wait_endpoints(&seed.traffic.table, &key, 1).await;
 
-    let pods = pods_of(&ns, "hello").await;
+    let pods = pods_of(ns, "hello").await;
     assert_eq!(
         pods[0].spec.as_ref().and_then(|s| s.node_name.as_deref()),
         Some(node.name()),
@@ -501,34 +535,27 @@ async fn a_call_reaches_the_function_on_the_virtual_node_and_wakes_it_from_zero(
     let wanted = functions.get("hello").await?.spec.replicas;
     assert_eq!(wanted, Some(1), "the autoscaler woke the Function itself");
 
-    seed.stop().await;
-    ns.delete().await?;
-    node.stop().await;
-    Ok(())
+    scene.stop().await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn steady_load_while_scaling_1_5_1_0_1_loses_no_call() -> TestResult {
-    let _serial = serial().await;
-    let cluster = TestCluster::require().await;
-    install_function_crd(&cluster).await?;
-    let node = FunctionNode::start(&cluster, registry()).await?;
-    let ns = cluster.namespace("gw-load").await?;
+    let scene = Scene::start("gw-load", TrafficOptions::default()).await?;
     // No autoscaler: the test scales the Function as `kubectl scale function` would, and wakes
     // it at zero itself once it sees a held call.
-    let seed = Seed::start(&cluster, &ns, TrafficOptions::default()).await;
-    create_function(&ns, &function("slow", function_image("slow"))).await;
+    let (ns, seed) = (&scene.ns, &scene.seed);
+    create_function(ns, &function("slow", function_image("slow"))).await;
     let key = FunctionKey::new(ns.name(), "slow");
     wait_endpoints(&seed.traffic.table, &key, 1).await;
 
     // Four callers, each a call of 20 ms after another, until the scaling is done.
     let load = SteadyLoad::start(seed.traffic.addr, 4, 20);
     for replicas in [5, 1] {
-        scale(&ns, "slow", replicas).await;
+        scale(ns, "slow", replicas).await;
         wait_endpoints(&seed.traffic.table, &key, replicas as u32).await;
         wait_answers(&load.answered, 20).await;
     }
-    scale(&ns, "slow", 0).await;
+    scale(ns, "slow", 0).await;
     let table = seed.traffic.table.clone();
     wait::until("calls held at zero", || {
         let table = table.clone();
@@ -543,7 +570,7 @@ async fn steady_load_while_scaling_1_5_1_0_1_loses_no_call() -> TestResult {
         }
     })
     .await?;
-    scale(&ns, "slow", 1).await;
+    scale(ns, "slow", 1).await;
     wait_endpoints(&seed.traffic.table, &key, 1).await;
     wait_answers(&load.answered, 20).await;
     let (total, failures) = load.stop().await;
@@ -555,23 +582,16 @@ async fn steady_load_while_scaling_1_5_1_0_1_loses_no_call() -> TestResult {
     );
     assert!(total > 80);
 
-    seed.stop().await;
-    ns.delete().await?;
-    node.stop().await;
-    Ok(())
+    scene.stop().await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unknown_oversized_and_never_ready_functions_answer_json_errors() -> TestResult {
-    let _serial = serial().await;
-    let cluster = TestCluster::require().await;
-    install_function_crd(&cluster).await?;
-    let node = FunctionNode::start(&cluster, registry()).await?;
-    let ns = cluster.namespace("gw-errors").await?;
-    let seed = Seed::start(&cluster, &ns, TrafficOptions::default()).await;
-    create_function(&ns, &function("hello", function_image("hello"))).await;
+    let scene = Scene::start("gw-errors", TrafficOptions::default()).await?;
+    let (ns, seed) = (&scene.ns, &scene.seed);
+    create_function(ns, &function("hello", function_image("hello"))).await;
     // Its image names a function the node does not have: the pod never becomes ready.
-    create_function(&ns, &function("stuck", function_image("missing"))).await;
+    create_function(ns, &function("stuck", function_image("missing"))).await;
     wait_endpoints(
         &seed.traffic.table,
         &FunctionKey::new(ns.name(), "hello"),
@@ -623,10 +643,7 @@ async fn unknown_oversized_and_never_ready_functions_answer_json_errors() -> Tes
         "{body}"
     );
 
-    seed.stop().await;
-    ns.delete().await?;
-    node.stop().await;
-    Ok(())
+    scene.stop().await
 }
 
 /// The pids of the processes whose command line carries `--tag=<tag>`.
@@ -742,20 +759,15 @@ async fn send_json(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_openfaas_system_api_manages_functions_with_credentials_only() -> TestResult {
-    let _serial = serial().await;
-    let cluster = TestCluster::require().await;
-    install_function_crd(&cluster).await?;
-    let node = FunctionNode::start(&cluster, registry()).await?;
-    let ns = cluster.namespace("gw-system").await?;
-    let seed = Seed::start(
-        &cluster,
-        &ns,
+    let scene = Scene::start(
+        "gw-system",
         TrafficOptions {
             credentials: Some(BasicAuth::new(USER, PASSWORD)),
             ..TrafficOptions::default()
         },
     )
-    .await;
+    .await?;
+    let (ns, seed) = (&scene.ns, &scene.seed);
     let addr = seed.traffic.addr;
 
     // Refused without the credentials, or with wrong ones: 401 with the JSON error body.
@@ -931,7 +943,231 @@ async fn the_openfaas_system_api_manages_functions_with_credentials_only() -> Te
     );
     assert_eq!(get_json(addr, "/system/functions").await, json!([]));
 
-    seed.stop().await;
+    scene.stop().await
+}
+
+/// A `faas-gateway` process (built in this crate as `faas-test-gateway`) keeping asynchronous
+/// calls in the JetStream stream `stream`, with a short ack wait; no autoscaler, no `/system/*`.
+struct GatewayProcess {
+    addr: std::net::SocketAddr,
+    child: tokio::process::Child,
+}
+
+impl GatewayProcess {
+    fn start(cluster: &TestCluster, ns: &TestNamespace, nats_url: &str, stream: &str) -> Self {
+        let addr = std::net::SocketAddr::from(([127, 0, 0, 1], free_port()));
+        let kubeconfig = std::env::var_os("KUBECONFIG")
+            .map(std::path::PathBuf::from)
+            .unwrap_or_else(|| cluster.paths().kubeconfig.clone());
+        let log = std::fs::File::create(
+            std::env::temp_dir().join(format!("{stream}-{}.log", addr.port())),
+        )
+        .expect("the gateway's log file");
+        let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_faas-test-gateway"))
+            .arg("--kubeconfig")
+            .arg(kubeconfig)
+            .args(["--listen", &addr.to_string()])
+            .args([
+                "--watch-namespace",
+                ns.name(),
+                "--default-namespace",
+                ns.name(),
+            ])
+            .args(["--no-autoscaler", "--no-system-api"])
+            .args(["--nats-url", nats_url, "--async-stream", stream])
+            .args(["--nats-ack-wait", "2s", "--drain-timeout", "5s"])
+            .stdout(std::process::Stdio::null())
+            .stderr(log)
+            .kill_on_drop(true)
+            .spawn()
+            .expect("faas-test-gateway starts");
+        GatewayProcess { addr, child }
+    }
+
+    /// Waits until a synchronous call of `slow` goes through it.
+    async fn wait_routing(&self) {
+        let addr = self.addr;
+        wait::until(
+            "the gateway process to route calls to `slow`",
+            || async move {
+                Ok(match request(addr, "/function/slow", &[], b"0").await {
+                    Ok((200, _)) => Poll::Ready(()),
+                    other => Poll::Pending(format!("{other:?}")),
+                })
+            },
+        )
+        .await
+        .expect("the gateway routes");
+    }
+
+    /// SIGKILL: no drain, no hand-back of the calls it took.
+    async fn kill(mut self) {
+        self.child.start_kill().expect("SIGKILL is sent");
+        self.child.wait().await.expect("the gateway is reaped");
+    }
+
+    /// SIGTERM, then wait for its drain.
+    async fn stop(mut self) {
+        if let Some(pid) = self.child.id() {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(i32::try_from(pid).expect("a pid")),
+                nix::sys::signal::Signal::SIGTERM,
+            );
+        }
+        let _ = tokio::time::timeout(Duration::from_secs(30), self.child.wait()).await;
+    }
+}
+
+/// A NATS error as the wait helpers report it.
+fn setup(error: impl std::fmt::Display) -> faas_e2e::Error {
+    faas_e2e::Error::Setup(error.to_string())
+}
+
+/// A receiver of callbacks on loopback: the `x-function-status` of every POST, per call id.
+type Answers = Arc<std::sync::Mutex<std::collections::BTreeMap<String, Vec<String>>>>;
+
+async fn callback_receiver() -> (String, Answers) {
+    let answers = Answers::default();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/done", listener.local_addr().unwrap());
+    let kept = answers.clone();
+    let app = axum::Router::new().route(
+        "/done",
+        axum::routing::post(move |headers: http::HeaderMap| {
+            let kept = kept.clone();
+            async move {
+                let header = |name: &str| {
+                    headers
+                        .get(name)
+                        .and_then(|v| v.to_str().ok())
+                        .unwrap_or_default()
+                        .to_owned()
+                };
+                kept.lock()
+                    .unwrap()
+                    .entry(header("x-call-id"))
+                    .or_default()
+                    .push(header("x-function-status"));
+                http::StatusCode::OK
+            }
+        }),
+    );
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (url, answers)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sigkilled_gateway_loses_no_async_call_another_runs_them_after_the_ack_wait() -> TestResult
+{
+    let _serial = serial().await;
+    let cluster = TestCluster::require().await;
+    let nats_url = std::env::var("FAAS_NATS_URL").map_err(|_| {
+        "FAAS_NATS_URL is not set: run `cargo xtask services up` and \
+         `eval \"$(cargo xtask services env)\"` first (cargo xtask test starts NATS for this tier)"
+    })?;
+    let jetstream = async_nats::jetstream::new(
+        async_nats::connect(nats_url.as_str())
+            .await
+            .map_err(|e| format!("no NATS server answers at {nats_url}: {e}"))?,
+    );
+    install_function_crd(&cluster).await?;
+    let node = FunctionNode::start(&cluster, registry()).await?;
+    let ns = cluster.namespace("gw-durable").await?;
+    let operator =
+        TestOperator::for_namespace(operator_client(&cluster, &ns, "operator").await?, &ns);
+    create_function(&ns, &function("slow", function_image("slow"))).await;
+    let stream = unique("GWKILL");
+    let (callback, answers) = callback_receiver().await;
+
+    // The first gateway takes every call (fewer than its 16 workers) and runs them: each sleeps
+    // long enough in the function that none is answered before the kill.
+    let first = GatewayProcess::start(&cluster, &ns, &nats_url, &stream);
+    first.wait_routing().await;
+    let calls = 12;
+    for n in 0..calls {
+        let call_id = format!("{stream}-{n}");
+        let (status, body) = request(
+            first.addr,
+            "/async-function/slow",
+            &[("x-callback-url", &callback), ("x-call-id", &call_id)],
+            b"6000",
+        )
+        .await?;
+        assert_eq!(status, 202, "{n}: {body}");
+    }
+    let consumer: async_nats::jetstream::consumer::PullConsumer = jetstream
+        .get_stream(&stream)
+        .await?
+        .get_consumer("faas-gateway")
+        .await
+        .map_err(|e| format!("the durable consumer: {e}"))?;
+    wait::until("the first gateway to take every call", || {
+        let mut consumer = consumer.clone();
+        async move {
+            let info = consumer.info().await.map_err(setup)?;
+            Ok(if info.num_ack_pending == calls {
+                Poll::Ready(())
+            } else {
+                Poll::Pending(format!("{} taken", info.num_ack_pending))
+            })
+        }
+    })
+    .await?;
+    assert!(
+        answers.lock().unwrap().is_empty(),
+        "a call was answered before the kill: the calls must outlast it"
+    );
+    first.kill().await;
+
+    // A second gateway on the same stream gets them once the ack wait expires and answers each.
+    let second = GatewayProcess::start(&cluster, &ns, &nats_url, &stream);
+    wait::until("every call to be answered after the kill", || {
+        let answers = answers.clone();
+        async move {
+            let answered = answers.lock().unwrap().len();
+            Ok(if answered == calls {
+                Poll::Ready(())
+            } else {
+                Poll::Pending(format!("{answered} of {calls} answered"))
+            })
+        }
+    })
+    .await?;
+    // Settled: nothing left in the work queue, so nothing can be answered again.
+    wait::until("the stream to be empty", || {
+        let jetstream = jetstream.clone();
+        let stream = stream.clone();
+        async move {
+            let info = jetstream
+                .get_stream(&stream)
+                .await
+                .map_err(setup)?
+                .info()
+                .await
+                .map_err(setup)?
+                .state
+                .messages;
+            Ok(if info == 0 {
+                Poll::Ready(())
+            } else {
+                Poll::Pending(format!("{info} stored"))
+            })
+        }
+    })
+    .await?;
+    let answers = answers.lock().unwrap().clone();
+    for n in 0..calls {
+        let call_id = format!("{stream}-{n}");
+        assert_eq!(
+            answers.get(&call_id).map(Vec::as_slice),
+            Some(&["200".to_owned()][..]),
+            "{call_id} answered exactly once, with the function's answer"
+        );
+    }
+
+    second.stop().await;
+    let _ = jetstream.delete_stream(&stream).await;
+    operator.stop().await;
     ns.delete().await?;
     node.stop().await;
     Ok(())

@@ -1,16 +1,19 @@
 //! The gateway on loopback, in front of real function runtimes: routing, the
 //! activator (hold, release, bounds, deadline, drain), retries on another
 //! endpoint, error bodies, `/system/*` with and without credentials, and
-//! asynchronous calls with callbacks.
+//! asynchronous calls with callbacks, retried by each function's own policy.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use faas_core::{FunctionDefinition, FunctionError, LocalExecutor, LocalProvider, Registry};
+use faas_core::{
+    Context, FunctionDefinition, FunctionError, LocalExecutor, LocalProvider, Registry, RetryPolicy,
+};
+use faas_k8s::function::FunctionPolicy;
 use faas_k8s::gateway::{
-    BasicAuth, EndpointAddress, FunctionKey, Gateway, GatewayConfig, RoutingTable,
+    AsyncCallPolicy, BasicAuth, EndpointAddress, FunctionKey, Gateway, GatewayConfig, RoutingTable,
 };
 use faas_triggers::{Runtime, RuntimeConfig};
 use http::{HeaderMap, Method, Request, StatusCode};
@@ -33,11 +36,46 @@ async fn fail() -> Result<String, FunctionError> {
     Err(FunctionError::internal("always fails"))
 }
 
+/// The attempts each call id reached a counting function, as the function itself counts them.
+static ATTEMPTS: std::sync::Mutex<std::collections::BTreeMap<String, u32>> =
+    std::sync::Mutex::new(std::collections::BTreeMap::new());
+
+/// Counts the attempt of its call, then fails (a retryable internal error).
+async fn counted(context: Context) -> Result<String, FunctionError> {
+    *ATTEMPTS
+        .lock()
+        .unwrap()
+        .entry(context.call_id().to_string())
+        .or_default() += 1;
+    Err(FunctionError::internal("counted and failed"))
+}
+
+/// The attempts the counting functions saw for `call_id`.
+fn attempts_of(call_id: &str) -> u32 {
+    ATTEMPTS.lock().unwrap().get(call_id).copied().unwrap_or(0)
+}
+
 fn functions() -> Registry {
     Registry::from([
         FunctionDefinition::from_handler("echo", echo),
         FunctionDefinition::from_handler("fail", fail),
+        // The same failing function under three names, each given its own policy by a test.
+        FunctionDefinition::from_handler("limited", counted),
+        FunctionDefinition::from_handler("patient", counted),
+        FunctionDefinition::from_handler("counted", counted),
     ])
+}
+
+/// The policy of a Function whose `spec.policy` asks for `attempts` and a short back-off.
+fn policy_of_spec(attempts: i32, dead_letter: Option<&str>) -> AsyncCallPolicy {
+    let mut spec = FunctionPolicy::default()
+        .with_max_attempts(attempts)
+        .with_backoff(Duration::from_millis(20));
+    if let Some(target) = dead_letter {
+        spec = spec.with_dead_letter(target);
+    }
+    AsyncCallPolicy::from_function_policy(Some(&spec), &RetryPolicy::default())
+        .expect("a valid spec.policy")
 }
 
 /// A function runtime on a loopback port, as a pod would run it.
@@ -95,6 +133,39 @@ impl TestGateway {
     async fn stop(self) {
         self.stop.cancel();
         self.task.await.unwrap().unwrap();
+    }
+
+    /// Routes function `name` to `pod` alone (as its endpoint `<name>-1`).
+    fn route(&self, name: &str, pod: &Pod) {
+        self.table
+            .set_endpoints(&key(name), vec![at(pod, &format!("{name}-1"))]);
+    }
+
+    /// POSTs `body` to `/function/{path}` through the gateway.
+    async fn call(&self, path: &str, headers: &[(&str, &str)], body: impl Into<Bytes>) -> Answer {
+        send(
+            Method::POST,
+            &format!("{}/function/{path}", self.url),
+            headers,
+            body,
+        )
+        .await
+    }
+
+    /// Sends `method` to `path` of the gateway.
+    async fn request(
+        &self,
+        method: Method,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: impl Into<Bytes>,
+    ) -> Answer {
+        send(method, &format!("{}{path}", self.url), headers, body).await
+    }
+
+    /// GETs `path` of the gateway.
+    async fn get(&self, path: &str) -> Answer {
+        send(Method::GET, &format!("{}{path}", self.url), &[], "").await
     }
 }
 
@@ -169,48 +240,28 @@ fn at(pod: &Pod, name: &str) -> EndpointAddress {
 async fn proxies_to_a_ready_pod_and_keeps_the_call_id() {
     let pod = Pod::start().await;
     let gateway = TestGateway::with(GatewayConfig::default()).await;
-    gateway
-        .table
-        .set_endpoints(&key("echo"), vec![at(&pod, "echo-1")]);
+    gateway.route("echo", &pod);
 
-    let answer = send(
-        Method::POST,
-        &format!("{}/function/echo", gateway.url),
-        &[("x-call-id", "call-42")],
-        "hello",
-    )
-    .await;
+    let answer = gateway
+        .call("echo", &[("x-call-id", "call-42")], "hello")
+        .await;
     assert_eq!(answer.status, StatusCode::OK);
     assert_eq!(answer.body, "hello");
     assert_eq!(answer.headers["x-call-id"], "call-42");
 
     // `name.namespace` names the same function; a sub-path reaches it too.
-    let answer = send(
-        Method::POST,
-        &format!("{}/function/echo.default/a/b?x=1", gateway.url),
-        &[],
-        "sub",
-    )
-    .await;
+    let answer = gateway.call("echo.default/a/b?x=1", &[], "sub").await;
     assert_eq!(answer.status, StatusCode::OK);
     assert_eq!(answer.body, "sub");
     assert!(answer.headers.contains_key("x-call-id"));
 
     // The function's own errors pass through in the same JSON shape.
-    gateway
-        .table
-        .set_endpoints(&key("fail"), vec![at(&pod, "fail-1")]);
-    let answer = send(
-        Method::POST,
-        &format!("{}/function/fail", gateway.url),
-        &[],
-        "",
-    )
-    .await;
+    gateway.route("fail", &pod);
+    let answer = gateway.call("fail", &[], "").await;
     assert_eq!(answer.status, StatusCode::INTERNAL_SERVER_ERROR);
     assert_eq!(answer.error_kind(), "internal");
 
-    let metrics = send(Method::GET, &format!("{}/metrics", gateway.url), &[], "").await;
+    let metrics = gateway.get("/metrics").await;
     let text = String::from_utf8_lossy(&metrics.body);
     assert!(
         text.contains(r#"faas_gateway_calls_total{function="default/echo",code="200"} 2"#),
@@ -225,40 +276,20 @@ async fn proxies_to_a_ready_pod_and_keeps_the_call_id() {
 async fn unknown_names_oversized_bodies_and_unknown_routes_are_json_errors() {
     let pod = Pod::start().await;
     let gateway = TestGateway::with(GatewayConfig::builder().body_limit(16).build()).await;
-    gateway
-        .table
-        .set_endpoints(&key("echo"), vec![at(&pod, "echo-1")]);
+    gateway.route("echo", &pod);
 
-    let missing = send(
-        Method::POST,
-        &format!("{}/function/nobody", gateway.url),
-        &[],
-        "",
-    )
-    .await;
+    let missing = gateway.call("nobody", &[], "").await;
     assert_eq!(missing.status, StatusCode::NOT_FOUND);
     assert_eq!(missing.error_kind(), "not_found");
-    let invalid = send(
-        Method::POST,
-        &format!("{}/function/Not_A_Name", gateway.url),
-        &[],
-        "",
-    )
-    .await;
+    let invalid = gateway.call("Not_A_Name", &[], "").await;
     assert_eq!(invalid.status, StatusCode::NOT_FOUND);
-    let too_large = send(
-        Method::POST,
-        &format!("{}/function/echo", gateway.url),
-        &[],
-        vec![b'x'; 17],
-    )
-    .await;
+    let too_large = gateway.call("echo", &[], vec![b'x'; 17]).await;
     assert_eq!(too_large.status, StatusCode::PAYLOAD_TOO_LARGE);
     assert_eq!(too_large.error_kind(), "payload_too_large");
-    let route = send(Method::GET, &format!("{}/nowhere", gateway.url), &[], "").await;
+    let route = gateway.get("/nowhere").await;
     assert_eq!(route.status, StatusCode::NOT_FOUND);
     assert_eq!(route.error_kind(), "not_found");
-    let healthz = send(Method::GET, &format!("{}/healthz", gateway.url), &[], "").await;
+    let healthz = gateway.get("/healthz").await;
     assert_eq!(healthz.status, StatusCode::OK);
     gateway.stop().await;
     pod.stop().await;
@@ -289,7 +320,7 @@ async fn a_call_at_zero_is_held_and_released_to_the_first_ready_pod() {
     assert_eq!(answer.status, StatusCode::OK);
     assert_eq!(answer.body, "woken");
     assert_eq!(gateway.table.load_of(&function).held, 0);
-    let metrics = send(Method::GET, &format!("{}/metrics", gateway.url), &[], "").await;
+    let metrics = gateway.get("/metrics").await;
     let text = String::from_utf8_lossy(&metrics.body);
     assert!(
         text.contains(r#"faas_gateway_cold_start_seconds_count{function="default/echo"} 1"#),
@@ -345,13 +376,7 @@ async fn a_refused_connection_is_retried_on_another_endpoint() {
         ],
     );
     for n in 0..20 {
-        let answer = send(
-            Method::POST,
-            &format!("{}/function/echo", gateway.url),
-            &[],
-            format!("{n}"),
-        )
-        .await;
+        let answer = gateway.call("echo", &[], format!("{n}")).await;
         assert_eq!(answer.status, StatusCode::OK, "call {n}");
         assert_eq!(answer.body, format!("{n}"));
     }
@@ -395,7 +420,6 @@ async fn system_routes_need_credentials_and_manage_functions_through_the_provide
         .build(),
     )
     .await;
-    let base = &gateway.url;
     let auth = ("authorization", "Basic YWRtaW46cHc="); // admin:pw
     let wrong = ("authorization", "Basic YWRtaW46bm8="); // admin:no
 
@@ -407,89 +431,79 @@ async fn system_routes_need_credentials_and_manage_functions_through_the_provide
         (Method::GET, "/system/info"),
     ] {
         for headers in [&[][..], &[wrong][..]] {
-            let answer = send(method.clone(), &format!("{base}{path}"), headers, "{}").await;
+            let answer = gateway.request(method.clone(), path, headers, "{}").await;
             assert_eq!(answer.status, StatusCode::UNAUTHORIZED, "{method} {path}");
             assert!(answer.headers.contains_key("www-authenticate"));
             answer.error_kind();
         }
     }
 
-    let deploy = send(
-        Method::POST,
-        &format!("{base}/system/functions"),
-        &[auth],
-        r#"{"service":"echo","image":"echo","labels":{"tier":"web"}}"#,
-    )
-    .await;
+    let deploy = gateway
+        .request(
+            Method::POST,
+            "/system/functions",
+            &[auth],
+            r#"{"service":"echo","image":"echo","labels":{"tier":"web"}}"#,
+        )
+        .await;
     assert_eq!(deploy.status, StatusCode::ACCEPTED);
-    let bad = send(
-        Method::POST,
-        &format!("{base}/system/functions"),
-        &[auth],
-        "{",
-    )
-    .await;
+    let bad = gateway
+        .request(Method::POST, "/system/functions", &[auth], "{")
+        .await;
     assert_eq!(bad.status, StatusCode::BAD_REQUEST);
     assert_eq!(bad.error_kind(), "bad_input");
 
-    let list = send(
-        Method::GET,
-        &format!("{base}/system/functions"),
-        &[auth],
-        "",
-    )
-    .await;
+    let list = gateway
+        .request(Method::GET, "/system/functions", &[auth], "")
+        .await;
     assert_eq!(list.status, StatusCode::OK);
     let list = list.json();
     assert_eq!(list[0]["name"], "echo");
     assert_eq!(list[0]["labels"]["tier"], "web");
     assert!(list[0]["availableReplicas"].is_u64());
 
-    let scale = send(
-        Method::POST,
-        &format!("{base}/system/scale-function/echo"),
-        &[auth],
-        r#"{"serviceName":"echo","replicas":0}"#,
-    )
-    .await;
+    let scale = gateway
+        .request(
+            Method::POST,
+            "/system/scale-function/echo",
+            &[auth],
+            r#"{"serviceName":"echo","replicas":0}"#,
+        )
+        .await;
     assert_eq!(scale.status, StatusCode::ACCEPTED);
-    let described = send(
-        Method::GET,
-        &format!("{base}/system/function/echo"),
-        &[auth],
-        "",
-    )
-    .await;
+    let described = gateway
+        .request(Method::GET, "/system/function/echo", &[auth], "")
+        .await;
     assert_eq!(described.status, StatusCode::OK);
     assert_eq!(described.json()["replicas"], 0);
 
-    let update = send(
-        Method::PUT,
-        &format!("{base}/system/functions"),
-        &[auth],
-        r#"{"service":"echo","image":"echo","envVars":{"A":"1"}}"#,
-    )
-    .await;
+    let update = gateway
+        .request(
+            Method::PUT,
+            "/system/functions",
+            &[auth],
+            r#"{"service":"echo","image":"echo","envVars":{"A":"1"}}"#,
+        )
+        .await;
     assert_eq!(update.status, StatusCode::ACCEPTED);
-    let removed = send(
-        Method::DELETE,
-        &format!("{base}/system/functions"),
-        &[auth],
-        r#"{"functionName":"echo"}"#,
-    )
-    .await;
+    let removed = gateway
+        .request(
+            Method::DELETE,
+            "/system/functions",
+            &[auth],
+            r#"{"functionName":"echo"}"#,
+        )
+        .await;
     assert_eq!(removed.status, StatusCode::ACCEPTED);
-    let gone = send(
-        Method::GET,
-        &format!("{base}/system/function/echo"),
-        &[auth],
-        "",
-    )
-    .await;
+    let gone = gateway
+        .request(Method::GET, "/system/function/echo", &[auth], "")
+        .await;
     assert_eq!(gone.status, StatusCode::NOT_FOUND);
     assert_eq!(gone.error_kind(), "not_found");
 
-    let info = send(Method::GET, &format!("{base}/system/info"), &[auth], "").await;
+    let info = gateway
+        .request(Method::GET, "/system/info", &[auth], "")
+        .await;
     assert_eq!(info.status, StatusCode::OK);
     assert_eq!(info.json()["asyncQueue"], "memory");
     assert_eq!(info.json()["provider"]["orchestration"], "kubernetes");
@@ -506,9 +520,7 @@ async fn function_routes_can_require_the_credentials_too() {
             .build(),
     )
     .await;
-    gateway
-        .table
-        .set_endpoints(&key("echo"), vec![at(&pod, "echo-1")]);
+    gateway.route("echo", &pod);
     let url = format!("{}/function/echo", gateway.url);
     assert_eq!(
         send(Method::POST, &url, &[], "x").await.status,
@@ -552,12 +564,8 @@ async fn callback_receiver() -> (
 async fn async_calls_answer_202_and_post_their_result_to_the_callback() {
     let pod = Pod::start().await;
     let gateway = TestGateway::with(GatewayConfig::default()).await;
-    gateway
-        .table
-        .set_endpoints(&key("echo"), vec![at(&pod, "echo-1")]);
-    gateway
-        .table
-        .set_endpoints(&key("fail"), vec![at(&pod, "fail-1")]);
+    gateway.route("echo", &pod);
+    gateway.route("fail", &pod);
     let (callback, mut results) = callback_receiver().await;
 
     let accepted = send(
@@ -569,10 +577,7 @@ async fn async_calls_answer_202_and_post_their_result_to_the_callback() {
     .await;
     assert_eq!(accepted.status, StatusCode::ACCEPTED);
     assert_eq!(accepted.headers["x-call-id"], "async-1");
-    let (headers, body) = tokio::time::timeout(PATIENCE, results.recv())
-        .await
-        .unwrap()
-        .unwrap();
+    let (headers, body) = next_callback(&mut results).await;
     assert_eq!(body, "later");
     assert_eq!(headers["x-call-id"], "async-1");
     assert_eq!(headers["x-function-status"], "200");
@@ -586,10 +591,7 @@ async fn async_calls_answer_202_and_post_their_result_to_the_callback() {
     )
     .await;
     assert_eq!(accepted.status, StatusCode::ACCEPTED);
-    let (headers, body) = tokio::time::timeout(PATIENCE, results.recv())
-        .await
-        .unwrap()
-        .unwrap();
+    let (headers, body) = next_callback(&mut results).await;
     assert_eq!(headers["x-function-status"], "500");
     assert_eq!(headers["x-function-attempts"], "3");
     let error: serde_json::Value = serde_json::from_slice(&body).unwrap();
@@ -603,6 +605,110 @@ async fn async_calls_answer_202_and_post_their_result_to_the_callback() {
     )
     .await;
     assert_eq!(bad.status, StatusCode::BAD_REQUEST);
+    gateway.stop().await;
+    pod.stop().await;
+}
+
+/// Receives the callback of one asynchronous call: its headers and body.
+async fn next_callback(
+    results: &mut tokio::sync::mpsc::UnboundedReceiver<(HeaderMap, Bytes)>,
+) -> (HeaderMap, Bytes) {
+    tokio::time::timeout(PATIENCE, results.recv())
+        .await
+        .expect("a callback in time")
+        .expect("the receiver runs")
+}
+
+/// The headers of the next callback.
+async fn next_result(
+    results: &mut tokio::sync::mpsc::UnboundedReceiver<(HeaderMap, Bytes)>,
+) -> HeaderMap {
+    next_callback(results).await.0
+}
+
+/// Queues one asynchronous call of `function` with `call_id`, its result to `callback`.
+async fn queue_call(gateway: &str, function: &str, call_id: &str, callback: &str) {
+    let accepted = send(
+        Method::POST,
+        &format!("{gateway}/async-function/{function}"),
+        &[("x-callback-url", callback), ("x-call-id", call_id)],
+        "payload",
+    )
+    .await;
+    assert_eq!(accepted.status, StatusCode::ACCEPTED, "{function}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn async_calls_retry_by_their_functions_own_policy_in_memory() {
+    use faas_core::InMemoryDeadLetter;
+
+    let pod = Pod::start().await;
+    let dead_letter = Arc::new(InMemoryDeadLetter::new());
+    let gateway = TestGateway::start(
+        Gateway::builder(GatewayConfig::default())
+            .async_retry(RetryPolicy::new(2).with_initial_backoff(Duration::from_millis(20)))
+            .dead_letter(dead_letter.clone())
+            .build(),
+    )
+    .await;
+    let (callback, mut results) = callback_receiver().await;
+    let (function_dead_letter, mut letters) = callback_receiver().await;
+    for name in ["limited", "patient", "counted"] {
+        gateway.route(name, &pod);
+    }
+    gateway
+        .table
+        .set_async_policy(&key("limited"), Some(policy_of_spec(1, None)));
+    gateway.table.set_async_policy(
+        &key("patient"),
+        Some(policy_of_spec(3, Some(&function_dead_letter))),
+    );
+
+    // One attempt, three attempts, and the gateway's two for the function without a policy.
+    for (function, attempts) in [("limited", 1), ("patient", 3), ("counted", 2)] {
+        let call_id = format!("memory-{function}");
+        queue_call(&gateway.url, function, &call_id, &callback).await;
+        let headers = next_result(&mut results).await;
+        assert_eq!(headers["x-call-id"], call_id.as_str());
+        assert_eq!(headers["x-function-status"], "500");
+        assert_eq!(
+            headers["x-function-attempts"],
+            attempts.to_string().as_str()
+        );
+        assert_eq!(attempts_of(&call_id), attempts, "{function}");
+    }
+
+    // The function naming a dead letter got its failed call POSTed there; the others went to the
+    // gateway's.
+    let (headers, body) = tokio::time::timeout(PATIENCE, letters.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(body, "payload");
+    assert_eq!(headers["faas-call-id"], "memory-patient");
+    assert_eq!(headers["faas-function"], "default/patient");
+    assert_eq!(headers["faas-attempts"], "3");
+    assert_eq!(headers["faas-error-kind"], "internal");
+    let mut kept: Vec<(String, u32)> = dead_letter
+        .entries()
+        .iter()
+        .map(|l| (l.call_id.to_string(), l.attempts))
+        .collect();
+    kept.sort();
+    assert_eq!(
+        kept,
+        [
+            ("memory-counted".to_owned(), 2),
+            ("memory-limited".to_owned(), 1)
+        ]
+    );
+
+    // Forgetting the policy puts the function back on the gateway's.
+    gateway.table.set_async_policy(&key("limited"), None);
+    queue_call(&gateway.url, "limited", "memory-limited-again", &callback).await;
+    let headers = next_result(&mut results).await;
+    assert_eq!(headers["x-function-attempts"], "2");
+    assert_eq!(attempts_of("memory-limited-again"), 2);
     gateway.stop().await;
     pod.stop().await;
 }
@@ -621,18 +727,25 @@ async fn jetstream() -> async_nats::jetstream::Context {
     async_nats::jetstream::new(client)
 }
 
+/// A run id, and a stream, subjects and consumer of this run alone, named after `prefix`.
+#[cfg(feature = "nats")]
+fn fresh_queue(prefix: &str) -> (String, faas_k8s::gateway::JetStreamQueueConfig) {
+    let run = format!("{:08x}", fastrand::u32(..));
+    let config = faas_k8s::gateway::JetStreamQueueConfig::default()
+        .with_stream(format!("{}_{run}", prefix.to_uppercase()))
+        .with_subject_prefix(format!("{prefix}.{run}"))
+        .with_consumer(format!("gateway-{run}"));
+    (run, config)
+}
+
 #[cfg(feature = "nats")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn async_calls_on_jetstream_survive_a_gateway_restart_and_dead_letter_after_the_last_attempt()
 {
     use faas_core::{InMemoryDeadLetter, RetryPolicy};
-    use faas_k8s::gateway::{JetStreamQueue, JetStreamQueueConfig};
+    use faas_k8s::gateway::JetStreamQueue;
 
-    let run = format!("{:08x}", fastrand::u32(..));
-    let queue_config = JetStreamQueueConfig::default()
-        .with_stream(format!("GWTEST_{run}"))
-        .with_subject_prefix(format!("gwtest.{run}"))
-        .with_consumer(format!("gateway-{run}"));
+    let (run, queue_config) = fresh_queue("gwtest");
     let context = jetstream().await;
     let retry = RetryPolicy::new(2)
         .with_initial_backoff(Duration::from_millis(50))
@@ -659,7 +772,7 @@ async fn async_calls_on_jetstream_survive_a_gateway_restart_and_dead_letter_afte
     )
     .await;
     first.table.set_endpoints(&key("echo"), Vec::new());
-    let info = send(Method::GET, &format!("{}/system/info", first.url), &[], "").await;
+    let info = first.get("/system/info").await;
     assert_eq!(info.json()["asyncQueue"], "nats-jetstream");
     let calls = 20;
     for n in 0..calls {
@@ -691,12 +804,8 @@ async fn async_calls_on_jetstream_survive_a_gateway_restart_and_dead_letter_afte
             .build(),
     )
     .await;
-    second
-        .table
-        .set_endpoints(&key("echo"), vec![at(&pod, "echo-1")]);
-    second
-        .table
-        .set_endpoints(&key("fail"), vec![at(&pod, "fail-1")]);
+    second.route("echo", &pod);
+    second.route("fail", &pod);
     let mut answered = std::collections::BTreeMap::new();
     while answered.len() < calls {
         let (headers, body) = tokio::time::timeout(PATIENCE, results.recv())
@@ -724,10 +833,7 @@ async fn async_calls_on_jetstream_survive_a_gateway_restart_and_dead_letter_afte
     )
     .await;
     assert_eq!(accepted.status, StatusCode::ACCEPTED);
-    let (headers, body) = tokio::time::timeout(PATIENCE, results.recv())
-        .await
-        .unwrap()
-        .unwrap();
+    let (headers, body) = next_callback(&mut results).await;
     assert_eq!(headers["x-function-status"], "500");
     assert_eq!(headers["x-function-attempts"], "2");
     let error: serde_json::Value = serde_json::from_slice(&body).unwrap();
@@ -770,4 +876,86 @@ where
     })
     .await
     .unwrap_or_else(|_| panic!("timed out waiting for {what}"));
+}
+
+#[cfg(feature = "nats")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn async_calls_on_jetstream_retry_by_their_functions_own_policy() {
+    use async_nats::jetstream::stream;
+    use faas_core::InMemoryDeadLetter;
+    use faas_k8s::gateway::JetStreamQueue;
+
+    let (run, queue_config) = fresh_queue("gwpolicy");
+    let context = jetstream().await;
+    // The stream that captures the dead-letter subject `patient` names.
+    let dead_subject = format!("gwdead.{run}.patient");
+    let mut dead_stream = context
+        .create_stream(stream::Config {
+            name: format!("GWDEAD_{run}"),
+            subjects: vec![dead_subject.clone()],
+            ..stream::Config::default()
+        })
+        .await
+        .expect("the dead-letter stream is created");
+    let pod = Pod::start().await;
+    let dead_letter = Arc::new(InMemoryDeadLetter::new());
+    let gateway = TestGateway::start(
+        Gateway::builder(GatewayConfig::default())
+            .jetstream(
+                JetStreamQueue::connect(context.clone(), queue_config.clone())
+                    .await
+                    .expect("the stream and the consumer are created"),
+            )
+            .async_retry(RetryPolicy::new(2).with_initial_backoff(Duration::from_millis(20)))
+            .dead_letter(dead_letter.clone())
+            .build(),
+    )
+    .await;
+    for name in ["limited", "patient"] {
+        gateway.route(name, &pod);
+    }
+    gateway
+        .table
+        .set_async_policy(&key("limited"), Some(policy_of_spec(1, None)));
+    gateway.table.set_async_policy(
+        &key("patient"),
+        Some(policy_of_spec(3, Some(&dead_subject))),
+    );
+    let (callback, mut results) = callback_receiver().await;
+
+    for (function, attempts) in [("limited", 1), ("patient", 3)] {
+        let call_id = format!("jetstream-{run}-{function}");
+        queue_call(&gateway.url, function, &call_id, &callback).await;
+        let headers = next_result(&mut results).await;
+        assert_eq!(headers["x-call-id"], call_id.as_str());
+        assert_eq!(
+            headers["x-function-attempts"],
+            attempts.to_string().as_str()
+        );
+        assert_eq!(
+            attempts_of(&call_id),
+            attempts,
+            "{function}: one delivery per attempt"
+        );
+    }
+    // `limited` names no dead letter: the gateway's took it; `patient`'s went to its subject.
+    let letters = dead_letter.entries();
+    assert_eq!(letters.len(), 1);
+    assert_eq!(letters[0].function, "default/limited");
+    assert_eq!(letters[0].attempts, 1);
+    let info = dead_stream.info().await.expect("the dead-letter stream");
+    assert_eq!(info.state.messages, 1);
+    let letter = dead_stream
+        .get_last_raw_message_by_subject(&dead_subject)
+        .await
+        .expect("the letter");
+    assert_eq!(letter.headers.get("Faas-Attempts").unwrap().as_str(), "3");
+    assert_eq!(
+        letter.headers.get("Faas-Call-Id").unwrap().as_str(),
+        format!("jetstream-{run}-patient")
+    );
+    gateway.stop().await;
+    pod.stop().await;
+    let _ = context.delete_stream(queue_config.stream()).await;
+    let _ = context.delete_stream(format!("GWDEAD_{run}")).await;
 }

@@ -297,6 +297,8 @@ fn end_to_end(run: &mut Run<'_>, args: &Args) -> Result<()> {
     let mut services = Services::default();
     services.keep_running(args.keep_services);
     services.start(Box::new(ControlPlane::new(run.ws, args.cluster.clone())))?;
+    // The gateway's durable asynchronous calls (e2e/tests/gateway.rs) keep them in JetStream.
+    services.start(servers::nats(run.ws))?;
     let mut tests = run.cargo(&e2e);
     tests
         .arg("--")

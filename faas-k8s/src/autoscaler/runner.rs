@@ -320,6 +320,9 @@ impl Autoscaler {
     ) {
         let now = Instant::now();
         let objects = store.state();
+        // Every decision of the pass is written at once: functions woken together wait for one
+        // round trip to the API server, not one each in turn.
+        let mut writes = Vec::new();
         if !waking {
             scaled.retain(|key, _| {
                 objects.iter().any(|o| {
@@ -373,16 +376,24 @@ impl Autoscaler {
                 "scaling"
             );
             if current.is_some_and(|current| decision.replicas < current) {
+                // Before the scale-in is written, so the least busy pods go first.
                 self.set_deletion_costs(&key, &load, &mut state.costs).await;
             }
-            if let Err(error) = self
-                .config
-                .target
-                .write(self.client.clone(), &key, decision.replicas)
-                .await
-            {
-                tracing::warn!(%function, error = %error_chain(&error), "writing the scale failed; retrying next pass");
-            }
+            writes.push(self.write_scale(key, decision.replicas));
+        }
+        futures::future::join_all(writes).await;
+    }
+
+    /// Writes `replicas` to the scale subresource of `key`, logging a failure (the next pass
+    /// decides again).
+    async fn write_scale(&self, key: FunctionKey, replicas: u32) {
+        if let Err(error) = self
+            .config
+            .target
+            .write(self.client.clone(), &key, replicas)
+            .await
+        {
+            tracing::warn!(function = %key, error = %error_chain(&error), "writing the scale failed; retrying next pass");
         }
     }
 

@@ -280,6 +280,7 @@ mod tests {
             "scaling.min must not be greater than scaling.max",
             "scaling.scaleToZeroGrace must be a duration such as 30s, 1m30s or 500ms",
             "policy.deadline must be a duration such as 10s, 1m30s or 500ms",
+            "policy.backoff must be a duration such as 500ms, 2s or 1m",
             "drainTimeout must be a duration such as 30s, 1m30s or 500ms",
             "an HTTP trigger's path must start with /, for example /hello",
             "a trigger sets exactly one of http, cron, queue or custom",

@@ -37,6 +37,15 @@ pub struct FunctionPolicy {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 1))]
     pub max_attempts: Option<i32>,
+    /// The delay after the first failed attempt, doubling after each further one (a Go-style
+    /// duration such as `500ms`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 64))]
+    #[schemars(extend("x-kubernetes-validations" = [{
+        "rule": DURATION_RULE,
+        "message": "policy.backoff must be a duration such as 500ms, 2s or 1m"
+    }]))]
+    pub backoff: Option<kube::core::Duration>,
     /// The limit of calls in flight per replica; calls beyond it are refused with 429.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 1))]
@@ -59,6 +68,13 @@ impl FunctionPolicy {
     #[must_use]
     pub fn with_max_attempts(mut self, max_attempts: i32) -> Self {
         self.max_attempts = Some(max_attempts);
+        self
+    }
+
+    /// Sets the delay after the first failed attempt.
+    #[must_use]
+    pub fn with_backoff(mut self, backoff: Duration) -> Self {
+        self.backoff = Some(backoff.into());
         self
     }
 

@@ -1,7 +1,9 @@
 //! Asynchronous calls (`/async-function/{name}`): answered with 202 and the
 //! call id at once, run later through the same path as synchronous calls,
-//! retried by the retry policy, their result POSTed to `x-callback-url`, and
-//! dead-lettered after the last attempt.
+//! retried by their function's policy ([`AsyncCallPolicy`], from the
+//! Function's `spec.policy`; the gateway's as the default), their result
+//! POSTed to `x-callback-url`, and dead-lettered after the last attempt (to
+//! the function's dead letter when it names one).
 //!
 //! The queue is in memory unless the gateway is given a
 //! [`JetStreamQueue`](super::JetStreamQueue) (feature `nats`): in memory, calls
@@ -14,7 +16,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use faas_core::{CallId, DeadLetter, DeadLetterEntry, FunctionError, RetryPolicy};
+use faas_core::{CallId, DeadLetterEntry, FunctionError};
 use faas_triggers::http::{
     X_CALL_ID, X_CALLBACK_URL, X_FUNCTION_ATTEMPTS, X_FUNCTION_NAME, X_FUNCTION_STATUS,
 };
@@ -29,7 +31,9 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::call::call;
+use super::dead_letter::DeadLetters;
 use super::endpoints::FunctionRoutes;
+use super::policy::AsyncCallPolicy;
 use super::proxy::Forward;
 use super::state::GatewayState;
 
@@ -47,8 +51,9 @@ pub(crate) struct AsyncQueue {
     sender: mpsc::Sender<AsyncJob>,
     receiver: Arc<Mutex<mpsc::Receiver<AsyncJob>>>,
     pub(crate) closing: CancellationToken,
-    pub(crate) retry: RetryPolicy,
-    pub(crate) dead_letter: Arc<dyn DeadLetter>,
+    /// The policy of functions that set none.
+    pub(crate) default_policy: Arc<AsyncCallPolicy>,
+    pub(crate) dead_letters: DeadLetters,
     default_timeout: Duration,
     max_timeout: Duration,
     #[cfg(feature = "nats")]
@@ -58,8 +63,8 @@ pub(crate) struct AsyncQueue {
 impl AsyncQueue {
     pub(crate) fn new(
         capacity: usize,
-        retry: RetryPolicy,
-        dead_letter: Arc<dyn DeadLetter>,
+        default_policy: AsyncCallPolicy,
+        dead_letters: DeadLetters,
         default_timeout: Duration,
         max_timeout: Duration,
     ) -> Self {
@@ -68,8 +73,8 @@ impl AsyncQueue {
             sender,
             receiver: Arc::new(Mutex::new(receiver)),
             closing: CancellationToken::new(),
-            retry,
-            dead_letter,
+            default_policy: Arc::new(default_policy),
+            dead_letters,
             default_timeout,
             max_timeout,
             #[cfg(feature = "nats")]
@@ -82,6 +87,13 @@ impl AsyncQueue {
     pub(crate) fn with_jetstream(mut self, queue: super::jetstream::JetStreamQueue) -> Self {
         self.jetstream = Some(queue);
         self
+    }
+
+    /// The policy of `routes`' function: its own, else the gateway's.
+    pub(crate) fn policy_of(&self, routes: &FunctionRoutes) -> Arc<AsyncCallPolicy> {
+        routes
+            .async_policy()
+            .unwrap_or_else(|| self.default_policy.clone())
     }
 
     /// Where queued calls wait, as `/system/info` says it.
@@ -167,6 +179,12 @@ pub(crate) fn spawn_workers(state: &Arc<GatewayState>) -> Vec<tokio::task::JoinH
 async fn worker(state: Arc<GatewayState>) {
     let callbacks = CallbackClient::new();
     let queue = &state.async_queue;
+    // Calls run by their function's policy once the Functions are listed (a stopping gateway
+    // runs what it holds without waiting).
+    tokio::select! {
+        () = state.table.policies_synced() => {}
+        () = queue.closing.cancelled() => {}
+    }
     loop {
         let job = {
             let mut receiver = queue.receiver.lock().await;
@@ -238,22 +256,23 @@ pub(crate) async fn attempt(state: &Arc<GatewayState>, job: &AsyncJob) -> Attemp
     }
 }
 
-/// One job in memory: attempts under the retry policy, then the callback or the dead letter.
+/// One job in memory: attempts under its function's policy (read again before each retry, so a
+/// changed policy applies at once), then the callback or the dead letter.
 async fn run(state: &Arc<GatewayState>, callbacks: &CallbackClient, job: AsyncJob) {
-    let retry = &state.async_queue.retry;
     let mut attempts = 1u32;
-    let last = loop {
+    let (last, policy) = loop {
         let last = attempt(state, &job).await;
+        let policy = state.async_queue.policy_of(&job.routes);
         match &last.error {
-            Some(error) if retry.should_retry(error, attempts) => {
-                tokio::time::sleep(retry.backoff(attempts)).await;
+            Some(error) if policy.retry().should_retry(error, attempts) => {
+                tokio::time::sleep(policy.retry().backoff(attempts)).await;
                 attempts += 1;
             }
-            _ => break last,
+            _ => break (last, policy),
         }
     };
     // In memory there is nowhere to keep a call the dead letter refused: it is logged.
-    let _ = finish(state, callbacks, &job, attempts, last).await;
+    let _ = finish(state, callbacks, &job, &policy, attempts, last).await;
 }
 
 /// The end of a job after its last attempt: counted, dead-lettered when it failed, its
@@ -262,6 +281,7 @@ pub(crate) async fn finish(
     state: &Arc<GatewayState>,
     callbacks: &CallbackClient,
     job: &AsyncJob,
+    policy: &AsyncCallPolicy,
     attempts: u32,
     last: Attempt,
 ) -> bool {
@@ -275,7 +295,8 @@ pub(crate) async fn finish(
         *request.headers_mut() = job.forward.headers.clone();
         if let Err(error) = state
             .async_queue
-            .dead_letter
+            .dead_letters
+            .for_policy(&function, policy)
             .dead_letter(DeadLetterEntry::new(
                 function.clone(),
                 job.call_id.clone(),

@@ -76,6 +76,12 @@ pub struct GatewayArgs {
     #[cfg(feature = "nats")]
     #[arg(long, default_value = "FAAS_ASYNC", requires = "nats_url")]
     pub async_stream: String,
+    /// How long a call taken by a gateway that stopped answering (killed, cut off) waits before
+    /// another gateway gets it: the durable consumer's ack wait (at least 1s). A running call
+    /// reports progress well within it.
+    #[cfg(feature = "nats")]
+    #[arg(long, default_value = "30s", value_parser = humantime::parse_duration, requires = "nats_url")]
+    pub nats_ack_wait: Duration,
     /// Publish asynchronous calls that failed their last attempt to this subject (a stream
     /// must capture it); without it they are kept in memory and logged.
     #[cfg(feature = "nats")]
@@ -154,7 +160,9 @@ pub async fn run(args: GatewayArgs) -> Result<(), Box<dyn std::error::Error>> {
         let context = async_nats::jetstream::new(nats);
         let queue = super::JetStreamQueue::connect(
             context.clone(),
-            super::JetStreamQueueConfig::default().with_stream(&args.async_stream),
+            super::JetStreamQueueConfig::default()
+                .with_stream(&args.async_stream)
+                .with_ack_wait(args.nats_ack_wait),
         )
         .await?;
         gateway = gateway.jetstream(queue);

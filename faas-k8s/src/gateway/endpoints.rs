@@ -10,6 +10,7 @@ use std::time::Instant;
 use tokio::sync::watch;
 
 use super::key::FunctionKey;
+use super::policy::AsyncCallPolicy;
 
 /// One ready endpoint of a function: a pod's address and the calls the gateway
 /// has in flight to it.
@@ -72,6 +73,8 @@ pub(crate) struct FunctionRoutes {
     calls: AtomicU64,
     /// When the first call was held for the current wake-up, if one is under way.
     waking_since: Mutex<Option<Instant>>,
+    /// How its asynchronous calls are retried, when its Function says.
+    async_policy: RwLock<Option<Arc<AsyncCallPolicy>>>,
 }
 
 impl FunctionRoutes {
@@ -84,7 +87,16 @@ impl FunctionRoutes {
             held: AtomicU64::new(0),
             calls: AtomicU64::new(0),
             waking_since: Mutex::new(None),
+            async_policy: RwLock::new(None),
         }
+    }
+
+    /// How its asynchronous calls are retried, when its Function says.
+    pub(crate) fn async_policy(&self) -> Option<Arc<AsyncCallPolicy>> {
+        self.async_policy
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
     }
 
     pub(crate) fn key(&self) -> &FunctionKey {
@@ -248,6 +260,7 @@ pub struct FunctionLoad {
 pub struct RoutingTable {
     functions: RwLock<HashMap<FunctionKey, Arc<FunctionRoutes>>>,
     synced: watch::Sender<bool>,
+    policies_synced: watch::Sender<bool>,
     wakes: watch::Sender<u64>,
 }
 
@@ -312,6 +325,28 @@ impl RoutingTable {
         });
     }
 
+    /// Sets how the asynchronous calls of `key` are retried and dead-lettered (`None`: the
+    /// gateway's default policy). The gateway's Function discovery calls it from each Function's
+    /// `spec.policy`; a gateway without discovery can too.
+    pub fn set_async_policy(&self, key: &FunctionKey, policy: Option<AsyncCallPolicy>) {
+        let routes = self.routes(key);
+        *routes
+            .async_policy
+            .write()
+            .unwrap_or_else(PoisonError::into_inner) = policy.map(Arc::new);
+    }
+
+    /// The functions that have an asynchronous call policy of their own.
+    pub(crate) fn with_async_policy(&self) -> Vec<FunctionKey> {
+        self.functions
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .values()
+            .filter(|r| r.async_policy().is_some())
+            .map(|r| r.key.clone())
+            .collect()
+    }
+
     /// Forgets `key`: it has no Service any more, and calls to it get 404.
     pub fn remove(&self, key: &FunctionKey) {
         let routes = self.routes(key);
@@ -363,6 +398,17 @@ impl RoutingTable {
     pub async fn synced(&self) {
         let mut synced = self.synced.subscribe();
         // The sender lives as long as `self`, so waiting cannot fail.
+        let _ = synced.wait_for(|synced| *synced).await;
+    }
+
+    /// Marks the functions' policies as read from a complete list (or given up on).
+    pub(crate) fn mark_policies_synced(&self) {
+        self.policies_synced.send_replace(true);
+    }
+
+    /// Waits until the functions' policies were read from a complete list.
+    pub(crate) async fn policies_synced(&self) {
+        let mut synced = self.policies_synced.subscribe();
         let _ = synced.wait_for(|synced| *synced).await;
     }
 

@@ -8,10 +8,10 @@
 //! - The stream is a work queue the gateway creates when missing; a durable
 //!   pull consumer hands its calls to every gateway sharing it.
 //! - One delivery is one attempt, and the broker's delivery count is the
-//!   attempt number. A failure the retry policy retries is negatively
+//!   attempt number. A failure the function's policy retries is negatively
 //!   acknowledged with the policy's back-off as the redelivery delay (no sleep
 //!   while holding the message); after the last attempt the call goes to the
-//!   dead letter. The message is acknowledged only after that, and after the
+//!   function's dead letter (the gateway's when it names none). The message is acknowledged only after that, and after the
 //!   callback: a gateway that stops mid-call hands it back (nak) at the end
 //!   of its drain, one that is killed leaves it to be redelivered after the
 //!   ack wait.
@@ -184,16 +184,14 @@ impl JetStreamQueue {
             })
             .await
             .map_err(|e| nats_error(&format!("creating JetStream stream {}", config.stream), e))?;
-        let consumer = stream
-            .get_or_create_consumer(
-                &config.consumer,
-                pull::Config {
-                    durable_name: Some(config.consumer.clone()),
-                    ack_policy: AckPolicy::Explicit,
-                    ack_wait: config.ack_wait,
-                    ..pull::Config::default()
-                },
-            )
+        let wanted = pull::Config {
+            durable_name: Some(config.consumer.clone()),
+            ack_policy: AckPolicy::Explicit,
+            ack_wait: config.ack_wait,
+            ..pull::Config::default()
+        };
+        let mut consumer: PullConsumer = stream
+            .get_or_create_consumer(&config.consumer, wanted.clone())
             .await
             .map_err(|e| {
                 nats_error(
@@ -201,11 +199,28 @@ impl JetStreamQueue {
                     e,
                 )
             })?;
+        if consumer.cached_info().config.ack_wait != config.ack_wait {
+            // The consumer outlives gateways: one started with another ack wait sets it anew.
+            consumer = stream.update_consumer(wanted).await.map_err(|e| {
+                nats_error(
+                    &format!(
+                        "setting the ack wait of the durable consumer {}",
+                        config.consumer
+                    ),
+                    e,
+                )
+            })?;
+        }
         Ok(JetStreamQueue {
             context,
             consumer,
             config,
         })
+    }
+
+    /// The JetStream context the queue publishes through.
+    pub(crate) fn context(&self) -> &jetstream::Context {
+        &self.context
     }
 
     /// The subject of `key`'s calls.
@@ -326,9 +341,10 @@ pub(crate) async fn worker(state: Arc<GatewayState>) {
         return;
     };
     let closing = state.async_queue.closing.clone();
-    // A call for a function the gateway has not listed yet is not a call for an unknown one.
+    // A call for a function the gateway has not listed yet is not a call for an unknown one, and
+    // runs by its function's policy.
     tokio::select! {
-        () = state.table.synced() => {}
+        () = async { state.table.synced().await; state.table.policies_synced().await } => {}
         () = closing.cancelled() => return,
     }
     let callbacks = Arc::new(CallbackClient::new());
@@ -429,7 +445,13 @@ async fn handle(
             error,
             delivered,
         );
-        match state.async_queue.dead_letter.dead_letter(letter).await {
+        match state
+            .async_queue
+            .dead_letters
+            .default_dead_letter()
+            .dead_letter(letter)
+            .await
+        {
             Ok(()) => settle(&message, AckKind::Ack).await,
             Err(error) => {
                 tracing::error!(function = %stored.key, %error, "the dead letter did not take the call; retried later");
@@ -466,7 +488,8 @@ async fn handle(
         settle(&message, AckKind::Nak(None)).await;
         return;
     };
-    let retry = &state.async_queue.retry;
+    let policy = state.async_queue.policy_of(&job.routes);
+    let retry = policy.retry();
     if let Some(error) = &outcome.error
         && retry.should_retry(error, delivered)
     {
@@ -474,7 +497,7 @@ async fn handle(
         settle(&message, AckKind::Nak(Some(retry.backoff(delivered)))).await;
         return;
     }
-    if finish(state, callbacks, &job, delivered, outcome).await {
+    if finish(state, callbacks, &job, &policy, delivered, outcome).await {
         settle(&message, AckKind::Ack).await;
     } else {
         settle(&message, AckKind::Nak(Some(retry.backoff(delivered)))).await;

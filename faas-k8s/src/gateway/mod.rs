@@ -42,12 +42,15 @@ mod call;
 #[cfg(feature = "cli")]
 pub mod cli;
 mod config;
+mod dead_letter;
 mod discovery;
 mod endpoints;
+mod functions;
 #[cfg(feature = "nats")]
 mod jetstream;
 mod key;
 pub mod openfaas;
+mod policy;
 mod proxy;
 pub mod rbac;
 mod routes;
@@ -67,10 +70,12 @@ pub use endpoints::{Endpoint, EndpointAddress, FunctionLoad, RoutingTable};
 #[cfg(feature = "nats")]
 pub use jetstream::{JetStreamQueue, JetStreamQueueConfig};
 pub use key::FunctionKey;
+pub use policy::{AsyncCallPolicy, DeadLetterTarget};
 
 use crate::autoscaler::TrafficMetrics;
 use crate::error::{Error, Result};
 use asynchronous::AsyncQueue;
+use dead_letter::DeadLetters;
 use discovery::DiscoveryScope;
 use proxy::Upstream;
 use state::GatewayState;
@@ -140,14 +145,16 @@ impl GatewayBuilder {
         self
     }
 
-    /// Retries asynchronous calls by `retry` (three attempts by default).
+    /// Retries asynchronous calls of functions whose `spec.policy` says nothing by `retry`
+    /// (three attempts by default); a function's own `maxAttempts`, `backoff` and `deadLetter`
+    /// win (see [`AsyncCallPolicy`]).
     pub fn async_retry(mut self, retry: RetryPolicy) -> Self {
         self.retry = retry;
         self
     }
 
-    /// Sends asynchronous calls that failed their last attempt to `dead_letter`
-    /// (kept in memory by default).
+    /// Sends asynchronous calls that failed their last attempt to `dead_letter` when their
+    /// function names no dead letter of its own (kept in memory by default).
     pub fn dead_letter(mut self, dead_letter: Arc<dyn DeadLetter>) -> Self {
         self.dead_letter = Some(dead_letter);
         self
@@ -164,11 +171,19 @@ impl GatewayBuilder {
     /// The gateway.
     pub fn build(self) -> Gateway {
         let config = self.config;
-        let async_queue = AsyncQueue::new(
-            config.async_capacity(),
-            self.retry,
+        let dead_letters = DeadLetters::new(
             self.dead_letter
                 .unwrap_or_else(|| Arc::new(InMemoryDeadLetter::new())),
+        );
+        #[cfg(feature = "nats")]
+        let dead_letters = match &self.jetstream {
+            Some(queue) => dead_letters.with_jetstream(queue.context().clone()),
+            None => dead_letters,
+        };
+        let async_queue = AsyncQueue::new(
+            config.async_capacity(),
+            AsyncCallPolicy::new(self.retry),
+            dead_letters,
             config.default_timeout(),
             config.max_timeout(),
         );
@@ -179,8 +194,9 @@ impl GatewayBuilder {
         };
         let table = self.table.unwrap_or_default();
         if self.client.is_none() {
-            // Nothing will list EndpointSlices: the table is as complete as it gets.
+            // Nothing will list EndpointSlices or Functions: the table is as complete as it gets.
             table.mark_synced();
+            table.mark_policies_synced();
         }
         Gateway {
             state: Arc::new(GatewayState {
@@ -251,8 +267,15 @@ impl Gateway {
                 default_port: 8080,
             };
             tasks.spawn(discovery::run(
-                client,
+                client.clone(),
                 scope,
+                self.state.table.clone(),
+                background.clone(),
+            ));
+            tasks.spawn(functions::run(
+                client,
+                self.state.config.watch_namespace().map(str::to_owned),
+                self.state.async_queue.default_policy.retry().clone(),
                 self.state.table.clone(),
                 background.clone(),
             ));

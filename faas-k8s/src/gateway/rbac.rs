@@ -1,7 +1,8 @@
 //! The permissions of the gateway and the autoscaler, generated from the calls
 //! their code makes, for a least-privilege identity.
 //!
-//! The gateway lists and watches EndpointSlices. The autoscaler lists and
+//! The gateway lists and watches EndpointSlices and Functions (their
+//! `spec.policy` rules their asynchronous calls). The autoscaler lists and
 //! watches its targets (Functions or Deployments), patches their `scale`
 //! subresource, and patches pods (their deletion cost) before scaling in.
 //! `/system/*`, served by the [`KubernetesProvider`](crate::provider::KubernetesProvider),
@@ -34,18 +35,20 @@ fn rule(group: &str, resources: &[&str], verbs: &[&str]) -> PolicyRule {
 /// assert!(rules.iter().any(|r| r.resources.as_deref() == Some(&["deployments/scale".to_owned()][..])));
 /// ```
 pub fn gateway_rules(autoscaler: Option<&ScaleTarget>) -> Vec<PolicyRule> {
-    let mut rules = vec![rule(
-        "discovery.k8s.io",
-        &["endpointslices"],
-        &["list", "watch"],
-    )];
+    let mut rules = vec![
+        rule("discovery.k8s.io", &["endpointslices"], &["list", "watch"]),
+        // Each Function's `spec.policy` decides how its asynchronous calls are retried.
+        rule(crate::function::GROUP, &["functions"], &["list", "watch"]),
+    ];
     if let Some(target) = autoscaler {
         let resource = target.api_resource();
-        rules.push(rule(
-            &resource.group,
-            &[&resource.plural],
-            &["list", "watch"],
-        ));
+        if resource.group != crate::function::GROUP {
+            rules.push(rule(
+                &resource.group,
+                &[&resource.plural],
+                &["list", "watch"],
+            ));
+        }
         rules.push(rule(
             &resource.group,
             &[&format!("{}/scale", resource.plural)],

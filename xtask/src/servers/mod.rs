@@ -55,6 +55,11 @@ pub(crate) fn all(ws: &Workspace) -> Vec<Box<dyn Service>> {
     ]
 }
 
+/// NATS alone: the end-to-end tier's durable asynchronous calls need it.
+pub(crate) fn nats(ws: &Workspace) -> Box<dyn Service> {
+    Box::new(Server::new(ws, nats::Nats))
+}
+
 /// Runs `cargo xtask services`.
 pub(crate) fn run(ws: &Workspace, args: Args) -> Result<()> {
     match args.command {
