@@ -430,7 +430,14 @@ impl Worker {
         match self.ctx.backend.create(launch).await {
             Ok(status) => {
                 tracing::info!(pod = %self.key, ip = ?status.pod_ip, "pod started");
-                limits::warn_unenforced(&self.ctx.client, &self.ctx.config.name, &self.pod).await;
+                let unenforced = self.ctx.backend.unenforced_limits();
+                limits::warn_unenforced(
+                    &self.ctx.client,
+                    &self.ctx.config.name,
+                    &self.pod,
+                    unenforced,
+                )
+                .await;
                 self.runtime = Some(status);
                 self.runtime_dirty = true;
                 self.blocked = None;
