@@ -130,32 +130,46 @@ async fn resources_secrets_and_services_reach_the_environment() -> TestResult {
     let (code, kubernetes) = get("KUBERNETES_SERVICE_HOST").await?;
     assert_eq!(code, 200, "the kubernetes Service is always there");
     assert!(!kubernetes.is_empty());
-    // The limits are not enforced, and the pod's Events say so.
+    // As root the node enforces the limits: no Warning; otherwise the pod's Events say why not.
     let events = ns.api::<k8s_openapi::api::events::v1::Event>();
-    let warning = faas_e2e::wait::until("a LimitsNotEnforced Event on the pod", || {
-        let events = events.clone();
-        async move {
-            let list = events.list(&Default::default()).await?;
-            let found = list.items.into_iter().find(|e| {
-                e.reason.as_deref() == Some("LimitsNotEnforced")
-                    && e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some("env")
-            });
-            Ok(match found {
-                Some(event) => faas_e2e::wait::Poll::Ready(event),
-                None => faas_e2e::wait::Poll::Pending("no such Event yet".to_owned()),
-            })
-        }
-    })
-    .await?;
-    assert_eq!(warning.type_.as_deref(), Some("Warning"));
-    assert!(
-        warning
-            .note
-            .as_deref()
-            .unwrap_or_default()
-            .contains("server"),
-        "{warning:?}"
-    );
+    if nix::unistd::geteuid().is_root() {
+        let uid = stored.metadata.uid.clone().ok_or("the pod has no uid")?;
+        let memory = pod_cgroup("memory", &uid).ok_or("the pod has no memory cgroup")?;
+        assert_eq!(
+            cgroup_value(&memory.join("server"), "memory.limit_in_bytes"),
+            "67108864"
+        );
+        let list = events.list(&Default::default()).await?;
+        assert!(
+            !list
+                .items
+                .iter()
+                .any(|e| e.reason.as_deref() == Some("LimitsNotEnforced")),
+            "limits are enforced, so nothing warns"
+        );
+    } else {
+        let warning = faas_e2e::wait::until("a LimitsNotEnforced Event on the pod", || {
+            let events = events.clone();
+            async move {
+                let list = events.list(&Default::default()).await?;
+                let found = list.items.into_iter().find(|e| {
+                    e.reason.as_deref() == Some("LimitsNotEnforced")
+                        && e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some("env")
+                });
+                Ok(match found {
+                    Some(event) => faas_e2e::wait::Poll::Ready(event),
+                    None => faas_e2e::wait::Poll::Pending("no such Event yet".to_owned()),
+                })
+            }
+        })
+        .await?;
+        assert_eq!(warning.type_.as_deref(), Some("Warning"));
+        let note = warning.note.as_deref().unwrap_or_default();
+        assert!(
+            note.contains("server") && note.contains("root"),
+            "{warning:?}"
+        );
+    }
 
     // Without service links only the kubernetes Service is given.
     let mut container = server_container(&[], false);
@@ -963,4 +977,156 @@ async fn run_as_user_and_group_are_the_processes_identity() -> TestResult {
     ns.delete().await?;
     node.stop().await;
     Ok(())
+}
+
+/// The cgroup v1 directory of the pod `uid` in the hierarchy of `controller`, wherever the node
+/// put its parent (`faas-vnode/<hash of its state directory>` by default).
+fn pod_cgroup(controller: &str, uid: &str) -> Option<std::path::PathBuf> {
+    let nodes = std::path::Path::new("/sys/fs/cgroup")
+        .join(controller)
+        .join("faas-vnode");
+    std::fs::read_dir(nodes)
+        .ok()?
+        .flatten()
+        .map(|node| node.path().join(format!("pod{uid}")))
+        .find(|dir| dir.exists())
+}
+
+fn cgroup_value(dir: &std::path::Path, file: &str) -> String {
+    std::fs::read_to_string(dir.join(file))
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.join(file).display()))
+        .trim()
+        .to_owned()
+}
+
+/// Needs root (the node makes cgroups) and the cgroup v1 memory and cpu hierarchies this
+/// machine mounts.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn limits_end_a_pod_over_its_memory_as_oomkilled_and_go_with_it() -> TestResult {
+    let cluster = TestCluster::require().await;
+    if !nix::unistd::geteuid().is_root() {
+        eprintln!("skipped: the node makes cgroups only as root (`cargo xtask test` runs as root)");
+        return Ok(());
+    }
+    let node = TestNode::start(&cluster, "vn-limits").await;
+    let ns = cluster.namespace("vn-limits").await?;
+
+    let hog = json!({
+        "name": "hog", "image": SERVER_IMAGE,
+        "command": ["/usr/bin/python3", "-c", "import time; x = bytearray(256 * 1024 * 1024); time.sleep(60)"],
+        "resources": {"limits": {"memory": "64Mi"}},
+    });
+    create_pod(&ns, "hog", pod_spec(&node.name, json!([hog]), "Never")).await;
+    let pod = wait_pod(&ns, "hog", "Failed", |p| phase(p) == "Failed").await;
+    let state = pod
+        .status
+        .as_ref()
+        .and_then(|s| s.container_statuses.as_ref()?[0].state.clone());
+    let ended = state
+        .and_then(|s| s.terminated)
+        .ok_or("the container has not terminated")?;
+    assert_eq!(
+        (ended.reason.as_deref(), ended.exit_code),
+        (Some("OOMKilled"), 137)
+    );
+    assert_eq!(kubectl_status(&cluster, &ns.name, "hog"), "OOMKilled");
+
+    // Under restartPolicy Always it runs again, and its last state says why it ended.
+    let again = json!({
+        "name": "hog", "image": SERVER_IMAGE,
+        "command": ["/usr/bin/python3", "-c", "import time; x = bytearray(256 * 1024 * 1024); time.sleep(60)"],
+        "resources": {"limits": {"memory": "64Mi"}},
+    });
+    create_pod(
+        &ns,
+        "hog-again",
+        pod_spec(&node.name, json!([again]), "Always"),
+    )
+    .await;
+    wait_pod(&ns, "hog-again", "restarted after OOMKilled", |p| {
+        p.status
+            .as_ref()
+            .and_then(|s| s.container_statuses.as_ref())
+            .is_some_and(|c| {
+                c[0].restart_count >= 1
+                    && c[0]
+                        .last_state
+                        .as_ref()
+                        .and_then(|l| l.terminated.as_ref())
+                        .and_then(|t| t.reason.as_deref())
+                        == Some("OOMKilled")
+            })
+    })
+    .await;
+
+    let mut server = server_container(&[], false);
+    server["resources"] = json!({
+        "limits": {"cpu": "500m", "memory": "128Mi"},
+        "requests": {"cpu": "250m", "memory": "128Mi"},
+    });
+    create_pod(&ns, "cpu", pod_spec(&node.name, json!([server]), "Always")).await;
+    let pod = wait_pod(&ns, "cpu", "Running", |p| phase(p) == "Running").await;
+    let uid = pod.metadata.uid.clone().ok_or("the pod has no uid")?;
+    let cpu = pod_cgroup("cpu", &uid).ok_or("the pod has no cpu cgroup")?;
+    assert_eq!(
+        cgroup_value(&cpu.join("server"), "cpu.cfs_quota_us"),
+        "50000"
+    );
+    assert_eq!(cgroup_value(&cpu.join("server"), "cpu.shares"), "256");
+    assert_eq!(
+        cgroup_value(&cpu, "cpu.cfs_quota_us"),
+        "50000",
+        "the pod's own cgroup"
+    );
+    let memory = pod_cgroup("memory", &uid).ok_or("the pod has no memory cgroup")?;
+    assert_eq!(
+        cgroup_value(&memory.join("server"), "memory.limit_in_bytes"),
+        "134217728"
+    );
+    let procs = cgroup_value(&memory.join("server"), "cgroup.procs");
+    assert!(
+        !procs.is_empty(),
+        "the server runs in its container's cgroup"
+    );
+
+    let hog_uid = ns
+        .api::<Pod>()
+        .get("hog")
+        .await?
+        .metadata
+        .uid
+        .ok_or("no uid")?;
+    for name in ["cpu", "hog", "hog-again"] {
+        ns.api::<Pod>().delete(name, &Default::default()).await?;
+    }
+    for name in ["cpu", "hog", "hog-again"] {
+        wait_pod_gone(&ns, name).await;
+    }
+    for controller in ["memory", "cpu"] {
+        assert_eq!(
+            pod_cgroup(controller, &uid),
+            None,
+            "the cgroups go with the pod"
+        );
+        assert_eq!(pod_cgroup(controller, &hog_uid), None);
+    }
+    ns.delete().await?;
+    node.stop().await;
+    Ok(())
+}
+
+/// Waits until the pod `name` is gone from the API server (the node stopped it and removed it).
+async fn wait_pod_gone(ns: &faas_e2e::TestNamespace, name: &str) {
+    let api = ns.api::<Pod>();
+    faas_e2e::wait::until(&format!("pod {name} gone"), || {
+        let api = api.clone();
+        async move {
+            Ok(match api.get_opt(name).await? {
+                None => faas_e2e::wait::Poll::Ready(()),
+                Some(pod) => faas_e2e::wait::Poll::Pending(format!("phase {}", phase(&pod))),
+            })
+        }
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e}"));
 }

@@ -287,12 +287,16 @@ fn remove_tree(dir: &Path) -> io::Result<()> {
     }
 }
 
-/// The processes in the cgroup at `dir`.
+/// The processes in the cgroup at `dir`, but the node's own: on cgroup v1 the thread that
+/// started a container's process is listed (as its process) until it has ended.
 fn members(dir: &Path) -> Vec<i32> {
+    let own = std::process::id();
     std::fs::read_to_string(dir.join("cgroup.procs"))
         .unwrap_or_default()
         .lines()
-        .filter_map(|l| l.trim().parse().ok())
+        .filter_map(|l| l.trim().parse::<u32>().ok())
+        .filter(|pid| *pid != own)
+        .filter_map(|pid| i32::try_from(pid).ok())
         .collect()
 }
 
