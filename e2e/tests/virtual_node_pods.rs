@@ -1029,7 +1029,7 @@ async fn limits_end_a_pod_over_its_memory_as_oomkilled_and_go_with_it() -> TestR
         (ended.reason.as_deref(), ended.exit_code),
         (Some("OOMKilled"), 137)
     );
-    assert_eq!(kubectl_status(&cluster, &ns.name, "hog"), "OOMKilled");
+    assert_eq!(kubectl_status(&cluster, ns.name(), "hog"), "OOMKilled");
 
     // Under restartPolicy Always it runs again, and its last state says why it ended.
     let again = json!({
