@@ -1130,3 +1130,109 @@ async fn wait_pod_gone(ns: &faas_e2e::TestNamespace, name: &str) {
     .await
     .unwrap_or_else(|e| panic!("{e}"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sidecars_start_before_the_next_init_container_and_outlive_the_containers() -> TestResult {
+    let cluster = TestCluster::require().await;
+    let node = TestNode::start(&cluster, "vn-sidecar").await;
+    let ns = cluster.namespace("vn-sidecar").await?;
+    let dir = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+        .join("vn-sidecar")
+        .join(ns.name());
+    std::fs::create_dir_all(&dir)?;
+    let env = json!([{"name": "DIR", "value": dir.to_string_lossy()}]);
+    // Each writes when SIGTERM reaches it; the containers take a second over it.
+    // `$$$$`: the kubelet turns `$$` into `$`.
+    let sidecar = "echo $$$$ >> \"$DIR/sidecar-pids\"; \
+        trap 'date +%s%N > \"$DIR/sidecar-stopped\"; exit 0' TERM; while :; do sleep 0.1; done";
+    let app = "trap 'sleep 1; date +%s%N > \"$DIR/app-stopped\"; exit 0' TERM; \
+        while :; do sleep 0.1; done";
+    let mut spec = pod_spec(
+        &node.name,
+        json!([{"name": "app", "image": SERVER_IMAGE, "command": ["/bin/sh", "-c", app], "env": env}]),
+        "Never",
+    );
+    spec["initContainers"] = json!([
+        {"name": "agent", "image": SERVER_IMAGE, "restartPolicy": "Always",
+         "command": ["/bin/sh", "-c", sidecar], "env": env},
+        // Runs only once the sidecar runs.
+        {"name": "check", "image": SERVER_IMAGE,
+         "command": ["/bin/sh", "-c", "test -s \"$DIR/sidecar-pids\""], "env": env},
+    ]);
+    spec["terminationGracePeriodSeconds"] = json!(20);
+    create_pod(&ns, "sidecar", spec).await;
+    let pod = wait_pod(&ns, "sidecar", "Running and Ready", |p| {
+        phase(p) == "Running" && pod_ready(p)
+    })
+    .await;
+    let inits = pod
+        .status
+        .as_ref()
+        .and_then(|s| s.init_container_statuses.clone())
+        .unwrap_or_default();
+    assert!(
+        inits[0].state.as_ref().is_some_and(|s| s.running.is_some()),
+        "{inits:?}"
+    );
+    assert_eq!((inits[0].started, inits[0].ready), (Some(true), true));
+    let check = inits[1].state.as_ref().and_then(|s| s.terminated.as_ref());
+    assert_eq!(
+        check.map(|t| (t.exit_code, t.reason.as_deref())),
+        Some((0, Some("Completed")))
+    );
+    let out = faas_e2e::run_kubectl(
+        &cluster,
+        &["-n", ns.name(), "get", "pod", "sidecar", "--no-headers"],
+    );
+    let columns: Vec<String> = String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .map(str::to_owned)
+        .collect();
+    assert_eq!(
+        (columns[1].as_str(), columns[2].as_str()),
+        ("2/2", "Running"),
+        "{columns:?}"
+    );
+
+    // A sidecar that ends runs again, whatever the pod's restart policy.
+    let first: i32 = std::fs::read_to_string(dir.join("sidecar-pids"))?
+        .trim()
+        .parse()?;
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(first),
+        nix::sys::signal::Signal::SIGKILL,
+    )?;
+    let pod = wait_pod(&ns, "sidecar", "the sidecar restarted", |p| {
+        p.status
+            .as_ref()
+            .and_then(|s| s.init_container_statuses.as_ref())
+            .is_some_and(|c| {
+                c[0].restart_count >= 1 && c[0].state.as_ref().is_some_and(|s| s.running.is_some())
+            })
+    })
+    .await;
+    assert_eq!(phase(&pod), "Running");
+    let app_restarts = pod
+        .status
+        .as_ref()
+        .and_then(|s| s.container_statuses.as_ref())
+        .map(|c| c[0].restart_count);
+    assert_eq!(app_restarts, Some(0));
+
+    // On deletion the containers stop first, the sidecar after them.
+    ns.api::<Pod>()
+        .delete("sidecar", &Default::default())
+        .await?;
+    wait_pod_gone(&ns, "sidecar").await;
+    let stamp = |file: &str| -> Result<u128, Box<dyn std::error::Error>> {
+        Ok(std::fs::read_to_string(dir.join(file))?.trim().parse()?)
+    };
+    let (app_stopped, sidecar_stopped) = (stamp("app-stopped")?, stamp("sidecar-stopped")?);
+    assert!(
+        sidecar_stopped >= app_stopped,
+        "the sidecar stopped at {sidecar_stopped}, before the app at {app_stopped}"
+    );
+    ns.delete().await?;
+    node.stop().await;
+    Ok(())
+}

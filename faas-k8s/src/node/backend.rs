@@ -168,6 +168,9 @@ pub struct ContainerLaunch {
     pub run_as_group: Option<u32>,
     /// The CPU and memory it asks for and may use (`resources`).
     pub resources: ContainerResources,
+    /// A sidecar: an init container that keeps running beside the containers
+    /// (`restartPolicy: Always`); when the pod stops it is stopped after them.
+    pub sidecar: bool,
 }
 
 /// The CPU and memory a container asks for and may use (its `resources`), in plain units.
@@ -231,7 +234,15 @@ impl ContainerLaunch {
             run_as_user: None,
             run_as_group: None,
             resources: ContainerResources::default(),
+            sidecar: false,
         }
+    }
+
+    /// Marks it a sidecar (an init container with `restartPolicy: Always`).
+    #[must_use]
+    pub fn with_sidecar(mut self, sidecar: bool) -> Self {
+        self.sidecar = sidecar;
+        self
     }
 
     /// Sets the CPU and memory it asks for and may use.

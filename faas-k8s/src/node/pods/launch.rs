@@ -127,6 +127,7 @@ async fn container_launch(
         ContainerLaunch::new(&container.name, container.image.clone().unwrap_or_default())
             .with_identity(user, group)
             .with_resources(container_resources(container))
+            .with_sidecar(container.restart_policy.as_deref() == Some("Always"))
             .with_command(command)
             .with_args(args)
             .with_env(env)

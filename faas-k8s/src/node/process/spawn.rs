@@ -69,6 +69,7 @@ pub(crate) fn resolve_spec(
         run_as_user: launch.run_as_user,
         run_as_group: launch.run_as_group,
         cgroup: false,
+        sidecar: launch.sidecar,
     }
 }
 

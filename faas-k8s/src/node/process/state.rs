@@ -85,6 +85,9 @@ pub(crate) struct ProcessSpec {
     /// Runs in a cgroup of its own (`<parent>/pod<uid>/<container>`), limited to its resources.
     #[serde(default)]
     pub(crate) cgroup: bool,
+    /// A sidecar init container: stopped after the containers.
+    #[serde(default)]
+    pub(crate) sidecar: bool,
 }
 
 /// A node-side path bound at a path the container sees.
@@ -307,6 +310,7 @@ mod tests {
                     run_as_user: None,
                     run_as_group: None,
                     cgroup: false,
+                    sidecar: false,
                 },
                 status: ContainerStatusCell::new("main"),
                 process: None,
