@@ -62,6 +62,9 @@ pub(crate) struct Runner {
 
 /// What a run keeps beside its process while it is watched.
 struct RunExtras {
+    /// The run's log, and the pipe its output comes from.
+    log: LogFile,
+    output: tokio::net::unix::pipe::Receiver,
     /// The gate the process passed into its cgroup, held until the run ends.
     gate: Option<Gate>,
     /// The container cgroup's OOM kill count when the run began.
@@ -138,9 +141,9 @@ impl Runner {
             container,
             spawned.identity,
             Watched::Child(spawned.child),
-            log,
-            spawned.output,
             RunExtras {
+                log,
+                output: spawned.output,
                 gate: spawned.gate,
                 oom_kills_before,
             },
@@ -169,18 +172,12 @@ impl Runner {
             .cgroups_of(container)
             .map(|c| c.oom_kills(&pod.key.uid, &container.name));
         let extras = RunExtras {
+            log,
+            output,
             gate: None,
             oom_kills_before,
         };
-        self.watch(
-            pod,
-            container,
-            identity,
-            Watched::Adopted,
-            log,
-            output,
-            extras,
-        );
+        self.watch(pod, container, identity, Watched::Adopted, extras);
         Ok(())
     }
 
@@ -190,10 +187,14 @@ impl Runner {
         container: &Arc<Container>,
         identity: ProcessIdentity,
         watched: Watched,
-        log: LogFile,
-        output: tokio::net::unix::pipe::Receiver,
         extras: RunExtras,
     ) {
+        let RunExtras {
+            log,
+            output,
+            gate,
+            oom_kills_before,
+        } = extras;
         let (exited_tx, exited_rx) = watch::channel(false);
         let run = lock(&container.runtime).status.restart_count;
         let mut progress = log.subscribe();
@@ -226,10 +227,10 @@ impl Runner {
                 }
             };
             let mut exit = exit;
-            drop(extras.gate);
+            drop(gate);
             if exit.exit_code != 0
                 && let (Some(before), Some(cgroups)) =
-                    (extras.oom_kills_before, runner.cgroups_of(&container))
+                    (oom_kills_before, runner.cgroups_of(&container))
                 && cgroups.oom_kills(&pod.key.uid, &container.name) > before
             {
                 exit.reason = OOM_KILLED.to_owned();
