@@ -197,7 +197,13 @@ impl ProcessBackend {
     /// Some process survived `SIGKILL` (the others are still stopped).
     pub async fn shutdown(&self, policy: ShutdownPolicy) -> Result<(), BackendError> {
         let result = match policy {
-            ShutdownPolicy::StopAll { grace } => self.inner.table.delete_all(grace).await,
+            ShutdownPolicy::StopAll { grace } => {
+                let stopped = self.inner.table.delete_all(grace).await;
+                if let Some(cgroups) = self.inner.cgroups.cgroups() {
+                    cgroups.remove_parent_if_empty();
+                }
+                stopped
+            }
             ShutdownPolicy::LeaveRunning => Ok(()),
         };
         self.inner.table.runtime().cancel.cancel();
@@ -571,6 +577,9 @@ impl Drop for Inner {
                 if let Err(err) = runner.forget(&pod) {
                     tracing::warn!(pod = %pod.key, error = %err, "cannot remove the pod's files");
                 }
+            }
+            if let Some(cgroups) = self.cgroups.cgroups() {
+                cgroups.remove_parent_if_empty();
             }
         }
     }

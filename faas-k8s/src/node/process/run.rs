@@ -9,7 +9,8 @@
 //! holds the status until its new parent reaps it); otherwise the run ends as
 //! `ContainerStatusUnknown` with exit code 137, as the kubelet reports a container it lost.
 //!
-//! When a run's leading process exits, whatever it left in its process group is killed.
+//! When a run's leading process exits, whatever it left in its process group is killed, and the
+//! run ends once that is gone.
 
 use std::io;
 use std::sync::Arc;
@@ -21,7 +22,7 @@ use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 use super::cgroup::{Cgroups, Gate};
-use super::group::{kill_remaining, signal_group, wait_group_gone};
+use super::group::{signal_group, wait_group_gone};
 use super::inspect::{self, Liveness};
 use super::isolate;
 use super::log::file::{LogFile, LogProgress};
@@ -215,7 +216,10 @@ impl Runner {
                 outcome = runner.wait(watched, identity) => outcome,
             };
             let finished_at = SystemTime::now();
-            kill_remaining(identity.pgid);
+            // The run has ended once what it left behind is gone too, not just signalled.
+            if let Err(err) = wait_group_gone(identity.pgid, KILL_LIMIT).await {
+                tracing::warn!(pod = %pod.key, container = %container.name, error = %err, "a container left processes behind");
+            }
             let exit = match outcome {
                 Ok(Some((code, signal))) => {
                     Exit::new(code, signal, identity.started_at, finished_at)

@@ -225,6 +225,14 @@ impl Cgroups {
         self.version.remove(&self.pod_path(uid))
     }
 
+    /// Removes the node's parent once no pod cgroup is left in it (the node stopped every pod);
+    /// a parent still in use stays.
+    pub(crate) fn remove_parent_if_empty(&self) {
+        for dir in self.version.dirs(&self.parent) {
+            let _ = std::fs::remove_dir(dir);
+        }
+    }
+
     /// Removes the cgroups of pods the node no longer has (left by an earlier node process whose
     /// records are gone), killing what still runs in them; returns the uids it removed.
     pub(crate) fn remove_orphans(&self, keep: &dyn Fn(&str) -> bool) -> Vec<String> {
