@@ -130,32 +130,46 @@ async fn resources_secrets_and_services_reach_the_environment() -> TestResult {
     let (code, kubernetes) = get("KUBERNETES_SERVICE_HOST").await?;
     assert_eq!(code, 200, "the kubernetes Service is always there");
     assert!(!kubernetes.is_empty());
-    // The limits are not enforced, and the pod's Events say so.
+    // As root the node enforces the limits: no Warning; otherwise the pod's Events say why not.
     let events = ns.api::<k8s_openapi::api::events::v1::Event>();
-    let warning = faas_e2e::wait::until("a LimitsNotEnforced Event on the pod", || {
-        let events = events.clone();
-        async move {
-            let list = events.list(&Default::default()).await?;
-            let found = list.items.into_iter().find(|e| {
-                e.reason.as_deref() == Some("LimitsNotEnforced")
-                    && e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some("env")
-            });
-            Ok(match found {
-                Some(event) => faas_e2e::wait::Poll::Ready(event),
-                None => faas_e2e::wait::Poll::Pending("no such Event yet".to_owned()),
-            })
-        }
-    })
-    .await?;
-    assert_eq!(warning.type_.as_deref(), Some("Warning"));
-    assert!(
-        warning
-            .note
-            .as_deref()
-            .unwrap_or_default()
-            .contains("server"),
-        "{warning:?}"
-    );
+    if nix::unistd::geteuid().is_root() {
+        let uid = stored.metadata.uid.clone().ok_or("the pod has no uid")?;
+        let memory = pod_cgroup("memory", &uid).ok_or("the pod has no memory cgroup")?;
+        assert_eq!(
+            cgroup_value(&memory.join("server"), "memory.limit_in_bytes"),
+            "67108864"
+        );
+        let list = events.list(&Default::default()).await?;
+        assert!(
+            !list
+                .items
+                .iter()
+                .any(|e| e.reason.as_deref() == Some("LimitsNotEnforced")),
+            "limits are enforced, so nothing warns"
+        );
+    } else {
+        let warning = faas_e2e::wait::until("a LimitsNotEnforced Event on the pod", || {
+            let events = events.clone();
+            async move {
+                let list = events.list(&Default::default()).await?;
+                let found = list.items.into_iter().find(|e| {
+                    e.reason.as_deref() == Some("LimitsNotEnforced")
+                        && e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some("env")
+                });
+                Ok(match found {
+                    Some(event) => faas_e2e::wait::Poll::Ready(event),
+                    None => faas_e2e::wait::Poll::Pending("no such Event yet".to_owned()),
+                })
+            }
+        })
+        .await?;
+        assert_eq!(warning.type_.as_deref(), Some("Warning"));
+        let note = warning.note.as_deref().unwrap_or_default();
+        assert!(
+            note.contains("server") && note.contains("root"),
+            "{warning:?}"
+        );
+    }
 
     // Without service links only the kubernetes Service is given.
     let mut container = server_container(&[], false);
@@ -960,6 +974,264 @@ async fn run_as_user_and_group_are_the_processes_identity() -> TestResult {
         ],
     );
     assert_eq!(String::from_utf8_lossy(&output.stdout).trim(), "1001");
+    ns.delete().await?;
+    node.stop().await;
+    Ok(())
+}
+
+/// The cgroup v1 directory of the pod `uid` in the hierarchy of `controller`, wherever the node
+/// put its parent (`faas-vnode/<hash of its state directory>` by default).
+fn pod_cgroup(controller: &str, uid: &str) -> Option<std::path::PathBuf> {
+    let nodes = std::path::Path::new("/sys/fs/cgroup")
+        .join(controller)
+        .join("faas-vnode");
+    std::fs::read_dir(nodes)
+        .ok()?
+        .flatten()
+        .map(|node| node.path().join(format!("pod{uid}")))
+        .find(|dir| dir.exists())
+}
+
+fn cgroup_value(dir: &std::path::Path, file: &str) -> String {
+    std::fs::read_to_string(dir.join(file))
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.join(file).display()))
+        .trim()
+        .to_owned()
+}
+
+/// Needs root (the node makes cgroups) and the cgroup v1 memory and cpu hierarchies this
+/// machine mounts.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn limits_end_a_pod_over_its_memory_as_oomkilled_and_go_with_it() -> TestResult {
+    let cluster = TestCluster::require().await;
+    if !nix::unistd::geteuid().is_root() {
+        eprintln!("skipped: the node makes cgroups only as root (`cargo xtask test` runs as root)");
+        return Ok(());
+    }
+    let node = TestNode::start(&cluster, "vn-limits").await;
+    let ns = cluster.namespace("vn-limits").await?;
+
+    let hog = json!({
+        "name": "hog", "image": SERVER_IMAGE,
+        "command": ["/usr/bin/python3", "-c", "import time; x = bytearray(256 * 1024 * 1024); time.sleep(60)"],
+        "resources": {"limits": {"memory": "64Mi"}},
+    });
+    create_pod(&ns, "hog", pod_spec(&node.name, json!([hog]), "Never")).await;
+    let pod = wait_pod(&ns, "hog", "Failed", |p| phase(p) == "Failed").await;
+    let state = pod
+        .status
+        .as_ref()
+        .and_then(|s| s.container_statuses.as_ref()?[0].state.clone());
+    let ended = state
+        .and_then(|s| s.terminated)
+        .ok_or("the container has not terminated")?;
+    assert_eq!(
+        (ended.reason.as_deref(), ended.exit_code),
+        (Some("OOMKilled"), 137)
+    );
+    assert_eq!(kubectl_status(&cluster, ns.name(), "hog"), "OOMKilled");
+
+    // Under restartPolicy Always it runs again, and its last state says why it ended.
+    let again = json!({
+        "name": "hog", "image": SERVER_IMAGE,
+        "command": ["/usr/bin/python3", "-c", "import time; x = bytearray(256 * 1024 * 1024); time.sleep(60)"],
+        "resources": {"limits": {"memory": "64Mi"}},
+    });
+    create_pod(
+        &ns,
+        "hog-again",
+        pod_spec(&node.name, json!([again]), "Always"),
+    )
+    .await;
+    wait_pod(&ns, "hog-again", "restarted after OOMKilled", |p| {
+        p.status
+            .as_ref()
+            .and_then(|s| s.container_statuses.as_ref())
+            .is_some_and(|c| {
+                c[0].restart_count >= 1
+                    && c[0]
+                        .last_state
+                        .as_ref()
+                        .and_then(|l| l.terminated.as_ref())
+                        .and_then(|t| t.reason.as_deref())
+                        == Some("OOMKilled")
+            })
+    })
+    .await;
+
+    let mut server = server_container(&[], false);
+    server["resources"] = json!({
+        "limits": {"cpu": "500m", "memory": "128Mi"},
+        "requests": {"cpu": "250m", "memory": "128Mi"},
+    });
+    create_pod(&ns, "cpu", pod_spec(&node.name, json!([server]), "Always")).await;
+    let pod = wait_pod(&ns, "cpu", "Running", |p| phase(p) == "Running").await;
+    let uid = pod.metadata.uid.clone().ok_or("the pod has no uid")?;
+    let cpu = pod_cgroup("cpu", &uid).ok_or("the pod has no cpu cgroup")?;
+    assert_eq!(
+        cgroup_value(&cpu.join("server"), "cpu.cfs_quota_us"),
+        "50000"
+    );
+    assert_eq!(cgroup_value(&cpu.join("server"), "cpu.shares"), "256");
+    assert_eq!(
+        cgroup_value(&cpu, "cpu.cfs_quota_us"),
+        "50000",
+        "the pod's own cgroup"
+    );
+    let memory = pod_cgroup("memory", &uid).ok_or("the pod has no memory cgroup")?;
+    assert_eq!(
+        cgroup_value(&memory.join("server"), "memory.limit_in_bytes"),
+        "134217728"
+    );
+    let procs = cgroup_value(&memory.join("server"), "cgroup.procs");
+    assert!(
+        !procs.is_empty(),
+        "the server runs in its container's cgroup"
+    );
+
+    let hog_uid = ns
+        .api::<Pod>()
+        .get("hog")
+        .await?
+        .metadata
+        .uid
+        .ok_or("no uid")?;
+    for name in ["cpu", "hog", "hog-again"] {
+        ns.api::<Pod>().delete(name, &Default::default()).await?;
+    }
+    for name in ["cpu", "hog", "hog-again"] {
+        wait_pod_gone(&ns, name).await;
+    }
+    for controller in ["memory", "cpu"] {
+        assert_eq!(
+            pod_cgroup(controller, &uid),
+            None,
+            "the cgroups go with the pod"
+        );
+        assert_eq!(pod_cgroup(controller, &hog_uid), None);
+    }
+    ns.delete().await?;
+    node.stop().await;
+    Ok(())
+}
+
+/// Waits until the pod `name` is gone from the API server (the node stopped it and removed it).
+async fn wait_pod_gone(ns: &faas_e2e::TestNamespace, name: &str) {
+    let api = ns.api::<Pod>();
+    faas_e2e::wait::until(&format!("pod {name} gone"), || {
+        let api = api.clone();
+        async move {
+            Ok(match api.get_opt(name).await? {
+                None => faas_e2e::wait::Poll::Ready(()),
+                Some(pod) => faas_e2e::wait::Poll::Pending(format!("phase {}", phase(&pod))),
+            })
+        }
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e}"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sidecars_start_before_the_next_init_container_and_outlive_the_containers() -> TestResult {
+    let cluster = TestCluster::require().await;
+    let node = TestNode::start(&cluster, "vn-sidecar").await;
+    let ns = cluster.namespace("vn-sidecar").await?;
+    let dir = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+        .join("vn-sidecar")
+        .join(ns.name());
+    std::fs::create_dir_all(&dir)?;
+    let env = json!([{"name": "DIR", "value": dir.to_string_lossy()}]);
+    // Each writes when SIGTERM reaches it; the containers take a second over it.
+    // `$$$$`: the kubelet turns `$$` into `$`.
+    let sidecar = "echo $$$$ >> \"$DIR/sidecar-pids\"; \
+        trap 'date +%s%N > \"$DIR/sidecar-stopped\"; exit 0' TERM; while :; do sleep 0.1; done";
+    let app = "trap 'sleep 1; date +%s%N > \"$DIR/app-stopped\"; exit 0' TERM; \
+        while :; do sleep 0.1; done";
+    let mut spec = pod_spec(
+        &node.name,
+        json!([{"name": "app", "image": SERVER_IMAGE, "command": ["/bin/sh", "-c", app], "env": env}]),
+        "Never",
+    );
+    spec["initContainers"] = json!([
+        {"name": "agent", "image": SERVER_IMAGE, "restartPolicy": "Always",
+         "command": ["/bin/sh", "-c", sidecar], "env": env},
+        // Runs only once the sidecar runs.
+        {"name": "check", "image": SERVER_IMAGE,
+         "command": ["/bin/sh", "-c", "test -s \"$DIR/sidecar-pids\""], "env": env},
+    ]);
+    spec["terminationGracePeriodSeconds"] = json!(20);
+    create_pod(&ns, "sidecar", spec).await;
+    let pod = wait_pod(&ns, "sidecar", "Running and Ready", |p| {
+        phase(p) == "Running" && pod_ready(p)
+    })
+    .await;
+    let inits = pod
+        .status
+        .as_ref()
+        .and_then(|s| s.init_container_statuses.clone())
+        .unwrap_or_default();
+    assert!(
+        inits[0].state.as_ref().is_some_and(|s| s.running.is_some()),
+        "{inits:?}"
+    );
+    assert_eq!((inits[0].started, inits[0].ready), (Some(true), true));
+    let check = inits[1].state.as_ref().and_then(|s| s.terminated.as_ref());
+    assert_eq!(
+        check.map(|t| (t.exit_code, t.reason.as_deref())),
+        Some((0, Some("Completed")))
+    );
+    let out = faas_e2e::run_kubectl(
+        &cluster,
+        &["-n", ns.name(), "get", "pod", "sidecar", "--no-headers"],
+    );
+    let columns: Vec<String> = String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .map(str::to_owned)
+        .collect();
+    assert_eq!(
+        (columns[1].as_str(), columns[2].as_str()),
+        ("2/2", "Running"),
+        "{columns:?}"
+    );
+
+    // A sidecar that ends runs again, whatever the pod's restart policy.
+    let first: i32 = std::fs::read_to_string(dir.join("sidecar-pids"))?
+        .trim()
+        .parse()?;
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(first),
+        nix::sys::signal::Signal::SIGKILL,
+    )?;
+    let pod = wait_pod(&ns, "sidecar", "the sidecar restarted", |p| {
+        p.status
+            .as_ref()
+            .and_then(|s| s.init_container_statuses.as_ref())
+            .is_some_and(|c| {
+                c[0].restart_count >= 1 && c[0].state.as_ref().is_some_and(|s| s.running.is_some())
+            })
+    })
+    .await;
+    assert_eq!(phase(&pod), "Running");
+    let app_restarts = pod
+        .status
+        .as_ref()
+        .and_then(|s| s.container_statuses.as_ref())
+        .map(|c| c[0].restart_count);
+    assert_eq!(app_restarts, Some(0));
+
+    // On deletion the containers stop first, the sidecar after them.
+    ns.api::<Pod>()
+        .delete("sidecar", &Default::default())
+        .await?;
+    wait_pod_gone(&ns, "sidecar").await;
+    let stamp = |file: &str| -> Result<u128, Box<dyn std::error::Error>> {
+        Ok(std::fs::read_to_string(dir.join(file))?.trim().parse()?)
+    };
+    let (app_stopped, sidecar_stopped) = (stamp("app-stopped")?, stamp("sidecar-stopped")?);
+    assert!(
+        sidecar_stopped >= app_stopped,
+        "the sidecar stopped at {sidecar_stopped}, before the app at {app_stopped}"
+    );
     ns.delete().await?;
     node.stop().await;
     Ok(())

@@ -714,3 +714,187 @@ async fn deleting_a_pod_that_was_never_created_releases_its_reserved_address() {
     assert!(backend.reserve_ip(&key("stuck")).await.unwrap().is_some());
     assert_eq!(backend.config().addresses.in_use(), 2);
 }
+
+/// Where a cgroup file of the node's parent `parent` is: in the unified hierarchy when it holds
+/// the node's cgroups, else in the v1 hierarchy of `controller`.
+fn cgroup_dir(controller: &str, relative: &Path) -> PathBuf {
+    let mounts = std::fs::read_to_string("/proc/self/mounts").unwrap();
+    let mut v1 = None;
+    for line in mounts.lines() {
+        let fields: Vec<&str> = line.split(' ').collect();
+        let (point, kind, options) = (fields[1], fields[2], fields[3]);
+        let candidate = Path::new(point).join(relative);
+        if kind == "cgroup2" && candidate.join("memory.max").exists() {
+            return candidate;
+        }
+        if kind == "cgroup" && options.split(',').any(|o| o == controller) && v1.is_none() {
+            v1 = Some(candidate);
+        }
+    }
+    v1.unwrap_or_else(|| panic!("no cgroup hierarchy holds {}", relative.display()))
+}
+
+/// The value of `file` in the cgroup at `dir`, trimmed.
+fn cgroup_value(dir: &Path, file: &str) -> String {
+    std::fs::read_to_string(dir.join(file))
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.join(file).display()))
+        .trim()
+        .to_owned()
+}
+
+/// Needs root (see `support/root.rs`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn limits_are_enforced_through_cgroups_that_go_with_the_pod() {
+    use faas_k8s::node::ContainerResources;
+    if !root::may_run("limits_are_enforced_through_cgroups_that_go_with_the_pod") {
+        return;
+    }
+    let parent = PathBuf::from(format!("faas-test/limits-{}", std::process::id()));
+    let backend = ProcessBackend::new(config("limits", 20).with_cgroup_parent(&parent))
+        .await
+        .unwrap();
+    assert_eq!(backend.unenforced_limits(), None, "this node runs as root");
+    const MI: u64 = 1024 * 1024;
+
+    // Over its memory limit: the kernel ends it, and the run says why.
+    let hog = ContainerLaunch::new("main", "python")
+        .with_args(vec![
+            "-c".into(),
+            "import time; x = bytearray(256 * 1024 * 1024); time.sleep(60)".into(),
+        ])
+        .with_resources(ContainerResources::default().with_memory_limit(Some(64 * MI)));
+    backend
+        .create(PodLaunch::new(key("hog"), vec![hog]))
+        .await
+        .unwrap();
+    let status = wait_for(&backend, &key("hog"), "OOMKilled", |s| {
+        terminated(s, "main").is_some()
+    })
+    .await;
+    let ended = terminated(&status, "main").unwrap();
+    assert_eq!(
+        (ended.reason.as_str(), ended.exit_code),
+        ("OOMKilled", 137),
+        "{ended:?}"
+    );
+    let hog_dir = |controller: &str| cgroup_dir(controller, &parent.join("poduid-hog"));
+    assert_eq!(
+        cgroup_value(&hog_dir("memory").join("main"), memory_file()),
+        (64 * MI).to_string()
+    );
+    // A restart runs in the same cgroup; a run that ends by itself is no OOM.
+    backend
+        .restart_container(&key("hog"), "main")
+        .await
+        .unwrap();
+    wait_for(&backend, &key("hog"), "OOMKilled again", |s| {
+        terminated(s, "main").is_some_and(|t| t.reason == "OOMKilled")
+            && s.containers[0].restart_count == 1
+    })
+    .await;
+
+    // CPU: the quota from the limit, the weight from the request, the process inside.
+    let cpu = shell("main", "exec sleep 300", &[])
+        .with_resources(ContainerResources::default().with_cpu(Some(250), Some(500)));
+    let calm = shell("side", "exec sleep 300", &[]);
+    backend
+        .create(PodLaunch::new(key("cpu"), vec![cpu, calm]))
+        .await
+        .unwrap();
+    wait_for(&backend, &key("cpu"), "running", running).await;
+    let cpu_dir = cgroup_dir("cpu", &parent.join("poduid-cpu"));
+    if cpu_dir.join("cpu.max").exists() {
+        assert_eq!(
+            cgroup_value(&cpu_dir.join("main"), "cpu.max"),
+            "50000 100000"
+        );
+        assert_eq!(cgroup_value(&cpu_dir.join("side"), "cpu.max"), "max 100000");
+        assert_eq!(
+            cgroup_value(&cpu_dir, "cpu.max"),
+            "max 100000",
+            "not every container is limited"
+        );
+    } else {
+        assert_eq!(
+            cgroup_value(&cpu_dir.join("main"), "cpu.cfs_quota_us"),
+            "50000"
+        );
+        assert_eq!(
+            cgroup_value(&cpu_dir.join("main"), "cpu.cfs_period_us"),
+            "100000"
+        );
+        assert_eq!(cgroup_value(&cpu_dir.join("main"), "cpu.shares"), "256");
+        assert_eq!(
+            cgroup_value(&cpu_dir.join("side"), "cpu.cfs_quota_us"),
+            "-1"
+        );
+        assert_eq!(
+            cgroup_value(&cpu_dir, "cpu.cfs_quota_us"),
+            "-1",
+            "not every container is limited"
+        );
+    }
+    let procs = cgroup_value(
+        &cgroup_dir("memory", &parent.join("poduid-cpu/main")),
+        "cgroup.procs",
+    );
+    assert_eq!(
+        procs.lines().count(),
+        1,
+        "the container's one process: {procs:?}"
+    );
+    let pid: i32 = procs.parse().unwrap();
+    let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap();
+    assert_eq!(comm.trim(), "sleep");
+
+    // Deleting the pods removes their cgroups.
+    for name in ["hog", "cpu"] {
+        backend
+            .delete(&key(name), Duration::from_secs(5))
+            .await
+            .unwrap();
+    }
+    for controller in ["memory", "cpu"] {
+        assert!(!cgroup_dir(controller, &parent.join("poduid-hog")).exists());
+        assert!(!cgroup_dir(controller, &parent.join("poduid-cpu")).exists());
+    }
+
+    // A pod cgroup no record speaks of (its node stopped half-way) is removed, with what runs in
+    // it, when a backend starts over the same parent.
+    backend
+        .shutdown(faas_k8s::node::process::ShutdownPolicy::LeaveRunning)
+        .await
+        .unwrap();
+    let stale = cgroup_dir("memory", &parent.join("podstale"));
+    std::fs::create_dir_all(&stale).unwrap();
+    let mut sleeper = std::process::Command::new("/bin/sleep")
+        .arg("600")
+        .spawn()
+        .unwrap();
+    std::fs::write(stale.join("cgroup.procs"), sleeper.id().to_string()).unwrap();
+    let again = ProcessBackend::new(config("limits-again", 21).with_cgroup_parent(&parent))
+        .await
+        .unwrap();
+    assert!(!stale.exists(), "the orphaned cgroup is gone");
+    let status = sleeper.wait().unwrap();
+    assert!(!status.success(), "what ran in it was killed: {status:?}");
+    again
+        .shutdown(faas_k8s::node::process::ShutdownPolicy::LeaveRunning)
+        .await
+        .unwrap();
+    for controller in ["memory", "cpu"] {
+        let _ = std::fs::remove_dir(cgroup_dir(controller, &parent));
+    }
+}
+
+/// The memory limit's file in the hierarchy the node uses.
+fn memory_file() -> &'static str {
+    let unified = std::fs::read_to_string("/sys/fs/cgroup/cgroup.controllers")
+        .or_else(|_| std::fs::read_to_string("/sys/fs/cgroup/unified/cgroup.controllers"))
+        .unwrap_or_default();
+    if unified.split_whitespace().any(|c| c == "memory") {
+        "memory.max"
+    } else {
+        "memory.limit_in_bytes"
+    }
+}

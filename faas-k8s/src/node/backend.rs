@@ -166,6 +166,55 @@ pub struct ContainerLaunch {
     pub run_as_user: Option<u32>,
     /// Their primary group (`securityContext.runAsGroup`).
     pub run_as_group: Option<u32>,
+    /// The CPU and memory it asks for and may use (`resources`).
+    pub resources: ContainerResources,
+    /// A sidecar: an init container that keeps running beside the containers
+    /// (`restartPolicy: Always`); when the pod stops it is stopped after them.
+    pub sidecar: bool,
+}
+
+/// The CPU and memory a container asks for and may use (its `resources`), in plain units.
+///
+/// ```
+/// use faas_k8s::node::ContainerResources;
+///
+/// let resources = ContainerResources::default()
+///     .with_memory_limit(Some(64 * 1024 * 1024))
+///     .with_cpu(Some(250), Some(500));
+/// assert_eq!(resources.cpu_limit_millis, Some(500));
+/// assert!(resources.is_limited());
+/// ```
+#[non_exhaustive]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ContainerResources {
+    /// `limits.memory` in bytes.
+    pub memory_limit_bytes: Option<u64>,
+    /// `limits.cpu` in thousandths of a core.
+    pub cpu_limit_millis: Option<u64>,
+    /// `requests.cpu` in thousandths of a core (its share of the CPU when cores are contended).
+    pub cpu_request_millis: Option<u64>,
+}
+
+impl ContainerResources {
+    /// Sets the memory limit.
+    #[must_use]
+    pub fn with_memory_limit(mut self, bytes: Option<u64>) -> Self {
+        self.memory_limit_bytes = bytes;
+        self
+    }
+
+    /// Sets the CPU request and limit.
+    #[must_use]
+    pub fn with_cpu(mut self, request_millis: Option<u64>, limit_millis: Option<u64>) -> Self {
+        self.cpu_request_millis = request_millis;
+        self.cpu_limit_millis = limit_millis;
+        self
+    }
+
+    /// Whether a CPU or memory limit is set.
+    pub fn is_limited(&self) -> bool {
+        self.memory_limit_bytes.is_some() || self.cpu_limit_millis.is_some()
+    }
 }
 
 impl ContainerLaunch {
@@ -184,7 +233,23 @@ impl ContainerLaunch {
             mounts: Vec::new(),
             run_as_user: None,
             run_as_group: None,
+            resources: ContainerResources::default(),
+            sidecar: false,
         }
+    }
+
+    /// Marks it a sidecar (an init container with `restartPolicy: Always`).
+    #[must_use]
+    pub fn with_sidecar(mut self, sidecar: bool) -> Self {
+        self.sidecar = sidecar;
+        self
+    }
+
+    /// Sets the CPU and memory it asks for and may use.
+    #[must_use]
+    pub fn with_resources(mut self, resources: ContainerResources) -> Self {
+        self.resources = resources;
+        self
     }
 
     /// Runs the container's processes as `user` and `group`.
@@ -623,6 +688,16 @@ pub trait PodBackend: Send + Sync + 'static {
 
     /// What the node advertises as capacity and allocatable.
     fn capacity(&self) -> Capacity;
+
+    /// Why CPU and memory limits are not enforced for this backend's pods, or `None` when they
+    /// are; the node tells every pod that sets a limit (a `LimitsNotEnforced` Warning Event).
+    /// The default: not enforced.
+    fn unenforced_limits(&self) -> Option<String> {
+        Some(format!(
+            "the {} backend runs containers without cgroups of their own",
+            self.name()
+        ))
+    }
 
     /// Starts every container of the pod, or, when it has init containers, only the first of
     /// them: the node starts each next one, and then the containers, with

@@ -68,9 +68,9 @@ mod volumes;
 
 pub use address::{AddressPool, DEFAULT_POD_CIDR};
 pub use backend::{
-    BackendError, Capacity, ContainerLaunch, ContainerRuntimeStatus, ContainerState,
-    ContainerUsage, LogOptions, LogStream, MountLaunch, PodBackend, PodEvents, PodKey, PodLaunch,
-    PodRuntimeStatus, Terminated, VolumeFile, VolumeLaunch,
+    BackendError, Capacity, ContainerLaunch, ContainerResources, ContainerRuntimeStatus,
+    ContainerState, ContainerUsage, LogOptions, LogStream, MountLaunch, PodBackend, PodEvents,
+    PodKey, PodLaunch, PodRuntimeStatus, Terminated, VolumeFile, VolumeLaunch,
 };
 pub use config::{
     KubeletTls, NodeAddress, NodeConfig, NodeConfigBuilder, NodeTaint, PROVIDER_TAINT_KEY,

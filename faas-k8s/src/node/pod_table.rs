@@ -23,6 +23,9 @@ use super::container_status::{ContainerStatusCell, Phase};
 use super::events::EventHub;
 use super::lock;
 
+/// The least a sidecar gets to stop after the containers used the pod's grace.
+const SIDECAR_MIN_GRACE: Duration = Duration::from_secs(2);
+
 /// One container as a backend keeps it: a name and a status cell, whatever else it holds.
 pub(crate) trait TableContainer: Send + Sync + 'static {
     /// The container's name.
@@ -30,6 +33,11 @@ pub(crate) trait TableContainer: Send + Sync + 'static {
 
     /// Runs `f` on the container's status cell (under the container's own lock).
     fn with_status<T>(&self, f: impl FnOnce(&mut ContainerStatusCell) -> T) -> T;
+
+    /// Whether it is stopped after the others when its pod stops (a sidecar).
+    fn stops_last(&self) -> bool {
+        false
+    }
 
     /// The container's status as the node sees it.
     fn status(&self) -> ContainerRuntimeStatus {
@@ -366,9 +374,21 @@ impl<R: PodRuntime> PodTable<R> {
         };
         pod.deleting.store(true, Ordering::SeqCst);
         let _lifecycle = pod.lifecycle.lock().await;
-        let stops = pod.containers.iter().map(|c| self.runtime.stop(c, grace));
-        for outcome in futures::future::join_all(stops).await {
-            outcome?;
+        // The containers first, then the sidecars, in the time the grace leaves them.
+        let began = tokio::time::Instant::now();
+        for last in [false, true] {
+            // Sidecars get at least a little, as a kubelet gives them.
+            let grace = grace
+                .saturating_sub(began.elapsed())
+                .max(grace.min(SIDECAR_MIN_GRACE));
+            let stops = pod
+                .containers
+                .iter()
+                .filter(|c| c.stops_last() == last)
+                .map(|c| self.runtime.stop(c, grace));
+            for outcome in futures::future::join_all(stops).await {
+                outcome?;
+            }
         }
         self.remove(&pod, true).await;
         self.runtime.events().notify(key);

@@ -5,10 +5,11 @@ use std::net::IpAddr;
 use k8s_openapi::api::core::v1::{Container, Pod, Service};
 
 use super::super::backend::MountLaunch;
-use super::super::backend::{Capacity, ContainerLaunch, PodKey, PodLaunch};
+use super::super::backend::{Capacity, ContainerLaunch, ContainerResources, PodKey, PodLaunch};
 use super::super::env::{ConfigError, ConfigSource, EnvContext, resolve_env};
 use super::super::expand::expand_all;
 use super::super::hosts::{hostname, hosts_file};
+use super::super::quantity::parse_milli;
 use super::super::service_env::{service_env, visible_services};
 use super::super::volumes::resolve_volumes;
 
@@ -125,6 +126,8 @@ async fn container_launch(
     Ok(
         ContainerLaunch::new(&container.name, container.image.clone().unwrap_or_default())
             .with_identity(user, group)
+            .with_resources(container_resources(container))
+            .with_sidecar(container.restart_policy.as_deref() == Some("Always"))
             .with_command(command)
             .with_args(args)
             .with_env(env)
@@ -152,6 +155,26 @@ async fn container_launch(
                     .collect(),
             ),
     )
+}
+
+/// The container's CPU and memory requests and limits in plain units (a quantity that does not
+/// parse, which the API server never stores, counts as unset).
+fn container_resources(container: &Container) -> ContainerResources {
+    let resources = container.resources.as_ref();
+    let read = |limits: bool, name: &str| {
+        let set = resources.and_then(|r| {
+            if limits {
+                r.limits.as_ref()
+            } else {
+                r.requests.as_ref()
+            }
+        });
+        let milli = parse_milli(&set?.get(name)?.0)?;
+        u64::try_from(milli).ok()
+    };
+    ContainerResources::default()
+        .with_memory_limit(read(true, "memory").map(|milli| milli.div_ceil(1000)))
+        .with_cpu(read(false, "cpu"), read(true, "cpu"))
 }
 
 #[cfg(test)]

@@ -13,6 +13,7 @@ use nix::sys::signal::Signal;
 use tokio_util::sync::CancellationToken;
 
 use super::adopt::adopt;
+use super::cgroup::{CgroupSupport, PodLimits, default_parent};
 use super::config::{ProcessBackendConfig, ShutdownPolicy};
 use super::group::signal_group;
 use super::isolate;
@@ -68,8 +69,16 @@ use crate::node::pod_table::{PodRuntime, PodTable, RuntimePod};
 ///   container runtime creates it in an image). Not as root there are no such namespaces: the
 ///   container sees the node's hostname and `/etc/hosts`, only `FallbackToLogsOnError` yields a
 ///   message, and a pod that mounts volumes is refused.
-/// - **Not enforced**: resource limits, `securityContext` (`runAsUser`, capabilities), images'
-///   file systems (the image names an executable on the node).
+/// - **Resource limits** (the node runs as root): every pod gets a cgroup under the node's
+///   [`cgroup_parent`](ProcessBackendConfig::cgroup_parent), every container one inside it, with
+///   its CPU and memory limits and its CPU request as weight; cgroup v2 where its controllers are
+///   available, cgroup v1 otherwise (see the `cgroup` module's notes). A container the kernel
+///   killed for its memory limit ends as `OOMKilled` and is restarted per the pod's policy.
+///   The cgroups go with the pod; those left without a record by an earlier node process go when
+///   the backend starts. Where the node cannot (not root, no controller) nothing is enforced and
+///   [`unenforced_limits`](PodBackend::unenforced_limits) says why.
+/// - **Not enforced**: `securityContext` beyond `runAsUser`/`runAsGroup` (capabilities, ...),
+///   images' file systems (the image names an executable on the node).
 ///
 /// ```no_run
 /// use faas_k8s::node::{ContainerLaunch, PodBackend, PodKey, PodLaunch};
@@ -102,6 +111,8 @@ struct Inner {
     table: PodTable<Runner>,
     /// Containers get namespaces of their own (the node runs as root).
     isolated: bool,
+    /// Whether limits are enforced, and how.
+    cgroups: CgroupSupport,
 }
 
 impl ProcessBackend {
@@ -114,7 +125,25 @@ impl ProcessBackend {
     /// The state directory cannot be created or read.
     pub async fn new(config: ProcessBackendConfig) -> Result<Self, BackendError> {
         let state = StateDir::open(&config.state_dir)?;
+        let cgroups = if config.enforce_limits {
+            let parent = config
+                .cgroup_parent
+                .clone()
+                .unwrap_or_else(|| default_parent(&config.state_dir));
+            CgroupSupport::detect(&parent, config.pod_pids_limit)
+        } else {
+            CgroupSupport::Unavailable("the node was configured not to enforce limits".to_owned())
+        };
+        match &cgroups {
+            CgroupSupport::Enforced(c) => {
+                tracing::info!(version = c.version_name(), "enforcing resource limits");
+            }
+            CgroupSupport::Unavailable(reason) => {
+                tracing::info!(%reason, "not enforcing resource limits");
+            }
+        }
         let runner = Runner {
+            cgroups: cgroups.cgroups().cloned(),
             state: state.clone(),
             events: EventHub::new(),
             cancel: CancellationToken::new(),
@@ -131,8 +160,17 @@ impl ProcessBackend {
         config.network.prepare().await.map_err(network_error)?;
         let capacity = config.effective_capacity();
         let table = PodTable::new(runner, config.addresses.clone(), capacity.pods);
-        for record in state.load_all()? {
+        let records = state.load_all()?;
+        let recorded: std::collections::HashSet<String> =
+            records.iter().map(|r| r.key.uid.clone()).collect();
+        for record in records {
             table.insert(adopt(table.runtime(), &config.addresses, record));
+        }
+        if let Some(cgroups) = cgroups.cgroups() {
+            // What an earlier node left without a record (it was stopped half-way) goes.
+            for uid in cgroups.remove_orphans(&|uid| recorded.contains(uid)) {
+                tracing::info!(pod_uid = %uid, "removed the cgroup of a pod the node no longer has");
+            }
         }
         Ok(Self {
             inner: Arc::new(Inner {
@@ -140,6 +178,7 @@ impl ProcessBackend {
                 config,
                 table,
                 isolated: isolate::available(),
+                cgroups,
             }),
         })
     }
@@ -158,7 +197,13 @@ impl ProcessBackend {
     /// Some process survived `SIGKILL` (the others are still stopped).
     pub async fn shutdown(&self, policy: ShutdownPolicy) -> Result<(), BackendError> {
         let result = match policy {
-            ShutdownPolicy::StopAll { grace } => self.inner.table.delete_all(grace).await,
+            ShutdownPolicy::StopAll { grace } => {
+                let stopped = self.inner.table.delete_all(grace).await;
+                if let Some(cgroups) = self.inner.cgroups.cgroups() {
+                    cgroups.remove_parent_if_empty();
+                }
+                stopped
+            }
             ShutdownPolicy::LeaveRunning => Ok(()),
         };
         self.inner.table.runtime().cancel.cancel();
@@ -221,6 +266,13 @@ impl PodBackend for ProcessBackend {
 
     fn capacity(&self) -> Capacity {
         self.inner.capacity.clone()
+    }
+
+    fn unenforced_limits(&self) -> Option<String> {
+        match &self.inner.cgroups {
+            CgroupSupport::Enforced(_) => None,
+            CgroupSupport::Unavailable(reason) => Some(reason.clone()),
+        }
     }
 
     async fn create(&self, launch: PodLaunch) -> Result<PodRuntimeStatus, BackendError> {
@@ -301,7 +353,24 @@ impl PodBackend for ProcessBackend {
             mounts.sort_by_key(|m| m.target.components().count());
             mounts_of.push(mounts);
         }
-        inner
+        let cgroups = inner.cgroups.cgroups();
+        if let Some(cgroups) = cgroups {
+            let resources = |list: &[crate::node::ContainerLaunch]| -> Vec<_> {
+                list.iter().map(|c| c.resources).collect()
+            };
+            let limits = PodLimits::of(
+                &resources(&launch.containers),
+                &resources(&launch.init_containers),
+            );
+            let containers: Vec<_> = launch
+                .init_containers
+                .iter()
+                .chain(&launch.containers)
+                .map(|c| (c.name.as_str(), c.resources))
+                .collect();
+            cgroups.create_pod(&launch.key.uid, limits, &containers)?;
+        }
+        let created = inner
             .table
             .create(
                 &launch.key,
@@ -331,13 +400,22 @@ impl PodBackend for ProcessBackend {
                             if !isolated {
                                 spec.termination_message_path = None;
                             }
+                            spec.cgroup = cgroups.is_some();
                             Container::new(spec, ContainerStatusCell::new(c.name.clone()))
                         })
                         .collect();
                     (containers, RecordGuard::default())
                 },
             )
-            .await
+            .await;
+        if created.is_err()
+            && let Some(cgroups) = cgroups
+            && inner.table.pod(&launch.key).is_err()
+            && let Err(err) = cgroups.remove_pod(&launch.key.uid)
+        {
+            tracing::warn!(pod = %launch.key, error = %err, "cannot remove the cgroup of a pod that did not start");
+        }
+        created
     }
 
     async fn reserve_ip(&self, key: &PodKey) -> Result<Option<IpAddr>, BackendError> {
@@ -499,6 +577,9 @@ impl Drop for Inner {
                 if let Err(err) = runner.forget(&pod) {
                     tracing::warn!(pod = %pod.key, error = %err, "cannot remove the pod's files");
                 }
+            }
+            if let Some(cgroups) = self.cgroups.cgroups() {
+                cgroups.remove_parent_if_empty();
             }
         }
     }

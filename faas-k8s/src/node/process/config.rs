@@ -69,6 +69,17 @@ pub struct ProcessBackendConfig {
     /// or a network namespace (then `addresses` must be a range routed into it). The backend
     /// prepares it when it starts and puts each pod's address on it.
     pub network: PodNetwork,
+    /// Enforce CPU and memory limits through cgroups where the node can (it runs as root and
+    /// finds the controllers; see the backend's documentation). Default `true`.
+    pub enforce_limits: bool,
+    /// The node's cgroup, relative to the root of each cgroup hierarchy, under which every pod
+    /// gets its own. `None` (the default) uses `faas-vnode/<hash of the state directory>`: the same
+    /// for every node process over one state directory, different for nodes side by side. Pod
+    /// cgroups found there that belong to no recorded pod are removed when the backend starts.
+    pub cgroup_parent: Option<PathBuf>,
+    /// The most processes a pod may run (`pids.max` of its cgroup, the kubelet's `podPidsLimit`);
+    /// `None` (the default) sets no limit.
+    pub pod_pids_limit: Option<u64>,
 }
 
 impl ProcessBackendConfig {
@@ -88,7 +99,31 @@ impl ProcessBackendConfig {
             adopted_poll_interval: Duration::from_millis(200),
             base_env: vec![("PATH".into(), path), ("HOME".into(), "/".into())],
             network: PodNetwork::default(),
+            enforce_limits: true,
+            cgroup_parent: None,
+            pod_pids_limit: None,
         }
+    }
+
+    /// Sets whether limits are enforced through cgroups where the node can.
+    #[must_use]
+    pub fn with_enforce_limits(mut self, enforce: bool) -> Self {
+        self.enforce_limits = enforce;
+        self
+    }
+
+    /// Sets the node's cgroup, relative to the root of each cgroup hierarchy.
+    #[must_use]
+    pub fn with_cgroup_parent(mut self, parent: impl Into<PathBuf>) -> Self {
+        self.cgroup_parent = Some(parent.into());
+        self
+    }
+
+    /// Sets the most processes a pod may run.
+    #[must_use]
+    pub fn with_pod_pids_limit(mut self, limit: Option<u64>) -> Self {
+        self.pod_pids_limit = limit;
+        self
     }
 
     /// Sets the image map.

@@ -6,6 +6,7 @@
 
 mod adopt;
 mod backend;
+mod cgroup;
 mod config;
 mod exec;
 mod group;

@@ -66,6 +66,10 @@ impl TableContainer for Container {
     fn with_status<T>(&self, f: impl FnOnce(&mut ContainerStatusCell) -> T) -> T {
         f(&mut lock(&self.runtime).status)
     }
+
+    fn stops_last(&self) -> bool {
+        self.spec.sidecar
+    }
 }
 
 impl Container {

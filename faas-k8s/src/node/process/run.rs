@@ -9,7 +9,8 @@
 //! holds the status until its new parent reaps it); otherwise the run ends as
 //! `ContainerStatusUnknown` with exit code 137, as the kubelet reports a container it lost.
 //!
-//! When a run's leading process exits, whatever it left in its process group is killed.
+//! When a run's leading process exits, whatever it left in its process group is killed, and the
+//! run ends once that is gone.
 
 use std::io;
 use std::sync::Arc;
@@ -20,13 +21,14 @@ use tokio::process::Child;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
-use super::group::{kill_remaining, signal_group, wait_group_gone};
+use super::cgroup::{Cgroups, Gate};
+use super::group::{signal_group, wait_group_gone};
 use super::inspect::{self, Liveness};
 use super::isolate;
 use super::log::file::{LogFile, LogProgress};
 use super::log::pump;
 use super::pod::{Container, Pod};
-use super::spawn::spawn;
+use super::spawn::{CgroupTarget, spawn};
 use super::state::{ProcessIdentity, StateDir};
 use crate::node::container_status::Exit;
 use crate::node::events::EventHub;
@@ -36,6 +38,9 @@ use crate::node::network::PodNetwork;
 
 /// How long an ended run's log gets to be drained before its tail is read for a message.
 const LOG_DRAIN_LIMIT: Duration = Duration::from_secs(2);
+
+/// The reason of a run the kernel ended for its memory limit, as the kubelet reports it.
+const OOM_KILLED: &str = "OOMKilled";
 
 /// How long a process group gets to vanish after `SIGKILL` before stopping reports a failure.
 const KILL_LIMIT: Duration = Duration::from_secs(30);
@@ -52,6 +57,19 @@ pub(crate) struct Runner {
     pub(crate) network: PodNetwork,
     /// How long a running container gets to stop when it is restarted.
     pub(crate) restart_grace: Duration,
+    /// The node's cgroups, when it enforces limits.
+    pub(crate) cgroups: Option<Cgroups>,
+}
+
+/// What a run keeps beside its process while it is watched.
+struct RunExtras {
+    /// The run's log, and the pipe its output comes from.
+    log: LogFile,
+    output: tokio::net::unix::pipe::Receiver,
+    /// The gate the process passed into its cgroup, held until the run ends.
+    gate: Option<Gate>,
+    /// The container cgroup's OOM kill count when the run began.
+    oom_kills_before: Option<u64>,
 }
 
 /// How the end of a run is learned.
@@ -76,7 +94,15 @@ impl Runner {
     pub(crate) fn forget(&self, pod: &Pod) -> io::Result<()> {
         let mut removed = lock(&pod.data.0);
         *removed = true;
+        if let Some(cgroups) = &self.cgroups {
+            cgroups.remove_pod(&pod.key.uid)?;
+        }
         self.state.remove(&pod.key)
+    }
+
+    /// The node's cgroups, when `container` runs in one.
+    fn cgroups_of(&self, container: &Container) -> Option<&Cgroups> {
+        self.cgroups.as_ref().filter(|_| container.spec.cgroup)
     }
 
     /// Starts a new run of `container` (its restart count numbers the run's log).
@@ -95,15 +121,33 @@ impl Runner {
         )?;
         let fifo = self.state.fifo_path(&pod.key, &container.name);
         let termination_file = self.state.termination_path(&pod.key, &container.name);
-        let spawned = spawn(&self.network, &container.spec, &fifo, &termination_file).await?;
+        let gate_fifo = self.state.gate_path(&pod.key, &container.name);
+        let cgroups = self.cgroups_of(container);
+        let oom_kills_before = cgroups.map(|c| c.oom_kills(&pod.key.uid, &container.name));
+        let target = cgroups.map(|c| CgroupTarget {
+            placement: c.placement(&pod.key.uid, &container.name),
+            gate_fifo: &gate_fifo,
+        });
+        let spawned = spawn(
+            &self.network,
+            &container.spec,
+            &fifo,
+            &termination_file,
+            target,
+        )
+        .await?;
         tracing::debug!(pod = %pod.key, container = %container.name, pid = spawned.identity.pid, "started");
         self.watch(
             pod,
             container,
             spawned.identity,
             Watched::Child(spawned.child),
-            log,
-            spawned.output,
+            RunExtras {
+                log,
+                output: spawned.output,
+                gate: spawned.gate,
+                oom_kills_before,
+            },
         );
         Ok(())
     }
@@ -125,7 +169,16 @@ impl Runner {
         pump::ensure_fifo(&fifo)?;
         let output = pump::open_reader(&fifo)?;
         tracing::debug!(pod = %pod.key, container = %container.name, pid = identity.pid, "adopted");
-        self.watch(pod, container, identity, Watched::Adopted, log, output);
+        let oom_kills_before = self
+            .cgroups_of(container)
+            .map(|c| c.oom_kills(&pod.key.uid, &container.name));
+        let extras = RunExtras {
+            log,
+            output,
+            gate: None,
+            oom_kills_before,
+        };
+        self.watch(pod, container, identity, Watched::Adopted, extras);
         Ok(())
     }
 
@@ -135,9 +188,14 @@ impl Runner {
         container: &Arc<Container>,
         identity: ProcessIdentity,
         watched: Watched,
-        log: LogFile,
-        output: tokio::net::unix::pipe::Receiver,
+        extras: RunExtras,
     ) {
+        let RunExtras {
+            log,
+            output,
+            gate,
+            oom_kills_before,
+        } = extras;
         let (exited_tx, exited_rx) = watch::channel(false);
         let run = lock(&container.runtime).status.restart_count;
         let mut progress = log.subscribe();
@@ -158,7 +216,10 @@ impl Runner {
                 outcome = runner.wait(watched, identity) => outcome,
             };
             let finished_at = SystemTime::now();
-            kill_remaining(identity.pgid);
+            // The run has ended once what it left behind is gone too, not just signalled.
+            if let Err(err) = wait_group_gone(identity.pgid, KILL_LIMIT).await {
+                tracing::warn!(pod = %pod.key, container = %container.name, error = %err, "a container left processes behind");
+            }
             let exit = match outcome {
                 Ok(Some((code, signal))) => {
                     Exit::new(code, signal, identity.started_at, finished_at)
@@ -170,6 +231,14 @@ impl Runner {
                 }
             };
             let mut exit = exit;
+            drop(gate);
+            if exit.exit_code != 0
+                && let (Some(before), Some(cgroups)) =
+                    (oom_kills_before, runner.cgroups_of(&container))
+                && cgroups.oom_kills(&pod.key.uid, &container.name) > before
+            {
+                exit.reason = OOM_KILLED.to_owned();
+            }
             exit.message = runner
                 .termination_message(&pod, &container, run, exit.exit_code, &mut progress)
                 .await;

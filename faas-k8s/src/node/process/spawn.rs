@@ -14,12 +14,13 @@ use std::time::SystemTime;
 use tokio::net::unix::pipe;
 use tokio::process::{Child, Command};
 
+use super::cgroup::{Gate, Placement};
 use super::inspect;
 use super::isolate;
 use super::log::pump;
 use super::state::{ProcessIdentity, ProcessSpec};
 use crate::node::backend::{ContainerLaunch, PodKey};
-use crate::node::network::PodNetwork;
+use crate::node::network::{PodNetwork, Prelude};
 
 /// Resolves what a container runs: the image's executable unless `command` overrides it, then
 /// `args`; the environment in the order the container gets it.
@@ -67,6 +68,8 @@ pub(crate) fn resolve_spec(
         mounts: Vec::new(),
         run_as_user: launch.run_as_user,
         run_as_group: launch.run_as_group,
+        cgroup: false,
+        sidecar: launch.sidecar,
     }
 }
 
@@ -109,6 +112,15 @@ pub(crate) struct Spawned {
     pub(crate) child: Child,
     /// The read end of the output pipe.
     pub(crate) output: pipe::Receiver,
+    /// The gate the process passed into its cgroup (cgroup v2), held while it runs.
+    pub(crate) gate: Option<Gate>,
+}
+
+/// Where a new process goes: its cgroup's placement and the named pipe of its gate (used on
+/// cgroup v2).
+pub(crate) struct CgroupTarget<'a> {
+    pub(crate) placement: Placement,
+    pub(crate) gate_fifo: &'a Path,
 }
 
 /// Starts the container's process with its output going to the named pipe at `fifo`.
@@ -117,6 +129,7 @@ pub(crate) async fn spawn(
     spec: &ProcessSpec,
     fifo: &Path,
     termination_file: &Path,
+    cgroup: Option<CgroupTarget<'_>>,
 ) -> io::Result<Spawned> {
     pump::ensure_fifo(fifo)?;
     // Opened for reading and writing: the process then always holds a reader of its own output
@@ -126,7 +139,18 @@ pub(crate) async fn spawn(
         .write(true)
         .open(fifo)?;
     let output = pump::open_reader(fifo)?;
-    let mut command = command(spec, &spec.program, &spec.args);
+    let mut gate = None;
+    let mut command = match &cgroup {
+        Some(CgroupTarget {
+            placement: Placement::Gate { procs },
+            gate_fifo,
+        }) => {
+            gate = Some(Gate::open(procs, gate_fifo)?);
+            let (program, args) = Gate::wrap(gate_fifo, &spec.program, &spec.args);
+            command(spec, &program, &args)
+        }
+        _ => command(spec, &spec.program, &spec.args),
+    };
     command
         .stdout(Stdio::from(output_end.try_clone()?))
         .stderr(Stdio::from(output_end))
@@ -137,8 +161,11 @@ pub(crate) async fn spawn(
         // A fresh message file for every run.
         std::fs::write(termination_file, b"")?;
     }
-    let prelude = isolate::prelude(spec, termination_file);
-    let child = network_of(network, spec)
+    let prelude = chain(
+        cgroup.as_ref().and_then(|c| c.placement.prelude()),
+        isolate::prelude(spec, termination_file),
+    );
+    let mut child = network_of(network, spec)
         .spawn_with(command, prelude)
         .await?;
     let pid = child
@@ -147,7 +174,15 @@ pub(crate) async fn spawn(
         .ok_or_else(|| io::Error::other("the started process has no pid"))?;
     // The child is not reaped before it is waited for, so its /proc entry is there.
     let start_ticks = inspect::read_stat(pid)?.map_or(0, |stat| stat.start_ticks);
+    if let Some(gate) = &mut gate
+        && let Err(err) = gate.release(pid)
+    {
+        let _ = child.start_kill();
+        let _ = child.wait().await;
+        return Err(err);
+    }
     Ok(Spawned {
+        gate,
         identity: ProcessIdentity {
             pid,
             pgid: pid,
@@ -157,6 +192,17 @@ pub(crate) async fn spawn(
         child,
         output,
     })
+}
+
+/// Both preludes, in order, on the thread that starts the process.
+fn chain(first: Option<Prelude>, second: Option<Prelude>) -> Option<Prelude> {
+    match (first, second) {
+        (Some(first), Some(second)) => Some(Box::new(move || {
+            first()?;
+            second()
+        })),
+        (first, second) => first.or(second),
+    }
 }
 
 #[cfg(test)]

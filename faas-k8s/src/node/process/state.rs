@@ -82,6 +82,12 @@ pub(crate) struct ProcessSpec {
     pub(crate) run_as_user: Option<u32>,
     #[serde(default)]
     pub(crate) run_as_group: Option<u32>,
+    /// Runs in a cgroup of its own (`<parent>/pod<uid>/<container>`), limited to its resources.
+    #[serde(default)]
+    pub(crate) cgroup: bool,
+    /// A sidecar init container: stopped after the containers.
+    #[serde(default)]
+    pub(crate) sidecar: bool,
 }
 
 /// A node-side path bound at a path the container sees.
@@ -152,6 +158,12 @@ impl StateDir {
     /// The node-side copy of the pod's `/etc/hosts`.
     pub(crate) fn hosts_path(&self, key: &PodKey) -> PathBuf {
         self.run_dir(key).join(".hosts")
+    }
+
+    /// The named pipe a container's process waits on until it is in its cgroup (cgroup v2).
+    pub(crate) fn gate_path(&self, key: &PodKey, container: &str) -> PathBuf {
+        self.run_dir(key)
+            .join(format!(".{}.gate", escape(container)))
     }
 
     pub(crate) fn fifo_path(&self, key: &PodKey, container: &str) -> PathBuf {
@@ -297,6 +309,8 @@ mod tests {
                     mounts: Vec::new(),
                     run_as_user: None,
                     run_as_group: None,
+                    cgroup: false,
+                    sidecar: false,
                 },
                 status: ContainerStatusCell::new("main"),
                 process: None,

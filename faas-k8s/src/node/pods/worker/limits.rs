@@ -1,7 +1,8 @@
-//! Resource limits the node does not enforce are said, not ignored: a pod that sets CPU or
-//! memory limits gets a Warning Event (`LimitsNotEnforced`) when it starts, naming its
-//! containers. The node runs containers as plain processes (or in-process functions) without a
-//! cgroup of their own, so a limit neither throttles nor ends them.
+//! Resource limits the node does not enforce are said, not ignored: when the backend cannot
+//! enforce them ([`PodBackend::unenforced_limits`](crate::node::PodBackend::unenforced_limits):
+//! the node does not run as root, the machine offers no cgroup controller, the function backend
+//! runs pods in-process), a pod that sets CPU or memory limits gets a Warning Event
+//! (`LimitsNotEnforced`) when it starts, naming its containers and the reason.
 
 use k8s_openapi::api::core::v1::Pod;
 use kube::Resource;
@@ -26,8 +27,17 @@ pub(crate) fn limited_containers(pod: &Pod) -> Vec<String> {
         .collect()
 }
 
-/// Publishes the Warning for `pod` when it has limits; a failure to publish is logged only.
-pub(crate) async fn warn_unenforced(client: &kube::Client, node: &str, pod: &Pod) {
+/// Publishes the Warning for `pod` when it has limits the backend does not enforce, for
+/// `reason` (`None`: they are enforced); a failure to publish is logged only.
+pub(crate) async fn warn_unenforced(
+    client: &kube::Client,
+    node: &str,
+    pod: &Pod,
+    reason: Option<String>,
+) {
+    let Some(reason) = reason else {
+        return;
+    };
     let containers = limited_containers(pod);
     if containers.is_empty() {
         return;
@@ -43,7 +53,7 @@ pub(crate) async fn warn_unenforced(client: &kube::Client, node: &str, pod: &Pod
         type_: EventType::Warning,
         reason: "LimitsNotEnforced".to_owned(),
         note: Some(format!(
-            "virtual node {node} does not enforce CPU or memory limits: containers {} run without them",
+            "virtual node {node} does not enforce CPU or memory limits ({reason}): containers {} run without them",
             containers.join(", ")
         )),
         action: "Start".to_owned(),

@@ -105,6 +105,9 @@ pub(crate) struct Worker {
     init_names: Vec<String>,
     /// An init container failed and the restart policy says never again: the pod failed.
     init_failed: bool,
+    /// Every init container completed (or, a sidecar, started): from then on sidecars are
+    /// supervised beside the containers.
+    init_done: bool,
     /// When the running pod's volume files are next brought up to date.
     next_volume_sync: Option<Instant>,
     gone: bool,
@@ -168,6 +171,7 @@ impl Worker {
             failure: None,
             init_names,
             init_failed: false,
+            init_done: false,
             next_volume_sync: None,
             gone: false,
             finished: false,
@@ -430,7 +434,14 @@ impl Worker {
         match self.ctx.backend.create(launch).await {
             Ok(status) => {
                 tracing::info!(pod = %self.key, ip = ?status.pod_ip, "pod started");
-                limits::warn_unenforced(&self.ctx.client, &self.ctx.config.name, &self.pod).await;
+                let unenforced = self.ctx.backend.unenforced_limits();
+                limits::warn_unenforced(
+                    &self.ctx.client,
+                    &self.ctx.config.name,
+                    &self.pod,
+                    unenforced,
+                )
+                .await;
                 self.runtime = Some(status);
                 self.runtime_dirty = true;
                 self.blocked = None;
@@ -493,11 +504,12 @@ impl Worker {
 
     /// The Running stage: decide about exits, restart what is due, keep probes in step with runs.
     async fn supervise(&mut self) {
-        if !self.init_names.is_empty() {
+        if !self.init_names.is_empty() && !self.init_done {
             self.refresh_runtime().await;
             if self.stage != Stage::Running || !self.advance_init().await {
                 return;
             }
+            self.init_done = true;
             self.start_app_containers().await;
         }
         // A restarted container can have exited again by the time the backend is asked how it
@@ -541,8 +553,18 @@ impl Worker {
         };
         let mut restart_now = Vec::new();
         for container in &runtime.containers {
-            if self.init_names.contains(&container.name) {
+            let sidecar = self.is_sidecar(&container.name);
+            if self.init_names.contains(&container.name) && !sidecar {
                 continue;
+            }
+            // A sidecar runs again whatever the pod's policy.
+            let policy = if sidecar {
+                RestartPolicy::Always
+            } else {
+                self.policy
+            };
+            if let ContainerState::Running { started_at } = &container.state {
+                self.ensure_probes(&container.name, *started_at, runtime.pod_ip);
             }
             let Some(track) = self.tracks.get_mut(&container.name) else {
                 continue;
@@ -553,7 +575,7 @@ impl Worker {
                     if track.handled_exit != Some(t.finished_at) {
                         track.handled_exit = Some(t.finished_at);
                         let backoff = &mut track.backoff;
-                        match decide_exit(self.policy, t, || backoff.next_delay(now)) {
+                        match decide_exit(policy, t, || backoff.next_delay(now)) {
                             ExitDecision::RestartAfter(delay) => {
                                 tracing::info!(pod = %self.key, container = %container.name,
                                     exit_code = t.exit_code, ?delay, "container exited; restarting after back-off");
@@ -571,33 +593,7 @@ impl Worker {
                         restart_now.push(container.name.clone());
                     }
                 }
-                ContainerState::Running { started_at } => {
-                    track.restart_due = None;
-                    let current = track.probes.as_ref().map(|(run, _)| *run);
-                    if current != Some(*started_at) {
-                        track.stop_probes();
-                        let spec = self
-                            .pod
-                            .spec
-                            .iter()
-                            .flat_map(|s| s.containers.iter())
-                            .find(|c| c.name == container.name)
-                            .cloned()
-                            .unwrap_or_default();
-                        let target = ProbeTarget {
-                            backend: self.ctx.backend.clone(),
-                            key: self.key.clone(),
-                            container: spec,
-                            pod_ip: runtime.pod_ip,
-                        };
-                        let task = tokio::spawn(probe_container(
-                            target,
-                            *started_at,
-                            self.probe_tx.clone(),
-                        ));
-                        track.probes = Some((*started_at, task));
-                    }
-                }
+                ContainerState::Running { .. } => track.restart_due = None,
                 ContainerState::Waiting { .. } => track.stop_probes(),
             }
         }
@@ -621,6 +617,62 @@ impl Worker {
 }
 
 impl Worker {
+    /// Whether `name` is a sidecar: an init container with `restartPolicy: Always`.
+    fn is_sidecar(&self, name: &str) -> bool {
+        self.pod
+            .spec
+            .iter()
+            .flat_map(|s| s.init_containers.iter().flatten())
+            .any(|c| c.name == name && c.restart_policy.as_deref() == Some("Always"))
+    }
+
+    /// Starts probing the run of `name` that started at `started_at`, unless it is probed.
+    fn ensure_probes(&mut self, name: &str, started_at: SystemTime, pod_ip: Option<IpAddr>) {
+        let spec = self
+            .pod
+            .spec
+            .iter()
+            .flat_map(|s| {
+                s.containers
+                    .iter()
+                    .chain(s.init_containers.iter().flatten())
+            })
+            .find(|c| c.name == name)
+            .cloned()
+            .unwrap_or_default();
+        let Some(track) = self.tracks.get_mut(name) else {
+            return;
+        };
+        if track.probes.as_ref().map(|(run, _)| *run) == Some(started_at) {
+            return;
+        }
+        track.stop_probes();
+        let target = ProbeTarget {
+            backend: self.ctx.backend.clone(),
+            key: self.key.clone(),
+            container: spec,
+            pod_ip,
+        };
+        let task = tokio::spawn(probe_container(target, started_at, self.probe_tx.clone()));
+        track.probes = Some((started_at, task));
+    }
+
+    /// Whether the sidecar `name` has started: it runs, and its startup probe and postStart
+    /// hook (if it has them) are through.
+    fn sidecar_started(&self, name: &str) -> bool {
+        let spec = self
+            .pod
+            .spec
+            .iter()
+            .flat_map(|s| s.init_containers.iter().flatten())
+            .find(|c| c.name == name);
+        let gated = spec.is_some_and(|c| {
+            c.startup_probe.is_some()
+                || c.lifecycle.as_ref().is_some_and(|l| l.post_start.is_some())
+        });
+        !gated || self.tracks.get(name).is_some_and(|t| t.started)
+    }
+
     /// Runs the init containers one after the other, each to a successful end, restarting a
     /// failed one with back-off (or failing the pod under `restartPolicy: Never`); returns
     /// whether all of them completed.
@@ -633,15 +685,24 @@ impl Worker {
             let Some(container) = runtime.container(&name) else {
                 return false;
             };
+            let sidecar = self.is_sidecar(&name);
+            if sidecar && let ContainerState::Running { started_at } = &container.state {
+                // The next one waits only for the sidecar's start, not its end.
+                self.ensure_probes(&name, *started_at, runtime.pod_ip);
+                if self.sidecar_started(&name) {
+                    continue;
+                }
+                return false;
+            }
             let Some(track) = self.tracks.get_mut(&name) else {
                 return false;
             };
             match &container.state {
-                ContainerState::Terminated(t) if t.exit_code == 0 => {}
+                ContainerState::Terminated(t) if t.exit_code == 0 && !sidecar => {}
                 ContainerState::Terminated(t) => {
                     if track.handled_exit != Some(t.finished_at) {
                         track.handled_exit = Some(t.finished_at);
-                        if self.policy == RestartPolicy::Never {
+                        if self.policy == RestartPolicy::Never && !sidecar {
                             tracing::info!(pod = %self.key, container = %name, "init container failed; the pod fails");
                             self.init_failed = true;
                             self.stage = Stage::Terminated;

@@ -24,10 +24,21 @@ impl Worker {
             .iter()
             .map(|c| self.container_view(c, finished, true))
             .collect();
+        // A sidecar is through once it started; the others once they completed.
         let incomplete: Vec<String> = init_containers
             .iter()
-            .filter(|c| !matches!(&c.state, ContainerState::Terminated(t) if t.exit_code == 0))
-            .map(|c| c.name.clone())
+            .zip(&init_specs)
+            .filter(|(c, spec)| {
+                let sidecar = spec.restart_policy.as_deref() == Some("Always");
+                // Once all were through, a sidecar that restarts does not undo it.
+                let through = if sidecar {
+                    c.started || self.init_done
+                } else {
+                    matches!(&c.state, ContainerState::Terminated(t) if t.exit_code == 0)
+                };
+                !through
+            })
+            .map(|(c, _)| c.name.clone())
             .collect();
         let initializing = !incomplete.is_empty();
         let mut containers = Vec::new();
@@ -135,7 +146,9 @@ impl Worker {
             .is_some_and(|l| l.post_start.is_some());
         let started = running
             && ((spec.startup_probe.is_none() && !post_start) || track.is_some_and(|t| t.started));
-        let ready = !init
+        // A sidecar (an init container that keeps running) can be ready; the others never are.
+        let sidecar = init && spec.restart_policy.as_deref() == Some("Always");
+        let ready = (!init || sidecar)
             && started
             && !finished
             && (spec.readiness_probe.is_none() || track.is_some_and(|t| t.ready));
