@@ -10,8 +10,8 @@ use std::process::ExitCode;
 
 use bytes::Bytes;
 use clap::Parser;
-use faas_core::{FunctionDefinition, Registry};
 use faas_benches::b6::heap::{HEAP_FILE_ENV, report_to_file};
+use faas_core::{FunctionDefinition, Registry};
 use faas_k8s::node::cli::{VnodeArgs, run_with_functions};
 use stats_alloc::{INSTRUMENTED_SYSTEM, StatsAlloc};
 

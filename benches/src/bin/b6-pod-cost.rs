@@ -10,9 +10,9 @@ use std::alloc::System;
 use std::time::Duration;
 
 use bytes::Bytes;
+use faas_benches::b6::heap::live_bytes;
 use faas_core::{FunctionDefinition, Registry};
 use faas_k8s::node::function::{FunctionBackend, FunctionBackendConfig, function_image};
-use faas_benches::b6::heap::live_bytes;
 use faas_k8s::node::{AddressPool, Capacity, ContainerLaunch, PodBackend, PodKey, PodLaunch};
 use stats_alloc::{INSTRUMENTED_SYSTEM, StatsAlloc};
 

@@ -238,7 +238,7 @@ fn dispatch(
     }
     let (tx, rx) = mpsc::unbounded_channel();
     registry.insert(&key);
-    let worker = Worker::new(ctx.clone(), pod);
+    let worker = Box::new(Worker::new(ctx.clone(), pod));
     let done_tx = done_tx.clone();
     let done_key = key.clone();
     tasks.spawn(async move {

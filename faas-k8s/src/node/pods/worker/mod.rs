@@ -204,7 +204,11 @@ impl Worker {
     }
 
     /// Runs until the pod is gone and stopped, or until the node shuts down (`rx` closes).
-    pub(crate) async fn run(mut self, mut rx: mpsc::UnboundedReceiver<WorkerMsg>) {
+    ///
+    /// The worker stays where it was boxed: its task holds a pointer to it, not a copy of it
+    /// (the task's future would otherwise keep room for the worker twice, before and after it
+    /// moves into this call).
+    pub(crate) async fn run(mut self: Box<Self>, mut rx: mpsc::UnboundedReceiver<WorkerMsg>) {
         loop {
             // Boxed, like every large step below: the task keeps only what an idle worker needs,
             // not room for the deepest call it may make.
@@ -613,7 +617,10 @@ impl Worker {
                         let probed = spec.startup_probe.is_some()
                             || spec.readiness_probe.is_some()
                             || spec.liveness_probe.is_some()
-                            || spec.lifecycle.as_ref().is_some_and(|l| l.post_start.is_some());
+                            || spec
+                                .lifecycle
+                                .as_ref()
+                                .is_some_and(|l| l.post_start.is_some());
                         // Nothing to probe: the run is started and ready as it is (see `view`).
                         let task = probed.then(|| {
                             let target = ProbeTarget {
