@@ -21,9 +21,14 @@
 //! Each node runs as its own process; its resident memory (VmRSS) is read
 //! when it is Ready with no pod and again with N pods Running.
 //!
+//! faas-vnode also reports its live heap (counted by its allocator, see
+//! `faas_benches::b6::heap`): the pods' own state, without what the allocator
+//! keeps after a burst.
+//!
 //! Environment: `B6_PODS` (default 1000), `B6_CONCURRENCY` (default 32),
 //! `B6_PEER_PODS` (pods for virtual-kubelet at its defaults, default
-//! `B6_PODS`: at 5 QPS 1000 pods take minutes).
+//! `B6_PODS`: at 5 QPS 1000 pods take minutes; `0` leaves virtual-kubelet out
+//! altogether, for a quick look at faas-vnode against minimum work).
 
 use std::path::PathBuf;
 
@@ -69,6 +74,8 @@ struct NodeRun {
     preset: Batch,
     scheduled: Option<Batch>,
     bytes_per_pod: f64,
+    /// Live heap growth per pod, for a node that reports its heap.
+    heap_per_pod: Option<f64>,
 }
 
 /// Runs `count` pods on `node` (preset, then through the scheduler when
@@ -84,6 +91,7 @@ async fn measure(
     let run_id = std::process::id();
     node.wait_ready(client).await;
     let idle = node.rss_bytes();
+    let idle_heap = node.heap_bytes().await;
     let ns = format!("b6-{label}-{run_id}");
     let preset = run_batch(
         client,
@@ -94,7 +102,18 @@ async fn measure(
     )
     .await;
     let loaded = node.rss_bytes();
+    let loaded_heap = node.heap_bytes().await;
     let bytes_per_pod = loaded.saturating_sub(idle) as f64 / count as f64;
+    let heap_per_pod = idle_heap
+        .zip(loaded_heap)
+        .map(|(idle, loaded)| loaded.saturating_sub(idle) as f64 / count as f64);
+    if let (Some(idle), Some(loaded), Some(per_pod)) = (idle_heap, loaded_heap, heap_per_pod) {
+        eprintln!(
+            "{label}: live heap {} KiB idle, {} KiB with {count} pods ({per_pod:.0} bytes per pod)",
+            idle / 1024,
+            loaded / 1024
+        );
+    }
     eprintln!(
         "{label}: {:.1} pods/s, p50 {:.2?}, p99 {:.2?}; RSS {} KiB idle, {} KiB with {count} pods \
          ({:.0} bytes per pod)",
@@ -130,6 +149,7 @@ async fn measure(
         preset,
         scheduled,
         bytes_per_pod,
+        heap_per_pod,
     }
 }
 
@@ -138,7 +158,8 @@ async fn main() {
     let count = env_or("B6_PODS", 1000);
     let peer_count = env_or("B6_PEER_PODS", count);
     let concurrency = env_or("B6_CONCURRENCY", 32);
-    let virtual_kubelet = virtual_kubelet_binary();
+    let with_peers = peer_count > 0;
+    let virtual_kubelet = with_peers.then(virtual_kubelet_binary);
     let cluster = TestCluster::require().await;
     let client = cluster.client();
     let run_id = std::process::id();
@@ -164,27 +185,34 @@ async fn main() {
     let faas = measure(&client, faas, "faas", count, concurrency, true).await;
 
     // 3. and 4. virtual-kubelet's mock, at its defaults and with raised limits.
-    let peer = |name: &str, pods: usize, limits| {
-        NodeProcess::virtual_kubelet(&virtual_kubelet, &cluster, name, pods, limits)
+    let peers = match &virtual_kubelet {
+        Some(binary) => {
+            let peer = |name: &str, pods: usize, limits| {
+                NodeProcess::virtual_kubelet(binary, &cluster, name, pods, limits)
+            };
+            let vk_default = peer("b6-vk-default", peer_count, PeerLimits::DEFAULTS);
+            let vk_default = measure(
+                &client,
+                vk_default,
+                "vk-default",
+                peer_count,
+                concurrency,
+                false,
+            )
+            .await;
+            let vk_raised = peer("b6-vk-raised", count, PeerLimits::RAISED);
+            let vk_raised =
+                measure(&client, vk_raised, "vk-raised", count, concurrency, false).await;
+            Some((vk_default, vk_raised))
+        }
+        None => None,
     };
-    let vk_default = peer("b6-vk-default", peer_count, PeerLimits::DEFAULTS);
-    let vk_default = measure(
-        &client,
-        vk_default,
-        "vk-default",
-        peer_count,
-        concurrency,
-        false,
-    )
-    .await;
-    let vk_raised = peer("b6-vk-raised", count, PeerLimits::RAISED);
-    let vk_raised = measure(&client, vk_raised, "vk-raised", count, concurrency, false).await;
 
     let detail = format!(
         "{count} pods ({peer_count} for the mock at its defaults), {concurrency} creates in flight"
     );
     let scheduled = faas.scheduled.expect("faas ran through the scheduler");
-    let rows = [
+    let mut rows = vec![
         (
             "pods/s to Running, nodeName preset, vs minimum work",
             faas.preset.rate,
@@ -197,18 +225,24 @@ async fn main() {
             minimum.rate,
             format!("{detail}; scheduler at 500 QPS, burst 1000"),
         ),
-        (
-            "pods/s to Running, nodeName preset, vs virtual-kubelet mock (defaults)",
-            faas.preset.rate,
-            vk_default.preset.rate,
-            format!("{detail}; mock: client-go 5 QPS, burst 10, 10 sync workers"),
-        ),
-        (
-            "pods/s to Running, nodeName preset, vs virtual-kubelet mock (limits raised)",
-            faas.preset.rate,
-            vk_raised.preset.rate,
-            format!("{detail}; mock: 500 QPS, burst 1000, 32 sync workers"),
-        ),
+    ];
+    if let Some((vk_default, vk_raised)) = &peers {
+        rows.extend([
+            (
+                "pods/s to Running, nodeName preset, vs virtual-kubelet mock (defaults)",
+                faas.preset.rate,
+                vk_default.preset.rate,
+                format!("{detail}; mock: client-go 5 QPS, burst 10, 10 sync workers"),
+            ),
+            (
+                "pods/s to Running, nodeName preset, vs virtual-kubelet mock (limits raised)",
+                faas.preset.rate,
+                vk_raised.preset.rate,
+                format!("{detail}; mock: 500 QPS, burst 1000, 32 sync workers"),
+            ),
+        ]);
+    }
+    rows.extend([
         (
             "create to Running p50 / p99 (ms), faas preset",
             faas.preset.p50.as_secs_f64() * 1e3,
@@ -221,7 +255,9 @@ async fn main() {
             scheduled.p99.as_secs_f64() * 1e3,
             "value = p50, baseline column = p99".to_owned(),
         ),
-        (
+    ]);
+    if let Some((vk_default, vk_raised)) = &peers {
+        rows.push((
             "node memory per pod (bytes), vs virtual-kubelet mock (limits raised)",
             faas.bytes_per_pod,
             vk_raised.bytes_per_pod,
@@ -229,14 +265,22 @@ async fn main() {
                 "VmRSS growth / pods; mock at its defaults: {:.0} bytes per pod",
                 vk_default.bytes_per_pod
             ),
-        ),
+        ));
+    }
+    rows.extend([
         (
             "node memory per pod (bytes), vs the 16 KiB target",
             faas.bytes_per_pod,
             TARGET_BYTES_PER_POD,
             "VmRSS growth of faas-vnode (function backend) / pods".to_owned(),
         ),
-    ];
+        (
+            "node live heap per pod (bytes), vs the 16 KiB target",
+            faas.heap_per_pod.unwrap_or(f64::NAN),
+            TARGET_BYTES_PER_POD,
+            "heap growth of faas-vnode counted by its allocator / pods".to_owned(),
+        ),
+    ]);
     for (metric, value, baseline, detail) in rows {
         Measurement::new("B6", metric, value, baseline, detail).emit();
     }

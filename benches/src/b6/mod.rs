@@ -6,11 +6,13 @@
 //!   create request to the last pod observed Running.
 //! - [`nodes`]: the node processes: faas-vnode's function backend (`b6-node`)
 //!   and virtual-kubelet's mock provider, with their resident memory.
+//! - [`heap`]: the live heap of the B6 binaries, counted by their allocator.
 //!
 //! The minimum-work baseline needs no node process: the bench's own client
 //! creates each pod with `nodeName` preset and writes its status once
 //! (Running, Ready), the least API work any node agent can do per pod
 //! ([`pods::Placement::StatusWrittenByClient`]).
 
+pub mod heap;
 pub mod nodes;
 pub mod pods;

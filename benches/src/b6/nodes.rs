@@ -64,7 +64,8 @@ impl NodeProcess {
         ])
         .args(["--max-pods", &(pods + 10).to_string()])
         .arg("--state-dir")
-        .arg(&state);
+        .arg(&state)
+        .env(super::heap::HEAP_FILE_ENV, state.join("heap"));
         Self::spawn(cmd, name, state)
     }
 
@@ -186,6 +187,16 @@ impl NodeProcess {
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
         tokio::time::sleep(Duration::from_secs(2)).await;
+    }
+
+    /// The live heap the process reported after this call (faas-vnode only:
+    /// virtual-kubelet does not report one).
+    pub async fn heap_bytes(&self) -> Option<u64> {
+        let path = self.state.join("heap");
+        if !path.exists() {
+            return None;
+        }
+        super::heap::fresh_report(&path).await
     }
 
     /// The process's resident memory (VmRSS), in bytes.

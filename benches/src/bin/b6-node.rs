@@ -1,13 +1,29 @@
 //! The virtual node of benchmark B6: `faas-vnode`'s command line, with an
 //! `echo` function registered so that `--backend function` pods whose image
 //! is `faas.dev/function/echo` serve it in-process.
+//!
+//! Its allocator counts the live heap; with `B6_HEAP_FILE` set, the figure is
+//! written to that file twice a second for the bench to read.
 
+use std::alloc::System;
 use std::process::ExitCode;
 
 use bytes::Bytes;
 use clap::Parser;
+use faas_benches::b6::heap::{HEAP_FILE_ENV, report_to_file};
 use faas_core::{FunctionDefinition, Registry};
 use faas_k8s::node::cli::{VnodeArgs, run_with_functions};
+use stats_alloc::{INSTRUMENTED_SYSTEM, StatsAlloc};
+
+#[cfg(not(feature = "dhat-heap"))]
+#[global_allocator]
+static ALLOCATOR: &StatsAlloc<System> = &INSTRUMENTED_SYSTEM;
+#[cfg(feature = "dhat-heap")]
+static ALLOCATOR: &StatsAlloc<System> = &INSTRUMENTED_SYSTEM;
+
+#[cfg(feature = "dhat-heap")]
+#[global_allocator]
+static PROFILED: dhat::Alloc = dhat::Alloc;
 
 async fn echo(body: Bytes) -> Bytes {
     body
@@ -15,6 +31,8 @@ async fn echo(body: Bytes) -> Bytes {
 
 #[tokio::main]
 async fn main() -> ExitCode {
+    #[cfg(feature = "dhat-heap")]
+    let _profiler = dhat::Profiler::new_heap();
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
@@ -22,6 +40,9 @@ async fn main() -> ExitCode {
         )
         .with_writer(std::io::stderr)
         .init();
+    if let Some(path) = std::env::var_os(HEAP_FILE_ENV) {
+        tokio::spawn(report_to_file(ALLOCATOR, path.into()));
+    }
     let registry = Registry::new();
     if let Err(err) = registry.register(FunctionDefinition::from_handler("echo", echo)) {
         eprintln!("b6-node: {err}");

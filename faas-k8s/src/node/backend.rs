@@ -726,6 +726,14 @@ pub trait PodBackend: Send + Sync + 'static {
         Ok(None)
     }
 
+    /// Whether containers see the files of the pod's volumes (ConfigMaps, Secrets, the service
+    /// account token, ...). A backend that does not (the default says it does) spares the node
+    /// resolving them: no ConfigMap or Secret is read and no token requested for its pods, at
+    /// their start or later.
+    fn mounts_volumes(&self) -> bool {
+        true
+    }
+
     /// Stops the pod: SIGTERM (or equivalent), waits up to `grace`, then SIGKILL; returns when
     /// nothing of it is left running. Deleting an unknown key succeeds.
     async fn delete(&self, key: &PodKey, grace: Duration) -> Result<(), BackendError>;

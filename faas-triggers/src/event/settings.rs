@@ -53,6 +53,7 @@ pub(crate) fn check_at_least(
 }
 
 /// `SOURCE.SETTING` is a name without whitespace.
+#[cfg(any(feature = "redis", test))]
 pub(crate) fn check_name(source: &str, setting: &str, value: &str) -> Result<()> {
     if value.is_empty() || value.chars().any(char::is_whitespace) {
         return Err(invalid(

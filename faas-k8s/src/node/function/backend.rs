@@ -36,6 +36,8 @@ use crate::node::pod_table::{PodRuntime, PodTable};
 /// - **Restarts of the node**: nothing survives them (the servers lived in the node's process),
 ///   so `list` starts empty and the node creates the pods again.
 /// - `exec` is refused: there is no process to run a command in (use HTTP probes).
+/// - **Volumes** are not mounted (a function sees no files of the pod), so the node does not
+///   resolve them: no ConfigMap, Secret or service account token is read for a function pod.
 ///
 /// ```no_run
 /// use faas_core::{FunctionDefinition, Registry};
@@ -224,6 +226,11 @@ impl PodBackend for FunctionBackend {
 
     async fn update(&self, pod: PodLaunch) -> Result<(), BackendError> {
         self.inner.table.pod(&pod.key).map(|_| ())
+    }
+
+    /// A function has no filesystem of the pod's: volumes are not resolved for its pods.
+    fn mounts_volumes(&self) -> bool {
+        false
     }
 
     async fn restart_container(&self, key: &PodKey, name: &str) -> Result<(), BackendError> {

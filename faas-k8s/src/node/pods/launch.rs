@@ -26,7 +26,8 @@ pub(crate) fn pod_key(pod: &Pod) -> PodKey {
 }
 
 /// Resolves every container of `pod`: environment (with the variables of `services`, the
-/// cluster's Services), `$(VAR)` in command and args, ports.
+/// cluster's Services), `$(VAR)` in command and args, ports; and, with `volumes`, the files of its
+/// volumes.
 pub(crate) async fn build_launch(
     pod: &Pod,
     pod_ip: Option<IpAddr>,
@@ -34,6 +35,7 @@ pub(crate) async fn build_launch(
     allocatable: &Capacity,
     services: &[&Service],
     source: &dyn ConfigSource,
+    volumes: bool,
 ) -> Result<PodLaunch, ConfigError> {
     let spec = pod
         .spec
@@ -61,7 +63,11 @@ pub(crate) async fn build_launch(
     for container in spec.init_containers.iter().flatten() {
         init_containers.push(container_launch(&ctx, container, source).await?);
     }
-    let volumes = resolve_volumes(&ctx, source).await?;
+    let volumes = if volumes {
+        resolve_volumes(&ctx, source).await?
+    } else {
+        Vec::new()
+    };
     Ok(PodLaunch::new(pod_key(pod), containers)
         .with_volumes(volumes)
         .with_init_containers(init_containers)
@@ -234,6 +240,7 @@ mod tests {
             &Capacity::default(),
             &[],
             &Empty,
+            true,
         )
         .await
         .unwrap();

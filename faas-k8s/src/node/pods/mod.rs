@@ -75,6 +75,33 @@ impl PodRegistry {
     }
 }
 
+/// Drops from `pod` what the node never reads, before a worker keeps it: who wrote which field
+/// (`managedFields`, often the largest part of a pod), the scheduler's inputs (tolerations,
+/// affinity, node selector, spread constraints, scheduling gates), and, for a backend that does
+/// not mount volumes, the volumes and their mounts.
+///
+/// Status writes are unaffected: the status subresource takes only the status of what it is sent.
+pub(crate) fn trim(pod: &mut Pod, mounts_volumes: bool) {
+    pod.metadata.managed_fields = None;
+    if let Some(spec) = pod.spec.as_mut() {
+        spec.tolerations = None;
+        spec.affinity = None;
+        spec.node_selector = None;
+        spec.topology_spread_constraints = None;
+        spec.scheduling_gates = None;
+        if !mounts_volumes {
+            spec.volumes = None;
+            let containers = spec
+                .containers
+                .iter_mut()
+                .chain(spec.init_containers.iter_mut().flatten());
+            for container in containers {
+                container.volume_mounts = None;
+            }
+        }
+    }
+}
+
 struct WorkerHandle {
     key: PodKey,
     tx: mpsc::UnboundedSender<WorkerMsg>,
@@ -88,8 +115,10 @@ pub(crate) async fn run_pods(
 ) {
     let api: Api<Pod> = Api::all(ctx.client.clone());
     let selector = format!("spec.nodeName={}", ctx.config.name);
+    let mounts_volumes = ctx.backend.mounts_volumes();
     let mut pods = watcher::watcher(api, watcher::Config::default().fields(&selector))
         .default_backoff()
+        .modify(move |pod: &mut Pod| trim(pod, mounts_volumes))
         .boxed();
     let mut changes = ctx.backend.events();
     let mut workers: HashMap<String, WorkerHandle> = HashMap::new();
@@ -209,7 +238,7 @@ fn dispatch(
     }
     let (tx, rx) = mpsc::unbounded_channel();
     registry.insert(&key);
-    let worker = Worker::new(ctx.clone(), pod);
+    let worker = Box::new(Worker::new(ctx.clone(), pod));
     let done_tx = done_tx.clone();
     let done_key = key.clone();
     tasks.spawn(async move {
@@ -217,4 +246,48 @@ fn dispatch(
         let _ = done_tx.send(done_key);
     });
     workers.insert(key.uid.clone(), WorkerHandle { key, tx });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pod() -> Pod {
+        serde_json::from_value(serde_json::json!({
+            "metadata": {
+                "name": "web", "namespace": "shop", "uid": "u1", "labels": {"app": "web"},
+                "managedFields": [{"manager": "kubectl", "operation": "Update", "fieldsType": "FieldsV1",
+                                   "fieldsV1": {"f:spec": {"f:containers": {}}}}],
+            },
+            "spec": {
+                "nodeName": "vn",
+                "containers": [{"name": "app", "image": "local/app",
+                                "volumeMounts": [{"name": "token", "mountPath": "/var/run/secrets"}]}],
+                "volumes": [{"name": "token", "projected": {"sources": []}}],
+                "tolerations": [{"key": "virtual-kubelet.io/provider", "operator": "Exists"}],
+                "nodeSelector": {"type": "virtual-kubelet"},
+            },
+            "status": {"phase": "Pending"},
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn trimming_keeps_what_the_node_reads() {
+        let mut kept = pod();
+        trim(&mut kept, true);
+        assert!(kept.metadata.managed_fields.is_none());
+        assert_eq!(kept.metadata.labels, pod().metadata.labels);
+        let spec = kept.spec.as_ref().unwrap();
+        assert!(spec.tolerations.is_none() && spec.node_selector.is_none());
+        assert_eq!(spec.volumes, pod().spec.unwrap().volumes);
+        assert!(spec.containers[0].volume_mounts.is_some());
+        assert_eq!(kept.status, pod().status);
+
+        let mut no_volumes = pod();
+        trim(&mut no_volumes, false);
+        let spec = no_volumes.spec.as_ref().unwrap();
+        assert!(spec.volumes.is_none() && spec.containers[0].volume_mounts.is_none());
+        assert_eq!(spec.containers[0].image.as_deref(), Some("local/app"));
+    }
 }

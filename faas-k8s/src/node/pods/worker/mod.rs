@@ -71,13 +71,14 @@ struct ContainerTrack {
     handled_exit: Option<SystemTime>,
     ready: bool,
     started: bool,
-    /// The probing task of the current run, keyed by when the run started.
-    probes: Option<(SystemTime, JoinHandle<()>)>,
+    /// The current run (keyed by when it started) and its probing task; no task when the
+    /// container has neither probes nor a postStart hook.
+    probes: Option<(SystemTime, Option<JoinHandle<()>>)>,
 }
 
 impl ContainerTrack {
     fn stop_probes(&mut self) {
-        if let Some((_, task)) = self.probes.take() {
+        if let Some((_, Some(task))) = self.probes.take() {
             task.abort();
         }
         self.ready = false;
@@ -112,8 +113,32 @@ pub(crate) struct Worker {
     next_volume_sync: Option<Instant>,
     gone: bool,
     finished: bool,
-    probe_tx: mpsc::UnboundedSender<ProbeReport>,
-    probe_rx: mpsc::UnboundedReceiver<ProbeReport>,
+    probe_reports: ProbeReports,
+}
+
+/// Where probing tasks report, made when the first one starts: most pods have no probe.
+#[derive(Debug, Default)]
+struct ProbeReports {
+    tx: Option<mpsc::UnboundedSender<ProbeReport>>,
+    rx: Option<mpsc::UnboundedReceiver<ProbeReport>>,
+}
+
+impl ProbeReports {
+    fn sender(&mut self) -> mpsc::UnboundedSender<ProbeReport> {
+        if let Some(tx) = &self.tx {
+            return tx.clone();
+        }
+        let (tx, rx) = mpsc::unbounded_channel();
+        self.rx = Some(rx);
+        self.tx.insert(tx).clone()
+    }
+
+    async fn next(&mut self) -> Option<ProbeReport> {
+        match &mut self.rx {
+            Some(rx) => rx.recv().await,
+            None => futures::future::pending().await,
+        }
+    }
 }
 
 impl Worker {
@@ -153,7 +178,6 @@ impl Worker {
                 )
             })
             .collect();
-        let (probe_tx, probe_rx) = mpsc::unbounded_channel();
         let retry = ctx.config.config_retry_interval;
         Self {
             ctx,
@@ -175,8 +199,7 @@ impl Worker {
             next_volume_sync: None,
             gone: false,
             finished: false,
-            probe_tx,
-            probe_rx,
+            probe_reports: ProbeReports::default(),
         }
     }
 
@@ -185,9 +208,15 @@ impl Worker {
     }
 
     /// Runs until the pod is gone and stopped, or until the node shuts down (`rx` closes).
-    pub(crate) async fn run(mut self, mut rx: mpsc::UnboundedReceiver<WorkerMsg>) {
+    ///
+    /// The worker stays where it was boxed: its task holds a pointer to it, not a copy of it
+    /// (the task's future would otherwise keep room for the worker twice, before and after it
+    /// moves into this call).
+    pub(crate) async fn run(mut self: Box<Self>, mut rx: mpsc::UnboundedReceiver<WorkerMsg>) {
         loop {
-            self.step().await;
+            // Boxed, like every large step below: the task keeps only what an idle worker needs,
+            // not room for the deepest call it may make.
+            Box::pin(self.step()).await;
             if self.finished {
                 break;
             }
@@ -197,7 +226,7 @@ impl Worker {
                     Some(msg) => self.handle(msg),
                     None => break,
                 },
-                Some(report) = self.probe_rx.recv() => self.handle_probe(report).await,
+                Some(report) = self.probe_reports.next() => Box::pin(self.handle_probe(report)).await,
                 () = sleep_until(deadline) => {}
             }
             while let Ok(msg) = rx.try_recv() {
@@ -416,6 +445,7 @@ impl Worker {
             &self.ctx.allocatable,
             &services,
             &self.ctx.client,
+            self.ctx.backend.mounts_volumes(),
         )
         .await;
         let launch = match launch {
@@ -647,13 +677,27 @@ impl Worker {
             return;
         }
         track.stop_probes();
-        let target = ProbeTarget {
-            backend: self.ctx.backend.clone(),
-            key: self.key.clone(),
-            container: spec,
-            pod_ip,
-        };
-        let task = tokio::spawn(probe_container(target, started_at, self.probe_tx.clone()));
+        let probed = spec.startup_probe.is_some()
+            || spec.readiness_probe.is_some()
+            || spec.liveness_probe.is_some()
+            || spec
+                .lifecycle
+                .as_ref()
+                .is_some_and(|l| l.post_start.is_some());
+        // Nothing to probe: the run is started and ready as it is (see `view`).
+        let task = probed.then(|| {
+            let target = ProbeTarget {
+                backend: self.ctx.backend.clone(),
+                key: self.key.clone(),
+                container: spec,
+                pod_ip,
+            };
+            tokio::spawn(probe_container(
+                target,
+                started_at,
+                self.probe_reports.sender(),
+            ))
+        });
         track.probes = Some((started_at, task));
     }
 
@@ -733,11 +777,12 @@ impl Worker {
     /// Brings the files of the running pod's volumes up to date, every
     /// [`volume_sync_interval`](NodeConfig::volume_sync_interval).
     async fn sync_volumes(&mut self) {
-        let has_volumes = self
-            .pod
-            .spec
-            .as_ref()
-            .is_some_and(|s| s.volumes.as_ref().is_some_and(|v| !v.is_empty()));
+        let has_volumes = self.ctx.backend.mounts_volumes()
+            && self
+                .pod
+                .spec
+                .as_ref()
+                .is_some_and(|s| s.volumes.as_ref().is_some_and(|v| !v.is_empty()));
         if !has_volumes {
             return;
         }

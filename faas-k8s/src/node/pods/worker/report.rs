@@ -198,15 +198,17 @@ impl Worker {
                 .replace_status(&self.key.name, &PostParams::default(), &pod)
                 .await
             {
-                Ok(updated) => {
+                Ok(mut updated) => {
+                    super::super::trim(&mut updated, self.ctx.backend.mounts_volumes());
                     self.pod = updated;
                     return;
                 }
                 Err(kube::Error::Api(status)) if status.is_conflict() => {
                     match api.get_opt(&self.key.name).await {
-                        Ok(Some(fresh))
+                        Ok(Some(mut fresh))
                             if fresh.metadata.uid.as_deref() == Some(self.key.uid.as_str()) =>
                         {
+                            super::super::trim(&mut fresh, self.ctx.backend.mounts_volumes());
                             self.pod = fresh;
                         }
                         Ok(_) => {

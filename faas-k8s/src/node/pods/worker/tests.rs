@@ -203,3 +203,31 @@ async fn a_container_that_crashes_again_at_once_waits_in_back_off_not_done() {
         .expect("a restart is due after the back-off");
     assert_eq!(delay, Duration::from_secs(10));
 }
+
+/// A worker waits far more than it works: its task must not keep room for the deepest call it
+/// makes (a status write, a launch) while it waits. Measured on the task's future, whose size is
+/// what the runtime allocates per pod.
+#[tokio::test]
+async fn an_idle_worker_task_keeps_little() {
+    let (service, _handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
+    let ctx = Arc::new(PodContext {
+        client: kube::Client::new(service, "default"),
+        backend: Arc::new(StaticBackend { log: "" }),
+        config: Arc::new(NodeConfig::builder("vn").build().unwrap()),
+        allocatable: Capacity::new("1", "1Gi", 10),
+        services: kube::runtime::reflector::store().0,
+    });
+    let worker = Box::new(Worker::new(
+        ctx,
+        serde_json::from_value(pod("1", None)).unwrap(),
+    ));
+    let (_tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    let task = worker.run(rx);
+    let size = std::mem::size_of_val(&task);
+    eprintln!(
+        "worker task {size} bytes, Pod {} bytes, Worker {} bytes",
+        std::mem::size_of::<Pod>(),
+        std::mem::size_of::<Worker>()
+    );
+    assert!(size <= 1024, "the worker's task takes {size} bytes");
+}
