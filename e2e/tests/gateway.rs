@@ -953,6 +953,14 @@ struct GatewayProcess {
     child: tokio::process::Child,
 }
 
+/// A port free on loopback now, for a process that takes its listen address as a flag.
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port on loopback")
+}
+
 impl GatewayProcess {
     fn start(cluster: &TestCluster, ns: &TestNamespace, nats_url: &str, stream: &str) -> Self {
         let addr = std::net::SocketAddr::from(([127, 0, 0, 1], free_port()));
