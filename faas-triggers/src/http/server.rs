@@ -145,7 +145,8 @@ fn connection_builder(config: &HttpTriggerConfig) -> auto::Builder<TokioExecutor
         .http1()
         .timer(TokioTimer::new())
         .header_read_timeout(None)
-        .keep_alive(true);
+        .keep_alive(true)
+        .writev(false);
     builder.http2().timer(TokioTimer::new());
     if config.http2() {
         builder
