@@ -247,6 +247,9 @@ pub struct Context {
     attempt: u32,
     trace_parent: Option<String>,
     cancellation: TokenSlot,
+    /// When the host started this attempt, read once by the host and taken by
+    /// the deadline layer, so one attempt reads the clock once at its start.
+    started: Option<Instant>,
 }
 
 /// Where a [`Context`] keeps its call id: made on first use, or by the host
@@ -278,6 +281,7 @@ impl Context {
             attempt: 1,
             trace_parent: None,
             cancellation: TokenSlot::new(),
+            started: None,
         }
     }
 }
@@ -293,6 +297,8 @@ impl Clone for Context {
             attempt: self.attempt,
             trace_parent: self.trace_parent.clone(),
             cancellation: self.cancellation.share(),
+            // A copy is another attempt: its host says when that starts.
+            started: None,
         }
     }
 }
@@ -425,6 +431,18 @@ impl Context {
     /// [`TokenSlot::start_call`]); the host cancels the call through the handle.
     pub(crate) fn start_call(&mut self) -> CallCancellation {
         self.cancellation.start_call()
+    }
+
+    /// Notes when the host started this attempt (see [`take_started`](Self::take_started)).
+    pub(crate) fn set_started(&mut self, started: Instant) {
+        self.started = Some(started);
+    }
+
+    /// When the host started this attempt, if it said so and nobody took it
+    /// yet; the deadline layer counts from it instead of reading the clock
+    /// again.
+    pub(crate) fn take_started(&mut self) -> Option<Instant> {
+        self.started.take()
     }
 
     pub(crate) fn set_deadline(&mut self, deadline: Option<Instant>) {
