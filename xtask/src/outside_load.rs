@@ -125,7 +125,7 @@ pub(crate) fn run(ws: &Workspace, settings: &Settings) -> Result<Vec<Measurement
 /// Which server runs first in `round`: the order alternates, so a drift of
 /// the machine during a run falls on both alike.
 fn order(round: u32) -> [&'static str; 2] {
-    if round % 2 == 0 {
+    if round.is_multiple_of(2) {
         ["bare", "faas"]
     } else {
         ["faas", "bare"]
@@ -159,10 +159,24 @@ fn one_round(
     let addr = child.listening_addr()?;
 
     if settings.warmup_seconds > 0 {
-        run_wrk(&addr, wrk, script, settings.connections, settings.warmup_seconds, pin)
-            .context("the warm-up run failed")?;
+        run_wrk(
+            &addr,
+            wrk,
+            script,
+            settings.connections,
+            settings.warmup_seconds,
+            pin,
+        )
+        .context("the warm-up run failed")?;
     }
-    let round = run_wrk(&addr, wrk, script, settings.connections, settings.seconds, pin)?;
+    let round = run_wrk(
+        &addr,
+        wrk,
+        script,
+        settings.connections,
+        settings.seconds,
+        pin,
+    )?;
     drop(child);
     Ok(round)
 }
