@@ -65,23 +65,26 @@ impl<'de> Deserialize<'de> for CallId {
 impl CallId {
     /// A fresh id: a UUID v7 (a millisecond timestamp, then random bits).
     ///
-    /// The random bits come from a fast per-thread generator: ids are unique,
-    /// not secret.
+    /// The random bits come from a fast per-thread generator, drawn for a
+    /// thread's first id; its later ids count up from them: ids are unique and
+    /// ordered, not secret.
     pub fn new() -> Self {
         CallId::at(SystemTime::now())
     }
 
     /// A fresh id made at `time`.
+    ///
+    /// Each thread draws the random part of its first id, then counts up from it
+    /// in the low 48 bits (RFC 9562, 6.2, method 2), writing only the timestamp
+    /// anew when the millisecond changes: ids stay unique and ordered without
+    /// drawing and formatting new random bits for each.
     pub(crate) fn at(time: SystemTime) -> Self {
         let millis = time
             .duration_since(UNIX_EPOCH)
             .map_or(0, |elapsed| elapsed.as_millis() as u64);
-        let mut random = [0u8; 10];
-        fastrand::fill(&mut random);
-        let uuid = uuid::Builder::from_unix_timestamp_millis(millis, &random).into_uuid();
-        let mut text = [0u8; uuid::fmt::Hyphenated::LENGTH];
-        uuid.hyphenated().encode_lower(&mut text);
-        CallId(Repr::Uuid(text))
+        CallId(Repr::Uuid(
+            ID_GENERATOR.with(|generator| generator.borrow_mut().next(millis)),
+        ))
     }
 
     /// The id as the value of an `x-call-id` header.
@@ -111,6 +114,89 @@ impl CallId {
             Repr::Text(text) => text,
         }
     }
+}
+
+/// The hex digits of a generated id that count up from one id to the next:
+/// its last group, the low 48 bits of the UUID's random part.
+const COUNTER_DIGITS: std::ops::Range<usize> = 24..36;
+
+/// Where a generated id's 48-bit millisecond timestamp is written: its first
+/// group and its second.
+const TIMESTAMP_DIGITS: [std::ops::Range<usize>; 2] = [0..8, 9..13];
+
+/// A thread's maker of call ids: the last id it made and that id's millisecond.
+struct IdGenerator {
+    /// The last id's text (all zeros before the first).
+    text: [u8; uuid::fmt::Hyphenated::LENGTH],
+    /// The millisecond written in `text`.
+    millis: u64,
+    /// Whether `text` holds an id yet.
+    seeded: bool,
+}
+
+impl IdGenerator {
+    /// The next id's text for `millis`.
+    fn next(&mut self, millis: u64) -> [u8; uuid::fmt::Hyphenated::LENGTH] {
+        if !self.seeded || !increment_hex(&mut self.text[COUNTER_DIGITS]) {
+            self.seed(millis);
+        } else if self.millis != millis {
+            self.write_millis(millis);
+        }
+        self.text
+    }
+
+    /// Starts over from a UUID v7 for `millis` with fresh random bits.
+    fn seed(&mut self, millis: u64) {
+        let mut random = [0u8; 10];
+        fastrand::fill(&mut random);
+        let uuid = uuid::Builder::from_unix_timestamp_millis(millis, &random).into_uuid();
+        uuid.hyphenated().encode_lower(&mut self.text);
+        self.millis = millis;
+        self.seeded = true;
+    }
+
+    /// Writes the low 48 bits of `millis` as the id's timestamp, as UUID v7 does,
+    /// rewriting only the hex digits that differ from the last millisecond's.
+    fn write_millis(&mut self, millis: u64) {
+        const HEX: &[u8; 16] = b"0123456789abcdef";
+        let [high, low] = TIMESTAMP_DIGITS;
+        let changed = (self.millis ^ millis) & 0xffff_ffff_ffff;
+        let digits_to_write = (64 - changed.leading_zeros()).div_ceil(4) as usize;
+        for (nibble, index) in high.chain(low).rev().take(digits_to_write).enumerate() {
+            self.text[index] = HEX[((millis >> (4 * nibble)) & 0xf) as usize];
+        }
+        self.millis = millis;
+    }
+}
+
+thread_local! {
+    /// This thread's maker of call ids.
+    static ID_GENERATOR: std::cell::RefCell<IdGenerator> = const {
+        std::cell::RefCell::new(IdGenerator {
+            text: [0; uuid::fmt::Hyphenated::LENGTH],
+            millis: 0,
+            seeded: false,
+        })
+    };
+}
+
+/// Adds one to lower-case hex `digits`; false when they were all `f` (they wrap
+/// to zeros then).
+fn increment_hex(digits: &mut [u8]) -> bool {
+    for digit in digits.iter_mut().rev() {
+        match *digit {
+            b'f' => *digit = b'0',
+            b'9' => {
+                *digit = b'a';
+                return true;
+            }
+            _ => {
+                *digit += 1;
+                return true;
+            }
+        }
+    }
+    false
 }
 
 impl PartialEq for CallId {
@@ -247,6 +333,9 @@ pub struct Context {
     attempt: u32,
     trace_parent: Option<String>,
     cancellation: TokenSlot,
+    /// When the host started this attempt, read once by the host and taken by
+    /// the deadline layer, so one attempt reads the clock once at its start.
+    started: Option<Instant>,
 }
 
 /// Where a [`Context`] keeps its call id: made on first use, or by the host
@@ -278,6 +367,7 @@ impl Context {
             attempt: 1,
             trace_parent: None,
             cancellation: TokenSlot::new(),
+            started: None,
         }
     }
 }
@@ -293,6 +383,8 @@ impl Clone for Context {
             attempt: self.attempt,
             trace_parent: self.trace_parent.clone(),
             cancellation: self.cancellation.share(),
+            // A copy is another attempt: its host says when that starts.
+            started: None,
         }
     }
 }
@@ -427,6 +519,18 @@ impl Context {
         self.cancellation.start_call()
     }
 
+    /// Notes when the host started this attempt (see [`take_started`](Self::take_started)).
+    pub(crate) fn set_started(&mut self, started: Instant) {
+        self.started = Some(started);
+    }
+
+    /// When the host started this attempt, if it said so and nobody took it
+    /// yet; the deadline layer counts from it instead of reading the clock
+    /// again.
+    pub(crate) fn take_started(&mut self) -> Option<Instant> {
+        self.started.take()
+    }
+
     pub(crate) fn set_deadline(&mut self, deadline: Option<Instant>) {
         self.deadline = deadline;
     }
@@ -478,6 +582,44 @@ mod tests {
         assert_eq!(uuid.get_version_num(), 7);
         assert_ne!(CallId::new(), id);
         assert_eq!(serde_json::to_string(&CallId::from("q")).unwrap(), "\"q\"");
+    }
+
+    #[test]
+    fn ids_made_in_one_millisecond_are_distinct_ordered_uuids_v7() {
+        let at = UNIX_EPOCH + Duration::from_millis(1_700_000_000_123);
+        let ids: Vec<CallId> = (0..1_000).map(|_| CallId::at(at)).collect();
+        for pair in ids.windows(2) {
+            assert!(pair[0] < pair[1], "{} then {}", pair[0], pair[1]);
+        }
+        for id in &ids {
+            let uuid = uuid::Uuid::parse_str(id.as_str()).unwrap();
+            assert_eq!(uuid.get_version_num(), 7);
+            assert_eq!(uuid.get_variant(), uuid::Variant::RFC4122);
+            let (secs, nanos) = uuid.get_timestamp().unwrap().to_unix();
+            assert_eq!((secs, nanos / 1_000_000), (1_700_000_000, 123));
+        }
+        let later = CallId::at(at + Duration::from_millis(1));
+        assert!(later > ids[999]);
+        let uuid = uuid::Uuid::parse_str(later.as_str()).unwrap();
+        assert_eq!(uuid.get_version_num(), 7);
+        let (secs, nanos) = uuid.get_timestamp().unwrap().to_unix();
+        assert_eq!((secs, nanos / 1_000_000), (1_700_000_000, 124));
+        let much_later = CallId::at(at + Duration::from_secs(86_400 * 365));
+        let uuid = uuid::Uuid::parse_str(much_later.as_str()).unwrap();
+        let (secs, _) = uuid.get_timestamp().unwrap().to_unix();
+        assert_eq!(secs, 1_700_000_000 + 86_400 * 365);
+    }
+
+    #[test]
+    fn hex_counting_carries_and_reports_wrapping() {
+        let mut digits = *b"09af";
+        assert!(increment_hex(&mut digits));
+        assert_eq!(&digits, b"09b0");
+        let mut digits = *b"0fff";
+        assert!(increment_hex(&mut digits));
+        assert_eq!(&digits, b"1000");
+        let mut digits = *b"ffff";
+        assert!(!increment_hex(&mut digits));
     }
 
     #[test]

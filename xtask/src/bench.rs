@@ -85,12 +85,14 @@ pub(crate) fn run(ws: &Workspace, args: Args) -> Result<()> {
             outside_load::Settings {
                 rounds: 1,
                 seconds: 2,
+                warmup_seconds: 0,
                 connections: 16,
             }
         } else {
             outside_load::Settings {
-                rounds: 3,
+                rounds: 5,
                 seconds: 8,
+                warmup_seconds: 2,
                 connections: 16,
             }
         };

@@ -5,6 +5,13 @@
 //!
 //! On a machine of two or more cores the server is pinned to one core and
 //! wrk to another (`taskset`), as the figures in the issue were taken.
+//!
+//! Both servers are treated alike: each round starts a fresh process, warms
+//! it with a short wrk run whose figures are discarded (first connections,
+//! page faults, the allocator's first growth), then measures; the order of
+//! the two servers alternates from round to round, so neither always runs
+//! first on a machine whose state drifts; the figures are the medians of the
+//! rounds.
 
 use std::io::{BufRead as _, BufReader};
 use std::path::{Path, PathBuf};
@@ -21,6 +28,9 @@ use crate::workspace::Workspace;
 pub(crate) struct Settings {
     pub(crate) rounds: u32,
     pub(crate) seconds: u32,
+    /// The discarded warm-up run on each fresh server process, in seconds
+    /// (0: none).
+    pub(crate) warmup_seconds: u32,
     pub(crate) connections: u32,
 }
 
@@ -60,7 +70,12 @@ pub(crate) fn run(ws: &Workspace, settings: &Settings) -> Result<Vec<Measurement
     let mut faas_rounds = Vec::new();
     let mut bare_rounds = Vec::new();
     for round in 0..settings.rounds {
-        for (name, into) in [("bare", &mut bare_rounds), ("faas", &mut faas_rounds)] {
+        for name in order(round) {
+            let into = if name == "bare" {
+                &mut bare_rounds
+            } else {
+                &mut faas_rounds
+            };
             let measured = one_round(&server, name, &wrk, &script, settings, pin)?;
             output::info(format!(
                 "round {round} {name:>4}: {:>9.0} req/s  p50 {:>7.1} us  p99 {:>7.1} us",
@@ -71,10 +86,11 @@ pub(crate) fn run(ws: &Workspace, settings: &Settings) -> Result<Vec<Measurement
     }
 
     let detail = format!(
-        "wrk -t1 -c{} -d{}s --latency, POST of a 16-byte JSON body to `/`; {} alternating rounds, medians; servers on tokio's default multi-thread runtime{}",
+        "wrk -t1 -c{} -d{}s --latency, POST of a 16-byte JSON body to `/`; {} alternating rounds (order swapped each round, a {} s warm-up discarded per server), medians; servers on tokio's default multi-thread runtime{}",
         settings.connections,
         settings.seconds,
         settings.rounds,
+        settings.warmup_seconds,
         if pin {
             ", server pinned to core 1 and wrk to core 0"
         } else {
@@ -106,7 +122,17 @@ pub(crate) fn run(ws: &Workspace, settings: &Settings) -> Result<Vec<Measurement
     ])
 }
 
-/// Starts one server, loads it with wrk, stops it.
+/// Which server runs first in `round`: the order alternates, so a drift of
+/// the machine during a run falls on both alike.
+fn order(round: u32) -> [&'static str; 2] {
+    if round.is_multiple_of(2) {
+        ["bare", "faas"]
+    } else {
+        ["faas", "bare"]
+    }
+}
+
+/// Starts one server, warms it up, loads it with wrk, stops it.
 fn one_round(
     server: &Path,
     kind: &str,
@@ -132,6 +158,38 @@ fn one_round(
     );
     let addr = child.listening_addr()?;
 
+    if settings.warmup_seconds > 0 {
+        run_wrk(
+            &addr,
+            wrk,
+            script,
+            settings.connections,
+            settings.warmup_seconds,
+            pin,
+        )
+        .context("the warm-up run failed")?;
+    }
+    let round = run_wrk(
+        &addr,
+        wrk,
+        script,
+        settings.connections,
+        settings.seconds,
+        pin,
+    )?;
+    drop(child);
+    Ok(round)
+}
+
+/// One wrk run of `seconds` against `addr`, read from its report.
+fn run_wrk(
+    addr: &str,
+    wrk: &Path,
+    script: &Path,
+    connections: u32,
+    seconds: u32,
+    pin: bool,
+) -> Result<Round> {
     let mut load = if pin {
         let mut cmd = Command::new("taskset");
         cmd.args(["-c", "0"]).arg(wrk);
@@ -141,8 +199,8 @@ fn one_round(
     };
     load.args([
         "-t1",
-        &format!("-c{}", settings.connections),
-        &format!("-d{}s", settings.seconds),
+        &format!("-c{connections}"),
+        &format!("-d{seconds}s"),
         "--latency",
         "-s",
     ])
@@ -157,7 +215,6 @@ fn one_round(
             String::from_utf8_lossy(&out.stderr)
         );
     }
-    drop(child);
     parse_wrk(&text).with_context(|| format!("cannot read wrk's report:\n{text}"))
 }
 
@@ -315,5 +372,12 @@ Transfer/sec:     12.30MB
         assert!(parse_wrk(&format!("{report}  Non-2xx or 3xx responses: 5\n")).is_err());
         assert_eq!(micros("2.00s"), Some(2e6));
         assert_eq!(micros("fast"), None);
+    }
+
+    #[test]
+    fn the_order_of_the_servers_alternates() {
+        assert_eq!(order(0), ["bare", "faas"]);
+        assert_eq!(order(1), ["faas", "bare"]);
+        assert_eq!(order(2), order(0));
     }
 }

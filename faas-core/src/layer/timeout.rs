@@ -77,7 +77,9 @@ where
             // Nothing to enforce: no clock read, no token.
             (None, None) => None,
             (timeout, theirs) => {
-                let start = Instant::now();
+                // The attempt's start when its host noted it (the dispatcher
+                // does), else now.
+                let start = context.take_started().unwrap_or_else(Instant::now);
                 effective_deadline(start, timeout, theirs).map(|at| {
                     context.set_deadline(Some(at));
                     Deadline {
@@ -226,6 +228,39 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(response.body(), "2s");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_deadline_counts_from_the_start_the_host_noted_once() {
+        let f = handler_fn(|ctx: Context| async move { format!("{:?}", ctx.remaining().unwrap()) });
+        let layer = TimeoutLayer::new(Some(Duration::from_secs(30)));
+        let mut invocation = Invocation::new("");
+        invocation
+            .context_mut()
+            .set_started(Instant::now() - Duration::from_secs(10));
+        let response = layer
+            .layer(f.clone().into_service())
+            .oneshot(invocation)
+            .await
+            .unwrap();
+        assert_eq!(response.body(), "20s", "counted from the noted start");
+
+        // Taken by the first deadline layer: a second one reads the clock.
+        let mut invocation = Invocation::new("");
+        invocation
+            .context_mut()
+            .set_started(Instant::now() - Duration::from_secs(10));
+        let inner = layer.layer(f.into_service());
+        let response = TimeoutLayer::new(Some(Duration::from_secs(5)))
+            .layer(inner)
+            .oneshot(invocation)
+            .await
+            .unwrap();
+        assert_eq!(
+            response.body(),
+            "0ns",
+            "the outer layer's 5s from a start 10s ago has passed"
+        );
     }
 
     #[tokio::test(start_paused = true)]

@@ -69,6 +69,7 @@ impl<'a> Attempts<'a> {
         let counted = registered.start_call();
         let gauge = metrics.start();
         let context = invocation.context_mut();
+        context.set_started(start);
         let call_id = context.call_id_made_at(SystemTime::now).clone();
         let attempt = context.attempt();
         let call = registered
