@@ -238,10 +238,13 @@ impl CountReader<'_> {
         let reading = futures::stream::iter(reads)
             .buffer_unordered(READS_IN_FLIGHT)
             .filter_map(futures::future::ready);
-        let _ = tokio::time::timeout(READ_BUDGET, reading.for_each(|pod| {
-            read.push(pod);
-            futures::future::ready(())
-        }))
+        let _ = tokio::time::timeout(
+            READ_BUDGET,
+            reading.for_each(|pod| {
+                read.push(pod);
+                futures::future::ready(())
+            }),
+        )
         .await;
         self.counts.record(namespace, serves, &listed, read);
         self.counts.totals(namespace, serves)

@@ -702,7 +702,10 @@ impl Worker {
         let ready_at_once = spec.readiness_probe.as_ref().is_some_and(|p| {
             p.initial_delay_seconds.unwrap_or(0) <= 0
                 && spec.startup_probe.is_none()
-                && spec.lifecycle.as_ref().is_none_or(|l| l.post_start.is_none())
+                && spec
+                    .lifecycle
+                    .as_ref()
+                    .is_none_or(|l| l.post_start.is_none())
         });
         // Nothing to probe: the run is started and ready as it is (see `view`).
         let task = probed.then(|| {
