@@ -115,6 +115,8 @@ async fn faasctl_deploys_calls_tails_scales_and_removes() -> TestResult {
     let listed: serde_json::Value = serde_json::from_str(&listed)?;
     assert_eq!(listed[0]["name"], "greeter");
     assert_eq!(listed[0]["ready"], true);
+    // The two calls above, as the function's pod counted them, in the list as in describe.
+    assert_eq!(listed[0]["invocation_count"], 2, "{listed}");
     let table = expect(&run(args(&["list"]), vec![]).await, exit::OK);
     assert!(
         table.starts_with("NAME") && table.contains("greeter"),

@@ -50,6 +50,20 @@ async fn counted(context: Context) -> Result<String, FunctionError> {
     Err(FunctionError::internal("counted and failed"))
 }
 
+/// Counts the attempt of its call; the first attempt never answers, a later one does.
+async fn stalled_once(context: Context) -> Result<String, FunctionError> {
+    let attempt = {
+        let mut attempts = ATTEMPTS.lock().unwrap();
+        let seen = attempts.entry(context.call_id().to_string()).or_default();
+        *seen += 1;
+        *seen
+    };
+    if attempt == 1 {
+        std::future::pending::<()>().await;
+    }
+    Ok(format!("answered at attempt {attempt}"))
+}
+
 /// The attempts the counting functions saw for `call_id`.
 fn attempts_of(call_id: &str) -> u32 {
     ATTEMPTS.lock().unwrap().get(call_id).copied().unwrap_or(0)
@@ -63,6 +77,7 @@ fn functions() -> Registry {
         FunctionDefinition::from_handler("limited", counted),
         FunctionDefinition::from_handler("patient", counted),
         FunctionDefinition::from_handler("counted", counted),
+        FunctionDefinition::from_handler("stalled", stalled_once),
     ])
 }
 
@@ -709,6 +724,36 @@ async fn async_calls_retry_by_their_functions_own_policy_in_memory() {
     let headers = next_result(&mut results).await;
     assert_eq!(headers["x-function-attempts"], "2");
     assert_eq!(attempts_of("memory-limited-again"), 2);
+
+    // The function's deadline bounds each attempt, far below the call's own timeout: the
+    // first attempt, which never answers, fails at it and the second answers.
+    gateway.route("stalled", &pod);
+    let spec = FunctionPolicy::default()
+        .with_deadline(Duration::from_millis(300))
+        .with_max_attempts(3)
+        .with_backoff(Duration::from_millis(20));
+    gateway.table.set_async_policy(
+        &key("stalled"),
+        Some(AsyncCallPolicy::from_function_policy(Some(&spec), &RetryPolicy::default()).unwrap()),
+    );
+    let accepted = send(
+        Method::POST,
+        &format!("{}/async-function/stalled", gateway.url),
+        &[
+            ("x-callback-url", callback.as_str()),
+            ("x-call-id", "memory-stalled"),
+            ("x-timeout", "600s"),
+        ],
+        "payload",
+    )
+    .await;
+    assert_eq!(accepted.status, StatusCode::ACCEPTED);
+    let (headers, body) = next_callback(&mut results).await;
+    assert_eq!(headers["x-call-id"], "memory-stalled");
+    assert_eq!(headers["x-function-status"], "200");
+    assert_eq!(headers["x-function-attempts"], "2");
+    assert_eq!(body, "answered at attempt 2");
+    assert_eq!(attempts_of("memory-stalled"), 2);
     gateway.stop().await;
     pod.stop().await;
 }

@@ -207,9 +207,15 @@ pub(crate) struct Attempt {
     pub(crate) error: Option<FunctionError>,
 }
 
-/// One attempt of `job`: the call through the same path as synchronous calls.
+/// One attempt of `job`: the call through the same path as synchronous calls, within the
+/// call's timeout or its function's deadline, whichever is shorter.
 pub(crate) async fn attempt(state: &Arc<GatewayState>, job: &AsyncJob) -> Attempt {
-    let deadline = Instant::now() + job.timeout;
+    let timeout = state
+        .async_queue
+        .policy_of(&job.routes)
+        .deadline()
+        .map_or(job.timeout, |deadline| deadline.min(job.timeout));
+    let deadline = Instant::now() + timeout;
     let outcome = match call(state, &job.routes, &job.forward, deadline).await {
         Ok(response) => {
             let (parts, body) = response.into_parts();

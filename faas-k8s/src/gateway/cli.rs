@@ -110,16 +110,17 @@ pub struct GatewayArgs {
     pub panic_window: Duration,
 }
 
-async fn client(kubeconfig: Option<&PathBuf>) -> Result<kube::Client, Box<dyn std::error::Error>> {
-    let config = match kubeconfig {
+async fn kube_config(
+    kubeconfig: Option<&PathBuf>,
+) -> Result<kube::Config, Box<dyn std::error::Error>> {
+    Ok(match kubeconfig {
         Some(path) => {
             let kubeconfig = Kubeconfig::read_from(path)
                 .map_err(|e| format!("reading kubeconfig {}: {e}", path.display()))?;
             kube::Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default()).await?
         }
         None => kube::Config::infer().await?,
-    };
-    Ok(kube::Client::try_from(config)?)
+    })
 }
 
 /// Runs the gateway (and, unless told not to, the autoscaler) as the command
@@ -130,7 +131,8 @@ async fn client(kubeconfig: Option<&PathBuf>) -> Result<kube::Client, Box<dyn st
 /// The kubeconfig, the credentials or the scaling settings are unusable, or
 /// the listener cannot be bound.
 pub async fn run(args: GatewayArgs) -> Result<(), Box<dyn std::error::Error>> {
-    let client = client(args.kubeconfig.as_ref()).await?;
+    let kube_config = kube_config(args.kubeconfig.as_ref()).await?;
+    let client = kube::Client::try_from(kube_config.clone())?;
     let mut config = GatewayConfig::builder()
         .default_namespace(&args.default_namespace)
         .default_timeout(args.default_timeout)
@@ -149,8 +151,10 @@ pub async fn run(args: GatewayArgs) -> Result<(), Box<dyn std::error::Error>> {
     }
     let mut gateway = Gateway::builder(config.build()).discover(client.clone());
     if !args.no_system_api {
-        // `/system/*` manages Function resources; the operator turns them into pods.
-        gateway = gateway.provider(Arc::new(KubernetesProvider::new(client.clone())));
+        // `/system/*` manages Function resources; the operator turns them into pods. Its
+        // provider relays calls and metric reads through a client that never retries a
+        // function's own 429/503/504.
+        gateway = gateway.provider(Arc::new(KubernetesProvider::from_config(kube_config)?));
     }
     #[cfg(feature = "nats")]
     if let Some(url) = &args.nats_url {

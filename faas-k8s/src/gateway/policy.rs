@@ -80,11 +80,12 @@ impl std::fmt::Display for DeadLetterTarget {
     }
 }
 
-/// How a function's asynchronous calls are retried, and where one goes after
-/// its last failed attempt (the gateway's own dead letter when unset).
+/// How a function's asynchronous calls are retried, how long one attempt may
+/// take, and where one goes after its last failed attempt (the gateway's own
+/// dead letter when unset).
 ///
-/// The gateway reads it from each Function's `spec.policy` (`maxAttempts`,
-/// `backoff`, `deadLetter`) through
+/// The gateway reads it from each Function's `spec.policy` (`deadline`,
+/// `maxAttempts`, `backoff`, `deadLetter`) through
 /// [`from_function_policy`](Self::from_function_policy); a function that sets
 /// nothing gets the gateway's default policy
 /// ([`GatewayBuilder::async_retry`](super::GatewayBuilder::async_retry)).
@@ -96,10 +97,12 @@ impl std::fmt::Display for DeadLetterTarget {
 /// use faas_k8s::gateway::AsyncCallPolicy;
 ///
 /// let spec = FunctionPolicy::default()
+///     .with_deadline(Duration::from_secs(2))
 ///     .with_max_attempts(5)
 ///     .with_backoff(Duration::from_millis(250))
 ///     .with_dead_letter("faas.dead.orders");
 /// let policy = AsyncCallPolicy::from_function_policy(Some(&spec), &RetryPolicy::default()).unwrap();
+/// assert_eq!(policy.deadline(), Some(Duration::from_secs(2)));
 /// assert_eq!(policy.retry().max_attempts, 5);
 /// assert_eq!(policy.retry().initial_backoff, Duration::from_millis(250));
 /// assert_eq!(policy.dead_letter().unwrap().to_string(), "faas.dead.orders");
@@ -108,6 +111,7 @@ impl std::fmt::Display for DeadLetterTarget {
 #[non_exhaustive]
 pub struct AsyncCallPolicy {
     retry: RetryPolicy,
+    deadline: Option<Duration>,
     dead_letter: Option<DeadLetterTarget>,
 }
 
@@ -116,8 +120,23 @@ impl AsyncCallPolicy {
     pub fn new(retry: RetryPolicy) -> Self {
         AsyncCallPolicy {
             retry,
+            deadline: None,
             dead_letter: None,
         }
+    }
+
+    /// Bounds each attempt by `deadline` (below the call's own `x-timeout` or the gateway's
+    /// default when those are longer): an attempt still running then fails with a timeout
+    /// and is retried like any other failed attempt.
+    #[must_use]
+    pub fn with_deadline(mut self, deadline: Duration) -> Self {
+        self.deadline = Some(deadline);
+        self
+    }
+
+    /// How long one attempt may take, when the function bounds it.
+    pub fn deadline(&self) -> Option<Duration> {
+        self.deadline
     }
 
     /// Sends calls that failed their last attempt to `target`.
@@ -137,14 +156,14 @@ impl AsyncCallPolicy {
         self.dead_letter.as_ref()
     }
 
-    /// The policy a Function's `spec.policy` asks for, over `defaults`: `maxAttempts` attempts
-    /// in all, `backoff` after the first failure (doubling, capped at the larger of the
-    /// default cap and `backoff`), failed calls to `deadLetter`.
+    /// The policy a Function's `spec.policy` asks for, over `defaults`: each attempt within
+    /// `deadline`, `maxAttempts` attempts in all, `backoff` after the first failure (doubling,
+    /// capped at the larger of the default cap and `backoff`), failed calls to `deadLetter`.
     ///
     /// # Errors
     ///
-    /// [`Error::InvalidConfig`] when `maxAttempts` is below 1 or `deadLetter` is neither an
-    /// `http://` URL nor a NATS subject.
+    /// [`Error::InvalidConfig`] when `deadline` is not above zero, `maxAttempts` is below 1 or
+    /// `deadLetter` is neither an `http://` URL nor a NATS subject.
     pub fn from_function_policy(
         policy: Option<&FunctionPolicy>,
         defaults: &RetryPolicy,
@@ -170,6 +189,15 @@ impl AsyncCallPolicy {
             retry = retry.with_initial_backoff(backoff).with_max_backoff(cap);
         }
         let mut async_policy = AsyncCallPolicy::new(retry);
+        if let Some(deadline) = policy.deadline {
+            let bound: Duration = deadline.into();
+            if deadline.is_negative() || bound.is_zero() {
+                return Err(Error::InvalidConfig(format!(
+                    "spec.policy.deadline must be above zero, not {deadline}"
+                )));
+            }
+            async_policy = async_policy.with_deadline(bound);
+        }
         if let Some(target) = &policy.dead_letter {
             async_policy = async_policy.with_dead_letter(target.parse().map_err(|e| match e {
                 Error::InvalidConfig(message) => {
@@ -191,6 +219,7 @@ mod tests {
         let defaults = RetryPolicy::new(4);
         let policy = AsyncCallPolicy::from_function_policy(None, &defaults).unwrap();
         assert_eq!(policy.retry(), &defaults);
+        assert_eq!(policy.deadline(), None);
         assert_eq!(policy.dead_letter(), None);
         let empty = FunctionPolicy::default();
         let policy = AsyncCallPolicy::from_function_policy(Some(&empty), &defaults).unwrap();
@@ -200,11 +229,13 @@ mod tests {
     #[test]
     fn the_function_overrides_attempts_back_off_and_dead_letter() {
         let spec = FunctionPolicy::default()
+            .with_deadline(Duration::from_millis(1500))
             .with_max_attempts(1)
             .with_backoff(Duration::from_secs(30))
             .with_dead_letter("http://127.0.0.1:9/dead");
         let policy =
             AsyncCallPolicy::from_function_policy(Some(&spec), &RetryPolicy::default()).unwrap();
+        assert_eq!(policy.deadline(), Some(Duration::from_millis(1500)));
         assert_eq!(policy.retry().max_attempts, 1);
         assert_eq!(policy.retry().initial_backoff, Duration::from_secs(30));
         assert_eq!(policy.retry().max_backoff, Duration::from_secs(30));
@@ -222,6 +253,10 @@ mod tests {
         let error = AsyncCallPolicy::from_function_policy(Some(&zero), &RetryPolicy::default())
             .unwrap_err();
         assert!(error.to_string().contains("maxAttempts"), "{error}");
+        let zero = FunctionPolicy::default().with_deadline(Duration::ZERO);
+        let error = AsyncCallPolicy::from_function_policy(Some(&zero), &RetryPolicy::default())
+            .unwrap_err();
+        assert!(error.to_string().contains("deadline"), "{error}");
         for target in [
             "ftp://host/x",
             "http:///nohost",

@@ -279,9 +279,13 @@ pub(crate) struct ProbeReport {
     pub(crate) update: ProbeUpdate,
 }
 
-/// The first pause between readiness probes before the first success; it doubles up to the
-/// probe's period.
+/// The first pause between readiness probes before the first success; it doubles up to
+/// [`LAST_READINESS_RETRY`].
 const FIRST_READINESS_RETRY: Duration = Duration::from_millis(10);
+/// The longest pause between readiness probes before the first success (or the probe's period,
+/// when shorter): a container that takes a few hundred milliseconds to listen is seen ready
+/// within this of it, not a doubled pause later.
+const LAST_READINESS_RETRY: Duration = Duration::from_millis(100);
 
 async fn sleep_until_after(started_at: SystemTime, delay: Duration) {
     let elapsed = SystemTime::now()
@@ -343,19 +347,22 @@ pub(crate) async fn probe_container(
         sleep_until_after(run, settings.initial_delay).await;
         // Until its first success the container is not ready whatever a failure says, so the
         // probe runs again soon rather than a whole period later: a pod woken from zero is
-        // ready (and gets calls) as soon as it listens.
+        // ready (and gets calls) as soon as it listens. That lasts one period at most; then
+        // the probe keeps its period.
         let mut retry = FIRST_READINESS_RETRY;
+        let last_retry = LAST_READINESS_RETRY.min(settings.period);
+        let soon_until = tokio::time::Instant::now() + settings.period;
         loop {
             let outcome = run_once(&probe, settings.timeout, &target).await;
             let ok = outcome.is_ok();
             if let Some(ready) = tracker.record(ok) {
                 send(ProbeUpdate::Ready(ready));
             }
-            if ok || retry >= settings.period {
+            if ok || tokio::time::Instant::now() + retry > soon_until {
                 break;
             }
             tokio::time::sleep(retry).await;
-            retry = (retry * 2).min(settings.period);
+            retry = (retry * 2).min(last_retry);
         }
         let mut ticker = tokio::time::interval_at(
             tokio::time::Instant::now() + settings.period,

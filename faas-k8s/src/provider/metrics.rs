@@ -3,16 +3,21 @@
 //! Every function pod runs the function runtime, which counts the calls it answered in
 //! `faas_invocations_total{function, outcome}`. The count a provider reports is the sum over
 //! the function's running pods, whatever route the calls took (the gateway, a trigger, the API
-//! server's proxy): what `faasctl invoke` followed by `faasctl describe` should show. Calls
-//! answered by pods that are gone (scaled in, replaced by a rollout) are no longer counted, as
-//! with any per-process counter; a pod that cannot be read within two seconds (starting,
-//! stopping, or a caller without `get` on `pods/proxy`) adds nothing rather than failing or
-//! holding up the status.
+//! server's proxy): what `faasctl invoke` followed by `faasctl describe` or `faasctl list`
+//! should show. Calls answered by pods that are gone (scaled in, replaced by a rollout) are no
+//! longer counted, as with any per-process counter.
+//!
+//! Reads are bounded: the pods are read concurrently and all within [`READ_BUDGET`]. A pod that
+//! cannot be read in time (starting, stopping, busy, or a caller without `get` on
+//! `pods/proxy`) counts what it showed the last time it was read ([`PodCounts`]), so a slow pod
+//! neither fails nor holds up a status or a list, nor makes the count drop.
 //!
 //! The exposition format is read by hand for this one counter family: a line is
 //! `name{label="value",...} number`, and a parser crate would bring a regex engine and a
 //! date library into faas-k8s for it.
 
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -33,11 +38,11 @@ use crate::function::{FUNCTION_LABEL, FUNCTION_PORT};
 const INVOCATIONS: &str = "faas_invocations_total";
 
 /// How many pods are read at once.
-const READS_IN_FLIGHT: usize = 8;
+const READS_IN_FLIGHT: usize = 16;
 
-/// How long one pod's metrics may take: a status never waits on a pod that does not answer
-/// (nor on a client that retries its answers).
-const READ_TIMEOUT: Duration = Duration::from_secs(2);
+/// How long the reads of one status or list may take together: it never waits on a pod that
+/// does not answer (nor on a client that retries its answers).
+const READ_BUDGET: Duration = Duration::from_secs(2);
 
 /// The value of label `name` in a label set `a="x",b="y"`.
 fn label<'a>(labels: &'a str, name: &str) -> Option<&'a str> {
@@ -114,35 +119,136 @@ fn running(pod: &Pod) -> bool {
         })
 }
 
-/// The calls `function`'s running pods have answered; see the [module](self) documentation.
-pub(crate) async fn invocation_count(
-    client: &kube::Client,
-    http: &HttpClient<HttpConnector, Full<Bytes>>,
-    route: &InvokeRoute,
-    function: &FunctionRef,
-) -> u64 {
-    let pods: Api<Pod> = Api::namespaced(client.clone(), &function.namespace);
-    let selector = format!("{FUNCTION_LABEL}={}", function.name);
-    let pods = match pods.list(&ListParams::default().labels(&selector)).await {
-        Ok(pods) => pods.items,
-        Err(e) => {
-            tracing::debug!(%function, error = %e, "listing the pods to count invocations");
-            return 0;
+/// Which function a pod serves: its namespace and its `faas.rs/function` label.
+type FunctionOf = (String, String);
+
+/// What one pod showed the last time it was read.
+#[derive(Clone, Debug)]
+struct PodCount {
+    function: FunctionOf,
+    count: u64,
+}
+
+/// The last invocation count read from each function pod (by uid), shared by the clones of a
+/// provider: a pod that cannot be read keeps its previous count.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct PodCounts(Arc<Mutex<HashMap<String, PodCount>>>);
+
+impl PodCounts {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, PodCount>> {
+        self.0.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Records what was read this time; forgets the pods in `namespace` (every namespace for
+    /// `None`) matching `serves` that were not listed (`listed` holds the uids of the pods
+    /// listed).
+    fn record(
+        &self,
+        namespace: Option<&str>,
+        serves: impl Fn(&FunctionOf) -> bool,
+        listed: &[String],
+        read: Vec<(String, PodCount)>,
+    ) {
+        let mut counts = self.lock();
+        counts.retain(|uid, pod| {
+            let in_scope = namespace.is_none_or(|ns| pod.function.0 == ns) && serves(&pod.function);
+            !in_scope || listed.contains(uid)
+        });
+        counts.extend(read);
+    }
+
+    /// The sum per function of the last counts of the pods in `namespace` matching `serves`.
+    fn totals(
+        &self,
+        namespace: Option<&str>,
+        serves: impl Fn(&FunctionOf) -> bool,
+    ) -> BTreeMap<FunctionOf, u64> {
+        let mut totals = BTreeMap::new();
+        for pod in self.lock().values() {
+            if namespace.is_none_or(|ns| pod.function.0 == ns) && serves(&pod.function) {
+                *totals.entry(pod.function.clone()).or_default() += pod.count;
+            }
         }
-    };
-    let reads = pods.into_iter().filter(running).map(|pod| async move {
-        tokio::time::timeout(READ_TIMEOUT, pod_metrics(client, http, route, &pod))
-            .await
-            .ok()
-            .flatten()
-            .map_or(0, |text| invocations_in(&text, &function.name))
-    });
-    futures::stream::iter(reads)
-        .buffer_unordered(READS_IN_FLIGHT)
-        .collect::<Vec<u64>>()
-        .await
-        .into_iter()
-        .sum()
+        totals
+    }
+}
+
+/// Where function pods are counted from.
+pub(crate) struct CountReader<'a> {
+    pub(crate) client: &'a kube::Client,
+    pub(crate) http: &'a HttpClient<HttpConnector, Full<Bytes>>,
+    pub(crate) route: &'a InvokeRoute,
+    pub(crate) counts: &'a PodCounts,
+}
+
+impl CountReader<'_> {
+    /// The calls `function`'s running pods have answered; see the [module](self) documentation.
+    pub(crate) async fn function(&self, function: &FunctionRef) -> u64 {
+        let selector = format!("{FUNCTION_LABEL}={}", function.name);
+        let name = function.name.as_str();
+        let totals = self
+            .read(Some(&function.namespace), &selector, |(_, f)| f == name)
+            .await;
+        totals.values().sum()
+    }
+
+    /// The calls each function in `namespace` (every namespace for `None`) has answered on its
+    /// running pods, by namespace and name; a function with no running pod is absent.
+    pub(crate) async fn all(&self, namespace: Option<&str>) -> BTreeMap<FunctionOf, u64> {
+        self.read(namespace, FUNCTION_LABEL, |_| true).await
+    }
+
+    async fn read(
+        &self,
+        namespace: Option<&str>,
+        selector: &str,
+        serves: impl Fn(&FunctionOf) -> bool + Copy,
+    ) -> BTreeMap<FunctionOf, u64> {
+        let pods: Api<Pod> = match namespace {
+            Some(namespace) => Api::namespaced(self.client.clone(), namespace),
+            None => Api::all(self.client.clone()),
+        };
+        let pods = match pods.list(&ListParams::default().labels(selector)).await {
+            Ok(pods) => pods.items,
+            Err(e) => {
+                tracing::debug!(?namespace, selector, error = %e, "listing the pods to count invocations");
+                return self.counts.totals(namespace, serves);
+            }
+        };
+        let running: Vec<(String, FunctionOf, Pod)> = pods
+            .into_iter()
+            .filter(running)
+            .filter_map(|pod| {
+                let uid = pod.metadata.uid.clone()?;
+                let function = (
+                    pod.metadata.namespace.clone()?,
+                    pod.metadata.labels.as_ref()?.get(FUNCTION_LABEL)?.clone(),
+                );
+                Some((uid, function, pod))
+            })
+            .collect();
+        let listed: Vec<String> = running.iter().map(|(uid, ..)| uid.clone()).collect();
+        let reads = running.into_iter().map(|(uid, function, pod)| async move {
+            let text = pod_metrics(self.client, self.http, self.route, &pod).await?;
+            let count = invocations_in(&text, &function.1);
+            Some((uid, PodCount { function, count }))
+        });
+        // Every read within one budget: what has not answered by then keeps its last count.
+        let mut read = Vec::new();
+        let reading = futures::stream::iter(reads)
+            .buffer_unordered(READS_IN_FLIGHT)
+            .filter_map(futures::future::ready);
+        let _ = tokio::time::timeout(
+            READ_BUDGET,
+            reading.for_each(|pod| {
+                read.push(pod);
+                futures::future::ready(())
+            }),
+        )
+        .await;
+        self.counts.record(namespace, serves, &listed, read);
+        self.counts.totals(namespace, serves)
+    }
 }
 
 #[cfg(test)]
@@ -176,5 +282,46 @@ faas_errors_total{function=\"shout\",kind=\"timeout\"} 1
             ),
             2
         );
+    }
+
+    fn count(namespace: &str, function: &str, count: u64) -> PodCount {
+        PodCount {
+            function: (namespace.to_owned(), function.to_owned()),
+            count,
+        }
+    }
+
+    #[test]
+    fn a_pod_not_read_keeps_its_last_count_and_a_pod_gone_drops_out() {
+        let counts = PodCounts::default();
+        let all = |_: &FunctionOf| true;
+        let listed = ["a1".to_owned(), "a2".to_owned(), "b1".to_owned()];
+        counts.record(
+            None,
+            all,
+            &listed,
+            vec![
+                ("a1".into(), count("apps", "a", 3)),
+                ("a2".into(), count("apps", "a", 4)),
+                ("b1".into(), count("other", "b", 5)),
+            ],
+        );
+        let key = |ns: &str, f: &str| (ns.to_owned(), f.to_owned());
+        assert_eq!(counts.totals(None, all)[&key("apps", "a")], 7);
+        // a2 did not answer this time: it still counts its 4; a1 answered 6.
+        counts.record(
+            Some("apps"),
+            all,
+            &listed[..2],
+            vec![("a1".into(), count("apps", "a", 6))],
+        );
+        assert_eq!(counts.totals(Some("apps"), all)[&key("apps", "a")], 10);
+        // A list of one namespace leaves the other's pods alone.
+        assert_eq!(counts.totals(None, all)[&key("other", "b")], 5);
+        // a2 is gone (not listed): its calls are no longer counted.
+        let only_a = |f: &FunctionOf| f.1 == "a";
+        counts.record(Some("apps"), only_a, &listed[..1], Vec::new());
+        assert_eq!(counts.totals(Some("apps"), all)[&key("apps", "a")], 6);
+        assert_eq!(counts.totals(None, all)[&key("other", "b")], 5);
     }
 }

@@ -3,9 +3,11 @@
 //!
 //! - `deploy`, `update`, `remove` write the `Function`; the operator does the rest.
 //! - `status`, `list` and `watch` read the `Function`'s status as the operator reports it;
-//!   `status` adds the calls its running pods have answered (`invocation_count`, from the
-//!   function runtime's `/metrics` on each pod, read the same way `invoke` goes: through the API
-//!   server's pod proxy, or straight to the pod in the cluster);
+//!   `status` and `list` add the calls its running pods have answered (`invocation_count`, from
+//!   the function runtime's `/metrics` on each pod, read the same way `invoke` goes: through the
+//!   API server's pod proxy, or straight to the pod in the cluster; all pods at once, within two
+//!   seconds, a pod that does not answer in time counting what it showed before); `watch`
+//!   reports the operator's status only (its count stays 0);
 //!   `wait_ready` returns once it is `Ready` for its current generation, or fails at once with
 //!   the reason when the operator reports a failure (a missing Secret, an image that cannot
 //!   run, a refused write).
@@ -68,6 +70,8 @@ pub struct KubernetesProvider {
     calls: Client,
     route: InvokeRoute,
     http: HttpClient<HttpConnector, Full<Bytes>>,
+    /// The last invocation count read from each pod.
+    counts: metrics::PodCounts,
 }
 
 impl std::fmt::Debug for KubernetesProvider {
@@ -120,6 +124,7 @@ impl KubernetesProvider {
             client,
             route: InvokeRoute::default(),
             http: invoke::http_client(),
+            counts: metrics::PodCounts::default(),
         }
     }
 
@@ -148,6 +153,7 @@ impl KubernetesProvider {
             calls,
             route: InvokeRoute::default(),
             http: invoke::http_client(),
+            counts: metrics::PodCounts::default(),
         })
     }
 
@@ -161,6 +167,15 @@ impl KubernetesProvider {
     /// The client.
     pub fn client(&self) -> &Client {
         &self.client
+    }
+
+    fn count_reader(&self) -> metrics::CountReader<'_> {
+        metrics::CountReader {
+            client: &self.calls,
+            http: &self.http,
+            route: &self.route,
+            counts: &self.counts,
+        }
     }
 
     fn functions(&self, namespace: &str) -> Api<Function> {
@@ -235,13 +250,23 @@ impl Provider for KubernetesProvider {
             None => Api::all(self.client.clone()),
         };
         let scope = FunctionRef::new(namespace.unwrap_or("*"), "*");
-        let mut list: Vec<FunctionStatus> = api
-            .list(&ListParams::default())
-            .await
+        let params = ListParams::default();
+        let reader = self.count_reader();
+        let (functions, counts) = futures::join!(api.list(&params), reader.all(namespace));
+        let mut list: Vec<FunctionStatus> = functions
             .map_err(|e| kube_error(e, &scope, "listing"))?
             .items
             .iter()
-            .map(status_of)
+            .map(|function| {
+                let status = status_of(function);
+                let key = (
+                    function.metadata.namespace.clone().unwrap_or_default(),
+                    status.name.clone(),
+                );
+                let invocations = counts.get(&key).copied().unwrap_or(0);
+                let in_flight = status.in_flight;
+                status.with_invocations(invocations, in_flight)
+            })
             .collect();
         list.sort_by(|a, b| (&a.namespace, &a.name).cmp(&(&b.namespace, &b.name)));
         Ok(list)
@@ -249,8 +274,7 @@ impl Provider for KubernetesProvider {
 
     async fn status(&self, function: &FunctionRef) -> ProviderResult<FunctionStatus> {
         let status = status_of(&self.get(function).await?);
-        let invocations =
-            metrics::invocation_count(&self.calls, &self.http, &self.route, function).await;
+        let invocations = self.count_reader().function(function).await;
         let in_flight = status.in_flight;
         Ok(status.with_invocations(invocations, in_flight))
     }

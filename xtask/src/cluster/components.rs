@@ -146,8 +146,25 @@ pub(crate) fn apiserver(bin: &Binaries, layout: &Layout, options: &Options) -> C
     cmd
 }
 
+/// The controller-manager's client limits, per controller (each has its own
+/// client with `--use-service-account-credentials`): those of a production
+/// control plane rather than the default 20 QPS (burst 30). Waking 100
+/// functions at once costs the deployment and ReplicaSet controllers about
+/// three writes per function each (scale, pod, statuses); at 100 QPS (burst
+/// 200) the last pods were created seconds after the first.
+const CONTROLLER_MANAGER_API_QPS: u32 = 500;
+/// The controller-manager's client burst (see [`CONTROLLER_MANAGER_API_QPS`]).
+const CONTROLLER_MANAGER_API_BURST: u32 = 1000;
+/// Workers of the controllers on the path from a scale write to a ready
+/// endpoint (deployments, ReplicaSets, EndpointSlices, Endpoints), instead of
+/// the default 5: each sync waits on an API round trip, so with 5 workers
+/// many functions woken together queue behind one another. Production
+/// control planes sized for many services raise these the same way.
+const CONTROLLER_SYNCS: u32 = 25;
+
 /// `kube-controller-manager` with [`CONTROLLERS`], one service account per
-/// controller, and the cluster CA for signing.
+/// controller, the cluster CA for signing, and production client limits and
+/// worker counts.
 pub(crate) fn controller_manager(
     bin: &Binaries,
     layout: &Layout,
@@ -181,8 +198,15 @@ pub(crate) fn controller_manager(
             "node-monitor-grace-period",
             &options.node_monitor_grace_period,
         ),
-        flag("kube-api-qps", "100"),
-        flag("kube-api-burst", "200"),
+        flag("kube-api-qps", CONTROLLER_MANAGER_API_QPS.to_string()),
+        flag("kube-api-burst", CONTROLLER_MANAGER_API_BURST.to_string()),
+        flag("concurrent-deployment-syncs", CONTROLLER_SYNCS.to_string()),
+        flag("concurrent-replicaset-syncs", CONTROLLER_SYNCS.to_string()),
+        flag(
+            "concurrent-service-endpoint-syncs",
+            CONTROLLER_SYNCS.to_string(),
+        ),
+        flag("concurrent-endpoint-syncs", CONTROLLER_SYNCS.to_string()),
     ]);
     cmd
 }

@@ -59,6 +59,12 @@ pub(crate) enum WorkerMsg {
 
 /// When the API server cannot be reached, status writes are retried this often.
 const STATUS_RETRY: Duration = Duration::from_secs(2);
+/// How long a pod's first Running status waits for its containers' first readiness result, so
+/// that a container ready at once is reported Running and Ready in one write. With two writes a
+/// few milliseconds apart, the EndpointSlice controller often syncs the second against a cache
+/// that has not seen its own first update yet, and retries that Service only after its one
+/// second back-off: a pod woken from zero would reach the gateway a second late.
+const FIRST_READY_WAIT: Duration = Duration::from_secs(1);
 /// A pod deleted from the API server without a grace period still gets this long to stop.
 const MIN_GRACE: Duration = Duration::from_secs(2);
 
@@ -98,6 +104,8 @@ pub(crate) struct Worker {
     /// Why the pod cannot start (waiting reason and message), when it cannot.
     blocked: Option<(String, String)>,
     retry_at: Option<Instant>,
+    /// No status write before this instant: a failed write's retry, or the pod's first Running
+    /// status waiting for its first readiness result (see [`FIRST_READY_WAIT`]).
     status_retry_at: Option<Instant>,
     launch_backoff: RestartBackoff,
     /// Why the node ended the pod itself (`DeadlineExceeded`), reported as its status reason.
@@ -275,7 +283,13 @@ impl Worker {
         }
         match report.update {
             ProbeUpdate::Started => track.started = true,
-            ProbeUpdate::Ready(ready) => track.ready = ready,
+            ProbeUpdate::Ready(ready) => {
+                track.ready = ready;
+                // The first result is in: the status held for it is written now.
+                if ready && self.awaiting_first_ready() {
+                    self.status_retry_at = None;
+                }
+            }
             ProbeUpdate::LivenessFailed(message)
             | ProbeUpdate::StartupFailed(message)
             | ProbeUpdate::PostStartFailed(message) => {
@@ -684,6 +698,15 @@ impl Worker {
                 .lifecycle
                 .as_ref()
                 .is_some_and(|l| l.post_start.is_some());
+        // A readiness probe that may pass at once: the first Running status waits for it.
+        let ready_at_once = spec.readiness_probe.as_ref().is_some_and(|p| {
+            p.initial_delay_seconds.unwrap_or(0) <= 0
+                && spec.startup_probe.is_none()
+                && spec
+                    .lifecycle
+                    .as_ref()
+                    .is_none_or(|l| l.post_start.is_none())
+        });
         // Nothing to probe: the run is started and ready as it is (see `view`).
         let task = probed.then(|| {
             let target = ProbeTarget {
@@ -699,6 +722,23 @@ impl Worker {
             ))
         });
         track.probes = Some((started_at, task));
+        if ready_at_once && !self.first_status_written() {
+            self.status_retry_at = Some(Instant::now() + FIRST_READY_WAIT);
+        }
+    }
+
+    /// Whether the API server has a Running status of this pod from this node already.
+    fn first_status_written(&self) -> bool {
+        self.pod
+            .status
+            .as_ref()
+            .is_some_and(|s| s.phase.as_deref() != Some("Pending") || s.pod_ip.is_some())
+    }
+
+    /// Whether the first Running status is held for a readiness result (see
+    /// [`FIRST_READY_WAIT`]).
+    fn awaiting_first_ready(&self) -> bool {
+        !self.first_status_written() && self.status_retry_at.is_some()
     }
 
     /// Whether the sidecar `name` has started: it runs, and its startup probe and postStart
