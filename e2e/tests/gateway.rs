@@ -967,8 +967,11 @@ impl GatewayProcess {
         let kubeconfig = std::env::var_os("KUBECONFIG")
             .map(std::path::PathBuf::from)
             .unwrap_or_else(|| cluster.paths().kubeconfig.clone());
+        // Kept under the build's own scratch directory, where a failed run's
+        // gateway log can be read and `cargo clean` removes it.
         let log = std::fs::File::create(
-            std::env::temp_dir().join(format!("{stream}-{}.log", addr.port())),
+            std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
+                .join(format!("{stream}-{}.log", addr.port())),
         )
         .expect("the gateway's log file");
         let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_faas-test-gateway"))
