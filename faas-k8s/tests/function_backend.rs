@@ -188,7 +188,7 @@ async fn two_function_pods_share_a_port_and_delete_stops_serving() {
 async fn images_that_name_no_function_are_refused() {
     let backend = backend(3);
     for (image, needle) in [
-        (function_image("missing"), "hello, shout"),
+        (function_image("missing"), "hello, hold, shout"),
         ("nginx:1.27".to_owned(), "faas.dev/function/"),
     ] {
         let pod = PodLaunch::new(key("bad"), vec![ContainerLaunch::new("c", image.clone())]);
