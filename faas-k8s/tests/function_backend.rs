@@ -11,6 +11,7 @@ use faas_k8s::node::{
 };
 use futures::StreamExt;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::sync::Notify;
 
 #[path = "support/root.rs"]
 mod root;
@@ -23,10 +24,21 @@ async fn shout(text: String) -> String {
     text.to_uppercase()
 }
 
+/// Told when a `hold` call is running; a `hold` call answers once told to.
+static HOLD_STARTED: Notify = Notify::const_new();
+static HOLD_RELEASE: Notify = Notify::const_new();
+
+async fn hold(_: String) -> String {
+    HOLD_STARTED.notify_one();
+    HOLD_RELEASE.notified().await;
+    "held".to_owned()
+}
+
 fn backend(range: u8) -> FunctionBackend {
     let registry = Registry::from([
         FunctionDefinition::from_handler("hello", hello),
         FunctionDefinition::from_handler("shout", shout),
+        FunctionDefinition::from_handler("hold", hold),
     ]);
     FunctionBackend::new(
         FunctionBackendConfig::new(registry).with_addresses(AddressPool::new(
@@ -176,7 +188,7 @@ async fn two_function_pods_share_a_port_and_delete_stops_serving() {
 async fn images_that_name_no_function_are_refused() {
     let backend = backend(3);
     for (image, needle) in [
-        (function_image("missing"), "hello, shout"),
+        (function_image("missing"), "hello, hold, shout"),
         ("nginx:1.27".to_owned(), "faas.dev/function/"),
     ] {
         let pod = PodLaunch::new(key("bad"), vec![ContainerLaunch::new("c", image.clone())]);
@@ -276,6 +288,49 @@ async fn function_pods_can_live_in_a_network_namespace() {
     assert_eq!(answer.1, "hello, again");
     backend
         .delete(&key("ns2"), Duration::from_secs(5))
+        .await
+        .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deleted_pod_finishes_its_calls_in_flight_and_takes_no_new_ones() {
+    let backend = backend(5);
+    let held = backend.create(function_pod("held", "hold")).await.unwrap();
+    let other = backend
+        .create(function_pod("other", "hello"))
+        .await
+        .unwrap();
+    let (ip, other_ip) = (held.pod_ip.unwrap(), other.pod_ip.unwrap());
+
+    let call = tokio::spawn(request(ip, 8080, "POST", "/", "x"));
+    HOLD_STARTED.notified().await;
+    let deleting = tokio::spawn({
+        let backend = backend.clone();
+        async move { backend.delete(&key("held"), Duration::from_secs(60)).await }
+    });
+
+    // The pod's address stops taking connections while its call still runs.
+    let refused = async {
+        while tokio::net::TcpStream::connect((ip, 8080)).await.is_ok() {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(30), refused)
+        .await
+        .expect("the deleted pod's address refuses new connections");
+    assert!(!deleting.is_finished(), "the call in flight is waited for");
+    // The other pod, on the same accept loop, serves on.
+    assert_eq!(
+        request(other_ip, 8080, "POST", "/", "b").await.unwrap(),
+        (200, "hello, b".to_owned())
+    );
+
+    HOLD_RELEASE.notify_one();
+    assert_eq!(call.await.unwrap().unwrap(), (200, "held".to_owned()));
+    deleting.await.unwrap().unwrap();
+    assert!(backend.status(&key("held")).await.unwrap().is_none());
+    backend
+        .delete(&key("other"), Duration::from_secs(5))
         .await
         .unwrap();
 }

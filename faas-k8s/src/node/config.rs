@@ -90,7 +90,12 @@ pub struct NodeConfig {
     pub(crate) backoff_max: Duration,
     pub(crate) config_retry_interval: Duration,
     pub(crate) volume_sync_interval: Duration,
+    pub(crate) max_api_requests: usize,
 }
+
+/// How many requests the node's pod workers have in flight at once by default (see
+/// [`NodeConfigBuilder::max_api_requests`]).
+pub const DEFAULT_MAX_API_REQUESTS: usize = 32;
 
 impl NodeConfig {
     /// Starts a configuration for the node called `name`.
@@ -180,6 +185,11 @@ impl NodeConfig {
         self.volume_sync_interval
     }
 
+    /// How many requests to the API server the pod workers have in flight at once.
+    pub fn max_api_requests(&self) -> usize {
+        self.max_api_requests
+    }
+
     /// The first `InternalIP` address, else 127.0.0.1.
     pub fn host_ip(&self) -> IpAddr {
         self.addresses
@@ -233,6 +243,7 @@ impl NodeConfigBuilder {
                 backoff_max: Duration::from_secs(300),
                 config_retry_interval: Duration::from_secs(10),
                 volume_sync_interval: Duration::from_secs(60),
+                max_api_requests: DEFAULT_MAX_API_REQUESTS,
                 name,
             },
             extra_labels: BTreeMap::new(),
@@ -333,6 +344,16 @@ impl NodeConfigBuilder {
         self
     }
 
+    /// How many requests to the API server the pod workers have in flight at once: status
+    /// writes, the re-reads after a conflict, deletions and Events (default
+    /// [`DEFAULT_MAX_API_REQUESTS`], 32). The others wait their turn, so a burst of pods (a
+    /// thousand bound at once) holds this many request buffers, not one per pod; the watches,
+    /// the Lease and the Node's status are not counted.
+    pub fn max_api_requests(mut self, requests: usize) -> Self {
+        self.config.max_api_requests = requests;
+        self
+    }
+
     /// Checks the settings and returns the configuration.
     pub fn build(self) -> Result<NodeConfig> {
         let mut config = self.config;
@@ -373,6 +394,12 @@ impl NodeConfigBuilder {
                 "the restart back-off must start above zero and not exceed its maximum (base {:?}, max {:?})",
                 config.backoff_base, config.backoff_max
             )));
+        }
+        if config.max_api_requests == 0 {
+            return Err(Error::InvalidConfig(
+                "the node needs at least one API request in flight (max_api_requests is 0)"
+                    .to_owned(),
+            ));
         }
         for taint in &config.taints {
             if !matches!(

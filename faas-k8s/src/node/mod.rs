@@ -73,7 +73,8 @@ pub use backend::{
     PodKey, PodLaunch, PodRuntimeStatus, Terminated, VolumeFile, VolumeLaunch,
 };
 pub use config::{
-    KubeletTls, NodeAddress, NodeConfig, NodeConfigBuilder, NodeTaint, PROVIDER_TAINT_KEY,
+    DEFAULT_MAX_API_REQUESTS, KubeletTls, NodeAddress, NodeConfig, NodeConfigBuilder, NodeTaint,
+    PROVIDER_TAINT_KEY,
 };
 pub use events::EventHub;
 pub use machine::{DEFAULT_MAX_PODS, machine_capacity};

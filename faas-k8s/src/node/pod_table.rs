@@ -120,8 +120,14 @@ pub(crate) trait PodRuntime: std::fmt::Debug + Send + Sync + Sized + 'static {
         container: &Arc<Self::Container>,
     ) -> io::Result<()>;
 
-    /// Stops the current run of `container` within `grace`; returns once its end is recorded.
-    async fn stop(&self, container: &Self::Container, grace: Duration) -> io::Result<()>;
+    /// Stops the current run of `container` (one of `pod`'s) within `grace`; returns once its
+    /// end is recorded.
+    async fn stop(
+        &self,
+        pod: &RuntimePod<Self>,
+        container: &Self::Container,
+        grace: Duration,
+    ) -> io::Result<()>;
 
     /// How long a running container gets to stop when it is restarted.
     fn restart_grace(&self) -> Duration;
@@ -315,7 +321,7 @@ impl<R: PodRuntime> PodTable<R> {
     /// Undoes a create that failed half-way.
     async fn abandon(&self, pod: &Arc<RuntimePod<R>>, release_address: bool) {
         for container in &pod.containers {
-            if let Err(err) = self.runtime.stop(container, Duration::ZERO).await {
+            if let Err(err) = self.runtime.stop(pod, container, Duration::ZERO).await {
                 tracing::warn!(pod = %pod.key, error = %err, "cannot stop a container of a failed pod");
             }
         }
@@ -345,7 +351,7 @@ impl<R: PodRuntime> PodTable<R> {
             return Err(BackendError::NotFound(key.clone()));
         }
         self.runtime
-            .stop(&container, self.runtime.restart_grace())
+            .stop(&pod, &container, self.runtime.restart_grace())
             .await?;
         container.with_status(ContainerStatusCell::restarting);
         let started = self.runtime.start(&pod, &container).await;
@@ -385,7 +391,7 @@ impl<R: PodRuntime> PodTable<R> {
                 .containers
                 .iter()
                 .filter(|c| c.stops_last() == last)
-                .map(|c| self.runtime.stop(c, grace));
+                .map(|c| self.runtime.stop(&pod, c, grace));
             for outcome in futures::future::join_all(stops).await {
                 outcome?;
             }
@@ -466,7 +472,12 @@ mod tests {
             c.with_status(|cell| cell.started(SystemTime::now()));
             Ok(())
         }
-        async fn stop(&self, c: &Fake, _grace: Duration) -> io::Result<()> {
+        async fn stop(
+            &self,
+            _pod: &RuntimePod<Self>,
+            c: &Fake,
+            _grace: Duration,
+        ) -> io::Result<()> {
             self.stops.fetch_add(1, Ordering::SeqCst);
             c.with_status(|cell| {
                 if let Phase::Running { started_at } = cell.phase {

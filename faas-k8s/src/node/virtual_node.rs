@@ -215,6 +215,7 @@ impl VirtualNode {
             config: config.clone(),
             allocatable: capacity,
             services,
+            api_requests: tokio::sync::Semaphore::new(config.max_api_requests()),
         });
         tasks.spawn("pods", run_pods(ctx, registry, shutdown.clone()));
 

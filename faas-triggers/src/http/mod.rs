@@ -4,12 +4,13 @@
 //! request side is available without a network as [`RequestDecoder`] (routing,
 //! limits, deadline, trace context, CloudEvents modes) and the response side
 //! as [`encode_response`], for tests, fuzzing and hosts that bring their own
-//! server.
+//! server; [`ConnectionServer`] serves connections a host accepted itself.
 
 mod body;
 mod callback;
 mod config;
 mod connection;
+mod connection_server;
 mod decode;
 mod headers;
 mod queue;
@@ -19,6 +20,7 @@ mod server;
 mod trigger;
 
 pub use config::{DEFAULT_ADDR, DEFAULT_MAX_BODY, HttpTriggerConfig};
+pub use connection_server::ConnectionServer;
 pub use decode::{Call, Decoded, Rejection, ReplyMode, RequestDecoder};
 pub use headers::{
     STRUCTURED_CONTENT_TYPE, TRACEPARENT, X_ATTEMPT, X_CALL_ID, X_CALLBACK_URL, X_FORWARDED_PREFIX,

@@ -1,6 +1,6 @@
 //! The in-memory queue of asynchronous calls (`POST /async-function/{name}`).
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 
 use faas_core::{Dispatcher, FunctionError};
 use http::HeaderValue;
@@ -15,37 +15,40 @@ use super::respond::encode_response;
 /// The sending side: the server enqueues accepted calls here.
 ///
 /// Calls travel boxed: the channel sets aside room for a block of entries when it is made, and
-/// a block of pointers is a few hundred bytes where a block of calls is over ten kilobytes, paid
-/// by every server (every function pod of a virtual node) whether it ever queues a call or not.
-#[derive(Debug, Clone)]
+/// a block of pointers is a few hundred bytes where a block of calls is over ten kilobytes.
+/// The channel, the worker and its callback client are made on the first call queued: a server
+/// that never queues one (most function pods of a virtual node) pays for none of them.
+#[derive(Debug)]
 pub(crate) struct AsyncQueue {
-    sender: mpsc::Sender<Box<Call>>,
+    sender: OnceLock<mpsc::Sender<Box<Call>>>,
+    /// The worker once started; taken by [`finish`](Self::finish).
+    worker: Mutex<Option<tokio::task::JoinHandle<()>>>,
     capacity: usize,
+    concurrency: usize,
+    callback_attempts: u32,
+    dispatcher: Dispatcher,
+    stop: CancellationToken,
 }
 
 impl AsyncQueue {
-    /// A queue of `capacity` calls, and the worker that runs them
-    /// `concurrency` at a time through `dispatcher.deliver` (retries and dead
-    /// letter per each function's policy).
-    ///
-    /// The worker stops taking calls when `stop` is cancelled, runs the calls
-    /// already queued, and finishes; `drain` bounds how long it waits for them.
-    pub(crate) fn start(
+    /// A queue of `capacity` calls, whose worker (started with the first call) runs them
+    /// `concurrency` at a time through `dispatcher.deliver` (retries and dead letter per each
+    /// function's policy).
+    pub(crate) fn new(
         capacity: usize,
         concurrency: usize,
         callback_attempts: u32,
         dispatcher: Dispatcher,
-        stop: CancellationToken,
-    ) -> (Self, tokio::task::JoinHandle<()>) {
-        let (sender, receiver) = mpsc::channel(capacity.max(1));
-        let worker = Worker {
-            receiver,
+    ) -> Self {
+        AsyncQueue {
+            sender: OnceLock::new(),
+            worker: Mutex::new(None),
+            capacity: capacity.max(1),
+            concurrency: concurrency.max(1),
+            callback_attempts,
             dispatcher,
-            callbacks: CallbackClient::new(callback_attempts),
-            limit: Arc::new(Semaphore::new(concurrency.max(1))),
-        };
-        let handle = tokio::spawn(worker.run(stop));
-        (AsyncQueue { sender, capacity }, handle)
+            stop: CancellationToken::new(),
+        }
     }
 
     /// Queues `call`.
@@ -55,17 +58,52 @@ impl AsyncQueue {
     /// `Overloaded` (429) when the queue is full, `Unavailable` (503) once the
     /// server is shutting down.
     pub(crate) fn enqueue(&self, call: Call) -> Result<(), FunctionError> {
-        self.sender
+        let closed =
+            || FunctionError::unavailable("the server is shutting down and accepts no new calls");
+        let sender = match self.sender.get() {
+            Some(sender) => sender,
+            None => self.start().ok_or_else(closed)?,
+        };
+        sender
             .try_send(Box::new(call))
             .map_err(|error| match error {
                 mpsc::error::TrySendError::Full(_) => FunctionError::overloaded(format!(
                     "the queue of asynchronous calls is full ({} waiting); try again later",
                     self.capacity
                 )),
-                mpsc::error::TrySendError::Closed(_) => FunctionError::unavailable(
-                    "the server is shutting down and accepts no new calls",
-                ),
+                mpsc::error::TrySendError::Closed(_) => closed(),
             })
+    }
+
+    /// Starts the worker, unless it runs already or the queue is finishing (`None`).
+    fn start(&self) -> Option<&mpsc::Sender<Box<Call>>> {
+        let mut worker = self.worker.lock().unwrap_or_else(PoisonError::into_inner);
+        if self.stop.is_cancelled() {
+            return None;
+        }
+        Some(self.sender.get_or_init(|| {
+            let (sender, receiver) = mpsc::channel(self.capacity);
+            let run = Worker {
+                receiver,
+                dispatcher: self.dispatcher.clone(),
+                callbacks: CallbackClient::new(self.callback_attempts),
+                limit: Arc::new(Semaphore::new(self.concurrency)),
+            };
+            *worker = Some(tokio::spawn(run.run(self.stop.clone())));
+            sender
+        }))
+    }
+
+    /// Takes no more calls, and returns once the calls already queued have run.
+    pub(crate) async fn finish(&self) {
+        let worker = {
+            let mut worker = self.worker.lock().unwrap_or_else(PoisonError::into_inner);
+            self.stop.cancel();
+            worker.take()
+        };
+        if let Some(worker) = worker {
+            let _ = worker.await;
+        }
     }
 }
 

@@ -1,8 +1,6 @@
-//! The connection side of the HTTP trigger: accept, serve HTTP/1.1 and h2c,
-//! answer each request, drain at shutdown.
+//! The listener side of the HTTP trigger (accept, hand each connection to a
+//! [`ConnectionServer`], drain at shutdown) and how one request is answered.
 
-use std::convert::Infallible;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
@@ -11,16 +9,12 @@ use faas_core::Dispatcher;
 use http::header::{self, HeaderValue};
 use http::{Request, StatusCode, Version};
 use hyper::body::Incoming;
-use hyper::service::service_fn;
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use hyper_util::server::conn::auto;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
-use tokio_util::task::TaskTracker;
 
 use super::body::read_limited;
 use super::config::HttpTriggerConfig;
-use super::connection::{Activity, ConnectionStop, WatchedConnection};
+use super::connection_server::ConnectionServer;
 use super::decode::{Endpoint, RequestDecoder};
 use super::headers::{RequestHeaders, X_CALL_ID};
 use super::queue::AsyncQueue;
@@ -30,11 +24,11 @@ use super::respond::{Reply, encode_response, into_reply, rejection_response};
 const METRICS_CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
 /// Everything a request needs, shared by every connection.
-struct Server {
+pub(crate) struct Server {
     decoder: RequestDecoder,
     dispatcher: Dispatcher,
-    queue: AsyncQueue,
-    draining: AtomicBool,
+    pub(crate) queue: AsyncQueue,
+    pub(crate) draining: AtomicBool,
 }
 
 /// Serves `listener` until `shutdown` is cancelled, then stops accepting,
@@ -47,23 +41,7 @@ pub(crate) async fn serve(
     dispatcher: Dispatcher,
     shutdown: CancellationToken,
 ) {
-    let queue_stop = CancellationToken::new();
-    let (queue, queue_worker) = AsyncQueue::start(
-        config.async_queue_capacity(),
-        config.async_concurrency(),
-        config.callback_attempts(),
-        dispatcher.clone(),
-        queue_stop.clone(),
-    );
-    let server = Arc::new(Server {
-        decoder,
-        dispatcher,
-        queue,
-        draining: AtomicBool::new(false),
-    });
-    let builder = connection_builder(config);
-    let connections = TaskTracker::new();
-    let stop_connections = ConnectionStop::new();
+    let connections = ConnectionServer::with_decoder(decoder, dispatcher, config);
     let local = listener.local_addr().ok();
     tracing::info!(addr = ?local, "HTTP trigger listening");
 
@@ -73,60 +51,21 @@ pub(crate) async fn serve(
             () = shutdown.cancelled() => break,
             accepted = listener.accept() => accepted,
         };
-        let stream = match accepted {
-            Ok((stream, _peer)) => stream,
+        match accepted {
+            Ok((stream, _peer)) => {
+                connections.serve(stream);
+            }
             Err(error) => {
                 // Out of file descriptors and the like: pause rather than spin.
                 tracing::warn!(%error, "could not accept a connection");
                 tokio::time::sleep(Duration::from_millis(50)).await;
-                continue;
             }
-        };
-        let _ = stream.set_nodelay(true);
-        let server = Arc::clone(&server);
-        let activity = Activity::new();
-        let requests = Arc::clone(&activity);
-        let service = service_fn(move |request| {
-            let server = Arc::clone(&server);
-            let request_guard = requests.request();
-            async move {
-                let reply = server.handle(request).await;
-                drop(request_guard);
-                Ok::<_, Infallible>(reply)
-            }
-        });
-        let connection = builder
-            .serve_connection(TokioIo::new(stream), service)
-            .into_owned();
-        let connection = WatchedConnection::new(
-            connection,
-            activity,
-            config.header_read_timeout(),
-            Arc::clone(&stop_connections),
-            |connection| connection.graceful_shutdown(),
-        );
-        connections.spawn(async move {
-            match connection.await {
-                Some(Ok(())) => {}
-                Some(Err(error)) => tracing::debug!(%error, "connection ended with an error"),
-                None => tracing::debug!("connection dropped: it did not close when asked"),
-            }
-        });
+        }
     }
 
     drop(listener);
-    server.draining.store(true, Ordering::Release);
-    queue_stop.cancel();
-    stop_connections.stop();
-    connections.close();
-    tracing::info!(addr = ?local, connections = connections.len(), "HTTP trigger draining");
-    let drained = tokio::time::timeout(config.drain_timeout(), async {
-        connections.wait().await;
-        let _ = queue_worker.await;
-    })
-    .await
-    .is_ok();
-    if drained {
+    tracing::info!(addr = ?local, connections = connections.open(), "HTTP trigger draining");
+    if connections.drain().await {
         tracing::info!(addr = ?local, "HTTP trigger stopped");
     } else {
         tracing::warn!(
@@ -137,31 +76,17 @@ pub(crate) async fn serve(
     }
 }
 
-fn connection_builder(config: &HttpTriggerConfig) -> auto::Builder<TokioExecutor> {
-    let mut builder = auto::Builder::new(TokioExecutor::new());
-    // The header read timeout is the connection's watch, not hyper's timer
-    // per request (see `connection`). Answers are written from one buffer
-    // (`writev(false)`): a function's answer is mostly a few hundred bytes,
-    // and copying it behind the head costs less than hyper's queue of
-    // buffers for a vectored write (about 460 instructions a request, counted
-    // with callgrind; see BENCHMARKS.md); a large body is copied once more,
-    // which is small beside sending it.
-    builder
-        .http1()
-        .timer(TokioTimer::new())
-        .header_read_timeout(None)
-        .keep_alive(true)
-        .writev(false);
-    builder.http2().timer(TokioTimer::new());
-    if config.http2() {
-        builder
-    } else {
-        builder.http1_only()
-    }
-}
-
 impl Server {
-    async fn handle(&self, request: Request<Incoming>) -> Reply {
+    pub(crate) fn new(decoder: RequestDecoder, dispatcher: Dispatcher, queue: AsyncQueue) -> Self {
+        Server {
+            decoder,
+            dispatcher,
+            queue,
+            draining: AtomicBool::new(false),
+        }
+    }
+
+    pub(crate) async fn handle(&self, request: Request<Incoming>) -> Reply {
         let (parts, body) = request.into_parts();
         let mut headers = RequestHeaders::read(&parts.headers);
         let call_id = headers.call_id.clone();

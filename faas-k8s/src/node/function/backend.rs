@@ -9,6 +9,7 @@ use async_trait::async_trait;
 use faas_core::InvocationLog;
 use tokio_util::sync::CancellationToken;
 
+use super::accept::AcceptLoop;
 use super::config::FunctionBackendConfig;
 use super::image;
 use super::logs;
@@ -20,8 +21,8 @@ use crate::node::backend::{
 use crate::node::events::EventHub;
 use crate::node::pod_table::{PodRuntime, PodTable};
 
-/// Serves pods whose containers name a registered function, in-process: no process per pod,
-/// only a listener on the pod's own address.
+/// Serves pods whose containers name a registered function, in-process: no process or task per
+/// pod, only a listener on the pod's own address, which one accept loop serves for every pod.
 ///
 /// - **Images**: `faas.dev/function/<name>` runs the function `<name>` of the registry (see
 ///   [`function_image`](super::function_image)); any other image, or an unknown name, is
@@ -75,6 +76,8 @@ struct Inner {
 #[derive(Debug)]
 struct FunctionRuntime {
     context: ServerContext,
+    /// Ends the accept loop when the backend goes away.
+    cancel: CancellationToken,
     /// Set once the pod network is prepared (on the first pod).
     network_ready: tokio::sync::OnceCell<()>,
 }
@@ -89,12 +92,14 @@ impl FunctionBackend {
             }
         }
         let capacity = config.effective_capacity();
+        let cancel = CancellationToken::new();
         let runtime = FunctionRuntime {
+            cancel: cancel.clone(),
             context: ServerContext {
                 http: config.http.clone(),
                 network: config.network.clone(),
                 events: EventHub::new(),
-                cancel: CancellationToken::new(),
+                accept: AcceptLoop::new(cancel),
             },
             network_ready: tokio::sync::OnceCell::new(),
         };
@@ -116,7 +121,7 @@ impl FunctionBackend {
     pub async fn shutdown(&self, grace: Duration) {
         // Deleting a function pod cannot fail.
         let _ = self.inner.table.delete_all(grace).await;
-        self.inner.table.runtime().context.cancel.cancel();
+        self.inner.table.runtime().cancel.cancel();
     }
 }
 
@@ -154,8 +159,13 @@ impl PodRuntime for FunctionRuntime {
         container.start(pod, &self.context).await
     }
 
-    async fn stop(&self, container: &FunctionContainer, grace: Duration) -> io::Result<()> {
-        container.stop(grace).await;
+    async fn stop(
+        &self,
+        pod: &FunctionPod,
+        container: &FunctionContainer,
+        grace: Duration,
+    ) -> io::Result<()> {
+        container.stop(pod, &self.context, grace).await;
         Ok(())
     }
 
@@ -299,7 +309,7 @@ impl PodBackend for FunctionBackend {
 
 impl Drop for Inner {
     fn drop(&mut self) {
-        // Every server stops accepting and drains on its own.
-        self.table.runtime().context.cancel.cancel();
+        // The accept loop ends, closing every listener.
+        self.table.runtime().cancel.cancel();
     }
 }

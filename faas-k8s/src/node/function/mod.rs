@@ -11,6 +11,7 @@
 //!
 //! [`AddressPool`]: crate::node::AddressPool
 
+mod accept;
 mod backend;
 mod config;
 mod image;

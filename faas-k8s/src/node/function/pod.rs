@@ -4,13 +4,14 @@
 //! Each container gets a registry of its own holding only its function (so
 //! `/function/<other>` is 404 on this pod, as it would be on a pod running that one function's
 //! binary), a dispatcher applying the function's policy with this pod's own in-flight limit,
-//! metrics and log, and the HTTP trigger of `faas-triggers` bound to `<pod ip>:<port>`:
-//! `POST /` and `/function/<name>` both call the function, as the OpenFaaS watchdog does, and
-//! `/_/health`, `/_/ready` and `/metrics` are served.
+//! metrics and log, and a listener on `<pod ip>:<port>` whose connections the backend's one
+//! [accept loop](super::accept) hands to the HTTP trigger's [`ConnectionServer`]: `POST /` and
+//! `/function/<name>` both call the function, as the OpenFaaS watchdog does, and `/_/health`,
+//! `/_/ready` and `/metrics` are served.
 //!
-//! A run ends when the node stops it (the server stops accepting, drains what is in flight,
+//! A run ends when the node stops it: the listener closes, the server drains what is in flight,
 //! exit code 0; if the grace runs out it is cut off, exit code 137 with signal 9, as a killed
-//! process would report) or when the server fails (exit code 1, the error in the pod's log).
+//! process would report.
 
 use std::io;
 use std::net::{IpAddr, SocketAddr};
@@ -18,11 +19,10 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 use faas_core::{Dispatcher, FunctionDefinition, InvocationLog, Metrics, Registry};
-use faas_triggers::http::{HttpTrigger, HttpTriggerConfig};
+use faas_triggers::http::{ConnectionServer, HttpTriggerConfig};
 use tokio::sync::watch;
-use tokio::task::AbortHandle;
-use tokio_util::sync::CancellationToken;
 
+use super::accept::{AcceptLoop, Listening};
 use crate::node::container_status::{ContainerStatusCell, Exit};
 use crate::node::events::EventHub;
 use crate::node::lock;
@@ -48,12 +48,12 @@ struct Runtime {
 }
 
 /// The server of the current run.
-#[derive(Clone, Debug)]
+#[derive(Debug)]
 struct Serving {
-    shutdown: CancellationToken,
-    abort: AbortHandle,
+    listening: Listening,
+    started_at: SystemTime,
     /// Turns `true` once the run's end is recorded.
-    done: watch::Receiver<bool>,
+    done: watch::Sender<bool>,
 }
 
 /// What the servers of every pod share.
@@ -62,8 +62,8 @@ pub(crate) struct ServerContext {
     pub(crate) http: HttpTriggerConfig,
     pub(crate) network: PodNetwork,
     pub(crate) events: EventHub,
-    /// Cancelled when the backend goes away: every server stops.
-    pub(crate) cancel: CancellationToken,
+    /// The one accept loop of every pod's listeners.
+    pub(crate) accept: AcceptLoop,
 }
 
 impl TableContainer for FunctionContainer {
@@ -96,7 +96,10 @@ impl FunctionContainer {
 
     /// Whether a run is serving now, and a receiver that turns `true` when it ends.
     pub(crate) fn run_end(&self) -> Option<watch::Receiver<bool>> {
-        lock(&self.runtime).serving.as_ref().map(|s| s.done.clone())
+        lock(&self.runtime)
+            .serving
+            .as_ref()
+            .map(|s| s.done.subscribe())
     }
 
     /// Binds `<pod ip>:<port>` and starts serving the function there.
@@ -121,19 +124,16 @@ impl FunctionContainer {
             .clone()
             .with_addr(addr)
             .with_default_function(self.function());
-        let shutdown = context.cancel.child_token();
-        let server = tokio::spawn(
-            HttpTrigger::from_listener(listener, config).serve(dispatcher, shutdown.clone()),
-        );
-        let (done_tx, done) = watch::channel(false);
+        let server = ConnectionServer::new(dispatcher, &config).map_err(io::Error::other)?;
+        let listening = context.accept.listen(listener, Arc::new(server))?;
         let started_at = SystemTime::now();
         {
             let mut runtime = lock(&self.runtime);
             runtime.status.started(started_at);
             runtime.serving = Some(Serving {
-                shutdown,
-                abort: server.abort_handle(),
-                done,
+                listening,
+                started_at,
+                done: watch::Sender::new(false),
             });
         }
         pod.data.push(
@@ -144,59 +144,47 @@ impl FunctionContainer {
                 self.function()
             ),
         );
-        let (container, pod, events) = (Arc::clone(self), Arc::clone(pod), context.events.clone());
-        tokio::spawn(async move {
-            let outcome = server.await;
-            let finished_at = SystemTime::now();
-            let exit = match outcome {
-                Ok(Ok(())) => Exit::new(0, None, started_at, finished_at),
-                Ok(Err(err)) => {
-                    pod.data
-                        .push(container.function(), format!("server failed: {err}"));
-                    Exit::new(1, None, started_at, finished_at)
-                }
-                Err(join) if join.is_cancelled() => {
-                    Exit::new(137, Some(9), started_at, finished_at)
-                }
-                Err(join) => {
-                    pod.data
-                        .push(container.function(), format!("server panicked: {join}"));
-                    Exit::new(1, None, started_at, finished_at)
-                }
-            };
-            pod.data.push(
-                container.function(),
-                format!(
-                    "container {} stopped (exit code {})",
-                    container.name, exit.exit_code
-                ),
-            );
-            {
-                let mut runtime = lock(&container.runtime);
-                runtime.status.exited(exit);
-                runtime.serving = None;
-            }
-            done_tx.send_replace(true);
-            events.notify(&pod.key);
-        });
         Ok(())
     }
 
     /// Stops the current run: no new connections, up to `grace` for the calls in flight, then
     /// cut off. Returns once the end is recorded.
-    pub(crate) async fn stop(&self, grace: Duration) {
-        let Some(serving) = lock(&self.runtime).serving.clone() else {
-            return;
+    pub(crate) async fn stop(&self, pod: &FunctionPod, context: &ServerContext, grace: Duration) {
+        let (closed, server, started_at) = {
+            let mut runtime = lock(&self.runtime);
+            let Some(serving) = runtime.serving.as_mut() else {
+                return;
+            };
+            let closed = context.accept.close(&mut serving.listening);
+            (
+                closed,
+                Arc::clone(serving.listening.server()),
+                serving.started_at,
+            )
         };
-        serving.shutdown.cancel();
-        let mut done = serving.done;
-        let drained = tokio::time::timeout(grace, done.wait_for(|d| *d))
-            .await
-            .is_ok_and(|waited| waited.is_ok());
-        if !drained {
-            serving.abort.abort();
-            // The watcher records the end as soon as the aborted server task is gone.
-            let _ = done.wait_for(|d| *d).await;
+        // The address is free again before the run counts as ended (a restart binds it anew).
+        closed.await;
+        let drained = tokio::time::timeout(grace, server.drain()).await.is_ok();
+        let exit = if drained {
+            Exit::new(0, None, started_at, SystemTime::now())
+        } else {
+            Exit::new(137, Some(9), started_at, SystemTime::now())
+        };
+        pod.data.push(
+            self.function(),
+            format!(
+                "container {} stopped (exit code {})",
+                self.name, exit.exit_code
+            ),
+        );
+        let serving = {
+            let mut runtime = lock(&self.runtime);
+            runtime.status.exited(exit);
+            runtime.serving.take()
+        };
+        if let Some(serving) = serving {
+            serving.done.send_replace(true);
         }
+        context.events.notify(&pod.key);
     }
 }

@@ -235,7 +235,7 @@ impl PodRuntime for Runner {
         Runner::start(self, pod, container).await
     }
 
-    async fn stop(&self, container: &Container, grace: Duration) -> io::Result<()> {
+    async fn stop(&self, _pod: &Pod, container: &Container, grace: Duration) -> io::Result<()> {
         Runner::stop(self, container, grace).await
     }
 

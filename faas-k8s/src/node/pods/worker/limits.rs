@@ -8,6 +8,8 @@ use k8s_openapi::api::core::v1::Pod;
 use kube::Resource;
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 
+use super::PodContext;
+
 /// The containers (init containers too) that set a CPU or memory limit.
 pub(crate) fn limited_containers(pod: &Pod) -> Vec<String> {
     let Some(spec) = pod.spec.as_ref() else {
@@ -29,12 +31,7 @@ pub(crate) fn limited_containers(pod: &Pod) -> Vec<String> {
 
 /// Publishes the Warning for `pod` when it has limits the backend does not enforce, for
 /// `reason` (`None`: they are enforced); a failure to publish is logged only.
-pub(crate) async fn warn_unenforced(
-    client: &kube::Client,
-    node: &str,
-    pod: &Pod,
-    reason: Option<String>,
-) {
+pub(crate) async fn warn_unenforced(ctx: &PodContext, pod: &Pod, reason: Option<String>) {
     let Some(reason) = reason else {
         return;
     };
@@ -42,8 +39,9 @@ pub(crate) async fn warn_unenforced(
     if containers.is_empty() {
         return;
     }
+    let node = &ctx.config.name;
     let recorder = Recorder::new(
-        client.clone(),
+        ctx.client.clone(),
         Reporter {
             controller: "faas-vnode".to_owned(),
             instance: Some(node.to_owned()),
@@ -59,6 +57,7 @@ pub(crate) async fn warn_unenforced(
         action: "Start".to_owned(),
         secondary: None,
     };
+    let _turn = ctx.api_turn().await;
     if let Err(e) = recorder.publish(&event, &pod.object_ref(&())).await {
         tracing::debug!(error = %e, "publishing a pod Event failed");
     }

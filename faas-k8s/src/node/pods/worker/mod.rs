@@ -12,7 +12,7 @@ use std::time::{Duration, SystemTime};
 use k8s_openapi::api::core::v1::{Pod, Service};
 use kube::Api;
 use kube::runtime::reflector::Store;
-use tokio::sync::mpsc;
+use tokio::sync::{Semaphore, SemaphorePermit, mpsc};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
@@ -41,6 +41,20 @@ pub(crate) struct PodContext {
     pub(crate) allocatable: Capacity,
     /// The cluster's Services, for the pods' service variables.
     pub(crate) services: Store<Service>,
+    /// Bounds the workers' requests in flight ([`NodeConfig::max_api_requests`]).
+    pub(crate) api_requests: Semaphore,
+}
+
+impl PodContext {
+    /// Waits for a turn to send a request to the API server; the turn lasts as long as the
+    /// permit.
+    pub(crate) async fn api_turn(&self) -> SemaphorePermit<'_> {
+        // The semaphore is never closed.
+        self.api_requests
+            .acquire()
+            .await
+            .expect("the API request semaphore is never closed")
+    }
 }
 
 /// How long a pod waits for the first listing of Services before its start is retried.
@@ -479,13 +493,7 @@ impl Worker {
             Ok(status) => {
                 tracing::info!(pod = %self.key, ip = ?status.pod_ip, "pod started");
                 let unenforced = self.ctx.backend.unenforced_limits();
-                limits::warn_unenforced(
-                    &self.ctx.client,
-                    &self.ctx.config.name,
-                    &self.pod,
-                    unenforced,
-                )
-                .await;
+                limits::warn_unenforced(&self.ctx, &self.pod, unenforced).await;
                 self.runtime = Some(status);
                 self.runtime_dirty = true;
                 self.blocked = None;

@@ -1,5 +1,6 @@
 //! What a worker shows: the pod's status, built from what it knows and written when it changed.
 
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use k8s_openapi::api::core::v1::Container;
@@ -186,6 +187,8 @@ impl Worker {
         }
         let view = self.view();
         let api = self.api();
+        let ctx = Arc::clone(&self.ctx);
+        let _turn = ctx.api_turn().await;
         for _ in 0..5 {
             let desired = build_status(self.pod.status.as_ref(), &view, SystemTime::now());
             if self.pod.status.as_ref() == Some(&desired) {

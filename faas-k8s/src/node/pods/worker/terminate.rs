@@ -155,7 +155,11 @@ impl Worker {
             }),
             ..Default::default()
         };
-        match self.api().delete(&self.key.name, &params).await {
+        let deleted = {
+            let _turn = self.ctx.api_turn().await;
+            self.api().delete(&self.key.name, &params).await
+        };
+        match deleted {
             Ok(_) => self.finished = true,
             Err(kube::Error::Api(status)) if status.is_not_found() || status.is_conflict() => {
                 self.finished = true;

@@ -15,7 +15,7 @@ use super::super::super::backend::{
     BackendError, Capacity, ContainerRuntimeStatus, ContainerState, LogOptions, LogStream,
     PodBackend, PodEvents, PodKey, PodLaunch, PodRuntimeStatus, Terminated,
 };
-use super::super::super::config::NodeConfig;
+use super::super::super::config::{DEFAULT_MAX_API_REQUESTS, NodeConfig};
 use super::super::super::testing::StaticBackend;
 use super::super::state::Stage;
 use super::{PodContext, Worker};
@@ -53,6 +53,7 @@ async fn a_conflicting_status_write_is_retried_on_the_fresh_pod() {
         config: Arc::new(NodeConfig::builder("vn").build().unwrap()),
         allocatable: Capacity::new("1", "1Gi", 10),
         services: kube::runtime::reflector::store().0,
+        api_requests: tokio::sync::Semaphore::new(DEFAULT_MAX_API_REQUESTS),
     });
     let initial: Pod = serde_json::from_value(pod("1", None)).unwrap();
     let mut worker = Worker::new(ctx, initial);
@@ -190,6 +191,7 @@ async fn a_container_that_crashes_again_at_once_waits_in_back_off_not_done() {
         config: Arc::new(NodeConfig::builder("vn").build().unwrap()),
         allocatable: Capacity::new("1", "1Gi", 10),
         services: kube::runtime::reflector::store().0,
+        api_requests: tokio::sync::Semaphore::new(DEFAULT_MAX_API_REQUESTS),
     });
     let mut worker = Worker::new(ctx, serde_json::from_value(pod("1", None)).unwrap());
     worker.stage = Stage::Running;
@@ -216,6 +218,7 @@ async fn an_idle_worker_task_keeps_little() {
         config: Arc::new(NodeConfig::builder("vn").build().unwrap()),
         allocatable: Capacity::new("1", "1Gi", 10),
         services: kube::runtime::reflector::store().0,
+        api_requests: tokio::sync::Semaphore::new(DEFAULT_MAX_API_REQUESTS),
     });
     let worker = Box::new(Worker::new(
         ctx,
