@@ -154,6 +154,25 @@ fn unscheduled(pods: &[&Pod]) -> Option<String> {
     })
 }
 
+/// What a Function's readiness reads from one of its pods, hashed: an image that cannot run, or
+/// the scheduler's reason for not placing it (with the pod's name, which the message names);
+/// `None` when the pod shows neither, or is going away. Everything else about a pod (scheduled,
+/// started, ready) reaches the Function through its Deployment's status.
+pub(crate) fn pod_signal(pod: &Pod) -> Option<u64> {
+    use std::hash::{DefaultHasher, Hash as _, Hasher as _};
+    if pod.metadata.deletion_timestamp.is_some() {
+        return None;
+    }
+    let pods = [pod];
+    let signal = (image_failure(&pods), unscheduled(&pods));
+    if signal == (None, None) {
+        return None;
+    }
+    let mut hasher = DefaultHasher::new();
+    signal.hash(&mut hasher);
+    Some(hasher.finish())
+}
+
 /// The status to report for `function` given what was observed; the `Ready` condition keeps its
 /// transition time while its status holds.
 pub(crate) fn status(function: &Function, observed: &Observed<'_>) -> FunctionStatus {
@@ -318,6 +337,12 @@ mod tests {
             message.contains("pod f-1 is not scheduled: 0/1 nodes are available"),
             "{message}"
         );
+
+        assert!(
+            pod_signal(&pending).is_some(),
+            "an unscheduled pod is a signal"
+        );
+        assert!(pod_signal(&Pod::default()).is_none(), "a plain pod is none");
 
         let zero = function(0);
         let d = deployment(0, 0, 0);
