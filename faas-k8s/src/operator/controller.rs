@@ -18,6 +18,7 @@ use serde::de::DeserializeOwned;
 use super::applied::AppliedObjects;
 use super::backoff::RetryBackoff;
 use super::config::OperatorConfig;
+use super::detached::DetachedCreates;
 use super::leader::{LeaderElection, LeaseLock};
 use super::progress::ProgressClock;
 use super::readiness;
@@ -210,6 +211,7 @@ impl FunctionController {
             services,
             applied_deployments,
             applied_services,
+            service_creates: DetachedCreates::default(),
             written_functions: AppliedObjects::new(self.stats.clone()),
             pods,
             recorder: Recorder::new(client.clone(), reporter),

@@ -54,6 +54,7 @@ pub mod cli;
 mod config;
 mod controller;
 mod crd;
+mod detached;
 mod drift;
 mod leader;
 mod ownership;

@@ -21,6 +21,7 @@ use tokio::time::Instant;
 use super::applied::AppliedObjects;
 use super::backoff::RetryBackoff;
 use super::config::OperatorConfig;
+use super::detached::{CreateState, DetachedCreates};
 use super::drift::{Drift, drift};
 use super::ownership;
 use super::progress::ProgressClock;
@@ -43,6 +44,8 @@ pub(crate) struct Context {
     pub(crate) applied_deployments: AppliedObjects<Deployment>,
     /// Services applied that the cache may not show yet.
     pub(crate) applied_services: AppliedObjects<Service>,
+    /// Service creates running apart from the reconcile that started them.
+    pub(crate) service_creates: DetachedCreates,
     /// Functions as their last status write returned them, while the cache may not show it.
     pub(crate) written_functions: AppliedObjects<Function>,
     pub(crate) pods: Store<Pod>,
@@ -61,6 +64,9 @@ pub(crate) struct Context {
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
+
+/// How soon a Function whose Service create is in flight is reconciled again at the latest.
+const SERVICE_CREATE_CHECK: Duration = Duration::from_secs(10);
 
 /// What applying one object came to.
 enum Applied {
@@ -220,6 +226,18 @@ impl Context {
         Ok(())
     }
 
+    /// Whether a write of `kind` for `function` was refused for lack of permission at its
+    /// current generation, recently enough that it is not tried again yet.
+    fn refused_before(&self, function: &Function, kind: &'static str) -> bool {
+        let key = (function.uid().unwrap_or_default(), kind);
+        lock(&self.refused)
+            .get(&key)
+            .is_some_and(|(generation, at, _)| {
+                *generation == function.metadata.generation.unwrap_or(0)
+                    && at.elapsed() < self.config.forbidden_retry
+            })
+    }
+
     /// The Secrets `function` needs that do not exist, or a refusal to look them up.
     async fn missing_secrets(
         &self,
@@ -284,7 +302,8 @@ pub(crate) async fn reconcile(function: Arc<Function>, ctx: Arc<Context>) -> Res
     result
 }
 
-async fn reconcile_function(function: Arc<Function>, ctx: &Context) -> Result<Action> {
+async fn reconcile_function(function: Arc<Function>, shared: &Arc<Context>) -> Result<Action> {
+    let ctx = shared.as_ref();
     let namespace = function.namespace().unwrap_or_default();
     let name = function.name_any();
     if function.metadata.deletion_timestamp.is_some() {
@@ -293,6 +312,8 @@ async fn reconcile_function(function: Arc<Function>, ctx: &Context) -> Result<Ac
         ctx.applied_deployments
             .forget(&ObjectRef::new(&name).within(&namespace));
         ctx.applied_services
+            .forget(&ObjectRef::new(&name).within(&namespace));
+        ctx.service_creates
             .forget(&ObjectRef::new(&name).within(&namespace));
         ctx.written_functions
             .forget(&ObjectRef::from_obj(function.as_ref()));
@@ -330,6 +351,50 @@ async fn reconcile_function(function: Arc<Function>, ctx: &Context) -> Result<Ac
         .freshest(&service_ref, ctx.services.get(&service_ref));
     let desired_deployment = resources::deployment(&function);
     let desired_service = resources::service(&function);
+    let desired_service_now = desired_service.clone();
+    // A missing Service is created apart from this reconcile (see `detached`); one in flight
+    // is not written again.
+    let mut service_in_flight = false;
+    let service_write = match ctx.service_creates.take(&service_ref) {
+        Some(CreateState::InFlight) => {
+            service_in_flight = true;
+            None
+        }
+        Some(CreateState::Failed) => Some(live_service),
+        None if live_service.is_none() && !ctx.refused_before(&function, "Service") => {
+            service_in_flight = true;
+            ctx.service_creates.started(service_ref.clone());
+            let shared = shared.clone();
+            let function = function.clone();
+            tokio::spawn(async move {
+                let created = shared
+                    .apply(
+                        &function,
+                        None,
+                        &shared.applied_services,
+                        &desired_service,
+                        "Service",
+                    )
+                    .await;
+                let succeeded = matches!(created, Ok(Applied::Written { .. } | Applied::Unchanged));
+                if !succeeded {
+                    shared.stats.failures.fetch_add(1, Ordering::Relaxed);
+                    tracing::warn!(
+                        function = %function.name_any(),
+                        namespace = ?function.namespace(),
+                        "creating the Service failed: the next reconcile tries again"
+                    );
+                }
+                shared.service_creates.finished(
+                    &ObjectRef::new(&function.name_any())
+                        .within(&function.namespace().unwrap_or_default()),
+                    succeeded,
+                );
+            });
+            None
+        }
+        None => Some(live_service),
+    };
     // The two objects do not depend on each other: one round trip for both.
     // Both run to the end even when one fails, so the other's answer is kept.
     let (deployment_applied, service_applied) = futures::join!(
@@ -340,13 +405,21 @@ async fn reconcile_function(function: Arc<Function>, ctx: &Context) -> Result<Ac
             &desired_deployment,
             "Deployment",
         ),
-        ctx.apply(
-            &function,
-            live_service,
-            &ctx.applied_services,
-            &desired_service,
-            "Service",
-        ),
+        async {
+            match service_write {
+                Some(live_service) => {
+                    ctx.apply(
+                        &function,
+                        live_service,
+                        &ctx.applied_services,
+                        &desired_service_now,
+                        "Service",
+                    )
+                    .await
+                }
+                None => Ok(Applied::Unchanged),
+            }
+        },
     );
     let (deployment_applied, service_applied) = (deployment_applied?, service_applied?);
     let mut healed = Vec::new();
@@ -433,6 +506,10 @@ async fn reconcile_function(function: Arc<Function>, ctx: &Context) -> Result<Ac
     }
     if !wrote {
         ctx.stats.idle_reconciles.fetch_add(1, Ordering::Relaxed);
+    }
+    if service_in_flight {
+        // A create that fails has no watch event to wake the Function: look again soon.
+        requeue = requeue.min(SERVICE_CREATE_CHECK);
     }
     ctx.backoff.succeeded(&function);
     Ok(Action::requeue(requeue))
