@@ -33,6 +33,12 @@ fn cpu_of(process: &procfs::process::Process) -> Option<Duration> {
     Some(Duration::from_secs_f64(ticks as f64 / per_second as f64))
 }
 
+/// The pid in a pid file of `cargo xtask cluster up`: a JSON record with a `pid` field.
+fn pid_of(record: &str) -> Option<i32> {
+    let record: serde_json::Value = serde_json::from_str(record).ok()?;
+    i32::try_from(record.get("pid")?.as_i64()?).ok()
+}
+
 impl CpuSnapshot {
     /// The CPU time used so far by the processes of the cluster in `cluster_dir` and by this
     /// process (the benchmark, with what it hosts), under the name `bench`.
@@ -42,7 +48,7 @@ impl CpuSnapshot {
             let process =
                 std::fs::read_to_string(cluster_dir.join("run").join(format!("{name}.pid")))
                     .ok()
-                    .and_then(|pid| pid.trim().parse::<i32>().ok())
+                    .and_then(|record| pid_of(&record))
                     .and_then(|pid| procfs::process::Process::new(pid).ok());
             if let Some(time) = process.as_ref().and_then(cpu_of) {
                 used.insert(name.to_owned(), time);
@@ -229,6 +235,15 @@ pub fn request_table(delta: &BTreeMap<RequestKind, RequestCost>, per: f64) -> St
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_pid_comes_from_the_cluster_s_process_record() {
+        assert_eq!(
+            pid_of(r#"{"name": "etcd", "pid": 22005, "start_ticks": 1}"#),
+            Some(22005)
+        );
+        assert_eq!(pid_of("not json"), None);
+    }
 
     #[test]
     fn counts_and_durations_add_up_per_kind_across_codes_and_versions() {

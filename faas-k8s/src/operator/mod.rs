@@ -73,7 +73,7 @@ pub use rbac::{
     OPERATOR_ROLE, cluster_role, leader_election_role, leader_election_rules, operator_rules,
 };
 pub use resources::{
-    CONTAINER_NAME, MANAGED_BY, MANAGED_BY_LABEL, VIRTUAL_NODE_SELECTOR, deployment, function_url,
-    selector_labels, service,
+    CONTAINER_NAME, FUNCTION_GENERATION_ANNOTATION, MANAGED_BY, MANAGED_BY_LABEL,
+    VIRTUAL_NODE_SELECTOR, deployment, function_url, selector_labels, service,
 };
 pub use stats::OperatorStats;

@@ -377,8 +377,12 @@ async fn reconcile_function(function: Arc<Function>, shared: &Arc<Context>) -> R
                     )
                     .await;
                 let succeeded = matches!(created, Ok(Applied::Written { .. } | Applied::Unchanged));
-                if !succeeded {
+                if let Err(e) = &created {
+                    // A refusal is not a failure: the next reconcile reports it as a condition.
                     shared.stats.failures.fetch_add(1, Ordering::Relaxed);
+                    tracing::debug!(error = %crate::error::ErrorChain(e), "the Service create");
+                }
+                if !succeeded {
                     tracing::warn!(
                         function = %function.name_any(),
                         namespace = ?function.namespace(),
