@@ -336,12 +336,32 @@ async fn a_function_runs_on_the_virtual_node_heals_drift_and_idles_without_write
         },
     )
     .await?;
-    assert_eq!(
+    let service = wait::for_object(
+        &ns.api::<Service>(),
+        "hello",
+        "the Service applied for the new generation",
+        |s| {
+            spec_managers(&s.metadata)
+                .iter()
+                .any(|(_, operation)| operation == "Apply")
+        },
+    )
+    .await?;
+    for entries in [
         spec_managers(&deployment.metadata),
-        [("faas-operator".to_owned(), "Apply".to_owned())],
-        "one entry, the operator's apply, owns the Deployment"
+        spec_managers(&service.metadata),
+    ] {
+        assert_eq!(
+            entries,
+            [("faas-operator".to_owned(), "Apply".to_owned())],
+            "one entry, the operator's apply, owns each object"
+        );
+    }
+    assert_eq!(
+        operator.stats().ownership_moves(),
+        2,
+        "the Deployment's and the Service's fields moved once each"
     );
-    assert_eq!(operator.stats().ownership_moves(), 1);
     wait_ready(&api, "hello", 1).await;
 
     // Drift: an edited Deployment and a deleted Service come back as the Function says.
