@@ -18,6 +18,9 @@ pub(crate) struct Observed<'a> {
     pub(crate) missing_secrets: Vec<String>,
     /// Why the operator could not write the function's objects, when it could not.
     pub(crate) refused: Option<(ReadyReason, String)>,
+    /// Whether the function's Service is not there yet (its create still in flight): a Function
+    /// is not Ready before it can be called through its Service.
+    pub(crate) service_missing: bool,
 }
 
 /// Container waiting reasons that mean the image cannot run.
@@ -118,6 +121,12 @@ pub(crate) fn judge(function: &Function, observed: &Observed<'_>) -> (ReadyReaso
         };
     }
     if generation_seen && updated >= wanted && ready >= wanted && total == updated {
+        if observed.service_missing {
+            return (
+                ReadyReason::Progressing,
+                format!("{ready} of {wanted} replica(s) ready; creating Service {name}"),
+            );
+        }
         (
             ReadyReason::Ready,
             format!("{ready} of {wanted} replica(s) ready"),
@@ -250,6 +259,16 @@ mod tests {
             ..Observed::default()
         };
         assert_eq!(judge(&f, &observed).0, ReadyReason::Ready);
+        let observed = Observed {
+            deployment: Some(&d),
+            service_missing: true,
+            ..Observed::default()
+        };
+        assert_eq!(
+            judge(&f, &observed).0,
+            ReadyReason::Progressing,
+            "not Ready before its Service exists"
+        );
         let rolling = deployment(2, 1, 3);
         let observed = Observed {
             deployment: Some(&rolling),

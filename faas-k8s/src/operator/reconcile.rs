@@ -471,6 +471,7 @@ async fn reconcile_function(function: Arc<Function>, shared: &Arc<Context>) -> R
         .collect();
     observed.pods = pods.iter().map(AsRef::as_ref).collect();
     observed.deployment = live_deployment.as_deref();
+    observed.service_missing = service_in_flight;
 
     let status = readiness::status(&function, &observed);
     let reason = readiness::judge(&function, &observed).0;
