@@ -16,10 +16,13 @@
 //!
 //! Environment: `B9_FUNCTIONS` (default 200), `B9_CONCURRENCY` creates in flight (default 32).
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use faas_benches::control_plane::{
+    ApiRequests, CpuSnapshot, RequestCost, RequestKind, cpu_line, request_table, writes,
+};
 use faas_benches::report::Measurement;
 use faas_core::{FunctionDefinition, Registry};
 use faas_e2e::TestCluster;
@@ -78,52 +81,6 @@ async fn namespace(client: &Client, name: &str) {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     panic!("namespace {name} has no default ServiceAccount");
-}
-
-/// The API server's count of write requests per (resource, subresource).
-async fn write_counts(client: &Client) -> HashMap<(String, String), f64> {
-    let request = http::Request::get("/metrics")
-        .body(Vec::new())
-        .expect("a request");
-    let text = client
-        .request_text(request)
-        .await
-        .expect("the API server's metrics");
-    let mut counts = HashMap::new();
-    for line in text.lines() {
-        let Some(rest) = line.strip_prefix("apiserver_request_total{") else {
-            continue;
-        };
-        let Some((labels, value)) = rest.split_once("} ") else {
-            continue;
-        };
-        let label = |name: &str| {
-            labels
-                .split(',')
-                .find_map(|pair| pair.strip_prefix(&format!("{name}=\"")))
-                .and_then(|v| v.strip_suffix('"'))
-                .unwrap_or("")
-                .to_owned()
-        };
-        if !["POST", "PUT", "PATCH", "APPLY", "DELETE"].contains(&label("verb").as_str()) {
-            continue;
-        }
-        let value: f64 = value.trim().parse().unwrap_or(0.0);
-        *counts
-            .entry((label("resource"), label("subresource")))
-            .or_insert(0.0) += value;
-    }
-    counts
-}
-
-fn delta(
-    before: &HashMap<(String, String), f64>,
-    after: &HashMap<(String, String), f64>,
-    resource: &str,
-    subresource: &str,
-) -> f64 {
-    let key = (resource.to_owned(), subresource.to_owned());
-    after.get(&key).copied().unwrap_or(0.0) - before.get(&key).copied().unwrap_or(0.0)
 }
 
 /// Watches `api` and records when each object first satisfies `ready`.
@@ -257,6 +214,60 @@ async fn delete_namespace(client: &Client, name: &str) {
     }
 }
 
+/// What a phase cost the control plane, from snapshots taken at its start.
+struct PhaseCost {
+    cpu: BTreeMap<String, Duration>,
+    requests: BTreeMap<RequestKind, RequestCost>,
+}
+
+impl PhaseCost {
+    async fn since(
+        client: &Client,
+        dir: &std::path::Path,
+        cpu: &CpuSnapshot,
+        requests: &ApiRequests,
+    ) -> Self {
+        PhaseCost {
+            cpu: CpuSnapshot::take(dir).since(cpu),
+            requests: ApiRequests::take(client).await.since(requests),
+        }
+    }
+
+    fn report(&self, phase: &str, n: usize) {
+        eprintln!(
+            "B9 {phase}: CPU {}\nB9 {phase}: API requests (count, per Function, mean latency)\n{}",
+            cpu_line(&self.cpu),
+            request_table(&self.requests, n as f64)
+        );
+    }
+}
+
+/// The `quantile` of the gaps from `from[name]` to `to[name]`, in seconds, over the names in
+/// both.
+fn gap_quantiles(
+    from: &HashMap<String, Instant>,
+    to: &HashMap<String, Instant>,
+    quantiles: &[f64],
+) -> Vec<f64> {
+    let mut histogram = Histogram::<u64>::new(3).expect("a histogram");
+    for (name, end) in to {
+        if let Some(begin) = from.get(name) {
+            let millis = end.saturating_duration_since(*begin).as_millis();
+            histogram
+                .record(u64::try_from(millis).unwrap_or(u64::MAX).max(1))
+                .expect("a gap");
+        }
+    }
+    quantiles
+        .iter()
+        .map(|q| histogram.value_at_quantile(*q) as f64 / 1000.0)
+        .collect()
+}
+
+fn snapshot(map: &Arc<Mutex<HashMap<String, Instant>>>) -> HashMap<String, Instant> {
+    map.lock().expect("a time map").clone()
+}
+
 #[tokio::main]
 async fn main() {
     let n = env_or("B9_FUNCTIONS", 200);
@@ -278,7 +289,9 @@ async fn main() {
     let deployments: Api<Deployment> = Api::namespaced(client.clone(), &raw_ns);
     let services: Api<Service> = Api::namespaced(client.clone(), &raw_ns);
     let seen = watch_ready(deployments.clone(), deployment_ready);
-    let before = write_counts(&client).await;
+    let dir = cluster.paths().dir.clone();
+    let cpu = CpuSnapshot::take(&dir);
+    let requests = ApiRequests::take(&client).await;
     let start = Instant::now();
     let service_creates = {
         let services = services.clone();
@@ -305,9 +318,9 @@ async fn main() {
     .await;
     service_creates.await.expect("the Service creates");
     let baseline = wait_all(&seen, &created, start, n).await;
-    let after = write_counts(&client).await;
-    let baseline_writes = (delta(&before, &after, "deployments", "")
-        + delta(&before, &after, "services", ""))
+    let baseline_cost = PhaseCost::since(&client, &dir, &cpu, &requests).await;
+    let baseline_writes = (writes(&baseline_cost.requests, "deployments", "")
+        + writes(&baseline_cost.requests, "services", ""))
         / n as f64;
     delete_namespace(&client, &raw_ns).await;
 
@@ -322,21 +335,45 @@ async fn main() {
     ));
     let functions: Api<Function> = Api::namespaced(client.clone(), &fn_ns);
     let seen = watch_ready(functions.clone(), function_ready);
-    let before = write_counts(&client).await;
+    let owned: Api<Deployment> = Api::namespaced(client.clone(), &fn_ns);
+    let deployment_seen = watch_ready(owned.clone(), |_| true);
+    let deployment_available = watch_ready(owned, deployment_ready);
+    let cpu = CpuSnapshot::take(&dir);
+    let requests = ApiRequests::take(&client).await;
     let start = Instant::now();
     let created = create_all(functions, n, concurrency, |index| vec![function(index)]).await;
     let measured = wait_all(&seen, &created, start, n).await;
-    let after = write_counts(&client).await;
-    let object_writes = (delta(&before, &after, "deployments", "")
-        + delta(&before, &after, "services", ""))
+    let operator_cost = PhaseCost::since(&client, &dir, &cpu, &requests).await;
+    let object_writes = (writes(&operator_cost.requests, "deployments", "")
+        + writes(&operator_cost.requests, "services", ""))
         / n as f64;
-    let status_writes = delta(&before, &after, "functions", "status") / n as f64;
-    let event_writes = delta(&before, &after, "events", "") / n as f64;
+    let status_writes = writes(&operator_cost.requests, "functions", "status") / n as f64;
+    let event_writes = writes(&operator_cost.requests, "events", "") / n as f64;
+    baseline_cost.report("baseline", n);
+    operator_cost.report("operator", n);
+    let quantiles = [0.5, 0.99];
+    let (created_at, deployment_seen, deployment_available, ready_at) = (
+        snapshot(&created),
+        snapshot(&deployment_seen),
+        snapshot(&deployment_available),
+        snapshot(&seen),
+    );
+    eprintln!(
+        "B9 operator timeline (p50, p99 in s): Function create -> its Deployment seen {:?}; \
+         Deployment seen -> available {:?}; Deployment available -> Function Ready {:?}",
+        gap_quantiles(&created_at, &deployment_seen, &quantiles),
+        gap_quantiles(&deployment_seen, &deployment_available, &quantiles),
+        gap_quantiles(&deployment_available, &ready_at, &quantiles),
+    );
     let stats = operator.stats();
     let why = format!(
-        "operator: {} reconciles, {} creates, {} corrections, {} trusted applies expired, \
-         {} failures, {} reconciles held back; watch lag mean {:?}, max {:?}",
+        "operator: {} reconciles ({} wrote nothing; mean {:?}, max {:?}), {} creates, \
+         {} corrections, {} trusted applies expired, {} failures, {} reconciles held back; \
+         watch lag mean {:?}, max {:?}",
         stats.reconciles(),
+        stats.idle_reconciles(),
+        stats.reconcile_mean(),
+        stats.reconcile_max(),
         stats.creates(),
         stats.corrections(),
         stats.trust_expired(),

@@ -7,12 +7,15 @@
 //! - [`load`]: a closed-loop HTTP/1.1 load generator with latency histograms.
 //! - [`bare`]: the baseline servers (bare hyper 1.x).
 //! - [`report`]: the result lines written for `BENCHMARKS.md`.
+//! - [`control_plane`]: what a phase cost the control plane (CPU time, API requests).
 //! - [`b6`]: the pods and node processes of B6 (faas-vnode, virtual-kubelet's mock).
 //! - [`traffic`]: a virtual node, functions and the gateway with the autoscaler (B4, B5, B7).
 
 #[cfg(feature = "cluster")]
 pub mod b6;
 pub mod bare;
+#[cfg(feature = "cluster")]
+pub mod control_plane;
 pub mod load;
 #[cfg(feature = "queues")]
 pub mod queue;

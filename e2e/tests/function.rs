@@ -172,6 +172,22 @@ async fn resource_versions(ns: &TestNamespace, name: &str) -> (String, String, S
     )
 }
 
+/// The field managers of an object's own fields (not its status), with their operation.
+fn spec_managers(metadata: &kube::api::ObjectMeta) -> Vec<(String, String)> {
+    metadata
+        .managed_fields
+        .iter()
+        .flatten()
+        .filter(|entry| entry.subresource.as_deref().is_none_or(str::is_empty))
+        .map(|entry| {
+            (
+                entry.manager.clone().unwrap_or_default(),
+                entry.operation.clone().unwrap_or_default(),
+            )
+        })
+        .collect()
+}
+
 async fn wait_reconciles(operator: &TestOperator, above: u64) {
     wait::until(
         format!("the operator to reconcile more than {above} times"),
@@ -202,7 +218,9 @@ async fn a_function_runs_on_the_virtual_node_heals_drift_and_idles_without_write
         test_config(&ns).with_progress_report_delay(Duration::from_secs(600)),
     ));
     let api = ns.api::<Function>();
-    let created = create(&api, &hello_function("hello")).await?;
+    let mut function = hello_function("hello");
+    function.spec = function.spec.with_env("E2E_GREETING", "hi");
+    let created = create(&api, &function).await?;
     let function = wait_ready(&api, "hello", 1).await;
     assert_eq!(
         (
@@ -236,19 +254,16 @@ async fn a_function_runs_on_the_virtual_node_heals_drift_and_idles_without_write
             ("Function", uid.as_str())
         );
     }
-    let managers: Vec<String> = deployment
-        .metadata
-        .managed_fields
-        .iter()
-        .flatten()
-        .filter(|entry| entry.operation.as_deref() == Some("Apply"))
-        .filter_map(|entry| entry.manager.clone())
-        .collect();
-    assert_eq!(
-        managers,
-        ["faas-operator"],
-        "one field manager applies the Deployment"
-    );
+    for entries in [
+        spec_managers(&deployment.metadata),
+        spec_managers(&service.metadata),
+    ] {
+        assert_eq!(
+            entries,
+            [("faas-operator".to_owned(), "Update".to_owned())],
+            "the operator created the Deployment and the Service and nobody else wrote them"
+        );
+    }
     let pods = ns
         .api::<Pod>()
         .list(&ListParams::default().labels(&format!("{FUNCTION_LABEL}=hello")))
@@ -296,6 +311,58 @@ async fn a_function_runs_on_the_virtual_node_heals_drift_and_idles_without_write
         ),
         "a steady Function causes no writes"
     );
+
+    // A variable dropped from the Function leaves the Deployment: before its first apply over
+    // the Deployment it created, the operator made its create's fields its applied fields, so
+    // no other entry keeps the variable and nothing is owned twice.
+    api.patch(
+        "hello",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"spec": {"env": null}})),
+    )
+    .await?;
+    let deployment = wait::for_object(
+        &ns.api::<Deployment>(),
+        "hello",
+        "the Deployment without the dropped variable",
+        |d| {
+            d.spec.template.spec.as_ref().is_some_and(|s| {
+                !s.containers[0]
+                    .env
+                    .iter()
+                    .flatten()
+                    .any(|var| var.name == "E2E_GREETING")
+            })
+        },
+    )
+    .await?;
+    let service = wait::for_object(
+        &ns.api::<Service>(),
+        "hello",
+        "the Service applied for the new generation",
+        |s| {
+            spec_managers(&s.metadata)
+                .iter()
+                .any(|(_, operation)| operation == "Apply")
+        },
+    )
+    .await?;
+    for entries in [
+        spec_managers(&deployment.metadata),
+        spec_managers(&service.metadata),
+    ] {
+        assert_eq!(
+            entries,
+            [("faas-operator".to_owned(), "Apply".to_owned())],
+            "one entry, the operator's apply, owns each object"
+        );
+    }
+    assert_eq!(
+        operator.stats().ownership_moves(),
+        2,
+        "the Deployment's and the Service's fields moved once each"
+    );
+    wait_ready(&api, "hello", 1).await;
 
     // Drift: an edited Deployment and a deleted Service come back as the Function says.
     ns.api::<Deployment>()

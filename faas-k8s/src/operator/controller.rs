@@ -18,8 +18,10 @@ use serde::de::DeserializeOwned;
 use super::applied::AppliedObjects;
 use super::backoff::RetryBackoff;
 use super::config::OperatorConfig;
+use super::detached::DetachedCreates;
 use super::leader::{LeaderElection, LeaseLock};
 use super::progress::ProgressClock;
+use super::readiness;
 use super::reconcile::{Context, error_policy, reconcile};
 use super::stats::OperatorStats;
 use crate::error::{Error, Result};
@@ -113,6 +115,28 @@ where
     (store, stream)
 }
 
+/// The last readiness signal (see [`readiness::pod_signal`]) of each pod that has one.
+#[derive(Default)]
+struct PodSignals {
+    last: HashMap<ObjectRef<Pod>, u64>,
+}
+
+impl PodSignals {
+    /// Whether `pod` says something new about its Function's readiness: only then does its
+    /// event wake the Function's reconcile. A pod's other changes (scheduled, started, ready)
+    /// reach the Function through its Deployment's status, and would only repeat reconciles that
+    /// find nothing to do.
+    fn changed(&mut self, pod: &Pod) -> bool {
+        let key = ObjectRef::from_obj(pod);
+        let signal = readiness::pod_signal(pod);
+        let previous = match signal {
+            Some(signal) => self.last.insert(key, signal),
+            None => self.last.remove(&key),
+        };
+        previous != signal
+    }
+}
+
 impl FunctionController {
     /// An operator using `client` (its identity needs the rules of
     /// [`cluster_role`](super::cluster_role)).
@@ -172,6 +196,10 @@ impl FunctionController {
             move |event| applied.observe(event)
         });
         let (pods, pod_events) = reflect::<Pod>(client, config, |_| {});
+        let mut signals = PodSignals::default();
+        let pod_events = pod_events.filter(move |event| {
+            std::future::ready(event.as_ref().map_or(true, |pod| signals.changed(pod)))
+        });
         let reporter = Reporter {
             controller: config.field_manager.clone(),
             instance: Some(config.instance.clone()),
@@ -183,6 +211,7 @@ impl FunctionController {
             services,
             applied_deployments,
             applied_services,
+            service_creates: DetachedCreates::default(),
             written_functions: AppliedObjects::new(self.stats.clone()),
             pods,
             recorder: Recorder::new(client.clone(), reporter),
@@ -284,5 +313,57 @@ struct AbortOnDrop(tokio::task::JoinHandle<()>);
 impl Drop for AbortOnDrop {
     fn drop(&mut self) {
         self.0.abort();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use k8s_openapi::api::core::v1::{PodCondition, PodStatus};
+
+    use super::*;
+
+    fn pod(scheduled: Option<&str>) -> Pod {
+        let mut pod = Pod::default();
+        pod.metadata.name = Some("f-1".into());
+        pod.metadata.namespace = Some("ns".into());
+        pod.status = Some(PodStatus {
+            conditions: scheduled.map(|message| {
+                vec![PodCondition {
+                    type_: "PodScheduled".into(),
+                    status: "False".into(),
+                    message: Some(message.into()),
+                    ..PodCondition::default()
+                }]
+            }),
+            ..PodStatus::default()
+        });
+        pod
+    }
+
+    #[test]
+    fn only_pod_changes_readiness_reads_wake_a_reconcile() {
+        let mut signals = PodSignals::default();
+        assert!(!signals.changed(&pod(None)), "a plain pod says nothing");
+        let mut running = pod(None);
+        running.status.as_mut().unwrap().phase = Some("Running".into());
+        assert!(!signals.changed(&running), "nor does it once it runs");
+        assert!(signals.changed(&pod(Some("no node fits"))));
+        assert!(
+            !signals.changed(&pod(Some("no node fits"))),
+            "the same reason again"
+        );
+        assert!(signals.changed(&pod(Some("0/1 nodes are available"))));
+        assert!(signals.changed(&pod(None)), "the reason went away");
+        let mut leaving = pod(Some("no node fits"));
+        assert!(signals.changed(&leaving));
+        leaving.metadata.deletion_timestamp =
+            Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
+                k8s_openapi::jiff::Timestamp::UNIX_EPOCH,
+            ));
+        assert!(
+            signals.changed(&leaving),
+            "a pod going away drops its signal"
+        );
+        assert!(signals.last.is_empty());
     }
 }

@@ -1,9 +1,13 @@
 //! The function operator: a kube-runtime controller that turns each `Function` into a
 //! Deployment and a Service and reports its status.
 //!
-//! For Function `ns/name` the operator writes, by server-side apply under one field manager
-//! ([`FIELD_MANAGER`]), a Deployment and a Service named `name` in `ns`, both owned by the
-//! Function (deleting it deletes them). The pods run the function runtime: container port 8080
+//! For Function `ns/name` the operator writes, under one field manager ([`FIELD_MANAGER`]), a
+//! Deployment and a Service named `name` in `ns`, both owned by the Function (deleting it
+//! deletes them): a plain create when the object does not exist, a server-side apply when it
+//! differs from what the Function says. Before its first apply over an object it created, the
+//! operator makes the fields its create recorded its applied fields, so the object is owned
+//! as if it had been applied from the start: a field the Function stops setting is removed,
+//! and no field is owned twice. The pods run the function runtime: container port 8080
 //! named `http`, readiness on `/_/ready`, liveness on `/_/health`, `POD_IP` from the downward
 //! API, a termination grace period a little longer than the function's drain timeout, and the
 //! virtual node's toleration (plus its node selector when the Function asks to be placed there).
@@ -11,7 +15,7 @@
 //! - **Drift is healed**: a Deployment or Service deleted or edited by hand comes back as the
 //!   Function says.
 //! - **A steady Function causes no writes**: a reconcile compares the cached objects with what
-//!   it would apply and writes only what differs (against the object its last apply returned
+//!   it would write and writes only what differs (against the object its last write returned
 //!   while the cache has not caught up), and the status only when it changed. A rollout that
 //!   keeps moving is not reported as `Progressing`: its one status write says `Ready`; one that
 //!   stands still for [`OperatorConfig::progress_report_delay`] says where it is stuck.
@@ -50,8 +54,10 @@ pub mod cli;
 mod config;
 mod controller;
 mod crd;
+mod detached;
 mod drift;
 mod leader;
+mod ownership;
 mod progress;
 mod rbac;
 mod readiness;
@@ -67,7 +73,7 @@ pub use rbac::{
     OPERATOR_ROLE, cluster_role, leader_election_role, leader_election_rules, operator_rules,
 };
 pub use resources::{
-    CONTAINER_NAME, MANAGED_BY, MANAGED_BY_LABEL, VIRTUAL_NODE_SELECTOR, deployment, function_url,
-    selector_labels, service,
+    CONTAINER_NAME, FUNCTION_GENERATION_ANNOTATION, MANAGED_BY, MANAGED_BY_LABEL,
+    VIRTUAL_NODE_SELECTOR, deployment, function_url, selector_labels, service,
 };
 pub use stats::OperatorStats;

@@ -18,6 +18,9 @@ pub(crate) struct Observed<'a> {
     pub(crate) missing_secrets: Vec<String>,
     /// Why the operator could not write the function's objects, when it could not.
     pub(crate) refused: Option<(ReadyReason, String)>,
+    /// Whether the function's Service is not there yet (its create still in flight): a Function
+    /// is not Ready before it can be called through its Service.
+    pub(crate) service_missing: bool,
 }
 
 /// Container waiting reasons that mean the image cannot run.
@@ -118,6 +121,12 @@ pub(crate) fn judge(function: &Function, observed: &Observed<'_>) -> (ReadyReaso
         };
     }
     if generation_seen && updated >= wanted && ready >= wanted && total == updated {
+        if observed.service_missing {
+            return (
+                ReadyReason::Progressing,
+                format!("{ready} of {wanted} replica(s) ready; creating Service {name}"),
+            );
+        }
         (
             ReadyReason::Ready,
             format!("{ready} of {wanted} replica(s) ready"),
@@ -152,6 +161,25 @@ fn unscheduled(pods: &[&Pod]) -> Option<String> {
                 .unwrap_or("no node fits it")
         ))
     })
+}
+
+/// What a Function's readiness reads from one of its pods, hashed: an image that cannot run, or
+/// the scheduler's reason for not placing it (with the pod's name, which the message names);
+/// `None` when the pod shows neither, or is going away. Everything else about a pod (scheduled,
+/// started, ready) reaches the Function through its Deployment's status.
+pub(crate) fn pod_signal(pod: &Pod) -> Option<u64> {
+    use std::hash::{DefaultHasher, Hash as _, Hasher as _};
+    if pod.metadata.deletion_timestamp.is_some() {
+        return None;
+    }
+    let pods = [pod];
+    let signal = (image_failure(&pods), unscheduled(&pods));
+    if signal == (None, None) {
+        return None;
+    }
+    let mut hasher = DefaultHasher::new();
+    signal.hash(&mut hasher);
+    Some(hasher.finish())
 }
 
 /// The status to report for `function` given what was observed; the `Ready` condition keeps its
@@ -231,6 +259,16 @@ mod tests {
             ..Observed::default()
         };
         assert_eq!(judge(&f, &observed).0, ReadyReason::Ready);
+        let observed = Observed {
+            deployment: Some(&d),
+            service_missing: true,
+            ..Observed::default()
+        };
+        assert_eq!(
+            judge(&f, &observed).0,
+            ReadyReason::Progressing,
+            "not Ready before its Service exists"
+        );
         let rolling = deployment(2, 1, 3);
         let observed = Observed {
             deployment: Some(&rolling),
@@ -318,6 +356,12 @@ mod tests {
             message.contains("pod f-1 is not scheduled: 0/1 nodes are available"),
             "{message}"
         );
+
+        assert!(
+            pod_signal(&pending).is_some(),
+            "an unscheduled pod is a signal"
+        );
+        assert!(pod_signal(&Pod::default()).is_none(), "a plain pod is none");
 
         let zero = function(0);
         let d = deployment(0, 0, 0);

@@ -1,6 +1,6 @@
-//! One reconcile of one `Function`: look up its Secrets, apply its Deployment and Service when
-//! they do not already say what the Function says, judge its readiness and write its status when
-//! that changed. A steady Function causes no write at all.
+//! One reconcile of one `Function`: look up its Secrets, create its Deployment and Service when
+//! they do not exist and apply them when they do not say what the Function says, judge its
+//! readiness and write its status when that changed. A steady Function causes no write at all.
 
 use std::collections::HashMap;
 use std::sync::atomic::Ordering;
@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{Pod, Secret, Service};
-use kube::api::{Patch, PatchParams};
+use kube::api::{Patch, PatchParams, PostParams};
 use kube::runtime::controller::Action;
 use kube::runtime::events::{Event, EventType, Recorder};
 use kube::runtime::reflector::{ObjectRef, Store};
@@ -21,7 +21,9 @@ use tokio::time::Instant;
 use super::applied::AppliedObjects;
 use super::backoff::RetryBackoff;
 use super::config::OperatorConfig;
+use super::detached::{CreateState, DetachedCreates};
 use super::drift::{Drift, drift};
+use super::ownership;
 use super::progress::ProgressClock;
 use super::readiness::{self, Observed};
 use super::resources;
@@ -42,6 +44,8 @@ pub(crate) struct Context {
     pub(crate) applied_deployments: AppliedObjects<Deployment>,
     /// Services applied that the cache may not show yet.
     pub(crate) applied_services: AppliedObjects<Service>,
+    /// Service creates running apart from the reconcile that started them.
+    pub(crate) service_creates: DetachedCreates,
     /// Functions as their last status write returned them, while the cache may not show it.
     pub(crate) written_functions: AppliedObjects<Function>,
     pub(crate) pods: Store<Pod>,
@@ -61,6 +65,9 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
+/// How soon a Function whose Service create is in flight is reconciled again at the latest.
+const SERVICE_CREATE_CHECK: Duration = Duration::from_secs(10);
+
 /// What applying one object came to.
 enum Applied {
     /// The live object already said it: nothing written.
@@ -72,8 +79,9 @@ enum Applied {
 }
 
 impl Context {
-    /// Applies `desired` unless `live` (the newer of the cache and the last apply's answer)
-    /// already says it; the API server's answer is kept in `applied` until the cache has it.
+    /// Writes `desired` unless `live` (the newer of the cache and the last write's answer)
+    /// already says it: a create when there is no live object, else a server-side apply. The
+    /// API server's answer is kept in `applied` until the cache has it.
     async fn apply<K>(
         &self,
         function: &Function,
@@ -103,12 +111,24 @@ impl Context {
             return Ok(Applied::Refused(ReadyReason::Forbidden, message.clone()));
         }
         let api: Api<K> = Api::namespaced(self.client.clone(), &namespace);
-        let params = PatchParams::apply(&self.config.field_manager).force();
         self.stats.object_writes.fetch_add(1, Ordering::Relaxed);
-        match &why {
+        let written = match &why {
             Drift::Missing => {
                 self.stats.creates.fetch_add(1, Ordering::Relaxed);
-                tracing::debug!(%namespace, %name, kind, "applying: not seen yet");
+                tracing::debug!(%namespace, %name, kind, "creating: not seen yet");
+                let params = PostParams {
+                    field_manager: Some(self.config.field_manager.clone()),
+                    ..PostParams::default()
+                };
+                match api.create(&params, desired).await {
+                    // There after all (the cache had not caught up, or the operator just
+                    // started): correct it as drift.
+                    Err(kube::Error::Api(status)) if status.code == 409 => {
+                        tracing::debug!(%namespace, %name, kind, "exists already: applying");
+                        self.apply_over(&api, &name, None, desired).await
+                    }
+                    created => created,
+                }
             }
             Drift::Differs(path) => {
                 self.stats.corrections.fetch_add(1, Ordering::Relaxed);
@@ -119,9 +139,10 @@ impl Context {
                     %namespace, %name, kind, differs_at = %path, ?version,
                     "applying: the live object differs"
                 );
+                self.apply_over(&api, &name, live.as_deref(), desired).await
             }
-        }
-        match api.patch(&name, &params, &Patch::Apply(desired)).await {
+        };
+        match written {
             Ok(object) => {
                 applied.remember(object);
                 lock(&self.refused).remove(&refusal_key);
@@ -149,6 +170,72 @@ impl Context {
                 e,
             )),
         }
+    }
+
+    /// Applies `desired` over the object `name` under the operator's field manager; first makes
+    /// the fields the operator's create recorded its applied fields (see
+    /// [`ownership`](super::ownership)) when `live` shows such fields, or is not known.
+    async fn apply_over<K>(
+        &self,
+        api: &Api<K>,
+        name: &str,
+        live: Option<&K>,
+        desired: &K,
+    ) -> kube::Result<K>
+    where
+        K: Resource<DynamicType = ()> + Clone + Serialize + DeserializeOwned + std::fmt::Debug,
+    {
+        let manager = &self.config.field_manager;
+        if live.is_none_or(|live| ownership::has_created_fields(live, manager)) {
+            self.take_over_created_fields(api, name).await?;
+        }
+        let params = PatchParams::apply(manager).force();
+        api.patch(name, &params, &Patch::Apply(desired)).await
+    }
+
+    /// Turns the field manager's update entry of object `name` into its apply entry, when it
+    /// has one; the patch fails with a conflict if the object changed since it was read.
+    async fn take_over_created_fields<K>(&self, api: &Api<K>, name: &str) -> kube::Result<()>
+    where
+        K: Resource<DynamicType = ()> + Clone + DeserializeOwned + std::fmt::Debug,
+    {
+        let manager = &self.config.field_manager;
+        let Some(current) = api.get_opt(name).await? else {
+            return Ok(());
+        };
+        let entries = current.meta().managed_fields.as_deref().unwrap_or_default();
+        let Some(entries) = ownership::as_applied(entries, manager) else {
+            return Ok(());
+        };
+        self.stats.ownership_moves.fetch_add(1, Ordering::Relaxed);
+        tracing::debug!(
+            name,
+            "making the fields the operator created its applied fields"
+        );
+        let patch = serde_json::json!({
+            "metadata": {
+                "resourceVersion": current.meta().resource_version,
+                "managedFields": entries,
+            }
+        });
+        let params = PatchParams {
+            field_manager: Some(manager.clone()),
+            ..PatchParams::default()
+        };
+        api.patch(name, &params, &Patch::Merge(&patch)).await?;
+        Ok(())
+    }
+
+    /// Whether a write of `kind` for `function` was refused for lack of permission at its
+    /// current generation, recently enough that it is not tried again yet.
+    fn refused_before(&self, function: &Function, kind: &'static str) -> bool {
+        let key = (function.uid().unwrap_or_default(), kind);
+        lock(&self.refused)
+            .get(&key)
+            .is_some_and(|(generation, at, _)| {
+                *generation == function.metadata.generation.unwrap_or(0)
+                    && at.elapsed() < self.config.forbidden_retry
+            })
     }
 
     /// The Secrets `function` needs that do not exist, or a refusal to look them up.
@@ -209,6 +296,14 @@ impl Context {
 /// Reconciles one Function; see the [module](self) documentation.
 pub(crate) async fn reconcile(function: Arc<Function>, ctx: Arc<Context>) -> Result<Action> {
     ctx.stats.reconciles.fetch_add(1, Ordering::Relaxed);
+    let start = Instant::now();
+    let result = reconcile_function(function, &ctx).await;
+    ctx.stats.record_reconcile(start.elapsed());
+    result
+}
+
+async fn reconcile_function(function: Arc<Function>, shared: &Arc<Context>) -> Result<Action> {
+    let ctx = shared.as_ref();
     let namespace = function.namespace().unwrap_or_default();
     let name = function.name_any();
     if function.metadata.deletion_timestamp.is_some() {
@@ -217,6 +312,8 @@ pub(crate) async fn reconcile(function: Arc<Function>, ctx: Arc<Context>) -> Res
         ctx.applied_deployments
             .forget(&ObjectRef::new(&name).within(&namespace));
         ctx.applied_services
+            .forget(&ObjectRef::new(&name).within(&namespace));
+        ctx.service_creates
             .forget(&ObjectRef::new(&name).within(&namespace));
         ctx.written_functions
             .forget(&ObjectRef::from_obj(function.as_ref()));
@@ -254,6 +351,54 @@ pub(crate) async fn reconcile(function: Arc<Function>, ctx: Arc<Context>) -> Res
         .freshest(&service_ref, ctx.services.get(&service_ref));
     let desired_deployment = resources::deployment(&function);
     let desired_service = resources::service(&function);
+    let desired_service_now = desired_service.clone();
+    // A missing Service is created apart from this reconcile (see `detached`); one in flight
+    // is not written again.
+    let mut service_in_flight = false;
+    let service_write = match ctx.service_creates.take(&service_ref) {
+        Some(CreateState::InFlight) => {
+            service_in_flight = true;
+            None
+        }
+        Some(CreateState::Failed) => Some(live_service),
+        None if live_service.is_none() && !ctx.refused_before(&function, "Service") => {
+            service_in_flight = true;
+            ctx.service_creates.started(service_ref.clone());
+            let shared = shared.clone();
+            let function = function.clone();
+            tokio::spawn(async move {
+                let created = shared
+                    .apply(
+                        &function,
+                        None,
+                        &shared.applied_services,
+                        &desired_service,
+                        "Service",
+                    )
+                    .await;
+                let succeeded = matches!(created, Ok(Applied::Written { .. } | Applied::Unchanged));
+                if let Err(e) = &created {
+                    // A refusal is not a failure: the next reconcile reports it as a condition.
+                    shared.stats.failures.fetch_add(1, Ordering::Relaxed);
+                    tracing::debug!(error = %crate::error::ErrorChain(e), "the Service create");
+                }
+                if !succeeded {
+                    tracing::warn!(
+                        function = %function.name_any(),
+                        namespace = ?function.namespace(),
+                        "creating the Service failed: the next reconcile tries again"
+                    );
+                }
+                shared.service_creates.finished(
+                    &ObjectRef::new(&function.name_any())
+                        .within(&function.namespace().unwrap_or_default()),
+                    succeeded,
+                );
+            });
+            None
+        }
+        None => Some(live_service),
+    };
     // The two objects do not depend on each other: one round trip for both.
     // Both run to the end even when one fails, so the other's answer is kept.
     let (deployment_applied, service_applied) = futures::join!(
@@ -264,16 +409,25 @@ pub(crate) async fn reconcile(function: Arc<Function>, ctx: Arc<Context>) -> Res
             &desired_deployment,
             "Deployment",
         ),
-        ctx.apply(
-            &function,
-            live_service,
-            &ctx.applied_services,
-            &desired_service,
-            "Service",
-        ),
+        async {
+            match service_write {
+                Some(live_service) => {
+                    ctx.apply(
+                        &function,
+                        live_service,
+                        &ctx.applied_services,
+                        &desired_service_now,
+                        "Service",
+                    )
+                    .await
+                }
+                None => Ok(Applied::Unchanged),
+            }
+        },
     );
     let (deployment_applied, service_applied) = (deployment_applied?, service_applied?);
     let mut healed = Vec::new();
+    let mut wrote = false;
     for (kind, applied) in [
         ("Deployment", deployment_applied),
         ("Service", service_applied),
@@ -281,6 +435,7 @@ pub(crate) async fn reconcile(function: Arc<Function>, ctx: Arc<Context>) -> Res
         match applied {
             Applied::Unchanged => {}
             Applied::Written { existed } => {
+                wrote = true;
                 if existed {
                     healed.push(kind);
                 }
@@ -316,6 +471,7 @@ pub(crate) async fn reconcile(function: Arc<Function>, ctx: Arc<Context>) -> Res
         .collect();
     observed.pods = pods.iter().map(AsRef::as_ref).collect();
     observed.deployment = live_deployment.as_deref();
+    observed.service_missing = service_in_flight;
 
     let status = readiness::status(&function, &observed);
     let reason = readiness::judge(&function, &observed).0;
@@ -337,7 +493,8 @@ pub(crate) async fn reconcile(function: Arc<Function>, ctx: Arc<Context>) -> Res
         match wait {
             Some(wait) => requeue = requeue.min(wait),
             None => {
-                write_status(&ctx, &function, &status).await?;
+                write_status(ctx, &function, &status).await?;
+                wrote = true;
                 let before = previous
                     .and_then(FunctionStatus::ready_condition)
                     .map(|condition| condition.reason.clone());
@@ -351,6 +508,13 @@ pub(crate) async fn reconcile(function: Arc<Function>, ctx: Arc<Context>) -> Res
                 }
             }
         }
+    }
+    if !wrote {
+        ctx.stats.idle_reconciles.fetch_add(1, Ordering::Relaxed);
+    }
+    if service_in_flight {
+        // A create that fails has no watch event to wake the Function: look again soon.
+        requeue = requeue.min(SERVICE_CREATE_CHECK);
     }
     ctx.backoff.succeeded(&function);
     Ok(Action::requeue(requeue))

@@ -21,6 +21,11 @@ use crate::node::PROVIDER_TAINT_KEY;
 pub const MANAGED_BY_LABEL: &str = "app.kubernetes.io/managed-by";
 /// The value of [`MANAGED_BY_LABEL`] on the objects the operator writes.
 pub const MANAGED_BY: &str = "faas-operator";
+/// The annotation on a Function's Deployment and Service that names the Function generation
+/// they were written for: a spec change makes them differ from what the operator would write,
+/// so the operator applies them again (and server-side apply removes what the Function no
+/// longer sets, which a comparison that tolerates extra fields cannot see).
+pub const FUNCTION_GENERATION_ANNOTATION: &str = "faas.rs/function-generation";
 /// The name of the function's container in its pods.
 pub const CONTAINER_NAME: &str = "function";
 /// The label a virtual node carries, selected by functions placed on it.
@@ -48,6 +53,12 @@ fn metadata(function: &Function) -> ObjectMeta {
         name: function.metadata.name.clone(),
         namespace: function.metadata.namespace.clone(),
         labels: Some(object_labels(&function.name_unchecked())),
+        annotations: function.metadata.generation.map(|generation| {
+            BTreeMap::from([(
+                FUNCTION_GENERATION_ANNOTATION.to_owned(),
+                generation.to_string(),
+            )])
+        }),
         owner_references: owner_reference(function).map(|owner| vec![owner]),
         ..ObjectMeta::default()
     }
@@ -283,7 +294,19 @@ mod tests {
                 .with_placement(Placement::VirtualNode)
                 .with_pod_label("team", "a"),
         );
+        let mut function = function;
+        function.metadata.generation = Some(4);
         let deployment = deployment(&function);
+        assert_eq!(
+            deployment
+                .metadata
+                .annotations
+                .as_ref()
+                .and_then(|a| a.get(FUNCTION_GENERATION_ANNOTATION))
+                .map(String::as_str),
+            Some("4"),
+            "the objects name the generation they were written for"
+        );
         let owner = &deployment.metadata.owner_references.as_ref().unwrap()[0];
         assert_eq!(owner.kind, "Function");
         assert_eq!(owner.controller, Some(true));
