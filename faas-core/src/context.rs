@@ -520,6 +520,8 @@ impl Context {
     }
 
     /// Notes when the host started this attempt (see [`take_started`](Self::take_started)).
+    /// Only the local host's attempts (and tests) note it.
+    #[cfg(any(feature = "local", test))]
     pub(crate) fn set_started(&mut self, started: Instant) {
         self.started = Some(started);
     }
