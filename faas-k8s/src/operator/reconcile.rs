@@ -66,7 +66,7 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 /// How soon a Function whose Service create is in flight is reconciled again at the latest.
-const SERVICE_CREATE_CHECK: Duration = Duration::from_secs(10);
+const SERVICE_CREATE_CHECK: Duration = Duration::from_secs(2);
 
 /// What applying one object came to.
 enum Applied {
@@ -357,7 +357,9 @@ async fn reconcile_function(function: Arc<Function>, shared: &Arc<Context>) -> R
     let mut service_in_flight = false;
     let service_write = match ctx.service_creates.take(&service_ref) {
         Some(CreateState::InFlight) => {
-            service_in_flight = true;
+            // The watch can show the created Service before its create has
+            // answered: the reconcile it wakes then finds the Service there.
+            service_in_flight = live_service.is_none();
             None
         }
         Some(CreateState::Failed) => Some(live_service),
