@@ -8,18 +8,6 @@ use faas_k8s::gateway::cli::{GatewayArgs, run};
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
-    match run(GatewayArgs::parse()).await {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(error) => {
-            eprintln!("faas-test-gateway: {error}");
-            ExitCode::FAILURE
-        }
-    }
+    faas_k8s::cli::init_logging("info");
+    faas_k8s::cli::exit_code(run(GatewayArgs::parse()).await)
 }
