@@ -6,7 +6,10 @@
 //! every request (an allocation, and a timer-wheel insertion and removal),
 //! which made up a tenth of the trigger's own work per request. Here a
 //! connection has one timer, re-armed only when it fires, and a request only
-//! notes when it ends.
+//! counts that it ended (no clock read): when the timer fires and no request
+//! runs or has ended since it was armed, the connection has been idle for the
+//! whole timeout and is closed. An idle connection is therefore closed
+//! between one and two timeouts after its last request ended.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -25,8 +28,8 @@ use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
 pub(crate) struct Activity {
     opened: Instant,
     in_flight: AtomicUsize,
-    /// When the last request ended, in milliseconds since `opened`.
-    idle_since_ms: AtomicU64,
+    /// How many requests have ended.
+    ended: AtomicU64,
 }
 
 impl Activity {
@@ -34,7 +37,7 @@ impl Activity {
         Arc::new(Activity {
             opened: Instant::now(),
             in_flight: AtomicUsize::new(0),
-            idle_since_ms: AtomicU64::new(0),
+            ended: AtomicU64::new(0),
         })
     }
 
@@ -46,13 +49,13 @@ impl Activity {
         }
     }
 
-    /// When the connection became idle, or `None` while a request runs.
-    fn idle_since(&self) -> Option<Instant> {
-        if self.in_flight.load(Ordering::Relaxed) > 0 {
-            return None;
-        }
-        let ms = self.idle_since_ms.load(Ordering::Relaxed);
-        Some(self.opened + Duration::from_millis(ms))
+    /// How many requests have ended, or `None` while a request runs.
+    fn ended_while_idle(&self) -> Option<u64> {
+        // `ended` is read first: a request that starts and ends between the
+        // two reads leaves `in_flight` at zero but moves `ended`, which the
+        // next check sees.
+        let ended = self.ended.load(Ordering::Acquire);
+        (self.in_flight.load(Ordering::Acquire) == 0).then_some(ended)
     }
 }
 
@@ -65,11 +68,8 @@ pub(crate) struct RequestGuard {
 impl Drop for RequestGuard {
     fn drop(&mut self) {
         let activity = &*self.activity;
-        let ms = activity.opened.elapsed().as_millis();
-        activity
-            .idle_since_ms
-            .store(u64::try_from(ms).unwrap_or(u64::MAX), Ordering::Relaxed);
-        activity.in_flight.fetch_sub(1, Ordering::Relaxed);
+        activity.ended.fetch_add(1, Ordering::Release);
+        activity.in_flight.fetch_sub(1, Ordering::Release);
     }
 }
 
@@ -122,6 +122,8 @@ pin_project! {
         timer: Sleep,
         stop: Arc<ConnectionStop>,
         activity: Arc<Activity>,
+        // Requests ended when the timer was last armed.
+        ended_when_armed: u64,
         timeout: Duration,
         // Asks the connection to finish its requests and close.
         shut_down: fn(Pin<&mut C>),
@@ -152,6 +154,7 @@ impl<C: Future> WatchedConnection<C> {
             timer: tokio::time::sleep_until(activity.opened + timeout),
             stop,
             activity,
+            ended_when_armed: 0,
             timeout,
             shut_down,
             phase: Phase::Serving,
@@ -198,20 +201,18 @@ impl<C: Future> Future for WatchedConnection<C> {
                 Phase::Closing => return Poll::Ready(None),
                 Phase::Serving => {}
             }
-            let now = Instant::now();
-            let next = match this.activity.idle_since() {
-                None => now + *this.timeout,
-                Some(since) if now.saturating_duration_since(since) < *this.timeout => {
-                    since + *this.timeout
-                }
-                Some(_) => {
+            match this.activity.ended_while_idle() {
+                Some(ended) if ended == *this.ended_when_armed => {
                     tracing::debug!("closing a connection that sent no request in time");
                     *this.phase = Phase::Closing;
                     (this.shut_down)(this.connection.as_mut());
-                    now + *this.timeout
                 }
-            };
-            this.timer.as_mut().reset(next);
+                // A request runs, or one ended within the timeout: the
+                // connection gets another timeout from now.
+                Some(ended) => *this.ended_when_armed = ended,
+                None => {}
+            }
+            this.timer.as_mut().reset(Instant::now() + *this.timeout);
             // The timer must be polled again to be armed.
             *this.registered = None;
         }
@@ -291,7 +292,8 @@ mod tests {
         tokio::time::sleep(Duration::from_secs(30)).await;
         assert!(!shut_down.load(Ordering::SeqCst), "a request runs");
         drop(request);
-        // Idle from t=50s: closed at t=80s, not before.
+        // Idle from t=50s: not closed before t=80s (it is at t=90s, the
+        // first timer that finds no request since the one before).
         tokio::time::sleep(Duration::from_secs(29)).await;
         assert!(!shut_down.load(Ordering::SeqCst), "idle for only 29s");
         assert_eq!(watched.await.unwrap(), Some("closed"));
