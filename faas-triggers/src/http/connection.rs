@@ -98,6 +98,11 @@ impl ConnectionStop {
     fn is_stopped(&self) -> bool {
         self.stopped.load(Ordering::Acquire)
     }
+
+    /// Cancelled when the connections are told to shut down.
+    pub(crate) fn token(&self) -> &CancellationToken {
+        &self.token
+    }
 }
 
 /// Where a watched connection stands.
