@@ -9,7 +9,6 @@ use std::sync::OnceLock;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock};
 
-use tokio::sync::Semaphore;
 use tower::{Layer, Service};
 
 use crate::definition::{FunctionDefinition, FunctionMeta};
@@ -17,6 +16,7 @@ use crate::error::FunctionError;
 use crate::error::{Error, Result};
 use crate::function::{FunctionService, ServiceFunction, SharedFunction};
 use crate::invocation::Invocation;
+use crate::layer::InFlightLimit;
 #[cfg(feature = "local")]
 use crate::layer::{InvocationPolicyLayer, RetryLayer};
 #[cfg(feature = "local")]
@@ -306,7 +306,7 @@ struct RegisteredInner {
     metrics: OnceLock<FunctionMetrics>,
     #[cfg(feature = "local")]
     log: OnceLock<FunctionLog>,
-    limiter: Arc<Semaphore>,
+    limiter: Arc<InFlightLimit>,
     /// The policy's layers, built once: every attempt runs through them.
     #[cfg(feature = "local")]
     policy_layer: InvocationPolicyLayer,
@@ -326,11 +326,12 @@ impl RegisteredFunction {
             .fold(Arc::clone(definition.function()), |function, layer| {
                 layer(function)
             });
-        let max = definition
-            .policy()
-            .max_in_flight()
-            .unwrap_or(Semaphore::MAX_PERMITS);
-        let limiter = Arc::new(Semaphore::new(max.min(Semaphore::MAX_PERMITS)));
+        let limiter = Arc::new(
+            definition
+                .policy()
+                .max_in_flight()
+                .map_or_else(InFlightLimit::unlimited, InFlightLimit::new),
+        );
         let replicas = definition.meta().scaling.min_replicas.max(1);
         #[cfg(feature = "local")]
         let policy_layer =
@@ -392,9 +393,9 @@ impl RegisteredFunction {
         self.inner.definition.policy()
     }
 
-    /// The semaphore of its in-flight limit (with [`Semaphore::MAX_PERMITS`]
-    /// permits when the policy sets no limit).
-    pub fn limiter(&self) -> &Arc<Semaphore> {
+    /// The count of its calls in flight against the policy's limit
+    /// ([`InFlightLimit::unlimited`] when the policy sets none).
+    pub fn limiter(&self) -> &Arc<InFlightLimit> {
         &self.inner.limiter
     }
 
@@ -580,7 +581,7 @@ mod tests {
             .replace(def("b").with_policy(InvocationPolicy::default().with_max_in_flight(3)))
             .unwrap();
         assert!(old.is_some());
-        assert_eq!(registry.get("b").unwrap().limiter().available_permits(), 3);
+        assert_eq!(registry.get("b").unwrap().limiter().available(), 3);
         assert!(registry.get("nope").is_none());
     }
 
