@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 #[cfg(feature = "local")]
 use std::sync::OnceLock;
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 
 use tower::{Layer, Service};
@@ -314,7 +314,6 @@ struct RegisteredInner {
     retry_layer: RetryLayer,
     serving: AtomicBool,
     replicas: AtomicU32,
-    in_flight: AtomicUsize,
     invocations: AtomicU64,
     failures: AtomicU64,
 }
@@ -354,7 +353,6 @@ impl RegisteredFunction {
                 limiter,
                 serving: AtomicBool::new(true),
                 replicas: AtomicU32::new(replicas),
-                in_flight: AtomicUsize::new(0),
                 invocations: AtomicU64::new(0),
                 failures: AtomicU64::new(0),
             }),
@@ -424,7 +422,7 @@ impl RegisteredFunction {
 
     /// Calls running now.
     pub fn in_flight(&self) -> usize {
-        self.inner.in_flight.load(Ordering::Acquire)
+        self.inner.limiter.in_flight()
     }
 
     /// Calls finished since registration (attempts, each retry counted).
@@ -478,11 +476,6 @@ impl RegisteredFunction {
 
     #[cfg(feature = "local")]
     /// Counts a call as running until the guard drops.
-    pub(crate) fn start_call(&self) -> CallGuard<'_> {
-        self.inner.in_flight.fetch_add(1, Ordering::AcqRel);
-        CallGuard { function: self }
-    }
-
     #[cfg(feature = "local")]
     pub(crate) fn record_finished(&self, failed: bool) {
         self.inner.invocations.fetch_add(1, Ordering::AcqRel);
@@ -500,19 +493,6 @@ impl fmt::Debug for RegisteredFunction {
             .field("in_flight", &self.in_flight())
             .field("invocations", &self.invocation_count())
             .finish()
-    }
-}
-
-#[cfg(feature = "local")]
-/// Keeps a call counted as in flight.
-pub(crate) struct CallGuard<'a> {
-    function: &'a RegisteredFunction,
-}
-
-#[cfg(feature = "local")]
-impl Drop for CallGuard<'_> {
-    fn drop(&mut self) {
-        self.function.inner.in_flight.fetch_sub(1, Ordering::AcqRel);
     }
 }
 
@@ -598,14 +578,30 @@ mod tests {
         assert_eq!(registry.get("s").unwrap().replicas(), 3);
     }
 
-    #[test]
+    #[tokio::test]
     #[cfg(feature = "local")]
-    fn in_flight_guard_counts() {
+    async fn in_flight_counts_the_calls_under_the_limit() {
+        use tower::ServiceExt as _;
+
+        use crate::Function as _;
+
         let registry = Registry::from([def("g")]);
         let f = registry.get("g").unwrap();
-        let guard = f.start_call();
+        let (started, wait) = tokio::sync::oneshot::channel::<()>();
+        let gate = Arc::new(std::sync::Mutex::new(Some(started)));
+        let slow = crate::handler_fn(move || {
+            drop(gate.lock().unwrap().take());
+            std::future::pending::<()>()
+        });
+        let call = tokio::spawn(
+            f.policy_layer()
+                .layer(slow.into_service())
+                .oneshot(Invocation::new("")),
+        );
+        let _ = wait.await;
         assert_eq!(f.in_flight(), 1);
-        drop(guard);
+        call.abort();
+        let _ = call.await;
         assert_eq!(f.in_flight(), 0);
         f.record_finished(true);
         assert_eq!(f.invocation_count(), 1);

@@ -6,6 +6,7 @@
 //! and let the caller (or the source that redelivers) decide.
 
 use std::future::Future;
+use std::ops::Deref;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -72,26 +73,27 @@ impl InFlightLimit {
         self.max.saturating_sub(self.in_flight())
     }
 
-    /// A slot for one call, held until the slot drops; `None` at the limit.
-    fn try_take(self: &Arc<Self>) -> Option<InFlightSlot> {
-        let before = self.in_flight.fetch_add(1, Ordering::AcqRel);
-        if before >= self.max {
-            self.in_flight.fetch_sub(1, Ordering::AcqRel);
+    /// A slot for one call under `limit`, held until the slot drops; `None`
+    /// at the limit.
+    fn try_take<L: Deref<Target = InFlightLimit> + Clone>(limit: &L) -> Option<InFlightSlot<L>> {
+        let before = limit.in_flight.fetch_add(1, Ordering::AcqRel);
+        if before >= limit.max {
+            limit.in_flight.fetch_sub(1, Ordering::AcqRel);
             return None;
         }
         Some(InFlightSlot {
-            limit: Arc::clone(self),
+            limit: limit.clone(),
         })
     }
 }
 
 /// One call counted in an [`InFlightLimit`] until it drops.
 #[derive(Debug)]
-struct InFlightSlot {
-    limit: Arc<InFlightLimit>,
+struct InFlightSlot<L: Deref<Target = InFlightLimit>> {
+    limit: L,
 }
 
-impl Drop for InFlightSlot {
+impl<L: Deref<Target = InFlightLimit>> Drop for InFlightSlot<L> {
     fn drop(&mut self) {
         self.limit.in_flight.fetch_sub(1, Ordering::AcqRel);
     }
@@ -101,10 +103,20 @@ impl Drop for InFlightSlot {
 /// [`Overloaded`](crate::ErrorKind::Overloaded) (429): the caller, or the
 /// trigger's source, decides whether to try again; nothing waits in a queue.
 ///
-/// Clones of the layer and of its services share one [`InFlightLimit`].
+/// Clones of the layer and of its services share one [`InFlightLimit`],
+/// held as `L`: an `Arc` by default, or a reference where the limit outlives
+/// the services (a host calling a registered function for one call does
+/// without the two reference counts an `Arc` costs a call).
 #[derive(Debug, Clone)]
-pub struct RefuseOverLimitLayer {
-    limit: Arc<InFlightLimit>,
+pub struct RefuseOverLimitLayer<L = Arc<InFlightLimit>> {
+    limit: L,
+}
+
+impl<'a> RefuseOverLimitLayer<&'a InFlightLimit> {
+    /// A layer counting its calls in `limit`, borrowed.
+    pub fn borrowing(limit: &'a InFlightLimit) -> Self {
+        RefuseOverLimitLayer { limit }
+    }
 }
 
 impl RefuseOverLimitLayer {
@@ -125,31 +137,32 @@ impl RefuseOverLimitLayer {
     }
 }
 
-impl<S> Layer<S> for RefuseOverLimitLayer {
-    type Service = RefuseOverLimit<S>;
+impl<S, L: Clone> Layer<S> for RefuseOverLimitLayer<L> {
+    type Service = RefuseOverLimit<S, L>;
 
     fn layer(&self, inner: S) -> Self::Service {
         RefuseOverLimit {
             inner,
-            limit: Arc::clone(&self.limit),
+            limit: self.limit.clone(),
         }
     }
 }
 
 /// The service of [`RefuseOverLimitLayer`].
 #[derive(Debug, Clone)]
-pub struct RefuseOverLimit<S> {
+pub struct RefuseOverLimit<S, L = Arc<InFlightLimit>> {
     inner: S,
-    limit: Arc<InFlightLimit>,
+    limit: L,
 }
 
-impl<S> Service<Invocation> for RefuseOverLimit<S>
+impl<S, L> Service<Invocation> for RefuseOverLimit<S, L>
 where
     S: Service<Invocation, Response = Response, Error = FunctionError>,
+    L: Deref<Target = InFlightLimit> + Clone,
 {
     type Response = Response;
     type Error = FunctionError;
-    type Future = RefuseOverLimitFuture<S::Future>;
+    type Future = RefuseOverLimitFuture<S::Future, L>;
 
     fn poll_ready(&mut self, cx: &mut TaskContext<'_>) -> Poll<Result<(), FunctionError>> {
         self.inner.poll_ready(cx)
@@ -157,7 +170,7 @@ where
 
     #[inline]
     fn call(&mut self, invocation: Invocation) -> Self::Future {
-        let state = match self.limit.try_take() {
+        let state = match InFlightLimit::try_take(&self.limit) {
             Some(slot) => State::Admitted {
                 future: self.inner.call(invocation),
                 slot: Some(slot),
@@ -176,25 +189,32 @@ where
 pin_project! {
     /// The future of [`RefuseOverLimit`].
     #[derive(Debug)]
-    pub struct RefuseOverLimitFuture<F> {
+    pub struct RefuseOverLimitFuture<F, L = Arc<InFlightLimit>>
+    where
+        L: Deref<Target = InFlightLimit>,
+    {
         #[pin]
-        state: State<F>,
+        state: State<F, L>,
     }
 }
 
 pin_project! {
     #[project = StateProjection]
     #[derive(Debug)]
-    enum State<F> {
+    enum State<F, L>
+    where
+        L: Deref<Target = InFlightLimit>,
+    {
         /// Running, counted until it finishes.
-        Admitted { #[pin] future: F, slot: Option<InFlightSlot> },
+        Admitted { #[pin] future: F, slot: Option<InFlightSlot<L>> },
         Refused { error: Answered },
     }
 }
 
-impl<F> Future for RefuseOverLimitFuture<F>
+impl<F, L> Future for RefuseOverLimitFuture<F, L>
 where
     F: Future<Output = Result<Response, FunctionError>>,
+    L: Deref<Target = InFlightLimit>,
 {
     type Output = Result<Response, FunctionError>;
 

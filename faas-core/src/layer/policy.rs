@@ -12,7 +12,8 @@ use super::{
 use crate::policy::InvocationPolicy;
 
 /// The service of [`InvocationPolicyLayer`] around `S`.
-pub type InvocationPolicyService<S> = RefuseOverLimit<Timeout<CatchPanic<S>>>;
+pub type InvocationPolicyService<S, L = Arc<InFlightLimit>> =
+    RefuseOverLimit<Timeout<CatchPanic<S>>, L>;
 
 /// What an [`InvocationPolicy`] asks of every call, as one layer: outermost
 /// first, [`RefuseOverLimitLayer`] (its
@@ -69,6 +70,16 @@ impl InvocationPolicyLayer {
             limit: RefuseOverLimitLayer::with_limit(limiter),
             timeout: TimeoutLayer::new(policy.timeout()),
         }
+    }
+}
+
+impl InvocationPolicyLayer {
+    /// The policy's stack around `inner`, counting its calls in this layer's
+    /// limit borrowed rather than shared: for one call of a function whose
+    /// layer outlives the call, which saves the reference counts of an `Arc`.
+    pub fn layer_borrowing<S>(&self, inner: S) -> InvocationPolicyService<S, &InFlightLimit> {
+        RefuseOverLimitLayer::borrowing(self.limit.limit())
+            .layer(self.timeout.layer(CatchPanicLayer::new().layer(inner)))
     }
 }
 
