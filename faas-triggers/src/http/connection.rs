@@ -14,7 +14,7 @@
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
@@ -23,27 +23,33 @@ use tokio::time::{Instant, Sleep};
 use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
 
 /// What the requests of one connection are doing, shared between them
-/// (HTTP/2 streams run on tasks of their own) and the connection's watch.
+/// (HTTP/2 streams run on tasks of their own) and the connection's watch,
+/// with `T`, what every request of the connection needs (the server): one
+/// reference count a request then covers both.
 #[derive(Debug)]
-pub(crate) struct Activity {
+pub(crate) struct Activity<T> {
     opened: Instant,
-    in_flight: AtomicUsize,
-    /// How many requests have ended.
-    ended: AtomicU64,
+    /// Requests running (low 32 bits) and ended (high 32 bits, wrapping):
+    /// one atomic operation as a request starts and one as it ends.
+    requests: AtomicU64,
+    shared: T,
 }
 
-impl Activity {
-    pub(crate) fn new() -> Arc<Self> {
+/// One request ended and no longer running, as added to `Activity::requests`.
+const ENDED: u64 = (1 << 32) - 1;
+
+impl<T> Activity<T> {
+    pub(crate) fn new(shared: T) -> Arc<Self> {
         Arc::new(Activity {
             opened: Instant::now(),
-            in_flight: AtomicUsize::new(0),
-            ended: AtomicU64::new(0),
+            requests: AtomicU64::new(0),
+            shared,
         })
     }
 
     /// Counts a request as running until the guard drops.
-    pub(crate) fn request(self: &Arc<Self>) -> RequestGuard {
-        self.in_flight.fetch_add(1, Ordering::Relaxed);
+    pub(crate) fn request(self: &Arc<Self>) -> RequestGuard<T> {
+        self.requests.fetch_add(1, Ordering::AcqRel);
         RequestGuard {
             activity: Arc::clone(self),
         }
@@ -51,25 +57,29 @@ impl Activity {
 
     /// How many requests have ended, or `None` while a request runs.
     fn ended_while_idle(&self) -> Option<u64> {
-        // `ended` is read first: a request that starts and ends between the
-        // two reads leaves `in_flight` at zero but moves `ended`, which the
-        // next check sees.
-        let ended = self.ended.load(Ordering::Acquire);
-        (self.in_flight.load(Ordering::Acquire) == 0).then_some(ended)
+        let requests = self.requests.load(Ordering::Acquire);
+        (requests & u64::from(u32::MAX) == 0).then_some(requests >> 32)
     }
 }
 
 /// A request in flight on a connection.
 #[derive(Debug)]
-pub(crate) struct RequestGuard {
-    activity: Arc<Activity>,
+pub(crate) struct RequestGuard<T> {
+    activity: Arc<Activity<T>>,
 }
 
-impl Drop for RequestGuard {
+impl<T> RequestGuard<T> {
+    /// What the connection's requests share.
+    pub(crate) fn shared(&self) -> &T {
+        &self.activity.shared
+    }
+}
+
+impl<T> Drop for RequestGuard<T> {
     fn drop(&mut self) {
-        let activity = &*self.activity;
-        activity.ended.fetch_add(1, Ordering::Release);
-        activity.in_flight.fetch_sub(1, Ordering::Release);
+        // Adds one to the ended count and takes one from the running count
+        // (at least one, this request's, so nothing borrows across).
+        self.activity.requests.fetch_add(ENDED, Ordering::AcqRel);
     }
 }
 
@@ -118,7 +128,7 @@ enum Phase {
 
 pin_project! {
     /// A connection under watch (see the module's documentation).
-    pub(crate) struct WatchedConnection<C> {
+    pub(crate) struct WatchedConnection<C, T> {
         #[pin]
         connection: C,
         #[pin]
@@ -126,7 +136,7 @@ pin_project! {
         #[pin]
         timer: Sleep,
         stop: Arc<ConnectionStop>,
-        activity: Arc<Activity>,
+        activity: Arc<Activity<T>>,
         // Requests ended when the timer was last armed.
         ended_when_armed: u64,
         timeout: Duration,
@@ -140,7 +150,7 @@ pin_project! {
     }
 }
 
-impl<C: Future> WatchedConnection<C> {
+impl<C: Future, T> WatchedConnection<C, T> {
     /// Watches `connection`, whose requests report to `activity`: it is
     /// closed when no request head completes for `timeout` while nothing
     /// runs, and shut down gracefully once `stop` is given.
@@ -148,7 +158,7 @@ impl<C: Future> WatchedConnection<C> {
     /// `graceful_shutdown`).
     pub(crate) fn new(
         connection: C,
-        activity: Arc<Activity>,
+        activity: Arc<Activity<T>>,
         timeout: Duration,
         stop: Arc<ConnectionStop>,
         shut_down: fn(Pin<&mut C>),
@@ -168,7 +178,7 @@ impl<C: Future> WatchedConnection<C> {
     }
 }
 
-impl<C: Future> Future for WatchedConnection<C> {
+impl<C: Future, T> Future for WatchedConnection<C, T> {
     type Output = Option<C::Output>;
 
     /// The connection's own end, or `None` when it was dropped for idling
@@ -262,10 +272,26 @@ mod tests {
         (connection, flag)
     }
 
+    #[test]
+    fn requests_running_and_ended_are_counted_apart() {
+        let activity = Activity::new("shared");
+        assert_eq!(activity.ended_while_idle(), Some(0));
+        let first = activity.request();
+        let second = activity.request();
+        assert_eq!(*first.shared(), "shared");
+        assert_eq!(activity.ended_while_idle(), None);
+        drop(first);
+        assert_eq!(activity.ended_while_idle(), None, "one still runs");
+        drop(second);
+        assert_eq!(activity.ended_while_idle(), Some(2));
+        drop(activity.request());
+        assert_eq!(activity.ended_while_idle(), Some(3));
+    }
+
     #[tokio::test(start_paused = true)]
     async fn an_idle_connection_is_closed_after_the_timeout() {
         let (connection, shut_down) = idle(false);
-        let activity = Activity::new();
+        let activity = Activity::new(());
         let start = Instant::now();
         let watched = WatchedConnection::new(
             connection,
@@ -282,7 +308,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn a_request_in_flight_or_just_ended_keeps_it_open() {
         let (connection, shut_down) = idle(false);
-        let activity = Activity::new();
+        let activity = Activity::new(());
         let start = Instant::now();
         let watched = tokio::spawn(WatchedConnection::new(
             connection,
@@ -311,7 +337,7 @@ mod tests {
         let start = Instant::now();
         let watched = WatchedConnection::new(
             connection,
-            Activity::new(),
+            Activity::new(()),
             Duration::from_secs(10),
             ConnectionStop::new(),
             shut_down_idle,
@@ -327,7 +353,7 @@ mod tests {
         let stop = ConnectionStop::new();
         let watched = tokio::spawn(WatchedConnection::new(
             connection,
-            Activity::new(),
+            Activity::new(()),
             Duration::from_secs(3600),
             Arc::clone(&stop),
             shut_down_idle,

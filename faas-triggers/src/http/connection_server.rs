@@ -114,15 +114,13 @@ impl ConnectionServer {
             return false;
         }
         let _ = stream.set_nodelay(true);
-        let server = Arc::clone(&self.server);
-        let activity = Activity::new();
+        let activity = Activity::new(Arc::clone(&self.server));
         let requests = Arc::clone(&activity);
         let service = service_fn(move |request| {
-            let server = Arc::clone(&server);
-            let request_guard = requests.request();
+            let running = requests.request();
             async move {
-                let reply = server.handle(request).await;
-                drop(request_guard);
+                let reply = running.shared().handle(request).await;
+                drop(running);
                 Ok::<_, Infallible>(reply)
             }
         });
@@ -194,7 +192,7 @@ impl ConnectionServer {
 /// Serves `connection` under watch (see `connection`) until it ends.
 async fn watch<C, E>(
     connection: C,
-    activity: Arc<Activity>,
+    activity: Arc<Activity<Arc<Server>>>,
     timeout: Duration,
     stop: Arc<ConnectionStop>,
     shut_down: fn(std::pin::Pin<&mut C>),
