@@ -898,3 +898,93 @@ fn memory_file() -> &'static str {
         "memory.limit_in_bytes"
     }
 }
+
+/// Writes `line` into the container's input through one attach session, then detaches.
+async fn attach_and_send(backend: &ProcessBackend, key: &PodKey, line: &str) {
+    let input = backend.attach_input(key, "main").await.unwrap();
+    let mut stdin = input.stdin.expect("the container's input is open");
+    stdin.write_all(line.as_bytes()).await.unwrap();
+    stdin.flush().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn attach_sessions_write_to_the_input_of_containers_started_with_stdin() {
+    let backend = ProcessBackend::new(config("stdin", 22)).await.unwrap();
+    let all_logs = LogOptions::default();
+
+    // stdinOnce: the first session's end is the end of the container's input.
+    let once = PodLaunch::new(
+        key("once"),
+        vec![
+            ContainerLaunch::new("main", "shell")
+                .with_command(vec!["/bin/cat".into()])
+                .with_stdin(true, true),
+        ],
+    );
+    backend.create(once).await.unwrap();
+    wait_for(&backend, &key("once"), "running", running).await;
+    attach_and_send(&backend, &key("once"), "hello from attach\n").await;
+    let status = wait_for(
+        &backend,
+        &key("once"),
+        "ended by the end of its input",
+        |s| terminated(s, "main").is_some(),
+    )
+    .await;
+    assert_eq!(terminated(&status, "main").unwrap().exit_code, 0);
+    assert_eq!(
+        read_logs(&backend, &key("once"), all_logs.clone()).await,
+        "hello from attach\n"
+    );
+
+    // Without stdinOnce the input stays open across sessions, and the container reads on.
+    let open = shell_pod(
+        "open",
+        "while read -r line; do echo \"got $line\"; done; echo 'input ended'",
+        &[],
+    );
+    let open = PodLaunch::new(
+        key("open"),
+        vec![open.containers[0].clone().with_stdin(true, false)],
+    );
+    backend.create(open).await.unwrap();
+    wait_for(&backend, &key("open"), "running", running).await;
+    attach_and_send(&backend, &key("open"), "one\n").await;
+    attach_and_send(&backend, &key("open"), "two\n").await;
+    eventually("both lines echoed", || async {
+        let logs = read_logs(&backend, &key("open"), all_logs.clone()).await;
+        (logs == "got one\ngot two\n").then_some(())
+    })
+    .await;
+    let status = backend.status(&key("open")).await.unwrap().unwrap();
+    assert!(running(&status), "still reading: {status:?}");
+
+    // A container without stdin: true refuses input; one asking for a terminal is not started.
+    backend
+        .create(shell_pod("plain", "exec sleep 300", &[]))
+        .await
+        .unwrap();
+    wait_for(&backend, &key("plain"), "running", running).await;
+    let refused = backend
+        .attach_input(&key("plain"), "main")
+        .await
+        .unwrap_err();
+    assert!(
+        refused.to_string().contains("stdin: true"),
+        "the error names the fix: {refused}"
+    );
+    let tty = PodLaunch::new(
+        key("tty"),
+        vec![shell("main", "exec sleep 300", &[]).with_tty(true)],
+    );
+    let refused = backend.create(tty).await.unwrap_err();
+    assert!(refused.to_string().contains("tty"), "{refused}");
+    assert!(backend.status(&key("tty")).await.unwrap().is_none());
+
+    backend
+        .shutdown(faas_k8s::node::process::ShutdownPolicy::StopAll {
+            grace: Duration::from_secs(5),
+        })
+        .await
+        .unwrap();
+}

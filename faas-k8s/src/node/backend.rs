@@ -171,6 +171,13 @@ pub struct ContainerLaunch {
     /// A sidecar: an init container that keeps running beside the containers
     /// (`restartPolicy: Always`); when the pod stops it is stopped after them.
     pub sidecar: bool,
+    /// Its standard input stays open for `kubectl attach -i` (`stdin: true`); otherwise it reads
+    /// an empty input.
+    pub stdin: bool,
+    /// Its input is closed once the first attach session that sent input ends (`stdinOnce`).
+    pub stdin_once: bool,
+    /// It asks for a terminal (`tty: true`).
+    pub tty: bool,
 }
 
 /// The CPU and memory a container asks for and may use (its `resources`), in plain units.
@@ -235,7 +242,26 @@ impl ContainerLaunch {
             run_as_group: None,
             resources: ContainerResources::default(),
             sidecar: false,
+            stdin: false,
+            stdin_once: false,
+            tty: false,
         }
+    }
+
+    /// Keeps its standard input open for attach sessions (`stdin`), closed after the first one
+    /// that sent input ends when `once` (`stdinOnce`).
+    #[must_use]
+    pub fn with_stdin(mut self, stdin: bool, once: bool) -> Self {
+        self.stdin = stdin;
+        self.stdin_once = once;
+        self
+    }
+
+    /// Asks for a terminal (`tty`).
+    #[must_use]
+    pub fn with_tty(mut self, tty: bool) -> Self {
+        self.tty = tty;
+        self
     }
 
     /// Marks it a sidecar (an init container with `restartPolicy: Always`).
@@ -780,6 +806,22 @@ pub trait PodBackend: Send + Sync + 'static {
         let _ = (key, request);
         Err(BackendError::Unsupported(format!(
             "the {} backend cannot run commands in container {container:?}",
+            self.name()
+        )))
+    }
+
+    /// Connects a caller to the standard input of a running container started with `stdin: true`
+    /// (`kubectl attach -i`); what the container writes reaches the caller through
+    /// [`logs`](Self::logs) as for any attach. The default refuses with
+    /// [`BackendError::Unsupported`]: a backend without processes has no input to attach to.
+    async fn attach_input(
+        &self,
+        key: &PodKey,
+        container: &str,
+    ) -> Result<super::exec::AttachInput, BackendError> {
+        let _ = key;
+        Err(BackendError::Unsupported(format!(
+            "the {} backend's container {container:?} takes no input",
             self.name()
         )))
     }

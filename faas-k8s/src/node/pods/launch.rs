@@ -134,6 +134,11 @@ async fn container_launch(
             .with_identity(user, group)
             .with_resources(container_resources(container))
             .with_sidecar(container.restart_policy.as_deref() == Some("Always"))
+            .with_stdin(
+                container.stdin == Some(true),
+                container.stdin_once == Some(true),
+            )
+            .with_tty(container.tty == Some(true))
             .with_command(command)
             .with_args(args)
             .with_env(env)

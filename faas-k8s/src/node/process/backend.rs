@@ -4,12 +4,14 @@ use std::io;
 use std::net::{IpAddr, Ipv4Addr};
 use std::os::unix::process::ExitStatusExt;
 use std::path::PathBuf;
+use std::pin::Pin;
 use std::process::Stdio;
 use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use nix::sys::signal::Signal;
+use tokio::io::AsyncWrite;
 use tokio_util::sync::CancellationToken;
 
 use super::adopt::adopt;
@@ -28,7 +30,7 @@ use crate::node::backend::{
 };
 use crate::node::container_status::ContainerStatusCell;
 use crate::node::events::EventHub;
-use crate::node::exec::{ExecRequest, ExecSession};
+use crate::node::exec::{AttachInput, ExecRequest, ExecSession};
 use crate::node::lock;
 use crate::node::pod_table::{PodRuntime, PodTable, RuntimePod};
 
@@ -279,6 +281,21 @@ impl PodBackend for ProcessBackend {
         let inner = &self.inner;
         if let Ok(pod) = inner.table.pod(&launch.key) {
             return Ok(pod.status());
+        }
+        if let Some(c) = launch
+            .init_containers
+            .iter()
+            .chain(&launch.containers)
+            .find(|c| c.tty)
+        {
+            // Never started half-configured: a program that asked for a terminal behaves
+            // differently without one.
+            return Err(BackendError::Unsupported(format!(
+                "container {:?} sets tty: true, but the process backend runs containers without a \
+                 terminal (drop tty: for kubectl attach -i set stdin: true; kubectl exec -t gives \
+                 a terminal)",
+                c.name
+            )));
         }
         let executables = launch
             .init_containers
@@ -552,6 +569,34 @@ impl PodBackend for ProcessBackend {
                 container: name.to_owned(),
                 source,
             })
+    }
+
+    async fn attach_input(&self, key: &PodKey, name: &str) -> Result<AttachInput, BackendError> {
+        let (_pod, container) = self.inner.table.container(key, name)?;
+        if !container.spec.stdin {
+            return Err(BackendError::Unsupported(format!(
+                "container {name:?} of pod {}/{} was not started with stdin: true, so it has no \
+                 input to attach to (set stdin: true in its spec, or attach without -i)",
+                key.namespace, key.name
+            )));
+        }
+        let stdin = {
+            let runtime = lock(&container.runtime);
+            if !runtime.status.is_running() {
+                return Err(BackendError::Unsupported(format!(
+                    "container {name:?} of pod {}/{} is not running",
+                    key.namespace, key.name
+                )));
+            }
+            runtime.stdin.clone()
+        };
+        let Some(stdin) = stdin else {
+            return Ok(AttachInput::new(None, container.spec.stdin_once));
+        };
+        let session = stdin
+            .session()?
+            .map(|s| Box::pin(s) as Pin<Box<dyn AsyncWrite + Send>>);
+        Ok(AttachInput::new(session, stdin.once()))
     }
 
     fn events(&self) -> PodEvents {

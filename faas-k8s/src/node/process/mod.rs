@@ -18,6 +18,7 @@ mod pod;
 mod run;
 mod spawn;
 mod state;
+mod stdin;
 
 pub use backend::ProcessBackend;
 pub use config::{ProcessBackendConfig, ShutdownPolicy};

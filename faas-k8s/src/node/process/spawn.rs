@@ -2,7 +2,7 @@
 //!
 //! The process gets a process group of its own (so that stopping it reaches everything it
 //! started), a clean environment (the backend's base environment, the container's, then
-//! `POD_IP` and `HOSTNAME`), `/dev/null` as stdin, and the named pipe its log pump reads as stdout
+//! `POD_IP` and `HOSTNAME`), `/dev/null` as stdin (or its input pipe with `stdin: true`), and the named pipe its log pump reads as stdout
 //! and stderr.
 
 use std::io;
@@ -70,6 +70,8 @@ pub(crate) fn resolve_spec(
         run_as_group: launch.run_as_group,
         cgroup: false,
         sidecar: launch.sidecar,
+        stdin: launch.stdin,
+        stdin_once: launch.stdin_once,
     }
 }
 
@@ -123,13 +125,15 @@ pub(crate) struct CgroupTarget<'a> {
     pub(crate) gate_fifo: &'a Path,
 }
 
-/// Starts the container's process with its output going to the named pipe at `fifo`.
+/// Starts the container's process with its output going to the named pipe at `fifo`, reading
+/// `stdin` (or an empty input).
 pub(crate) async fn spawn(
     network: &PodNetwork,
     spec: &ProcessSpec,
     fifo: &Path,
     termination_file: &Path,
     cgroup: Option<CgroupTarget<'_>>,
+    stdin: Option<std::fs::File>,
 ) -> io::Result<Spawned> {
     pump::ensure_fifo(fifo)?;
     // Opened for reading and writing: the process then always holds a reader of its own output
@@ -151,6 +155,9 @@ pub(crate) async fn spawn(
         }
         _ => command(spec, &spec.program, &spec.args),
     };
+    if let Some(stdin) = stdin {
+        command.stdin(Stdio::from(stdin));
+    }
     command
         .stdout(Stdio::from(output_end.try_clone()?))
         .stderr(Stdio::from(output_end))

@@ -208,13 +208,29 @@ pub(crate) fn remote_command(
                 }
             }
             Session::Attach => {
+                // From now on: by the lines' time, not by where the log ends when the reader
+                // first looks (input sent meanwhile may already have been answered).
                 let follow = LogOptions {
                     follow: true,
-                    tail_lines: Some(0),
+                    since: Some(std::time::SystemTime::now()),
                     ..LogOptions::default()
                 };
-                match backend.logs(&key, &container, follow).await {
-                    Ok(logs) => remote_command::run_attach(&mut streams, logs, ended).await,
+                let input = if options.stdin {
+                    backend.attach_input(&key, &container).await.map(Some)
+                } else {
+                    Ok(None)
+                };
+                let logs = match input {
+                    Ok(input) => backend
+                        .logs(&key, &container, follow)
+                        .await
+                        .map(|logs| (logs, input)),
+                    Err(e) => Err(e),
+                };
+                match logs {
+                    Ok((logs, input)) => {
+                        remote_command::run_attach(&mut streams, logs, input, ended).await
+                    }
                     Err(e) => Outcome::Failed(refusal(&key, &container, &e)),
                 }
             }

@@ -16,7 +16,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::task::JoinHandle;
 
 use super::spdy::{SpdyConnection, SpdyStream, StreamWriter};
-use crate::node::exec::{ExecSession, TerminalSize};
+use crate::node::exec::{AttachInput, ExecSession, TerminalSize};
 
 /// The remote command protocols served, newest first.
 pub(crate) const PROTOCOLS: [&str; 3] = [
@@ -313,16 +313,36 @@ pub(crate) async fn run_exec(
 }
 
 /// Streams a container's output from now on to the client until the container ends or the
-/// client goes away (`kubectl attach`); input the client sends is read and dropped, since the
-/// node starts containers with an empty stdin.
+/// client goes away (`kubectl attach`). With `input` (`kubectl attach -i` into a container started
+/// with `stdin: true`) what the client sends goes to the container's input; when the client's
+/// input ends, a `stdinOnce` container's input is closed and its output still shown until it
+/// ends, otherwise the session ends there (the container's input stays open for the next one).
+/// Without `input`, what the client sends is read and dropped.
 pub(crate) async fn run_attach(
     streams: &mut Streams,
     logs: crate::node::backend::LogStream,
+    input: Option<AttachInput>,
     ended: tokio_util::sync::CancellationToken,
 ) -> Outcome {
+    let (input_done_tx, input_done) = tokio::sync::oneshot::channel::<()>();
+    let ends_session = input.as_ref().is_some_and(|i| !i.stdin_once);
+    let mut input_task = None;
     if let Some(stdin) = streams.stdin.as_mut() {
-        let mut input = stdin.take_incoming();
-        tokio::spawn(async move { while input.recv().await.is_some() {} });
+        let mut incoming = stdin.take_incoming();
+        let mut to = input.and_then(|i| i.stdin);
+        input_task = Some(tokio::spawn(async move {
+            while let Some(data) = incoming.recv().await {
+                if let Some(writer) = to.as_mut()
+                    && (writer.write_all(&data).await.is_err() || writer.flush().await.is_err())
+                {
+                    // The container no longer reads (it ended): the rest is dropped.
+                    to = None;
+                }
+            }
+            // Detaching: with stdinOnce this closes the container's input.
+            drop(to);
+            let _ = input_done_tx.send(());
+        }));
     }
     let to = streams
         .stdout
@@ -347,10 +367,22 @@ pub(crate) async fn run_attach(
         }
         Outcome::Exited(0)
     };
-    tokio::select! {
+    let input_ended = async {
+        if ends_session && input_done.await.is_ok() {
+            return;
+        }
+        std::future::pending::<()>().await;
+    };
+    let outcome = tokio::select! {
         outcome = copy => outcome,
+        () = input_ended => Outcome::Exited(0),
         () = ended.cancelled() => Outcome::Exited(0),
+    };
+    // The session is over: its write end goes (closing a stdinOnce container's input).
+    if let Some(task) = input_task {
+        task.abort();
     }
+    outcome
 }
 
 /// The protocol both sides speak: the first of the client's offers that the node serves.
