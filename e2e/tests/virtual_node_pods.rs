@@ -905,7 +905,7 @@ async fn stats_summary_measures_the_pods_for_authorized_callers() -> TestResult 
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn run_as_user_and_group_are_the_processes_identity() -> TestResult {
+async fn run_as_user_group_and_fs_group_are_the_processes_identity() -> TestResult {
     let own = std::process::Command::new("id").arg("-u").output()?;
     assert_eq!(
         String::from_utf8_lossy(&own.stdout).trim(),
@@ -919,8 +919,10 @@ async fn run_as_user_and_group_are_the_processes_identity() -> TestResult {
         let mut c = json!({
             "name": name,
             "image": SERVER_IMAGE,
-            "command": ["sh", "-c", "echo \"identity $(id -u):$(id -g)\"; exec sleep 3600"],
+            "command": ["sh", "-c", "echo \"identity $(id -u):$(id -g) groups $(id -G)\"; \
+                echo made > \"/shared/$HOSTNAME-$0\"; exec sleep 3600", name],
             "workingDir": "/tmp",
+            "volumeMounts": [{"name": "shared", "mountPath": "/shared"}],
         });
         if let Some(user) = user {
             c["securityContext"] = json!({"runAsUser": user});
@@ -932,13 +934,19 @@ async fn run_as_user_and_group_are_the_processes_identity() -> TestResult {
         json!([container("pod-level", None), container("own", Some(1001))]),
         "Always",
     );
-    spec["securityContext"] = json!({"runAsUser": 1000, "runAsGroup": 3000});
+    spec["securityContext"] = json!({
+        "runAsUser": 1000,
+        "runAsGroup": 3000,
+        "fsGroup": 2345,
+        "supplementalGroups": [4567],
+    });
+    spec["volumes"] = json!([{"name": "shared", "emptyDir": {}}]);
     create_pod(&ns, "ids", spec).await;
     wait_pod(&ns, "ids", "Running", |p| phase(p) == "Running").await;
     let pods = ns.api::<Pod>();
     for (name, want) in [
-        ("pod-level", "identity 1000:3000"),
-        ("own", "identity 1001:3000"),
+        ("pod-level", "identity 1000:3000 groups 3000 2345 4567"),
+        ("own", "identity 1001:3000 groups 3000 2345 4567"),
     ] {
         let params = kube::api::LogParams {
             container: Some(name.to_owned()),
@@ -974,6 +982,31 @@ async fn run_as_user_and_group_are_the_processes_identity() -> TestResult {
         ],
     );
     assert_eq!(String::from_utf8_lossy(&output.stdout).trim(), "1001");
+    // The emptyDir belongs to the fsGroup, and so does what the containers write into it.
+    let output = faas_e2e::run_kubectl(
+        &cluster,
+        &[
+            "exec",
+            "-n",
+            ns.name(),
+            "ids",
+            "-c",
+            "own",
+            "--",
+            "stat",
+            "-c",
+            "%n %g",
+            "/shared",
+            "/shared/ids-own",
+            "/shared/ids-pod-level",
+        ],
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&output.stdout),
+        "/shared 2345\n/shared/ids-own 2345\n/shared/ids-pod-level 2345\n",
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     ns.delete().await?;
     node.stop().await;
     Ok(())

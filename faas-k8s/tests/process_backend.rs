@@ -988,3 +988,101 @@ async fn attach_sessions_write_to_the_input_of_containers_started_with_stdin() {
         .await
         .unwrap();
 }
+
+/// Needs root (see `support/root.rs`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fs_group_owns_the_volumes_and_the_processes_get_their_groups() {
+    use faas_k8s::node::{MountLaunch, VolumeFile, VolumeLaunch};
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    if !root::may_run("fs_group_owns_the_volumes_and_the_processes_get_their_groups") {
+        return;
+    }
+    let backend = ProcessBackend::new(config("fsgroup", 23)).await.unwrap();
+    assert_eq!(backend.unapplied_groups(), None, "this node runs as root");
+    let mounts = test_dir("fsgroup-mounts");
+    let (data, conf) = (mounts.join("data"), mounts.join("conf"));
+    let script = "id -G; echo written > \"$DATA/out\"; mkdir \"$DATA/sub\"; \
+                  stat -c 'out %g' \"$DATA/out\"; stat -c 'sub %g' \"$DATA/sub\"; \
+                  cat \"$CONF/key\"; exec sleep 300";
+    let container = shell(
+        "main",
+        script,
+        &[
+            ("DATA", data.to_str().unwrap()),
+            ("CONF", conf.to_str().unwrap()),
+        ],
+    )
+    .with_working_dir(Some("/tmp".into()))
+    .with_identity(Some(1000), Some(3000))
+    .with_supplemental_groups(vec![2345, 3456])
+    .with_mounts(vec![
+        MountLaunch::new("data", data.to_str().unwrap()),
+        MountLaunch::new("conf", conf.to_str().unwrap()).read_only(true),
+    ]);
+    let pod = PodLaunch::new(key("grouped"), vec![container])
+        .with_fs_group(Some(2345))
+        .with_volumes(vec![
+            VolumeLaunch::empty_dir("data", false),
+            VolumeLaunch::files(
+                "conf",
+                vec![
+                    // Readable by the owner only, as a Secret's defaultMode 0400 gives it.
+                    VolumeFile::new("key", b"secret value\n".to_vec(), 0o400),
+                    VolumeFile::new("nested/item", b"x".to_vec(), 0o644),
+                ],
+            ),
+        ]);
+    backend.create(pod).await.unwrap();
+    let logs = eventually("the container reports its groups and files", || async {
+        let logs = read_logs(&backend, &key("grouped"), LogOptions::default()).await;
+        logs.contains("secret value").then_some(logs)
+    })
+    .await;
+    // The primary group, then fsGroup and supplementalGroups; the file it made belongs to the
+    // fsGroup through the set-group-ID directory; the group may read the 0400 file.
+    assert_eq!(
+        logs, "3000 2345 3456\nout 2345\nsub 2345\nsecret value\n",
+        "{logs}"
+    );
+
+    // On the node: the volumes belong to the group as a kubelet leaves them.
+    let volumes = backend
+        .config()
+        .state_dir
+        .join("run/default_grouped_uid-grouped/.volumes");
+    let meta = |path: &Path| std::fs::metadata(path).unwrap();
+    let data_dir = meta(&volumes.join("data"));
+    assert_eq!(data_dir.gid(), 2345);
+    assert_eq!(data_dir.permissions().mode() & 0o7777, 0o2777);
+    let key_file = meta(&volumes.join("conf/key"));
+    assert_eq!(
+        (key_file.gid(), key_file.permissions().mode() & 0o777),
+        (2345, 0o440)
+    );
+    let nested = meta(&volumes.join("conf/nested"));
+    assert_eq!(nested.gid(), 2345);
+    assert_eq!(nested.permissions().mode() & 0o2000, 0o2000, "set-group-ID");
+    assert_eq!(meta(&volumes.join("data/out")).gid(), 2345);
+
+    // What runs inside the container (exec probes, hooks, kubectl exec) has its identity too.
+    let code = backend
+        .exec(
+            &key("grouped"),
+            "main",
+            vec![
+                "/bin/sh".into(),
+                "-c".into(),
+                "test \"$(id -u) $(id -G)\" = '1000 3000 2345 3456'".into(),
+            ],
+        )
+        .await
+        .unwrap();
+    assert_eq!(code, 0, "exec runs as the container's user with its groups");
+
+    backend
+        .shutdown(faas_k8s::node::process::ShutdownPolicy::StopAll {
+            grace: Duration::from_secs(5),
+        })
+        .await
+        .unwrap();
+}

@@ -73,6 +73,10 @@ pub struct PodLaunch {
     pub hosts_file: Option<String>,
     /// Its volumes, resolved (the files of ConfigMaps, Secrets, the downward API, tokens).
     pub volumes: Vec<VolumeLaunch>,
+    /// The group that owns its volumes (`securityContext.fsGroup`): writable volumes become
+    /// group-writable with the set-group-ID bit on their directories, the files of the others
+    /// group-readable, as a kubelet sets them.
+    pub fs_group: Option<u32>,
 }
 
 impl PodLaunch {
@@ -88,7 +92,15 @@ impl PodLaunch {
             hostname: None,
             hosts_file: None,
             volumes: Vec::new(),
+            fs_group: None,
         }
+    }
+
+    /// Sets the group that owns the pod's volumes (`fsGroup`).
+    #[must_use]
+    pub fn with_fs_group(mut self, fs_group: Option<u32>) -> Self {
+        self.fs_group = fs_group;
+        self
     }
 
     /// Sets the volumes.
@@ -166,6 +178,8 @@ pub struct ContainerLaunch {
     pub run_as_user: Option<u32>,
     /// Their primary group (`securityContext.runAsGroup`).
     pub run_as_group: Option<u32>,
+    /// Their supplementary groups: the pod's `fsGroup`, then its `supplementalGroups`.
+    pub supplemental_groups: Vec<u32>,
     /// The CPU and memory it asks for and may use (`resources`).
     pub resources: ContainerResources,
     /// A sidecar: an init container that keeps running beside the containers
@@ -240,6 +254,7 @@ impl ContainerLaunch {
             mounts: Vec::new(),
             run_as_user: None,
             run_as_group: None,
+            supplemental_groups: Vec::new(),
             resources: ContainerResources::default(),
             sidecar: false,
             stdin: false,
@@ -283,6 +298,13 @@ impl ContainerLaunch {
     pub fn with_identity(mut self, user: Option<u32>, group: Option<u32>) -> Self {
         self.run_as_user = user;
         self.run_as_group = group;
+        self
+    }
+
+    /// Gives the container's processes these supplementary groups.
+    #[must_use]
+    pub fn with_supplemental_groups(mut self, groups: Vec<u32>) -> Self {
+        self.supplemental_groups = groups;
         self
     }
 
@@ -721,6 +743,17 @@ pub trait PodBackend: Send + Sync + 'static {
     fn unenforced_limits(&self) -> Option<String> {
         Some(format!(
             "the {} backend runs containers without cgroups of their own",
+            self.name()
+        ))
+    }
+
+    /// Why the pod's `fsGroup` and `supplementalGroups` are not applied to this backend's
+    /// containers (their processes' groups, their volumes' owner), or `None` when they are; the
+    /// node tells every pod that sets them (a `GroupsNotApplied` Warning Event). The default:
+    /// not applied.
+    fn unapplied_groups(&self) -> Option<String> {
+        Some(format!(
+            "the {} backend runs containers without processes of their own",
             self.name()
         ))
     }

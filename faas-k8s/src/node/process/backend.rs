@@ -18,6 +18,7 @@ use super::adopt::adopt;
 use super::cgroup::{CgroupSupport, PodLimits, default_parent};
 use super::config::{ProcessBackendConfig, ShutdownPolicy};
 use super::group::signal_group;
+use super::identity;
 use super::isolate;
 use super::log::read::read_log;
 use super::pod::{Container, Pod, RecordGuard};
@@ -115,6 +116,8 @@ struct Inner {
     isolated: bool,
     /// Whether limits are enforced, and how.
     cgroups: CgroupSupport,
+    /// Why containers cannot get an identity of their own (user, groups), if they cannot.
+    identity_unavailable: Option<String>,
 }
 
 impl ProcessBackend {
@@ -181,6 +184,7 @@ impl ProcessBackend {
                 table,
                 isolated: isolate::available(),
                 cgroups,
+                identity_unavailable: identity::unavailable(),
             }),
         })
     }
@@ -270,6 +274,10 @@ impl PodBackend for ProcessBackend {
         self.inner.capacity.clone()
     }
 
+    fn unapplied_groups(&self) -> Option<String> {
+        self.inner.identity_unavailable.clone()
+    }
+
     fn unenforced_limits(&self) -> Option<String> {
         match &self.inner.cgroups {
             CgroupSupport::Enforced(_) => None,
@@ -296,6 +304,28 @@ impl PodBackend for ProcessBackend {
                  a terminal)",
                 c.name
             )));
+        }
+        if let Some(reason) = &inner.identity_unavailable {
+            let (own_user, own_group) = (
+                nix::unistd::geteuid().as_raw(),
+                nix::unistd::getegid().as_raw(),
+            );
+            if let Some(c) = launch
+                .init_containers
+                .iter()
+                .chain(&launch.containers)
+                .find(|c| {
+                    c.run_as_user.is_some_and(|u| u != own_user)
+                        || c.run_as_group.is_some_and(|g| g != own_group)
+                })
+            {
+                // Never started as someone else than asked.
+                return Err(BackendError::Unsupported(format!(
+                    "container {:?} asks to run as user {:?} and group {:?}, which this node \
+                     cannot do: {reason}",
+                    c.name, c.run_as_user, c.run_as_group
+                )));
+            }
         }
         let executables = launch
             .init_containers
@@ -336,7 +366,11 @@ impl PodBackend for ProcessBackend {
         }
         let volume_dirs = if mounts_volumes {
             std::fs::create_dir_all(&run_dir)?;
-            isolate::write_volumes(&state.volumes_dir(&launch.key), &launch.volumes)?
+            isolate::write_volumes(
+                &state.volumes_dir(&launch.key),
+                &launch.volumes,
+                launch.fs_group,
+            )?
         } else {
             Vec::new()
         };
@@ -418,6 +452,13 @@ impl PodBackend for ProcessBackend {
                                 spec.termination_message_path = None;
                             }
                             spec.cgroup = cgroups.is_some();
+                            if inner.identity_unavailable.is_some() {
+                                // What is left is the node's own identity (checked above), or
+                                // groups the node says it does not apply.
+                                spec.run_as_user = None;
+                                spec.run_as_group = None;
+                                spec.supplemental_groups.clear();
+                            }
                             Container::new(spec, ContainerStatusCell::new(c.name.clone()))
                         })
                         .collect();
@@ -449,7 +490,7 @@ impl PodBackend for ProcessBackend {
             .any(|c| !c.spec.mounts.is_empty());
         if mounted && !pod.volumes.is_empty() {
             let dir = self.inner.table.runtime().state.volumes_dir(&pod.key);
-            isolate::write_volumes(&dir, &pod.volumes)?;
+            isolate::write_volumes(&dir, &pod.volumes, pod.fs_group)?;
         }
         Ok(())
     }

@@ -10,6 +10,7 @@ mod cgroup;
 mod config;
 mod exec;
 mod group;
+mod identity;
 mod image_map;
 mod inspect;
 mod isolate;

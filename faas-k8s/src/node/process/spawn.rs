@@ -15,6 +15,7 @@ use tokio::net::unix::pipe;
 use tokio::process::{Child, Command};
 
 use super::cgroup::{Gate, Placement};
+use super::identity;
 use super::inspect;
 use super::isolate;
 use super::log::pump;
@@ -68,6 +69,7 @@ pub(crate) fn resolve_spec(
         mounts: Vec::new(),
         run_as_user: launch.run_as_user,
         run_as_group: launch.run_as_group,
+        supplemental_groups: launch.supplemental_groups.clone(),
         cgroup: false,
         sidecar: launch.sidecar,
         stdin: launch.stdin,
@@ -87,9 +89,10 @@ pub(crate) fn network_of<'a>(pod_network: &'a PodNetwork, spec: &ProcessSpec) ->
     }
 }
 
-/// A command with the container's program, arguments, environment and working directory (started
-/// in the pod network with [`PodNetwork::spawn`]).
+/// A command with the container's program, arguments, environment, working directory and
+/// identity (see [`identity`]; started in the pod network with [`PodNetwork::spawn`]).
 pub(crate) fn command(spec: &ProcessSpec, program: &Path, args: &[String]) -> Command {
+    let (program, args) = identity::wrap(spec, program, args);
     let mut command = Command::new(program);
     command
         .args(args)
@@ -97,13 +100,6 @@ pub(crate) fn command(spec: &ProcessSpec, program: &Path, args: &[String]) -> Co
         .envs(spec.env.iter().map(|(k, v)| (k, v)))
         .current_dir(&spec.working_dir)
         .stdin(Stdio::null());
-    // A group without a user keeps the node's user, as a runtime does.
-    if let Some(group) = spec.run_as_group {
-        command.gid(group);
-    }
-    if let Some(user) = spec.run_as_user {
-        command.uid(user);
-    }
     command
 }
 

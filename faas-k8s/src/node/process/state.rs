@@ -83,6 +83,9 @@ pub(crate) struct ProcessSpec {
     pub(crate) run_as_user: Option<u32>,
     #[serde(default)]
     pub(crate) run_as_group: Option<u32>,
+    /// Its supplementary groups (`fsGroup`, then `supplementalGroups`).
+    #[serde(default)]
+    pub(crate) supplemental_groups: Vec<u32>,
     /// Runs in a cgroup of its own (`<parent>/pod<uid>/<container>`), limited to its resources.
     #[serde(default)]
     pub(crate) cgroup: bool,
@@ -321,6 +324,7 @@ mod tests {
                     mounts: Vec::new(),
                     run_as_user: None,
                     run_as_group: None,
+                    supplemental_groups: Vec::new(),
                     cgroup: false,
                     sidecar: false,
                     stdin: false,
