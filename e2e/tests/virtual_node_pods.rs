@@ -1032,6 +1032,74 @@ fn cgroup_value(dir: &std::path::Path, file: &str) -> String {
         .to_owned()
 }
 
+/// Needs root (the node makes cgroups).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exec_probes_hooks_and_kubectl_exec_run_in_the_containers_cgroup() -> TestResult {
+    let cluster = TestCluster::require().await;
+    if !nix::unistd::geteuid().is_root() {
+        eprintln!("skipped: the node makes cgroups only as root (`cargo xtask test` runs as root)");
+        return Ok(());
+    }
+    let node = TestNode::start(&cluster, "vn-incgroup").await;
+    let ns = cluster.namespace("vn-incgroup").await?;
+    // Succeeds only in this container's own cgroup (`pod<uid>/probed`), not in the node's.
+    let in_own_cgroup = [
+        "sh",
+        "-c",
+        "grep -q \"/pod$POD_UID/probed$\" /proc/self/cgroup",
+    ];
+    let probed = json!({
+        "name": "probed", "image": SERVER_IMAGE,
+        "command": ["sh", "-c", "exec sleep 3600"],
+        "env": [{"name": "POD_UID", "valueFrom": {"fieldRef": {"fieldPath": "metadata.uid"}}}],
+        "resources": {"limits": {"memory": "64Mi"}},
+        "readinessProbe": {"exec": {"command": in_own_cgroup}, "periodSeconds": 1},
+        "lifecycle": {"postStart": {"exec": {"command": in_own_cgroup}}},
+    });
+    create_pod(
+        &ns,
+        "probed",
+        pod_spec(&node.name, json!([probed]), "Always"),
+    )
+    .await;
+    // Ready: the probe passed; no restart: the postStart hook passed (a failed one kills the
+    // container, as a kubelet does).
+    let pod = wait_pod(&ns, "probed", "Ready", pod_ready).await;
+    let restarts = pod
+        .status
+        .as_ref()
+        .and_then(|s| s.container_statuses.as_ref())
+        .map(|c| c[0].restart_count);
+    assert_eq!(
+        restarts,
+        Some(0),
+        "the postStart hook ran in the container's cgroup"
+    );
+    let uid = pod.metadata.uid.clone().ok_or("the pod has no uid")?;
+    let output = faas_e2e::run_kubectl(
+        &cluster,
+        &[
+            "exec",
+            "-n",
+            ns.name(),
+            "probed",
+            "--",
+            "cat",
+            "/proc/self/cgroup",
+        ],
+    );
+    let shown = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        shown
+            .lines()
+            .any(|l| l.ends_with(&format!("/pod{uid}/probed"))),
+        "kubectl exec runs in the container's cgroup: {shown}"
+    );
+    ns.delete().await?;
+    node.stop().await;
+    Ok(())
+}
+
 /// Needs root (the node makes cgroups) and the cgroup v1 memory and cpu hierarchies this
 /// machine mounts.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

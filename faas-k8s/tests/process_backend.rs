@@ -846,6 +846,40 @@ async fn limits_are_enforced_through_cgroups_that_go_with_the_pod() {
     let pid: i32 = procs.parse().unwrap();
     let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap();
     assert_eq!(comm.trim(), "sleep");
+    // A command run in a container (exec probe, hook, kubectl exec) runs in its cgroup.
+    let in_main = vec![
+        "/bin/sh".to_owned(),
+        "-c".to_owned(),
+        "grep -q '/poduid-cpu/main$' /proc/self/cgroup".to_owned(),
+    ];
+    assert_eq!(
+        backend
+            .exec(&key("cpu"), "main", in_main.clone())
+            .await
+            .unwrap(),
+        0,
+        "exec in main runs in main's cgroup"
+    );
+    assert_eq!(
+        backend.exec(&key("cpu"), "side", in_main).await.unwrap(),
+        1,
+        "exec in side does not"
+    );
+    let mut session = backend
+        .exec_session(
+            &key("cpu"),
+            "main",
+            faas_k8s::node::exec::ExecRequest::new(vec!["cat".into(), "/proc/self/cgroup".into()]),
+        )
+        .await
+        .unwrap();
+    let mut shown = String::new();
+    session.stdout.read_to_string(&mut shown).await.unwrap();
+    assert_eq!(session.exit.await.unwrap(), 0);
+    assert!(
+        shown.lines().any(|l| l.ends_with("/poduid-cpu/main")),
+        "{shown}"
+    );
 
     // Deleting the pods removes their cgroups.
     for name in ["hog", "cpu"] {

@@ -2,11 +2,10 @@
 
 use std::io;
 use std::net::{IpAddr, Ipv4Addr};
-use std::os::unix::process::ExitStatusExt;
 use std::path::PathBuf;
 use std::pin::Pin;
-use std::process::Stdio;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -17,13 +16,14 @@ use tokio_util::sync::CancellationToken;
 use super::adopt::adopt;
 use super::cgroup::{CgroupSupport, PodLimits, default_parent};
 use super::config::{ProcessBackendConfig, ShutdownPolicy};
+use super::exec::CgroupEntry;
 use super::group::signal_group;
 use super::identity;
 use super::isolate;
 use super::log::read::read_log;
 use super::pod::{Container, Pod, RecordGuard};
 use super::run::Runner;
-use super::spawn::{command, network_of, resolve_spec};
+use super::spawn::{network_of, resolve_spec};
 use super::state::{BindMount, StateDir};
 use crate::node::backend::{
     BackendError, Capacity, ContainerUsage, LogOptions, LogStream, PodBackend, PodEvents, PodKey,
@@ -186,6 +186,20 @@ impl ProcessBackend {
                 cgroups,
                 identity_unavailable: identity::unavailable(),
             }),
+        })
+    }
+
+    /// How a command run in `container` gets into its cgroup, when it has one; every command
+    /// gets a gate pipe of its own.
+    fn cgroup_entry(&self, key: &PodKey, container: &Container) -> Option<CgroupEntry> {
+        static NEXT_COMMAND: AtomicU64 = AtomicU64::new(0);
+        let runner = self.inner.table.runtime();
+        let cgroups = runner.cgroups.as_ref().filter(|_| container.spec.cgroup)?;
+        let n = NEXT_COMMAND.fetch_add(1, Ordering::Relaxed);
+        let gate = runner.state.gate_path(key, &container.name);
+        Some(CgroupEntry {
+            placement: cgroups.placement(&key.uid, &container.name),
+            gate_fifo: PathBuf::from(format!("{}.exec-{n}", gate.display())),
         })
     }
 
@@ -558,32 +572,27 @@ impl PodBackend for ProcessBackend {
 
     async fn exec(&self, key: &PodKey, name: &str, argv: Vec<String>) -> Result<i32, BackendError> {
         let (_pod, container) = self.inner.table.container(key, name)?;
-        let Some((program, args)) = argv.split_first() else {
+        if argv.is_empty() {
             return Err(io::Error::new(io::ErrorKind::InvalidInput, "exec needs a command").into());
+        }
+        let pid = {
+            let runtime = lock(&container.runtime);
+            if !runtime.status.is_running() {
+                return Err(io::Error::other(format!(
+                    "container {name:?} of {key} is not running"
+                ))
+                .into());
+            }
+            runtime.process.map(|p| p.pid)
         };
-        if !lock(&container.runtime).status.is_running() {
-            return Err(
-                io::Error::other(format!("container {name:?} of {key} is not running")).into(),
-            );
-        }
-        let mut exec = command(&container.spec, program.as_ref(), args);
-        exec.stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .kill_on_drop(true);
         let network = network_of(&self.inner.table.runtime().network, &container.spec);
-        let started = network.spawn(exec).await;
-        let status = match started {
-            Ok(mut child) => child.wait().await,
-            Err(err) => Err(err),
-        }
-        .map_err(|source| BackendError::Start {
-            container: name.to_owned(),
-            source,
-        })?;
-        Ok(status
-            .code()
-            .or_else(|| status.signal().map(|s| 128 + s))
-            .unwrap_or(-1))
+        let cgroup = self.cgroup_entry(key, &container);
+        super::exec::run(network, &container.spec, pid, cgroup, argv)
+            .await
+            .map_err(|source| BackendError::Start {
+                container: name.to_owned(),
+                source,
+            })
     }
 
     async fn exec_session(
@@ -604,7 +613,8 @@ impl PodBackend for ProcessBackend {
             runtime.process.map(|p| p.pid)
         };
         let network = network_of(&self.inner.table.runtime().network, &container.spec);
-        super::exec::start(network, &container.spec, pid, request)
+        let cgroup = self.cgroup_entry(key, &container);
+        super::exec::start(network, &container.spec, pid, cgroup, request)
             .await
             .map_err(|source| BackendError::Start {
                 container: name.to_owned(),

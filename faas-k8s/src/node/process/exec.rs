@@ -1,18 +1,22 @@
-//! `kubectl exec` into a container of the process backend: the command runs with the container's
-//! environment, working directory and network, and (when the node runs as root and gave the
+//! Commands run inside a container of the process backend: `kubectl exec` sessions, exec probes
+//! and exec lifecycle hooks, as a container runtime runs them. The command runs with the
+//! container's environment, working directory, network and identity (user, groups); when the
+//! node enforces limits, in the container's cgroup (so what it uses counts against the
+//! container's limits, as with a runtime's exec); and (when the node runs as root and gave the
 //! container namespaces of its own) in the container's mount and UTS namespaces, so it sees the
-//! container's volumes, `/etc/hosts` and hostname. With a terminal it runs on a pseudo-terminal
-//! as its session leader, whose size follows the client's.
+//! container's volumes, `/etc/hosts` and hostname. With a terminal it runs on a
+//! pseudo-terminal as its session leader, whose size follows the client's.
 
 use std::io;
 use std::os::unix::process::ExitStatusExt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Stdio;
 
 use nix::sched::{CloneFlags, setns, unshare};
 use tokio::process::Child;
 
-use super::spawn::command;
+use super::cgroup::{Gate, Placement};
+use super::spawn::{chain, command};
 use super::state::ProcessSpec;
 use crate::node::exec::{ExecRequest, ExecSession};
 use crate::node::lock;
@@ -35,10 +39,27 @@ fn enter_container(pid: i32) -> Prelude {
     })
 }
 
-fn exit_code(child: Child) -> futures::future::BoxFuture<'static, io::Result<i32>> {
+/// Where a command run in a container goes besides its namespaces: the container's cgroup.
+pub(crate) struct CgroupEntry {
+    /// How a new process gets into the container's cgroup.
+    pub(crate) placement: Placement,
+    /// A named pipe of its own for the gate (cgroup v2), removed when the command ended.
+    pub(crate) gate_fifo: PathBuf,
+}
+
+/// The exit code of `child` once it ended; what `gate` held (cgroup v2) goes with it.
+fn exit_code(
+    child: Child,
+    gate: Option<(Gate, PathBuf)>,
+) -> futures::future::BoxFuture<'static, io::Result<i32>> {
     let mut child = child;
     Box::pin(async move {
-        let status = child.wait().await?;
+        let status = child.wait().await;
+        if let Some((gate, fifo)) = gate {
+            drop(gate);
+            let _ = std::fs::remove_file(fifo);
+        }
+        let status = status?;
         Ok(status
             .code()
             .or_else(|| status.signal().map(|s| 128 + s))
@@ -46,12 +67,31 @@ fn exit_code(child: Child) -> futures::future::BoxFuture<'static, io::Result<i32
     })
 }
 
+/// Lets a command waiting behind its gate run, once it is in the container's cgroup.
+async fn release(child: &mut Child, gate: &mut Option<(Gate, PathBuf)>) -> io::Result<()> {
+    let Some((gate, fifo)) = gate else {
+        return Ok(());
+    };
+    let pid = child
+        .id()
+        .and_then(|id| i32::try_from(id).ok())
+        .ok_or_else(|| io::Error::other("the started command has no pid"));
+    if let Err(err) = pid.and_then(|pid| gate.release(pid)) {
+        let _ = child.start_kill();
+        let _ = child.wait().await;
+        let _ = std::fs::remove_file(fifo);
+        return Err(err);
+    }
+    Ok(())
+}
+
 /// Starts `request` in the container whose spec is `spec` and whose process is `pid` (when it
-/// runs in namespaces of its own).
+/// runs in namespaces of its own), in its cgroup when `cgroup` says how.
 pub(crate) async fn start(
     network: &PodNetwork,
     spec: &ProcessSpec,
     container_pid: Option<i32>,
+    cgroup: Option<CgroupEntry>,
     request: ExecRequest,
 ) -> io::Result<ExecSession> {
     let Some((program, args)) = request.command.split_first() else {
@@ -60,24 +100,40 @@ pub(crate) async fn start(
             "exec needs a command",
         ));
     };
-    let mut exec = command(spec, program.as_ref(), args);
+    let mut gate = None;
+    let mut exec = match &cgroup {
+        Some(CgroupEntry {
+            placement: Placement::Gate { procs },
+            gate_fifo,
+        }) => {
+            gate = Some((Gate::open(procs, gate_fifo)?, gate_fifo.clone()));
+            let (program, args) = Gate::wrap(gate_fifo, Path::new(program), args);
+            command(spec, &program, &args)
+        }
+        _ => command(spec, program.as_ref(), args),
+    };
     // The client going away ends the command.
     exec.kill_on_drop(true);
-    let prelude = match (spec.isolated, container_pid) {
+    let namespaces = match (spec.isolated, container_pid) {
         (true, Some(pid)) => Some(enter_container(pid)),
         _ => None,
     };
+    let prelude = chain(
+        cgroup.as_ref().and_then(|c| c.placement.prelude()),
+        namespaces,
+    );
     if let Some(size) = request.tty {
         let (pty, pts) = pty_process::open().map_err(io::Error::other)?;
         pty.resize(pty_process::Size::new(size.height, size.width))
             .map_err(io::Error::other)?;
-        let child = network
+        let mut child = network
             .start_with(prelude, move || {
                 pty_process::Command::from(exec)
                     .spawn(pts)
                     .map_err(io::Error::other)
             })
             .await?;
+        release(&mut child, &mut gate).await?;
         let (reader, writer) = pty.into_split();
         let writer = std::sync::Arc::new(std::sync::Mutex::new(writer));
         let resize_target = writer.clone();
@@ -95,7 +151,7 @@ pub(crate) async fn start(
             Box::pin(reader),
             None,
             Some(resize),
-            exit_code(child),
+            exit_code(child, gate),
         ));
     }
     exec.stdin(if request.stdin {
@@ -106,6 +162,7 @@ pub(crate) async fn start(
     .stdout(Stdio::piped())
     .stderr(Stdio::piped());
     let mut child = network.spawn_with(exec, prelude).await?;
+    release(&mut child, &mut gate).await?;
     let stdin = child
         .stdin
         .take()
@@ -123,8 +180,41 @@ pub(crate) async fn start(
         Box::pin(stdout),
         Some(Box::pin(stderr)),
         None,
-        exit_code(child),
+        exit_code(child, gate),
     ))
+}
+
+/// Runs `command` in the container to its end with its output dropped (exec probes and hooks),
+/// and returns its exit code.
+pub(crate) async fn run(
+    network: &PodNetwork,
+    spec: &ProcessSpec,
+    container_pid: Option<i32>,
+    cgroup: Option<CgroupEntry>,
+    command: Vec<String>,
+) -> io::Result<i32> {
+    let session = start(
+        network,
+        spec,
+        container_pid,
+        cgroup,
+        ExecRequest::new(command),
+    )
+    .await?;
+    let drain = |mut output: std::pin::Pin<Box<dyn tokio::io::AsyncRead + Send>>| async move {
+        let _ = tokio::io::copy(&mut output, &mut tokio::io::sink()).await;
+    };
+    let stderr = session.stderr;
+    let (_, _, code) = tokio::join!(
+        drain(session.stdout),
+        async {
+            if let Some(stderr) = stderr {
+                drain(stderr).await;
+            }
+        },
+        session.exit
+    );
+    code
 }
 
 /// The input side of a terminal, shared with the resizer.

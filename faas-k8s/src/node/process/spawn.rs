@@ -198,7 +198,7 @@ pub(crate) async fn spawn(
 }
 
 /// Both preludes, in order, on the thread that starts the process.
-fn chain(first: Option<Prelude>, second: Option<Prelude>) -> Option<Prelude> {
+pub(crate) fn chain(first: Option<Prelude>, second: Option<Prelude>) -> Option<Prelude> {
     match (first, second) {
         (Some(first), Some(second)) => Some(Box::new(move || {
             first()?;
