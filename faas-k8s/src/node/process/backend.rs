@@ -80,8 +80,20 @@ use crate::node::pod_table::{PodRuntime, PodTable, RuntimePod};
 ///   The cgroups go with the pod; those left without a record by an earlier node process go when
 ///   the backend starts. Where the node cannot (not root, no controller) nothing is enforced and
 ///   [`unenforced_limits`](PodBackend::unenforced_limits) says why.
-/// - **Not enforced**: `securityContext` beyond `runAsUser`/`runAsGroup` (capabilities, ...),
-///   images' file systems (the image names an executable on the node).
+/// - **Identity** (the node runs as root): a container's processes, and every command run in it,
+///   run as its `runAsUser`/`runAsGroup` with the pod's `fsGroup` and `supplementalGroups` as
+///   supplementary groups (set by `setpriv`, see the `identity` module's notes), and the pod's
+///   volumes belong to its `fsGroup` as a kubelet leaves them. Not as root, a container that asks
+///   for another user or group is refused, and
+///   [`unapplied_groups`](PodBackend::unapplied_groups) says why groups are not given.
+/// - **Input**: a container started with `stdin: true` reads a pipe the node keeps open; attach
+///   sessions ([`attach_input`](PodBackend::attach_input)) write to it, and with `stdinOnce` the
+///   first session's end closes it. Others read `/dev/null`.
+/// - **Commands run in a container** (`exec`, exec probes and hooks) run as the container's
+///   runtime runs them: its environment, identity, cgroup and namespaces.
+/// - **Not enforced**: `securityContext` beyond the identity above (capabilities, ...), images'
+///   file systems (the image names an executable on the node). A container asking for a
+///   terminal (`tty: true`) is refused: the backend gives containers none.
 ///
 /// ```no_run
 /// use faas_k8s::node::{ContainerLaunch, PodBackend, PodKey, PodLaunch};

@@ -7,6 +7,10 @@
 //! starts; when it ends the node reports how on the `error` stream: with `v4`, a `Status` whose
 //! `NonZeroExitCode` cause carries the exit code (what `kubectl exec` exits with); before `v4`,
 //! a message.
+//!
+//! An attach session shows what the container prints from then on (read from its log); with
+//! `input` asked for, what the client sends goes to the container's input
+//! ([`PodBackend::attach_input`](crate::node::PodBackend::attach_input)).
 
 use std::time::Duration;
 
