@@ -1337,3 +1337,59 @@ async fn sidecars_start_before_the_next_init_container_and_outlive_the_container
     node.stop().await;
     Ok(())
 }
+
+async fn hello(name: String) -> String {
+    format!("hello, {name}")
+}
+
+/// A backend that cannot give containers groups (here the function backend: no processes) says
+/// so on the pod rather than ignore `fsGroup`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fs_group_a_backend_cannot_apply_is_said_in_an_event() -> TestResult {
+    use faas_k8s::node::function::{FunctionBackend, FunctionBackendConfig, function_image};
+    let cluster = TestCluster::require().await;
+    let registry =
+        faas_core::Registry::from([faas_core::FunctionDefinition::from_handler("hello", hello)]);
+    let backend = FunctionBackend::new(
+        FunctionBackendConfig::new(registry)
+            .with_addresses(faas_k8s::node::AddressPool::new(next_cidr().parse()?))
+            .with_capacity(faas_k8s::node::Capacity::new("2", "1Gi", 10)),
+    );
+    let node = TestNode::start_on(
+        &cluster,
+        unique("vn-nogroups"),
+        std::sync::Arc::new(backend),
+    )
+    .await;
+    let ns = cluster.namespace("vn-nogroups").await?;
+    let container = json!({"name": "hello", "image": function_image("hello")});
+    let mut spec = pod_spec(&node.name, json!([container]), "Always");
+    spec["securityContext"] = json!({"fsGroup": 2000, "supplementalGroups": [3000]});
+    create_pod(&ns, "grouped", spec).await;
+    wait_pod(&ns, "grouped", "Running", |p| phase(p) == "Running").await;
+    let events = ns.api::<k8s_openapi::api::events::v1::Event>();
+    let warning = faas_e2e::wait::until("a GroupsNotApplied Event on the pod", || {
+        let events = events.clone();
+        async move {
+            let list = events.list(&Default::default()).await?;
+            let found = list.items.into_iter().find(|e| {
+                e.reason.as_deref() == Some("GroupsNotApplied")
+                    && e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some("grouped")
+            });
+            Ok(match found {
+                Some(event) => faas_e2e::wait::Poll::Ready(event),
+                None => faas_e2e::wait::Poll::Pending("no such Event yet".to_owned()),
+            })
+        }
+    })
+    .await?;
+    assert_eq!(warning.type_.as_deref(), Some("Warning"));
+    let note = warning.note.as_deref().unwrap_or_default();
+    assert!(
+        note.contains("fsGroup") && note.contains("function backend"),
+        "{warning:?}"
+    );
+    ns.delete().await?;
+    node.stop().await;
+    Ok(())
+}
