@@ -993,6 +993,24 @@ async fn attach_sessions_write_to_the_input_of_containers_started_with_stdin() {
     let status = backend.status(&key("open")).await.unwrap().unwrap();
     assert!(running(&status), "still reading: {status:?}");
 
+    // The container holds that input open itself: a restarted node's sessions still reach it.
+    backend
+        .shutdown(faas_k8s::node::process::ShutdownPolicy::LeaveRunning)
+        .await
+        .unwrap();
+    let reopened = backend
+        .config()
+        .clone()
+        .with_addresses(AddressPool::new("127.77.22.0/24".parse().unwrap()));
+    drop(backend);
+    let backend = ProcessBackend::new(reopened).await.unwrap();
+    attach_and_send(&backend, &key("open"), "three\n").await;
+    eventually("the line sent after the restart echoed", || async {
+        let logs = read_logs(&backend, &key("open"), all_logs.clone()).await;
+        (logs == "got one\ngot two\ngot three\n").then_some(())
+    })
+    .await;
+
     // A container without stdin: true refuses input; one asking for a terminal is not started.
     backend
         .create(shell_pod("plain", "exec sleep 300", &[]))

@@ -1,17 +1,18 @@
 //! The standard input of a container started with `stdin: true`, for `kubectl attach -i`.
 //!
-//! Each run reads a named pipe in the pod's run directory (`.<container>.in`). The node holds the
-//! pipe's write end open for as long as the run lives, so the container does not read an end of
-//! input while nobody is attached; each attach session opens a write end of its own and writes
-//! what its caller sends. With `stdinOnce` the node lets go of its write end when the first
-//! session that sent input ends: once that session's end is closed too, the container reads the
-//! end of its input, as a container runtime closes it. A container's input is never shared with
-//! the node's own: a container without `stdin: true` reads `/dev/null`.
+//! Each run reads a named pipe in the pod's run directory (`.<container>.in`); each attach
+//! session opens a write end of its own and writes what its caller sends. The pipe must not end
+//! while nobody is attached:
 //!
-//! The write end lives in the node process: when the node restarts, the container reads the end
-//! of its input (if it was reading). The new node opens the pipe again for a container without
-//! `stdinOnce`, so later sessions still reach a process that reads on; with `stdinOnce` the input
-//! counts as closed.
+//! - without `stdinOnce` the container's standard input is opened for reading *and* writing, so
+//!   the container itself holds a write end: its input never ends (as a container runtime keeps
+//!   it open), also while no node runs, and a restarted node's sessions reach it again;
+//! - with `stdinOnce` the node holds the write end while the run lives and lets go of it when the
+//!   first session that sent input ends: once that session's end is closed too, the container
+//!   reads the end of its input, as a container runtime closes it. The write end lives in the
+//!   node process, so a restart of the node ends that input as well (it counts as closed).
+//!
+//! A container without `stdin: true` reads `/dev/null`.
 
 use std::fs::File;
 use std::io;
@@ -32,84 +33,80 @@ use crate::node::lock;
 #[derive(Debug)]
 pub(crate) struct ContainerStdin {
     fifo: PathBuf,
-    /// Closed after the first session that sent input (`stdinOnce`).
-    once: bool,
-    /// The node's write end; `None` once the input is closed.
-    holder: Mutex<Option<File>>,
+    /// The node's write end of a `stdinOnce` input; `None` for an input the container holds open
+    /// itself.
+    once: Option<Mutex<Option<File>>>,
 }
 
 impl ContainerStdin {
-    /// Makes the pipe at `fifo` for a new run: the node's write end, and the read end the
-    /// process gets as its standard input (blocking, as a process expects its input to be).
+    /// Makes the pipe at `fifo` for a new run, and the end the process gets as its standard
+    /// input (blocking, as a process expects its input to be).
     pub(crate) fn open(fifo: &Path, once: bool) -> io::Result<(Self, File)> {
         ensure_fifo(fifo)?;
+        if !once {
+            // Reading and writing: the process holds its own input open.
+            let input = std::fs::OpenOptions::new()
+                .read(true)
+                .write(true)
+                .open(fifo)?;
+            let stdin = Self {
+                fifo: fifo.to_owned(),
+                once: None,
+            };
+            return Ok((stdin, input));
+        }
         // Opening the read end first without waiting lets the write end open at once.
-        let reader = std::fs::OpenOptions::new()
+        let input = std::fs::OpenOptions::new()
             .read(true)
             .custom_flags(nix::libc::O_NONBLOCK)
             .open(fifo)?;
-        let holder = writer(fifo)?;
-        fcntl(&reader, FcntlArg::F_SETFL(OFlag::empty())).map_err(io::Error::from)?;
-        Ok((
-            Self {
-                fifo: fifo.to_owned(),
-                once,
-                holder: Mutex::new(Some(holder)),
-            },
-            reader,
-        ))
+        let holder = std::fs::OpenOptions::new()
+            .write(true)
+            .custom_flags(nix::libc::O_NONBLOCK)
+            .open(fifo)?;
+        fcntl(&input, FcntlArg::F_SETFL(OFlag::empty())).map_err(io::Error::from)?;
+        let stdin = Self {
+            fifo: fifo.to_owned(),
+            once: Some(Mutex::new(Some(holder))),
+        };
+        Ok((stdin, input))
     }
 
-    /// The pipe of a run adopted from an earlier node process: opened again (while the process
-    /// still holds its read end) unless its input counts as closed (`stdinOnce`).
+    /// The pipe of a run adopted from an earlier node process: still open when the container
+    /// holds it open itself; a `stdinOnce` input ended with the node that held it.
     pub(crate) fn reopen(fifo: &Path, once: bool) -> Self {
-        let holder = if once {
-            None
-        } else {
-            writer(fifo)
-                .inspect_err(|err| {
-                    tracing::debug!(fifo = %fifo.display(), error = %err, "cannot open an adopted container's input again");
-                })
-                .ok()
-        };
         Self {
             fifo: fifo.to_owned(),
-            once,
-            holder: Mutex::new(holder),
+            once: once.then(|| Mutex::new(None)),
         }
     }
 
     /// The input of one attach session; `None` once the container's input is closed.
     pub(crate) fn session(self: &Arc<Self>) -> io::Result<Option<SessionInput>> {
-        let open = lock(&self.holder).is_some();
-        if !open {
+        if let Some(holder) = &self.once
+            && lock(holder).is_none()
+        {
             return Ok(None);
         }
         let sender = pipe::OpenOptions::new().open_sender(&self.fifo)?;
         Ok(Some(SessionInput {
             sender,
-            closes: self.once.then(|| Arc::clone(self)),
+            closes: self.once.is_some().then(|| Arc::clone(self)),
         }))
     }
 
     /// Whether the input is closed after the first session (`stdinOnce`).
     pub(crate) fn once(&self) -> bool {
-        self.once
+        self.once.is_some()
     }
 
-    /// Lets go of the node's write end: the container reads the end of its input once no
-    /// session writes either.
+    /// Lets go of the node's write end of a `stdinOnce` input: the container reads the end of
+    /// its input once no session writes either.
     fn close(&self) {
-        lock(&self.holder).take();
+        if let Some(holder) = &self.once {
+            lock(holder).take();
+        }
     }
-}
-
-/// A write end that never blocks the node: the pipe's reader is the container, which exists.
-fn writer(fifo: &Path) -> io::Result<File> {
-    std::fs::OpenOptions::new()
-        .write(true)
-        .custom_flags(nix::libc::O_NONBLOCK)
-        .open(fifo)
 }
 
 /// One attach session's way into a container's input; dropping it is the session detaching.
