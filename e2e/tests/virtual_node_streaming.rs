@@ -284,6 +284,30 @@ async fn kubectl_attach_i_feeds_the_input_of_a_container_started_with_stdin() ->
         describe_output(&refused)
     );
 
+    // A container asking for a terminal is not started without one: its status says why.
+    let tty = json!({
+        "name": "shell", "image": SERVER_IMAGE, "command": ["sh"],
+        "stdin": true, "tty": true,
+    });
+    create_pod(&ns, "tty", pod_spec(&node.name, json!([tty]), "Never")).await;
+    let waiting = |p: &k8s_openapi::api::core::v1::Pod| {
+        p.status
+            .as_ref()?
+            .container_statuses
+            .as_ref()?
+            .first()?
+            .state
+            .as_ref()?
+            .waiting
+            .clone()
+    };
+    let pod = wait_pod(&ns, "tty", "refused for its terminal", |p| {
+        waiting(p).is_some_and(|w| w.reason.as_deref() == Some("CreateContainerError"))
+    })
+    .await;
+    let message = waiting(&pod).and_then(|w| w.message).unwrap_or_default();
+    assert!(message.contains("tty: true"), "{message}");
+
     // `kubectl run -i --rm`: a one-off pod that reads a line, deleted once it ended.
     let overrides = json!({
         "apiVersion": "v1",
