@@ -599,7 +599,7 @@ impl PodBackend for ProcessBackend {
         };
         let network = network_of(&self.inner.table.runtime().network, &container.spec);
         let cgroup = self.cgroup_entry(key, &container);
-        super::exec::run(network, &container.spec, pid, cgroup, argv)
+        super::exec::run(network, &container.spec, pid, cgroup, &argv)
             .await
             .map_err(|source| BackendError::Start {
                 container: name.to_owned(),

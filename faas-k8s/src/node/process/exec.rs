@@ -85,23 +85,30 @@ async fn release(child: &mut Child, gate: &mut Option<(Gate, PathBuf)>) -> io::R
     Ok(())
 }
 
-/// Starts `request` in the container whose spec is `spec` and whose process is `pid` (when it
-/// runs in namespaces of its own), in its cgroup when `cgroup` says how.
-pub(crate) async fn start(
-    network: &PodNetwork,
+/// A command made ready to run in a container: what starts it, the work its starting thread
+/// does first (cgroup, namespaces), and its gate (cgroup v2).
+struct Prepared {
+    command: tokio::process::Command,
+    prelude: Option<Prelude>,
+    gate: Option<(Gate, PathBuf)>,
+}
+
+/// Prepares `argv` to run in the container whose spec is `spec` and whose process is
+/// `container_pid` (when it runs in namespaces of its own), in its cgroup when `cgroup` says how.
+fn prepare(
     spec: &ProcessSpec,
     container_pid: Option<i32>,
     cgroup: Option<CgroupEntry>,
-    request: ExecRequest,
-) -> io::Result<ExecSession> {
-    let Some((program, args)) = request.command.split_first() else {
+    argv: &[String],
+) -> io::Result<Prepared> {
+    let Some((program, args)) = argv.split_first() else {
         return Err(io::Error::new(
             io::ErrorKind::InvalidInput,
             "exec needs a command",
         ));
     };
     let mut gate = None;
-    let mut exec = match &cgroup {
+    let mut command = match &cgroup {
         Some(CgroupEntry {
             placement: Placement::Gate { procs },
             gate_fifo,
@@ -112,8 +119,8 @@ pub(crate) async fn start(
         }
         _ => command(spec, program.as_ref(), args),
     };
-    // The client going away ends the command.
-    exec.kill_on_drop(true);
+    // The caller going away (or giving up) ends the command.
+    command.kill_on_drop(true);
     let namespaces = match (spec.isolated, container_pid) {
         (true, Some(pid)) => Some(enter_container(pid)),
         _ => None,
@@ -122,6 +129,27 @@ pub(crate) async fn start(
         cgroup.as_ref().and_then(|c| c.placement.prelude()),
         namespaces,
     );
+    Ok(Prepared {
+        command,
+        prelude,
+        gate,
+    })
+}
+
+/// Starts `request` in the container whose spec is `spec` and whose process is `pid` (when it
+/// runs in namespaces of its own), in its cgroup when `cgroup` says how.
+pub(crate) async fn start(
+    network: &PodNetwork,
+    spec: &ProcessSpec,
+    container_pid: Option<i32>,
+    cgroup: Option<CgroupEntry>,
+    request: ExecRequest,
+) -> io::Result<ExecSession> {
+    let Prepared {
+        command: mut exec,
+        prelude,
+        mut gate,
+    } = prepare(spec, container_pid, cgroup, &request.command)?;
     if let Some(size) = request.tty {
         let (pty, pts) = pty_process::open().map_err(io::Error::other)?;
         pty.resize(pty_process::Size::new(size.height, size.width))
@@ -184,37 +212,24 @@ pub(crate) async fn start(
     ))
 }
 
-/// Runs `command` in the container to its end with its output dropped (exec probes and hooks),
-/// and returns its exit code.
+/// Runs `argv` in the container to its end without input or output (exec probes and hooks: only
+/// the exit code counts) and returns its exit code.
 pub(crate) async fn run(
     network: &PodNetwork,
     spec: &ProcessSpec,
     container_pid: Option<i32>,
     cgroup: Option<CgroupEntry>,
-    command: Vec<String>,
+    argv: &[String],
 ) -> io::Result<i32> {
-    let session = start(
-        network,
-        spec,
-        container_pid,
-        cgroup,
-        ExecRequest::new(command),
-    )
-    .await?;
-    let drain = |mut output: std::pin::Pin<Box<dyn tokio::io::AsyncRead + Send>>| async move {
-        let _ = tokio::io::copy(&mut output, &mut tokio::io::sink()).await;
-    };
-    let stderr = session.stderr;
-    let (_, _, code) = tokio::join!(
-        drain(session.stdout),
-        async {
-            if let Some(stderr) = stderr {
-                drain(stderr).await;
-            }
-        },
-        session.exit
-    );
-    code
+    let Prepared {
+        mut command,
+        prelude,
+        mut gate,
+    } = prepare(spec, container_pid, cgroup, argv)?;
+    command.stdout(Stdio::null()).stderr(Stdio::null());
+    let mut child = network.spawn_with(command, prelude).await?;
+    release(&mut child, &mut gate).await?;
+    exit_code(child, gate).await
 }
 
 /// The input side of a terminal, shared with the resizer.

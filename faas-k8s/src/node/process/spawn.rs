@@ -2,8 +2,9 @@
 //!
 //! The process gets a process group of its own (so that stopping it reaches everything it
 //! started), a clean environment (the backend's base environment, the container's, then
-//! `POD_IP` and `HOSTNAME`), `/dev/null` as stdin (or its input pipe with `stdin: true`), and the named pipe its log pump reads as stdout
-//! and stderr.
+//! `POD_IP` and `HOSTNAME`), its identity (see [`identity`]), `/dev/null` as stdin (or its input
+//! pipe with `stdin: true`, see [`stdin`](super::stdin)), and the named pipe its log pump reads
+//! as stdout and stderr.
 
 use std::io;
 use std::net::Ipv4Addr;

@@ -199,9 +199,18 @@ pub(crate) fn remote_command(
         let ended = connection.ended();
         let outcome = match session {
             Session::Exec(command) => {
+                let size = match options.tty {
+                    true => Some(
+                        streams
+                            .first_terminal_size()
+                            .await
+                            .unwrap_or(DEFAULT_TERMINAL),
+                    ),
+                    false => None,
+                };
                 let exec = ExecRequest::new(command)
                     .with_stdin(options.stdin)
-                    .with_tty(options.tty.then_some(DEFAULT_TERMINAL));
+                    .with_tty(size);
                 match backend.exec_session(&key, &container, exec).await {
                     Ok(started) => remote_command::run_exec(&mut streams, started, ended).await,
                     Err(e) => Outcome::Failed(refusal(&key, &container, &e)),
@@ -215,19 +224,15 @@ pub(crate) fn remote_command(
                     since: Some(std::time::SystemTime::now()),
                     ..LogOptions::default()
                 };
-                let input = if options.stdin {
-                    backend.attach_input(&key, &container).await.map(Some)
-                } else {
-                    Ok(None)
+                let connected = async {
+                    let input = match options.stdin {
+                        true => Some(backend.attach_input(&key, &container).await?),
+                        false => None,
+                    };
+                    let logs = backend.logs(&key, &container, follow).await?;
+                    Ok::<_, BackendError>((logs, input))
                 };
-                let logs = match input {
-                    Ok(input) => backend
-                        .logs(&key, &container, follow)
-                        .await
-                        .map(|logs| (logs, input)),
-                    Err(e) => Err(e),
-                };
-                match logs {
+                match connected.await {
                     Ok((logs, input)) => {
                         remote_command::run_attach(&mut streams, logs, input, ended).await
                     }

@@ -79,6 +79,9 @@ pub(crate) struct Streams {
     stdout: Option<SpdyStream>,
     stderr: Option<SpdyStream>,
     resize: Option<SpdyStream>,
+    /// Resize bytes read before the session started (see
+    /// [`first_terminal_size`](Self::first_terminal_size)).
+    resize_pending: Vec<u8>,
 }
 
 impl Streams {
@@ -220,6 +223,32 @@ fn pump_output(
     })
 }
 
+/// How long a terminal session waits for the client's first size before it starts the command
+/// at the default size (kubectl sends its size as soon as the streams are open).
+const FIRST_SIZE_WAIT: Duration = Duration::from_secs(2);
+
+impl Streams {
+    /// The size the client's terminal has: the first message of its resize stream (waited for
+    /// up to [`FIRST_SIZE_WAIT`]), so that a command that reads its terminal's size at once sees
+    /// the client's, not the default. Bytes after it stay for the session.
+    pub(crate) async fn first_terminal_size(&mut self) -> Option<TerminalSize> {
+        let stream = self.resize.as_mut()?;
+        let first = async {
+            loop {
+                let data = stream.incoming.recv().await?;
+                self.resize_pending.extend_from_slice(&data);
+                if let Some(size) = resize_messages(&mut self.resize_pending).pop() {
+                    return Some(size);
+                }
+            }
+        };
+        tokio::time::timeout(FIRST_SIZE_WAIT, first)
+            .await
+            .ok()
+            .flatten()
+    }
+}
+
 /// Reads the `{"Width":..,"Height":..}` objects of a resize stream.
 pub(crate) fn resize_messages(buffer: &mut Vec<u8>) -> Vec<TerminalSize> {
     let mut sizes = Vec::new();
@@ -278,8 +307,8 @@ pub(crate) async fn run_exec(
     }
     if let (Some(resize_stream), Some(resize)) = (streams.resize.as_mut(), resize) {
         let mut input = resize_stream.take_incoming();
+        let mut buffer = std::mem::take(&mut streams.resize_pending);
         tasks.push(tokio::spawn(async move {
-            let mut buffer = Vec::new();
             while let Some(data) = input.recv().await {
                 buffer.extend_from_slice(&data);
                 for size in resize_messages(&mut buffer) {
