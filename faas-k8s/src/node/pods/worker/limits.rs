@@ -49,11 +49,8 @@ pub(crate) async fn warn_unenforced(ctx: &PodContext, pod: &Pod, reason: Option<
 }
 
 /// Publishes a Warning for `pod` when it sets `fsGroup` or `supplementalGroups` and the backend
-/// does not apply them, for `reason` (`None`: they are applied).
-pub(crate) async fn warn_unapplied_groups(ctx: &PodContext, pod: &Pod, reason: Option<String>) {
-    let Some(reason) = reason else {
-        return;
-    };
+/// does not apply them ([`PodBackend::unapplied_groups`](crate::node::PodBackend::unapplied_groups)).
+pub(crate) async fn warn_unapplied_groups(ctx: &PodContext, pod: &Pod) {
     let context = pod.spec.as_ref().and_then(|s| s.security_context.as_ref());
     let fs_group = context.and_then(|c| c.fs_group);
     let supplemental = context
@@ -62,6 +59,9 @@ pub(crate) async fn warn_unapplied_groups(ctx: &PodContext, pod: &Pod, reason: O
     if fs_group.is_none() && supplemental.is_none() {
         return;
     }
+    let Some(reason) = ctx.backend.unapplied_groups() else {
+        return;
+    };
     let node = &ctx.config.name;
     let note = format!(
         "virtual node {node} does not apply fsGroup or supplementalGroups ({reason}): the \
