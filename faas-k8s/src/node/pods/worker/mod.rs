@@ -494,6 +494,7 @@ impl Worker {
                 tracing::info!(pod = %self.key, ip = ?status.pod_ip, "pod started");
                 let unenforced = self.ctx.backend.unenforced_limits();
                 limits::warn_unenforced(&self.ctx, &self.pod, unenforced).await;
+                limits::warn_unapplied_groups(&self.ctx, &self.pod).await;
                 self.runtime = Some(status);
                 self.runtime_dirty = true;
                 self.blocked = None;
