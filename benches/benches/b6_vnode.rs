@@ -104,6 +104,14 @@ async fn measure(
     let loaded = node.rss_bytes();
     let loaded_heap = node.heap_bytes().await;
     let bytes_per_pod = loaded.saturating_sub(idle) as f64 / count as f64;
+    #[cfg(feature = "dhat-heap")]
+    if node.reports_heap() {
+        let profile = node.dump_heap_profile().await;
+        eprintln!(
+            "{label}: heap profile with {count} pods in {}",
+            profile.display()
+        );
+    }
     let heap_per_pod = idle_heap
         .zip(loaded_heap)
         .map(|(idle, loaded)| loaded.saturating_sub(idle) as f64 / count as f64);

@@ -6,7 +6,9 @@
 //! no longer has are stopped, and so is every backend pod no Pod owns: after a restart of the node
 //! or of the API server nothing is orphaned and nothing runs twice.
 
+mod inbox;
 pub(crate) mod launch;
+mod record;
 pub(crate) mod state;
 pub(crate) mod status;
 pub(crate) mod worker;
@@ -25,8 +27,10 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use super::backend::PodKey;
+use inbox::{InboxSender, WorkerMsg, inbox};
 use launch::pod_key;
-use worker::{PodContext, Worker, WorkerMsg};
+pub(crate) use record::SpecCache;
+use worker::{PodContext, Worker};
 
 /// Backend pods no Pod owns get this long to stop.
 const ORPHAN_GRACE: Duration = Duration::from_secs(2);
@@ -104,7 +108,7 @@ pub(crate) fn trim(pod: &mut Pod, mounts_volumes: bool) {
 
 struct WorkerHandle {
     key: PodKey,
-    tx: mpsc::UnboundedSender<WorkerMsg>,
+    tx: InboxSender,
 }
 
 /// Watches the node's pods and runs one worker per pod until `shutdown`.
@@ -236,7 +240,7 @@ fn dispatch(
     {
         return;
     }
-    let (tx, rx) = mpsc::unbounded_channel();
+    let (tx, rx) = inbox();
     registry.insert(&key);
     let worker = Box::new(Worker::new(ctx.clone(), pod));
     let done_tx = done_tx.clone();

@@ -4,7 +4,6 @@
 //! result or a timer (a restart back-off or a retry that is due), does what the state machine says,
 //! and writes the pod's status when it differs from what the API server has.
 
-use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -22,7 +21,9 @@ use super::super::backend::{
 use super::super::backoff::RestartBackoff;
 use super::super::config::NodeConfig;
 use super::super::probe::{ProbeReport, ProbeTarget, ProbeUpdate, probe_container};
+use super::inbox::{Inbox, WorkerMsg};
 use super::launch::{build_launch, build_volumes, pod_key};
+use super::record::{PodRecord, SpecCache};
 mod limits;
 mod report;
 mod terminate;
@@ -43,6 +44,8 @@ pub(crate) struct PodContext {
     pub(crate) services: Store<Service>,
     /// Bounds the workers' requests in flight ([`NodeConfig::max_api_requests`]).
     pub(crate) api_requests: Semaphore,
+    /// The pods' specs, each kept once.
+    pub(crate) specs: SpecCache,
 }
 
 impl PodContext {
@@ -59,17 +62,6 @@ impl PodContext {
 
 /// How long a pod waits for the first listing of Services before its start is retried.
 const SERVICES_WAIT: Duration = Duration::from_secs(10);
-
-/// What a worker is told.
-#[derive(Debug)]
-pub(crate) enum WorkerMsg {
-    /// A new version of the pod.
-    Pod(Box<Pod>),
-    /// The pod object is gone from the API server.
-    Gone,
-    /// The backend reports a change.
-    Runtime,
-}
 
 /// When the API server cannot be reached, status writes are retried this often.
 const STATUS_RETRY: Duration = Duration::from_secs(2);
@@ -106,15 +98,38 @@ impl ContainerTrack {
     }
 }
 
+/// The containers' tracks, in spec order: a pod has a few, so a slice searched by name (a map's
+/// node is sized for eleven).
+#[derive(Debug)]
+struct Tracks(Box<[(String, ContainerTrack)]>);
+
+impl Tracks {
+    fn get(&self, name: &str) -> Option<&ContainerTrack> {
+        self.0.iter().find(|(n, _)| n == name).map(|(_, t)| t)
+    }
+
+    fn get_mut(&mut self, name: &str) -> Option<&mut ContainerTrack> {
+        self.0.iter_mut().find(|(n, _)| n == name).map(|(_, t)| t)
+    }
+
+    fn values(&self) -> impl Iterator<Item = &ContainerTrack> {
+        self.0.iter().map(|(_, t)| t)
+    }
+
+    fn values_mut(&mut self) -> impl Iterator<Item = &mut ContainerTrack> {
+        self.0.iter_mut().map(|(_, t)| t)
+    }
+}
+
 pub(crate) struct Worker {
     ctx: Arc<PodContext>,
     key: PodKey,
-    pod: Pod,
+    pod: PodRecord,
     stage: Stage,
     policy: RestartPolicy,
     runtime: Option<PodRuntimeStatus>,
     runtime_dirty: bool,
-    tracks: BTreeMap<String, ContainerTrack>,
+    tracks: Tracks,
     /// Why the pod cannot start (waiting reason and message), when it cannot.
     blocked: Option<(String, String)>,
     retry_at: Option<Instant>,
@@ -199,8 +214,10 @@ impl Worker {
                     },
                 )
             })
-            .collect();
+            .collect::<Vec<_>>()
+            .into_boxed_slice();
         let retry = ctx.config.config_retry_interval;
+        let pod = PodRecord::new(pod, &ctx.specs);
         Self {
             ctx,
             key,
@@ -209,7 +226,7 @@ impl Worker {
             policy,
             runtime: None,
             runtime_dirty: true,
-            tracks,
+            tracks: Tracks(tracks),
             blocked: None,
             retry_at: None,
             status_retry_at: None,
@@ -234,7 +251,7 @@ impl Worker {
     /// The worker stays where it was boxed: its task holds a pointer to it, not a copy of it
     /// (the task's future would otherwise keep room for the worker twice, before and after it
     /// moves into this call).
-    pub(crate) async fn run(mut self: Box<Self>, mut rx: mpsc::UnboundedReceiver<WorkerMsg>) {
+    pub(crate) async fn run(mut self: Box<Self>, mut rx: Inbox) {
         loop {
             // Boxed, like every large step below: the task keeps only what an idle worker needs,
             // not room for the deepest call it may make.
@@ -251,7 +268,7 @@ impl Worker {
                 Some(report) = self.probe_reports.next() => Box::pin(self.handle_probe(report)).await,
                 () = sleep_until(deadline) => {}
             }
-            while let Ok(msg) = rx.try_recv() {
+            while let Some(msg) = rx.try_recv() {
                 self.handle(msg);
             }
         }
@@ -266,7 +283,7 @@ impl Worker {
                 if pod.metadata.uid.as_deref() == Some(self.key.uid.as_str()) {
                     let labels_changed = pod.metadata.labels != self.pod.metadata.labels
                         || pod.metadata.annotations != self.pod.metadata.annotations;
-                    self.pod = *pod;
+                    self.pod.update(*pod, &self.ctx.specs);
                     if labels_changed && self.stage == Stage::Running {
                         let backend = self.ctx.backend.clone();
                         let launch = PodLaunch::new(self.key.clone(), Vec::new())
@@ -329,8 +346,7 @@ impl Worker {
         deletion_grace(
             None,
             self.pod
-                .spec
-                .as_ref()
+                .spec()
                 .and_then(|s| s.termination_grace_period_seconds),
         )
     }
@@ -357,7 +373,7 @@ impl Worker {
         if matches!(self.stage, Stage::Terminating | Stage::Terminated) {
             return None;
         }
-        let seconds = self.pod.spec.as_ref()?.active_deadline_seconds?;
+        let seconds = self.pod.spec()?.active_deadline_seconds?;
         let started = self.pod.status.as_ref()?.start_time.as_ref()?.0.as_second();
         let deadline = SystemTime::UNIX_EPOCH
             + Duration::from_secs(u64::try_from(started).unwrap_or(0))
@@ -436,8 +452,7 @@ impl Worker {
         }
         let host_network = self
             .pod
-            .spec
-            .as_ref()
+            .spec()
             .and_then(|s| s.host_network)
             .unwrap_or(false)
             .then(|| self.ctx.config.host_ip());
@@ -467,7 +482,7 @@ impl Worker {
         let services = services.state();
         let services: Vec<&Service> = services.iter().map(AsRef::as_ref).collect();
         let launch = build_launch(
-            &self.pod,
+            &self.pod.to_pod(),
             pod_ip,
             self.ctx.config.host_ip(),
             &self.ctx.allocatable,
@@ -493,7 +508,7 @@ impl Worker {
             Ok(status) => {
                 tracing::info!(pod = %self.key, ip = ?status.pod_ip, "pod started");
                 let unenforced = self.ctx.backend.unenforced_limits();
-                limits::warn_unenforced(&self.ctx, &self.pod, unenforced).await;
+                limits::warn_unenforced(&self.ctx, &self.pod.to_pod(), unenforced).await;
                 self.runtime = Some(status);
                 self.runtime_dirty = true;
                 self.blocked = None;
@@ -672,8 +687,8 @@ impl Worker {
     /// Whether `name` is a sidecar: an init container with `restartPolicy: Always`.
     fn is_sidecar(&self, name: &str) -> bool {
         self.pod
-            .spec
-            .iter()
+            .spec()
+            .into_iter()
             .flat_map(|s| s.init_containers.iter().flatten())
             .any(|c| c.name == name && c.restart_policy.as_deref() == Some("Always"))
     }
@@ -682,8 +697,8 @@ impl Worker {
     fn ensure_probes(&mut self, name: &str, started_at: SystemTime, pod_ip: Option<IpAddr>) {
         let spec = self
             .pod
-            .spec
-            .iter()
+            .spec()
+            .into_iter()
             .flat_map(|s| {
                 s.containers
                     .iter()
@@ -754,8 +769,8 @@ impl Worker {
     fn sidecar_started(&self, name: &str) -> bool {
         let spec = self
             .pod
-            .spec
-            .iter()
+            .spec()
+            .into_iter()
             .flat_map(|s| s.init_containers.iter().flatten())
             .find(|c| c.name == name);
         let gated = spec.is_some_and(|c| {
@@ -828,8 +843,7 @@ impl Worker {
         let has_volumes = self.ctx.backend.mounts_volumes()
             && self
                 .pod
-                .spec
-                .as_ref()
+                .spec()
                 .is_some_and(|s| s.volumes.as_ref().is_some_and(|v| !v.is_empty()));
         if !has_volumes {
             return;
@@ -847,7 +861,7 @@ impl Worker {
         }
         let pod_ip = self.runtime.as_ref().and_then(|r| r.pod_ip);
         let launch = build_volumes(
-            &self.pod,
+            &self.pod.to_pod(),
             pod_ip,
             self.ctx.config.host_ip(),
             &self.ctx.allocatable,
