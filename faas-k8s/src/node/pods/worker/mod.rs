@@ -374,7 +374,7 @@ impl Worker {
             return None;
         }
         let seconds = self.pod.spec()?.active_deadline_seconds?;
-        let started = self.pod.status.as_ref()?.start_time.as_ref()?.0.as_second();
+        let started = self.pod.start_time()?.0.as_second();
         let deadline = SystemTime::UNIX_EPOCH
             + Duration::from_secs(u64::try_from(started).unwrap_or(0))
             + Duration::from_secs(u64::try_from(seconds).unwrap_or(0));
@@ -535,11 +535,7 @@ impl Worker {
     }
 
     fn recorded_pod_ip(&self) -> Option<IpAddr> {
-        self.pod
-            .status
-            .as_ref()
-            .and_then(|s| s.pod_ip.as_deref())
-            .and_then(|ip| ip.parse().ok())
+        self.pod.pod_ip().and_then(|ip| ip.parse().ok())
     }
 
     async fn refresh_runtime(&mut self) {
@@ -752,10 +748,8 @@ impl Worker {
 
     /// Whether the API server has a Running status of this pod from this node already.
     fn first_status_written(&self) -> bool {
-        self.pod
-            .status
-            .as_ref()
-            .is_some_and(|s| s.phase.as_deref() != Some("Pending") || s.pod_ip.is_some())
+        self.pod.has_status()
+            && (self.pod.phase() != Some("Pending") || self.pod.pod_ip().is_some())
     }
 
     /// Whether the first Running status is held for a readiness result (see

@@ -190,8 +190,9 @@ impl Worker {
         let ctx = Arc::clone(&self.ctx);
         let _turn = ctx.api_turn().await;
         for _ in 0..5 {
-            let desired = build_status(self.pod.status.as_ref(), &view, SystemTime::now());
-            if self.pod.status.as_ref() == Some(&desired) {
+            let existing = self.pod.status();
+            let desired = build_status(existing.as_ref(), &view, SystemTime::now());
+            if existing.as_ref() == Some(&desired) {
                 return;
             }
             // The status subresource takes the status and the metadata's resourceVersion; the
