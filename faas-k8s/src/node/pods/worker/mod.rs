@@ -246,12 +246,13 @@ impl Worker {
         Api::namespaced(self.ctx.client.clone(), &self.key.namespace)
     }
 
-    /// Runs until the pod is gone and stopped, or until the node shuts down (`rx` closes).
+    /// Runs until the pod is gone and stopped, or until the node shuts down (`rx` closes), and
+    /// returns the pod's key (the worker's own: its task keeps no copy of it).
     ///
     /// The worker stays where it was boxed: its task holds a pointer to it, not a copy of it
     /// (the task's future would otherwise keep room for the worker twice, before and after it
     /// moves into this call).
-    pub(crate) async fn run(mut self: Box<Self>, mut rx: Inbox) {
+    pub(crate) async fn run(mut self: Box<Self>, mut rx: Inbox) -> PodKey {
         loop {
             // Boxed, like every large step below: the task keeps only what an idle worker needs,
             // not room for the deepest call it may make.
@@ -275,6 +276,7 @@ impl Worker {
         for track in self.tracks.values_mut() {
             track.stop_probes();
         }
+        self.key
     }
 
     fn handle(&mut self, msg: WorkerMsg) {
