@@ -29,7 +29,7 @@ use tokio_util::sync::CancellationToken;
 use super::backend::PodKey;
 use inbox::{InboxSender, WorkerMsg, inbox};
 use launch::pod_key;
-pub(crate) use record::SpecCache;
+pub(crate) use record::SharedPodParts;
 use worker::{PodContext, Worker};
 
 /// Backend pods no Pod owns get this long to stop.

@@ -23,7 +23,7 @@ use super::super::config::NodeConfig;
 use super::super::probe::{ProbeReport, ProbeTarget, ProbeUpdate, probe_container};
 use super::inbox::{Inbox, WorkerMsg};
 use super::launch::{build_launch, build_volumes, pod_key};
-use super::record::{PodRecord, SpecCache};
+use super::record::{PodRecord, SharedPodParts};
 mod limits;
 mod report;
 mod terminate;
@@ -44,8 +44,8 @@ pub(crate) struct PodContext {
     pub(crate) services: Store<Service>,
     /// Bounds the workers' requests in flight ([`NodeConfig::max_api_requests`]).
     pub(crate) api_requests: Semaphore,
-    /// The pods' specs, each kept once.
-    pub(crate) specs: SpecCache,
+    /// What the pods share: specs, labels and annotations, each kept once.
+    pub(crate) shared: SharedPodParts,
 }
 
 impl PodContext {
@@ -217,7 +217,7 @@ impl Worker {
             .collect::<Vec<_>>()
             .into_boxed_slice();
         let retry = ctx.config.config_retry_interval;
-        let pod = PodRecord::new(pod, &ctx.specs);
+        let pod = PodRecord::new(pod, &ctx.shared);
         Self {
             ctx,
             key,
@@ -283,16 +283,14 @@ impl Worker {
         match msg {
             WorkerMsg::Pod(pod) => {
                 if pod.metadata.uid.as_deref() == Some(self.key.uid.as_str()) {
-                    let labels_changed = pod.metadata.labels != self.pod.metadata.labels
-                        || pod.metadata.annotations != self.pod.metadata.annotations;
-                    self.pod.update(*pod, &self.ctx.specs);
+                    let labels_changed = pod.metadata.labels.as_ref() != self.pod.labels()
+                        || pod.metadata.annotations.as_ref() != self.pod.annotations();
+                    self.pod.update(*pod, &self.ctx.shared);
                     if labels_changed && self.stage == Stage::Running {
                         let backend = self.ctx.backend.clone();
                         let launch = PodLaunch::new(self.key.clone(), Vec::new())
-                            .with_labels(self.pod.metadata.labels.clone().unwrap_or_default())
-                            .with_annotations(
-                                self.pod.metadata.annotations.clone().unwrap_or_default(),
-                            );
+                            .with_labels(self.pod.labels().cloned().unwrap_or_default())
+                            .with_annotations(self.pod.annotations().cloned().unwrap_or_default());
                         let key = self.key.clone();
                         tokio::spawn(async move {
                             if let Err(e) = backend.update(launch).await {
@@ -415,7 +413,7 @@ impl Worker {
     }
 
     async fn step(&mut self) {
-        if self.pod.metadata.deletion_timestamp.is_some() || self.gone {
+        if self.pod.metadata().deletion_timestamp.is_some() || self.gone {
             self.terminate().await;
             return;
         }

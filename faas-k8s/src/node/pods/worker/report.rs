@@ -15,7 +15,7 @@ use super::{STATUS_RETRY, Worker};
 impl Worker {
     pub(super) fn view(&self) -> PodView {
         let spec = self.pod.spec();
-        let deleted = self.pod.metadata.deletion_timestamp.is_some() || self.gone;
+        let deleted = self.pod.metadata().deletion_timestamp.is_some() || self.gone;
         let finished = self.stage == Stage::Terminated;
         let init_specs: Vec<_> = spec
             .iter()
@@ -197,7 +197,7 @@ impl Worker {
             }
             // The status subresource takes the status and the metadata's resourceVersion; the
             // API server keeps the spec it has, so none is sent.
-            let mut metadata = self.pod.metadata.clone();
+            let mut metadata = self.pod.full_metadata();
             metadata.managed_fields = None;
             let pod = Pod {
                 metadata,
@@ -210,7 +210,7 @@ impl Worker {
             {
                 Ok(mut updated) => {
                     super::super::trim(&mut updated, self.ctx.backend.mounts_volumes());
-                    self.pod.update(updated, &self.ctx.specs);
+                    self.pod.update(updated, &self.ctx.shared);
                     return;
                 }
                 Err(kube::Error::Api(status)) if status.is_conflict() => {
@@ -219,7 +219,7 @@ impl Worker {
                             if fresh.metadata.uid.as_deref() == Some(self.key.uid.as_str()) =>
                         {
                             super::super::trim(&mut fresh, self.ctx.backend.mounts_volumes());
-                            self.pod.update(fresh, &self.ctx.specs);
+                            self.pod.update(fresh, &self.ctx.shared);
                         }
                         Ok(_) => {
                             self.gone = true;

@@ -99,7 +99,7 @@ impl Worker {
             MIN_GRACE
         } else {
             deletion_grace(
-                self.pod.metadata.deletion_grace_period_seconds,
+                self.pod.metadata().deletion_grace_period_seconds,
                 self.pod
                     .spec()
                     .and_then(|s| s.termination_grace_period_seconds),

@@ -17,7 +17,7 @@ use super::super::super::backend::{
 };
 use super::super::super::config::{DEFAULT_MAX_API_REQUESTS, NodeConfig};
 use super::super::super::testing::StaticBackend;
-use super::super::record::SpecCache;
+use super::super::record::SharedPodParts;
 use super::super::state::Stage;
 use super::{PodContext, Worker};
 
@@ -55,7 +55,7 @@ async fn a_conflicting_status_write_is_retried_on_the_fresh_pod() {
         allocatable: Capacity::new("1", "1Gi", 10),
         services: kube::runtime::reflector::store().0,
         api_requests: tokio::sync::Semaphore::new(DEFAULT_MAX_API_REQUESTS),
-        specs: SpecCache::default(),
+        shared: SharedPodParts::default(),
     });
     let initial: Pod = serde_json::from_value(pod("1", None)).unwrap();
     let mut worker = Worker::new(ctx, initial);
@@ -110,7 +110,7 @@ async fn a_conflicting_status_write_is_retried_on_the_fresh_pod() {
     send.send_response(respond(200, second));
 
     let worker = task.await.unwrap();
-    assert_eq!(worker.pod.metadata.resource_version.as_deref(), Some("3"));
+    assert_eq!(worker.pod.metadata().resource_version.as_deref(), Some("3"));
     assert!(!worker.gone);
 }
 
@@ -194,7 +194,7 @@ async fn a_container_that_crashes_again_at_once_waits_in_back_off_not_done() {
         allocatable: Capacity::new("1", "1Gi", 10),
         services: kube::runtime::reflector::store().0,
         api_requests: tokio::sync::Semaphore::new(DEFAULT_MAX_API_REQUESTS),
-        specs: SpecCache::default(),
+        shared: SharedPodParts::default(),
     });
     let mut worker = Worker::new(ctx, serde_json::from_value(pod("1", None)).unwrap());
     worker.stage = Stage::Running;
@@ -222,7 +222,7 @@ async fn an_idle_worker_task_keeps_little() {
         allocatable: Capacity::new("1", "1Gi", 10),
         services: kube::runtime::reflector::store().0,
         api_requests: tokio::sync::Semaphore::new(DEFAULT_MAX_API_REQUESTS),
-        specs: SpecCache::default(),
+        shared: SharedPodParts::default(),
     });
     let worker = Box::new(Worker::new(
         ctx,
