@@ -35,6 +35,17 @@ impl PeerLimits {
     };
 }
 
+/// A process's resident memory and its parts, in bytes.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Rss {
+    /// VmRSS: everything resident.
+    pub total: u64,
+    /// RssAnon: the heap, stacks and other private memory.
+    pub anonymous: u64,
+    /// RssFile: pages of mapped files, mostly the program's own code as it is first run.
+    pub file: u64,
+}
+
 /// A node agent running as a child process, with the Node it registered.
 #[derive(Debug)]
 pub struct NodeProcess {
@@ -241,12 +252,21 @@ impl NodeProcess {
 
     /// The process's resident memory (VmRSS), in bytes.
     pub fn rss_bytes(&self) -> u64 {
-        i32::try_from(self.pid)
+        self.rss().total
+    }
+
+    /// The process's resident memory, in bytes, and its parts.
+    pub fn rss(&self) -> Rss {
+        let status = i32::try_from(self.pid)
             .ok()
             .and_then(|pid| procfs::process::Process::new(pid).ok())
-            .and_then(|process| process.status().ok())
-            .and_then(|status| status.vmrss)
-            .map_or(0, |kb| kb * 1024)
+            .and_then(|process| process.status().ok());
+        let bytes = |kb: Option<u64>| kb.map_or(0, |kb| kb * 1024);
+        Rss {
+            total: bytes(status.as_ref().and_then(|s| s.vmrss)),
+            anonymous: bytes(status.as_ref().and_then(|s| s.rssanon)),
+            file: bytes(status.as_ref().and_then(|s| s.rssfile)),
+        }
     }
 
     /// Stops the process (SIGTERM, then kill after 30 s), deletes its Node and
