@@ -905,7 +905,7 @@ async fn stats_summary_measures_the_pods_for_authorized_callers() -> TestResult 
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn run_as_user_and_group_are_the_processes_identity() -> TestResult {
+async fn run_as_user_group_and_fs_group_are_the_processes_identity() -> TestResult {
     let own = std::process::Command::new("id").arg("-u").output()?;
     assert_eq!(
         String::from_utf8_lossy(&own.stdout).trim(),
@@ -919,8 +919,10 @@ async fn run_as_user_and_group_are_the_processes_identity() -> TestResult {
         let mut c = json!({
             "name": name,
             "image": SERVER_IMAGE,
-            "command": ["sh", "-c", "echo \"identity $(id -u):$(id -g)\"; exec sleep 3600"],
+            "command": ["sh", "-c", "echo \"identity $(id -u):$(id -g) groups $(id -G)\"; \
+                echo made > \"/shared/$HOSTNAME-$0\"; exec sleep 3600", name],
             "workingDir": "/tmp",
+            "volumeMounts": [{"name": "shared", "mountPath": "/shared"}],
         });
         if let Some(user) = user {
             c["securityContext"] = json!({"runAsUser": user});
@@ -932,13 +934,19 @@ async fn run_as_user_and_group_are_the_processes_identity() -> TestResult {
         json!([container("pod-level", None), container("own", Some(1001))]),
         "Always",
     );
-    spec["securityContext"] = json!({"runAsUser": 1000, "runAsGroup": 3000});
+    spec["securityContext"] = json!({
+        "runAsUser": 1000,
+        "runAsGroup": 3000,
+        "fsGroup": 2345,
+        "supplementalGroups": [4567],
+    });
+    spec["volumes"] = json!([{"name": "shared", "emptyDir": {}}]);
     create_pod(&ns, "ids", spec).await;
     wait_pod(&ns, "ids", "Running", |p| phase(p) == "Running").await;
     let pods = ns.api::<Pod>();
     for (name, want) in [
-        ("pod-level", "identity 1000:3000"),
-        ("own", "identity 1001:3000"),
+        ("pod-level", "identity 1000:3000 groups 3000 2345 4567"),
+        ("own", "identity 1001:3000 groups 3000 2345 4567"),
     ] {
         let params = kube::api::LogParams {
             container: Some(name.to_owned()),
@@ -974,6 +982,31 @@ async fn run_as_user_and_group_are_the_processes_identity() -> TestResult {
         ],
     );
     assert_eq!(String::from_utf8_lossy(&output.stdout).trim(), "1001");
+    // The emptyDir belongs to the fsGroup, and so does what the containers write into it.
+    let output = faas_e2e::run_kubectl(
+        &cluster,
+        &[
+            "exec",
+            "-n",
+            ns.name(),
+            "ids",
+            "-c",
+            "own",
+            "--",
+            "stat",
+            "-c",
+            "%n %g",
+            "/shared",
+            "/shared/ids-own",
+            "/shared/ids-pod-level",
+        ],
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&output.stdout),
+        "/shared 2345\n/shared/ids-own 2345\n/shared/ids-pod-level 2345\n",
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     ns.delete().await?;
     node.stop().await;
     Ok(())
@@ -997,6 +1030,74 @@ fn cgroup_value(dir: &std::path::Path, file: &str) -> String {
         .unwrap_or_else(|e| panic!("{}: {e}", dir.join(file).display()))
         .trim()
         .to_owned()
+}
+
+/// Needs root (the node makes cgroups).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exec_probes_hooks_and_kubectl_exec_run_in_the_containers_cgroup() -> TestResult {
+    let cluster = TestCluster::require().await;
+    if !nix::unistd::geteuid().is_root() {
+        eprintln!("skipped: the node makes cgroups only as root (`cargo xtask test` runs as root)");
+        return Ok(());
+    }
+    let node = TestNode::start(&cluster, "vn-incgroup").await;
+    let ns = cluster.namespace("vn-incgroup").await?;
+    // Succeeds only in this container's own cgroup (`pod<uid>/probed`), not in the node's.
+    let in_own_cgroup = [
+        "sh",
+        "-c",
+        "grep -q \"/pod$POD_UID/probed$\" /proc/self/cgroup",
+    ];
+    let probed = json!({
+        "name": "probed", "image": SERVER_IMAGE,
+        "command": ["sh", "-c", "exec sleep 3600"],
+        "env": [{"name": "POD_UID", "valueFrom": {"fieldRef": {"fieldPath": "metadata.uid"}}}],
+        "resources": {"limits": {"memory": "64Mi"}},
+        "readinessProbe": {"exec": {"command": in_own_cgroup}, "periodSeconds": 1},
+        "lifecycle": {"postStart": {"exec": {"command": in_own_cgroup}}},
+    });
+    create_pod(
+        &ns,
+        "probed",
+        pod_spec(&node.name, json!([probed]), "Always"),
+    )
+    .await;
+    // Ready: the probe passed; no restart: the postStart hook passed (a failed one kills the
+    // container, as a kubelet does).
+    let pod = wait_pod(&ns, "probed", "Ready", pod_ready).await;
+    let restarts = pod
+        .status
+        .as_ref()
+        .and_then(|s| s.container_statuses.as_ref())
+        .map(|c| c[0].restart_count);
+    assert_eq!(
+        restarts,
+        Some(0),
+        "the postStart hook ran in the container's cgroup"
+    );
+    let uid = pod.metadata.uid.clone().ok_or("the pod has no uid")?;
+    let output = faas_e2e::run_kubectl(
+        &cluster,
+        &[
+            "exec",
+            "-n",
+            ns.name(),
+            "probed",
+            "--",
+            "cat",
+            "/proc/self/cgroup",
+        ],
+    );
+    let shown = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        shown
+            .lines()
+            .any(|l| l.ends_with(&format!("/pod{uid}/probed"))),
+        "kubectl exec runs in the container's cgroup: {shown}"
+    );
+    ns.delete().await?;
+    node.stop().await;
+    Ok(())
 }
 
 /// Needs root (the node makes cgroups) and the cgroup v1 memory and cpu hierarchies this
@@ -1231,6 +1332,62 @@ async fn sidecars_start_before_the_next_init_container_and_outlive_the_container
     assert!(
         sidecar_stopped >= app_stopped,
         "the sidecar stopped at {sidecar_stopped}, before the app at {app_stopped}"
+    );
+    ns.delete().await?;
+    node.stop().await;
+    Ok(())
+}
+
+async fn hello(name: String) -> String {
+    format!("hello, {name}")
+}
+
+/// A backend that cannot give containers groups (here the function backend: no processes) says
+/// so on the pod rather than ignore `fsGroup`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fs_group_a_backend_cannot_apply_is_said_in_an_event() -> TestResult {
+    use faas_k8s::node::function::{FunctionBackend, FunctionBackendConfig, function_image};
+    let cluster = TestCluster::require().await;
+    let registry =
+        faas_core::Registry::from([faas_core::FunctionDefinition::from_handler("hello", hello)]);
+    let backend = FunctionBackend::new(
+        FunctionBackendConfig::new(registry)
+            .with_addresses(faas_k8s::node::AddressPool::new(next_cidr().parse()?))
+            .with_capacity(faas_k8s::node::Capacity::new("2", "1Gi", 10)),
+    );
+    let node = TestNode::start_on(
+        &cluster,
+        unique("vn-nogroups"),
+        std::sync::Arc::new(backend),
+    )
+    .await;
+    let ns = cluster.namespace("vn-nogroups").await?;
+    let container = json!({"name": "hello", "image": function_image("hello")});
+    let mut spec = pod_spec(&node.name, json!([container]), "Always");
+    spec["securityContext"] = json!({"fsGroup": 2000, "supplementalGroups": [3000]});
+    create_pod(&ns, "grouped", spec).await;
+    wait_pod(&ns, "grouped", "Running", |p| phase(p) == "Running").await;
+    let events = ns.api::<k8s_openapi::api::events::v1::Event>();
+    let warning = faas_e2e::wait::until("a GroupsNotApplied Event on the pod", || {
+        let events = events.clone();
+        async move {
+            let list = events.list(&Default::default()).await?;
+            let found = list.items.into_iter().find(|e| {
+                e.reason.as_deref() == Some("GroupsNotApplied")
+                    && e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some("grouped")
+            });
+            Ok(match found {
+                Some(event) => faas_e2e::wait::Poll::Ready(event),
+                None => faas_e2e::wait::Poll::Pending("no such Event yet".to_owned()),
+            })
+        }
+    })
+    .await?;
+    assert_eq!(warning.type_.as_deref(), Some("Warning"));
+    let note = warning.note.as_deref().unwrap_or_default();
+    assert!(
+        note.contains("fsGroup") && note.contains("function backend"),
+        "{warning:?}"
     );
     ns.delete().await?;
     node.stop().await;

@@ -210,6 +210,153 @@ async fn kubectl_attach_streams_what_the_container_prints() -> TestResult {
     Ok(())
 }
 
+/// Runs `kubectl` with `args`, `input` as its stdin, and waits for it (bounded, so a session
+/// that never ends fails the test rather than hangs it).
+async fn kubectl_with_input(cluster: &TestCluster, args: &[&str], input: &str) -> Output {
+    use tokio::io::AsyncWriteExt;
+    let mut cmd = tokio::process::Command::from(kubectl(cluster));
+    cmd.args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    let mut child = cmd
+        .spawn()
+        .expect("kubectl starts (apt-get install kubectl)");
+    let mut stdin = child.stdin.take().expect("a stdin pipe");
+    stdin
+        .write_all(input.as_bytes())
+        .await
+        .expect("kubectl reads its input");
+    drop(stdin);
+    tokio::time::timeout(wait::timeout(), child.wait_with_output())
+        .await
+        .unwrap_or_else(|_| panic!("kubectl {args:?} never ended"))
+        .expect("kubectl ends")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kubectl_attach_i_feeds_the_input_of_a_container_started_with_stdin() -> TestResult {
+    let cluster = TestCluster::require().await;
+    let node = TestNode::start(&cluster, "vn-attach-i").await;
+    let ns = cluster.namespace("vn-attach-i").await?;
+    let echo = json!({
+        "name": "echo",
+        "image": SERVER_IMAGE,
+        "command": ["sh", "-c", "while read -r line; do echo \"got $line\"; done; echo 'input closed'"],
+        "stdin": true,
+        "stdinOnce": true,
+    });
+    create_pod(&ns, "echo", pod_spec(&node.name, json!([echo]), "Never")).await;
+    wait_pod(&ns, "echo", "Running", |p| phase(p) == "Running").await;
+
+    // The line reaches the container; the end of kubectl's input closes it (stdinOnce), and the
+    // session shows the output until the container ends.
+    let attach = ["attach", "-i", "-n", ns.name(), "echo", "-c", "echo"];
+    let output = kubectl_with_input(&cluster, &attach, "hello through attach\n").await;
+    let shown = text(&output.stdout);
+    assert!(output.status.success(), "{}", describe_output(&output));
+    assert!(
+        shown.contains("got hello through attach") && shown.contains("input closed"),
+        "{}",
+        describe_output(&output)
+    );
+    let pod = wait_pod(&ns, "echo", "Succeeded", |p| phase(p) == "Succeeded").await;
+    assert_eq!(phase(&pod), "Succeeded");
+    let logs = run_kubectl(&cluster, &["logs", "-n", ns.name(), "echo"]);
+    assert_eq!(
+        text(&logs.stdout),
+        "got hello through attach\ninput closed\n"
+    );
+
+    // A container without stdin: true has no input to attach to: kubectl says so.
+    running_web_pod(&ns, &node).await;
+    let refused = kubectl_with_input(
+        &cluster,
+        &["attach", "-i", "-n", ns.name(), "web", "-c", "server"],
+        "ignored\n",
+    )
+    .await;
+    assert!(!refused.status.success(), "{}", describe_output(&refused));
+    assert!(
+        text(&refused.stderr).contains("stdin: true"),
+        "{}",
+        describe_output(&refused)
+    );
+
+    // A container asking for a terminal is not started without one: its status says why.
+    let tty = json!({
+        "name": "shell", "image": SERVER_IMAGE, "command": ["sh"],
+        "stdin": true, "tty": true,
+    });
+    create_pod(&ns, "tty", pod_spec(&node.name, json!([tty]), "Never")).await;
+    let waiting = |p: &k8s_openapi::api::core::v1::Pod| {
+        p.status
+            .as_ref()?
+            .container_statuses
+            .as_ref()?
+            .first()?
+            .state
+            .as_ref()?
+            .waiting
+            .clone()
+    };
+    let pod = wait_pod(&ns, "tty", "refused for its terminal", |p| {
+        waiting(p).is_some_and(|w| w.reason.as_deref() == Some("CreateContainerError"))
+    })
+    .await;
+    let message = waiting(&pod).and_then(|w| w.message).unwrap_or_default();
+    assert!(message.contains("tty: true"), "{message}");
+
+    // `kubectl run -i --rm`: a one-off pod that reads a line, deleted once it ended.
+    let overrides = json!({
+        "apiVersion": "v1",
+        "spec": pod_spec(&node.name, json!([]), "Never"),
+    });
+    let mut overrides = overrides;
+    overrides["spec"]
+        .as_object_mut()
+        .ok_or("spec")?
+        .remove("containers");
+    let overrides = overrides.to_string();
+    let run = [
+        "run",
+        "-n",
+        ns.name(),
+        "once",
+        "-i",
+        "--rm",
+        "--restart=Never",
+        "--image",
+        SERVER_IMAGE,
+        "--overrides",
+        &overrides,
+        "--command",
+        "--",
+        "sh",
+        "-c",
+        "read -r line; echo \"once: $line\"",
+    ];
+    let output = kubectl_with_input(&cluster, &run, "from kubectl run\n").await;
+    assert!(output.status.success(), "{}", describe_output(&output));
+    assert!(
+        text(&output.stdout).contains("once: from kubectl run"),
+        "{}",
+        describe_output(&output)
+    );
+    assert!(
+        ns.api::<k8s_openapi::api::core::v1::Pod>()
+            .get_opt("once")
+            .await?
+            .is_none(),
+        "--rm deleted the pod"
+    );
+
+    ns.delete().await?;
+    node.stop().await;
+    Ok(())
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kubectl_port_forward_reaches_the_pods_server() -> TestResult {
     let cluster = TestCluster::require().await;

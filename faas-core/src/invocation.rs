@@ -26,6 +26,14 @@ use crate::context::{CALL_ID_HEADER, CallId, Context, TRACEPARENT_HEADER};
 /// ```
 #[derive(Debug, Clone)]
 pub struct Invocation {
+    /// Boxed: an invocation is moved through every layer of a call (and each
+    /// layer's future holds it until it starts the next), and a pointer moves
+    /// for free where the parts (over 400 bytes) would be copied each time.
+    inner: Box<Parts>,
+}
+
+#[derive(Debug, Clone)]
+struct Parts {
     /// The request without its body; kept as a request, not as parts, so that a
     /// new one is built in place.
     head: http::Request<()>,
@@ -37,11 +45,13 @@ impl Invocation {
     /// A `POST /` with `body`, no headers and a default [`Context`].
     pub fn new(body: impl Into<Bytes>) -> Self {
         let mut invocation = Invocation {
-            head: http::Request::new(()),
-            body: body.into(),
-            context: Context::default(),
+            inner: Box::new(Parts {
+                head: http::Request::new(()),
+                body: body.into(),
+                context: Context::default(),
+            }),
         };
-        *invocation.head.method_mut() = Method::POST;
+        *invocation.inner.head.method_mut() = Method::POST;
         invocation
     }
 
@@ -72,9 +82,11 @@ impl Invocation {
     /// An invocation from its parts.
     pub fn from_parts(parts: request::Parts, body: Bytes, context: Context) -> Self {
         Invocation {
-            head: http::Request::from_parts(parts, ()),
-            body,
-            context,
+            inner: Box::new(Parts {
+                head: http::Request::from_parts(parts, ()),
+                body,
+                context,
+            }),
         }
     }
 
@@ -83,14 +95,14 @@ impl Invocation {
     pub fn from_event(event: CloudEvent) -> Self {
         let (headers, body) = event.into_binary_parts();
         let mut invocation = Invocation::new(body);
-        *invocation.head.headers_mut() = headers;
+        *invocation.inner.head.headers_mut() = headers;
         invocation
     }
 
     /// Replaces the context.
     #[must_use]
     pub fn with_context(mut self, context: Context) -> Self {
-        self.context = context;
+        self.inner.context = context;
         self
     }
 
@@ -110,7 +122,7 @@ impl Invocation {
     {
         let name = name.try_into().expect("a valid header name");
         let value = value.try_into().expect("a valid header value");
-        self.head.headers_mut().append(name, value);
+        self.inner.head.headers_mut().append(name, value);
         self
     }
 
@@ -118,7 +130,8 @@ impl Invocation {
     /// that state would (for a unit test of a function that takes one).
     #[must_use]
     pub fn with_state<S: Clone + Send + Sync + 'static>(mut self, state: S) -> Self {
-        self.head
+        self.inner
+            .head
             .extensions_mut()
             .insert(crate::extract::HostState(state));
         self
@@ -128,7 +141,7 @@ impl Invocation {
     /// [`Extension<T>`](crate::extract::Extension) reads it.
     #[must_use]
     pub fn with_extension<T: Clone + Send + Sync + 'static>(mut self, value: T) -> Self {
-        self.head.extensions_mut().insert(value);
+        self.inner.head.extensions_mut().insert(value);
         self
     }
 
@@ -136,57 +149,58 @@ impl Invocation {
     /// [`Path<T>`](crate::extract::Path) reads them.
     #[must_use]
     pub fn with_path_params(mut self, params: crate::extract::PathParams) -> Self {
-        self.head.extensions_mut().insert(params);
+        self.inner.head.extensions_mut().insert(params);
         self
     }
 
     /// Sets the method.
     #[must_use]
     pub fn with_method(mut self, method: Method) -> Self {
-        *self.head.method_mut() = method;
+        *self.inner.head.method_mut() = method;
         self
     }
 
     /// Sets the URI.
     #[must_use]
     pub fn with_uri(mut self, uri: Uri) -> Self {
-        *self.head.uri_mut() = uri;
+        *self.inner.head.uri_mut() = uri;
         self
     }
 
     /// The request method.
     pub fn method(&self) -> &Method {
-        self.head.method()
+        self.inner.head.method()
     }
 
     /// The request URI.
     pub fn uri(&self) -> &Uri {
-        self.head.uri()
+        self.inner.head.uri()
     }
 
     /// The request headers.
     pub fn headers(&self) -> &HeaderMap {
-        self.head.headers()
+        self.inner.head.headers()
     }
 
     /// The request headers, to change.
     pub fn headers_mut(&mut self) -> &mut HeaderMap {
-        self.head.headers_mut()
+        self.inner.head.headers_mut()
     }
 
     /// The request extensions (typed values a host attaches to the request).
     pub fn extensions(&self) -> &http::Extensions {
-        self.head.extensions()
+        self.inner.head.extensions()
     }
 
     /// The request extensions, to change.
     pub fn extensions_mut(&mut self) -> &mut http::Extensions {
-        self.head.extensions_mut()
+        self.inner.head.extensions_mut()
     }
 
     /// The `content-type` header, if present and readable.
     pub fn content_type(&self) -> Option<&str> {
-        self.head
+        self.inner
+            .head
             .headers()
             .get(http::header::CONTENT_TYPE)
             .and_then(|value| value.to_str().ok())
@@ -194,37 +208,43 @@ impl Invocation {
 
     /// The request body.
     pub fn body(&self) -> &Bytes {
-        &self.body
+        &self.inner.body
     }
 
     /// The request body, to change.
     pub fn body_mut(&mut self) -> &mut Bytes {
-        &mut self.body
+        &mut self.inner.body
     }
 
     /// The call's context.
     pub fn context(&self) -> &Context {
-        &self.context
+        &self.inner.context
     }
 
     /// The call's context, to change.
     pub fn context_mut(&mut self) -> &mut Context {
-        &mut self.context
+        &mut self.inner.context
     }
 
     /// The request without its context.
     pub fn into_request(self) -> http::Request<Bytes> {
-        self.head.map(|()| self.body)
+        let Parts { head, body, .. } = *self.inner;
+        head.map(|()| body)
     }
 
     /// The request parts, the body and the context.
     pub fn into_parts(self) -> (request::Parts, Bytes, Context) {
-        (self.head.into_parts().0, self.body, self.context)
+        let Parts {
+            head,
+            body,
+            context,
+        } = *self.inner;
+        (head.into_parts().0, body, context)
     }
 
     /// A copy of the request (without the context).
     pub fn to_request(&self) -> http::Request<Bytes> {
-        self.head.clone().map(|()| self.body.clone())
+        self.inner.head.clone().map(|()| self.inner.body.clone())
     }
 }
 

@@ -6,10 +6,9 @@ use std::collections::BTreeMap;
 use std::fmt;
 #[cfg(feature = "local")]
 use std::sync::OnceLock;
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 
-use tokio::sync::Semaphore;
 use tower::{Layer, Service};
 
 use crate::definition::{FunctionDefinition, FunctionMeta};
@@ -17,6 +16,7 @@ use crate::error::FunctionError;
 use crate::error::{Error, Result};
 use crate::function::{FunctionService, ServiceFunction, SharedFunction};
 use crate::invocation::Invocation;
+use crate::layer::InFlightLimit;
 #[cfg(feature = "local")]
 use crate::layer::{InvocationPolicyLayer, RetryLayer};
 #[cfg(feature = "local")]
@@ -306,7 +306,7 @@ struct RegisteredInner {
     metrics: OnceLock<FunctionMetrics>,
     #[cfg(feature = "local")]
     log: OnceLock<FunctionLog>,
-    limiter: Arc<Semaphore>,
+    limiter: Arc<InFlightLimit>,
     /// The policy's layers, built once: every attempt runs through them.
     #[cfg(feature = "local")]
     policy_layer: InvocationPolicyLayer,
@@ -314,7 +314,6 @@ struct RegisteredInner {
     retry_layer: RetryLayer,
     serving: AtomicBool,
     replicas: AtomicU32,
-    in_flight: AtomicUsize,
     invocations: AtomicU64,
     failures: AtomicU64,
 }
@@ -326,11 +325,12 @@ impl RegisteredFunction {
             .fold(Arc::clone(definition.function()), |function, layer| {
                 layer(function)
             });
-        let max = definition
-            .policy()
-            .max_in_flight()
-            .unwrap_or(Semaphore::MAX_PERMITS);
-        let limiter = Arc::new(Semaphore::new(max.min(Semaphore::MAX_PERMITS)));
+        let limiter = Arc::new(
+            definition
+                .policy()
+                .max_in_flight()
+                .map_or_else(InFlightLimit::unlimited, InFlightLimit::new),
+        );
         let replicas = definition.meta().scaling.min_replicas.max(1);
         #[cfg(feature = "local")]
         let policy_layer =
@@ -353,7 +353,6 @@ impl RegisteredFunction {
                 limiter,
                 serving: AtomicBool::new(true),
                 replicas: AtomicU32::new(replicas),
-                in_flight: AtomicUsize::new(0),
                 invocations: AtomicU64::new(0),
                 failures: AtomicU64::new(0),
             }),
@@ -392,9 +391,9 @@ impl RegisteredFunction {
         self.inner.definition.policy()
     }
 
-    /// The semaphore of its in-flight limit (with [`Semaphore::MAX_PERMITS`]
-    /// permits when the policy sets no limit).
-    pub fn limiter(&self) -> &Arc<Semaphore> {
+    /// The count of its calls in flight against the policy's limit
+    /// ([`InFlightLimit::unlimited`] when the policy sets none).
+    pub fn limiter(&self) -> &Arc<InFlightLimit> {
         &self.inner.limiter
     }
 
@@ -423,7 +422,7 @@ impl RegisteredFunction {
 
     /// Calls running now.
     pub fn in_flight(&self) -> usize {
-        self.inner.in_flight.load(Ordering::Acquire)
+        self.inner.limiter.in_flight()
     }
 
     /// Calls finished since registration (attempts, each retry counted).
@@ -477,11 +476,6 @@ impl RegisteredFunction {
 
     #[cfg(feature = "local")]
     /// Counts a call as running until the guard drops.
-    pub(crate) fn start_call(&self) -> CallGuard<'_> {
-        self.inner.in_flight.fetch_add(1, Ordering::AcqRel);
-        CallGuard { function: self }
-    }
-
     #[cfg(feature = "local")]
     pub(crate) fn record_finished(&self, failed: bool) {
         self.inner.invocations.fetch_add(1, Ordering::AcqRel);
@@ -499,19 +493,6 @@ impl fmt::Debug for RegisteredFunction {
             .field("in_flight", &self.in_flight())
             .field("invocations", &self.invocation_count())
             .finish()
-    }
-}
-
-#[cfg(feature = "local")]
-/// Keeps a call counted as in flight.
-pub(crate) struct CallGuard<'a> {
-    function: &'a RegisteredFunction,
-}
-
-#[cfg(feature = "local")]
-impl Drop for CallGuard<'_> {
-    fn drop(&mut self) {
-        self.function.inner.in_flight.fetch_sub(1, Ordering::AcqRel);
     }
 }
 
@@ -580,7 +561,7 @@ mod tests {
             .replace(def("b").with_policy(InvocationPolicy::default().with_max_in_flight(3)))
             .unwrap();
         assert!(old.is_some());
-        assert_eq!(registry.get("b").unwrap().limiter().available_permits(), 3);
+        assert_eq!(registry.get("b").unwrap().limiter().available(), 3);
         assert!(registry.get("nope").is_none());
     }
 
@@ -597,14 +578,30 @@ mod tests {
         assert_eq!(registry.get("s").unwrap().replicas(), 3);
     }
 
-    #[test]
+    #[tokio::test]
     #[cfg(feature = "local")]
-    fn in_flight_guard_counts() {
+    async fn in_flight_counts_the_calls_under_the_limit() {
+        use tower::ServiceExt as _;
+
+        use crate::Function as _;
+
         let registry = Registry::from([def("g")]);
         let f = registry.get("g").unwrap();
-        let guard = f.start_call();
+        let (started, wait) = tokio::sync::oneshot::channel::<()>();
+        let gate = Arc::new(std::sync::Mutex::new(Some(started)));
+        let slow = crate::handler_fn(move || {
+            drop(gate.lock().unwrap().take());
+            std::future::pending::<()>()
+        });
+        let call = tokio::spawn(
+            f.policy_layer()
+                .layer(slow.into_service())
+                .oneshot(Invocation::new("")),
+        );
+        let _ = wait.await;
         assert_eq!(f.in_flight(), 1);
-        drop(guard);
+        call.abort();
+        let _ = call.await;
         assert_eq!(f.in_flight(), 0);
         f.record_finished(true);
         assert_eq!(f.invocation_count(), 1);

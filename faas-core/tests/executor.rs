@@ -680,7 +680,7 @@ async fn a_panic_while_the_function_makes_its_future_is_isolated() {
     assert_eq!(registered.invocation_count(), 2);
     assert_eq!(registered.in_flight(), 0);
     assert_eq!(
-        registered.limiter().available_permits(),
+        registered.limiter().available(),
         faas_core::policy::DEFAULT_MAX_IN_FLIGHT
     );
 }

@@ -846,6 +846,40 @@ async fn limits_are_enforced_through_cgroups_that_go_with_the_pod() {
     let pid: i32 = procs.parse().unwrap();
     let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap();
     assert_eq!(comm.trim(), "sleep");
+    // A command run in a container (exec probe, hook, kubectl exec) runs in its cgroup.
+    let in_main = vec![
+        "/bin/sh".to_owned(),
+        "-c".to_owned(),
+        "grep -q '/poduid-cpu/main$' /proc/self/cgroup".to_owned(),
+    ];
+    assert_eq!(
+        backend
+            .exec(&key("cpu"), "main", in_main.clone())
+            .await
+            .unwrap(),
+        0,
+        "exec in main runs in main's cgroup"
+    );
+    assert_eq!(
+        backend.exec(&key("cpu"), "side", in_main).await.unwrap(),
+        1,
+        "exec in side does not"
+    );
+    let mut session = backend
+        .exec_session(
+            &key("cpu"),
+            "main",
+            faas_k8s::node::exec::ExecRequest::new(vec!["cat".into(), "/proc/self/cgroup".into()]),
+        )
+        .await
+        .unwrap();
+    let mut shown = String::new();
+    session.stdout.read_to_string(&mut shown).await.unwrap();
+    assert_eq!(session.exit.await.unwrap(), 0);
+    assert!(
+        shown.lines().any(|l| l.ends_with("/poduid-cpu/main")),
+        "{shown}"
+    );
 
     // Deleting the pods removes their cgroups.
     for name in ["hog", "cpu"] {
@@ -897,4 +931,210 @@ fn memory_file() -> &'static str {
     } else {
         "memory.limit_in_bytes"
     }
+}
+
+/// Writes `line` into the container's input through one attach session, then detaches.
+async fn attach_and_send(backend: &ProcessBackend, key: &PodKey, line: &str) {
+    let input = backend.attach_input(key, "main").await.unwrap();
+    let mut stdin = input.stdin.expect("the container's input is open");
+    stdin.write_all(line.as_bytes()).await.unwrap();
+    stdin.flush().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn attach_sessions_write_to_the_input_of_containers_started_with_stdin() {
+    let backend = ProcessBackend::new(config("stdin", 22)).await.unwrap();
+    let all_logs = LogOptions::default();
+
+    // stdinOnce: the first session's end is the end of the container's input.
+    let once = PodLaunch::new(
+        key("once"),
+        vec![
+            ContainerLaunch::new("main", "shell")
+                .with_command(vec!["/bin/cat".into()])
+                .with_stdin(true, true),
+        ],
+    );
+    backend.create(once).await.unwrap();
+    wait_for(&backend, &key("once"), "running", running).await;
+    attach_and_send(&backend, &key("once"), "hello from attach\n").await;
+    let status = wait_for(
+        &backend,
+        &key("once"),
+        "ended by the end of its input",
+        |s| terminated(s, "main").is_some(),
+    )
+    .await;
+    assert_eq!(terminated(&status, "main").unwrap().exit_code, 0);
+    assert_eq!(
+        read_logs(&backend, &key("once"), all_logs.clone()).await,
+        "hello from attach\n"
+    );
+
+    // Without stdinOnce the input stays open across sessions, and the container reads on.
+    let open = shell_pod(
+        "open",
+        "while read -r line; do echo \"got $line\"; done; echo 'input ended'",
+        &[],
+    );
+    let open = PodLaunch::new(
+        key("open"),
+        vec![open.containers[0].clone().with_stdin(true, false)],
+    );
+    backend.create(open).await.unwrap();
+    wait_for(&backend, &key("open"), "running", running).await;
+    attach_and_send(&backend, &key("open"), "one\n").await;
+    attach_and_send(&backend, &key("open"), "two\n").await;
+    eventually("both lines echoed", || async {
+        let logs = read_logs(&backend, &key("open"), all_logs.clone()).await;
+        (logs == "got one\ngot two\n").then_some(())
+    })
+    .await;
+    let status = backend.status(&key("open")).await.unwrap().unwrap();
+    assert!(running(&status), "still reading: {status:?}");
+
+    // The container holds that input open itself: a restarted node's sessions still reach it.
+    backend
+        .shutdown(faas_k8s::node::process::ShutdownPolicy::LeaveRunning)
+        .await
+        .unwrap();
+    let reopened = backend
+        .config()
+        .clone()
+        .with_addresses(AddressPool::new("127.77.22.0/24".parse().unwrap()));
+    drop(backend);
+    let backend = ProcessBackend::new(reopened).await.unwrap();
+    attach_and_send(&backend, &key("open"), "three\n").await;
+    eventually("the line sent after the restart echoed", || async {
+        let logs = read_logs(&backend, &key("open"), all_logs.clone()).await;
+        (logs == "got one\ngot two\ngot three\n").then_some(())
+    })
+    .await;
+
+    // A container without stdin: true refuses input; one asking for a terminal is not started.
+    backend
+        .create(shell_pod("plain", "exec sleep 300", &[]))
+        .await
+        .unwrap();
+    wait_for(&backend, &key("plain"), "running", running).await;
+    let refused = backend
+        .attach_input(&key("plain"), "main")
+        .await
+        .unwrap_err();
+    assert!(
+        refused.to_string().contains("stdin: true"),
+        "the error names the fix: {refused}"
+    );
+    let tty = PodLaunch::new(
+        key("tty"),
+        vec![shell("main", "exec sleep 300", &[]).with_tty(true)],
+    );
+    let refused = backend.create(tty).await.unwrap_err();
+    assert!(refused.to_string().contains("tty"), "{refused}");
+    assert!(backend.status(&key("tty")).await.unwrap().is_none());
+
+    backend
+        .shutdown(faas_k8s::node::process::ShutdownPolicy::StopAll {
+            grace: Duration::from_secs(5),
+        })
+        .await
+        .unwrap();
+}
+
+/// Needs root (see `support/root.rs`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fs_group_owns_the_volumes_and_the_processes_get_their_groups() {
+    use faas_k8s::node::{MountLaunch, VolumeFile, VolumeLaunch};
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    if !root::may_run("fs_group_owns_the_volumes_and_the_processes_get_their_groups") {
+        return;
+    }
+    let backend = ProcessBackend::new(config("fsgroup", 23)).await.unwrap();
+    assert_eq!(backend.unapplied_groups(), None, "this node runs as root");
+    let mounts = test_dir("fsgroup-mounts");
+    let (data, conf) = (mounts.join("data"), mounts.join("conf"));
+    let script = "id -G; echo written > \"$DATA/out\"; mkdir \"$DATA/sub\"; \
+                  stat -c 'out %g' \"$DATA/out\"; stat -c 'sub %g' \"$DATA/sub\"; \
+                  cat \"$CONF/key\"; exec sleep 300";
+    let container = shell(
+        "main",
+        script,
+        &[
+            ("DATA", data.to_str().unwrap()),
+            ("CONF", conf.to_str().unwrap()),
+        ],
+    )
+    .with_working_dir(Some("/tmp".into()))
+    .with_identity(Some(1000), Some(3000))
+    .with_supplemental_groups(vec![2345, 3456])
+    .with_mounts(vec![
+        MountLaunch::new("data", data.to_str().unwrap()),
+        MountLaunch::new("conf", conf.to_str().unwrap()).read_only(true),
+    ]);
+    let pod = PodLaunch::new(key("grouped"), vec![container])
+        .with_fs_group(Some(2345))
+        .with_volumes(vec![
+            VolumeLaunch::empty_dir("data", false),
+            VolumeLaunch::files(
+                "conf",
+                vec![
+                    // Readable by the owner only, as a Secret's defaultMode 0400 gives it.
+                    VolumeFile::new("key", b"secret value\n".to_vec(), 0o400),
+                    VolumeFile::new("nested/item", b"x".to_vec(), 0o644),
+                ],
+            ),
+        ]);
+    backend.create(pod).await.unwrap();
+    let logs = eventually("the container reports its groups and files", || async {
+        let logs = read_logs(&backend, &key("grouped"), LogOptions::default()).await;
+        logs.contains("secret value").then_some(logs)
+    })
+    .await;
+    // The primary group, then fsGroup and supplementalGroups; the file it made belongs to the
+    // fsGroup through the set-group-ID directory; the group may read the 0400 file.
+    assert_eq!(
+        logs, "3000 2345 3456\nout 2345\nsub 2345\nsecret value\n",
+        "{logs}"
+    );
+
+    // On the node: the volumes belong to the group as a kubelet leaves them.
+    let volumes = backend
+        .config()
+        .state_dir
+        .join("run/default_grouped_uid-grouped/.volumes");
+    let meta = |path: &Path| std::fs::metadata(path).unwrap();
+    let data_dir = meta(&volumes.join("data"));
+    assert_eq!(data_dir.gid(), 2345);
+    assert_eq!(data_dir.permissions().mode() & 0o7777, 0o2777);
+    let key_file = meta(&volumes.join("conf/key"));
+    assert_eq!(
+        (key_file.gid(), key_file.permissions().mode() & 0o777),
+        (2345, 0o440)
+    );
+    let nested = meta(&volumes.join("conf/nested"));
+    assert_eq!(nested.gid(), 2345);
+    assert_eq!(nested.permissions().mode() & 0o2000, 0o2000, "set-group-ID");
+    assert_eq!(meta(&volumes.join("data/out")).gid(), 2345);
+
+    // What runs inside the container (exec probes, hooks, kubectl exec) has its identity too.
+    let code = backend
+        .exec(
+            &key("grouped"),
+            "main",
+            vec![
+                "/bin/sh".into(),
+                "-c".into(),
+                "test \"$(id -u) $(id -G)\" = '1000 3000 2345 3456'".into(),
+            ],
+        )
+        .await
+        .unwrap();
+    assert_eq!(code, 0, "exec runs as the container's user with its groups");
+
+    backend
+        .shutdown(faas_k8s::node::process::ShutdownPolicy::StopAll {
+            grace: Duration::from_secs(5),
+        })
+        .await
+        .unwrap();
 }

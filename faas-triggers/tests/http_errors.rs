@@ -306,3 +306,24 @@ async fn a_client_that_never_finishes_its_headers_is_disconnected_and_others_are
     assert_still_serving(&server).await;
     server.stop().await;
 }
+
+#[tokio::test]
+async fn a_client_that_sends_nothing_or_stops_inside_the_http2_preface_is_disconnected() {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+
+    let config = HttpTriggerConfig::default().with_header_read_timeout(Duration::from_millis(300));
+    let server = TestServer::start_with(registry(), config).await;
+    let silent = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+    let mut halfway = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+    halfway.write_all(b"PRI * HTTP/2.0\r\n").await.unwrap();
+    for mut client in [silent, halfway] {
+        // The server closes the connection: the read ends (0 bytes, or a reset).
+        let mut buffer = [0u8; 64];
+        let read = tokio::time::timeout(Duration::from_secs(60), client.read(&mut buffer))
+            .await
+            .expect("the server closes a connection that never sends a request");
+        assert!(matches!(read, Ok(0) | Err(_)), "{read:?}");
+    }
+    assert_still_serving(&server).await;
+    server.stop().await;
+}

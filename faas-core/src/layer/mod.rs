@@ -45,7 +45,9 @@ mod retry;
 mod timeout;
 
 pub use catch_panic::{CatchPanic, CatchPanicFuture, CatchPanicLayer};
-pub use concurrency::{RefuseOverLimit, RefuseOverLimitFuture, RefuseOverLimitLayer};
+pub use concurrency::{
+    InFlightLimit, RefuseOverLimit, RefuseOverLimitFuture, RefuseOverLimitLayer,
+};
 pub use extension::{AddExtension, AddState, StateLayer};
 pub use policy::{InvocationPolicyLayer, InvocationPolicyService};
 pub use retry::{Retry, RetryLayer, RetryOutcome};

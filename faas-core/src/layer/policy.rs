@@ -3,16 +3,17 @@
 
 use std::sync::Arc;
 
-use tokio::sync::Semaphore;
 use tower::Layer;
 
 use super::{
-    CatchPanic, CatchPanicLayer, RefuseOverLimit, RefuseOverLimitLayer, Timeout, TimeoutLayer,
+    CatchPanic, CatchPanicLayer, InFlightLimit, RefuseOverLimit, RefuseOverLimitLayer, Timeout,
+    TimeoutLayer,
 };
 use crate::policy::InvocationPolicy;
 
 /// The service of [`InvocationPolicyLayer`] around `S`.
-pub type InvocationPolicyService<S> = RefuseOverLimit<Timeout<CatchPanic<S>>>;
+pub type InvocationPolicyService<S, L = Arc<InFlightLimit>> =
+    RefuseOverLimit<Timeout<CatchPanic<S>>, L>;
 
 /// What an [`InvocationPolicy`] asks of every call, as one layer: outermost
 /// first, [`RefuseOverLimitLayer`] (its
@@ -54,22 +55,31 @@ pub struct InvocationPolicyLayer {
 impl InvocationPolicyLayer {
     /// The layer of `policy`, with an in-flight limit of its own.
     pub fn new(policy: &InvocationPolicy) -> Self {
-        let max = policy.max_in_flight().unwrap_or(Semaphore::MAX_PERMITS);
+        let limit = policy
+            .max_in_flight()
+            .map_or_else(InFlightLimit::unlimited, InFlightLimit::new);
+        InvocationPolicyLayer::with_limiter(policy, Arc::new(limit))
+    }
+
+    /// The layer of `policy`, counting calls in flight in `limiter` (e.g. a
+    /// [`RegisteredFunction::limiter`](crate::RegisteredFunction::limiter), so
+    /// that every host calling the function shares its limit); the limit is
+    /// `limiter`'s, not the policy's.
+    pub fn with_limiter(policy: &InvocationPolicy, limiter: Arc<InFlightLimit>) -> Self {
         InvocationPolicyLayer {
-            limit: RefuseOverLimitLayer::new(max),
+            limit: RefuseOverLimitLayer::with_limit(limiter),
             timeout: TimeoutLayer::new(policy.timeout()),
         }
     }
+}
 
-    /// The layer of `policy`, counting calls in flight on `limiter` (e.g. a
-    /// [`RegisteredFunction::limiter`](crate::RegisteredFunction::limiter), so
-    /// that every host calling the function shares its limit).
-    pub fn with_limiter(policy: &InvocationPolicy, limiter: Arc<Semaphore>) -> Self {
-        let max = policy.max_in_flight().unwrap_or(Semaphore::MAX_PERMITS);
-        InvocationPolicyLayer {
-            limit: RefuseOverLimitLayer::with_semaphore(limiter, max),
-            timeout: TimeoutLayer::new(policy.timeout()),
-        }
+impl InvocationPolicyLayer {
+    /// The policy's stack around `inner`, counting its calls in this layer's
+    /// limit borrowed rather than shared: for one call of a function whose
+    /// layer outlives the call, which saves the reference counts of an `Arc`.
+    pub fn layer_borrowing<S>(&self, inner: S) -> InvocationPolicyService<S, &InFlightLimit> {
+        RefuseOverLimitLayer::borrowing(self.limit.limit())
+            .layer(self.timeout.layer(CatchPanicLayer::new().layer(inner)))
     }
 }
 
@@ -94,7 +104,7 @@ mod tests {
     #[tokio::test]
     async fn a_panic_inside_is_caught_and_frees_its_slot() {
         let policy = InvocationPolicy::default().with_max_in_flight(1);
-        let limiter = Arc::new(Semaphore::new(1));
+        let limiter = Arc::new(InFlightLimit::new(1));
         let layer = InvocationPolicyLayer::with_limiter(&policy, Arc::clone(&limiter));
         let fragile = handler_fn(|body: String| async move {
             assert!(body != "boom", "boom");
@@ -105,7 +115,7 @@ mod tests {
         let error = service.clone().oneshot(invocation).await.unwrap_err();
         assert_eq!(error.kind(), ErrorKind::Panicked);
         assert!(error.message().contains("`fragile` panicked"), "{error}");
-        assert_eq!(limiter.available_permits(), 1);
+        assert_eq!(limiter.available(), 1);
         let answer = service.oneshot(Invocation::new("fine")).await.unwrap();
         assert_eq!(answer.body(), "fine");
     }

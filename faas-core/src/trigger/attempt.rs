@@ -16,21 +16,21 @@ use std::time::SystemTime;
 
 use pin_project_lite::pin_project;
 use tokio::time::Instant;
-use tower::{Layer as _, Service};
+use tower::Service;
 
 use crate::context::CallId;
 use crate::error::FunctionError;
 use crate::function::BorrowedFunction;
 use crate::invocation::Invocation;
-use crate::layer::InvocationPolicyService;
+use crate::layer::{InFlightLimit, InvocationPolicyService};
 use crate::logs::{CallRecord, FunctionLog};
 use crate::metrics::{FunctionMetrics, InFlightGuard};
 use crate::output::Response;
-use crate::registry::{CallGuard, RegisteredFunction};
+use crate::registry::RegisteredFunction;
 
 /// The future of a function's call inside its policy's layers.
 type PolicyFuture<'a> =
-    <InvocationPolicyService<BorrowedFunction<'a>> as Service<Invocation>>::Future;
+    <InvocationPolicyService<BorrowedFunction<'a>, &'a InFlightLimit> as Service<Invocation>>::Future;
 
 /// Attempts of calls of one function, recorded in its metrics and log.
 #[derive(Clone, Copy)]
@@ -66,7 +66,6 @@ impl<'a> Attempts<'a> {
             log,
         } = self;
         let start = Instant::now();
-        let counted = registered.start_call();
         let gauge = metrics.start();
         let context = invocation.context_mut();
         context.set_started(start);
@@ -74,7 +73,7 @@ impl<'a> Attempts<'a> {
         let attempt = context.attempt();
         let call = registered
             .policy_layer()
-            .layer(BorrowedFunction(registered.function().as_ref()))
+            .layer_borrowing(BorrowedFunction(registered.function().as_ref()))
             .call(invocation);
         Attempt {
             call,
@@ -85,7 +84,6 @@ impl<'a> Attempts<'a> {
                 call_id,
                 attempt,
                 start,
-                _counted: counted,
                 _gauge: gauge,
             }),
         }
@@ -125,7 +123,6 @@ struct Record<'a> {
     call_id: CallId,
     attempt: u32,
     start: Instant,
-    _counted: CallGuard<'a>,
     _gauge: InFlightGuard<'a>,
 }
 
@@ -152,11 +149,10 @@ impl Record<'_> {
             log,
             call_id,
             attempt,
-            _counted,
             _gauge,
             ..
         } = self;
-        drop((_counted, _gauge));
+        drop(_gauge);
         registered.record_finished(result.is_err());
         metrics.record(result.as_ref().err().map(FunctionError::kind), elapsed);
         log.push_call(

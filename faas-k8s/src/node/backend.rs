@@ -73,6 +73,10 @@ pub struct PodLaunch {
     pub hosts_file: Option<String>,
     /// Its volumes, resolved (the files of ConfigMaps, Secrets, the downward API, tokens).
     pub volumes: Vec<VolumeLaunch>,
+    /// The group that owns its volumes (`securityContext.fsGroup`): writable volumes become
+    /// group-writable with the set-group-ID bit on their directories, the files of the others
+    /// group-readable, as a kubelet sets them.
+    pub fs_group: Option<u32>,
 }
 
 impl PodLaunch {
@@ -88,7 +92,15 @@ impl PodLaunch {
             hostname: None,
             hosts_file: None,
             volumes: Vec::new(),
+            fs_group: None,
         }
+    }
+
+    /// Sets the group that owns the pod's volumes (`fsGroup`).
+    #[must_use]
+    pub fn with_fs_group(mut self, fs_group: Option<u32>) -> Self {
+        self.fs_group = fs_group;
+        self
     }
 
     /// Sets the volumes.
@@ -166,11 +178,20 @@ pub struct ContainerLaunch {
     pub run_as_user: Option<u32>,
     /// Their primary group (`securityContext.runAsGroup`).
     pub run_as_group: Option<u32>,
+    /// Their supplementary groups: the pod's `fsGroup`, then its `supplementalGroups`.
+    pub supplemental_groups: Vec<u32>,
     /// The CPU and memory it asks for and may use (`resources`).
     pub resources: ContainerResources,
     /// A sidecar: an init container that keeps running beside the containers
     /// (`restartPolicy: Always`); when the pod stops it is stopped after them.
     pub sidecar: bool,
+    /// Its standard input stays open for `kubectl attach -i` (`stdin: true`); otherwise it reads
+    /// an empty input.
+    pub stdin: bool,
+    /// Its input is closed once the first attach session that sent input ends (`stdinOnce`).
+    pub stdin_once: bool,
+    /// It asks for a terminal (`tty: true`).
+    pub tty: bool,
 }
 
 /// The CPU and memory a container asks for and may use (its `resources`), in plain units.
@@ -233,9 +254,29 @@ impl ContainerLaunch {
             mounts: Vec::new(),
             run_as_user: None,
             run_as_group: None,
+            supplemental_groups: Vec::new(),
             resources: ContainerResources::default(),
             sidecar: false,
+            stdin: false,
+            stdin_once: false,
+            tty: false,
         }
+    }
+
+    /// Keeps its standard input open for attach sessions (`stdin`), closed after the first one
+    /// that sent input ends when `once` (`stdinOnce`).
+    #[must_use]
+    pub fn with_stdin(mut self, stdin: bool, once: bool) -> Self {
+        self.stdin = stdin;
+        self.stdin_once = once;
+        self
+    }
+
+    /// Asks for a terminal (`tty`).
+    #[must_use]
+    pub fn with_tty(mut self, tty: bool) -> Self {
+        self.tty = tty;
+        self
     }
 
     /// Marks it a sidecar (an init container with `restartPolicy: Always`).
@@ -257,6 +298,13 @@ impl ContainerLaunch {
     pub fn with_identity(mut self, user: Option<u32>, group: Option<u32>) -> Self {
         self.run_as_user = user;
         self.run_as_group = group;
+        self
+    }
+
+    /// Gives the container's processes these supplementary groups.
+    #[must_use]
+    pub fn with_supplemental_groups(mut self, groups: Vec<u32>) -> Self {
+        self.supplemental_groups = groups;
         self
     }
 
@@ -699,6 +747,17 @@ pub trait PodBackend: Send + Sync + 'static {
         ))
     }
 
+    /// Why the pod's `fsGroup` and `supplementalGroups` are not applied to this backend's
+    /// containers (their processes' groups, their volumes' owner), or `None` when they are; the
+    /// node tells every pod that sets them (a `GroupsNotApplied` Warning Event). The default:
+    /// not applied.
+    fn unapplied_groups(&self) -> Option<String> {
+        Some(format!(
+            "the {} backend runs containers without processes of their own",
+            self.name()
+        ))
+    }
+
     /// Starts every container of the pod, or, when it has init containers, only the first of
     /// them: the node starts each next one, and then the containers, with
     /// [`restart_container`](Self::restart_container). Its status lists the init containers
@@ -780,6 +839,22 @@ pub trait PodBackend: Send + Sync + 'static {
         let _ = (key, request);
         Err(BackendError::Unsupported(format!(
             "the {} backend cannot run commands in container {container:?}",
+            self.name()
+        )))
+    }
+
+    /// Connects a caller to the standard input of a running container started with `stdin: true`
+    /// (`kubectl attach -i`); what the container writes reaches the caller through
+    /// [`logs`](Self::logs) as for any attach. The default refuses with
+    /// [`BackendError::Unsupported`]: a backend without processes has no input to attach to.
+    async fn attach_input(
+        &self,
+        key: &PodKey,
+        container: &str,
+    ) -> Result<super::exec::AttachInput, BackendError> {
+        let _ = key;
+        Err(BackendError::Unsupported(format!(
+            "the {} backend's container {container:?} takes no input",
             self.name()
         )))
     }

@@ -104,3 +104,33 @@ impl fmt::Debug for ExecSession {
             .finish_non_exhaustive()
     }
 }
+
+/// The input side of an attach session (`kubectl attach -i`), from
+/// [`PodBackend::attach_input`](super::PodBackend::attach_input).
+#[non_exhaustive]
+pub struct AttachInput {
+    /// Where the caller's input goes; `None` when the container's input was closed already
+    /// (`stdinOnce`, after an earlier session). Dropping it is the session detaching: with
+    /// `stdin_once` that closes the container's input.
+    pub stdin: Option<Pin<Box<dyn AsyncWrite + Send>>>,
+    /// The container's input is closed when this session's input ends (`stdinOnce`): the session
+    /// then goes on showing the container's output until it ends. Otherwise the end of the
+    /// caller's input ends the session and the container's input stays open for the next one.
+    pub stdin_once: bool,
+}
+
+impl AttachInput {
+    /// An attach session's input from its parts.
+    pub fn new(stdin: Option<Pin<Box<dyn AsyncWrite + Send>>>, stdin_once: bool) -> Self {
+        Self { stdin, stdin_once }
+    }
+}
+
+impl fmt::Debug for AttachInput {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AttachInput")
+            .field("stdin", &self.stdin.is_some())
+            .field("stdin_once", &self.stdin_once)
+            .finish()
+    }
+}

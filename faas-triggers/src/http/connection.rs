@@ -6,12 +6,15 @@
 //! every request (an allocation, and a timer-wheel insertion and removal),
 //! which made up a tenth of the trigger's own work per request. Here a
 //! connection has one timer, re-armed only when it fires, and a request only
-//! notes when it ends.
+//! counts that it ended (no clock read): when the timer fires and no request
+//! runs or has ended since it was armed, the connection has been idle for the
+//! whole timeout and is closed. An idle connection is therefore closed
+//! between one and two timeouts after its last request ended.
 
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
@@ -20,56 +23,63 @@ use tokio::time::{Instant, Sleep};
 use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
 
 /// What the requests of one connection are doing, shared between them
-/// (HTTP/2 streams run on tasks of their own) and the connection's watch.
+/// (HTTP/2 streams run on tasks of their own) and the connection's watch,
+/// with `T`, what every request of the connection needs (the server): one
+/// reference count a request then covers both.
 #[derive(Debug)]
-pub(crate) struct Activity {
+pub(crate) struct Activity<T> {
     opened: Instant,
-    in_flight: AtomicUsize,
-    /// When the last request ended, in milliseconds since `opened`.
-    idle_since_ms: AtomicU64,
+    /// Requests running (low 32 bits) and ended (high 32 bits, wrapping):
+    /// one atomic operation as a request starts and one as it ends.
+    requests: AtomicU64,
+    shared: T,
 }
 
-impl Activity {
-    pub(crate) fn new() -> Arc<Self> {
+/// One request ended and no longer running, as added to `Activity::requests`.
+const ENDED: u64 = (1 << 32) - 1;
+
+impl<T> Activity<T> {
+    pub(crate) fn new(shared: T) -> Arc<Self> {
         Arc::new(Activity {
             opened: Instant::now(),
-            in_flight: AtomicUsize::new(0),
-            idle_since_ms: AtomicU64::new(0),
+            requests: AtomicU64::new(0),
+            shared,
         })
     }
 
     /// Counts a request as running until the guard drops.
-    pub(crate) fn request(self: &Arc<Self>) -> RequestGuard {
-        self.in_flight.fetch_add(1, Ordering::Relaxed);
+    pub(crate) fn request(self: &Arc<Self>) -> RequestGuard<T> {
+        self.requests.fetch_add(1, Ordering::AcqRel);
         RequestGuard {
             activity: Arc::clone(self),
         }
     }
 
-    /// When the connection became idle, or `None` while a request runs.
-    fn idle_since(&self) -> Option<Instant> {
-        if self.in_flight.load(Ordering::Relaxed) > 0 {
-            return None;
-        }
-        let ms = self.idle_since_ms.load(Ordering::Relaxed);
-        Some(self.opened + Duration::from_millis(ms))
+    /// How many requests have ended, or `None` while a request runs.
+    fn ended_while_idle(&self) -> Option<u64> {
+        let requests = self.requests.load(Ordering::Acquire);
+        (requests & u64::from(u32::MAX) == 0).then_some(requests >> 32)
     }
 }
 
 /// A request in flight on a connection.
 #[derive(Debug)]
-pub(crate) struct RequestGuard {
-    activity: Arc<Activity>,
+pub(crate) struct RequestGuard<T> {
+    activity: Arc<Activity<T>>,
 }
 
-impl Drop for RequestGuard {
+impl<T> RequestGuard<T> {
+    /// What the connection's requests share.
+    pub(crate) fn shared(&self) -> &T {
+        &self.activity.shared
+    }
+}
+
+impl<T> Drop for RequestGuard<T> {
     fn drop(&mut self) {
-        let activity = &*self.activity;
-        let ms = activity.opened.elapsed().as_millis();
-        activity
-            .idle_since_ms
-            .store(u64::try_from(ms).unwrap_or(u64::MAX), Ordering::Relaxed);
-        activity.in_flight.fetch_sub(1, Ordering::Relaxed);
+        // Adds one to the ended count and takes one from the running count
+        // (at least one, this request's, so nothing borrows across).
+        self.activity.requests.fetch_add(ENDED, Ordering::AcqRel);
     }
 }
 
@@ -98,6 +108,11 @@ impl ConnectionStop {
     fn is_stopped(&self) -> bool {
         self.stopped.load(Ordering::Acquire)
     }
+
+    /// Cancelled when the connections are told to shut down.
+    pub(crate) fn token(&self) -> &CancellationToken {
+        &self.token
+    }
 }
 
 /// Where a watched connection stands.
@@ -113,7 +128,7 @@ enum Phase {
 
 pin_project! {
     /// A connection under watch (see the module's documentation).
-    pub(crate) struct WatchedConnection<C> {
+    pub(crate) struct WatchedConnection<C, T> {
         #[pin]
         connection: C,
         #[pin]
@@ -121,7 +136,9 @@ pin_project! {
         #[pin]
         timer: Sleep,
         stop: Arc<ConnectionStop>,
-        activity: Arc<Activity>,
+        activity: Arc<Activity<T>>,
+        // Requests ended when the timer was last armed.
+        ended_when_armed: u64,
         timeout: Duration,
         // Asks the connection to finish its requests and close.
         shut_down: fn(Pin<&mut C>),
@@ -133,7 +150,7 @@ pin_project! {
     }
 }
 
-impl<C: Future> WatchedConnection<C> {
+impl<C: Future, T> WatchedConnection<C, T> {
     /// Watches `connection`, whose requests report to `activity`: it is
     /// closed when no request head completes for `timeout` while nothing
     /// runs, and shut down gracefully once `stop` is given.
@@ -141,7 +158,7 @@ impl<C: Future> WatchedConnection<C> {
     /// `graceful_shutdown`).
     pub(crate) fn new(
         connection: C,
-        activity: Arc<Activity>,
+        activity: Arc<Activity<T>>,
         timeout: Duration,
         stop: Arc<ConnectionStop>,
         shut_down: fn(Pin<&mut C>),
@@ -152,6 +169,7 @@ impl<C: Future> WatchedConnection<C> {
             timer: tokio::time::sleep_until(activity.opened + timeout),
             stop,
             activity,
+            ended_when_armed: 0,
             timeout,
             shut_down,
             phase: Phase::Serving,
@@ -160,7 +178,7 @@ impl<C: Future> WatchedConnection<C> {
     }
 }
 
-impl<C: Future> Future for WatchedConnection<C> {
+impl<C: Future, T> Future for WatchedConnection<C, T> {
     type Output = Option<C::Output>;
 
     /// The connection's own end, or `None` when it was dropped for idling
@@ -198,20 +216,18 @@ impl<C: Future> Future for WatchedConnection<C> {
                 Phase::Closing => return Poll::Ready(None),
                 Phase::Serving => {}
             }
-            let now = Instant::now();
-            let next = match this.activity.idle_since() {
-                None => now + *this.timeout,
-                Some(since) if now.saturating_duration_since(since) < *this.timeout => {
-                    since + *this.timeout
-                }
-                Some(_) => {
+            match this.activity.ended_while_idle() {
+                Some(ended) if ended == *this.ended_when_armed => {
                     tracing::debug!("closing a connection that sent no request in time");
                     *this.phase = Phase::Closing;
                     (this.shut_down)(this.connection.as_mut());
-                    now + *this.timeout
                 }
-            };
-            this.timer.as_mut().reset(next);
+                // A request runs, or one ended within the timeout: the
+                // connection gets another timeout from now.
+                Some(ended) => *this.ended_when_armed = ended,
+                None => {}
+            }
+            this.timer.as_mut().reset(Instant::now() + *this.timeout);
             // The timer must be polled again to be armed.
             *this.registered = None;
         }
@@ -256,10 +272,26 @@ mod tests {
         (connection, flag)
     }
 
+    #[test]
+    fn requests_running_and_ended_are_counted_apart() {
+        let activity = Activity::new("shared");
+        assert_eq!(activity.ended_while_idle(), Some(0));
+        let first = activity.request();
+        let second = activity.request();
+        assert_eq!(*first.shared(), "shared");
+        assert_eq!(activity.ended_while_idle(), None);
+        drop(first);
+        assert_eq!(activity.ended_while_idle(), None, "one still runs");
+        drop(second);
+        assert_eq!(activity.ended_while_idle(), Some(2));
+        drop(activity.request());
+        assert_eq!(activity.ended_while_idle(), Some(3));
+    }
+
     #[tokio::test(start_paused = true)]
     async fn an_idle_connection_is_closed_after_the_timeout() {
         let (connection, shut_down) = idle(false);
-        let activity = Activity::new();
+        let activity = Activity::new(());
         let start = Instant::now();
         let watched = WatchedConnection::new(
             connection,
@@ -276,7 +308,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn a_request_in_flight_or_just_ended_keeps_it_open() {
         let (connection, shut_down) = idle(false);
-        let activity = Activity::new();
+        let activity = Activity::new(());
         let start = Instant::now();
         let watched = tokio::spawn(WatchedConnection::new(
             connection,
@@ -291,7 +323,8 @@ mod tests {
         tokio::time::sleep(Duration::from_secs(30)).await;
         assert!(!shut_down.load(Ordering::SeqCst), "a request runs");
         drop(request);
-        // Idle from t=50s: closed at t=80s, not before.
+        // Idle from t=50s: not closed before t=80s (it is at t=90s, the
+        // first timer that finds no request since the one before).
         tokio::time::sleep(Duration::from_secs(29)).await;
         assert!(!shut_down.load(Ordering::SeqCst), "idle for only 29s");
         assert_eq!(watched.await.unwrap(), Some("closed"));
@@ -304,7 +337,7 @@ mod tests {
         let start = Instant::now();
         let watched = WatchedConnection::new(
             connection,
-            Activity::new(),
+            Activity::new(()),
             Duration::from_secs(10),
             ConnectionStop::new(),
             shut_down_idle,
@@ -320,7 +353,7 @@ mod tests {
         let stop = ConnectionStop::new();
         let watched = tokio::spawn(WatchedConnection::new(
             connection,
-            Activity::new(),
+            Activity::new(()),
             Duration::from_secs(3600),
             Arc::clone(&stop),
             shut_down_idle,

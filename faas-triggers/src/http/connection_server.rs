@@ -6,9 +6,9 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use faas_core::Dispatcher;
+use hyper::server::conn::{http1, http2};
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use hyper_util::server::conn::auto;
 use tokio::net::TcpStream;
 use tokio_util::task::TaskTracker;
 
@@ -50,7 +50,9 @@ use crate::Result;
 /// ```
 pub struct ConnectionServer {
     server: Arc<Server>,
-    builder: auto::Builder<TokioExecutor>,
+    http1: http1::Builder,
+    /// `None` when h2c is off.
+    http2: Option<http2::Builder<TokioExecutor>>,
     connections: TaskTracker,
     stop: Arc<ConnectionStop>,
     header_read_timeout: Duration,
@@ -95,7 +97,8 @@ impl ConnectionServer {
         );
         ConnectionServer {
             server: Arc::new(Server::new(decoder, dispatcher, queue)),
-            builder: connection_builder(config),
+            http1: http1_builder(),
+            http2: config.http2().then(http2_builder),
             connections: TaskTracker::new(),
             stop: ConnectionStop::new(),
             header_read_timeout: config.header_read_timeout(),
@@ -111,34 +114,47 @@ impl ConnectionServer {
             return false;
         }
         let _ = stream.set_nodelay(true);
-        let server = Arc::clone(&self.server);
-        let activity = Activity::new();
+        let activity = Activity::new(Arc::clone(&self.server));
         let requests = Arc::clone(&activity);
         let service = service_fn(move |request| {
-            let server = Arc::clone(&server);
-            let request_guard = requests.request();
+            let running = requests.request();
             async move {
-                let reply = server.handle(request).await;
-                drop(request_guard);
+                let reply = running.shared().handle(request).await;
+                drop(running);
                 Ok::<_, Infallible>(reply)
             }
         });
-        let connection = self
-            .builder
-            .serve_connection(TokioIo::new(stream), service)
-            .into_owned();
-        let connection = WatchedConnection::new(
-            connection,
-            activity,
-            self.header_read_timeout,
-            Arc::clone(&self.stop),
-            |connection| connection.graceful_shutdown(),
-        );
+        let stop = Arc::clone(&self.stop);
+        let timeout = self.header_read_timeout;
+        let Some(http2) = self.http2.clone() else {
+            let connection = self.http1.serve_connection(TokioIo::new(stream), service);
+            self.connections
+                .spawn(watch(connection, activity, timeout, stop, |c| {
+                    c.graceful_shutdown();
+                }));
+            return true;
+        };
+        let http1 = self.http1.clone();
         self.connections.spawn(async move {
-            match connection.await {
-                Some(Ok(())) => {}
-                Some(Err(error)) => tracing::debug!(%error, "connection ended with an error"),
-                None => tracing::debug!("connection dropped: it did not close when asked"),
+            // The first bytes tell the protocol; a client that sends none
+            // within the header read timeout, or a server that drains
+            // meanwhile, has its connection closed.
+            let preface = tokio::select! {
+                biased;
+                () = stop.token().cancelled() => return,
+                preface = tokio::time::timeout(timeout, starts_with_http2_preface(&stream)) => preface,
+            };
+            match preface {
+                Ok(Ok(false)) => {
+                    let connection = http1.serve_connection(TokioIo::new(stream), service);
+                    watch(connection, activity, timeout, stop, |c| c.graceful_shutdown()).await;
+                }
+                Ok(Ok(true)) => {
+                    let connection = http2.serve_connection(TokioIo::new(stream), service);
+                    watch(connection, activity, timeout, stop, |c| c.graceful_shutdown()).await;
+                }
+                Ok(Err(error)) => tracing::debug!(%error, "connection failed before its first request"),
+                Err(_elapsed) => tracing::debug!("closing a connection that sent nothing in time"),
             }
         });
         true
@@ -173,25 +189,75 @@ impl ConnectionServer {
     }
 }
 
-fn connection_builder(config: &HttpTriggerConfig) -> auto::Builder<TokioExecutor> {
-    let mut builder = auto::Builder::new(TokioExecutor::new());
-    // The header read timeout is the connection's watch, not hyper's timer
-    // per request (see `connection`). Answers are written from one buffer
-    // (`writev(false)`): a function's answer is mostly a few hundred bytes,
-    // and copying it behind the head costs less than hyper's queue of
-    // buffers for a vectored write (about 460 instructions a request, counted
-    // with callgrind; see BENCHMARKS.md); a large body is copied once more,
-    // which is small beside sending it.
+/// Serves `connection` under watch (see `connection`) until it ends.
+async fn watch<C, E>(
+    connection: C,
+    activity: Arc<Activity<Arc<Server>>>,
+    timeout: Duration,
+    stop: Arc<ConnectionStop>,
+    shut_down: fn(std::pin::Pin<&mut C>),
+) where
+    C: Future<Output = Result<(), E>>,
+    E: std::fmt::Display,
+{
+    match WatchedConnection::new(connection, activity, timeout, stop, shut_down).await {
+        Some(Ok(())) => {}
+        Some(Err(error)) => tracing::debug!(%error, "connection ended with an error"),
+        None => tracing::debug!("connection dropped: it did not close when asked"),
+    }
+}
+
+/// What a client speaking HTTP/2 with prior knowledge sends first (RFC 9113, 3.4).
+const HTTP2_PREFACE: &[u8; 24] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+
+/// Whether the client's first bytes are the HTTP/2 preface, looked at without
+/// taking them from the socket.
+///
+/// Peeked rather than read: a connection then goes to hyper's HTTP/1 or
+/// HTTP/2 server as it is, where reading the first bytes would put a replay
+/// buffer in front of every later read of the connection (hyper-util's
+/// `auto` server does so; with it a request cost about 120 instructions
+/// more, counted with callgrind). An HTTP/1 request differs from the
+/// preface by its second byte at the latest; a client that stops inside
+/// the preface is looked at again every millisecond, since bytes left in
+/// the socket keep it readable.
+async fn starts_with_http2_preface(stream: &TcpStream) -> std::io::Result<bool> {
+    let mut first = [0u8; HTTP2_PREFACE.len()];
+    loop {
+        let n = stream.peek(&mut first).await?;
+        if n == 0 || first[..n] != HTTP2_PREFACE[..n] {
+            // Closed (hyper sees the end) or not the preface.
+            return Ok(false);
+        }
+        if n == HTTP2_PREFACE.len() {
+            return Ok(true);
+        }
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+}
+
+/// How HTTP/1 connections are served.
+///
+/// The header read timeout is the connection's watch, not hyper's timer per
+/// request (see `connection`). Answers are written from one buffer
+/// (`writev(false)`): a function's answer is mostly a few hundred bytes,
+/// and copying it behind the head costs less than hyper's queue of buffers
+/// for a vectored write (about 460 instructions a request, counted with
+/// callgrind; see BENCHMARKS.md); a large body is copied once more, which is
+/// small beside sending it.
+fn http1_builder() -> http1::Builder {
+    let mut builder = http1::Builder::new();
     builder
-        .http1()
         .timer(TokioTimer::new())
         .header_read_timeout(None)
         .keep_alive(true)
         .writev(false);
-    builder.http2().timer(TokioTimer::new());
-    if config.http2() {
-        builder
-    } else {
-        builder.http1_only()
-    }
+    builder
+}
+
+/// How h2c connections are served.
+fn http2_builder() -> http2::Builder<TokioExecutor> {
+    let mut builder = http2::Builder::new(TokioExecutor::new());
+    builder.timer(TokioTimer::new());
+    builder
 }

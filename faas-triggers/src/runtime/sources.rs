@@ -181,7 +181,14 @@ fn kube_checkpoint(setting: &str, function: &str) -> Result<crate::kube::Checkpo
     CheckpointStore::parse(ENV_KUBE_CHECKPOINT, setting)
 }
 
-#[cfg(test)]
+// The tests build every event source.
+#[cfg(all(
+    test,
+    feature = "nats",
+    feature = "redis",
+    feature = "postgres",
+    feature = "storage"
+))]
 mod tests {
     use faas_core::{FunctionDefinition, LocalExecutor};
 
@@ -264,6 +271,7 @@ mod tests {
         );
     }
 
+    #[cfg(feature = "kube")]
     #[test]
     fn kube_checkpoints_are_one_per_function() {
         use crate::kube::CheckpointStore;

@@ -70,6 +70,7 @@ pub(crate) async fn build_launch(
     };
     Ok(PodLaunch::new(pod_key(pod), containers)
         .with_volumes(volumes)
+        .with_fs_group(fs_group(pod))
         .with_init_containers(init_containers)
         .with_host_identity(hostname(pod), hosts_file(pod, pod_ip))
         .with_labels(pod.metadata.labels.clone().unwrap_or_default())
@@ -94,6 +95,7 @@ pub(crate) async fn build_volumes(
     let volumes = resolve_volumes(&ctx, source).await?;
     Ok(PodLaunch::new(pod_key(pod), Vec::new())
         .with_volumes(volumes)
+        .with_fs_group(fs_group(pod))
         .with_labels(pod.metadata.labels.clone().unwrap_or_default())
         .with_annotations(pod.metadata.annotations.clone().unwrap_or_default()))
 }
@@ -129,11 +131,33 @@ async fn container_launch(
         own.and_then(|c| c.run_as_group),
         pod_context.and_then(|c| c.run_as_group),
     );
+    // fsGroup first, then supplementalGroups, as the kubelet gives them.
+    let groups = fs_group(ctx.pod)
+        .into_iter()
+        .chain(
+            pod_context
+                .and_then(|c| c.supplemental_groups.as_ref())
+                .into_iter()
+                .flatten()
+                .filter_map(|g| u32::try_from(*g).ok()),
+        )
+        .fold(Vec::new(), |mut groups, g| {
+            if !groups.contains(&g) {
+                groups.push(g);
+            }
+            groups
+        });
     Ok(
         ContainerLaunch::new(&container.name, container.image.clone().unwrap_or_default())
             .with_identity(user, group)
+            .with_supplemental_groups(groups)
             .with_resources(container_resources(container))
             .with_sidecar(container.restart_policy.as_deref() == Some("Always"))
+            .with_stdin(
+                container.stdin == Some(true),
+                container.stdin_once == Some(true),
+            )
+            .with_tty(container.tty == Some(true))
             .with_command(command)
             .with_args(args)
             .with_env(env)
@@ -161,6 +185,12 @@ async fn container_launch(
                     .collect(),
             ),
     )
+}
+
+/// The pod's `securityContext.fsGroup`.
+fn fs_group(pod: &Pod) -> Option<u32> {
+    let context = pod.spec.as_ref()?.security_context.as_ref()?;
+    u32::try_from(context.fs_group?).ok()
 }
 
 /// The container's CPU and memory requests and limits in plain units (a quantity that does not

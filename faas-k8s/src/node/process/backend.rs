@@ -2,25 +2,28 @@
 
 use std::io;
 use std::net::{IpAddr, Ipv4Addr};
-use std::os::unix::process::ExitStatusExt;
 use std::path::PathBuf;
-use std::process::Stdio;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use async_trait::async_trait;
 use nix::sys::signal::Signal;
+use tokio::io::AsyncWrite;
 use tokio_util::sync::CancellationToken;
 
 use super::adopt::adopt;
 use super::cgroup::{CgroupSupport, PodLimits, default_parent};
 use super::config::{ProcessBackendConfig, ShutdownPolicy};
+use super::exec::CgroupEntry;
 use super::group::signal_group;
+use super::identity;
 use super::isolate;
 use super::log::read::read_log;
 use super::pod::{Container, Pod, RecordGuard};
 use super::run::Runner;
-use super::spawn::{command, network_of, resolve_spec};
+use super::spawn::{network_of, resolve_spec};
 use super::state::{BindMount, StateDir};
 use crate::node::backend::{
     BackendError, Capacity, ContainerUsage, LogOptions, LogStream, PodBackend, PodEvents, PodKey,
@@ -28,7 +31,7 @@ use crate::node::backend::{
 };
 use crate::node::container_status::ContainerStatusCell;
 use crate::node::events::EventHub;
-use crate::node::exec::{ExecRequest, ExecSession};
+use crate::node::exec::{AttachInput, ExecRequest, ExecSession};
 use crate::node::lock;
 use crate::node::pod_table::{PodRuntime, PodTable, RuntimePod};
 
@@ -77,8 +80,20 @@ use crate::node::pod_table::{PodRuntime, PodTable, RuntimePod};
 ///   The cgroups go with the pod; those left without a record by an earlier node process go when
 ///   the backend starts. Where the node cannot (not root, no controller) nothing is enforced and
 ///   [`unenforced_limits`](PodBackend::unenforced_limits) says why.
-/// - **Not enforced**: `securityContext` beyond `runAsUser`/`runAsGroup` (capabilities, ...),
-///   images' file systems (the image names an executable on the node).
+/// - **Identity** (the node runs as root): a container's processes, and every command run in it,
+///   run as its `runAsUser`/`runAsGroup` with the pod's `fsGroup` and `supplementalGroups` as
+///   supplementary groups (set by `setpriv`, see the `identity` module's notes), and the pod's
+///   volumes belong to its `fsGroup` as a kubelet leaves them. Not as root, a container that asks
+///   for another user or group is refused, and
+///   [`unapplied_groups`](PodBackend::unapplied_groups) says why groups are not given.
+/// - **Input**: a container started with `stdin: true` reads a pipe the node keeps open; attach
+///   sessions ([`attach_input`](PodBackend::attach_input)) write to it, and with `stdinOnce` the
+///   first session's end closes it. Others read `/dev/null`.
+/// - **Commands run in a container** (`exec`, exec probes and hooks) run as the container's
+///   runtime runs them: its environment, identity, cgroup and namespaces.
+/// - **Not enforced**: `securityContext` beyond the identity above (capabilities, ...), images'
+///   file systems (the image names an executable on the node). A container asking for a
+///   terminal (`tty: true`) is refused: the backend gives containers none.
 ///
 /// ```no_run
 /// use faas_k8s::node::{ContainerLaunch, PodBackend, PodKey, PodLaunch};
@@ -113,6 +128,8 @@ struct Inner {
     isolated: bool,
     /// Whether limits are enforced, and how.
     cgroups: CgroupSupport,
+    /// Why containers cannot get an identity of their own (user, groups), if they cannot.
+    identity_unavailable: Option<String>,
 }
 
 impl ProcessBackend {
@@ -179,7 +196,22 @@ impl ProcessBackend {
                 table,
                 isolated: isolate::available(),
                 cgroups,
+                identity_unavailable: identity::unavailable(),
             }),
+        })
+    }
+
+    /// How a command run in `container` gets into its cgroup, when it has one; every command
+    /// gets a gate pipe of its own.
+    fn cgroup_entry(&self, key: &PodKey, container: &Container) -> Option<CgroupEntry> {
+        static NEXT_COMMAND: AtomicU64 = AtomicU64::new(0);
+        let runner = self.inner.table.runtime();
+        let cgroups = runner.cgroups.as_ref().filter(|_| container.spec.cgroup)?;
+        let n = NEXT_COMMAND.fetch_add(1, Ordering::Relaxed);
+        let gate = runner.state.gate_path(key, &container.name);
+        Some(CgroupEntry {
+            placement: cgroups.placement(&key.uid, &container.name),
+            gate_fifo: PathBuf::from(format!("{}.exec-{n}", gate.display())),
         })
     }
 
@@ -268,6 +300,10 @@ impl PodBackend for ProcessBackend {
         self.inner.capacity.clone()
     }
 
+    fn unapplied_groups(&self) -> Option<String> {
+        self.inner.identity_unavailable.clone()
+    }
+
     fn unenforced_limits(&self) -> Option<String> {
         match &self.inner.cgroups {
             CgroupSupport::Enforced(_) => None,
@@ -279,6 +315,43 @@ impl PodBackend for ProcessBackend {
         let inner = &self.inner;
         if let Ok(pod) = inner.table.pod(&launch.key) {
             return Ok(pod.status());
+        }
+        if let Some(c) = launch
+            .init_containers
+            .iter()
+            .chain(&launch.containers)
+            .find(|c| c.tty)
+        {
+            // Never started half-configured: a program that asked for a terminal behaves
+            // differently without one.
+            return Err(BackendError::Unsupported(format!(
+                "container {:?} sets tty: true, but the process backend runs containers without a \
+                 terminal (drop tty: for kubectl attach -i set stdin: true; kubectl exec -t gives \
+                 a terminal)",
+                c.name
+            )));
+        }
+        if let Some(reason) = &inner.identity_unavailable {
+            let (own_user, own_group) = (
+                nix::unistd::geteuid().as_raw(),
+                nix::unistd::getegid().as_raw(),
+            );
+            if let Some(c) = launch
+                .init_containers
+                .iter()
+                .chain(&launch.containers)
+                .find(|c| {
+                    c.run_as_user.is_some_and(|u| u != own_user)
+                        || c.run_as_group.is_some_and(|g| g != own_group)
+                })
+            {
+                // Never started as someone else than asked.
+                return Err(BackendError::Unsupported(format!(
+                    "container {:?} asks to run as user {:?} and group {:?}, which this node \
+                     cannot do: {reason}",
+                    c.name, c.run_as_user, c.run_as_group
+                )));
+            }
         }
         let executables = launch
             .init_containers
@@ -319,7 +392,11 @@ impl PodBackend for ProcessBackend {
         }
         let volume_dirs = if mounts_volumes {
             std::fs::create_dir_all(&run_dir)?;
-            isolate::write_volumes(&state.volumes_dir(&launch.key), &launch.volumes)?
+            isolate::write_volumes(
+                &state.volumes_dir(&launch.key),
+                &launch.volumes,
+                launch.fs_group,
+            )?
         } else {
             Vec::new()
         };
@@ -401,6 +478,13 @@ impl PodBackend for ProcessBackend {
                                 spec.termination_message_path = None;
                             }
                             spec.cgroup = cgroups.is_some();
+                            if inner.identity_unavailable.is_some() {
+                                // What is left is the node's own identity (checked above), or
+                                // groups the node says it does not apply.
+                                spec.run_as_user = None;
+                                spec.run_as_group = None;
+                                spec.supplemental_groups.clear();
+                            }
                             Container::new(spec, ContainerStatusCell::new(c.name.clone()))
                         })
                         .collect();
@@ -432,7 +516,7 @@ impl PodBackend for ProcessBackend {
             .any(|c| !c.spec.mounts.is_empty());
         if mounted && !pod.volumes.is_empty() {
             let dir = self.inner.table.runtime().state.volumes_dir(&pod.key);
-            isolate::write_volumes(&dir, &pod.volumes)?;
+            isolate::write_volumes(&dir, &pod.volumes, pod.fs_group)?;
         }
         Ok(())
     }
@@ -500,32 +584,27 @@ impl PodBackend for ProcessBackend {
 
     async fn exec(&self, key: &PodKey, name: &str, argv: Vec<String>) -> Result<i32, BackendError> {
         let (_pod, container) = self.inner.table.container(key, name)?;
-        let Some((program, args)) = argv.split_first() else {
+        if argv.is_empty() {
             return Err(io::Error::new(io::ErrorKind::InvalidInput, "exec needs a command").into());
+        }
+        let pid = {
+            let runtime = lock(&container.runtime);
+            if !runtime.status.is_running() {
+                return Err(io::Error::other(format!(
+                    "container {name:?} of {key} is not running"
+                ))
+                .into());
+            }
+            runtime.process.map(|p| p.pid)
         };
-        if !lock(&container.runtime).status.is_running() {
-            return Err(
-                io::Error::other(format!("container {name:?} of {key} is not running")).into(),
-            );
-        }
-        let mut exec = command(&container.spec, program.as_ref(), args);
-        exec.stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .kill_on_drop(true);
         let network = network_of(&self.inner.table.runtime().network, &container.spec);
-        let started = network.spawn(exec).await;
-        let status = match started {
-            Ok(mut child) => child.wait().await,
-            Err(err) => Err(err),
-        }
-        .map_err(|source| BackendError::Start {
-            container: name.to_owned(),
-            source,
-        })?;
-        Ok(status
-            .code()
-            .or_else(|| status.signal().map(|s| 128 + s))
-            .unwrap_or(-1))
+        let cgroup = self.cgroup_entry(key, &container);
+        super::exec::run(network, &container.spec, pid, cgroup, &argv)
+            .await
+            .map_err(|source| BackendError::Start {
+                container: name.to_owned(),
+                source,
+            })
     }
 
     async fn exec_session(
@@ -546,12 +625,41 @@ impl PodBackend for ProcessBackend {
             runtime.process.map(|p| p.pid)
         };
         let network = network_of(&self.inner.table.runtime().network, &container.spec);
-        super::exec::start(network, &container.spec, pid, request)
+        let cgroup = self.cgroup_entry(key, &container);
+        super::exec::start(network, &container.spec, pid, cgroup, request)
             .await
             .map_err(|source| BackendError::Start {
                 container: name.to_owned(),
                 source,
             })
+    }
+
+    async fn attach_input(&self, key: &PodKey, name: &str) -> Result<AttachInput, BackendError> {
+        let (_pod, container) = self.inner.table.container(key, name)?;
+        if !container.spec.stdin {
+            return Err(BackendError::Unsupported(format!(
+                "container {name:?} of pod {}/{} was not started with stdin: true, so it has no \
+                 input to attach to (set stdin: true in its spec, or attach without -i)",
+                key.namespace, key.name
+            )));
+        }
+        let stdin = {
+            let runtime = lock(&container.runtime);
+            if !runtime.status.is_running() {
+                return Err(BackendError::Unsupported(format!(
+                    "container {name:?} of pod {}/{} is not running",
+                    key.namespace, key.name
+                )));
+            }
+            runtime.stdin.clone()
+        };
+        let Some(stdin) = stdin else {
+            return Ok(AttachInput::new(None, container.spec.stdin_once));
+        };
+        let session = stdin
+            .session()?
+            .map(|s| Box::pin(s) as Pin<Box<dyn AsyncWrite + Send>>);
+        Ok(AttachInput::new(session, stdin.once()))
     }
 
     fn events(&self) -> PodEvents {

@@ -120,10 +120,13 @@ fn apply(plan: &Plan) -> io::Result<()> {
 }
 
 /// Writes the pod's volumes under `dir` (an `emptyDir` of `medium: Memory` gets a tmpfs) and
-/// returns each volume's directory by name.
+/// returns each volume's directory by name. With `fs_group` the volumes belong to that group as
+/// a kubelet sets them: an `emptyDir` becomes group-writable with the set-group-ID bit (what a
+/// container creates in it gets the group too), the files of the others group-readable.
 pub(crate) fn write_volumes(
     dir: &Path,
     volumes: &[VolumeLaunch],
+    fs_group: Option<u32>,
 ) -> io::Result<Vec<(String, PathBuf)>> {
     use std::os::unix::fs::PermissionsExt;
     let mut out = Vec::new();
@@ -141,28 +144,61 @@ pub(crate) fn write_volumes(
             )
             .map_err(io::Error::from)?;
         }
-        if let Some(files) = &volume.files {
-            let mut written = std::collections::HashSet::new();
-            for file in files {
-                let path = inside(&root, &file.path)?;
-                if let Some(parent) = path.parent() {
-                    std::fs::create_dir_all(parent)?;
-                }
-                // Replaced whole, so a reader sees the old content or the new, never half.
-                let tmp = path.with_file_name(format!(
-                    ".{}.tmp",
-                    path.file_name().and_then(|n| n.to_str()).unwrap_or("file")
-                ));
-                std::fs::write(&tmp, &file.content)?;
-                std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(file.mode))?;
-                std::fs::rename(&tmp, &path)?;
-                written.insert(path);
+        let Some(files) = &volume.files else {
+            if let Some(group) = fs_group {
+                give_group(&root, group, WRITABLE_DIR_MODE)?;
             }
-            remove_others(&root, &written)?;
+            out.push((volume.name.clone(), root));
+            continue;
+        };
+        if let Some(group) = fs_group {
+            give_group(&root, group, READABLE_DIR_MODE)?;
         }
+        let mut written = std::collections::HashSet::new();
+        for file in files {
+            let path = inside(&root, &file.path)?;
+            if let Some(parent) = path.parent() {
+                std::fs::create_dir_all(parent)?;
+                if let Some(group) = fs_group {
+                    for dir in parent.ancestors().take_while(|d| d.starts_with(&root)) {
+                        give_group(dir, group, READABLE_DIR_MODE)?;
+                    }
+                }
+            }
+            // Replaced whole, so a reader sees the old content or the new, never half.
+            let tmp = path.with_file_name(format!(
+                ".{}.tmp",
+                path.file_name().and_then(|n| n.to_str()).unwrap_or("file")
+            ));
+            std::fs::write(&tmp, &file.content)?;
+            std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(file.mode))?;
+            if let Some(group) = fs_group {
+                give_group(&tmp, group, READABLE_FILE_MODE)?;
+            }
+            std::fs::rename(&tmp, &path)?;
+            written.insert(path);
+        }
+        remove_others(&root, &written)?;
         out.push((volume.name.clone(), root));
     }
     Ok(out)
+}
+
+/// What a kubelet adds to a writable volume's directory for its `fsGroup`: group read, write
+/// and search, and the set-group-ID bit.
+const WRITABLE_DIR_MODE: u32 = 0o2770;
+/// ...to a read-only volume's directories: group read and search, set-group-ID.
+const READABLE_DIR_MODE: u32 = 0o2550;
+/// ...to a read-only volume's files: group read.
+const READABLE_FILE_MODE: u32 = 0o440;
+
+/// Makes `group` the group of `path` and adds `mode` to its permissions.
+fn give_group(path: &Path, group: u32, mode: u32) -> io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    nix::unistd::chown(path, None, Some(nix::unistd::Gid::from_raw(group)))
+        .map_err(io::Error::from)?;
+    let current = std::fs::metadata(path)?.permissions().mode() & 0o7777;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(current | mode))
 }
 
 /// Removes the files under `dir` that are not in `keep` (keys gone from a ConfigMap, say).

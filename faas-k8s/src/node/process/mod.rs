@@ -10,6 +10,7 @@ mod cgroup;
 mod config;
 mod exec;
 mod group;
+mod identity;
 mod image_map;
 mod inspect;
 mod isolate;
@@ -18,6 +19,7 @@ mod pod;
 mod run;
 mod spawn;
 mod state;
+mod stdin;
 
 pub use backend::ProcessBackend;
 pub use config::{ProcessBackendConfig, ShutdownPolicy};

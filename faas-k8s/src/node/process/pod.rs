@@ -1,12 +1,13 @@
 //! A pod as the process backend holds it in the [pod table](crate::node::pod_table): its
 //! containers, their status and the processes that run them.
 
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use tokio::sync::watch;
 
 use super::log::file::LogProgress;
 use super::state::{ContainerRecord, PodRecord, ProcessIdentity, ProcessSpec};
+use super::stdin::ContainerStdin;
 use crate::node::container_status::ContainerStatusCell;
 use crate::node::lock;
 use crate::node::pod_table::{TableContainer, TablePod};
@@ -36,6 +37,8 @@ pub(crate) struct ContainerRuntime {
     pub(crate) exited: Option<watch::Receiver<bool>>,
     /// Progress of the latest run's log, for followers.
     pub(crate) log: Option<watch::Receiver<LogProgress>>,
+    /// The input pipe of the current run (`stdin: true`).
+    pub(crate) stdin: Option<Arc<ContainerStdin>>,
 }
 
 impl Pod {
@@ -82,6 +85,7 @@ impl Container {
                 process: None,
                 exited: None,
                 log: None,
+                stdin: None,
             }),
         }
     }

@@ -30,6 +30,7 @@ use super::log::pump;
 use super::pod::{Container, Pod};
 use super::spawn::{CgroupTarget, spawn};
 use super::state::{ProcessIdentity, StateDir};
+use super::stdin::ContainerStdin;
 use crate::node::container_status::Exit;
 use crate::node::events::EventHub;
 use crate::node::lock;
@@ -128,14 +129,25 @@ impl Runner {
             placement: c.placement(&pod.key.uid, &container.name),
             gate_fifo: &gate_fifo,
         });
+        let (stdin, stdin_reader) = if container.spec.stdin {
+            let (stdin, reader) = ContainerStdin::open(
+                &self.state.stdin_path(&pod.key, &container.name),
+                container.spec.stdin_once,
+            )?;
+            (Some(Arc::new(stdin)), Some(reader))
+        } else {
+            (None, None)
+        };
         let spawned = spawn(
             &self.network,
             &container.spec,
             &fifo,
             &termination_file,
             target,
+            stdin_reader,
         )
         .await?;
+        lock(&container.runtime).stdin = stdin;
         tracing::debug!(pod = %pod.key, container = %container.name, pid = spawned.identity.pid, "started");
         self.watch(
             pod,
@@ -172,6 +184,11 @@ impl Runner {
         let oom_kills_before = self
             .cgroups_of(container)
             .map(|c| c.oom_kills(&pod.key.uid, &container.name));
+        if container.spec.stdin {
+            let fifo = self.state.stdin_path(&pod.key, &container.name);
+            let stdin = ContainerStdin::reopen(&fifo, container.spec.stdin_once);
+            lock(&container.runtime).stdin = Some(Arc::new(stdin));
+        }
         let extras = RunExtras {
             log,
             output,
@@ -248,6 +265,7 @@ impl Runner {
                 if runtime.process == Some(identity) {
                     runtime.status.exited(exit);
                     runtime.process = None;
+                    runtime.stdin = None;
                 }
             }
             runner.persist(&pod);

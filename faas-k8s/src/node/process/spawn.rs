@@ -2,8 +2,9 @@
 //!
 //! The process gets a process group of its own (so that stopping it reaches everything it
 //! started), a clean environment (the backend's base environment, the container's, then
-//! `POD_IP` and `HOSTNAME`), `/dev/null` as stdin, and the named pipe its log pump reads as stdout
-//! and stderr.
+//! `POD_IP` and `HOSTNAME`), its identity (see [`identity`]), `/dev/null` as stdin (or its input
+//! pipe with `stdin: true`, see [`stdin`](super::stdin)), and the named pipe its log pump reads
+//! as stdout and stderr.
 
 use std::io;
 use std::net::Ipv4Addr;
@@ -15,6 +16,7 @@ use tokio::net::unix::pipe;
 use tokio::process::{Child, Command};
 
 use super::cgroup::{Gate, Placement};
+use super::identity;
 use super::inspect;
 use super::isolate;
 use super::log::pump;
@@ -68,8 +70,11 @@ pub(crate) fn resolve_spec(
         mounts: Vec::new(),
         run_as_user: launch.run_as_user,
         run_as_group: launch.run_as_group,
+        supplemental_groups: launch.supplemental_groups.clone(),
         cgroup: false,
         sidecar: launch.sidecar,
+        stdin: launch.stdin,
+        stdin_once: launch.stdin_once,
     }
 }
 
@@ -85,9 +90,10 @@ pub(crate) fn network_of<'a>(pod_network: &'a PodNetwork, spec: &ProcessSpec) ->
     }
 }
 
-/// A command with the container's program, arguments, environment and working directory (started
-/// in the pod network with [`PodNetwork::spawn`]).
+/// A command with the container's program, arguments, environment, working directory and
+/// identity (see [`identity`]; started in the pod network with [`PodNetwork::spawn`]).
 pub(crate) fn command(spec: &ProcessSpec, program: &Path, args: &[String]) -> Command {
+    let (program, args) = identity::wrap(spec, program, args);
     let mut command = Command::new(program);
     command
         .args(args)
@@ -95,13 +101,6 @@ pub(crate) fn command(spec: &ProcessSpec, program: &Path, args: &[String]) -> Co
         .envs(spec.env.iter().map(|(k, v)| (k, v)))
         .current_dir(&spec.working_dir)
         .stdin(Stdio::null());
-    // A group without a user keeps the node's user, as a runtime does.
-    if let Some(group) = spec.run_as_group {
-        command.gid(group);
-    }
-    if let Some(user) = spec.run_as_user {
-        command.uid(user);
-    }
     command
 }
 
@@ -123,13 +122,15 @@ pub(crate) struct CgroupTarget<'a> {
     pub(crate) gate_fifo: &'a Path,
 }
 
-/// Starts the container's process with its output going to the named pipe at `fifo`.
+/// Starts the container's process with its output going to the named pipe at `fifo`, reading
+/// `stdin` (or an empty input).
 pub(crate) async fn spawn(
     network: &PodNetwork,
     spec: &ProcessSpec,
     fifo: &Path,
     termination_file: &Path,
     cgroup: Option<CgroupTarget<'_>>,
+    stdin: Option<std::fs::File>,
 ) -> io::Result<Spawned> {
     pump::ensure_fifo(fifo)?;
     // Opened for reading and writing: the process then always holds a reader of its own output
@@ -151,6 +152,9 @@ pub(crate) async fn spawn(
         }
         _ => command(spec, &spec.program, &spec.args),
     };
+    if let Some(stdin) = stdin {
+        command.stdin(Stdio::from(stdin));
+    }
     command
         .stdout(Stdio::from(output_end.try_clone()?))
         .stderr(Stdio::from(output_end))
@@ -195,7 +199,7 @@ pub(crate) async fn spawn(
 }
 
 /// Both preludes, in order, on the thread that starts the process.
-fn chain(first: Option<Prelude>, second: Option<Prelude>) -> Option<Prelude> {
+pub(crate) fn chain(first: Option<Prelude>, second: Option<Prelude>) -> Option<Prelude> {
     match (first, second) {
         (Some(first), Some(second)) => Some(Box::new(move || {
             first()?;

@@ -6,6 +6,7 @@
 //! pods/<pod>.json                       the pod's record (mode 0600: it holds the environment)
 //! run/<pod>/                            the pod's default working directory
 //! run/<pod>/.<container>.out            the named pipe a container's stdout and stderr write to
+//! run/<pod>/.<container>.in             the named pipe it reads as stdin (`stdin: true`)
 //! logs/<pod>/<container>/<run>.log      the log of a container's run (`.log.1`: rotated part)
 //! ```
 //!
@@ -82,12 +83,21 @@ pub(crate) struct ProcessSpec {
     pub(crate) run_as_user: Option<u32>,
     #[serde(default)]
     pub(crate) run_as_group: Option<u32>,
+    /// Its supplementary groups (`fsGroup`, then `supplementalGroups`).
+    #[serde(default)]
+    pub(crate) supplemental_groups: Vec<u32>,
     /// Runs in a cgroup of its own (`<parent>/pod<uid>/<container>`), limited to its resources.
     #[serde(default)]
     pub(crate) cgroup: bool,
     /// A sidecar init container: stopped after the containers.
     #[serde(default)]
     pub(crate) sidecar: bool,
+    /// Its standard input is a pipe attach sessions write to (`stdin: true`).
+    #[serde(default)]
+    pub(crate) stdin: bool,
+    /// That input is closed after the first session that sent input (`stdinOnce`).
+    #[serde(default)]
+    pub(crate) stdin_once: bool,
 }
 
 /// A node-side path bound at a path the container sees.
@@ -164,6 +174,11 @@ impl StateDir {
     pub(crate) fn gate_path(&self, key: &PodKey, container: &str) -> PathBuf {
         self.run_dir(key)
             .join(format!(".{}.gate", escape(container)))
+    }
+
+    /// The named pipe a container started with `stdin: true` reads as its standard input.
+    pub(crate) fn stdin_path(&self, key: &PodKey, container: &str) -> PathBuf {
+        self.run_dir(key).join(format!(".{}.in", escape(container)))
     }
 
     pub(crate) fn fifo_path(&self, key: &PodKey, container: &str) -> PathBuf {
@@ -309,8 +324,11 @@ mod tests {
                     mounts: Vec::new(),
                     run_as_user: None,
                     run_as_group: None,
+                    supplemental_groups: Vec::new(),
                     cgroup: false,
                     sidecar: false,
+                    stdin: false,
+                    stdin_once: false,
                 },
                 status: ContainerStatusCell::new("main"),
                 process: None,

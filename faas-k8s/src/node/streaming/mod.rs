@@ -199,22 +199,43 @@ pub(crate) fn remote_command(
         let ended = connection.ended();
         let outcome = match session {
             Session::Exec(command) => {
+                let size = match options.tty {
+                    true => Some(
+                        streams
+                            .first_terminal_size()
+                            .await
+                            .unwrap_or(DEFAULT_TERMINAL),
+                    ),
+                    false => None,
+                };
                 let exec = ExecRequest::new(command)
                     .with_stdin(options.stdin)
-                    .with_tty(options.tty.then_some(DEFAULT_TERMINAL));
+                    .with_tty(size);
                 match backend.exec_session(&key, &container, exec).await {
                     Ok(started) => remote_command::run_exec(&mut streams, started, ended).await,
                     Err(e) => Outcome::Failed(refusal(&key, &container, &e)),
                 }
             }
             Session::Attach => {
+                // From now on: by the lines' time, not by where the log ends when the reader
+                // first looks (input sent meanwhile may already have been answered).
                 let follow = LogOptions {
                     follow: true,
-                    tail_lines: Some(0),
+                    since: Some(std::time::SystemTime::now()),
                     ..LogOptions::default()
                 };
-                match backend.logs(&key, &container, follow).await {
-                    Ok(logs) => remote_command::run_attach(&mut streams, logs, ended).await,
+                let connected = async {
+                    let input = match options.stdin {
+                        true => Some(backend.attach_input(&key, &container).await?),
+                        false => None,
+                    };
+                    let logs = backend.logs(&key, &container, follow).await?;
+                    Ok::<_, BackendError>((logs, input))
+                };
+                match connected.await {
+                    Ok((logs, input)) => {
+                        remote_command::run_attach(&mut streams, logs, input, ended).await
+                    }
                     Err(e) => Outcome::Failed(refusal(&key, &container, &e)),
                 }
             }

@@ -7,6 +7,10 @@
 //! starts; when it ends the node reports how on the `error` stream: with `v4`, a `Status` whose
 //! `NonZeroExitCode` cause carries the exit code (what `kubectl exec` exits with); before `v4`,
 //! a message.
+//!
+//! An attach session shows what the container prints from then on (read from its log); with
+//! `input` asked for, what the client sends goes to the container's input
+//! ([`PodBackend::attach_input`](crate::node::PodBackend::attach_input)).
 
 use std::time::Duration;
 
@@ -16,7 +20,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::task::JoinHandle;
 
 use super::spdy::{SpdyConnection, SpdyStream, StreamWriter};
-use crate::node::exec::{ExecSession, TerminalSize};
+use crate::node::exec::{AttachInput, ExecSession, TerminalSize};
 
 /// The remote command protocols served, newest first.
 pub(crate) const PROTOCOLS: [&str; 3] = [
@@ -75,6 +79,9 @@ pub(crate) struct Streams {
     stdout: Option<SpdyStream>,
     stderr: Option<SpdyStream>,
     resize: Option<SpdyStream>,
+    /// Resize bytes read before the session started (see
+    /// [`first_terminal_size`](Self::first_terminal_size)).
+    resize_pending: Vec<u8>,
 }
 
 impl Streams {
@@ -216,6 +223,32 @@ fn pump_output(
     })
 }
 
+/// How long a terminal session waits for the client's first size before it starts the command
+/// at the default size (kubectl sends its size as soon as the streams are open).
+const FIRST_SIZE_WAIT: Duration = Duration::from_secs(2);
+
+impl Streams {
+    /// The size the client's terminal has: the first message of its resize stream (waited for
+    /// up to [`FIRST_SIZE_WAIT`]), so that a command that reads its terminal's size at once sees
+    /// the client's, not the default. Bytes after it stay for the session.
+    pub(crate) async fn first_terminal_size(&mut self) -> Option<TerminalSize> {
+        let stream = self.resize.as_mut()?;
+        let first = async {
+            loop {
+                let data = stream.incoming.recv().await?;
+                self.resize_pending.extend_from_slice(&data);
+                if let Some(size) = resize_messages(&mut self.resize_pending).pop() {
+                    return Some(size);
+                }
+            }
+        };
+        tokio::time::timeout(FIRST_SIZE_WAIT, first)
+            .await
+            .ok()
+            .flatten()
+    }
+}
+
 /// Reads the `{"Width":..,"Height":..}` objects of a resize stream.
 pub(crate) fn resize_messages(buffer: &mut Vec<u8>) -> Vec<TerminalSize> {
     let mut sizes = Vec::new();
@@ -274,8 +307,8 @@ pub(crate) async fn run_exec(
     }
     if let (Some(resize_stream), Some(resize)) = (streams.resize.as_mut(), resize) {
         let mut input = resize_stream.take_incoming();
+        let mut buffer = std::mem::take(&mut streams.resize_pending);
         tasks.push(tokio::spawn(async move {
-            let mut buffer = Vec::new();
             while let Some(data) = input.recv().await {
                 buffer.extend_from_slice(&data);
                 for size in resize_messages(&mut buffer) {
@@ -313,16 +346,36 @@ pub(crate) async fn run_exec(
 }
 
 /// Streams a container's output from now on to the client until the container ends or the
-/// client goes away (`kubectl attach`); input the client sends is read and dropped, since the
-/// node starts containers with an empty stdin.
+/// client goes away (`kubectl attach`). With `input` (`kubectl attach -i` into a container started
+/// with `stdin: true`) what the client sends goes to the container's input; when the client's
+/// input ends, a `stdinOnce` container's input is closed and its output still shown until it
+/// ends, otherwise the session ends there (the container's input stays open for the next one).
+/// Without `input`, what the client sends is read and dropped.
 pub(crate) async fn run_attach(
     streams: &mut Streams,
     logs: crate::node::backend::LogStream,
+    input: Option<AttachInput>,
     ended: tokio_util::sync::CancellationToken,
 ) -> Outcome {
+    let (input_done_tx, input_done) = tokio::sync::oneshot::channel::<()>();
+    let ends_session = input.as_ref().is_some_and(|i| !i.stdin_once);
+    let mut input_task = None;
     if let Some(stdin) = streams.stdin.as_mut() {
-        let mut input = stdin.take_incoming();
-        tokio::spawn(async move { while input.recv().await.is_some() {} });
+        let mut incoming = stdin.take_incoming();
+        let mut to = input.and_then(|i| i.stdin);
+        input_task = Some(tokio::spawn(async move {
+            while let Some(data) = incoming.recv().await {
+                if let Some(writer) = to.as_mut()
+                    && (writer.write_all(&data).await.is_err() || writer.flush().await.is_err())
+                {
+                    // The container no longer reads (it ended): the rest is dropped.
+                    to = None;
+                }
+            }
+            // Detaching: with stdinOnce this closes the container's input.
+            drop(to);
+            let _ = input_done_tx.send(());
+        }));
     }
     let to = streams
         .stdout
@@ -347,10 +400,22 @@ pub(crate) async fn run_attach(
         }
         Outcome::Exited(0)
     };
-    tokio::select! {
+    let input_ended = async {
+        if ends_session && input_done.await.is_ok() {
+            return;
+        }
+        std::future::pending::<()>().await;
+    };
+    let outcome = tokio::select! {
         outcome = copy => outcome,
+        () = input_ended => Outcome::Exited(0),
         () = ended.cancelled() => Outcome::Exited(0),
+    };
+    // The session is over: its write end goes (closing a stdinOnce container's input).
+    if let Some(task) = input_task {
+        task.abort();
     }
+    outcome
 }
 
 /// The protocol both sides speak: the first of the client's offers that the node serves.

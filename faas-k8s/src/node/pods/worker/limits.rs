@@ -2,7 +2,8 @@
 //! enforce them ([`PodBackend::unenforced_limits`](crate::node::PodBackend::unenforced_limits):
 //! the node does not run as root, the machine offers no cgroup controller, the function backend
 //! runs pods in-process), a pod that sets CPU or memory limits gets a Warning Event
-//! (`LimitsNotEnforced`) when it starts, naming its containers and the reason.
+//! (`LimitsNotEnforced`) when it starts, naming its containers and the reason. Likewise a pod
+//! whose `fsGroup` or `supplementalGroups` the backend does not apply (`GroupsNotApplied`).
 
 use k8s_openapi::api::core::v1::Pod;
 use kube::Resource;
@@ -40,20 +41,48 @@ pub(crate) async fn warn_unenforced(ctx: &PodContext, pod: &Pod, reason: Option<
         return;
     }
     let node = &ctx.config.name;
+    let note = format!(
+        "virtual node {node} does not enforce CPU or memory limits ({reason}): containers {} run without them",
+        containers.join(", ")
+    );
+    publish_warning(ctx, pod, "LimitsNotEnforced", note).await;
+}
+
+/// Publishes a Warning for `pod` when it sets `fsGroup` or `supplementalGroups` and the backend
+/// does not apply them ([`PodBackend::unapplied_groups`](crate::node::PodBackend::unapplied_groups)).
+pub(crate) async fn warn_unapplied_groups(ctx: &PodContext, pod: &Pod) {
+    let context = pod.spec.as_ref().and_then(|s| s.security_context.as_ref());
+    let fs_group = context.and_then(|c| c.fs_group);
+    let supplemental = context
+        .and_then(|c| c.supplemental_groups.as_ref())
+        .filter(|g| !g.is_empty());
+    if fs_group.is_none() && supplemental.is_none() {
+        return;
+    }
+    let Some(reason) = ctx.backend.unapplied_groups() else {
+        return;
+    };
+    let node = &ctx.config.name;
+    let note = format!(
+        "virtual node {node} does not apply fsGroup or supplementalGroups ({reason}): the \
+         containers run without these groups and the volumes keep their owner"
+    );
+    publish_warning(ctx, pod, "GroupsNotApplied", note).await;
+}
+
+/// Publishes a Warning Event about `pod`; a failure to publish is logged only.
+async fn publish_warning(ctx: &PodContext, pod: &Pod, reason: &str, note: String) {
     let recorder = Recorder::new(
         ctx.client.clone(),
         Reporter {
             controller: "faas-vnode".to_owned(),
-            instance: Some(node.to_owned()),
+            instance: Some(ctx.config.name.clone()),
         },
     );
     let event = Event {
         type_: EventType::Warning,
-        reason: "LimitsNotEnforced".to_owned(),
-        note: Some(format!(
-            "virtual node {node} does not enforce CPU or memory limits ({reason}): containers {} run without them",
-            containers.join(", ")
-        )),
+        reason: reason.to_owned(),
+        note: Some(note),
         action: "Start".to_owned(),
         secondary: None,
     };

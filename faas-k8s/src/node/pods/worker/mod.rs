@@ -508,7 +508,9 @@ impl Worker {
             Ok(status) => {
                 tracing::info!(pod = %self.key, ip = ?status.pod_ip, "pod started");
                 let unenforced = self.ctx.backend.unenforced_limits();
-                limits::warn_unenforced(&self.ctx, &self.pod.to_pod(), unenforced).await;
+                let pod = self.pod.to_pod();
+                limits::warn_unenforced(&self.ctx, &pod, unenforced).await;
+                limits::warn_unapplied_groups(&self.ctx, &pod).await;
                 self.runtime = Some(status);
                 self.runtime_dirty = true;
                 self.blocked = None;
