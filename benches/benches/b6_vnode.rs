@@ -19,7 +19,9 @@
 //!    1000) and 32 sync workers, `nodeName` preset.
 //!
 //! Each node runs as its own process; its resident memory (VmRSS) is read
-//! when it is Ready with no pod and again with N pods Running.
+//! when it is Ready with no pod and again with N pods Running. Its anonymous
+//! part (RssAnon) is reported too: VmRSS also grows by the pages of the
+//! program's code that the first pods run for the first time, once.
 //!
 //! faas-vnode also reports its live heap (counted by its allocator, see
 //! `faas_benches::b6::heap`): the pods' own state, without what the allocator
@@ -74,6 +76,9 @@ struct NodeRun {
     preset: Batch,
     scheduled: Option<Batch>,
     bytes_per_pod: f64,
+    /// Of that growth, the anonymous part (RssAnon: heap, stacks), without the pages of the
+    /// program's code run for the first time.
+    anonymous_per_pod: f64,
     /// Live heap growth per pod, for a node that reports its heap.
     heap_per_pod: Option<f64>,
 }
@@ -90,7 +95,8 @@ async fn measure(
 ) -> NodeRun {
     let run_id = std::process::id();
     node.wait_ready(client).await;
-    let idle = node.rss_bytes();
+    let idle_parts = node.rss();
+    let idle = idle_parts.total;
     let idle_heap = node.heap_bytes().await;
     let ns = format!("b6-{label}-{run_id}");
     let preset = run_batch(
@@ -101,9 +107,18 @@ async fn measure(
         Placement::Node(node.name()),
     )
     .await;
-    let loaded = node.rss_bytes();
+    let loaded_parts = node.rss();
+    let loaded = loaded_parts.total;
     let loaded_heap = node.heap_bytes().await;
     let bytes_per_pod = loaded.saturating_sub(idle) as f64 / count as f64;
+    #[cfg(feature = "dhat-heap")]
+    if node.reports_heap() {
+        let profile = node.dump_heap_profile().await;
+        eprintln!(
+            "{label}: heap profile with {count} pods in {}",
+            profile.display()
+        );
+    }
     let heap_per_pod = idle_heap
         .zip(loaded_heap)
         .map(|(idle, loaded)| loaded.saturating_sub(idle) as f64 / count as f64);
@@ -123,6 +138,13 @@ async fn measure(
         idle / 1024,
         loaded / 1024,
         bytes_per_pod
+    );
+    let per_pod = |idle: u64, loaded: u64| loaded.saturating_sub(idle) as f64 / count as f64;
+    let anonymous_per_pod = per_pod(idle_parts.anonymous, loaded_parts.anonymous);
+    eprintln!(
+        "{label}: of the RSS growth per pod, {anonymous_per_pod:.0} bytes anonymous (heap, \
+         stacks), {:.0} bytes file-backed (code run for the first time)",
+        per_pod(idle_parts.file, loaded_parts.file),
     );
     delete_namespace(client, &ns).await;
     let scheduled = if scheduled {
@@ -149,6 +171,7 @@ async fn measure(
         preset,
         scheduled,
         bytes_per_pod,
+        anonymous_per_pod,
         heap_per_pod,
     }
 }
@@ -273,6 +296,13 @@ async fn main() {
             faas.bytes_per_pod,
             TARGET_BYTES_PER_POD,
             "VmRSS growth of faas-vnode (function backend) / pods".to_owned(),
+        ),
+        (
+            "node anonymous memory per pod (bytes), vs the 16 KiB target",
+            faas.anonymous_per_pod,
+            TARGET_BYTES_PER_POD,
+            "RssAnon growth of faas-vnode / pods: VmRSS without the code pages first run"
+                .to_owned(),
         ),
         (
             "node live heap per pod (bytes), vs the 16 KiB target",

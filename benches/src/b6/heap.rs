@@ -16,7 +16,7 @@ use std::alloc::System;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use stats_alloc::StatsAlloc;
+use stats_alloc::{Stats, StatsAlloc};
 
 /// The environment variable naming the file `b6-node` reports its live heap to.
 pub const HEAP_FILE_ENV: &str = "B6_HEAP_FILE";
@@ -26,11 +26,18 @@ pub const REPORT_INTERVAL: Duration = Duration::from_millis(500);
 
 /// The bytes allocated and not yet freed through `allocator`.
 pub fn live_bytes(allocator: &StatsAlloc<System>) -> u64 {
-    let stats = allocator.stats();
-    let allocated = i128::try_from(stats.bytes_allocated).unwrap_or(i128::MAX)
-        + i128::try_from(stats.bytes_reallocated).unwrap_or(0);
-    let freed = i128::try_from(stats.bytes_deallocated).unwrap_or(0);
-    u64::try_from((allocated - freed).max(0)).unwrap_or(u64::MAX)
+    live_bytes_of(&allocator.stats())
+}
+
+/// The bytes allocated and not yet freed, from an allocator's counters.
+///
+/// `stats_alloc` already adds what a `realloc` grows by to `bytes_allocated`
+/// (and what it shrinks by to `bytes_deallocated`); `bytes_reallocated` is
+/// the same growth again, so it is not added.
+pub fn live_bytes_of(stats: &Stats) -> u64 {
+    let allocated = u128::try_from(stats.bytes_allocated).unwrap_or(u128::MAX);
+    let freed = u128::try_from(stats.bytes_deallocated).unwrap_or(0);
+    u64::try_from(allocated.saturating_sub(freed)).unwrap_or(u64::MAX)
 }
 
 /// Writes the live heap of `allocator` to `path` every [`REPORT_INTERVAL`],
@@ -75,6 +82,21 @@ pub async fn fresh_report(path: &Path) -> Option<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn growth_by_realloc_is_counted_once() {
+        // 100 bytes allocated, grown to 150 by a realloc, 30 freed: `stats_alloc` counts the
+        // growth in both `bytes_allocated` and `bytes_reallocated`.
+        let stats = Stats {
+            allocations: 2,
+            deallocations: 1,
+            reallocations: 1,
+            bytes_allocated: 180,
+            bytes_deallocated: 30,
+            bytes_reallocated: 50,
+        };
+        assert_eq!(live_bytes_of(&stats), 150);
+    }
 
     #[tokio::test]
     async fn a_report_is_read_back_once_written() {

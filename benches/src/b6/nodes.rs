@@ -35,6 +35,17 @@ impl PeerLimits {
     };
 }
 
+/// A process's resident memory and its parts, in bytes.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Rss {
+    /// VmRSS: everything resident.
+    pub total: u64,
+    /// RssAnon: the heap, stacks and other private memory.
+    pub anonymous: u64,
+    /// RssFile: pages of mapped files, mostly the program's own code as it is first run.
+    pub file: u64,
+}
+
 /// A node agent running as a child process, with the Node it registered.
 #[derive(Debug)]
 pub struct NodeProcess {
@@ -66,6 +77,8 @@ impl NodeProcess {
         .arg("--state-dir")
         .arg(&state)
         .env(super::heap::HEAP_FILE_ENV, state.join("heap"));
+        #[cfg(feature = "dhat-heap")]
+        cmd.env("B6_DHAT_FILE", heap_profile_path());
         Self::spawn(cmd, name, state)
     }
 
@@ -189,24 +202,71 @@ impl NodeProcess {
         tokio::time::sleep(Duration::from_secs(2)).await;
     }
 
+    /// Whether the process reports its heap (faas-vnode does, virtual-kubelet
+    /// does not).
+    pub fn reports_heap(&self) -> bool {
+        self.state.join("heap").exists()
+    }
+
     /// The live heap the process reported after this call (faas-vnode only:
     /// virtual-kubelet does not report one).
     pub async fn heap_bytes(&self) -> Option<u64> {
-        let path = self.state.join("heap");
-        if !path.exists() {
+        if !self.reports_heap() {
             return None;
         }
+        let path = self.state.join("heap");
         super::heap::fresh_report(&path).await
+    }
+
+    /// Has `b6-node` (built with the `dhat-heap` feature) write its heap
+    /// profile now, and waits for it: the blocks live at this moment, by
+    /// allocation site. Returns where it is.
+    ///
+    /// # Panics
+    ///
+    /// When the signal cannot be sent or no profile is written within ten
+    /// minutes (writing one of a large heap takes a while).
+    #[cfg(feature = "dhat-heap")]
+    pub async fn dump_heap_profile(&self) -> PathBuf {
+        let path = heap_profile_path();
+        let _ = std::fs::remove_file(&path);
+        let pid = nix::unistd::Pid::from_raw(i32::try_from(self.pid).expect("a pid"));
+        nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGUSR1).expect("signal the node");
+        let deadline = Instant::now() + Duration::from_secs(600);
+        let mut last_len = None;
+        loop {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            // Written in one go at the end: done once its size stops changing.
+            let len = std::fs::metadata(&path).map(|m| m.len()).ok();
+            if len.is_some() && len == last_len {
+                return path;
+            }
+            last_len = len;
+            assert!(
+                Instant::now() < deadline,
+                "no heap profile at {}",
+                path.display()
+            );
+        }
     }
 
     /// The process's resident memory (VmRSS), in bytes.
     pub fn rss_bytes(&self) -> u64 {
-        i32::try_from(self.pid)
+        self.rss().total
+    }
+
+    /// The process's resident memory, in bytes, and its parts.
+    pub fn rss(&self) -> Rss {
+        let status = i32::try_from(self.pid)
             .ok()
             .and_then(|pid| procfs::process::Process::new(pid).ok())
-            .and_then(|process| process.status().ok())
-            .and_then(|status| status.vmrss)
-            .map_or(0, |kb| kb * 1024)
+            .and_then(|process| process.status().ok());
+        let bytes = |kb: Option<u64>| kb.map_or(0, |kb| kb * 1024);
+        Rss {
+            total: bytes(status.as_ref().and_then(|s| s.vmrss)),
+            anonymous: bytes(status.as_ref().and_then(|s| s.rssanon)),
+            file: bytes(status.as_ref().and_then(|s| s.rssfile)),
+        }
     }
 
     /// Stops the process (SIGTERM, then kill after 30 s), deletes its Node and
@@ -228,4 +288,14 @@ impl NodeProcess {
         let _ = nodes.delete(&self.name, &DeleteParams::default()).await;
         let _ = std::fs::remove_dir_all(&self.state);
     }
+}
+
+/// Where `b6-node` built with `dhat-heap` writes its profile: `B6_DHAT_FILE`,
+/// else `b6-dhat-heap.json` in the temporary directory.
+#[cfg(feature = "dhat-heap")]
+pub fn heap_profile_path() -> PathBuf {
+    std::env::var_os("B6_DHAT_FILE").map_or_else(
+        || std::env::temp_dir().join("b6-dhat-heap.json"),
+        PathBuf::from,
+    )
 }

@@ -4,6 +4,11 @@
 //!
 //! Its allocator counts the live heap; with `B6_HEAP_FILE` set, the figure is
 //! written to that file twice a second for the bench to read.
+//!
+//! Built with the `dhat-heap` feature, it profiles its heap instead and writes
+//! the profile (to `B6_DHAT_FILE`, default `dhat-heap.json`) on SIGUSR1, so
+//! the bench can take it while the pods run: the live blocks at that moment,
+//! by allocation site, are what the pods hold.
 
 use std::alloc::System;
 use std::process::ExitCode;
@@ -29,10 +34,27 @@ async fn echo(body: Bytes) -> Bytes {
     body
 }
 
+/// Profiles the heap from now on and writes the profile when SIGUSR1 comes.
+#[cfg(feature = "dhat-heap")]
+fn profile_until_sigusr1() {
+    let file = std::env::var_os("B6_DHAT_FILE").unwrap_or_else(|| "dhat-heap.json".into());
+    // Async code nests deeply: keep enough frames to see whose future allocated.
+    let profiler = dhat::Profiler::builder()
+        .file_name(std::path::PathBuf::from(file))
+        .trim_backtraces(Some(40))
+        .build();
+    let mut signal = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::user_defined1())
+        .expect("a SIGUSR1 handler");
+    tokio::spawn(async move {
+        signal.recv().await;
+        drop(profiler);
+    });
+}
+
 #[tokio::main]
 async fn main() -> ExitCode {
     #[cfg(feature = "dhat-heap")]
-    let _profiler = dhat::Profiler::new_heap();
+    profile_until_sigusr1();
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()

@@ -135,6 +135,17 @@ pub struct VnodeArgs {
     /// How often the Lease is renewed.
     #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
     pub lease_renew: Duration,
+    /// How many requests to the API server the pod workers have in flight at once (status
+    /// writes, deletions, Events); the others wait their turn. Each one in flight holds an HTTP
+    /// connection and its buffers: fewer save memory after a burst of pods, more may start a
+    /// burst faster on an API server that keeps up.
+    #[arg(
+        long,
+        env = "FAAS_VNODE_MAX_API_REQUESTS",
+        default_value_t = crate::node::DEFAULT_MAX_API_REQUESTS as u32,
+        value_parser = clap::value_parser!(u32).range(1..)
+    )]
+    pub max_api_requests: u32,
 }
 
 /// The pod network the arguments ask for, with the pod range (as given and parsed).
@@ -217,6 +228,7 @@ pub async fn run_with_functions(
         .restart_backoff(args.restart_backoff, args.restart_backoff_max)
         .lease_duration(args.lease_duration)
         .lease_renew_interval(args.lease_renew)
+        .max_api_requests(args.max_api_requests as usize)
         .taints(if args.provider_taint.is_empty() {
             Vec::new()
         } else {
@@ -305,6 +317,21 @@ mod tests {
 
     fn args(extra: &[&str]) -> VnodeArgs {
         VnodeArgs::parse_from(["faas-vnode"].iter().chain(extra))
+    }
+
+    #[test]
+    fn the_api_request_cap_comes_from_its_flag_or_its_variable_and_is_at_least_one() {
+        assert_eq!(
+            args(&[]).max_api_requests as usize,
+            crate::node::DEFAULT_MAX_API_REQUESTS
+        );
+        assert_eq!(args(&["--max-api-requests", "8"]).max_api_requests, 8);
+        let zero = VnodeArgs::try_parse_from(["faas-vnode", "--max-api-requests", "0"])
+            .expect_err("zero requests in flight would stop every pod");
+        assert!(zero.to_string().contains("--max-api-requests"), "{zero}");
+        let text = VnodeArgs::try_parse_from(["faas-vnode", "--max-api-requests", "many"])
+            .expect_err("not a number");
+        assert!(text.to_string().contains("many"), "{text}");
     }
 
     #[test]

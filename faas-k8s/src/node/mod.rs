@@ -12,6 +12,12 @@
 //! stops what no Pod owns. When one of its tasks dies the node stops and reports itself not
 //! ready rather than stay Ready running nothing.
 //!
+//! The pod workers' requests to the API server (status writes, deletions, Events) are capped,
+//! [`DEFAULT_MAX_API_REQUESTS`] in flight by default
+//! ([`NodeConfigBuilder::max_api_requests`]; `faas-vnode --max-api-requests`, or the
+//! `FAAS_VNODE_MAX_API_REQUESTS` variable): a burst of pods bound at once then holds that many
+//! connections and their buffers, not one per pod.
+//!
 //! Backends: [`process::ProcessBackend`] runs each container as an OS process on an address of
 //! its own; [`function::FunctionBackend`] serves, in-process, the registered function a pod's image
 //! names.

@@ -66,7 +66,13 @@ impl<C: TableContainer, D> TablePod<C, D> {
         Self {
             key,
             ip,
-            containers: containers.into_iter().map(Arc::new).collect(),
+            // Not `collect()`: it would reuse the buffer of `containers`, sized for the
+            // containers themselves, for the pointers, and keep it as long as the pod.
+            containers: {
+                let mut shared = Vec::with_capacity(containers.len());
+                shared.extend(containers.into_iter().map(Arc::new));
+                shared
+            },
             data,
             host_network: false,
             deleting: AtomicBool::new(false),

@@ -20,7 +20,7 @@ use super::kubelet_api::KubeletApi;
 use super::kubelet_auth::Authorizer;
 use super::lease::keep_lease;
 use super::pods::worker::PodContext;
-use super::pods::{PodRegistry, run_pods};
+use super::pods::{PodRegistry, SharedPodParts, run_pods};
 use super::registration::{keep_status, register, report_not_ready};
 use crate::error::{Error, Result};
 
@@ -216,6 +216,7 @@ impl VirtualNode {
             allocatable: capacity,
             services,
             api_requests: tokio::sync::Semaphore::new(config.max_api_requests()),
+            shared: SharedPodParts::default(),
         });
         tasks.spawn("pods", run_pods(ctx, registry, shutdown.clone()));
 

@@ -52,8 +52,9 @@ struct Runtime {
 struct Serving {
     listening: Listening,
     started_at: SystemTime,
-    /// Turns `true` once the run's end is recorded.
-    done: watch::Sender<bool>,
+    /// Turns `true` once the run's end is recorded; made for the first reader (a log followed
+    /// to the run's end), as most runs have none.
+    done: Option<watch::Sender<bool>>,
 }
 
 /// What the servers of every pod share.
@@ -96,10 +97,11 @@ impl FunctionContainer {
 
     /// Whether a run is serving now, and a receiver that turns `true` when it ends.
     pub(crate) fn run_end(&self) -> Option<watch::Receiver<bool>> {
-        lock(&self.runtime)
-            .serving
-            .as_ref()
-            .map(|s| s.done.subscribe())
+        lock(&self.runtime).serving.as_mut().map(|s| {
+            s.done
+                .get_or_insert_with(|| watch::Sender::new(false))
+                .subscribe()
+        })
     }
 
     /// Binds `<pod ip>:<port>` and starts serving the function there.
@@ -133,7 +135,7 @@ impl FunctionContainer {
             runtime.serving = Some(Serving {
                 listening,
                 started_at,
-                done: watch::Sender::new(false),
+                done: None,
             });
         }
         pod.data.push(
@@ -182,8 +184,8 @@ impl FunctionContainer {
             runtime.status.exited(exit);
             runtime.serving.take()
         };
-        if let Some(serving) = serving {
-            serving.done.send_replace(true);
+        if let Some(done) = serving.and_then(|s| s.done) {
+            done.send_replace(true);
         }
         context.events.notify(&pod.key);
     }

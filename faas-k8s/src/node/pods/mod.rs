@@ -6,7 +6,9 @@
 //! no longer has are stopped, and so is every backend pod no Pod owns: after a restart of the node
 //! or of the API server nothing is orphaned and nothing runs twice.
 
+mod inbox;
 pub(crate) mod launch;
+mod record;
 pub(crate) mod state;
 pub(crate) mod status;
 pub(crate) mod worker;
@@ -25,17 +27,20 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use super::backend::PodKey;
+use inbox::{InboxSender, WorkerMsg, inbox};
 use launch::pod_key;
-use worker::{PodContext, Worker, WorkerMsg};
+pub(crate) use record::SharedPodParts;
+use worker::{PodContext, Worker};
 
 /// Backend pods no Pod owns get this long to stop.
 const ORPHAN_GRACE: Duration = Duration::from_secs(2);
 /// On shutdown, workers busy with the API server or the backend get this long to finish.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 
-/// The pods the node currently handles, by namespace and name (for the kubelet API).
+/// The pods the node currently handles: the uid of each, by namespace and name (for the kubelet
+/// API).
 #[derive(Clone, Debug, Default)]
-pub(crate) struct PodRegistry(Arc<RwLock<HashMap<(String, String), PodKey>>>);
+pub(crate) struct PodRegistry(Arc<RwLock<HashMap<(String, String), String>>>);
 
 impl PodRegistry {
     pub(crate) fn lookup(&self, namespace: &str, name: &str) -> Option<PodKey> {
@@ -43,7 +48,7 @@ impl PodRegistry {
             .read()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .get(&(namespace.to_owned(), name.to_owned()))
-            .cloned()
+            .map(|uid| PodKey::new(namespace, name, uid.as_str()))
     }
 
     /// Every pod the node handles.
@@ -51,8 +56,8 @@ impl PodRegistry {
         self.0
             .read()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .values()
-            .cloned()
+            .iter()
+            .map(|((namespace, name), uid)| PodKey::new(namespace, name, uid.as_str()))
             .collect()
     }
 
@@ -60,7 +65,7 @@ impl PodRegistry {
         self.0
             .write()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .insert((key.namespace.clone(), key.name.clone()), key.clone());
+            .insert((key.namespace.clone(), key.name.clone()), key.uid.clone());
     }
 
     fn remove(&self, key: &PodKey) {
@@ -69,9 +74,17 @@ impl PodRegistry {
             .write()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         let slot = (key.namespace.clone(), key.name.clone());
-        if map.get(&slot).is_some_and(|k| k.uid == key.uid) {
+        if map.get(&slot).is_some_and(|uid| *uid == key.uid) {
             map.remove(&slot);
         }
+    }
+
+    /// Forgets every pod.
+    fn clear(&self) {
+        self.0
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clear();
     }
 }
 
@@ -102,9 +115,9 @@ pub(crate) fn trim(pod: &mut Pod, mounts_volumes: bool) {
     }
 }
 
+/// The watcher's side of a worker, by the pod's uid (the worker keeps the pod's key).
 struct WorkerHandle {
-    key: PodKey,
-    tx: mpsc::UnboundedSender<WorkerMsg>,
+    tx: InboxSender,
 }
 
 /// Watches the node's pods and runs one worker per pod until `shutdown`.
@@ -201,10 +214,9 @@ pub(crate) async fn run_pods(
         }
     }
 
-    // Closing the channels tells every worker to stop; running pods are left running.
-    for handle in workers.values() {
-        registry.remove(&handle.key);
-    }
+    // Closing the inboxes tells every worker to stop; running pods are left running. The
+    // registry holds exactly the workers' pods.
+    registry.clear();
     drop(workers);
     let drained = tokio::time::timeout(SHUTDOWN_GRACE, async {
         while tasks.join_next().await.is_some() {}
@@ -236,16 +248,15 @@ fn dispatch(
     {
         return;
     }
-    let (tx, rx) = mpsc::unbounded_channel();
+    let (tx, rx) = inbox();
     registry.insert(&key);
     let worker = Box::new(Worker::new(ctx.clone(), pod));
     let done_tx = done_tx.clone();
-    let done_key = key.clone();
     tasks.spawn(async move {
-        worker.run(rx).await;
-        let _ = done_tx.send(done_key);
+        let key = worker.run(rx).await;
+        let _ = done_tx.send(key);
     });
-    workers.insert(key.uid.clone(), WorkerHandle { key, tx });
+    workers.insert(key.uid, WorkerHandle { tx });
 }
 
 #[cfg(test)]

@@ -4,7 +4,6 @@
 //! result or a timer (a restart back-off or a retry that is due), does what the state machine says,
 //! and writes the pod's status when it differs from what the API server has.
 
-use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -22,7 +21,9 @@ use super::super::backend::{
 use super::super::backoff::RestartBackoff;
 use super::super::config::NodeConfig;
 use super::super::probe::{ProbeReport, ProbeTarget, ProbeUpdate, probe_container};
+use super::inbox::{Inbox, WorkerMsg};
 use super::launch::{build_launch, build_volumes, pod_key};
+use super::record::{PodRecord, SharedPodParts};
 mod limits;
 mod report;
 mod terminate;
@@ -43,6 +44,8 @@ pub(crate) struct PodContext {
     pub(crate) services: Store<Service>,
     /// Bounds the workers' requests in flight ([`NodeConfig::max_api_requests`]).
     pub(crate) api_requests: Semaphore,
+    /// What the pods share: specs, labels and annotations, each kept once.
+    pub(crate) shared: SharedPodParts,
 }
 
 impl PodContext {
@@ -59,17 +62,6 @@ impl PodContext {
 
 /// How long a pod waits for the first listing of Services before its start is retried.
 const SERVICES_WAIT: Duration = Duration::from_secs(10);
-
-/// What a worker is told.
-#[derive(Debug)]
-pub(crate) enum WorkerMsg {
-    /// A new version of the pod.
-    Pod(Box<Pod>),
-    /// The pod object is gone from the API server.
-    Gone,
-    /// The backend reports a change.
-    Runtime,
-}
 
 /// When the API server cannot be reached, status writes are retried this often.
 const STATUS_RETRY: Duration = Duration::from_secs(2);
@@ -106,15 +98,38 @@ impl ContainerTrack {
     }
 }
 
+/// The containers' tracks, in spec order: a pod has a few, so a slice searched by name (a map's
+/// node is sized for eleven).
+#[derive(Debug)]
+struct Tracks(Box<[(String, ContainerTrack)]>);
+
+impl Tracks {
+    fn get(&self, name: &str) -> Option<&ContainerTrack> {
+        self.0.iter().find(|(n, _)| n == name).map(|(_, t)| t)
+    }
+
+    fn get_mut(&mut self, name: &str) -> Option<&mut ContainerTrack> {
+        self.0.iter_mut().find(|(n, _)| n == name).map(|(_, t)| t)
+    }
+
+    fn values(&self) -> impl Iterator<Item = &ContainerTrack> {
+        self.0.iter().map(|(_, t)| t)
+    }
+
+    fn values_mut(&mut self) -> impl Iterator<Item = &mut ContainerTrack> {
+        self.0.iter_mut().map(|(_, t)| t)
+    }
+}
+
 pub(crate) struct Worker {
     ctx: Arc<PodContext>,
     key: PodKey,
-    pod: Pod,
+    pod: PodRecord,
     stage: Stage,
     policy: RestartPolicy,
     runtime: Option<PodRuntimeStatus>,
     runtime_dirty: bool,
-    tracks: BTreeMap<String, ContainerTrack>,
+    tracks: Tracks,
     /// Why the pod cannot start (waiting reason and message), when it cannot.
     blocked: Option<(String, String)>,
     retry_at: Option<Instant>,
@@ -199,8 +214,10 @@ impl Worker {
                     },
                 )
             })
-            .collect();
+            .collect::<Vec<_>>()
+            .into_boxed_slice();
         let retry = ctx.config.config_retry_interval;
+        let pod = PodRecord::new(pod, &ctx.shared);
         Self {
             ctx,
             key,
@@ -209,7 +226,7 @@ impl Worker {
             policy,
             runtime: None,
             runtime_dirty: true,
-            tracks,
+            tracks: Tracks(tracks),
             blocked: None,
             retry_at: None,
             status_retry_at: None,
@@ -229,12 +246,13 @@ impl Worker {
         Api::namespaced(self.ctx.client.clone(), &self.key.namespace)
     }
 
-    /// Runs until the pod is gone and stopped, or until the node shuts down (`rx` closes).
+    /// Runs until the pod is gone and stopped, or until the node shuts down (`rx` closes), and
+    /// returns the pod's key (the worker's own: its task keeps no copy of it).
     ///
     /// The worker stays where it was boxed: its task holds a pointer to it, not a copy of it
     /// (the task's future would otherwise keep room for the worker twice, before and after it
     /// moves into this call).
-    pub(crate) async fn run(mut self: Box<Self>, mut rx: mpsc::UnboundedReceiver<WorkerMsg>) {
+    pub(crate) async fn run(mut self: Box<Self>, mut rx: Inbox) -> PodKey {
         loop {
             // Boxed, like every large step below: the task keeps only what an idle worker needs,
             // not room for the deepest call it may make.
@@ -251,29 +269,28 @@ impl Worker {
                 Some(report) = self.probe_reports.next() => Box::pin(self.handle_probe(report)).await,
                 () = sleep_until(deadline) => {}
             }
-            while let Ok(msg) = rx.try_recv() {
+            while let Some(msg) = rx.try_recv() {
                 self.handle(msg);
             }
         }
         for track in self.tracks.values_mut() {
             track.stop_probes();
         }
+        self.key
     }
 
     fn handle(&mut self, msg: WorkerMsg) {
         match msg {
             WorkerMsg::Pod(pod) => {
                 if pod.metadata.uid.as_deref() == Some(self.key.uid.as_str()) {
-                    let labels_changed = pod.metadata.labels != self.pod.metadata.labels
-                        || pod.metadata.annotations != self.pod.metadata.annotations;
-                    self.pod = *pod;
+                    let labels_changed = pod.metadata.labels.as_ref() != self.pod.labels()
+                        || pod.metadata.annotations.as_ref() != self.pod.annotations();
+                    self.pod.update(*pod, &self.ctx.shared);
                     if labels_changed && self.stage == Stage::Running {
                         let backend = self.ctx.backend.clone();
                         let launch = PodLaunch::new(self.key.clone(), Vec::new())
-                            .with_labels(self.pod.metadata.labels.clone().unwrap_or_default())
-                            .with_annotations(
-                                self.pod.metadata.annotations.clone().unwrap_or_default(),
-                            );
+                            .with_labels(self.pod.labels().cloned().unwrap_or_default())
+                            .with_annotations(self.pod.annotations().cloned().unwrap_or_default());
                         let key = self.key.clone();
                         tokio::spawn(async move {
                             if let Err(e) = backend.update(launch).await {
@@ -329,8 +346,7 @@ impl Worker {
         deletion_grace(
             None,
             self.pod
-                .spec
-                .as_ref()
+                .spec()
                 .and_then(|s| s.termination_grace_period_seconds),
         )
     }
@@ -357,8 +373,8 @@ impl Worker {
         if matches!(self.stage, Stage::Terminating | Stage::Terminated) {
             return None;
         }
-        let seconds = self.pod.spec.as_ref()?.active_deadline_seconds?;
-        let started = self.pod.status.as_ref()?.start_time.as_ref()?.0.as_second();
+        let seconds = self.pod.spec()?.active_deadline_seconds?;
+        let started = self.pod.start_time()?.0.as_second();
         let deadline = SystemTime::UNIX_EPOCH
             + Duration::from_secs(u64::try_from(started).unwrap_or(0))
             + Duration::from_secs(u64::try_from(seconds).unwrap_or(0));
@@ -397,7 +413,7 @@ impl Worker {
     }
 
     async fn step(&mut self) {
-        if self.pod.metadata.deletion_timestamp.is_some() || self.gone {
+        if self.pod.metadata().deletion_timestamp.is_some() || self.gone {
             self.terminate().await;
             return;
         }
@@ -436,8 +452,7 @@ impl Worker {
         }
         let host_network = self
             .pod
-            .spec
-            .as_ref()
+            .spec()
             .and_then(|s| s.host_network)
             .unwrap_or(false)
             .then(|| self.ctx.config.host_ip());
@@ -467,7 +482,7 @@ impl Worker {
         let services = services.state();
         let services: Vec<&Service> = services.iter().map(AsRef::as_ref).collect();
         let launch = build_launch(
-            &self.pod,
+            &self.pod.to_pod(),
             pod_ip,
             self.ctx.config.host_ip(),
             &self.ctx.allocatable,
@@ -493,8 +508,9 @@ impl Worker {
             Ok(status) => {
                 tracing::info!(pod = %self.key, ip = ?status.pod_ip, "pod started");
                 let unenforced = self.ctx.backend.unenforced_limits();
-                limits::warn_unenforced(&self.ctx, &self.pod, unenforced).await;
-                limits::warn_unapplied_groups(&self.ctx, &self.pod).await;
+                let pod = self.pod.to_pod();
+                limits::warn_unenforced(&self.ctx, &pod, unenforced).await;
+                limits::warn_unapplied_groups(&self.ctx, &pod).await;
                 self.runtime = Some(status);
                 self.runtime_dirty = true;
                 self.blocked = None;
@@ -521,11 +537,7 @@ impl Worker {
     }
 
     fn recorded_pod_ip(&self) -> Option<IpAddr> {
-        self.pod
-            .status
-            .as_ref()
-            .and_then(|s| s.pod_ip.as_deref())
-            .and_then(|ip| ip.parse().ok())
+        self.pod.pod_ip().and_then(|ip| ip.parse().ok())
     }
 
     async fn refresh_runtime(&mut self) {
@@ -673,8 +685,8 @@ impl Worker {
     /// Whether `name` is a sidecar: an init container with `restartPolicy: Always`.
     fn is_sidecar(&self, name: &str) -> bool {
         self.pod
-            .spec
-            .iter()
+            .spec()
+            .into_iter()
             .flat_map(|s| s.init_containers.iter().flatten())
             .any(|c| c.name == name && c.restart_policy.as_deref() == Some("Always"))
     }
@@ -683,8 +695,8 @@ impl Worker {
     fn ensure_probes(&mut self, name: &str, started_at: SystemTime, pod_ip: Option<IpAddr>) {
         let spec = self
             .pod
-            .spec
-            .iter()
+            .spec()
+            .into_iter()
             .flat_map(|s| {
                 s.containers
                     .iter()
@@ -738,10 +750,8 @@ impl Worker {
 
     /// Whether the API server has a Running status of this pod from this node already.
     fn first_status_written(&self) -> bool {
-        self.pod
-            .status
-            .as_ref()
-            .is_some_and(|s| s.phase.as_deref() != Some("Pending") || s.pod_ip.is_some())
+        self.pod.has_status()
+            && (self.pod.phase() != Some("Pending") || self.pod.pod_ip().is_some())
     }
 
     /// Whether the first Running status is held for a readiness result (see
@@ -755,8 +765,8 @@ impl Worker {
     fn sidecar_started(&self, name: &str) -> bool {
         let spec = self
             .pod
-            .spec
-            .iter()
+            .spec()
+            .into_iter()
             .flat_map(|s| s.init_containers.iter().flatten())
             .find(|c| c.name == name);
         let gated = spec.is_some_and(|c| {
@@ -829,8 +839,7 @@ impl Worker {
         let has_volumes = self.ctx.backend.mounts_volumes()
             && self
                 .pod
-                .spec
-                .as_ref()
+                .spec()
                 .is_some_and(|s| s.volumes.as_ref().is_some_and(|v| !v.is_empty()));
         if !has_volumes {
             return;
@@ -848,7 +857,7 @@ impl Worker {
         }
         let pod_ip = self.runtime.as_ref().and_then(|r| r.pod_ip);
         let launch = build_volumes(
-            &self.pod,
+            &self.pod.to_pod(),
             pod_ip,
             self.ctx.config.host_ip(),
             &self.ctx.allocatable,

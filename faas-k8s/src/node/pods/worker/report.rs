@@ -3,7 +3,7 @@
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use k8s_openapi::api::core::v1::Container;
+use k8s_openapi::api::core::v1::{Container, Pod};
 use kube::api::PostParams;
 use tokio::time::Instant;
 
@@ -14,8 +14,8 @@ use super::{STATUS_RETRY, Worker};
 
 impl Worker {
     pub(super) fn view(&self) -> PodView {
-        let spec = self.pod.spec.as_ref();
-        let deleted = self.pod.metadata.deletion_timestamp.is_some() || self.gone;
+        let spec = self.pod.spec();
+        let deleted = self.pod.metadata().deletion_timestamp.is_some() || self.gone;
         let finished = self.stage == Stage::Terminated;
         let init_specs: Vec<_> = spec
             .iter()
@@ -190,20 +190,27 @@ impl Worker {
         let ctx = Arc::clone(&self.ctx);
         let _turn = ctx.api_turn().await;
         for _ in 0..5 {
-            let desired = build_status(self.pod.status.as_ref(), &view, SystemTime::now());
-            if self.pod.status.as_ref() == Some(&desired) {
+            let existing = self.pod.status();
+            let desired = build_status(existing.as_ref(), &view, SystemTime::now());
+            if existing.as_ref() == Some(&desired) {
                 return;
             }
-            let mut pod = self.pod.clone();
-            pod.status = Some(desired);
-            pod.metadata.managed_fields = None;
+            // The status subresource takes the status and the metadata's resourceVersion; the
+            // API server keeps the spec it has, so none is sent.
+            let mut metadata = self.pod.full_metadata();
+            metadata.managed_fields = None;
+            let pod = Pod {
+                metadata,
+                spec: None,
+                status: Some(desired),
+            };
             match api
                 .replace_status(&self.key.name, &PostParams::default(), &pod)
                 .await
             {
                 Ok(mut updated) => {
                     super::super::trim(&mut updated, self.ctx.backend.mounts_volumes());
-                    self.pod = updated;
+                    self.pod.update(updated, &self.ctx.shared);
                     return;
                 }
                 Err(kube::Error::Api(status)) if status.is_conflict() => {
@@ -212,7 +219,7 @@ impl Worker {
                             if fresh.metadata.uid.as_deref() == Some(self.key.uid.as_str()) =>
                         {
                             super::super::trim(&mut fresh, self.ctx.backend.mounts_volumes());
-                            self.pod = fresh;
+                            self.pod.update(fresh, &self.ctx.shared);
                         }
                         Ok(_) => {
                             self.gone = true;

@@ -61,10 +61,7 @@ impl Worker {
         let Some(runtime) = &self.runtime else {
             return;
         };
-        let hooks = self
-            .pod
-            .spec
-            .iter()
+        let hooks = self.pod.spec().into_iter()
             .flat_map(|s| s.containers.iter())
             .filter(|c| {
                 runtime
@@ -102,10 +99,9 @@ impl Worker {
             MIN_GRACE
         } else {
             deletion_grace(
-                self.pod.metadata.deletion_grace_period_seconds,
+                self.pod.metadata().deletion_grace_period_seconds,
                 self.pod
-                    .spec
-                    .as_ref()
+                    .spec()
                     .and_then(|s| s.termination_grace_period_seconds),
             )
         };

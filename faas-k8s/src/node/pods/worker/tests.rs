@@ -17,6 +17,7 @@ use super::super::super::backend::{
 };
 use super::super::super::config::{DEFAULT_MAX_API_REQUESTS, NodeConfig};
 use super::super::super::testing::StaticBackend;
+use super::super::record::SharedPodParts;
 use super::super::state::Stage;
 use super::{PodContext, Worker};
 
@@ -54,6 +55,7 @@ async fn a_conflicting_status_write_is_retried_on_the_fresh_pod() {
         allocatable: Capacity::new("1", "1Gi", 10),
         services: kube::runtime::reflector::store().0,
         api_requests: tokio::sync::Semaphore::new(DEFAULT_MAX_API_REQUESTS),
+        shared: SharedPodParts::default(),
     });
     let initial: Pod = serde_json::from_value(pod("1", None)).unwrap();
     let mut worker = Worker::new(ctx, initial);
@@ -108,7 +110,7 @@ async fn a_conflicting_status_write_is_retried_on_the_fresh_pod() {
     send.send_response(respond(200, second));
 
     let worker = task.await.unwrap();
-    assert_eq!(worker.pod.metadata.resource_version.as_deref(), Some("3"));
+    assert_eq!(worker.pod.metadata().resource_version.as_deref(), Some("3"));
     assert!(!worker.gone);
 }
 
@@ -192,6 +194,7 @@ async fn a_container_that_crashes_again_at_once_waits_in_back_off_not_done() {
         allocatable: Capacity::new("1", "1Gi", 10),
         services: kube::runtime::reflector::store().0,
         api_requests: tokio::sync::Semaphore::new(DEFAULT_MAX_API_REQUESTS),
+        shared: SharedPodParts::default(),
     });
     let mut worker = Worker::new(ctx, serde_json::from_value(pod("1", None)).unwrap());
     worker.stage = Stage::Running;
@@ -199,7 +202,7 @@ async fn a_container_that_crashes_again_at_once_waits_in_back_off_not_done() {
     // The first crash restarts at once; the new run's crash is decided about too: back-off.
     assert_eq!(*backend.runs.lock().unwrap(), 1);
     assert_eq!(worker.stage, Stage::Running, "an Always pod is never done");
-    let track = &worker.tracks["app"];
+    let track = worker.tracks.get("app").expect("a track");
     let (_, delay) = track
         .restart_due
         .expect("a restart is due after the back-off");
@@ -219,12 +222,13 @@ async fn an_idle_worker_task_keeps_little() {
         allocatable: Capacity::new("1", "1Gi", 10),
         services: kube::runtime::reflector::store().0,
         api_requests: tokio::sync::Semaphore::new(DEFAULT_MAX_API_REQUESTS),
+        shared: SharedPodParts::default(),
     });
     let worker = Box::new(Worker::new(
         ctx,
         serde_json::from_value(pod("1", None)).unwrap(),
     ));
-    let (_tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    let (_tx, rx) = crate::node::pods::inbox::inbox();
     let task = worker.run(rx);
     let size = std::mem::size_of_val(&task);
     eprintln!(
