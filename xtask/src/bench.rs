@@ -90,7 +90,7 @@ pub(crate) fn run(ws: &Workspace, args: Args) -> Result<()> {
             }
         } else {
             outside_load::Settings {
-                rounds: 5,
+                rounds: 9,
                 seconds: 8,
                 warmup_seconds: 2,
                 connections: 16,

@@ -85,8 +85,9 @@ pub(crate) fn run(ws: &Workspace, settings: &Settings) -> Result<Vec<Measurement
         }
     }
 
+    let paired = Paired::of(&faas_rounds, &bare_rounds);
     let detail = format!(
-        "wrk -t1 -c{} -d{}s --latency, POST of a 16-byte JSON body to `/`; {} alternating rounds (order swapped each round, a {} s warm-up discarded per server), medians; servers on tokio's default multi-thread runtime{}",
+        "wrk -t1 -c{} -d{}s --latency, POST of a 16-byte JSON body to `/`; {} alternating rounds (order swapped each round, a {} s warm-up discarded per server), medians; servers on tokio's default multi-thread runtime{}; {paired}",
         settings.connections,
         settings.seconds,
         settings.rounds,
@@ -120,6 +121,41 @@ pub(crate) fn run(ws: &Workspace, settings: &Settings) -> Result<Vec<Measurement
             detail: "target: at most 50 us; ratio is against the target".into(),
         },
     ])
+}
+
+/// The two servers' rounds taken pair by pair (the rounds of one index ran
+/// one after the other): the spread of the req/s ratio across pairs says how
+/// far the machine drifted during the run, which the medians alone hide.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Paired {
+    median: f64,
+    min: f64,
+    max: f64,
+}
+
+impl Paired {
+    fn of(faas: &[Round], bare: &[Round]) -> Self {
+        let ratios: Vec<f64> = faas
+            .iter()
+            .zip(bare)
+            .map(|(faas, bare)| faas.rps / bare.rps)
+            .collect();
+        Paired {
+            median: median(ratios.clone()),
+            min: ratios.iter().copied().fold(f64::INFINITY, f64::min),
+            max: ratios.iter().copied().fold(f64::NEG_INFINITY, f64::max),
+        }
+    }
+}
+
+impl std::fmt::Display for Paired {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "req/s ratio of the rounds paired: median {:.3}, {:.3} to {:.3}",
+            self.median, self.min, self.max
+        )
+    }
 }
 
 /// Which server runs first in `round`: the order alternates, so a drift of
@@ -372,6 +408,30 @@ Transfer/sec:     12.30MB
         assert!(parse_wrk(&format!("{report}  Non-2xx or 3xx responses: 5\n")).is_err());
         assert_eq!(micros("2.00s"), Some(2e6));
         assert_eq!(micros("fast"), None);
+    }
+
+    #[test]
+    fn paired_rounds_give_the_spread_of_the_ratio() {
+        let round = |rps| Round {
+            rps,
+            p50_us: 0.0,
+            p99_us: 0.0,
+        };
+        let faas = [round(90.0), round(80.0), round(100.0)];
+        let bare = [round(100.0), round(100.0), round(100.0)];
+        let paired = Paired::of(&faas, &bare);
+        assert_eq!(
+            paired,
+            Paired {
+                median: 0.9,
+                min: 0.8,
+                max: 1.0
+            }
+        );
+        assert_eq!(
+            paired.to_string(),
+            "req/s ratio of the rounds paired: median 0.900, 0.800 to 1.000"
+        );
     }
 
     #[test]
