@@ -16,6 +16,7 @@ use std::time::Instant;
 use anyhow::{Context as _, Result, bail};
 use serde::{Deserialize, Serialize};
 
+use super::build_lock::BuildLock;
 use super::go::{Go, Module};
 use super::gomod;
 use crate::output;
@@ -103,6 +104,17 @@ pub(crate) fn ensure(ws: &Workspace, spec: &BuildSpec, force: bool) -> Result<Bi
         ));
         return Ok(found);
     }
+    let _lock = BuildLock::acquire(&version_dir(ws, &spec.kubernetes), "the control plane")?;
+    // Built by another run while this one waited for the lock.
+    if !force && let Some(found) = find(ws, spec) {
+        output::step(format!(
+            "control plane binaries: Kubernetes {} and etcd {} built by another run in {}",
+            spec.kubernetes,
+            found.etcd_version,
+            found.dir().display()
+        ));
+        return Ok(found);
+    }
     build(ws, spec)
 }
 
@@ -170,7 +182,8 @@ fn build(ws: &Workspace, spec: &BuildSpec) -> Result<Binaries> {
     fs::write(
         staging.join(MANIFEST),
         serde_json::to_vec_pretty(&manifest)?,
-    )?;
+    )
+    .with_context(|| format!("cannot write the manifest into {}", staging.display()))?;
     let _ = fs::remove_dir_all(&bin);
     fs::rename(&staging, &bin)
         .with_context(|| format!("cannot move the build into {}", bin.display()))?;

@@ -3,6 +3,7 @@
 //! loopback.
 
 mod build;
+mod build_lock;
 mod cleanup;
 mod components;
 mod control_plane;

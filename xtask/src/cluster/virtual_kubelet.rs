@@ -28,6 +28,7 @@ use anyhow::{Context as _, Result, bail};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
 
+use super::build_lock::BuildLock;
 use super::go::{Go, Module};
 use crate::output;
 use crate::workspace::Workspace;
@@ -106,6 +107,15 @@ pub(crate) fn ensure(ws: &Workspace, version: &str, force: bool) -> Result<PathB
     if !force && let Some(found) = find(ws, version) {
         output::step(format!(
             "virtual-kubelet {version}: cached in {}",
+            found.display()
+        ));
+        return Ok(found);
+    }
+    let _lock = BuildLock::acquire(&version_dir(ws, version), "virtual-kubelet")?;
+    // Built by another run while this one waited for the lock.
+    if !force && let Some(found) = find(ws, version) {
+        output::step(format!(
+            "virtual-kubelet {version}: built by another run in {}",
             found.display()
         ));
         return Ok(found);
