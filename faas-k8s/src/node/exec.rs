@@ -57,7 +57,7 @@ impl ExecRequest {
     }
 }
 
-/// Changes the size of an exec session's terminal.
+/// Changes the size of the terminal of an exec session or of a container.
 pub type Resize = Box<dyn Fn(TerminalSize) -> io::Result<()> + Send + Sync>;
 
 /// A command started by [`PodBackend::exec_session`](super::PodBackend::exec_session).
@@ -117,12 +117,26 @@ pub struct AttachInput {
     /// then goes on showing the container's output until it ends. Otherwise the end of the
     /// caller's input ends the session and the container's input stays open for the next one.
     pub stdin_once: bool,
+    /// Resizes the container's terminal (`tty: true`, `kubectl attach -it`); `None` for a
+    /// container without one.
+    pub resize: Option<Resize>,
 }
 
 impl AttachInput {
-    /// An attach session's input from its parts.
+    /// An attach session's input from its parts, for a container without a terminal.
     pub fn new(stdin: Option<Pin<Box<dyn AsyncWrite + Send>>>, stdin_once: bool) -> Self {
-        Self { stdin, stdin_once }
+        Self {
+            stdin,
+            stdin_once,
+            resize: None,
+        }
+    }
+
+    /// The session's client resizes the container's terminal through `resize`.
+    #[must_use]
+    pub fn with_resize(mut self, resize: Resize) -> Self {
+        self.resize = Some(resize);
+        self
     }
 }
 
@@ -131,6 +145,7 @@ impl fmt::Debug for AttachInput {
         f.debug_struct("AttachInput")
             .field("stdin", &self.stdin.is_some())
             .field("stdin_once", &self.stdin_once)
+            .field("tty", &self.resize.is_some())
             .finish()
     }
 }

@@ -31,7 +31,7 @@ use crate::node::backend::{
 };
 use crate::node::container_status::ContainerStatusCell;
 use crate::node::events::EventHub;
-use crate::node::exec::{AttachInput, ExecRequest, ExecSession};
+use crate::node::exec::{AttachInput, ExecRequest, ExecSession, Resize};
 use crate::node::lock;
 use crate::node::pod_table::{PodRuntime, PodTable, RuntimePod};
 
@@ -168,6 +168,7 @@ impl ProcessBackend {
             adopted_poll_interval: config.adopted_poll_interval,
             network: config.network.clone(),
             restart_grace: config.restart_grace,
+            terminal_holder: config.terminal_holder.clone(),
         };
         for reserved in config.network.reserved_addresses() {
             if let IpAddr::V4(reserved) = reserved {
@@ -316,18 +317,19 @@ impl PodBackend for ProcessBackend {
         if let Ok(pod) = inner.table.pod(&launch.key) {
             return Ok(pod.status());
         }
-        if let Some(c) = launch
-            .init_containers
-            .iter()
-            .chain(&launch.containers)
-            .find(|c| c.tty)
+        if inner.config.terminal_holder.is_none()
+            && let Some(c) = launch
+                .init_containers
+                .iter()
+                .chain(&launch.containers)
+                .find(|c| c.tty)
         {
             // Never started half-configured: a program that asked for a terminal behaves
             // differently without one.
             return Err(BackendError::Unsupported(format!(
-                "container {:?} sets tty: true, but the process backend runs containers without a \
-                 terminal (drop tty: for kubectl attach -i set stdin: true; kubectl exec -t gives \
-                 a terminal)",
+                "container {:?} sets tty: true, but this node has no program to hold containers' \
+                 terminals (run faas-vnode, or set ProcessBackendConfig::with_terminal_holder; \
+                 or drop tty: kubectl attach -i needs only stdin: true)",
                 c.name
             )));
         }
@@ -635,6 +637,29 @@ impl PodBackend for ProcessBackend {
     }
 
     async fn attach_input(&self, key: &PodKey, name: &str) -> Result<AttachInput, BackendError> {
+        let input = self.attach_stdin(key, name).await?;
+        let (pod, container) = self.inner.table.container(key, name)?;
+        if !container.spec.tty {
+            return Ok(input);
+        }
+        let link = self
+            .inner
+            .table
+            .runtime()
+            .state
+            .terminal_path(&pod.key, &container.name);
+        let resize: Resize = Box::new(move |size| super::terminal::resize(&link, size));
+        Ok(input.with_resize(resize))
+    }
+
+    fn events(&self) -> PodEvents {
+        self.inner.table.runtime().events.subscribe()
+    }
+}
+
+impl ProcessBackend {
+    /// The input side of an attach session to a container started with `stdin: true`.
+    async fn attach_stdin(&self, key: &PodKey, name: &str) -> Result<AttachInput, BackendError> {
         let (_pod, container) = self.inner.table.container(key, name)?;
         if !container.spec.stdin {
             return Err(BackendError::Unsupported(format!(
@@ -660,10 +685,6 @@ impl PodBackend for ProcessBackend {
             .session()?
             .map(|s| Box::pin(s) as Pin<Box<dyn AsyncWrite + Send>>);
         Ok(AttachInput::new(session, stdin.once()))
-    }
-
-    fn events(&self) -> PodEvents {
-        self.inner.table.runtime().events.subscribe()
     }
 }
 

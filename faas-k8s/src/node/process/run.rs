@@ -13,6 +13,7 @@
 //! run ends once that is gone.
 
 use std::io;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -31,6 +32,7 @@ use super::pod::{Container, Pod};
 use super::spawn::{CgroupTarget, spawn};
 use super::state::{ProcessIdentity, StateDir};
 use super::stdin::ContainerStdin;
+use super::terminal::TerminalSetup;
 use crate::node::container_status::Exit;
 use crate::node::events::EventHub;
 use crate::node::lock;
@@ -60,6 +62,8 @@ pub(crate) struct Runner {
     pub(crate) restart_grace: Duration,
     /// The node's cgroups, when it enforces limits.
     pub(crate) cgroups: Option<Cgroups>,
+    /// The program that holds the terminals of `tty: true` containers.
+    pub(crate) terminal_holder: Option<PathBuf>,
 }
 
 /// What a run keeps beside its process while it is watched.
@@ -138,6 +142,21 @@ impl Runner {
         } else {
             (None, None)
         };
+        let terminal_link = self.state.terminal_path(&pod.key, &container.name);
+        let terminal = match (container.spec.tty, &self.terminal_holder) {
+            (false, _) => None,
+            (true, Some(holder)) => Some(TerminalSetup {
+                holder,
+                link: &terminal_link,
+                label: format!("{}/{}/{}", pod.key.namespace, pod.key.name, container.name),
+                close_input_at_eof: container.spec.stdin && container.spec.stdin_once,
+            }),
+            (true, None) => {
+                return Err(io::Error::other(
+                    "the container asks for a terminal and this node has no terminal holder",
+                ));
+            }
+        };
         let spawned = spawn(
             &self.network,
             &container.spec,
@@ -145,9 +164,16 @@ impl Runner {
             &termination_file,
             target,
             stdin_reader,
+            terminal,
         )
         .await?;
         lock(&container.runtime).stdin = stdin;
+        if let Some(mut holder) = spawned.holder {
+            // It ends with the terminal; waiting for it only reaps it.
+            tokio::spawn(async move {
+                let _ = holder.wait().await;
+            });
+        }
         tracing::debug!(pod = %pod.key, container = %container.name, pid = spawned.identity.pid, "started");
         self.watch(
             pod,

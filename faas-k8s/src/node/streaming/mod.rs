@@ -234,6 +234,14 @@ pub(crate) fn remote_command(
                 };
                 match connected.await {
                     Ok((logs, input)) => {
+                        // The client's size before its input: what the container runs first
+                        // sees the client's terminal.
+                        if let Some(resize) = input.as_ref().and_then(|i| i.resize.as_ref())
+                            && let Some(size) = streams.first_terminal_size().await
+                            && let Err(e) = resize(size)
+                        {
+                            tracing::debug!(pod = %key, error = %e, "resizing a terminal failed");
+                        }
                         remote_command::run_attach(&mut streams, logs, input, ended).await
                     }
                     Err(e) => Outcome::Failed(refusal(&key, &container, &e)),
