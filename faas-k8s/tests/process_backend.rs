@@ -1051,7 +1051,7 @@ fn terminal_holders(name: &str, container: &str) -> Vec<i32> {
         .flatten()
         .filter(|process| {
             process.cmdline().is_ok_and(|args| {
-                args.iter().any(|a| a == "terminal-holder") && args.iter().any(|a| *a == label)
+                args.iter().any(|a| a == "terminal-holder") && args.contains(&label)
             })
         })
         .filter(|process| {
