@@ -89,11 +89,21 @@ use crate::node::pod_table::{PodRuntime, PodTable, RuntimePod};
 /// - **Input**: a container started with `stdin: true` reads a pipe the node keeps open; attach
 ///   sessions ([`attach_input`](PodBackend::attach_input)) write to it, and with `stdinOnce` the
 ///   first session's end closes it. Others read `/dev/null`.
+/// - **Terminals**: a container started with `tty: true` runs as the session leader of a
+///   pseudo-terminal of its own (its standard streams and controlling terminal). The terminal's
+///   master side is kept by a holder process, the
+///   [`terminal_holder`](ProcessBackendConfig::terminal_holder) program (`faas-vnode` itself),
+///   which outlives the node like the container does: it copies the input pipe above to the
+///   terminal and what the terminal shows to the output pipe, so the container's log is its
+///   terminal (one stream, `\r\n` line ends, as a runtime logs a terminal), and it ends with the
+///   terminal. An attach session's resizes set the terminal's size; with `stdinOnce` the end of
+///   the input is the terminal's end-of-file character. Without a holder configured such a
+///   container is refused. Lines reach the log, and attach sessions, once complete: a prompt
+///   without a newline shows with the next line.
 /// - **Commands run in a container** (`exec`, exec probes and hooks) run as the container's
 ///   runtime runs them: its environment, identity, cgroup and namespaces.
 /// - **Not enforced**: `securityContext` beyond the identity above (capabilities, ...), images'
-///   file systems (the image names an executable on the node). A container asking for a
-///   terminal (`tty: true`) is refused: the backend gives containers none.
+///   file systems (the image names an executable on the node).
 ///
 /// ```no_run
 /// use faas_k8s::node::{ContainerLaunch, PodBackend, PodKey, PodLaunch};

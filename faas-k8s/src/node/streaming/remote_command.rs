@@ -341,6 +341,7 @@ pub(crate) async fn run_exec(
 /// with `stdin: true`) what the client sends goes to the container's input; when the client's
 /// input ends, a `stdinOnce` container's input is closed and its output still shown until it
 /// ends, otherwise the session ends there (the container's input stays open for the next one).
+/// The sizes a client on a terminal sends resize the container's terminal, when it has one.
 /// Without `input`, what the client sends is read and dropped.
 pub(crate) async fn run_attach(
     streams: &mut Streams,
