@@ -1123,6 +1123,32 @@ async fn tty_containers_keep_their_terminal_across_a_restart_of_the_node() {
     })
     .await;
 
+    // stdinOnce: the end of the first session is the end of the terminal's input (Ctrl-D).
+    let once = PodLaunch::new(
+        key("tty-once"),
+        vec![
+            shell("main", "cat; echo INPUT-$((0+1)) closed", &[])
+                .with_stdin(true, true)
+                .with_tty(true),
+        ],
+    );
+    backend.create(once).await.unwrap();
+    wait_for(&backend, &key("tty-once"), "running", running).await;
+    attach_and_send(&backend, &key("tty-once"), "only\n").await;
+    let status = wait_for(
+        &backend,
+        &key("tty-once"),
+        "ended by the end of its input",
+        |s| terminated(s, "main").is_some(),
+    )
+    .await;
+    assert_eq!(terminated(&status, "main").unwrap().exit_code, 0);
+    eventually("its output logged", || async {
+        let logs = read_logs(&backend, &key("tty-once"), all_logs.clone()).await;
+        logs.contains("INPUT-1 closed\r\n").then_some(())
+    })
+    .await;
+
     // An interactive shell: input reaches it through attach sessions, sizes through their resizes.
     let shell_pod = PodLaunch::new(
         key("tty-shell"),
