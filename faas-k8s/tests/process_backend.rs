@@ -1201,6 +1201,29 @@ async fn tty_containers_keep_their_terminal_across_a_restart_of_the_node() {
     })
     .await;
 
+    // A session sees what the terminal shows as it comes: output without a newline too.
+    let input = backend
+        .attach_input(&key("tty-shell"), "main")
+        .await
+        .unwrap();
+    let mut shown = input.output.expect("the terminal's output");
+    let mut stdin = input.stdin.expect("the container's input is open");
+    stdin
+        .write_all(b"printf 'PARTIAL-%s' $((3+4))\n")
+        .await
+        .unwrap();
+    stdin.flush().await.unwrap();
+    let mut seen = Vec::new();
+    tokio::time::timeout(PATIENCE, async {
+        while !String::from_utf8_lossy(&seen).contains("PARTIAL-7") {
+            let chunk = shown.next().await.expect("the output goes on").unwrap();
+            seen.extend_from_slice(&chunk);
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("never shown: {:?}", String::from_utf8_lossy(&seen)));
+    drop((stdin, shown));
+
     // Stopping the pod stops the shell and its holder.
     backend
         .delete(&key("tty-shell"), Duration::from_secs(5))

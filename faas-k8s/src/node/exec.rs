@@ -8,6 +8,8 @@ use std::pin::Pin;
 use futures::future::BoxFuture;
 use tokio::io::{AsyncRead, AsyncWrite};
 
+use super::backend::LogStream;
+
 /// The size of a terminal, in characters.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Deserialize)]
 pub struct TerminalSize {
@@ -120,6 +122,10 @@ pub struct AttachInput {
     /// Resizes the container's terminal (`tty: true`, `kubectl attach -it`); `None` for a
     /// container without one.
     pub resize: Option<Resize>,
+    /// What the container's terminal shows from now on, as it comes rather than line by line
+    /// (a prompt, the echo of what is typed); `None` for a container without a terminal, whose
+    /// output the session reads from its log.
+    pub output: Option<LogStream>,
 }
 
 impl AttachInput {
@@ -129,6 +135,7 @@ impl AttachInput {
             stdin,
             stdin_once,
             resize: None,
+            output: None,
         }
     }
 
@@ -136,6 +143,13 @@ impl AttachInput {
     #[must_use]
     pub fn with_resize(mut self, resize: Resize) -> Self {
         self.resize = Some(resize);
+        self
+    }
+
+    /// The session shows `output`, what the container's terminal shows, instead of its log.
+    #[must_use]
+    pub fn with_output(mut self, output: LogStream) -> Self {
+        self.output = Some(output);
         self
     }
 }
@@ -146,6 +160,7 @@ impl fmt::Debug for AttachInput {
             .field("stdin", &self.stdin.is_some())
             .field("stdin_once", &self.stdin_once)
             .field("tty", &self.resize.is_some())
+            .field("output", &self.output.is_some())
             .finish()
     }
 }

@@ -659,7 +659,16 @@ impl PodBackend for ProcessBackend {
             .state
             .terminal_path(&pod.key, &container.name);
         let resize: Resize = Box::new(move |size| super::terminal::resize(&link, size));
-        Ok(input.with_resize(resize))
+        let input = input.with_resize(resize);
+        let shown = lock(&container.runtime)
+            .terminal_output
+            .as_ref()
+            .and_then(tokio::sync::broadcast::WeakSender::upgrade)
+            .map(|tap| tap.subscribe());
+        Ok(match shown {
+            Some(shown) => input.with_output(super::terminal::output_stream(shown)),
+            None => input,
+        })
     }
 
     fn events(&self) -> PodEvents {

@@ -19,7 +19,7 @@ use std::time::{Duration, SystemTime};
 
 use nix::sys::signal::Signal;
 use tokio::process::Child;
-use tokio::sync::watch;
+use tokio::sync::{broadcast, watch};
 use tokio_util::sync::CancellationToken;
 
 use super::cgroup::{Cgroups, Gate};
@@ -44,6 +44,10 @@ const LOG_DRAIN_LIMIT: Duration = Duration::from_secs(2);
 
 /// The reason of a run the kernel ended for its memory limit, as the kubelet reports it.
 const OOM_KILLED: &str = "OOMKilled";
+
+/// How many chunks of a terminal's output an attach session may fall behind before it misses
+/// some.
+const TERMINAL_OUTPUT_CHUNKS: usize = 256;
 
 /// How long a process group gets to vanish after `SIGKILL` before stopping reports a failure.
 const KILL_LIMIT: Duration = Duration::from_secs(30);
@@ -249,7 +253,12 @@ impl Runner {
             runtime.exited = Some(exited_rx);
             runtime.log = Some(log.subscribe());
         }
-        tokio::spawn(pump::pump(output, log, self.cancel.clone()));
+        let tap = container
+            .spec
+            .tty
+            .then(|| broadcast::channel(TERMINAL_OUTPUT_CHUNKS).0);
+        lock(&container.runtime).terminal_output = tap.as_ref().map(broadcast::Sender::downgrade);
+        tokio::spawn(pump::pump(output, log, self.cancel.clone(), tap));
         let runner = self.clone();
         let (pod, container) = (Arc::clone(pod), Arc::clone(container));
         tokio::spawn(async move {
@@ -292,6 +301,7 @@ impl Runner {
                     runtime.status.exited(exit);
                     runtime.process = None;
                     runtime.stdin = None;
+                    runtime.terminal_output = None;
                 }
             }
             runner.persist(&pod);

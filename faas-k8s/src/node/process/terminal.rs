@@ -18,7 +18,9 @@
 //!
 //! So what the terminal shows becomes the container's log (one stream, as a runtime logs a
 //! terminal), and attach sessions reach the terminal through the input pipe as they reach any
-//! container's input. The holder ends when the terminal does: once every process of the
+//! container's input. They see what it shows as it comes, from the node's reader of the output
+//! pipe, which hands each chunk to the sessions before it cuts the chunk into log lines: a
+//! prompt, or the echo of a key, shows before its line is complete. The holder ends when the terminal does: once every process of the
 //! container has closed the slave side (the run's end kills what its leader left in its process
 //! group), reading the master fails with `EIO`. Stopping the pod stops the container and so the
 //! holder; the container stays the node's child, so its exit code is reported as any other's.
@@ -100,6 +102,27 @@ pub(crate) fn start_holder(
         .process_group(0)
         .kill_on_drop(false);
     command.spawn()
+}
+
+/// What a terminal shows, from `shown` (the pump's tap), until its output ends. Chunks a slow
+/// reader missed are skipped: the log has them.
+pub(crate) fn output_stream(
+    shown: tokio::sync::broadcast::Receiver<bytes::Bytes>,
+) -> crate::node::backend::LogStream {
+    use futures::StreamExt;
+    use tokio::sync::broadcast::error::RecvError;
+    futures::stream::unfold(shown, |mut shown| async move {
+        loop {
+            match shown.recv().await {
+                Ok(chunk) => return Some((Ok(chunk), shown)),
+                Err(RecvError::Lagged(missed)) => {
+                    tracing::debug!(missed, "an attach session fell behind a terminal's output");
+                }
+                Err(RecvError::Closed) => return None,
+            }
+        }
+    })
+    .boxed()
 }
 
 /// Sets the size of the terminal the link at `link` points to.

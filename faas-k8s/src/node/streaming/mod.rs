@@ -225,11 +225,15 @@ pub(crate) fn remote_command(
                     ..LogOptions::default()
                 };
                 let connected = async {
-                    let input = match options.stdin {
+                    let mut input = match options.stdin {
                         true => Some(backend.attach_input(&key, &container).await?),
                         false => None,
                     };
-                    let logs = backend.logs(&key, &container, follow).await?;
+                    // A terminal's output as it comes, where the backend has it; else the log.
+                    let logs = match input.as_mut().and_then(|i| i.output.take()) {
+                        Some(shown) => shown,
+                        None => backend.logs(&key, &container, follow).await?,
+                    };
                     Ok::<_, BackendError>((logs, input))
                 };
                 match connected.await {
