@@ -97,9 +97,10 @@ use crate::node::pod_table::{PodRuntime, PodTable, RuntimePod};
 ///   terminal and what the terminal shows to the output pipe, so the container's log is its
 ///   terminal (one stream, `\r\n` line ends, as a runtime logs a terminal), and it ends with the
 ///   terminal. An attach session's resizes set the terminal's size; with `stdinOnce` the end of
-///   the input is the terminal's end-of-file character. Without a holder configured such a
-///   container is refused. Lines reach the log, and attach sessions, once complete: a prompt
-///   without a newline shows with the next line.
+///   the input is the terminal's end-of-file character. Attach sessions with input see what the
+///   terminal shows as it comes (a prompt, the echo of a key); the log gets whole lines, so a
+///   prompt without a newline is in it with the next line. Without a holder configured such a
+///   container is refused.
 /// - **Commands run in a container** (`exec`, exec probes and hooks) run as the container's
 ///   runtime runs them: its environment, identity, cgroup and namespaces.
 /// - **Not enforced**: `securityContext` beyond the identity above (capabilities, ...), images'
