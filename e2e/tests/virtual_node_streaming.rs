@@ -284,30 +284,6 @@ async fn kubectl_attach_i_feeds_the_input_of_a_container_started_with_stdin() ->
         describe_output(&refused)
     );
 
-    // A container asking for a terminal is not started without one: its status says why.
-    let tty = json!({
-        "name": "shell", "image": SERVER_IMAGE, "command": ["sh"],
-        "stdin": true, "tty": true,
-    });
-    create_pod(&ns, "tty", pod_spec(&node.name, json!([tty]), "Never")).await;
-    let waiting = |p: &k8s_openapi::api::core::v1::Pod| {
-        p.status
-            .as_ref()?
-            .container_statuses
-            .as_ref()?
-            .first()?
-            .state
-            .as_ref()?
-            .waiting
-            .clone()
-    };
-    let pod = wait_pod(&ns, "tty", "refused for its terminal", |p| {
-        waiting(p).is_some_and(|w| w.reason.as_deref() == Some("CreateContainerError"))
-    })
-    .await;
-    let message = waiting(&pod).and_then(|w| w.message).unwrap_or_default();
-    assert!(message.contains("tty: true"), "{message}");
-
     // `kubectl run -i --rm`: a one-off pod that reads a line, deleted once it ended.
     let overrides = json!({
         "apiVersion": "v1",
@@ -350,6 +326,79 @@ async fn kubectl_attach_i_feeds_the_input_of_a_container_started_with_stdin() ->
             .await?
             .is_none(),
         "--rm deleted the pod"
+    );
+
+    ns.delete().await?;
+    node.stop().await;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kubectl_attach_it_reaches_the_terminal_of_a_tty_container() -> TestResult {
+    use tokio::io::AsyncWriteExt;
+    let cluster = TestCluster::require().await;
+    let node = TestNode::start(&cluster, "vn-attach-t").await;
+    let ns = cluster.namespace("vn-attach-t").await?;
+    let shell = json!({
+        "name": "shell", "image": SERVER_IMAGE, "command": ["sh"],
+        "stdin": true, "tty": true,
+    });
+    create_pod(&ns, "tty", pod_spec(&node.name, json!([shell]), "Never")).await;
+    wait_pod(&ns, "tty", "Running", |p| phase(p) == "Running").await;
+
+    // kubectl on a terminal of its own, as a person runs `attach -it`: what is typed reaches the
+    // shell's terminal, whose size is kubectl's, and what the terminal shows comes back. The
+    // answers are computed, so that the echo of what was typed does not count.
+    let script = format!(
+        "stty cols 91 rows 33; exec kubectl --kubeconfig {} attach -it -n {} tty -c shell",
+        cluster.paths().kubeconfig.display(),
+        ns.name()
+    );
+    let mut attach = tokio::process::Command::new("script")
+        .args(["-qec", &script, "/dev/null"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()?;
+    let mut typed = attach.stdin.take().ok_or("no stdin")?;
+    typed
+        .write_all(
+            b"test -t 0 && test -t 1 && echo TTY-$((1+1)); stty size; echo BYE-$((3*3)); exit 5\n",
+        )
+        .await?;
+    typed.flush().await?;
+    let output = tokio::time::timeout(wait::timeout(), attach.wait_with_output())
+        .await
+        .map_err(|_| "kubectl attach -it never ended")??;
+    drop(typed);
+    let shown = text(&output.stdout);
+    assert!(
+        shown.contains("TTY-2") && shown.contains("33 91") && shown.contains("BYE-9"),
+        "{}",
+        describe_output(&output)
+    );
+
+    // The shell's end ends the container with its exit code; the terminal's output is its log.
+    let pod = wait_pod(&ns, "tty", "Failed", |p| phase(p) == "Failed").await;
+    let code = pod
+        .status
+        .as_ref()
+        .and_then(|s| {
+            s.container_statuses
+                .as_ref()?
+                .first()?
+                .state
+                .as_ref()?
+                .terminated
+                .as_ref()
+        })
+        .map(|t| t.exit_code);
+    assert_eq!(code, Some(5));
+    let logs = text(&run_kubectl(&cluster, &["logs", "-n", ns.name(), "tty"]).stdout);
+    assert!(
+        logs.contains("TTY-2\r\n") && logs.contains("33 91\r\n") && logs.contains("BYE-9\r\n"),
+        "{logs:?}"
     );
 
     ns.delete().await?;

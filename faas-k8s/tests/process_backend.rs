@@ -1011,7 +1011,8 @@ async fn attach_sessions_write_to_the_input_of_containers_started_with_stdin() {
     })
     .await;
 
-    // A container without stdin: true refuses input; one asking for a terminal is not started.
+    // A container without stdin: true refuses input; one asking for a terminal is not started
+    // on a node that has no program to hold its terminal.
     backend
         .create(shell_pod("plain", "exec sleep 300", &[]))
         .await
@@ -1033,6 +1034,207 @@ async fn attach_sessions_write_to_the_input_of_containers_started_with_stdin() {
     assert!(refused.to_string().contains("tty"), "{refused}");
     assert!(backend.status(&key("tty")).await.unwrap().is_none());
 
+    backend
+        .shutdown(faas_k8s::node::process::ShutdownPolicy::StopAll {
+            grace: Duration::from_secs(5),
+        })
+        .await
+        .unwrap();
+}
+
+/// The live processes holding the terminal of `container` of the pod `name` (`default`
+/// namespace), found by their command line.
+fn terminal_holders(name: &str, container: &str) -> Vec<i32> {
+    let label = format!("default/{name}/{container}");
+    procfs::process::all_processes()
+        .unwrap()
+        .flatten()
+        .filter(|process| {
+            process.cmdline().is_ok_and(|args| {
+                args.iter().any(|a| a == "terminal-holder") && args.contains(&label)
+            })
+        })
+        .filter(|process| {
+            process
+                .stat()
+                .is_ok_and(|stat| !matches!(stat.state, 'Z' | 'X'))
+        })
+        .map(|process| process.pid)
+        .collect()
+}
+
+/// Sends `line` to a terminal container through one attach session, after setting the
+/// terminal's size to `rows` x `columns` as a client does; then detaches.
+async fn attach_terminal(
+    backend: &ProcessBackend,
+    key: &PodKey,
+    rows: u16,
+    columns: u16,
+    line: &str,
+) {
+    let input = backend.attach_input(key, "main").await.unwrap();
+    let resize = input
+        .resize
+        .expect("the container has a terminal to resize");
+    resize(faas_k8s::node::exec::TerminalSize {
+        width: columns,
+        height: rows,
+    })
+    .unwrap();
+    let mut stdin = input.stdin.expect("the container's input is open");
+    stdin.write_all(line.as_bytes()).await.unwrap();
+    stdin.flush().await.unwrap();
+}
+
+#[cfg(feature = "cli")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tty_containers_keep_their_terminal_across_a_restart_of_the_node() {
+    let config = config("tty", 24).with_terminal_holder(env!("CARGO_BIN_EXE_faas-vnode"));
+    let backend = ProcessBackend::new(config).await.unwrap();
+    let all_logs = LogOptions::default();
+
+    // A command on a terminal: it sees one; what it shows is its log; its exit code is reported.
+    let quick = PodLaunch::new(
+        key("tty-quick"),
+        vec![
+            shell(
+                "main",
+                "test -t 0 && test -t 1 && echo ON-A-TTY; exit 3",
+                &[],
+            )
+            .with_tty(true),
+        ],
+    );
+    backend.create(quick).await.unwrap();
+    let status = wait_for(&backend, &key("tty-quick"), "ended", |s| {
+        terminated(s, "main").is_some()
+    })
+    .await;
+    assert_eq!(terminated(&status, "main").unwrap().exit_code, 3);
+    eventually("its output logged", || async {
+        let logs = read_logs(&backend, &key("tty-quick"), all_logs.clone()).await;
+        (logs == "ON-A-TTY\r\n").then_some(())
+    })
+    .await;
+    eventually("the terminal's holder gone with the container", || async {
+        terminal_holders("tty-quick", "main")
+            .is_empty()
+            .then_some(())
+    })
+    .await;
+
+    // stdinOnce: the end of the first session is the end of the terminal's input (Ctrl-D).
+    let once = PodLaunch::new(
+        key("tty-once"),
+        vec![
+            shell("main", "cat; echo INPUT-$((0+1)) closed", &[])
+                .with_stdin(true, true)
+                .with_tty(true),
+        ],
+    );
+    backend.create(once).await.unwrap();
+    wait_for(&backend, &key("tty-once"), "running", running).await;
+    attach_and_send(&backend, &key("tty-once"), "only\n").await;
+    let status = wait_for(
+        &backend,
+        &key("tty-once"),
+        "ended by the end of its input",
+        |s| terminated(s, "main").is_some(),
+    )
+    .await;
+    assert_eq!(terminated(&status, "main").unwrap().exit_code, 0);
+    eventually("its output logged", || async {
+        let logs = read_logs(&backend, &key("tty-once"), all_logs.clone()).await;
+        logs.contains("INPUT-1 closed\r\n").then_some(())
+    })
+    .await;
+
+    // An interactive shell: input reaches it through attach sessions, sizes through their resizes.
+    let shell_pod = PodLaunch::new(
+        key("tty-shell"),
+        vec![
+            ContainerLaunch::new("main", "shell")
+                .with_stdin(true, false)
+                .with_tty(true),
+        ],
+    );
+    backend.create(shell_pod).await.unwrap();
+    wait_for(&backend, &key("tty-shell"), "running", running).await;
+    let holders = terminal_holders("tty-shell", "main");
+    assert_eq!(holders.len(), 1, "one holder: {holders:?}");
+    attach_terminal(
+        &backend,
+        &key("tty-shell"),
+        33,
+        91,
+        "test -t 0 && echo TTY-$((1+1)); stty size\n",
+    )
+    .await;
+    eventually("the shell answered on its terminal", || async {
+        let logs = read_logs(&backend, &key("tty-shell"), all_logs.clone()).await;
+        (logs.contains("TTY-2\r\n") && logs.contains("33 91\r\n")).then_some(())
+    })
+    .await;
+
+    // The node goes and comes back: the shell keeps its terminal and its holder.
+    backend
+        .shutdown(faas_k8s::node::process::ShutdownPolicy::LeaveRunning)
+        .await
+        .unwrap();
+    let reopened = backend.config().clone();
+    drop(backend);
+    let backend = ProcessBackend::new(reopened).await.unwrap();
+    let status = backend.status(&key("tty-shell")).await.unwrap().unwrap();
+    assert!(running(&status), "adopted, still running: {status:?}");
+    assert_eq!(terminal_holders("tty-shell", "main"), holders);
+    attach_terminal(
+        &backend,
+        &key("tty-shell"),
+        40,
+        100,
+        "echo AFTER-$((2+3)); stty size\n",
+    )
+    .await;
+    eventually("the shell answered after the restart", || async {
+        let logs = read_logs(&backend, &key("tty-shell"), all_logs.clone()).await;
+        (logs.contains("AFTER-5\r\n") && logs.contains("40 100\r\n")).then_some(())
+    })
+    .await;
+
+    // A session sees what the terminal shows as it comes: output without a newline too.
+    let input = backend
+        .attach_input(&key("tty-shell"), "main")
+        .await
+        .unwrap();
+    let mut shown = input.output.expect("the terminal's output");
+    let mut stdin = input.stdin.expect("the container's input is open");
+    stdin
+        .write_all(b"printf 'PARTIAL-%s' $((3+4))\n")
+        .await
+        .unwrap();
+    stdin.flush().await.unwrap();
+    let mut seen = Vec::new();
+    tokio::time::timeout(PATIENCE, async {
+        while !String::from_utf8_lossy(&seen).contains("PARTIAL-7") {
+            let chunk = shown.next().await.expect("the output goes on").unwrap();
+            seen.extend_from_slice(&chunk);
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("never shown: {:?}", String::from_utf8_lossy(&seen)));
+    drop((stdin, shown));
+
+    // Stopping the pod stops the shell and its holder.
+    backend
+        .delete(&key("tty-shell"), Duration::from_secs(5))
+        .await
+        .unwrap();
+    eventually("the holder gone with the pod", || async {
+        terminal_holders("tty-shell", "main")
+            .is_empty()
+            .then_some(())
+    })
+    .await;
     backend
         .shutdown(faas_k8s::node::process::ShutdownPolicy::StopAll {
             grace: Duration::from_secs(5),

@@ -76,6 +76,7 @@ impl TestNode {
                 )
                 .with_addresses(AddressPool::new(cidr.parse().expect("a CIDR")))
                 .with_network(network)
+                .with_terminal_holder(env!("CARGO_BIN_EXE_faas-test-vnode"))
                 .with_capacity(Capacity::new("4", "8Gi", 50))
                 .with_on_drop(ShutdownPolicy::StopAll {
                     grace: Duration::from_secs(1),

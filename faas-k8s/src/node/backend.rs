@@ -844,7 +844,8 @@ pub trait PodBackend: Send + Sync + 'static {
     }
 
     /// Connects a caller to the standard input of a running container started with `stdin: true`
-    /// (`kubectl attach -i`); what the container writes reaches the caller through
+    /// (`kubectl attach -i`), and to its terminal's size when it has one (`tty: true`, `kubectl
+    /// attach -it`); what the container writes reaches the caller through
     /// [`logs`](Self::logs) as for any attach. The default refuses with
     /// [`BackendError::Unsupported`]: a backend without processes has no input to attach to.
     async fn attach_input(

@@ -16,10 +16,10 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::node::process::{ImageMap, ProcessBackend, ProcessBackendConfig};
+use crate::node::process::{ImageMap, ProcessBackend, ProcessBackendConfig, hold_terminal};
 use crate::node::{AddressPool, DEFAULT_MAX_PODS, DEFAULT_POD_CIDR, machine_capacity};
 use crate::node::{Capacity, KubeletTls, NodeConfig, NodeTaint, PROVIDER_TAINT_KEY, VirtualNode};
-use clap::{Parser, ValueEnum};
+use clap::{Parser, Subcommand, ValueEnum};
 use faas_core::Registry;
 use ipnet::Ipv4Net;
 use kube::config::{KubeConfigOptions, Kubeconfig};
@@ -146,6 +146,28 @@ pub struct VnodeArgs {
         value_parser = clap::value_parser!(u32).range(1..)
     )]
     pub max_api_requests: u32,
+    /// What to run instead of a node (only the node itself starts one of these).
+    #[command(subcommand)]
+    pub command: Option<VnodeCommand>,
+}
+
+/// What a node's program runs for the node itself instead of a node.
+#[derive(Debug, Subcommand)]
+#[non_exhaustive]
+pub enum VnodeCommand {
+    /// Holds the terminal of a container started with `tty: true`: the node starts one for each
+    /// such container, with the container's input, its output pipe and the terminal as standard
+    /// streams, and it ends with the terminal.
+    #[command(hide = true)]
+    TerminalHolder {
+        /// Whose terminal it holds (`<namespace>/<pod>/<container>`; for process listings).
+        #[arg(long)]
+        container: String,
+        /// The end of the input is passed on as the terminal's end-of-file character
+        /// (`stdinOnce`).
+        #[arg(long)]
+        close_input_at_eof: bool,
+    },
 }
 
 /// The pod network the arguments ask for, with the pod range (as given and parsed).
@@ -217,6 +239,13 @@ pub async fn run_with_functions(
     args: VnodeArgs,
     functions: Registry,
 ) -> Result<(), Box<dyn std::error::Error>> {
+    if let Some(VnodeCommand::TerminalHolder {
+        close_input_at_eof, ..
+    }) = args.command
+    {
+        tokio::task::spawn_blocking(move || hold_terminal(close_input_at_eof)).await??;
+        return Ok(());
+    }
     let client = client(args.kubeconfig.as_ref()).await?;
     let (network, pod_cidr, cidr) = pod_network(&args)?;
 
@@ -294,8 +323,13 @@ pub async fn run_with_functions(
             let state_dir = args
                 .state_dir
                 .unwrap_or_else(|| PathBuf::from("/var/lib/faas-vnode").join(&args.node_name));
+            let mut backend_config = ProcessBackendConfig::new(state_dir);
+            // This program holds containers' terminals itself (`terminal-holder`).
+            if let Ok(program) = std::env::current_exe() {
+                backend_config = backend_config.with_terminal_holder(program);
+            }
             let backend = ProcessBackend::new(
-                ProcessBackendConfig::new(state_dir)
+                backend_config
                     .with_images(images)
                     .with_addresses(AddressPool::new(cidr))
                     .with_network(network)
@@ -332,6 +366,27 @@ mod tests {
         let text = VnodeArgs::try_parse_from(["faas-vnode", "--max-api-requests", "many"])
             .expect_err("not a number");
         assert!(text.to_string().contains("many"), "{text}");
+    }
+
+    #[test]
+    fn the_node_starts_its_terminal_holders_with_arguments_it_parses() {
+        assert!(args(&[]).command.is_none(), "a node by default");
+        let holder = args(&[
+            crate::node::process::TERMINAL_HOLDER_COMMAND,
+            "--container",
+            "ns/pod/shell",
+            "--close-input-at-eof",
+        ]);
+        match holder.command {
+            Some(VnodeCommand::TerminalHolder {
+                container,
+                close_input_at_eof,
+            }) => {
+                assert_eq!(container, "ns/pod/shell");
+                assert!(close_input_at_eof);
+            }
+            other => panic!("not a terminal holder: {other:?}"),
+        }
     }
 
     #[test]

@@ -8,6 +8,8 @@ use std::pin::Pin;
 use futures::future::BoxFuture;
 use tokio::io::{AsyncRead, AsyncWrite};
 
+use super::backend::LogStream;
+
 /// The size of a terminal, in characters.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Deserialize)]
 pub struct TerminalSize {
@@ -57,7 +59,7 @@ impl ExecRequest {
     }
 }
 
-/// Changes the size of an exec session's terminal.
+/// Changes the size of the terminal of an exec session or of a container.
 pub type Resize = Box<dyn Fn(TerminalSize) -> io::Result<()> + Send + Sync>;
 
 /// A command started by [`PodBackend::exec_session`](super::PodBackend::exec_session).
@@ -117,12 +119,38 @@ pub struct AttachInput {
     /// then goes on showing the container's output until it ends. Otherwise the end of the
     /// caller's input ends the session and the container's input stays open for the next one.
     pub stdin_once: bool,
+    /// Resizes the container's terminal (`tty: true`, `kubectl attach -it`); `None` for a
+    /// container without one.
+    pub resize: Option<Resize>,
+    /// What the container's terminal shows from now on, as it comes rather than line by line
+    /// (a prompt, the echo of what is typed); `None` for a container without a terminal, whose
+    /// output the session reads from its log.
+    pub output: Option<LogStream>,
 }
 
 impl AttachInput {
-    /// An attach session's input from its parts.
+    /// An attach session's input from its parts, for a container without a terminal.
     pub fn new(stdin: Option<Pin<Box<dyn AsyncWrite + Send>>>, stdin_once: bool) -> Self {
-        Self { stdin, stdin_once }
+        Self {
+            stdin,
+            stdin_once,
+            resize: None,
+            output: None,
+        }
+    }
+
+    /// The session's client resizes the container's terminal through `resize`.
+    #[must_use]
+    pub fn with_resize(mut self, resize: Resize) -> Self {
+        self.resize = Some(resize);
+        self
+    }
+
+    /// The session shows `output`, what the container's terminal shows, instead of its log.
+    #[must_use]
+    pub fn with_output(mut self, output: LogStream) -> Self {
+        self.output = Some(output);
+        self
     }
 }
 
@@ -131,6 +159,8 @@ impl fmt::Debug for AttachInput {
         f.debug_struct("AttachInput")
             .field("stdin", &self.stdin.is_some())
             .field("stdin_once", &self.stdin_once)
+            .field("tty", &self.resize.is_some())
+            .field("output", &self.output.is_some())
             .finish()
     }
 }

@@ -31,7 +31,7 @@ use crate::node::backend::{
 };
 use crate::node::container_status::ContainerStatusCell;
 use crate::node::events::EventHub;
-use crate::node::exec::{AttachInput, ExecRequest, ExecSession};
+use crate::node::exec::{AttachInput, ExecRequest, ExecSession, Resize};
 use crate::node::lock;
 use crate::node::pod_table::{PodRuntime, PodTable, RuntimePod};
 
@@ -89,11 +89,22 @@ use crate::node::pod_table::{PodRuntime, PodTable, RuntimePod};
 /// - **Input**: a container started with `stdin: true` reads a pipe the node keeps open; attach
 ///   sessions ([`attach_input`](PodBackend::attach_input)) write to it, and with `stdinOnce` the
 ///   first session's end closes it. Others read `/dev/null`.
+/// - **Terminals**: a container started with `tty: true` runs as the session leader of a
+///   pseudo-terminal of its own (its standard streams and controlling terminal). The terminal's
+///   master side is kept by a holder process, the
+///   [`terminal_holder`](ProcessBackendConfig::terminal_holder) program (`faas-vnode` itself),
+///   which outlives the node like the container does: it copies the input pipe above to the
+///   terminal and what the terminal shows to the output pipe, so the container's log is its
+///   terminal (one stream, `\r\n` line ends, as a runtime logs a terminal), and it ends with the
+///   terminal. An attach session's resizes set the terminal's size; with `stdinOnce` the end of
+///   the input is the terminal's end-of-file character. Attach sessions with input see what the
+///   terminal shows as it comes (a prompt, the echo of a key); the log gets whole lines, so a
+///   prompt without a newline is in it with the next line. Without a holder configured such a
+///   container is refused.
 /// - **Commands run in a container** (`exec`, exec probes and hooks) run as the container's
 ///   runtime runs them: its environment, identity, cgroup and namespaces.
 /// - **Not enforced**: `securityContext` beyond the identity above (capabilities, ...), images'
-///   file systems (the image names an executable on the node). A container asking for a
-///   terminal (`tty: true`) is refused: the backend gives containers none.
+///   file systems (the image names an executable on the node).
 ///
 /// ```no_run
 /// use faas_k8s::node::{ContainerLaunch, PodBackend, PodKey, PodLaunch};
@@ -168,6 +179,7 @@ impl ProcessBackend {
             adopted_poll_interval: config.adopted_poll_interval,
             network: config.network.clone(),
             restart_grace: config.restart_grace,
+            terminal_holder: config.terminal_holder.clone(),
         };
         for reserved in config.network.reserved_addresses() {
             if let IpAddr::V4(reserved) = reserved {
@@ -316,18 +328,19 @@ impl PodBackend for ProcessBackend {
         if let Ok(pod) = inner.table.pod(&launch.key) {
             return Ok(pod.status());
         }
-        if let Some(c) = launch
-            .init_containers
-            .iter()
-            .chain(&launch.containers)
-            .find(|c| c.tty)
+        if inner.config.terminal_holder.is_none()
+            && let Some(c) = launch
+                .init_containers
+                .iter()
+                .chain(&launch.containers)
+                .find(|c| c.tty)
         {
             // Never started half-configured: a program that asked for a terminal behaves
             // differently without one.
             return Err(BackendError::Unsupported(format!(
-                "container {:?} sets tty: true, but the process backend runs containers without a \
-                 terminal (drop tty: for kubectl attach -i set stdin: true; kubectl exec -t gives \
-                 a terminal)",
+                "container {:?} sets tty: true, but this node has no program to hold containers' \
+                 terminals (run faas-vnode, or set ProcessBackendConfig::with_terminal_holder; \
+                 or drop tty: kubectl attach -i needs only stdin: true)",
                 c.name
             )));
         }
@@ -635,6 +648,38 @@ impl PodBackend for ProcessBackend {
     }
 
     async fn attach_input(&self, key: &PodKey, name: &str) -> Result<AttachInput, BackendError> {
+        let input = self.attach_stdin(key, name).await?;
+        let (pod, container) = self.inner.table.container(key, name)?;
+        if !container.spec.tty {
+            return Ok(input);
+        }
+        let link = self
+            .inner
+            .table
+            .runtime()
+            .state
+            .terminal_path(&pod.key, &container.name);
+        let resize: Resize = Box::new(move |size| super::terminal::resize(&link, size));
+        let input = input.with_resize(resize);
+        let shown = lock(&container.runtime)
+            .terminal_output
+            .as_ref()
+            .and_then(tokio::sync::broadcast::WeakSender::upgrade)
+            .map(|tap| tap.subscribe());
+        Ok(match shown {
+            Some(shown) => input.with_output(super::terminal::output_stream(shown)),
+            None => input,
+        })
+    }
+
+    fn events(&self) -> PodEvents {
+        self.inner.table.runtime().events.subscribe()
+    }
+}
+
+impl ProcessBackend {
+    /// The input side of an attach session to a container started with `stdin: true`.
+    async fn attach_stdin(&self, key: &PodKey, name: &str) -> Result<AttachInput, BackendError> {
         let (_pod, container) = self.inner.table.container(key, name)?;
         if !container.spec.stdin {
             return Err(BackendError::Unsupported(format!(
@@ -660,10 +705,6 @@ impl PodBackend for ProcessBackend {
             .session()?
             .map(|s| Box::pin(s) as Pin<Box<dyn AsyncWrite + Send>>);
         Ok(AttachInput::new(session, stdin.once()))
-    }
-
-    fn events(&self) -> PodEvents {
-        self.inner.table.runtime().events.subscribe()
     }
 }
 

@@ -80,6 +80,11 @@ pub struct ProcessBackendConfig {
     /// The most processes a pod may run (`pids.max` of its cgroup, the kubelet's `podPidsLimit`);
     /// `None` (the default) sets no limit.
     pub pod_pids_limit: Option<u64>,
+    /// The program that holds the terminal of a container started with `tty: true`, run as
+    /// `<program> terminal-holder ...`: `faas-vnode` itself, or any program that serves
+    /// [`cli::run`](crate::node::cli) (see the `terminal` notes of
+    /// [`ProcessBackend`](super::ProcessBackend)). `None` (the default) refuses such containers.
+    pub terminal_holder: Option<PathBuf>,
 }
 
 impl ProcessBackendConfig {
@@ -102,6 +107,7 @@ impl ProcessBackendConfig {
             enforce_limits: true,
             cgroup_parent: None,
             pod_pids_limit: None,
+            terminal_holder: None,
         }
     }
 
@@ -179,6 +185,13 @@ impl ProcessBackendConfig {
     #[must_use]
     pub fn with_base_env(mut self, env: Vec<(String, String)>) -> Self {
         self.base_env = env;
+        self
+    }
+
+    /// Sets the program that holds the terminals of `tty: true` containers.
+    #[must_use]
+    pub fn with_terminal_holder(mut self, program: impl Into<PathBuf>) -> Self {
+        self.terminal_holder = Some(program.into());
         self
     }
 

@@ -20,10 +20,15 @@ mod run;
 mod spawn;
 mod state;
 mod stdin;
+mod terminal;
 
 pub use backend::ProcessBackend;
 pub use config::{ProcessBackendConfig, ShutdownPolicy};
 pub use image_map::ImageMap;
+#[cfg(all(feature = "cli", test))]
+pub(crate) use terminal::HOLDER_COMMAND as TERMINAL_HOLDER_COMMAND;
+#[cfg(feature = "cli")]
+pub(crate) use terminal::hold as hold_terminal;
 
 /// A fresh, empty directory for one unit test.
 #[cfg(test)]

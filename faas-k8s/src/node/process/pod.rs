@@ -3,7 +3,8 @@
 
 use std::sync::{Arc, Mutex};
 
-use tokio::sync::watch;
+use bytes::Bytes;
+use tokio::sync::{broadcast, watch};
 
 use super::log::file::LogProgress;
 use super::state::{ContainerRecord, PodRecord, ProcessIdentity, ProcessSpec};
@@ -39,6 +40,9 @@ pub(crate) struct ContainerRuntime {
     pub(crate) log: Option<watch::Receiver<LogProgress>>,
     /// The input pipe of the current run (`stdin: true`).
     pub(crate) stdin: Option<Arc<ContainerStdin>>,
+    /// What the terminal of the current run shows, as it comes (`tty: true`); closed when the
+    /// run's output ends.
+    pub(crate) terminal_output: Option<broadcast::WeakSender<Bytes>>,
 }
 
 impl Pod {
@@ -86,6 +90,7 @@ impl Container {
                 exited: None,
                 log: None,
                 stdin: None,
+                terminal_output: None,
             }),
         }
     }

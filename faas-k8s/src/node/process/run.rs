@@ -13,12 +13,13 @@
 //! run ends once that is gone.
 
 use std::io;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use nix::sys::signal::Signal;
 use tokio::process::Child;
-use tokio::sync::watch;
+use tokio::sync::{broadcast, watch};
 use tokio_util::sync::CancellationToken;
 
 use super::cgroup::{Cgroups, Gate};
@@ -31,6 +32,7 @@ use super::pod::{Container, Pod};
 use super::spawn::{CgroupTarget, spawn};
 use super::state::{ProcessIdentity, StateDir};
 use super::stdin::ContainerStdin;
+use super::terminal::TerminalSetup;
 use crate::node::container_status::Exit;
 use crate::node::events::EventHub;
 use crate::node::lock;
@@ -42,6 +44,10 @@ const LOG_DRAIN_LIMIT: Duration = Duration::from_secs(2);
 
 /// The reason of a run the kernel ended for its memory limit, as the kubelet reports it.
 const OOM_KILLED: &str = "OOMKilled";
+
+/// How many chunks of a terminal's output an attach session may fall behind before it misses
+/// some.
+const TERMINAL_OUTPUT_CHUNKS: usize = 256;
 
 /// How long a process group gets to vanish after `SIGKILL` before stopping reports a failure.
 const KILL_LIMIT: Duration = Duration::from_secs(30);
@@ -60,6 +66,8 @@ pub(crate) struct Runner {
     pub(crate) restart_grace: Duration,
     /// The node's cgroups, when it enforces limits.
     pub(crate) cgroups: Option<Cgroups>,
+    /// The program that holds the terminals of `tty: true` containers.
+    pub(crate) terminal_holder: Option<PathBuf>,
 }
 
 /// What a run keeps beside its process while it is watched.
@@ -138,6 +146,21 @@ impl Runner {
         } else {
             (None, None)
         };
+        let terminal_link = self.state.terminal_path(&pod.key, &container.name);
+        let terminal = match (container.spec.tty, &self.terminal_holder) {
+            (false, _) => None,
+            (true, Some(holder)) => Some(TerminalSetup {
+                holder,
+                link: &terminal_link,
+                label: format!("{}/{}/{}", pod.key.namespace, pod.key.name, container.name),
+                close_input_at_eof: container.spec.stdin && container.spec.stdin_once,
+            }),
+            (true, None) => {
+                return Err(io::Error::other(
+                    "the container asks for a terminal and this node has no terminal holder",
+                ));
+            }
+        };
         let spawned = spawn(
             &self.network,
             &container.spec,
@@ -145,9 +168,16 @@ impl Runner {
             &termination_file,
             target,
             stdin_reader,
+            terminal,
         )
         .await?;
         lock(&container.runtime).stdin = stdin;
+        if let Some(mut holder) = spawned.holder {
+            // It ends with the terminal; waiting for it only reaps it.
+            tokio::spawn(async move {
+                let _ = holder.wait().await;
+            });
+        }
         tracing::debug!(pod = %pod.key, container = %container.name, pid = spawned.identity.pid, "started");
         self.watch(
             pod,
@@ -223,7 +253,12 @@ impl Runner {
             runtime.exited = Some(exited_rx);
             runtime.log = Some(log.subscribe());
         }
-        tokio::spawn(pump::pump(output, log, self.cancel.clone()));
+        let tap = container
+            .spec
+            .tty
+            .then(|| broadcast::channel(TERMINAL_OUTPUT_CHUNKS).0);
+        lock(&container.runtime).terminal_output = tap.as_ref().map(broadcast::Sender::downgrade);
+        tokio::spawn(pump::pump(output, log, self.cancel.clone(), tap));
         let runner = self.clone();
         let (pod, container) = (Arc::clone(pod), Arc::clone(container));
         tokio::spawn(async move {
@@ -266,6 +301,7 @@ impl Runner {
                     runtime.status.exited(exit);
                     runtime.process = None;
                     runtime.stdin = None;
+                    runtime.terminal_output = None;
                 }
             }
             runner.persist(&pod);

@@ -4,7 +4,8 @@
 //! started), a clean environment (the backend's base environment, the container's, then
 //! `POD_IP` and `HOSTNAME`), its identity (see [`identity`]), `/dev/null` as stdin (or its input
 //! pipe with `stdin: true`, see [`stdin`](super::stdin)), and the named pipe its log pump reads
-//! as stdout and stderr.
+//! as stdout and stderr; with `tty: true` a terminal instead, whose holder connects it to both
+//! pipes (see [`terminal`]).
 
 use std::io;
 use std::net::Ipv4Addr;
@@ -21,6 +22,7 @@ use super::inspect;
 use super::isolate;
 use super::log::pump;
 use super::state::{ProcessIdentity, ProcessSpec};
+use super::terminal::{self, TerminalSetup};
 use crate::node::backend::{ContainerLaunch, PodKey};
 use crate::node::network::{PodNetwork, Prelude};
 
@@ -75,6 +77,7 @@ pub(crate) fn resolve_spec(
         sidecar: launch.sidecar,
         stdin: launch.stdin,
         stdin_once: launch.stdin_once,
+        tty: launch.tty,
     }
 }
 
@@ -113,6 +116,8 @@ pub(crate) struct Spawned {
     pub(crate) output: pipe::Receiver,
     /// The gate the process passed into its cgroup (cgroup v2), held while it runs.
     pub(crate) gate: Option<Gate>,
+    /// The holder of its terminal (`tty: true`).
+    pub(crate) holder: Option<Child>,
 }
 
 /// Where a new process goes: its cgroup's placement and the named pipe of its gate (used on
@@ -123,7 +128,8 @@ pub(crate) struct CgroupTarget<'a> {
 }
 
 /// Starts the container's process with its output going to the named pipe at `fifo`, reading
-/// `stdin` (or an empty input).
+/// `stdin` (or an empty input); with `terminal`, on a terminal of its own whose holder copies
+/// `stdin` to it and what it shows to the pipe (see [`terminal`](super::terminal)).
 pub(crate) async fn spawn(
     network: &PodNetwork,
     spec: &ProcessSpec,
@@ -131,6 +137,7 @@ pub(crate) async fn spawn(
     termination_file: &Path,
     cgroup: Option<CgroupTarget<'_>>,
     stdin: Option<std::fs::File>,
+    terminal: Option<TerminalSetup<'_>>,
 ) -> io::Result<Spawned> {
     pump::ensure_fifo(fifo)?;
     // Opened for reading and writing: the process then always holds a reader of its own output
@@ -152,14 +159,7 @@ pub(crate) async fn spawn(
         }
         _ => command(spec, &spec.program, &spec.args),
     };
-    if let Some(stdin) = stdin {
-        command.stdin(Stdio::from(stdin));
-    }
-    command
-        .stdout(Stdio::from(output_end.try_clone()?))
-        .stderr(Stdio::from(output_end))
-        .process_group(0)
-        .kill_on_drop(false);
+    command.kill_on_drop(false);
     let started_at = SystemTime::now();
     if spec.isolated {
         // A fresh message file for every run.
@@ -169,9 +169,39 @@ pub(crate) async fn spawn(
         cgroup.as_ref().and_then(|c| c.placement.prelude()),
         isolate::prelude(spec, termination_file),
     );
-    let mut child = network_of(network, spec)
-        .spawn_with(command, prelude)
-        .await?;
+    let network = network_of(network, spec);
+    let (mut child, holder) = match terminal {
+        None => {
+            if let Some(stdin) = stdin {
+                command.stdin(Stdio::from(stdin));
+            }
+            command
+                .stdout(Stdio::from(output_end.try_clone()?))
+                .stderr(Stdio::from(output_end))
+                .process_group(0);
+            (network.spawn_with(command, prelude).await?, None)
+        }
+        Some(setup) => {
+            // The terminal's session is the container's own, and so its process group (a
+            // process group of its own would keep it from starting a session).
+            let (master, slave) = terminal::open(setup.link)?;
+            let mut child = network
+                .start_with(prelude, move || {
+                    pty_process::Command::from(command)
+                        .spawn(slave)
+                        .map_err(io::Error::other)
+                })
+                .await?;
+            match terminal::start_holder(&setup, master, stdin, output_end) {
+                Ok(holder) => (child, Some(holder)),
+                Err(err) => {
+                    let _ = child.start_kill();
+                    let _ = child.wait().await;
+                    return Err(err);
+                }
+            }
+        }
+    };
     let pid = child
         .id()
         .and_then(|id| i32::try_from(id).ok())
@@ -195,6 +225,7 @@ pub(crate) async fn spawn(
         },
         child,
         output,
+        holder,
     })
 }
 

@@ -7,6 +7,7 @@
 //! run/<pod>/                            the pod's default working directory
 //! run/<pod>/.<container>.out            the named pipe a container's stdout and stderr write to
 //! run/<pod>/.<container>.in             the named pipe it reads as stdin (`stdin: true`)
+//! run/<pod>/.<container>.tty            a link to its terminal's device (`tty: true`)
 //! logs/<pod>/<container>/<run>.log      the log of a container's run (`.log.1`: rotated part)
 //! ```
 //!
@@ -98,6 +99,9 @@ pub(crate) struct ProcessSpec {
     /// That input is closed after the first session that sent input (`stdinOnce`).
     #[serde(default)]
     pub(crate) stdin_once: bool,
+    /// It runs on a terminal of its own (`tty: true`, see [`terminal`](super::terminal)).
+    #[serde(default)]
+    pub(crate) tty: bool,
 }
 
 /// A node-side path bound at a path the container sees.
@@ -179,6 +183,12 @@ impl StateDir {
     /// The named pipe a container started with `stdin: true` reads as its standard input.
     pub(crate) fn stdin_path(&self, key: &PodKey, container: &str) -> PathBuf {
         self.run_dir(key).join(format!(".{}.in", escape(container)))
+    }
+
+    /// The link to the terminal device of a container started with `tty: true`.
+    pub(crate) fn terminal_path(&self, key: &PodKey, container: &str) -> PathBuf {
+        self.run_dir(key)
+            .join(format!(".{}.tty", escape(container)))
     }
 
     pub(crate) fn fifo_path(&self, key: &PodKey, container: &str) -> PathBuf {
@@ -329,6 +339,7 @@ mod tests {
                     sidecar: false,
                     stdin: false,
                     stdin_once: false,
+                    tty: false,
                 },
                 status: ContainerStatusCell::new("main"),
                 process: None,

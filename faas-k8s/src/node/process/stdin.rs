@@ -1,8 +1,9 @@
 //! The standard input of a container started with `stdin: true`, for `kubectl attach -i`.
 //!
-//! Each run reads a named pipe in the pod's run directory (`.<container>.in`); each attach
-//! session opens a write end of its own and writes what its caller sends. The pipe must not end
-//! while nobody is attached:
+//! Each run reads a named pipe in the pod's run directory (`.<container>.in`), with `tty: true`
+//! through the holder of its terminal (see [`terminal`](super::terminal)); each attach session
+//! opens a write end of its own and writes what its caller sends. The pipe must not end while
+//! nobody is attached:
 //!
 //! - without `stdinOnce` the container's standard input is opened for reading *and* writing, so
 //!   the container itself holds a write end: its input never ends (as a container runtime keeps

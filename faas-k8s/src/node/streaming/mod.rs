@@ -225,15 +225,27 @@ pub(crate) fn remote_command(
                     ..LogOptions::default()
                 };
                 let connected = async {
-                    let input = match options.stdin {
+                    let mut input = match options.stdin {
                         true => Some(backend.attach_input(&key, &container).await?),
                         false => None,
                     };
-                    let logs = backend.logs(&key, &container, follow).await?;
+                    // A terminal's output as it comes, where the backend has it; else the log.
+                    let logs = match input.as_mut().and_then(|i| i.output.take()) {
+                        Some(shown) => shown,
+                        None => backend.logs(&key, &container, follow).await?,
+                    };
                     Ok::<_, BackendError>((logs, input))
                 };
                 match connected.await {
                     Ok((logs, input)) => {
+                        // The client's size before its input: what the container runs first
+                        // sees the client's terminal.
+                        if let Some(resize) = input.as_ref().and_then(|i| i.resize.as_ref())
+                            && let Some(size) = streams.first_terminal_size().await
+                            && let Err(e) = resize(size)
+                        {
+                            tracing::debug!(pod = %key, error = %e, "resizing a terminal failed");
+                        }
                         remote_command::run_attach(&mut streams, logs, input, ended).await
                     }
                     Err(e) => Outcome::Failed(refusal(&key, &container, &e)),

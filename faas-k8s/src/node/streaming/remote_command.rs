@@ -10,7 +10,8 @@
 //!
 //! An attach session shows what the container prints from then on (read from its log); with
 //! `input` asked for, what the client sends goes to the container's input
-//! ([`PodBackend::attach_input`](crate::node::PodBackend::attach_input)).
+//! ([`PodBackend::attach_input`](crate::node::PodBackend::attach_input)), and with `tty` to a
+//! container that has a terminal, the client's sizes go to that terminal.
 
 use std::time::Duration;
 
@@ -20,7 +21,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::task::JoinHandle;
 
 use super::spdy::{SpdyConnection, SpdyStream, StreamWriter};
-use crate::node::exec::{AttachInput, ExecSession, TerminalSize};
+use crate::node::exec::{AttachInput, ExecSession, Resize, TerminalSize};
 
 /// The remote command protocols served, newest first.
 pub(crate) const PROTOCOLS: [&str; 3] = [
@@ -306,18 +307,8 @@ pub(crate) async fn run_exec(
         }));
     }
     if let (Some(resize_stream), Some(resize)) = (streams.resize.as_mut(), resize) {
-        let mut input = resize_stream.take_incoming();
-        let mut buffer = std::mem::take(&mut streams.resize_pending);
-        tasks.push(tokio::spawn(async move {
-            while let Some(data) = input.recv().await {
-                buffer.extend_from_slice(&data);
-                for size in resize_messages(&mut buffer) {
-                    if let Err(e) = resize(size) {
-                        tracing::debug!(error = %e, "resizing a terminal failed");
-                    }
-                }
-            }
-        }));
+        let pending = std::mem::take(&mut streams.resize_pending);
+        tasks.push(follow_resizes(resize_stream, pending, resize));
     }
     let outputs = vec![pump_output(
         stdout,
@@ -350,6 +341,7 @@ pub(crate) async fn run_exec(
 /// with `stdin: true`) what the client sends goes to the container's input; when the client's
 /// input ends, a `stdinOnce` container's input is closed and its output still shown until it
 /// ends, otherwise the session ends there (the container's input stays open for the next one).
+/// The sizes a client on a terminal sends resize the container's terminal, when it has one.
 /// Without `input`, what the client sends is read and dropped.
 pub(crate) async fn run_attach(
     streams: &mut Streams,
@@ -359,6 +351,18 @@ pub(crate) async fn run_attach(
 ) -> Outcome {
     let (input_done_tx, input_done) = tokio::sync::oneshot::channel::<()>();
     let ends_session = input.as_ref().is_some_and(|i| !i.stdin_once);
+    let mut input = input;
+    let resize_task = match (
+        streams.resize.as_mut(),
+        input.as_mut().and_then(|i| i.resize.take()),
+    ) {
+        (Some(stream), Some(resize)) => Some(follow_resizes(
+            stream,
+            std::mem::take(&mut streams.resize_pending),
+            resize,
+        )),
+        _ => None,
+    };
     let mut input_task = None;
     if let Some(stdin) = streams.stdin.as_mut() {
         let mut incoming = stdin.take_incoming();
@@ -415,7 +419,30 @@ pub(crate) async fn run_attach(
     if let Some(task) = input_task {
         task.abort();
     }
+    if let Some(task) = resize_task {
+        task.abort();
+    }
     outcome
+}
+
+/// Applies every size the client sends on its resize stream (after those in `pending`, read
+/// already) until the stream ends.
+fn follow_resizes(stream: &mut SpdyStream, pending: Vec<u8>, resize: Resize) -> JoinHandle<()> {
+    let mut incoming = stream.take_incoming();
+    let mut buffer = pending;
+    tokio::spawn(async move {
+        loop {
+            for size in resize_messages(&mut buffer) {
+                if let Err(e) = resize(size) {
+                    tracing::debug!(error = %e, "resizing a terminal failed");
+                }
+            }
+            let Some(data) = incoming.recv().await else {
+                return;
+            };
+            buffer.extend_from_slice(&data);
+        }
+    })
 }
 
 /// The protocol both sides speak: the first of the client's offers that the node serves.

@@ -10,7 +10,9 @@ use std::io;
 use std::path::Path;
 use std::time::SystemTime;
 
+use bytes::Bytes;
 use tokio::net::unix::pipe;
+use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
 
 use super::file::LogFile;
@@ -32,7 +34,15 @@ pub(crate) fn open_reader(path: &Path) -> io::Result<pipe::Receiver> {
 /// Reads `pipe` until every writer has closed it (the container and everything it started are
 /// gone) or `cancel` fires, appending each line to `log`. The log is closed at the end of the
 /// output, not on cancellation: then the processes still run and another node will read on.
-pub(crate) async fn pump(pipe: pipe::Receiver, mut log: LogFile, cancel: CancellationToken) {
+/// With `tap`, what is read also goes there as it comes, whole lines or not (what a terminal
+/// shows, for attach sessions; see [`terminal`](super::super::terminal)); the tap closes with the
+/// pump.
+pub(crate) async fn pump(
+    pipe: pipe::Receiver,
+    mut log: LogFile,
+    cancel: CancellationToken,
+    tap: Option<broadcast::Sender<Bytes>>,
+) {
     // An idle container costs no buffer: one is only on the stack while a read is under way.
     let mut carry: Vec<u8> = Vec::new();
     let mut out = Vec::new();
@@ -63,6 +73,12 @@ pub(crate) async fn pump(pipe: pipe::Receiver, mut log: LogFile, cancel: Cancell
                 break true;
             }
         };
+        if let Some(tap) = &tap
+            && tap.receiver_count() > 0
+        {
+            // A session that lags behind misses output (the log keeps it all).
+            let _ = tap.send(Bytes::copy_from_slice(&buf[..n]));
+        }
         let timestamp = format_timestamp(SystemTime::now());
         carry.extend_from_slice(&buf[..n]);
         let mut start = 0;
@@ -129,7 +145,7 @@ mod tests {
         let paths = LogPaths::new(&dir, "0");
         let log = LogFile::open(paths.clone(), 1 << 20).unwrap();
         let mut progress = log.subscribe();
-        let pumping = tokio::spawn(pump(reader, log, CancellationToken::new()));
+        let pumping = tokio::spawn(pump(reader, log, CancellationToken::new(), None));
         let long = "x".repeat(MAX_LINE + 10);
         write!(writer, "one\ntwo\n{long}\nno newline").unwrap();
         drop(writer);
