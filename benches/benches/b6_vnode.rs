@@ -22,9 +22,6 @@
 //! when it is Ready with no pod and again with N pods Running. Its anonymous
 //! part (RssAnon) is reported too: VmRSS also grows by the pages of the
 //! program's code that the first pods run for the first time, once.
-//! faas-vnode and the mock with raised limits then get N/4 more pods, and
-//! the VmRSS growth over those is what one more pod costs, with the
-//! one-time growth of the first pods left out.
 //!
 //! faas-vnode also reports its live heap (counted by its allocator, see
 //! `faas_benches::b6::heap`): the pods' own state, without what the allocator
@@ -84,22 +81,10 @@ struct NodeRun {
     anonymous_per_pod: f64,
     /// Live heap growth per pod, for a node that reports its heap.
     heap_per_pod: Option<f64>,
-    /// VmRSS growth per pod over the pods added to the `count` running (see
-    /// [`added_pods`]): what one more pod costs, without the one-time growth
-    /// of the first pods (code run for the first time, the allocator's and
-    /// the runtime's first arenas, the informers' first pages).
-    added_bytes_per_pod: Option<f64>,
-}
-
-/// How many pods are added to the `count` running to measure what one more
-/// pod costs.
-fn added_pods(count: usize) -> usize {
-    (count / 4).max(1)
 }
 
 /// Runs `count` pods on `node` (preset, then through the scheduler when
-/// `scheduled`), reading its memory with the preset pods Running, and, when
-/// `added`, again after [`added_pods`] more.
+/// `scheduled`), reading its memory with the preset pods Running.
 async fn measure(
     client: &Client,
     mut node: NodeProcess,
@@ -107,7 +92,6 @@ async fn measure(
     count: usize,
     concurrency: usize,
     scheduled: bool,
-    added: bool,
 ) -> NodeRun {
     let run_id = std::process::id();
     node.wait_ready(client).await;
@@ -162,22 +146,6 @@ async fn measure(
          stacks), {:.0} bytes file-backed (code run for the first time)",
         per_pod(idle_parts.file, loaded_parts.file),
     );
-    let added_bytes_per_pod = if added {
-        let more = added_pods(count);
-        let ns = format!("{ns}-added");
-        run_batch(client, &ns, more, concurrency, Placement::Node(node.name())).await;
-        let grown = node.rss().total;
-        let per_pod = grown.saturating_sub(loaded) as f64 / more as f64;
-        eprintln!(
-            "{label}: RSS {} KiB with {} pods: {per_pod:.0} bytes per pod added",
-            grown / 1024,
-            count + more
-        );
-        delete_namespace(client, &ns).await;
-        Some(per_pod)
-    } else {
-        None
-    };
     delete_namespace(client, &ns).await;
     let scheduled = if scheduled {
         let ns = format!("b6-{label}-scheduled-{run_id}");
@@ -205,7 +173,6 @@ async fn measure(
         bytes_per_pod,
         anonymous_per_pod,
         heap_per_pod,
-        added_bytes_per_pod,
     }
 }
 
@@ -237,10 +204,8 @@ async fn main() {
     delete_namespace(&client, &ns).await;
 
     // 2. faas-vnode, function backend.
-    // Room for the pods added to measure one more pod's cost.
-    let room = count + added_pods(count);
-    let faas = NodeProcess::faas(&node_binary(), "b6-vnode", room);
-    let faas = measure(&client, faas, "faas", count, concurrency, true, true).await;
+    let faas = NodeProcess::faas(&node_binary(), "b6-vnode", count);
+    let faas = measure(&client, faas, "faas", count, concurrency, true).await;
 
     // 3. and 4. virtual-kubelet's mock, at its defaults and with raised limits.
     let peers = match &virtual_kubelet {
@@ -256,20 +221,11 @@ async fn main() {
                 peer_count,
                 concurrency,
                 false,
-                false,
             )
             .await;
-            let vk_raised = peer("b6-vk-raised", room, PeerLimits::RAISED);
-            let vk_raised = measure(
-                &client,
-                vk_raised,
-                "vk-raised",
-                count,
-                concurrency,
-                false,
-                true,
-            )
-            .await;
+            let vk_raised = peer("b6-vk-raised", count, PeerLimits::RAISED);
+            let vk_raised =
+                measure(&client, vk_raised, "vk-raised", count, concurrency, false).await;
             Some((vk_default, vk_raised))
         }
         None => None,
@@ -323,15 +279,7 @@ async fn main() {
             "value = p50, baseline column = p99".to_owned(),
         ),
     ]);
-    let added = added_pods(count);
-    let faas_added = faas.added_bytes_per_pod.expect("faas measured added pods");
     if let Some((vk_default, vk_raised)) = &peers {
-        rows.push((
-            "node memory per added pod (bytes), vs virtual-kubelet mock (limits raised)",
-            faas_added,
-            vk_raised.added_bytes_per_pod.unwrap_or(f64::NAN),
-            format!("VmRSS growth over {added} pods added to {count} running / {added}"),
-        ));
         rows.push((
             "node memory per pod (bytes), vs virtual-kubelet mock (limits raised)",
             faas.bytes_per_pod,
@@ -343,15 +291,6 @@ async fn main() {
         ));
     }
     rows.extend([
-        (
-            "node memory per added pod (bytes), vs the 16 KiB target",
-            faas_added,
-            TARGET_BYTES_PER_POD,
-            format!(
-                "VmRSS growth of faas-vnode (function backend) over {added} pods added to \
-                 {count} running / {added}: one more pod's cost"
-            ),
-        ),
         (
             "node memory per pod (bytes), vs the 16 KiB target",
             faas.bytes_per_pod,

@@ -3,11 +3,6 @@
 
 use std::process::ExitCode;
 
-use clap::Parser;
-use faas_k8s::node::cli::{VnodeArgs, run};
-
-#[tokio::main]
-async fn main() -> ExitCode {
-    faas_k8s::cli::init_logging("info");
-    faas_k8s::cli::exit_code(run(VnodeArgs::parse()).await)
+fn main() -> ExitCode {
+    faas_k8s::node::cli::main()
 }

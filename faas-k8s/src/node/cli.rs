@@ -229,6 +229,50 @@ pub async fn run(args: VnodeArgs) -> Result<(), Box<dyn std::error::Error>> {
     run_with_functions(args, Registry::new()).await
 }
 
+/// The whole `faas-vnode` program: parses the command line; runs a terminal holder when asked (see
+/// [`run_node_helper`]); else sets up logging (`RUST_LOG`, default `info`) and runs the node on a
+/// multi-thread runtime until SIGINT or SIGTERM.
+///
+/// ```no_run
+/// fn main() -> std::process::ExitCode {
+///     faas_k8s::node::cli::main()
+/// }
+/// ```
+pub fn main() -> std::process::ExitCode {
+    let args = VnodeArgs::parse();
+    if let Some(held) = run_node_helper(&args) {
+        return if held.is_ok() {
+            std::process::ExitCode::SUCCESS
+        } else {
+            std::process::ExitCode::FAILURE
+        };
+    }
+    crate::cli::init_logging("info");
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime,
+        Err(error) => return crate::cli::exit_code(Err(error)),
+    };
+    crate::cli::exit_code(runtime.block_on(run(args)))
+}
+
+/// Runs what the node's program runs for the node itself instead of a node (a terminal holder,
+/// see [`VnodeCommand`]), or `None` when `args` ask for a node.
+///
+/// A holder copies bytes on two threads: a program's `main` calls this before it builds an async
+/// runtime or sets up logging, so each holder costs a small process, and nothing is written to
+/// its standard error, which is the terminal it holds.
+///
+/// [`main`] is the program that does so.
+#[must_use]
+pub fn run_node_helper(args: &VnodeArgs) -> Option<std::io::Result<()>> {
+    match &args.command {
+        Some(VnodeCommand::TerminalHolder {
+            close_input_at_eof, ..
+        }) => Some(hold_terminal(*close_input_at_eof)),
+        None => None,
+    }
+}
+
 /// [`run`] for a program that registers functions: with `--backend function`, pods whose image
 /// names one of them (`faas.dev/function/<name>`) serve it in-process.
 ///
