@@ -95,24 +95,25 @@ pub(crate) fn find(ws: &Workspace, spec: &BuildSpec) -> Option<Binaries> {
 
 /// Finds the cached binaries or builds them (`force` rebuilds).
 pub(crate) fn ensure(ws: &Workspace, spec: &BuildSpec, force: bool) -> Result<Binaries> {
-    if !force && let Some(found) = find(ws, spec) {
+    let cached = |how: &str| {
+        if force {
+            return None;
+        }
+        let found = find(ws, spec)?;
         output::step(format!(
-            "control plane binaries: Kubernetes {} and etcd {} cached in {}",
+            "control plane binaries: Kubernetes {} and etcd {} {how} {}",
             spec.kubernetes,
             found.etcd_version,
             found.dir().display()
         ));
+        Some(found)
+    };
+    if let Some(found) = cached("cached in") {
         return Ok(found);
     }
     let _lock = BuildLock::acquire(&version_dir(ws, &spec.kubernetes), "the control plane")?;
     // Built by another run while this one waited for the lock.
-    if !force && let Some(found) = find(ws, spec) {
-        output::step(format!(
-            "control plane binaries: Kubernetes {} and etcd {} built by another run in {}",
-            spec.kubernetes,
-            found.etcd_version,
-            found.dir().display()
-        ));
+    if let Some(found) = cached("built by another run in") {
         return Ok(found);
     }
     build(ws, spec)

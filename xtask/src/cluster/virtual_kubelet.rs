@@ -104,20 +104,23 @@ pub(crate) fn find(ws: &Workspace, version: &str) -> Option<PathBuf> {
 
 /// Finds the cached binary or builds it (`force` rebuilds); returns its path.
 pub(crate) fn ensure(ws: &Workspace, version: &str, force: bool) -> Result<PathBuf> {
-    if !force && let Some(found) = find(ws, version) {
+    let cached = |how: &str| {
+        if force {
+            return None;
+        }
+        let found = find(ws, version)?;
         output::step(format!(
-            "virtual-kubelet {version}: cached in {}",
+            "virtual-kubelet {version}: {how} {}",
             found.display()
         ));
+        Some(found)
+    };
+    if let Some(found) = cached("cached in") {
         return Ok(found);
     }
     let _lock = BuildLock::acquire(&version_dir(ws, version), "virtual-kubelet")?;
     // Built by another run while this one waited for the lock.
-    if !force && let Some(found) = find(ws, version) {
-        output::step(format!(
-            "virtual-kubelet {version}: built by another run in {}",
-            found.display()
-        ));
+    if let Some(found) = cached("built by another run in") {
         return Ok(found);
     }
     build(ws, version)
