@@ -265,12 +265,13 @@ pub fn main() -> std::process::ExitCode {
 /// [`main`] is the program that does so.
 #[must_use]
 pub fn run_node_helper(args: &VnodeArgs) -> Option<std::io::Result<()>> {
-    match &args.command {
-        Some(VnodeCommand::TerminalHolder {
-            close_input_at_eof, ..
-        }) => Some(hold_terminal(*close_input_at_eof)),
-        None => None,
-    }
+    let Some(VnodeCommand::TerminalHolder {
+        close_input_at_eof, ..
+    }) = &args.command
+    else {
+        return None;
+    };
+    Some(hold_terminal(*close_input_at_eof))
 }
 
 /// [`run`] for a program that registers functions: with `--backend function`, pods whose image
