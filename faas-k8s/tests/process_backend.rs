@@ -1160,7 +1160,12 @@ async fn tty_containers_keep_their_terminal_across_a_restart_of_the_node() {
     );
     backend.create(shell_pod).await.unwrap();
     wait_for(&backend, &key("tty-shell"), "running", running).await;
-    let holders = terminal_holders("tty-shell", "main");
+    // The holder starts with the container; its command line shows once it has run.
+    let holders = eventually("the terminal's holder running", || async {
+        let holders = terminal_holders("tty-shell", "main");
+        (!holders.is_empty()).then_some(holders)
+    })
+    .await;
     assert_eq!(holders.len(), 1, "one holder: {holders:?}");
     attach_terminal(
         &backend,
