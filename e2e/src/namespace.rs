@@ -4,6 +4,7 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::NamespaceResourceScope;
 use k8s_openapi::api::core::v1::{Namespace, ServiceAccount};
+use k8s_openapi::api::events::v1::Event;
 use kube::api::{DeleteParams, ObjectMeta, PostParams};
 use kube::{Api, Client, Resource};
 
@@ -82,6 +83,37 @@ impl TestNamespace {
         K::DynamicType: Default,
     {
         Api::namespaced(self.client.clone(), &self.name)
+    }
+
+    /// Waits for an Event of this namespace with `reason`, about the object named `regarding`
+    /// when one is given, and returns it.
+    pub async fn wait_event(&self, reason: &str, regarding: Option<&str>) -> Result<Event> {
+        let events = self.api::<Event>();
+        let what = match regarding {
+            Some(name) => format!("a {reason} Event about {name}"),
+            None => format!("a {reason} Event"),
+        };
+        wait::until(what, || {
+            let events = events.clone();
+            async move {
+                let found = events
+                    .list(&Default::default())
+                    .await?
+                    .items
+                    .into_iter()
+                    .find(|e| {
+                        e.reason.as_deref() == Some(reason)
+                            && regarding.is_none_or(|name| {
+                                e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some(name)
+                            })
+                    });
+                Ok(match found {
+                    Some(event) => Poll::Ready(event),
+                    None => Poll::Pending("no such Event yet".to_owned()),
+                })
+            }
+        })
+        .await
     }
 
     /// Deletes the namespace now and waits until it is gone.

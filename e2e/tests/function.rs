@@ -490,27 +490,8 @@ async fn a_missing_secret_is_a_condition_until_the_secret_exists() -> TestResult
         .expect("a Ready condition");
     assert_eq!(condition.status, "False");
     assert!(condition.message.contains("creds"), "{}", condition.message);
-    let events = ns.api::<Event>();
-    wait::until("a Warning Event about the missing Secret", || {
-        let events = events.clone();
-        async move {
-            let found = events
-                .list(&ListParams::default())
-                .await?
-                .items
-                .into_iter()
-                .any(|e| {
-                    e.type_.as_deref() == Some("Warning")
-                        && e.reason.as_deref() == Some("SecretMissing")
-                });
-            Ok(if found {
-                Poll::Ready(())
-            } else {
-                Poll::Pending("no such Event yet".to_owned())
-            })
-        }
-    })
-    .await?;
+    let warning = ns.wait_event("SecretMissing", None).await?;
+    assert_eq!(warning.type_.as_deref(), Some("Warning"));
     let secret: Secret = serde_json::from_value(json!({
         "metadata": {"name": "creds"},
         "stringData": {"TOKEN": "t0p"},

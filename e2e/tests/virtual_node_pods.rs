@@ -148,21 +148,7 @@ async fn resources_secrets_and_services_reach_the_environment() -> TestResult {
             "limits are enforced, so nothing warns"
         );
     } else {
-        let warning = faas_e2e::wait::until("a LimitsNotEnforced Event on the pod", || {
-            let events = events.clone();
-            async move {
-                let list = events.list(&Default::default()).await?;
-                let found = list.items.into_iter().find(|e| {
-                    e.reason.as_deref() == Some("LimitsNotEnforced")
-                        && e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some("env")
-                });
-                Ok(match found {
-                    Some(event) => faas_e2e::wait::Poll::Ready(event),
-                    None => faas_e2e::wait::Poll::Pending("no such Event yet".to_owned()),
-                })
-            }
-        })
-        .await?;
+        let warning = ns.wait_event("LimitsNotEnforced", Some("env")).await?;
         assert_eq!(warning.type_.as_deref(), Some("Warning"));
         let note = warning.note.as_deref().unwrap_or_default();
         assert!(
@@ -1367,22 +1353,7 @@ async fn fs_group_a_backend_cannot_apply_is_said_in_an_event() -> TestResult {
     spec["securityContext"] = json!({"fsGroup": 2000, "supplementalGroups": [3000]});
     create_pod(&ns, "grouped", spec).await;
     wait_pod(&ns, "grouped", "Running", |p| phase(p) == "Running").await;
-    let events = ns.api::<k8s_openapi::api::events::v1::Event>();
-    let warning = faas_e2e::wait::until("a GroupsNotApplied Event on the pod", || {
-        let events = events.clone();
-        async move {
-            let list = events.list(&Default::default()).await?;
-            let found = list.items.into_iter().find(|e| {
-                e.reason.as_deref() == Some("GroupsNotApplied")
-                    && e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some("grouped")
-            });
-            Ok(match found {
-                Some(event) => faas_e2e::wait::Poll::Ready(event),
-                None => faas_e2e::wait::Poll::Pending("no such Event yet".to_owned()),
-            })
-        }
-    })
-    .await?;
+    let warning = ns.wait_event("GroupsNotApplied", Some("grouped")).await?;
     assert_eq!(warning.type_.as_deref(), Some("Warning"));
     let note = warning.note.as_deref().unwrap_or_default();
     assert!(
